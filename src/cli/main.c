@@ -1,0 +1,8 @@
+#include <stdio.h>
+
+int
+main(void)
+{
+    puts("rekey " REKEY_VERSION);
+    return 0;
+}

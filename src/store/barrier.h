@@ -1,0 +1,97 @@
+/* barrier.h: the encryption barrier. Every value that passes through it is sealed with
+ * AES-256-GCM under the active data key, a fresh 96-bit nonce, and the storage key as
+ * associated data. The data keys form a keyring stored at "core/keyring", itself sealed by the
+ * root key. Keys under "core/" that the barrier owns are not reachable through barrier_get.
+ *
+ * Value format (version 1): 0x01 | term (u32 big-endian) | nonce (12) | ciphertext | tag (16).
+ * The keyring format has its own version; a store written by a newer format is refused with
+ * -RK_EVERSION before anything is written. */
+#ifndef REKEY_BARRIER_H
+#define REKEY_BARRIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/err.h"
+#include "../util/secret.h"
+#include "backend.h"
+
+#define ROOT_KEY_LEN 32
+#define BARRIER_FORMAT_VERSION 1
+
+struct barrier;
+
+/* Wraps an open backend (not owned: close it after barrier_free). The barrier starts sealed.
+ * Returns 0, or -RK_EVERSION if the store was written by a newer format, -RK_ECORRUPT if its
+ * format record does not parse, -RK_EIO. */
+int barrier_open(struct backend *b, struct barrier **out, struct rk_error *err);
+
+/* Wipes the keyring and frees; accepts NULL. */
+void barrier_free(struct barrier *br);
+
+/* 1 if the store has a keyring (operator init was run), else 0. */
+int barrier_initialized(struct barrier *br);
+
+/* Creates the first data key, seals the keyring with root_key (ROOT_KEY_LEN bytes), writes the
+ * format record and the seal configuration (an opaque JSON string, e.g. shares and threshold),
+ * and leaves the barrier unsealed. -RK_EEXISTS if already initialised. */
+int barrier_init(struct barrier *br, const struct secret *root_key, const char *seal_config,
+                 struct rk_error *err);
+
+/* The seal configuration written at init, malloc'd (caller frees), or NULL if not initialised. */
+char *barrier_seal_config(struct barrier *br);
+
+/* Opens the keyring with root_key. Returns 0, -RK_EBADKEY (wrong key: nothing changes),
+ * -RK_ECORRUPT, -RK_EVERSION. */
+int barrier_unseal(struct barrier *br, const struct secret *root_key, struct rk_error *err);
+
+/* Wipes the keyring from memory. */
+void barrier_seal(struct barrier *br);
+
+/* 1 when sealed. */
+int barrier_sealed(struct barrier *br);
+
+/* Adds a new data key and makes it active for new writes; old entries stay readable under their
+ * term. *term (may be NULL) gets the new term. Returns 0, -RK_ESEALED, -RK_EIO. */
+int barrier_rotate_keyring(struct barrier *br, uint32_t *term, struct rk_error *err);
+
+/* The active term and the number of data keys (for status output). */
+void barrier_keyring_info(struct barrier *br, uint32_t *active_term, size_t *nkeys);
+
+/* Reads and decrypts key. *val is a secret (caller frees with secret_free); *mod_rev may be NULL.
+ * Returns 0, -RK_ENOTFOUND, -RK_ESEALED, -RK_ECORRUPT (authentication failed), -RK_EIO. */
+int barrier_get(struct barrier *br, const char *key, struct secret **val, int64_t *mod_rev,
+                struct rk_error *err);
+
+/* Lists keys under prefix (see backend list); values are not decrypted (val is NULL). */
+int barrier_list(struct barrier *br, const char *prefix, const char *start_after, size_t limit,
+                 store_list_cb cb, void *arg, struct rk_error *err);
+
+/* A transaction under construction: compares and plaintext writes, encrypted at commit. */
+struct barrier_txn;
+
+struct barrier_txn *barrier_txn_new(struct barrier *br);
+
+/* Adds a compare (see struct store_cmp). Returns 0 or -RK_ENOMEM. */
+int barrier_txn_cmp(struct barrier_txn *t, const char *key, int64_t mod_rev);
+
+/* Adds an encrypted put (the plaintext is copied and wiped later) or a delete. 0 or -RK_ENOMEM. */
+int barrier_txn_put(struct barrier_txn *t, const char *key, const void *val, size_t vlen);
+int barrier_txn_del(struct barrier_txn *t, const char *key);
+
+/* Number of operations added so far. */
+size_t barrier_txn_count(const struct barrier_txn *t);
+
+/* Encrypts and commits atomically. Returns 0 (*rev may be NULL), -RK_ECONFLICT, -RK_ESEALED,
+ * -RK_EIO. The transaction is not freed. */
+int barrier_txn_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err);
+
+/* Wipes and frees; accepts NULL. */
+void barrier_txn_free(struct barrier_txn *t);
+
+/* Shorthands for one-key transactions. */
+int barrier_put(struct barrier *br, const char *key, const void *val, size_t vlen,
+                struct rk_error *err);
+int barrier_del(struct barrier *br, const char *key, struct rk_error *err);
+
+#endif

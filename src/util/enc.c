@@ -1,0 +1,119 @@
+#include "enc.h"
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char hexdig[] = "0123456789abcdef";
+
+void
+hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hexdig[in[i] >> 4];
+        out[2 * i + 1] = hexdig[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen)
+{
+    if (inlen != 2 * outlen)
+        return -1;
+    for (size_t i = 0; i < outlen; i++) {
+        int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+char *
+base64_encode(const unsigned char *in, size_t len)
+{
+    size_t n = 4 * ((len + 2) / 3) + 1;
+    char *out = malloc(n);
+
+    if (out == NULL)
+        return NULL;
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    return out;
+}
+
+unsigned char *
+base64_decode(const char *in, size_t inlen, size_t *outlen)
+{
+    unsigned char *out;
+    int n;
+    size_t pad = 0;
+
+    if (inlen % 4 != 0 || inlen > (1u << 30))
+        return NULL;
+    for (size_t i = 0; i < inlen; i++) {
+        char c = in[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '+' || c == '/' || (c == '=' && i >= inlen - 2);
+        if (!ok)
+            return NULL;
+    }
+    if (inlen >= 1 && in[inlen - 1] == '=')
+        pad++;
+    if (inlen >= 2 && in[inlen - 2] == '=')
+        pad++;
+    if (pad == 1 && in[inlen - 2] == '=')
+        return NULL;
+    out = malloc(inlen / 4 * 3 + 1);
+    if (out == NULL)
+        return NULL;
+    n = inlen ? EVP_DecodeBlock(out, (const unsigned char *)in, (int)inlen) : 0;
+    if (n < 0) {
+        free(out);
+        return NULL;
+    }
+    *outlen = (size_t)n - pad;
+    out[*outlen] = '\0';
+    return out;
+}
+
+size_t
+base64url_encode(const unsigned char *in, size_t len, char *out)
+{
+    size_t n;
+
+    EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+    n = strlen(out);
+    while (n > 0 && out[n - 1] == '=')
+        out[--n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (out[i] == '+')
+            out[i] = '-';
+        else if (out[i] == '/')
+            out[i] = '_';
+    }
+    return n;
+}
+
+void
+fingerprint(const void *data, size_t len, char out[FINGERPRINT_LEN + 1])
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+
+    SHA256(data, len, md);
+    memcpy(out, "sha256:", 7);
+    hex_encode(md, 6, out + 7);
+}
