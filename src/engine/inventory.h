@@ -67,17 +67,22 @@ struct inv_secret {
 
 struct inventory {
     char *file;          /* the path it was loaded from */
+    int version;         /* `version`, always 1 for now */
     char *store_backend; /* "sqlite" (default) or "etcd" */
     char *store_path;    /* resolved relative to the config file's directory */
+    char *store_endpoints; /* etcd: `endpoints`, comma-joined ("http://127.0.0.1:2379,…") */
+    char *store_location;  /* "sqlite:<store_path>" or "etcd:<endpoints>"; see below */
     char *key_file;      /* optional: root key file for unattended unseal */
     char *listen;        /* server: "127.0.0.1:8200" */
     char *tls_cert, *tls_key;
     int tls_disable;
+    int64_t check_interval; /* server: `check_interval`, seconds between scheduler checks (60) */
     char *audit_path;
     struct hook_def *hooks;
     size_t nhooks;
     struct inv_secret *secrets;
     size_t nsecrets;
+    size_t *by_path; /* internal: indexes into secrets sorted by path (inventory_find) */
 };
 
 /* Loads a config file. Returns 0 or -RK_ECONFIG / -RK_ENOTFOUND / -RK_EIO with
@@ -95,6 +100,18 @@ const struct inv_secret *inventory_find(const struct inventory *inv, const char 
 
 /* A kind-specific setting, or NULL. */
 const char *inv_param(const struct inv_secret *s, const char *key);
+
+/* A kind-specific duration setting (ttl, max_ttl, renew_before, min_interval) in seconds: *out is
+ * def when the setting is absent. Returns 0, or -RK_ECONFIG when it does not parse. */
+int inv_param_duration(const struct inv_secret *s, const char *key, int64_t def, int64_t *out);
+
+/* A hook by name (linear search), or NULL. */
+const struct hook_def *inventory_hook(const struct inventory *inv, const char *name);
+
+/* Where the store lives: $REKEY_STORE when set and not empty, else inv->store_location
+ * ("sqlite:<store_path>" or "etcd:<endpoints>"). Borrowed; valid while inv and the
+ * environment are unchanged. */
+const char *inventory_store_location(const struct inventory *inv);
 
 /* The config path to use: explicit (from -c) if not NULL, else $REKEY_CONFIG, else "rekey.yaml".*/
 const char *inventory_default_path(const char *explicit_path);

@@ -1,5 +1,7 @@
 #include "secret.h"
 
+#include <jansson.h>
+#include <malloc.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,8 @@ secret_new(size_t len)
         return NULL;
     /* The secure heap is small and shared: fall back to the normal heap when it is full. */
     s->data = OPENSSL_secure_zalloc(len + 1);
+    if (s->data == NULL)
+        s->data = OPENSSL_zalloc(len + 1);
     if (s->data == NULL) {
         OPENSSL_free(s);
         return NULL;
@@ -93,4 +97,19 @@ freezero(void *p, size_t len)
         return;
     OPENSSL_cleanse(p, len);
     free(p);
+}
+
+static void
+wiping_free(void *p)
+{
+    if (p != NULL) {
+        OPENSSL_cleanse(p, malloc_usable_size(p));
+        free(p);
+    }
+}
+
+void
+json_wipe_on_free(void)
+{
+    json_set_alloc_funcs(malloc, wiping_free);
 }

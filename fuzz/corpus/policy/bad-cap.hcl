@@ -1,0 +1,3 @@
+path "a" {
+  capabilities = ["reed"]
+}

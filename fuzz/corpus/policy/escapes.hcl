@@ -1,0 +1,1 @@
+path "a\u002a" { capabilities = ["re\u0061d"] }

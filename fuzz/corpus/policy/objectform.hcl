@@ -1,0 +1,2 @@
+name = "x"
+path = { "a/+/b*" = { capabilities = ["read", "subscribe"] }, "*" = { capabilities = [] } }

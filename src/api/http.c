@@ -1,0 +1,1418 @@
+/* http.c: the libmicrohttpd server: listener, limits, request objects, responses, throttling.
+ *
+ * Per connection we keep a struct conn (MHD's socket context) holding the peer address, the
+ * deadline the reaper enforces and the one request object reused for each request on the
+ * connection, so the keep-alive hot path allocates only the response. A handler is called on
+ * the last access-handler call of a request (never the first: queueing a response on the first
+ * call makes MHD close the connection). */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/secret.h"
+#include "util/timeutil.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8200"
+#define MAX_RESP_HEADERS 8
+#define TLS_FILE_MAX (1024 * 1024)
+#define REAPER_PERIOD_MS 200
+
+struct resp_header {
+    char *name;
+    char *value;
+};
+
+struct http_request {
+    struct conn *conn;
+    struct MHD_Connection *mc;
+    struct inst *inst;
+    const char *method_str;
+    unsigned method;
+    const char *path;
+    size_t path_len;
+    size_t param_off;
+    const struct route *route;
+    unsigned char *body;
+    size_t body_len;
+    size_t body_cap;
+    unsigned err_status; /* an answer decided before the handler (400/404/405), or 0 */
+    unsigned allow;
+    size_t discarded; /* body bytes read after an early answer */
+    int counted;      /* counted in inst->inflight */
+    int responded;
+    struct resp_header hdrs[MAX_RESP_HEADERS];
+    size_t nhdrs;
+};
+
+struct conn {
+    struct conn *prev, *next; /* srv->conns, under srv->reap_lock */
+    int fd;
+    int cut;
+    _Atomic int64_t deadline_ms; /* the next request must have arrived by then; 0 = none due */
+    char ip[INET6_ADDRSTRLEN];
+    struct http_request req;
+};
+
+/* One MHD daemon; two exist for a moment during a TLS reload. */
+struct inst {
+    struct http_server *srv;
+    struct MHD_Daemon *d;
+    char *cert;
+    size_t cert_len;
+    char *key;
+    size_t key_len;
+    atomic_int inflight;
+    atomic_int draining;
+};
+
+struct tb_entry {
+    unsigned char key[16];
+    double tokens;
+    int64_t last_ms;
+    int64_t logged_ms;
+    unsigned suppressed;
+    uint32_t hnext;
+    uint32_t lru_prev, lru_next;
+};
+
+#define TB_NONE UINT32_MAX
+
+struct http_server {
+    /* configuration, with defaults applied */
+    unsigned threads, max_connections, per_ip, timeout_s, json_depth, drain_ms;
+    size_t max_body, max_header;
+    char *cert_file, *key_file;
+    struct router *router;
+    void *app;
+    int listen_fd;
+    int ipv6;
+    unsigned port;
+
+    pthread_mutex_t lock; /* cur, reload and stop */
+    struct inst *cur;
+    char mhd_msg[256];    /* MHD's last log line, for start errors */
+
+    pthread_mutex_t reap_lock;
+    pthread_cond_t reap_cv;
+    int reap_stop;
+    int reaper_running;
+    pthread_t reaper;
+    struct conn *conns;
+
+    pthread_mutex_t tb_lock;
+    struct tb_entry *tb;
+    uint32_t *tb_buckets;
+    uint32_t tb_nbuckets; /* power of two */
+    uint32_t tb_slots, tb_used;
+    uint32_t lru_head, lru_tail; /* head = most recently seen */
+    double tb_burst, tb_rate;
+    uint64_t sip_k0, sip_k1;
+};
+
+/* Marks a request whose raw target failed router_raw_path_check (MHD's URI log callback runs
+ * before it decodes the path, which would hide "%00" by truncation). */
+static char raw_bad_marker;
+
+/* ---------------------------------------------------------------------------------------- */
+/* Response buffers are wiped when MHD is done with them: bodies may hold secrets. */
+
+struct wbuf {
+    size_t len;
+    size_t cap;
+    char data[];
+};
+
+static struct wbuf *
+wbuf_new(size_t cap)
+{
+    struct wbuf *b = malloc(sizeof(*b) + cap + 1);
+
+    if (b != NULL) {
+        b->len = 0;
+        b->cap = cap;
+    }
+    return b;
+}
+
+static void
+wbuf_free(struct wbuf *b)
+{
+    if (b != NULL)
+        freezero(b, sizeof(*b) + b->cap + 1);
+}
+
+static void
+wbuf_free_data(void *data)
+{
+    wbuf_free((struct wbuf *)(void *)((char *)data - offsetof(struct wbuf, data)));
+}
+
+static int
+wbuf_append(const char *buf, size_t len, void *arg)
+{
+    struct wbuf **bp = arg, *b = *bp;
+
+    if (len > b->cap - b->len) {
+        size_t cap = b->cap * 2;
+        while (cap - b->len < len)
+            cap *= 2;
+        struct wbuf *n = wbuf_new(cap);
+        if (n == NULL)
+            return -1;
+        memcpy(n->data, b->data, b->len);
+        n->len = b->len;
+        wbuf_free(b);
+        *bp = b = n;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Requests */
+
+static void
+request_reset(struct http_request *req)
+{
+    freezero(req->body, req->body_cap);
+    for (size_t i = 0; i < req->nhdrs; i++) {
+        free(req->hdrs[i].name);
+        free(req->hdrs[i].value);
+    }
+    struct conn *c = req->conn;
+    memset(req, 0, sizeof(*req));
+    req->conn = c;
+}
+
+unsigned
+http_request_method(const struct http_request *req)
+{
+    return req->method;
+}
+
+const char *
+http_request_method_str(const struct http_request *req)
+{
+    return req->method_str;
+}
+
+const char *
+http_request_path(const struct http_request *req)
+{
+    return req->path;
+}
+
+const char *
+http_request_param(const struct http_request *req)
+{
+    return req->path + req->param_off;
+}
+
+const char *
+http_request_query(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->mc, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+http_request_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->mc, MHD_HEADER_KIND, name);
+}
+
+const char *
+http_request_token(const struct http_request *req)
+{
+    const char *t = http_request_header(req, "X-Vault-Token");
+
+    if (t != NULL && *t != '\0')
+        return t;
+    t = http_request_header(req, "Authorization");
+    if (t != NULL && strncasecmp(t, "Bearer ", 7) == 0) {
+        t += 7;
+        while (*t == ' ')
+            t++;
+        return *t != '\0' ? t : NULL;
+    }
+    return NULL;
+}
+
+const char *
+http_request_ip(const struct http_request *req)
+{
+    return req->conn->ip;
+}
+
+const unsigned char *
+http_request_body(const struct http_request *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body != NULL ? req->body : (const unsigned char *)"";
+}
+
+struct http_server *
+http_request_server(const struct http_request *req)
+{
+    return req->inst->srv;
+}
+
+void *
+http_request_app(const struct http_request *req)
+{
+    return req->inst->srv->app;
+}
+
+int
+http_response_header(struct http_request *req, const char *name, const char *value)
+{
+    if (req->nhdrs >= MAX_RESP_HEADERS)
+        return -RK_ELIMIT;
+    if (strpbrk(name, "\r\n:") != NULL || strpbrk(value, "\r\n") != NULL)
+        return -RK_EINVAL;
+    char *n = strdup(name), *v = strdup(value);
+    if (n == NULL || v == NULL) {
+        free(n);
+        free(v);
+        return -RK_ENOMEM;
+    }
+    req->hdrs[req->nhdrs].name = n;
+    req->hdrs[req->nhdrs].value = v;
+    req->nhdrs++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Responses */
+
+static int
+queue(struct http_request *req, unsigned status, struct MHD_Response *resp, const char *ctype)
+{
+    int rc = -RK_EINTERNAL;
+
+    req->responded = 1;
+    if (resp == NULL) {
+        log_error("http: cannot create a response (out of memory)");
+        return rc;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES)
+        goto out;
+    for (size_t i = 0; i < req->nhdrs; i++)
+        if (MHD_add_response_header(resp, req->hdrs[i].name, req->hdrs[i].value) != MHD_YES)
+            goto out;
+    if (atomic_load_explicit(&req->inst->draining, memory_order_relaxed) &&
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") != MHD_YES)
+        goto out;
+    if (MHD_queue_response(req->mc, status, resp) == MHD_YES)
+        rc = 0;
+out:
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static int
+respond_wbuf(struct http_request *req, unsigned status, struct wbuf *b, const char *ctype)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(b->len, b->data, wbuf_free_data);
+
+    if (resp == NULL)
+        wbuf_free(b);
+    return queue(req, status, resp, ctype);
+}
+
+int
+http_respond_text(struct http_request *req, unsigned status, const char *content_type,
+                  const void *buf, size_t len)
+{
+    struct wbuf *b;
+
+    if (req->responded)
+        return -RK_EINTERNAL;
+    if ((b = wbuf_new(len)) == NULL)
+        return queue(req, status, NULL, content_type);
+    memcpy(b->data, buf, len);
+    b->len = len;
+    return respond_wbuf(req, status, b, content_type);
+}
+
+static int
+respond_literal(struct http_request *req, unsigned status, const char *body)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
+                                        MHD_RESPMEM_PERSISTENT);
+    return queue(req, status, resp, "application/json");
+}
+
+int
+http_respond_json(struct http_request *req, unsigned status, json_t *body)
+{
+    struct wbuf *b = NULL;
+    int rc = -RK_EINTERNAL;
+
+    if (req->responded)
+        goto out;
+    if (body == NULL) {
+        rc = respond_literal(req, 500, "{\"errors\":[\"internal error: no response body\"]}");
+        goto out;
+    }
+    if ((b = wbuf_new(256)) == NULL ||
+        json_dump_callback(body, wbuf_append, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
+        rc = respond_literal(req, 500, "{\"errors\":[\"internal error: cannot encode JSON\"]}");
+        goto out;
+    }
+    rc = respond_wbuf(req, status, b, "application/json");
+    b = NULL;
+out:
+    wbuf_free(b);
+    json_decref(body);
+    return rc;
+}
+
+static int
+respond_verror(struct http_request *req, unsigned status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static int
+respond_verror(struct http_request *req, unsigned status, const char *fmt, va_list ap)
+{
+    char msg[RK_ERRMSG_MAX];
+    json_t *j;
+
+    if (req->responded)
+        return -RK_EINTERNAL;
+    if (fmt == NULL)
+        return respond_literal(req, status, "{\"errors\":[]}");
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    j = json_pack("{s:[s]}", "errors", msg);
+    if (j == NULL) /* msg was not UTF-8 */
+        j = json_pack("{s:[s]}", "errors", "error message not representable");
+    return http_respond_json(req, status, j);
+}
+
+int
+http_respond_error(struct http_request *req, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = respond_verror(req, status, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int
+http_respond_no_content(struct http_request *req)
+{
+    if (req->responded)
+        return -RK_EINTERNAL;
+    return queue(req, MHD_HTTP_NO_CONTENT,
+                 MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT),
+                 "application/json");
+}
+
+int
+http_respond_throttled(struct http_request *req)
+{
+    if (req->responded)
+        return -RK_EINTERNAL;
+    (void)http_response_header(req, "Retry-After", "1");
+    return http_respond_error(req, 429, "too many failed authentication attempts; retry later");
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* JSON bodies */
+
+static int
+json_depth_ok(json_t *j, unsigned depth, unsigned max)
+{
+    const char *k;
+    json_t *v;
+    size_t i;
+
+    if (!json_is_object(j) && !json_is_array(j))
+        return 1;
+    if (depth > max)
+        return 0;
+    if (json_is_object(j)) {
+        json_object_foreach(j, k, v) if (!json_depth_ok(v, depth + 1, max)) return 0;
+    } else {
+        json_array_foreach(j, i, v) if (!json_depth_ok(v, depth + 1, max)) return 0;
+    }
+    return 1;
+}
+
+int
+http_request_json(struct http_request *req, json_t **out)
+{
+    unsigned max = req->inst->srv->json_depth;
+    json_error_t jerr;
+    json_t *j;
+
+    *out = NULL;
+    if (req->body_len == 0) {
+        if ((*out = json_object()) == NULL) {
+            http_respond_error(req, 500, "out of memory");
+            return -RK_ENOMEM;
+        }
+        return 0;
+    }
+    j = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL) {
+        http_respond_error(req, 400, "failed to parse JSON input: %s (line %d, column %d)",
+                           jerr.text, jerr.line, jerr.column);
+        return -RK_EINVAL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_respond_error(req, 400, "failed to parse JSON input: expected a JSON object");
+        return -RK_EINVAL;
+    }
+    if (!json_depth_ok(j, 1, max)) {
+        json_decref(j);
+        http_respond_error(req, 400, "failed to parse JSON input: nesting deeper than %u", max);
+        return -RK_EINVAL;
+    }
+    *out = j;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Throttling: token buckets in a bounded chained hash table keyed by SipHash-2-4 (keyed at
+ * random, so clients cannot aim at one chain), with an LRU list for eviction. */
+
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                  \
+        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                     \
+        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                     \
+        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                  \
+    } while (0)
+
+static uint64_t
+siphash16(uint64_t k0, uint64_t k1, const unsigned char in[16])
+{
+    uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
+    uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
+    uint64_t m;
+
+    for (int i = 0; i < 2; i++) {
+        memcpy(&m, in + 8 * i, 8);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    m = (uint64_t)16 << 56;
+    v3 ^= m;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= m;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* IPv4 as v4-mapped IPv6; IPv6 reduced to its /64 (one host usually holds a whole /64). */
+static void
+ip_key(const char *ip, unsigned char key[16])
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    memset(key, 0, 16);
+    if (inet_pton(AF_INET, ip, &a4) == 1) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &a4, 4);
+    } else if (inet_pton(AF_INET6, ip, &a6) == 1) {
+        memcpy(key, &a6, 16);
+        if (!IN6_IS_ADDR_V4MAPPED(&a6))
+            memset(key + 8, 0, 8);
+    } else {
+        memset(key, 0xff, 16); /* unparseable: all such callers share one bucket */
+    }
+}
+
+static void
+lru_unlink(struct http_server *s, uint32_t i)
+{
+    struct tb_entry *e = &s->tb[i];
+
+    if (e->lru_prev != TB_NONE)
+        s->tb[e->lru_prev].lru_next = e->lru_next;
+    else
+        s->lru_head = e->lru_next;
+    if (e->lru_next != TB_NONE)
+        s->tb[e->lru_next].lru_prev = e->lru_prev;
+    else
+        s->lru_tail = e->lru_prev;
+}
+
+static void
+lru_push_front(struct http_server *s, uint32_t i)
+{
+    struct tb_entry *e = &s->tb[i];
+
+    e->lru_prev = TB_NONE;
+    e->lru_next = s->lru_head;
+    if (s->lru_head != TB_NONE)
+        s->tb[s->lru_head].lru_prev = i;
+    s->lru_head = i;
+    if (s->lru_tail == TB_NONE)
+        s->lru_tail = i;
+}
+
+static uint32_t
+tb_bucket(const struct http_server *s, const unsigned char key[16])
+{
+    return (uint32_t)(siphash16(s->sip_k0, s->sip_k1, key) & (s->tb_nbuckets - 1));
+}
+
+static uint32_t
+tb_find(struct http_server *s, const unsigned char key[16])
+{
+    for (uint32_t i = s->tb_buckets[tb_bucket(s, key)]; i != TB_NONE; i = s->tb[i].hnext)
+        if (memcmp(s->tb[i].key, key, 16) == 0)
+            return i;
+    return TB_NONE;
+}
+
+static uint32_t
+tb_insert(struct http_server *s, const unsigned char key[16], int64_t now)
+{
+    uint32_t i;
+
+    if (s->tb_used < s->tb_slots) {
+        i = s->tb_used++;
+    } else {
+        i = s->lru_tail; /* evict the least recently seen client */
+        uint32_t *pp = &s->tb_buckets[tb_bucket(s, s->tb[i].key)];
+        while (*pp != i)
+            pp = &s->tb[*pp].hnext;
+        *pp = s->tb[i].hnext;
+        lru_unlink(s, i);
+    }
+    struct tb_entry *e = &s->tb[i];
+    memcpy(e->key, key, 16);
+    e->tokens = s->tb_burst;
+    e->last_ms = now;
+    e->logged_ms = 0;
+    e->suppressed = 0;
+    uint32_t b = tb_bucket(s, key);
+    e->hnext = s->tb_buckets[b];
+    s->tb_buckets[b] = i;
+    lru_push_front(s, i);
+    return i;
+}
+
+static void
+tb_refill(struct http_server *s, struct tb_entry *e, int64_t now)
+{
+    if (now > e->last_ms) {
+        e->tokens += (double)(now - e->last_ms) * s->tb_rate / 1000.0;
+        if (e->tokens > s->tb_burst)
+            e->tokens = s->tb_burst;
+        e->last_ms = now;
+    }
+}
+
+int
+http_throttle_fail(struct http_server *s, const char *ip)
+{
+    unsigned char key[16];
+    int64_t now = time_mono_ms();
+    int throttled;
+    double left;
+
+    ip_key(ip, key);
+    pthread_mutex_lock(&s->tb_lock);
+    uint32_t i = tb_find(s, key);
+    if (i == TB_NONE)
+        i = tb_insert(s, key, now);
+    else {
+        lru_unlink(s, i);
+        lru_push_front(s, i);
+    }
+    struct tb_entry *e = &s->tb[i];
+    tb_refill(s, e, now);
+    e->tokens -= 1.0;
+    if (e->tokens < -1.0) /* failures while throttled do not dig the hole deeper than one */
+        e->tokens = -1.0;
+    left = e->tokens;
+    throttled = e->tokens < 1.0;
+    pthread_mutex_unlock(&s->tb_lock);
+    if (throttled)
+        log_warn("auth: failed authentication from %s; client throttled", ip);
+    else
+        log_warn("auth: failed authentication from %s (%.0f more before throttling)", ip, left);
+    return throttled;
+}
+
+int
+http_throttle_blocked(struct http_server *s, const char *ip)
+{
+    unsigned char key[16];
+    int64_t now = time_mono_ms();
+    int blocked = 0, do_log = 0;
+    unsigned suppressed = 0;
+
+    ip_key(ip, key);
+    pthread_mutex_lock(&s->tb_lock);
+    uint32_t i = tb_find(s, key);
+    if (i != TB_NONE) {
+        struct tb_entry *e = &s->tb[i];
+        tb_refill(s, e, now);
+        blocked = e->tokens < 1.0;
+        if (blocked) {
+            /* one log line per client per second, so a flood cannot fill the log */
+            if (now - e->logged_ms >= 1000) {
+                do_log = 1;
+                suppressed = e->suppressed;
+                e->suppressed = 0;
+                e->logged_ms = now;
+            } else {
+                e->suppressed++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->tb_lock);
+    if (do_log)
+        log_warn("auth: throttled request from %s (%u more not logged)", ip, suppressed);
+    return blocked;
+}
+
+static int
+tb_init(struct http_server *s, unsigned burst, unsigned rate, unsigned slots)
+{
+    uint64_t k[2];
+
+    s->tb_burst = burst ? burst : 10;
+    s->tb_rate = rate ? rate : 1;
+    s->tb_slots = slots ? slots : 4096;
+    s->tb_nbuckets = 1;
+    while (s->tb_nbuckets < s->tb_slots)
+        s->tb_nbuckets <<= 1;
+    s->lru_head = s->lru_tail = TB_NONE;
+    if (RAND_bytes((unsigned char *)k, sizeof(k)) != 1)
+        return -RK_EINTERNAL;
+    s->sip_k0 = k[0];
+    s->sip_k1 = k[1];
+    if ((s->tb = calloc(s->tb_slots, sizeof(*s->tb))) == NULL ||
+        (s->tb_buckets = malloc(s->tb_nbuckets * sizeof(*s->tb_buckets))) == NULL)
+        return -RK_ENOMEM;
+    for (uint32_t i = 0; i < s->tb_nbuckets; i++)
+        s->tb_buckets[i] = TB_NONE;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* MHD callbacks */
+
+static unsigned
+status_for(int rc)
+{
+    switch (-rc) {
+    case RK_EINVAL:
+    case RK_ECONFLICT:
+    case RK_EEXISTS:
+    case RK_ELIMIT:
+        return 400;
+    case RK_EPERM:
+        return 403;
+    case RK_ENOTFOUND:
+        return 404;
+    case RK_ENOTIMPL:
+        return 501;
+    case RK_ESEALED:
+    case RK_EBUSY:
+    case RK_ETIMEOUT:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+static void
+respond_early(struct http_request *req)
+{
+    char allow[64];
+
+    switch (req->err_status) {
+    case 404:
+        respond_literal(req, 404, "{\"errors\":[]}");
+        break;
+    case 405:
+        router_allow_format(req->allow, allow, sizeof(allow));
+        (void)http_response_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+        http_respond_error(req, 405, "unsupported operation");
+        break;
+    case 413:
+        http_respond_error(req, 413, "request body too large (limit %zu bytes)",
+                           req->inst->srv->max_body);
+        break;
+    default:
+        http_respond_error(req, 400, "invalid request path");
+        break;
+    }
+}
+
+static void
+dispatch(struct http_request *req)
+{
+    struct rk_error err = {0};
+    int rc = req->route->handler(req, req->inst->srv->app, &err);
+
+    if (req->responded)
+        return;
+    if (rc == 0) {
+        log_error("http: the handler for %s %s returned without a response", req->method_str,
+                  req->path);
+        http_respond_error(req, 500, "internal error");
+        return;
+    }
+    if (status_for(rc) >= 500)
+        log_error("http: %s %s: %s", req->method_str, req->path,
+                  err.msg[0] ? err.msg : rk_strerror(rc));
+    http_respond_error(req, status_for(rc), "%s", err.msg[0] ? err.msg : rk_strerror(rc));
+}
+
+static int
+body_reserve(struct http_request *req, size_t need)
+{
+    if (need <= req->body_cap)
+        return 0;
+    size_t cap = req->body_cap ? req->body_cap : 1024;
+    while (cap < need)
+        cap *= 2;
+    unsigned char *n = malloc(cap + 1);
+    if (n == NULL)
+        return -RK_ENOMEM;
+    if (req->body_len > 0)
+        memcpy(n, req->body, req->body_len);
+    freezero(req->body, req->body_cap);
+    req->body = n;
+    req->body_cap = cap;
+    return 0;
+}
+
+static void
+request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const char *url,
+              const char *method, int raw_bad)
+{
+    struct http_server *s = in->srv;
+    struct http_request *req = &c->req;
+    const char *list = NULL, *cl;
+    int64_t len;
+
+    request_reset(req);
+    req->mc = mc;
+    req->inst = in;
+    req->counted = 1;
+    atomic_fetch_add(&in->inflight, 1);
+    req->method_str = method;
+    req->path = url;
+    req->path_len = strlen(url);
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        list = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "list");
+    req->method = router_method_parse(method, list);
+    if (raw_bad || router_path_check(url, req->path_len) != 0) {
+        req->err_status = 400;
+        return;
+    }
+    cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl != NULL && (parse_int64(cl, 0, INT64_MAX, &len) != 0 || (uint64_t)len > s->max_body)) {
+        req->err_status = 413;
+        return;
+    }
+    switch (router_match(s->router, req->method, url, req->path_len, &req->route, &req->param_off,
+                         &req->allow)) {
+    case ROUTER_OK:
+        break;
+    case ROUTER_BAD_METHOD:
+        req->err_status = 405;
+        return;
+    default:
+        req->err_status = 404;
+        return;
+    }
+    if (cl != NULL && len > 0 && body_reserve(req, (size_t)len) != 0)
+        req->err_status = 500;
+}
+
+static enum MHD_Result
+on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+          const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct inst *in = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = ci != NULL ? ci->socket_context : NULL;
+    struct http_request *req;
+
+    (void)version;
+    if (c == NULL)
+        return MHD_NO; /* no per-connection state (out of memory): drop it */
+    req = &c->req;
+    if (*con_cls != req) {
+        request_begin(in, c, mc, url, method, *con_cls == &raw_bad_marker);
+        *con_cls = req;
+        /* 413 at once (before "100 Continue"); MHD closes since the body stays unread. */
+        if (req->err_status == 413)
+            respond_early(req);
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        /* MHD 0.9.75 refuses a response queued while the body is arriving: read and drop the
+         * rest (up to another max_body, then cut the connection) and answer at the end. */
+        if (req->err_status != 0 || req->responded) {
+            req->discarded += n;
+            return req->discarded > in->srv->max_body ? MHD_NO : MHD_YES;
+        }
+        if (n > in->srv->max_body - req->body_len) {
+            req->err_status = 413;
+            req->discarded = n;
+            return MHD_YES;
+        }
+        if (body_reserve(req, req->body_len + n) != 0) {
+            req->err_status = 500;
+            req->discarded = n;
+            return MHD_YES;
+        }
+        memcpy(req->body + req->body_len, upload_data, n);
+        req->body_len += n;
+        return MHD_YES;
+    }
+    if (req->responded)
+        return MHD_YES;
+    atomic_store_explicit(&c->deadline_ms, 0, memory_order_relaxed);
+    if (req->body != NULL)
+        req->body[req->body_len] = '\0';
+    if (req->err_status == 500)
+        http_respond_error(req, 500, "out of memory");
+    else if (req->err_status != 0)
+        respond_early(req);
+    else
+        dispatch(req);
+    return MHD_YES;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct inst *in = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = ci != NULL ? ci->socket_context : NULL;
+
+    (void)toe;
+    if (c == NULL)
+        return;
+    if (*con_cls == &c->req) {
+        if (c->req.counted)
+            atomic_fetch_sub(&in->inflight, 1);
+        request_reset(&c->req);
+    }
+    *con_cls = NULL;
+    atomic_store_explicit(&c->deadline_ms, time_mono_ms() + (int64_t)in->srv->timeout_s * 1000,
+                          memory_order_relaxed);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+    struct inst *in = cls;
+    struct http_server *s = in->srv;
+    struct conn *c;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(mc,
+                                                                   MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad = MHD_get_connection_info(mc,
+                                                                   MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        *socket_context = NULL;
+        if (fd == NULL || (c = calloc(1, sizeof(*c))) == NULL)
+            return;
+        c->fd = fd->connect_fd;
+        c->req.conn = c;
+        snprintf(c->ip, sizeof(c->ip), "unknown");
+        if (ad != NULL && ad->client_addr != NULL) {
+            const struct sockaddr *sa = ad->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                          c->ip, sizeof(c->ip));
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                          c->ip, sizeof(c->ip));
+        }
+        atomic_store(&c->deadline_ms, time_mono_ms() + (int64_t)s->timeout_s * 1000);
+        pthread_mutex_lock(&s->reap_lock);
+        c->next = s->conns;
+        if (s->conns != NULL)
+            s->conns->prev = c;
+        s->conns = c;
+        pthread_mutex_unlock(&s->reap_lock);
+        *socket_context = c;
+        return;
+    }
+    /* MHD_CONNECTION_NOTIFY_CLOSED comes before MHD closes the socket, so once c is unlinked
+     * here the reaper can never shut down a reused descriptor. */
+    if ((c = *socket_context) == NULL)
+        return;
+    pthread_mutex_lock(&s->reap_lock);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&s->reap_lock);
+    request_reset(&c->req);
+    free(c);
+    *socket_context = NULL;
+}
+
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+    (void)cls;
+    (void)mc;
+    return router_raw_path_check(uri) != 0 ? &raw_bad_marker : NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void
+on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct inst *in = cls;
+    char line[256];
+    size_t n;
+
+    vsnprintf(line, sizeof(line), fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    snprintf(in->srv->mhd_msg, sizeof(in->srv->mhd_msg), "%s", line);
+    log_debug("http: libmicrohttpd: %s", line);
+}
+
+/* Cuts connections whose request has not fully arrived by its deadline (slow loris): MHD's
+ * connection timeout restarts with every byte, so it alone cannot. */
+static void *
+reaper_main(void *arg)
+{
+    struct http_server *s = arg;
+    struct timespec ts;
+
+    pthread_mutex_lock(&s->reap_lock);
+    while (!s->reap_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += REAPER_PERIOD_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->reap_cv, &s->reap_lock, &ts);
+        int64_t now = time_mono_ms();
+        for (struct conn *c = s->conns; c != NULL; c = c->next) {
+            int64_t d = atomic_load_explicit(&c->deadline_ms, memory_order_relaxed);
+            if (d != 0 && now > d && !c->cut) {
+                c->cut = 1;
+                shutdown(c->fd, SHUT_RDWR);
+                log_info("http: closing a connection from %s: request not received within %us",
+                         c->ip, s->timeout_s);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->reap_lock);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Daemons */
+
+static void
+inst_free(struct inst *in)
+{
+    if (in == NULL)
+        return;
+    freezero(in->key, in->key_len);
+    free(in->cert);
+    free(in);
+}
+
+static int
+no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Reads the PEM pair and checks that it parses and that the key matches the certificate. */
+static int
+tls_load(struct http_server *s, struct inst *in, struct rk_error *err)
+{
+    BIO *cb = NULL, *kb = NULL;
+    X509 *x = NULL;
+    EVP_PKEY *k = NULL;
+    int rc;
+
+    if ((rc = fs_read_all(s->cert_file, TLS_FILE_MAX, &in->cert, &in->cert_len, err)) != 0) {
+        rk_error_prefix(err, "reading tls_cert_file %s", s->cert_file);
+        rc = -RK_EIO;
+        goto out;
+    }
+    if ((rc = fs_read_all(s->key_file, TLS_FILE_MAX, &in->key, &in->key_len, err)) != 0) {
+        rk_error_prefix(err, "reading tls_key_file %s", s->key_file);
+        rc = -RK_EIO;
+        goto out;
+    }
+    rc = -RK_ECONFIG;
+    if ((cb = BIO_new_mem_buf(in->cert, (int)in->cert_len)) == NULL ||
+        (kb = BIO_new_mem_buf(in->key, (int)in->key_len)) == NULL) {
+        rc = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((x = PEM_read_bio_X509(cb, NULL, no_passphrase, NULL)) == NULL) {
+        rk_error_set(err, RK_ECONFIG, "tls_cert_file %s holds no PEM certificate", s->cert_file);
+        goto out;
+    }
+    if ((k = PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL)) == NULL) {
+        rk_error_set(err, RK_ECONFIG,
+                     "tls_key_file %s holds no unencrypted PEM private key", s->key_file);
+        goto out;
+    }
+    if (X509_check_private_key(x, k) != 1) {
+        rk_error_set(err, RK_ECONFIG, "tls_key_file %s does not match tls_cert_file %s",
+                     s->key_file, s->cert_file);
+        goto out;
+    }
+    rc = 0;
+out:
+    BIO_free(cb);
+    BIO_free(kb);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+static int
+inst_start(struct http_server *s, struct inst **out, struct rk_error *err)
+{
+    struct inst *in = calloc(1, sizeof(*in));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    int rc;
+
+    *out = NULL;
+    if (in == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    in->srv = s;
+    if (s->cert_file != NULL) {
+        if ((rc = tls_load(s, in, err)) != 0)
+            goto fail;
+        flags |= MHD_USE_TLS;
+    }
+    if (s->ipv6)
+        flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, in->cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, in->key},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    s->mhd_msg[0] = '\0';
+    in->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, in, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, in,
+        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, s->threads,
+        MHD_OPTION_CONNECTION_LIMIT, s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        s->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->max_header, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, in, MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, in, MHD_OPTION_ARRAY,
+        in->cert != NULL ? tls_opts : &tls_opts[3], MHD_OPTION_END);
+    if (in->d == NULL) {
+        rc = rk_error_set(err, in->cert ? RK_ECONFIG : RK_EINTERNAL,
+                          "cannot start the HTTP daemon%s%s", s->mhd_msg[0] ? ": " : "",
+                          s->mhd_msg);
+        goto fail;
+    }
+    *out = in;
+    return 0;
+fail:
+    inst_free(in);
+    return rc;
+}
+
+/* Stops accepting, waits for requests in progress (up to drain_ms), then stops the daemon.
+ * The listening socket stays open: it belongs to the server. */
+static void
+inst_drain(struct http_server *s, struct inst *in)
+{
+    int64_t until = time_mono_ms() + s->drain_ms;
+    struct timespec ts = {0, 5 * 1000000L};
+
+    if (in == NULL)
+        return;
+    atomic_store(&in->draining, 1);
+    (void)MHD_quiesce_daemon(in->d);
+    while (atomic_load(&in->inflight) > 0 && time_mono_ms() < until)
+        nanosleep(&ts, NULL);
+    if (atomic_load(&in->inflight) > 0)
+        log_warn("http: %d request(s) still running after %ums; closing them",
+                 atomic_load(&in->inflight), s->drain_ms);
+    MHD_stop_daemon(in->d);
+    inst_free(in);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Listener */
+
+static int
+listen_open(struct http_server *s, const char *addr, int tls, int tls_disable,
+            struct rk_error *err)
+{
+    char host[64];
+    const char *colon, *hp = addr;
+    size_t hlen;
+    int64_t port;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int loopback, one = 1, fd = -1;
+
+    memset(&ss, 0, sizeof(ss));
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end == NULL || end[1] != ':')
+            goto bad;
+        hp = addr + 1;
+        hlen = (size_t)(end - hp);
+        colon = end + 1;
+    } else {
+        if ((colon = strrchr(addr, ':')) == NULL)
+            goto bad;
+        hlen = (size_t)(colon - addr);
+    }
+    if (hlen == 0 || hlen >= sizeof(host) || parse_int64(colon + 1, 0, 65535, &port) != 0)
+        goto bad;
+    memcpy(host, hp, hlen);
+    host[hlen] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (addr[0] != '[' && inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        sl = sizeof(*s4);
+        loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+    } else if (addr[0] == '[' && inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*s6);
+        loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+        s->ipv6 = 1;
+    } else {
+        goto bad;
+    }
+    if (!loopback && !tls && !tls_disable)
+        return rk_error_set(err, RK_ECONFIG,
+                            "refusing to serve plain HTTP on the non-loopback address %s: set "
+                            "tls_cert_file and tls_key_file, or tls_disable if the network is "
+                            "trusted",
+                            addr);
+    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (s->ipv6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return rk_error_set(err, RK_EIO, "cannot listen on %s: %s", addr, strerror(e));
+    }
+    sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        s->port = ntohs(ss.ss_family == AF_INET ? s4->sin_port : s6->sin6_port);
+    s->listen_fd = fd;
+    return 0;
+bad:
+    return rk_error_set(err, RK_ECONFIG,
+                        "listen address '%s' is not IPV4:PORT, [IPV6]:PORT or localhost:PORT",
+                        addr);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Server */
+
+static void
+server_free(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->reaper_running) {
+        pthread_mutex_lock(&s->reap_lock);
+        s->reap_stop = 1;
+        pthread_cond_signal(&s->reap_cv);
+        pthread_mutex_unlock(&s->reap_lock);
+        pthread_join(s->reaper, NULL);
+    }
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    router_free(s->router);
+    free(s->cert_file);
+    free(s->key_file);
+    free(s->tb);
+    free(s->tb_buckets);
+    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->reap_lock);
+    pthread_cond_destroy(&s->reap_cv);
+    pthread_mutex_destroy(&s->tb_lock);
+    free(s);
+}
+
+int
+http_server_start(const struct http_config *cfg, const struct route *routes, size_t nroutes,
+                  void *app, struct http_server **out, struct rk_error *err)
+{
+    struct http_server *s = NULL;
+    pthread_condattr_t ca;
+    long ncpu;
+    int rc = -RK_ENOMEM;
+
+    *out = NULL;
+    if ((cfg->tls_cert_file == NULL) != (cfg->tls_key_file == NULL))
+        return rk_error_set(err, RK_ECONFIG, "tls_cert_file and tls_key_file go together");
+    if (cfg->tls_cert_file != NULL && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return rk_error_set(err, RK_ECONFIG, "this libmicrohttpd was built without TLS");
+    if ((s = calloc(1, sizeof(*s))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    s->listen_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->reap_lock, NULL);
+    pthread_mutex_init(&s->tb_lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->reap_cv, &ca);
+    pthread_condattr_destroy(&ca);
+
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s->threads = cfg->threads ? cfg->threads : (ncpu > 0 ? (unsigned)ncpu : 2);
+    s->max_connections = cfg->max_connections ? cfg->max_connections : 1024;
+    s->per_ip = cfg->per_ip_connections ? cfg->per_ip_connections : 256;
+    s->timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;
+    s->json_depth = cfg->json_max_depth ? cfg->json_max_depth : 64;
+    s->drain_ms = cfg->drain_timeout_ms ? cfg->drain_timeout_ms : 10000;
+    s->max_body = cfg->max_body ? cfg->max_body : 1024 * 1024;
+    s->max_header = cfg->max_header_bytes ? cfg->max_header_bytes : 32 * 1024;
+    if (s->max_header < 4096)
+        s->max_header = 4096;
+    s->app = app;
+    if (cfg->tls_cert_file != NULL && ((s->cert_file = strdup(cfg->tls_cert_file)) == NULL ||
+                                       (s->key_file = strdup(cfg->tls_key_file)) == NULL)) {
+        rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = tb_init(s, cfg->throttle_burst, cfg->throttle_per_s, cfg->throttle_slots)) != 0) {
+        rk_error_set(err, -rc, "cannot set up the throttle table");
+        goto out;
+    }
+    if ((rc = router_new(routes, nroutes, &s->router, err)) != 0)
+        goto out;
+    if ((rc = listen_open(s, cfg->listen ? cfg->listen : DEFAULT_LISTEN, s->cert_file != NULL,
+                          cfg->tls_disable, err)) != 0)
+        goto out;
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+        rc = rk_error_set(err, RK_EINTERNAL, "cannot start the connection reaper thread");
+        goto out;
+    }
+    s->reaper_running = 1;
+    if ((rc = inst_start(s, &s->cur, err)) != 0)
+        goto out;
+    log_info("http: listening on %s port %u (%s, %u threads)",
+             cfg->listen ? cfg->listen : DEFAULT_LISTEN, s->port, s->cert_file ? "TLS" : "no TLS",
+             s->threads);
+    *out = s;
+    s = NULL;
+    rc = 0;
+out:
+    server_free(s);
+    return rc;
+}
+
+void
+http_server_stop(struct http_server *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->lock);
+    inst_drain(s, s->cur);
+    s->cur = NULL;
+    pthread_mutex_unlock(&s->lock);
+    server_free(s);
+}
+
+int
+http_server_reload_tls(struct http_server *s, struct rk_error *err)
+{
+    struct inst *in = NULL, *old;
+    int rc;
+
+    if (s->cert_file == NULL)
+        return rk_error_set(err, RK_EINVAL, "TLS is not configured; nothing to reload");
+    pthread_mutex_lock(&s->lock);
+    /* The new daemon shares the listening socket; only then does the old one stop accepting,
+     * so no connection attempt is refused during the switch. */
+    if ((rc = inst_start(s, &in, err)) != 0) {
+        pthread_mutex_unlock(&s->lock);
+        rk_error_prefix(err, "reloading TLS (still serving the old certificate)");
+        return rc;
+    }
+    old = s->cur;
+    s->cur = in;
+    inst_drain(s, old);
+    pthread_mutex_unlock(&s->lock);
+    log_info("http: TLS certificate reloaded from %s", s->cert_file);
+    return 0;
+}
+
+unsigned
+http_server_port(const struct http_server *s)
+{
+    return s->port;
+}

@@ -1,0 +1,187 @@
+/* cli-common.c: what commands share: opening and unsealing the store, no-echo input, colour. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "engine/inventory.h"
+#include "secrets/kv.h"
+#include "store/backend.h"
+#include "store/barrier.h"
+#include "store/shamir.h"
+#include "unseal.h"
+#include "util/secret.h"
+
+const char *
+cli_color(const struct cli_ctx *ctx, const char *which)
+{
+    if (!ctx->color)
+        return "";
+    if (strcmp(which, "red") == 0)
+        return "\033[31m";
+    if (strcmp(which, "green") == 0)
+        return "\033[32m";
+    if (strcmp(which, "yellow") == 0)
+        return "\033[33m";
+    if (strcmp(which, "bold") == 0)
+        return "\033[1m";
+    return "\033[0m";
+}
+
+char *
+cli_read_noecho(const char *prompt, size_t *len)
+{
+    struct termios old, quiet;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    char *buf;
+    size_t n = 0, cap = 4096;
+
+    if (fd < 0)
+        return NULL;
+    if (tcgetattr(fd, &old) != 0) {
+        close(fd);
+        return NULL;
+    }
+    buf = malloc(cap);
+    if (buf == NULL) {
+        close(fd);
+        return NULL;
+    }
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    quiet.c_lflag |= ICANON;
+    (void)!write(fd, prompt, strlen(prompt));
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+    for (;;) {
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || c == '\n')
+            break;
+        if (n + 1 < cap)
+            buf[n++] = c;
+    }
+    tcsetattr(fd, TCSAFLUSH, &old);
+    (void)!write(fd, "\n", 1);
+    close(fd);
+    buf[n] = '\0';
+    if (len != NULL)
+        *len = n;
+    return buf;
+}
+
+/* Asks for threshold shares at a no-echo prompt and combines them. */
+static int
+unseal_with_shares(struct cli_ctx *ctx, int threshold, struct secret **key)
+{
+    struct secret *shares[SHAMIR_MAX_SHARES] = {0};
+    int r = 0, got = 0;
+
+    if (threshold < 1 || threshold > SHAMIR_MAX_SHARES)
+        return rk_error_set(&ctx->err, RK_ECORRUPT, "the store's seal threshold is invalid");
+    fprintf(stderr, "The store is sealed: %d unseal share%s needed.\n", threshold,
+            threshold > 1 ? "s are" : " is");
+    while (got < threshold) {
+        char prompt[64];
+        size_t n;
+        char *line;
+
+        snprintf(prompt, sizeof(prompt), "Unseal share %d of %d: ", got + 1, threshold);
+        line = cli_read_noecho(prompt, &n);
+        if (line == NULL) {
+            r = rk_error_set(&ctx->err, RK_ECANCELED, "no unseal share was entered");
+            goto out;
+        }
+        shares[got] = secret_from(line, n);
+        freezero(line, n + 1);
+        if (shares[got] == NULL) {
+            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        got++;
+    }
+    r = shamir_combine(shares, (unsigned)threshold, key, &ctx->err);
+out:
+    for (int i = 0; i < got; i++)
+        secret_free(shares[i]);
+    return r;
+}
+
+static int
+store_file_missing(const char *loc)
+{
+    const char *p = loc;
+
+    if (strncmp(p, "sqlite:", 7) == 0)
+        p += 7;
+    else if (strchr(p, ':') != NULL && strncmp(p, "etcd:", 5) == 0)
+        return 0;
+    return access(p, F_OK) != 0;
+}
+
+int
+cli_open_store(struct cli_ctx *ctx, int sealed_ok)
+{
+    const char *loc, *keypath;
+    struct secret *key = NULL;
+    char *seal = NULL;
+    int r;
+
+    if (ctx->inv != NULL)
+        loc = inventory_store_location(ctx->inv);
+    else
+        loc = getenv("REKEY_STORE");
+    if (loc == NULL || *loc == '\0')
+        return rk_error_set(&ctx->err, RK_ENOTFOUND,
+                            "no store: set REKEY_STORE, or pass -c FILE with a store section "
+                            "(or create ./rekey.yaml)");
+    if (!sealed_ok && store_file_missing(loc))
+        return rk_error_set(&ctx->err, RK_ENOTFOUND,
+                            "no store at %s: run 'rekey operator init' first", loc);
+    if ((r = backend_open(loc, &ctx->be, &ctx->err)) != 0)
+        return rk_error_prefix(&ctx->err, "opening store %s", loc);
+    if ((r = barrier_open(ctx->be, &ctx->br, &ctx->err)) != 0)
+        return rk_error_prefix(&ctx->err, "opening store %s", loc);
+    if (sealed_ok)
+        return 0;
+    if (!barrier_initialized(ctx->br))
+        return rk_error_set(&ctx->err, RK_ENOTFOUND,
+                            "the store at %s is not initialised: run 'rekey operator init'", loc);
+    keypath = getenv("REKEY_KEY_FILE");
+    if ((keypath == NULL || *keypath == '\0') && ctx->inv != NULL)
+        keypath = ctx->inv->key_file;
+    if (keypath != NULL && *keypath != '\0') {
+        r = keyfile_read(keypath, &key, &ctx->err);
+    } else {
+        char type[32];
+        int shares = 0, threshold = 0;
+
+        seal = barrier_seal_config(ctx->br);
+        if (seal == NULL)
+            return rk_error_set(&ctx->err, RK_ECORRUPT, "the store has no seal configuration");
+        r = seal_config_parse(seal, type, sizeof(type), &shares, &threshold, &ctx->err);
+        if (r == 0 && strcmp(type, "shamir") != 0)
+            r = rk_error_set(&ctx->err, RK_EBADKEY,
+                             "the store is sealed with a key file: set REKEY_KEY_FILE or "
+                             "store.key_file");
+        else if (r == 0 && !isatty(STDIN_FILENO))
+            r = rk_error_set(&ctx->err, RK_ESEALED,
+                             "the store is sealed: set REKEY_KEY_FILE, or run on a terminal to "
+                             "type %d unseal shares",
+                             threshold);
+        else if (r == 0)
+            r = unseal_with_shares(ctx, threshold, &key);
+    }
+    if (r == 0)
+        r = barrier_unseal(ctx->br, key, &ctx->err);
+    if (r == 0)
+        r = kv_open(ctx->br, &ctx->kv, &ctx->err);
+    secret_free(key);
+    free(seal);
+    return r;
+}

@@ -1,0 +1,84 @@
+/* cli.h: the command table and what every command shares (options, config, store, output).
+ * A command is one cmd-*.c file exporting one `const struct cli_cmd`; cli-table.c lists them. */
+#ifndef REKEY_CLI_H
+#define REKEY_CLI_H
+
+#include <stdio.h>
+
+#include "util/err.h"
+
+struct inventory;
+struct backend;
+struct barrier;
+struct kv;
+
+/* Exit codes: 0 ok; 1 the command ran and reports a problem (e.g. status: overdue);
+ * 2 usage error; 3 other error. */
+enum { CLI_OK = 0, CLI_PROBLEM = 1, CLI_USAGE = 2, CLI_ERROR = 3 };
+
+enum cli_opt_kind { OPT_FLAG, OPT_VALUE };
+
+struct cli_opt {
+    const char *name; /* without dashes; given as -name, --name, -name=v, --name=v, -name v */
+    enum cli_opt_kind kind;
+    const char *arg;  /* name of the value in help, e.g. "N" */
+    const char *help;
+};
+
+/* What a command needs before it runs. */
+enum {
+    CLI_NEED_CONFIG = 1 << 0,   /* the inventory must load */
+    CLI_NEED_STORE = 1 << 1,    /* an initialised, unsealed store */
+    CLI_OPT_CONFIG = 1 << 2,    /* load the inventory if a config file is found */
+    CLI_NEED_RAW_STORE = 1 << 3 /* the store opened but left sealed (operator init) */
+};
+
+#define CLI_MAX_OPTS 24
+
+struct cli_ctx {
+    const struct cli_cmd *cmd;
+    const char *config_path;  /* -c FILE, else REKEY_CONFIG, else ./rekey.yaml */
+    struct inventory *inv;    /* loaded when the command asks */
+    struct backend *be;
+    struct barrier *br;
+    struct kv *kv;
+    int color;                /* stdout is a terminal and NO_COLOR is unset */
+    const char *optval[CLI_MAX_OPTS]; /* parsed options, by index in cmd->opts; NULL = absent */
+    struct rk_error err;
+};
+
+struct cli_cmd {
+    const char *name;    /* "status", "kv put", "operator init" */
+    const char *args;    /* positional arguments for usage: "PATH field=value…" */
+    const char *summary; /* one line */
+    const char *help;    /* longer text, may be NULL */
+    int min_args, max_args; /* max -1 = unlimited */
+    unsigned needs;
+    const struct cli_opt *opts; /* terminated by {NULL} */
+    int (*exec)(struct cli_ctx *ctx, int argc, char **argv);
+};
+
+/* The table (cli-table.c). */
+extern const struct cli_cmd *const cli_commands[];
+
+/* The option's value ("" for a flag that is present), or NULL when absent. */
+const char *cli_opt(const struct cli_ctx *ctx, const char *name);
+
+/* Prints "rekey: <msg>" on stderr and returns CLI_ERROR (or CLI_USAGE for -RK_EINVAL). */
+int cli_fail(struct cli_ctx *ctx, int r);
+
+/* Prints a usage error for the current command and returns CLI_USAGE. */
+int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Opens the store named by the config or REKEY_STORE, unsealing it unless sealed_ok.
+ * Returns 0 or a negative RK_E* (message in ctx->err). */
+int cli_open_store(struct cli_ctx *ctx, int sealed_ok);
+
+/* Reads a secret line from the terminal without echo (prompt on stderr). Returns a malloc'd,
+ * NUL-terminated buffer the caller frees with freezero, or NULL (no terminal, EOF). */
+char *cli_read_noecho(const char *prompt, size_t *len);
+
+/* ANSI colour helpers: return "" when colour is off. */
+const char *cli_color(const struct cli_ctx *ctx, const char *which);
+
+#endif

@@ -1,0 +1,189 @@
+/* rekey kv put: writes a new version of a secret, like `vault kv put`. Values can come from
+ * stdin (field=-) or a file (field=@file) so no secret needs to be typed on a command line. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvfmt.h"
+#include "util/fsutil.h"
+#include "util/parse.h"
+
+static const struct cli_opt opts[] = {
+    {"cas", OPT_VALUE, "N", "check-and-set: write only if the latest version is N (0: new path)"},
+    {"reason", OPT_VALUE, "TEXT", "why this version was written (kept in its metadata)"},
+    {"mount", OPT_VALUE, "MOUNT", "prefix PATH with MOUNT/ (as vault kv -mount)"},
+    {"format", OPT_VALUE, "table|json", "output format (default table)"},
+    {NULL, 0, NULL, NULL},
+};
+
+#define VALUE_MAX (256 * 1024)
+
+/* Reads all of stdin into a secret. */
+static struct secret *
+read_stdin(struct rk_error *err)
+{
+    struct secret *s;
+    char *buf = malloc(VALUE_MAX + 1);
+    size_t n = 0;
+
+    if (buf == NULL)
+        return NULL;
+    while (n <= VALUE_MAX) {
+        ssize_t r = read(STDIN_FILENO, buf + n, VALUE_MAX + 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n > VALUE_MAX) {
+        freezero(buf, VALUE_MAX + 1);
+        rk_error_set(err, RK_ELIMIT, "the value on stdin is larger than %d bytes", VALUE_MAX);
+        return NULL;
+    }
+    /* One trailing newline is what `echo` and editors add; it is not part of the value. */
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    s = secret_from(buf, n);
+    freezero(buf, VALUE_MAX + 1);
+    return s;
+}
+
+static struct secret *
+read_value_file(const char *path, struct rk_error *err)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    struct secret *s;
+
+    if (fs_read_all(path, VALUE_MAX, &buf, &n, err) != 0)
+        return NULL;
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    s = secret_from(buf, n);
+    freezero(buf, n + 1);
+    return s;
+}
+
+static int
+exec_kv_put(struct cli_ctx *ctx, int argc, char **argv)
+{
+    char path[PATH_MAX_LEN + 2];
+    struct kv_put_opts po = KV_PUT_OPTS_INIT;
+    const char *cas = cli_opt(ctx, "cas"), *fmt = cli_opt(ctx, "format");
+    json_t *obj = json_object();
+    struct secret *data = NULL;
+    struct kv_version_meta vm;
+    uint64_t version = 0;
+    int used_stdin = 0, inline_value = 0, r, rc = CLI_ERROR;
+    char *text = NULL;
+    size_t tlen;
+
+    if (obj == NULL)
+        return CLI_ERROR;
+    if ((r = kvfmt_path(ctx, argv[0], path, sizeof(path))) != 0)
+        goto usage;
+    if (cas != NULL && parse_int64(cas, 0, INT64_MAX, &po.cas) != 0) {
+        r = cli_usage_error(ctx, "-cas must be a version number (0 for a new path)");
+        goto usage;
+    }
+    if (fmt != NULL && strcmp(fmt, "json") != 0 && strcmp(fmt, "table") != 0) {
+        r = cli_usage_error(ctx, "-format must be table or json");
+        goto usage;
+    }
+    po.reason = cli_opt(ctx, "reason");
+    po.author = kvfmt_author();
+    for (int i = 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        struct secret *v = NULL;
+        char field[256];
+
+        if (eq == NULL || eq == argv[i] || (size_t)(eq - argv[i]) >= sizeof(field)) {
+            r = cli_usage_error(ctx, "expected field=value, field=- or field=@file, got '%.*s…'",
+                                (int)(eq ? eq - argv[i] : 16), argv[i]);
+            goto usage;
+        }
+        snprintf(field, sizeof(field), "%.*s", (int)(eq - argv[i]), argv[i]);
+        if (json_object_get(obj, field) != NULL) {
+            r = cli_usage_error(ctx, "field '%s' is given twice", field);
+            goto usage;
+        }
+        if (strcmp(eq + 1, "-") == 0) {
+            if (used_stdin++) {
+                r = cli_usage_error(ctx, "only one field can be read from stdin");
+                goto usage;
+            }
+            v = read_stdin(&ctx->err);
+        } else if (eq[1] == '@') {
+            v = read_value_file(eq + 2, &ctx->err);
+        } else {
+            v = secret_from_str(eq + 1);
+            inline_value = 1;
+        }
+        if (v == NULL) {
+            rc = cli_fail(ctx, -RK_EIO);
+            goto out;
+        }
+        r = json_object_set_new(obj, field, json_stringn((const char *)v->data, v->len));
+        secret_free(v);
+        if (r != 0) {
+            rk_error_set(&ctx->err, RK_EINVAL, "field '%s': the value is not valid UTF-8", field);
+            rc = cli_fail(ctx, -RK_EINVAL);
+            goto out;
+        }
+    }
+    if (inline_value && isatty(STDERR_FILENO))
+        fprintf(stderr, "warning: a value given on the command line is visible in the process "
+                        "list and shell history; prefer field=- (stdin) or field=@file\n");
+    text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL) {
+        rc = CLI_ERROR;
+        goto out;
+    }
+    tlen = strlen(text);
+    data = secret_from(text, tlen);
+    freezero(text, tlen);
+    if (data == NULL)
+        goto out;
+    if ((r = kv_put(ctx->kv, path, data, &po, &version, &ctx->err)) != 0) {
+        rc = cli_fail(ctx, r);
+        goto out;
+    }
+    if ((r = kv_get(ctx->kv, path, version, NULL, &vm, &ctx->err)) != 0) {
+        rc = cli_fail(ctx, r);
+        goto out;
+    }
+    if (fmt != NULL && strcmp(fmt, "json") == 0) {
+        json_t *j = kvfmt_version_json(&vm);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+    } else {
+        printf("== Secret Path ==\n%s\n\n== Metadata ==\n", path);
+        kvfmt_version_rows(stdout, &vm);
+    }
+    rc = CLI_OK;
+    goto out;
+usage:
+    rc = CLI_USAGE;
+out:
+    secret_free(data);
+    json_decref(obj);
+    return rc;
+}
+
+const struct cli_cmd cmd_kv_put = {
+    .name = "kv put",
+    .args = "PATH field=value|field=-|field=@file…",
+    .summary = "write a new version of a secret (as vault kv put)",
+    .help = "Each field=value pair becomes a field of the new version. field=- reads the value\n"
+            "from stdin (one trailing newline is dropped) and field=@FILE from a file, so that no\n"
+            "secret has to be typed on a command line. The new version becomes current; the old\n"
+            "current becomes previous. Prints the new version's metadata, never the values.",
+    .min_args = 2,
+    .max_args = -1,
+    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE,
+    .opts = opts,
+    .exec = exec_kv_put,
+};

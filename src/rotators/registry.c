@@ -1,0 +1,17 @@
+/* registry.c: the rotators. Adding a kind = one file + one row here. */
+#include <string.h>
+
+#include "rotator.h"
+
+static const struct rotator_ops *const rotators[] = {
+    NULL,
+};
+
+const struct rotator_ops *
+rotator_find(const char *kind)
+{
+    for (size_t i = 0; rotators[i] != NULL; i++)
+        if (strcmp(rotators[i]->kind, kind) == 0)
+            return rotators[i];
+    return NULL;
+}

@@ -1,0 +1,1644 @@
+/* kv.c: versioned key-value engine over the barrier (see kv.h for the model).
+ *
+ * Stored metadata (format 1), one JSON object:
+ *   {"format":1,"created_time":"…","updated_time":"…","current_version":3,"latest_version":3,
+ *    "oldest_version":1,"max_versions":0,"cas_required":false,"delete_version_after":0,
+ *    "custom_metadata":{…},"versions":[{"version":1,"created_time":"…","deletion_time":"",
+ *    "destroyed":false,"stage":"previous","author":"","reason":"","fingerprint":"sha256:…"},…]}
+ * Versions are kept in ascending order, so lookups are a binary search. */
+#include "kv.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util/parse.h"
+#include "../util/timeutil.h"
+
+#define KV_META_PREFIX "kv/meta/"
+#define KV_DATA_PREFIX "kv/data/"
+#define KV_META_FORMAT 1
+
+/* Decoded metadata, keyed by (path, mod_rev): parsing the JSON costs far more than the two
+ * barrier reads of a get, and a mod_rev names one immutable value (revisions only grow), so a
+ * hit is exact. The metadata read itself still happens on every call; only the decode is saved.
+ * Direct-mapped slots; a collision replaces. Metadata holds no secret values. */
+#define KV_CACHE_SLOTS 1024
+#define KV_CACHE_LOCKS 64
+
+struct cache_slot {
+    char *path;
+    int64_t rev;
+    struct kv_meta *meta;
+};
+
+struct kv {
+    struct barrier *br;
+    pthread_mutex_t locks[KV_CACHE_LOCKS];
+    struct cache_slot slots[KV_CACHE_SLOTS];
+};
+
+static const char *const stage_names[] = {
+    [KV_STAGE_PENDING] = "pending",   [KV_STAGE_CURRENT] = "current",
+    [KV_STAGE_PREVIOUS] = "previous", [KV_STAGE_RETIRED] = "retired",
+    [KV_STAGE_FAILED] = "failed",
+};
+
+#define NSTAGES (sizeof(stage_names) / sizeof(stage_names[0]))
+
+const char *
+kv_stage_name(enum kv_stage stage)
+{
+    if ((unsigned)stage >= NSTAGES)
+        return "unknown";
+    return stage_names[stage];
+}
+
+int
+kv_stage_parse(const char *s, enum kv_stage *stage)
+{
+    for (size_t i = 0; i < NSTAGES; i++) {
+        if (strcmp(s, stage_names[i]) == 0) {
+            *stage = (enum kv_stage)i;
+            return 0;
+        }
+    }
+    return -RK_EINVAL;
+}
+
+int
+kv_version_deleted(const struct kv_version_meta *vm, int64_t now_us)
+{
+    return vm->deletion_us != 0 && vm->deletion_us <= now_us;
+}
+
+/* ---- secret-holding JSON ---- */
+
+/* Wipes every string value inside v (recursively), then drops the reference. jansson allocates
+ * with plain malloc, so this is the best we can do without global allocator hooks. */
+static void
+json_wipe_strings(json_t *v)
+{
+    const char *k;
+    json_t *x;
+    size_t i;
+
+    if (v == NULL)
+        return;
+    if (json_is_string(v)) {
+        secure_wipe((void *)json_string_value(v), json_string_length(v));
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, x) json_wipe_strings(x);
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) json_wipe_strings(x);
+    }
+}
+
+static void
+json_wipe_decref(json_t *v)
+{
+    if (v != NULL && v->refcount == 1)
+        json_wipe_strings(v);
+    json_decref(v);
+}
+
+/* Parses a JSON object held in a secret. The jansson message is not used: it may quote the
+ * input, which is a secret. */
+static int
+secret_json_object(const struct secret *s, const char *what, json_t **out, struct rk_error *err)
+{
+    json_error_t jerr;
+    json_t *j;
+
+    *out = NULL;
+    if (s == NULL || s->data == NULL)
+        return rk_error_set(err, RK_EINVAL, "%s is missing", what);
+    if (s->len > KV_DATA_MAX)
+        return rk_error_set(err, RK_EINVAL, "%s is %zu bytes long; the limit is %d", what, s->len,
+                            KV_DATA_MAX);
+    j = json_loadb((const char *)s->data, s->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL)
+        return rk_error_set(err, RK_EINVAL, "%s is not valid JSON (line %d, column %d)", what,
+                            jerr.line, jerr.column);
+    if (!json_is_object(j)) {
+        json_wipe_decref(j);
+        return rk_error_set(err, RK_EINVAL, "%s must be a JSON object", what);
+    }
+    *out = j;
+    return 0;
+}
+
+/* Dumps a data object canonically (sorted keys, compact) into a secret, with its fingerprint. */
+static int
+data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1],
+               struct rk_error *err)
+{
+    char *txt;
+    size_t len;
+    const char *k;
+    json_t *v;
+
+    *out = NULL;
+    txt = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    if (txt == NULL)
+        return rk_error_set(err, RK_ENOMEM, "encoding secret data failed");
+    len = strlen(txt);
+    if (len > KV_DATA_MAX) {
+        freezero(txt, len);
+        return rk_error_set(err, RK_EINVAL, "secret data is %zu bytes long; the limit is %d", len,
+                            KV_DATA_MAX);
+    }
+    *out = secret_from(txt, len);
+    if (*out == NULL) {
+        freezero(txt, len);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    if (fp != NULL) {
+        if (json_object_size(obj) == 1) {
+            json_object_foreach(obj, k, v) break;
+            if (json_is_string(v))
+                fingerprint(json_string_value(v), json_string_length(v), fp);
+            else
+                fingerprint(txt, len, fp);
+        } else {
+            fingerprint(txt, len, fp);
+        }
+    }
+    freezero(txt, len);
+    return 0;
+}
+
+int
+kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
+                struct rk_error *err)
+{
+    json_t *obj = NULL;
+    int r;
+
+    *out = NULL;
+    if ((r = secret_json_object(data, "secret data", &obj, err)) != 0)
+        return r;
+    r = data_canonical(obj, out, fp, err);
+    json_wipe_decref(obj);
+    return r;
+}
+
+int
+kv_data_single(const char *field, const struct secret *value, struct secret **out,
+               char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
+{
+    json_t *obj = NULL, *s;
+    int r = -RK_ENOMEM;
+
+    *out = NULL;
+    if (field == NULL || field[0] == '\0' || value == NULL)
+        return rk_error_set(err, RK_EINVAL, "a field name and a value are required");
+    if ((s = json_stringn((const char *)value->data, value->len)) == NULL)
+        return rk_error_set(err, RK_EINVAL, "the value of field %.64s is not valid UTF-8", field);
+    if ((obj = json_object()) == NULL || json_object_set_new(obj, field, s) != 0) {
+        if (obj == NULL)
+            json_wipe_decref(s);
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    r = data_canonical(obj, out, fp, err);
+out:
+    json_wipe_decref(obj);
+    return r;
+}
+
+/* ---- metadata records ---- */
+
+struct kv_meta *
+kv_meta_new(void)
+{
+    struct kv_meta *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    if ((m->custom_metadata = json_object()) == NULL) {
+        free(m);
+        return NULL;
+    }
+    m->created_us = m->updated_us = time_now_us();
+    return m;
+}
+
+void
+kv_meta_free(struct kv_meta *meta)
+{
+    if (meta == NULL)
+        return;
+    json_decref(meta->custom_metadata);
+    free(meta->versions);
+    free(meta);
+}
+
+struct kv_meta *
+kv_meta_dup(const struct kv_meta *meta)
+{
+    struct kv_meta *m = calloc(1, sizeof(*m));
+
+    if (m == NULL)
+        return NULL;
+    *m = *meta;
+    m->versions = NULL;
+    m->custom_metadata = json_deep_copy(meta->custom_metadata);
+    if (m->custom_metadata == NULL)
+        goto fail;
+    if (meta->nversions > 0) {
+        m->versions = malloc(meta->nversions * sizeof(*m->versions));
+        if (m->versions == NULL)
+            goto fail;
+        memcpy(m->versions, meta->versions, meta->nversions * sizeof(*m->versions));
+    }
+    return m;
+fail:
+    kv_meta_free(m);
+    return NULL;
+}
+
+struct kv_version_meta *
+kv_meta_find(const struct kv_meta *meta, uint64_t version)
+{
+    size_t lo = 0, hi = meta->nversions;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t v = meta->versions[mid].version;
+        if (v == version)
+            return &meta->versions[mid];
+        if (v < version)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void
+meta_recount(struct kv_meta *meta)
+{
+    meta->current_version = 0;
+    for (size_t i = 0; i < meta->nversions; i++)
+        if (meta->versions[i].stage == KV_STAGE_CURRENT)
+            meta->current_version = meta->versions[i].version;
+    meta->oldest_version = meta->nversions > 0 ? meta->versions[0].version : 0;
+}
+
+static void
+demote_previous(struct kv_meta *meta, uint64_t except)
+{
+    for (size_t i = 0; i < meta->nversions; i++)
+        if (meta->versions[i].stage == KV_STAGE_PREVIOUS && meta->versions[i].version != except)
+            meta->versions[i].stage = KV_STAGE_RETIRED;
+}
+
+static int
+check_usable(const struct kv_version_meta *vm, struct rk_error *err)
+{
+    if (vm->destroyed)
+        return rk_error_set(err, RK_EINVAL, "version %" PRIu64 " is destroyed", vm->version);
+    if (kv_version_deleted(vm, time_now_us()))
+        return rk_error_set(err, RK_EINVAL, "version %" PRIu64 " is deleted", vm->version);
+    return 0;
+}
+
+int
+kv_meta_set_current(struct kv_meta *meta, uint64_t version, enum kv_stage old_stage,
+                    struct rk_error *err)
+{
+    struct kv_version_meta *vm = kv_meta_find(meta, version), *old;
+    int r;
+
+    if (vm == NULL)
+        return rk_error_set(err, RK_ENOTFOUND, "no version %" PRIu64, version);
+    if ((unsigned)old_stage >= NSTAGES || old_stage == KV_STAGE_CURRENT)
+        return rk_error_set(err, RK_EINVAL, "the old current version needs another stage");
+    if ((r = check_usable(vm, err)) != 0)
+        return r;
+    if (meta->current_version == version)
+        return 0;
+    old = meta->current_version != 0 ? kv_meta_find(meta, meta->current_version) : NULL;
+    if (old_stage == KV_STAGE_PREVIOUS && old != NULL)
+        demote_previous(meta, 0);
+    if (old != NULL)
+        old->stage = old_stage;
+    vm->stage = KV_STAGE_CURRENT;
+    meta->current_version = version;
+    return 0;
+}
+
+int
+kv_meta_promote(struct kv_meta *meta, uint64_t version, struct rk_error *err)
+{
+    return kv_meta_set_current(meta, version, KV_STAGE_PREVIOUS, err);
+}
+
+int
+kv_meta_set_stage(struct kv_meta *meta, uint64_t version, enum kv_stage stage,
+                  struct rk_error *err)
+{
+    struct kv_version_meta *vm = kv_meta_find(meta, version);
+
+    if ((unsigned)stage >= NSTAGES)
+        return rk_error_set(err, RK_EINVAL, "unknown stage %d", (int)stage);
+    if (vm == NULL)
+        return rk_error_set(err, RK_ENOTFOUND, "no version %" PRIu64, version);
+    if (stage == KV_STAGE_CURRENT)
+        return kv_meta_promote(meta, version, err);
+    if (vm->stage == KV_STAGE_CURRENT)
+        return rk_error_set(err, RK_EINVAL,
+                            "version %" PRIu64 " is current; make another version current first",
+                            version);
+    if (stage == KV_STAGE_PREVIOUS)
+        demote_previous(meta, version);
+    vm->stage = stage;
+    return 0;
+}
+
+int
+kv_meta_add_version(struct kv_meta *meta, enum kv_stage stage, const char *author,
+                    const char *reason, const char *fp, uint64_t *version, struct rk_error *err)
+{
+    struct kv_version_meta *nv, *vm;
+
+    if (stage != KV_STAGE_CURRENT && stage != KV_STAGE_PENDING)
+        return rk_error_set(err, RK_EINVAL, "a new version is either current or pending");
+    if (author != NULL && strlen(author) >= KV_AUTHOR_MAX)
+        return rk_error_set(err, RK_EINVAL, "author is longer than %d bytes", KV_AUTHOR_MAX - 1);
+    if (reason != NULL && strlen(reason) >= KV_REASON_MAX)
+        return rk_error_set(err, RK_EINVAL, "reason is longer than %d bytes", KV_REASON_MAX - 1);
+    if (fp == NULL || strlen(fp) != FINGERPRINT_LEN)
+        return rk_error_set(err, RK_EINVAL, "bad fingerprint");
+    if (meta->latest_version == UINT64_MAX)
+        return rk_error_set(err, RK_ELIMIT, "version numbers exhausted");
+    nv = realloc(meta->versions, (meta->nversions + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    meta->versions = nv;
+    vm = &nv[meta->nversions++];
+    memset(vm, 0, sizeof(*vm));
+    vm->version = ++meta->latest_version;
+    vm->created_us = time_now_us();
+    if (meta->delete_version_after > 0)
+        vm->deletion_us = vm->created_us + meta->delete_version_after * 1000000;
+    vm->stage = KV_STAGE_PENDING;
+    snprintf(vm->author, sizeof(vm->author), "%s", author != NULL ? author : "");
+    snprintf(vm->reason, sizeof(vm->reason), "%s", reason != NULL ? reason : "");
+    memcpy(vm->fingerprint, fp, FINGERPRINT_LEN + 1);
+    meta->updated_us = vm->created_us;
+    if (meta->oldest_version == 0)
+        meta->oldest_version = vm->version;
+    if (version != NULL)
+        *version = vm->version;
+    if (stage == KV_STAGE_CURRENT) {
+        /* A fresh version is never deleted yet unless delete_version_after is 0s-ish; promote
+         * directly rather than through the usability check. */
+        struct kv_version_meta *old =
+            meta->current_version != 0 ? kv_meta_find(meta, meta->current_version) : NULL;
+        if (old != NULL) {
+            demote_previous(meta, 0);
+            old->stage = KV_STAGE_PREVIOUS;
+        }
+        vm->stage = KV_STAGE_CURRENT;
+        meta->current_version = vm->version;
+    }
+    return 0;
+}
+
+/* Removes the oldest versions beyond max_versions that are not current, previous or pending.
+ * Calls del(arg, version) for each removed version. */
+static int
+meta_prune(struct kv_meta *meta, int (*del)(void *, uint64_t), void *arg)
+{
+    size_t max = meta->max_versions != 0 ? meta->max_versions : KV_DEFAULT_MAX_VERSIONS;
+    size_t excess, j = 0;
+    int r;
+
+    if (meta->nversions <= max)
+        return 0;
+    excess = meta->nversions - max;
+    for (size_t i = 0; i < meta->nversions; i++) {
+        struct kv_version_meta *vm = &meta->versions[i];
+        if (excess > 0 && vm->stage != KV_STAGE_CURRENT && vm->stage != KV_STAGE_PREVIOUS &&
+            vm->stage != KV_STAGE_PENDING) {
+            if ((r = del(arg, vm->version)) != 0)
+                return r;
+            excess--;
+            continue;
+        }
+        if (j != i)
+            meta->versions[j] = *vm;
+        j++;
+    }
+    meta->nversions = j;
+    meta_recount(meta);
+    return 0;
+}
+
+/* ---- encoding ---- */
+
+static json_t *
+time_json(int64_t us)
+{
+    char buf[40];
+
+    if (us == 0)
+        return json_string("");
+    time_format_rfc3339(us, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static int
+obj_add(json_t *o, const char *k, json_t *v)
+{
+    return v == NULL ? -1 : json_object_set_new_nocheck(o, k, v);
+}
+
+int
+kv_meta_encode(const struct kv_meta *meta, char **out, size_t *len, struct rk_error *err)
+{
+    json_t *root = json_object(), *arr = json_array();
+    int bad = 0;
+
+    *out = NULL;
+    if (root == NULL || arr == NULL) {
+        json_decref(root);
+        json_decref(arr);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    bad |= obj_add(root, "format", json_integer(KV_META_FORMAT));
+    bad |= obj_add(root, "created_time", time_json(meta->created_us));
+    bad |= obj_add(root, "updated_time", time_json(meta->updated_us));
+    bad |= obj_add(root, "current_version", json_integer((json_int_t)meta->current_version));
+    bad |= obj_add(root, "latest_version", json_integer((json_int_t)meta->latest_version));
+    bad |= obj_add(root, "oldest_version", json_integer((json_int_t)meta->oldest_version));
+    bad |= obj_add(root, "max_versions", json_integer(meta->max_versions));
+    bad |= obj_add(root, "cas_required", json_boolean(meta->cas_required));
+    bad |= obj_add(root, "delete_version_after", json_integer(meta->delete_version_after));
+    bad |= obj_add(root, "custom_metadata",
+                   meta->custom_metadata != NULL ? json_incref(meta->custom_metadata)
+                                                 : json_object());
+    bad |= obj_add(root, "versions", arr); /* root owns arr from here */
+    for (size_t i = 0; i < meta->nversions && !bad; i++) {
+        const struct kv_version_meta *vm = &meta->versions[i];
+        json_t *v = json_object();
+        if (v == NULL || json_array_append_new(arr, v) != 0) {
+            bad = 1;
+            break;
+        }
+        bad |= obj_add(v, "version", json_integer((json_int_t)vm->version));
+        bad |= obj_add(v, "created_time", time_json(vm->created_us));
+        bad |= obj_add(v, "deletion_time", time_json(vm->deletion_us));
+        bad |= obj_add(v, "destroyed", json_boolean(vm->destroyed));
+        bad |= obj_add(v, "stage", json_string(kv_stage_name(vm->stage)));
+        bad |= obj_add(v, "author", json_string(vm->author));
+        bad |= obj_add(v, "reason", json_string(vm->reason));
+        bad |= obj_add(v, "fingerprint", json_string(vm->fingerprint));
+    }
+    if (!bad)
+        *out = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (*out == NULL)
+        return rk_error_set(err, RK_ENOMEM, "encoding metadata failed");
+    if (len != NULL)
+        *len = strlen(*out);
+    return 0;
+}
+
+static int
+get_uint(json_t *o, const char *k, uint64_t max, uint64_t *out)
+{
+    json_t *v = json_object_get(o, k);
+
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        (uint64_t)json_integer_value(v) > max)
+        return -1;
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int
+get_time(json_t *o, const char *k, int allow_empty, int64_t *us)
+{
+    json_t *v = json_object_get(o, k);
+    const char *s;
+
+    if (!json_is_string(v))
+        return -1;
+    s = json_string_value(v);
+    if (s[0] == '\0') {
+        *us = 0;
+        return allow_empty ? 0 : -1;
+    }
+    if (time_parse_rfc3339(s, us) != 0 || *us <= 0)
+        return -1;
+    return 0;
+}
+
+static int
+get_bool(json_t *o, const char *k, int *out)
+{
+    json_t *v = json_object_get(o, k);
+
+    if (!json_is_boolean(v))
+        return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int
+get_str(json_t *o, const char *k, char *out, size_t outlen)
+{
+    json_t *v = json_object_get(o, k);
+
+    if (!json_is_string(v) || json_string_length(v) >= outlen ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return -1;
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return 0;
+}
+
+/* Checks a custom_metadata object against Vault's limits. Returns 0 or -RK_EINVAL. */
+static int
+custom_check(const json_t *c, struct rk_error *err)
+{
+    const char *k;
+    json_t *v;
+
+    if (!json_is_object(c))
+        return rk_error_set(err, RK_EINVAL, "custom_metadata must be an object");
+    if (json_object_size(c) > KV_CUSTOM_MAX_KEYS)
+        return rk_error_set(err, RK_EINVAL, "custom_metadata has more than %d keys",
+                            KV_CUSTOM_MAX_KEYS);
+    json_object_foreach((json_t *)c, k, v) {
+        size_t kl = strlen(k);
+        if (kl == 0 || kl > KV_CUSTOM_KEY_MAX)
+            return rk_error_set(err, RK_EINVAL, "custom_metadata keys are 1 to %d bytes long",
+                                KV_CUSTOM_KEY_MAX);
+        if (!json_is_string(v) || json_string_length(v) > KV_CUSTOM_VALUE_MAX)
+            return rk_error_set(err, RK_EINVAL,
+                                "custom_metadata values are strings of at most %d bytes",
+                                KV_CUSTOM_VALUE_MAX);
+    }
+    return 0;
+}
+
+int
+kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk_error *err)
+{
+    struct kv_meta *m = NULL;
+    json_error_t jerr;
+    json_t *root, *arr, *custom, *v;
+    uint64_t u, ncur = 0, nprev = 0;
+    int64_t dva;
+    const char *what = "metadata";
+    int r = -RK_ECORRUPT;
+    size_t i;
+
+    *out = NULL;
+    if (len > KV_META_MAX)
+        return rk_error_set(err, RK_ECORRUPT, "metadata is too large");
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return rk_error_set(err, RK_ECORRUPT, "metadata does not parse: %s (line %d)", jerr.text,
+                            jerr.line);
+    if (!json_is_object(root))
+        goto bad;
+    if ((m = calloc(1, sizeof(*m))) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    what = "format";
+    if (get_uint(root, "format", INT64_MAX, &u) != 0)
+        goto bad;
+    if (u != KV_META_FORMAT) {
+        r = rk_error_set(err, RK_EVERSION, "metadata format %" PRIu64 " is not supported", u);
+        goto out;
+    }
+    what = "times";
+    if (get_time(root, "created_time", 0, &m->created_us) != 0 ||
+        get_time(root, "updated_time", 0, &m->updated_us) != 0)
+        goto bad;
+    what = "version numbers";
+    if (get_uint(root, "current_version", INT64_MAX, &m->current_version) != 0 ||
+        get_uint(root, "latest_version", INT64_MAX, &m->latest_version) != 0 ||
+        get_uint(root, "oldest_version", INT64_MAX, &m->oldest_version) != 0)
+        goto bad;
+    what = "settings";
+    if (get_uint(root, "max_versions", UINT32_MAX, &u) != 0)
+        goto bad;
+    m->max_versions = (uint32_t)u;
+    if (get_bool(root, "cas_required", &m->cas_required) != 0)
+        goto bad;
+    if (get_uint(root, "delete_version_after", INT64_MAX / 1000000, &u) != 0)
+        goto bad;
+    dva = (int64_t)u;
+    m->delete_version_after = dva;
+    custom = json_object_get(root, "custom_metadata");
+    if (custom_check(custom, NULL) != 0)
+        goto bad;
+    m->custom_metadata = json_incref(custom);
+    what = "versions";
+    arr = json_object_get(root, "versions");
+    if (!json_is_array(arr))
+        goto bad;
+    m->nversions = json_array_size(arr);
+    if (m->nversions > 0) {
+        m->versions = calloc(m->nversions, sizeof(*m->versions));
+        if (m->versions == NULL) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    json_array_foreach(arr, i, v) {
+        struct kv_version_meta *vm = &m->versions[i];
+        json_t *st;
+        if (!json_is_object(v) || get_uint(v, "version", INT64_MAX, &vm->version) != 0 ||
+            vm->version == 0 || vm->version > m->latest_version ||
+            (i > 0 && vm->version <= m->versions[i - 1].version) ||
+            get_time(v, "created_time", 0, &vm->created_us) != 0 ||
+            get_time(v, "deletion_time", 1, &vm->deletion_us) != 0 ||
+            get_bool(v, "destroyed", &vm->destroyed) != 0 ||
+            get_str(v, "author", vm->author, sizeof(vm->author)) != 0 ||
+            get_str(v, "reason", vm->reason, sizeof(vm->reason)) != 0 ||
+            get_str(v, "fingerprint", vm->fingerprint, sizeof(vm->fingerprint)) != 0)
+            goto bad;
+        st = json_object_get(v, "stage");
+        if (!json_is_string(st) || kv_stage_parse(json_string_value(st), &vm->stage) != 0)
+            goto bad;
+        if (vm->stage == KV_STAGE_CURRENT) {
+            ncur++;
+            if (vm->version != m->current_version)
+                goto bad;
+        }
+        if (vm->stage == KV_STAGE_PREVIOUS)
+            nprev++;
+    }
+    what = "stages";
+    if (ncur > 1 || nprev > 1 || (ncur == 0 && m->current_version != 0))
+        goto bad;
+    what = "oldest_version";
+    if (m->oldest_version != (m->nversions > 0 ? m->versions[0].version : 0))
+        goto bad;
+    *out = m;
+    m = NULL;
+    r = 0;
+    goto out;
+bad:
+    r = rk_error_set(err, RK_ECORRUPT, "metadata is corrupt (%s)", what);
+out:
+    kv_meta_free(m);
+    json_decref(root);
+    return r;
+}
+
+/* ---- storage ---- */
+
+int
+kv_open(struct barrier *br, struct kv **out, struct rk_error *err)
+{
+    struct kv *kv;
+
+    *out = NULL;
+    if (br == NULL)
+        return rk_error_set(err, RK_EINVAL, "no barrier");
+    if ((kv = calloc(1, sizeof(*kv))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    kv->br = br;
+    for (size_t i = 0; i < KV_CACHE_LOCKS; i++)
+        pthread_mutex_init(&kv->locks[i], NULL);
+    *out = kv;
+    return 0;
+}
+
+void
+kv_free(struct kv *kv)
+{
+    if (kv == NULL)
+        return;
+    for (size_t i = 0; i < KV_CACHE_SLOTS; i++) {
+        free(kv->slots[i].path);
+        kv_meta_free(kv->slots[i].meta);
+    }
+    for (size_t i = 0; i < KV_CACHE_LOCKS; i++)
+        pthread_mutex_destroy(&kv->locks[i]);
+    free(kv);
+}
+
+static size_t
+cache_index(const char *path)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % KV_CACHE_SLOTS);
+}
+
+/* Looks up (path, rev). With want_meta, *meta gets a private copy; otherwise the version record
+ * of version (0 = current) is copied to *vm (vm->version stays 0 when there is none) and
+ * *current gets the current version. Returns 1 on a hit, 0 on a miss or allocation failure. */
+static int
+cache_lookup(struct kv *kv, const char *path, int64_t rev, int want_meta, struct kv_meta **meta,
+             uint64_t version, struct kv_version_meta *vm, uint64_t *current)
+{
+    size_t i = cache_index(path);
+    struct cache_slot *sl = &kv->slots[i];
+    pthread_mutex_t *lk = &kv->locks[i % KV_CACHE_LOCKS];
+    int hit = 0;
+
+    pthread_mutex_lock(lk);
+    if (sl->meta != NULL && sl->rev == rev && strcmp(sl->path, path) == 0) {
+        if (want_meta) {
+            *meta = kv_meta_dup(sl->meta);
+            hit = *meta != NULL;
+        } else {
+            struct kv_version_meta *f;
+            *current = sl->meta->current_version;
+            f = kv_meta_find(sl->meta, version != 0 ? version : *current);
+            if (f != NULL)
+                *vm = *f;
+            else
+                vm->version = 0;
+            hit = 1;
+        }
+    }
+    pthread_mutex_unlock(lk);
+    return hit;
+}
+
+/* Stores a copy of meta for (path, rev) unless the slot holds a newer revision of path. */
+static void
+cache_store(struct kv *kv, const char *path, int64_t rev, const struct kv_meta *meta)
+{
+    size_t i = cache_index(path);
+    struct cache_slot *sl = &kv->slots[i];
+    pthread_mutex_t *lk = &kv->locks[i % KV_CACHE_LOCKS];
+    struct kv_meta *copy;
+    char *pcopy;
+
+    if (rev <= 0 || (copy = kv_meta_dup(meta)) == NULL)
+        return;
+    if ((pcopy = strdup(path)) == NULL) {
+        kv_meta_free(copy);
+        return;
+    }
+    pthread_mutex_lock(lk);
+    if (sl->meta != NULL && sl->rev >= rev && strcmp(sl->path, path) == 0) {
+        pthread_mutex_unlock(lk);
+        free(pcopy);
+        kv_meta_free(copy);
+        return;
+    }
+    free(sl->path);
+    kv_meta_free(sl->meta);
+    sl->path = pcopy;
+    sl->rev = rev;
+    sl->meta = copy;
+    pthread_mutex_unlock(lk);
+}
+
+struct barrier *
+kv_barrier(struct kv *kv)
+{
+    return kv->br;
+}
+
+static int
+check_path(const char *path, struct rk_error *err)
+{
+    if (path == NULL)
+        return rk_error_set(err, RK_EINVAL, "no path");
+    return path_validate(path, strlen(path), err);
+}
+
+static int
+meta_key(const char *path, char *buf, size_t buflen, struct rk_error *err)
+{
+    int n = snprintf(buf, buflen, KV_META_PREFIX "%s", path);
+
+    if (n < 0 || (size_t)n >= buflen)
+        return rk_error_set(err, RK_EINVAL, "path is too long");
+    return 0;
+}
+
+static int
+data_key(const char *path, uint64_t version, char *buf, size_t buflen, struct rk_error *err)
+{
+    int n = snprintf(buf, buflen, KV_DATA_PREFIX "%s@%" PRIu64, path, version);
+
+    if (n < 0 || (size_t)n >= buflen)
+        return rk_error_set(err, RK_EINVAL, "path is too long");
+    return 0;
+}
+
+/* Reads path's raw metadata and its revision. */
+static int
+meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev,
+           struct rk_error *err)
+{
+    char key[STORE_KEY_MAX];
+    int r;
+
+    *raw = NULL;
+    if ((r = check_path(path, err)) != 0 || (r = meta_key(path, key, sizeof(key), err)) != 0)
+        return r;
+    *rev = 0;
+    r = barrier_get(kv->br, key, raw, rev, err);
+    if (r == -RK_ENOTFOUND)
+        return rk_error_set(err, RK_ENOTFOUND, "no secret at %s", path);
+    return r;
+}
+
+static int
+meta_decode_cached(struct kv *kv, const char *path, const struct secret *raw, int64_t rev,
+                   struct kv_meta **meta, struct rk_error *err)
+{
+    int r;
+
+    if (cache_lookup(kv, path, rev, 1, meta, 0, NULL, NULL))
+        return 0;
+    r = kv_meta_decode((const char *)raw->data, raw->len, meta, err);
+    if (r != 0)
+        return rk_error_prefix(err, "%s", path);
+    cache_store(kv, path, rev, *meta);
+    return 0;
+}
+
+int
+kv_meta_load(struct kv *kv, const char *path, struct kv_meta **meta, int64_t *mod_rev,
+             struct rk_error *err)
+{
+    struct secret *raw = NULL;
+    int64_t rev = 0;
+    int r;
+
+    *meta = NULL;
+    if ((r = meta_fetch(kv, path, &raw, &rev, err)) == 0)
+        r = meta_decode_cached(kv, path, raw, rev, meta, err);
+    if (r == 0 && mod_rev != NULL)
+        *mod_rev = rev;
+    secret_free(raw);
+    return r;
+}
+
+struct del_ctx {
+    struct barrier_txn *t;
+    const char *path;
+    struct rk_error *err;
+};
+
+static int
+prune_del(void *arg, uint64_t version)
+{
+    struct del_ctx *c = arg;
+    char key[STORE_KEY_MAX];
+    int r;
+
+    if ((r = data_key(c->path, version, key, sizeof(key), c->err)) != 0)
+        return r;
+    if (barrier_txn_del(c->t, key) != 0)
+        return rk_error_set(c->err, RK_ENOMEM, "out of memory");
+    return 0;
+}
+
+int
+kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
+             int64_t mod_rev, uint64_t version, const struct secret *data, struct rk_error *err)
+{
+    char key[STORE_KEY_MAX];
+    char *enc = NULL;
+    size_t enclen = 0;
+    struct del_ctx dc = {t, path, err};
+    int r;
+
+    (void)kv;
+    if ((r = check_path(path, err)) != 0 || (r = meta_key(path, key, sizeof(key), err)) != 0)
+        return r;
+    if (data != NULL) {
+        if (kv_meta_find(meta, version) == NULL)
+            return rk_error_set(err, RK_EINVAL, "version %" PRIu64 " is not in the metadata",
+                                version);
+        if (data->len > KV_DATA_MAX)
+            return rk_error_set(err, RK_EINVAL, "secret data is too large");
+    }
+    if ((r = meta_prune(meta, prune_del, &dc)) != 0)
+        return r;
+    meta->updated_us = time_now_us();
+    if ((r = kv_meta_encode(meta, &enc, &enclen, err)) != 0)
+        return r;
+    if (barrier_txn_cmp(t, key, mod_rev) != 0 || barrier_txn_put(t, key, enc, enclen) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    /* The pruned version may be the one being written only if it was not current/pending. */
+    if (data != NULL && kv_meta_find(meta, version) != NULL) {
+        if ((r = data_key(path, version, key, sizeof(key), err)) != 0)
+            goto out;
+        if (barrier_txn_put(t, key, data->data, data->len) != 0) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    free(enc);
+    return r;
+}
+
+int
+kv_set_stage(struct kv *kv, struct barrier_txn *t, const char *path, uint64_t version,
+             enum kv_stage stage, struct rk_error *err)
+{
+    struct kv_meta *meta = NULL;
+    int64_t rev = 0;
+    int r;
+
+    if ((r = kv_meta_load(kv, path, &meta, &rev, err)) != 0)
+        return r;
+    if ((r = kv_meta_set_stage(meta, version, stage, err)) == 0)
+        r = kv_stage_put(kv, t, path, meta, rev, 0, NULL, err);
+    kv_meta_free(meta);
+    return r;
+}
+
+/* Waits a little before retrying after losing a race on a path's metadata. */
+static void
+conflict_backoff(int attempt)
+{
+    struct timespec ts = {0, 0};
+
+    if (attempt < 2)
+        return;
+    ts.tv_nsec = (long)(attempt < 40 ? attempt : 40) * 50000L;
+    nanosleep(&ts, NULL);
+}
+
+/* ---- reads ---- */
+
+static int
+read_version(struct kv *kv, const char *path, uint64_t version, struct secret **data,
+             struct kv_meta **metap, struct kv_version_meta *vmeta, struct rk_error *err)
+{
+    struct kv_meta *meta = NULL;
+    struct kv_version_meta vm, *f;
+    struct secret *raw = NULL;
+    uint64_t current = 0;
+    char key[STORE_KEY_MAX];
+    int64_t rev = 0;
+    int r, filled = 0;
+
+    if (data != NULL)
+        *data = NULL;
+    if (metap != NULL)
+        *metap = NULL;
+    if (vmeta != NULL)
+        memset(vmeta, 0, sizeof(*vmeta));
+    memset(&vm, 0, sizeof(vm));
+    if ((r = meta_fetch(kv, path, &raw, &rev, err)) != 0)
+        goto out;
+    /* The common read (no whole metadata wanted) copies one record out of the cache. */
+    if (metap != NULL || !cache_lookup(kv, path, rev, 0, NULL, version, &vm, &current)) {
+        if ((r = meta_decode_cached(kv, path, raw, rev, &meta, err)) != 0)
+            goto out;
+        current = meta->current_version;
+        f = kv_meta_find(meta, version != 0 ? version : current);
+        if (f != NULL)
+            vm = *f;
+    }
+    if (version == 0 && (version = current) == 0) {
+        r = rk_error_set(err, RK_ENOTFOUND, "%s has no current version", path);
+        goto out;
+    }
+    if (vm.version == 0) {
+        r = rk_error_set(err, RK_ENOTFOUND, "%s has no version %" PRIu64, path, version);
+        goto out;
+    }
+    if (vmeta != NULL)
+        *vmeta = vm;
+    filled = 1;
+    if (vm.destroyed) {
+        r = rk_error_set(err, RK_ENOTFOUND, "version %" PRIu64 " of %s is destroyed", version,
+                         path);
+        goto out;
+    }
+    if (kv_version_deleted(&vm, time_now_us())) {
+        r = rk_error_set(err, RK_ENOTFOUND, "version %" PRIu64 " of %s is deleted", version, path);
+        goto out;
+    }
+    if (data != NULL) {
+        if ((r = data_key(path, version, key, sizeof(key), err)) != 0)
+            goto out;
+        r = barrier_get(kv->br, key, data, NULL, err);
+        if (r == -RK_ENOTFOUND)
+            r = rk_error_set(err, RK_ECORRUPT, "data of version %" PRIu64 " of %s is missing",
+                             version, path);
+        if (r != 0) {
+            filled = 0;
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    if (metap != NULL && filled) {
+        *metap = meta;
+        meta = NULL;
+    }
+    kv_meta_free(meta);
+    secret_free(raw);
+    return r;
+}
+
+int
+kv_get(struct kv *kv, const char *path, uint64_t version, struct secret **data,
+       struct kv_version_meta *vmeta, struct rk_error *err)
+{
+    return read_version(kv, path, version, data, NULL, vmeta, err);
+}
+
+int
+kv_read(struct kv *kv, const char *path, uint64_t version, struct secret **data,
+        struct kv_meta **meta, struct kv_version_meta *vmeta, struct rk_error *err)
+{
+    return read_version(kv, path, version, data, meta, vmeta, err);
+}
+
+int
+kv_get_field(struct kv *kv, const char *path, uint64_t version, const char *field,
+             struct secret **value, struct rk_error *err)
+{
+    struct secret *data = NULL;
+    json_t *obj = NULL, *v;
+    int r;
+
+    *value = NULL;
+    if ((r = kv_get(kv, path, version, &data, NULL, err)) != 0)
+        return r;
+    if ((r = secret_json_object(data, "stored data", &obj, err)) != 0) {
+        r = rk_error_set(err, RK_ECORRUPT, "stored data of %s does not parse", path);
+        goto out;
+    }
+    v = json_object_get(obj, field);
+    if (v == NULL) {
+        r = rk_error_set(err, RK_ENOTFOUND, "%s has no field %.128s", path, field);
+        goto out;
+    }
+    if (!json_is_string(v)) {
+        r = rk_error_set(err, RK_EINVAL, "field %.128s of %s is not a string", field, path);
+        goto out;
+    }
+    if ((*value = secret_from(json_string_value(v), json_string_length(v))) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    json_wipe_decref(obj);
+    secret_free(data);
+    return r;
+}
+
+/* ---- writes ---- */
+
+static int
+cas_check(const struct kv_meta *meta, const struct kv_put_opts *o, struct rk_error *err)
+{
+    if (o->cas < 0) {
+        if (meta->cas_required)
+            return rk_error_set(err, RK_EINVAL, "check-and-set parameter required for this call");
+        return 0;
+    }
+    if ((uint64_t)o->cas != meta->latest_version)
+        return rk_error_set(err, RK_ECONFLICT,
+                            "check-and-set parameter did not match the current version");
+    return 0;
+}
+
+/* RFC 7386 merge of patch into target (both objects); patch values are moved or copied. */
+static int
+merge_patch(json_t *target, json_t *patch)
+{
+    const char *k;
+    json_t *pv;
+
+    json_object_foreach(patch, k, pv) {
+        json_t *tv = json_object_get(target, k);
+        if (json_is_null(pv)) {
+            if (tv != NULL && json_object_del(target, k) != 0)
+                return -1;
+        } else if (json_is_object(pv)) {
+            if (!json_is_object(tv)) {
+                json_t *fresh = json_object();
+                if (fresh == NULL || json_object_set_new(target, k, fresh) != 0)
+                    return -1;
+                tv = fresh;
+            }
+            if (merge_patch(tv, pv) != 0)
+                return -1;
+        } else if (json_object_set_new(target, k, json_deep_copy(pv)) != 0) {
+            /* A copy: the patch is reused on a retry, and the result is wiped when freed. */
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Builds the patched data of the current version in *out (canonical) with its fingerprint. */
+static int
+patch_data(struct kv *kv, const char *path, const struct kv_meta *meta, json_t *patch,
+           struct secret **out, char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
+{
+    struct kv_version_meta *vm;
+    struct secret *cur = NULL;
+    json_t *obj = NULL;
+    char key[STORE_KEY_MAX];
+    int r;
+
+    *out = NULL;
+    if (meta->current_version == 0 || (vm = kv_meta_find(meta, meta->current_version)) == NULL)
+        return rk_error_set(err, RK_ENOTFOUND, "%s has no current version to patch", path);
+    if (vm->destroyed || kv_version_deleted(vm, time_now_us()))
+        return rk_error_set(err, RK_ENOTFOUND, "the current version of %s is deleted", path);
+    if ((r = data_key(path, vm->version, key, sizeof(key), err)) != 0)
+        return r;
+    if ((r = barrier_get(kv->br, key, &cur, NULL, err)) != 0)
+        return r == -RK_ENOTFOUND ? rk_error_set(err, RK_ECORRUPT, "data of %s is missing", path)
+                                  : r;
+    if (secret_json_object(cur, "stored data", &obj, err) != 0) {
+        r = rk_error_set(err, RK_ECORRUPT, "stored data of %s does not parse", path);
+        goto out;
+    }
+    if (merge_patch(obj, patch) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    r = data_canonical(obj, out, fp, err);
+out:
+    json_wipe_decref(obj);
+    secret_free(cur);
+    return r;
+}
+
+static int
+kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
+         const struct kv_put_opts *opts, uint64_t *version, struct rk_error *err)
+{
+    static const struct kv_put_opts defaults = KV_PUT_OPTS_INIT;
+    struct kv_meta *meta = NULL;
+    struct secret *data = NULL;
+    struct barrier_txn *t = NULL;
+    json_t *patch = NULL;
+    char fp[FINGERPRINT_LEN + 1];
+    uint64_t v = 0;
+    int64_t rev;
+    int r;
+
+    if (opts == NULL)
+        opts = &defaults;
+    if ((r = check_path(path, err)) != 0)
+        return r;
+    if (opts->stage != KV_STAGE_CURRENT && opts->stage != KV_STAGE_PENDING)
+        return rk_error_set(err, RK_EINVAL, "a new version is either current or pending");
+    if (is_patch)
+        r = secret_json_object(in, "patch", &patch, err);
+    else
+        r = kv_data_prepare(in, &data, fp, err);
+    if (r != 0)
+        return r;
+    for (int attempt = 0;; attempt++) {
+        rev = 0;
+        r = kv_meta_load(kv, path, &meta, &rev, err);
+        if (r == -RK_ENOTFOUND && !is_patch) {
+            if ((meta = kv_meta_new()) == NULL) {
+                r = rk_error_set(err, RK_ENOMEM, "out of memory");
+                goto out;
+            }
+            rev = 0;
+        } else if (r != 0) {
+            goto out;
+        }
+        if ((r = cas_check(meta, opts, err)) != 0)
+            goto out;
+        if (is_patch) {
+            secret_free(data);
+            data = NULL;
+            if ((r = patch_data(kv, path, meta, patch, &data, fp, err)) != 0)
+                goto out;
+        }
+        if ((r = kv_meta_add_version(meta, opts->stage, opts->author, opts->reason, fp, &v,
+                                     err)) != 0)
+            goto out;
+        if ((t = barrier_txn_new(kv->br)) == NULL) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((r = kv_stage_put(kv, t, path, meta, rev, v, data, err)) != 0)
+            goto out;
+        r = barrier_txn_commit(t, NULL, err);
+        barrier_txn_free(t);
+        t = NULL;
+        kv_meta_free(meta);
+        meta = NULL;
+        if (r != -RK_ECONFLICT)
+            break;
+        if (opts->cas >= 0) {
+            r = rk_error_set(err, RK_ECONFLICT,
+                             "check-and-set parameter did not match the current version");
+            break;
+        }
+        if (attempt + 1 >= KV_PUT_RETRIES) {
+            r = rk_error_set(err, RK_ECONFLICT, "%s: too many concurrent writers", path);
+            break;
+        }
+        conflict_backoff(attempt);
+    }
+    if (r == 0 && version != NULL)
+        *version = v;
+out:
+    barrier_txn_free(t);
+    kv_meta_free(meta);
+    secret_free(data);
+    json_wipe_decref(patch);
+    return r;
+}
+
+int
+kv_put(struct kv *kv, const char *path, const struct secret *data,
+       const struct kv_put_opts *opts, uint64_t *version, struct rk_error *err)
+{
+    return kv_write(kv, path, data, 0, opts, version, err);
+}
+
+int
+kv_patch(struct kv *kv, const char *path, const struct secret *patch,
+         const struct kv_put_opts *opts, uint64_t *version, struct rk_error *err)
+{
+    return kv_write(kv, path, patch, 1, opts, version, err);
+}
+
+/* A metadata change: mutate meta (and add extra writes to t). create: start from an empty
+ * record when the path does not exist. */
+typedef int (*meta_mutator)(struct kv_meta *meta, struct barrier_txn *t, const char *path,
+                            const void *arg, struct rk_error *err);
+
+static int
+meta_update(struct kv *kv, const char *path, int create, meta_mutator fn, const void *arg,
+            struct rk_error *err)
+{
+    struct kv_meta *meta = NULL;
+    struct barrier_txn *t = NULL;
+    int64_t rev;
+    int r;
+
+    for (int attempt = 0;; attempt++) {
+        rev = 0;
+        r = kv_meta_load(kv, path, &meta, &rev, err);
+        if (r == -RK_ENOTFOUND && create) {
+            if ((meta = kv_meta_new()) == NULL) {
+                r = rk_error_set(err, RK_ENOMEM, "out of memory");
+                goto out;
+            }
+            rev = 0;
+        } else if (r != 0) {
+            goto out;
+        }
+        if ((t = barrier_txn_new(kv->br)) == NULL) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((r = fn(meta, t, path, arg, err)) != 0)
+            goto out;
+        if ((r = kv_stage_put(kv, t, path, meta, rev, 0, NULL, err)) != 0)
+            goto out;
+        r = barrier_txn_commit(t, NULL, err);
+        barrier_txn_free(t);
+        t = NULL;
+        kv_meta_free(meta);
+        meta = NULL;
+        if (r != -RK_ECONFLICT || attempt + 1 >= KV_PUT_RETRIES)
+            break;
+        conflict_backoff(attempt);
+    }
+out:
+    barrier_txn_free(t);
+    kv_meta_free(meta);
+    return r;
+}
+
+struct version_list {
+    const uint64_t *v;
+    size_t n;
+    int op; /* 0 delete, 1 undelete, 2 destroy */
+};
+
+static int
+versions_mutate(struct kv_meta *meta, struct barrier_txn *t, const char *path, const void *arg,
+                struct rk_error *err)
+{
+    const struct version_list *vl = arg;
+    uint64_t latest = meta->latest_version;
+    const uint64_t *vs = vl->v;
+    size_t n = vl->n;
+    int64_t now = time_now_us();
+    char key[STORE_KEY_MAX];
+    int r;
+
+    if (n == 0) {
+        if (vl->op != 0)
+            return 0;
+        vs = &latest;
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct kv_version_meta *vm = kv_meta_find(meta, vs[i]);
+        if (vm == NULL || vm->destroyed)
+            continue;
+        switch (vl->op) {
+        case 0:
+            if (!kv_version_deleted(vm, now))
+                vm->deletion_us = now;
+            break;
+        case 1:
+            vm->deletion_us = 0;
+            break;
+        default:
+            if ((r = data_key(path, vm->version, key, sizeof(key), err)) != 0)
+                return r;
+            if (barrier_txn_del(t, key) != 0)
+                return rk_error_set(err, RK_ENOMEM, "out of memory");
+            vm->destroyed = 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+int
+kv_delete_versions(struct kv *kv, const char *path, const uint64_t *versions, size_t n,
+                   struct rk_error *err)
+{
+    struct version_list vl = {versions, n, 0};
+
+    return meta_update(kv, path, 0, versions_mutate, &vl, err);
+}
+
+int
+kv_undelete_versions(struct kv *kv, const char *path, const uint64_t *versions, size_t n,
+                     struct rk_error *err)
+{
+    struct version_list vl = {versions, n, 1};
+
+    return meta_update(kv, path, 0, versions_mutate, &vl, err);
+}
+
+int
+kv_destroy_versions(struct kv *kv, const char *path, const uint64_t *versions, size_t n,
+                    struct rk_error *err)
+{
+    struct version_list vl = {versions, n, 2};
+
+    return meta_update(kv, path, 0, versions_mutate, &vl, err);
+}
+
+static int
+settings_mutate(struct kv_meta *meta, struct barrier_txn *t, const char *path, const void *arg,
+                struct rk_error *err)
+{
+    const struct kv_meta_settings *s = arg;
+    int r;
+
+    (void)t;
+    (void)path;
+    if (s->has_delete_version_after &&
+        (s->delete_version_after < 0 || s->delete_version_after > INT64_MAX / 1000000))
+        return rk_error_set(err, RK_EINVAL, "delete_version_after must not be negative");
+    if (s->has_custom_metadata) {
+        json_t *c;
+        if ((r = custom_check(s->custom_metadata, err)) != 0)
+            return r;
+        if ((c = json_deep_copy(s->custom_metadata)) == NULL)
+            return rk_error_set(err, RK_ENOMEM, "out of memory");
+        json_decref(meta->custom_metadata);
+        meta->custom_metadata = c;
+    }
+    if (s->has_max_versions)
+        meta->max_versions = s->max_versions;
+    if (s->has_cas_required)
+        meta->cas_required = s->cas_required ? 1 : 0;
+    if (s->has_delete_version_after)
+        meta->delete_version_after = s->delete_version_after;
+    return 0;
+}
+
+int
+kv_metadata_put(struct kv *kv, const char *path, const struct kv_meta_settings *s,
+                struct rk_error *err)
+{
+    if (s == NULL)
+        return rk_error_set(err, RK_EINVAL, "no settings");
+    return meta_update(kv, path, 1, settings_mutate, s, err);
+}
+
+int
+kv_metadata_get(struct kv *kv, const char *path, struct kv_meta **meta, struct rk_error *err)
+{
+    return kv_meta_load(kv, path, meta, NULL, err);
+}
+
+int
+kv_delete_metadata(struct kv *kv, const char *path, struct rk_error *err)
+{
+    struct kv_meta *meta = NULL;
+    struct barrier_txn *t = NULL;
+    char key[STORE_KEY_MAX];
+    int64_t rev;
+    int r;
+
+    for (int attempt = 0;; attempt++) {
+        rev = 0;
+        if ((r = kv_meta_load(kv, path, &meta, &rev, err)) != 0)
+            goto out;
+        if ((t = barrier_txn_new(kv->br)) == NULL) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((r = meta_key(path, key, sizeof(key), err)) != 0)
+            goto out;
+        if (barrier_txn_cmp(t, key, rev) != 0 || barrier_txn_del(t, key) != 0) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < meta->nversions; i++) {
+            if ((r = data_key(path, meta->versions[i].version, key, sizeof(key), err)) != 0)
+                goto out;
+            if (barrier_txn_del(t, key) != 0) {
+                r = rk_error_set(err, RK_ENOMEM, "out of memory");
+                goto out;
+            }
+        }
+        r = barrier_txn_commit(t, NULL, err);
+        barrier_txn_free(t);
+        t = NULL;
+        kv_meta_free(meta);
+        meta = NULL;
+        if (r != -RK_ECONFLICT || attempt + 1 >= KV_PUT_RETRIES)
+            break;
+        conflict_backoff(attempt);
+    }
+out:
+    barrier_txn_free(t);
+    kv_meta_free(meta);
+    return r;
+}
+
+/* ---- listing ---- */
+
+struct list_ctx {
+    const char *prefix; /* "kv/meta/<folder>/" */
+    size_t plen;
+    kv_list_cb cb;
+    void *arg;
+    char last[STORE_KEY_MAX]; /* where the next scan starts (strictly after) */
+    int seek;                 /* 1: a folder was found; rescan after last */
+    int stopped;              /* the caller's callback asked to stop */
+    int cb_err;
+};
+
+static int
+list_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct list_ctx *c = arg;
+    const char *rest = key + c->plen, *slash;
+    char name[STORE_KEY_MAX];
+    size_t n;
+    int r;
+
+    (void)val;
+    (void)vlen;
+    (void)mod_rev;
+    if (strncmp(key, c->prefix, c->plen) != 0 || rest[0] == '\0')
+        return 0;
+    slash = strchr(rest, '/');
+    n = slash != NULL ? (size_t)(slash - rest) + 1 : strlen(rest);
+    if (n >= sizeof(name))
+        return 0;
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    r = c->cb(c->arg, name);
+    if (r != 0) {
+        if (r > 0)
+            c->stopped = 1;
+        else
+            c->cb_err = r;
+        return r > 0 ? 1 : r;
+    }
+    if (slash == NULL)
+        return 0;
+    /* Skip the folder's whole subtree: paths are printable ASCII (< 0x7f), so every key below
+     * "<prefix><name>/" sorts before "<prefix><name>/\x7f". */
+    if (c->plen + n + 2 > sizeof(c->last))
+        return 0;
+    memcpy(c->last, key, c->plen + n);
+    c->last[c->plen + n] = 0x7f;
+    c->last[c->plen + n + 1] = '\0';
+    c->seek = 1;
+    return 1;
+}
+
+int
+kv_list(struct kv *kv, const char *prefix, kv_list_cb cb, void *arg, struct rk_error *err)
+{
+    struct list_ctx c;
+    char full[STORE_KEY_MAX];
+    size_t len = prefix != NULL ? strlen(prefix) : 0;
+    int n, r;
+
+    memset(&c, 0, sizeof(c));
+    if (len > 0 && prefix[len - 1] == '/')
+        len--;
+    if (len > 0 && (r = path_validate(prefix, len, err)) != 0)
+        return r;
+    if (len == 0)
+        n = snprintf(full, sizeof(full), KV_META_PREFIX);
+    else
+        n = snprintf(full, sizeof(full), KV_META_PREFIX "%.*s/", (int)len, prefix);
+    if (n < 0 || (size_t)n >= sizeof(full))
+        return rk_error_set(err, RK_EINVAL, "prefix is too long");
+    c.prefix = full;
+    c.plen = (size_t)n;
+    c.cb = cb;
+    c.arg = arg;
+    do {
+        int from = c.seek;
+        c.seek = 0;
+        r = barrier_list(kv->br, full, from ? c.last : NULL, 0, list_one, &c, err);
+        if (c.cb_err != 0)
+            return c.cb_err;
+        if (r != 0)
+            return r;
+    } while (c.seek && !c.stopped);
+    return 0;
+}
+
+struct names_ctx {
+    char **v;
+    size_t n, cap;
+};
+
+static int
+names_add(void *arg, const char *name)
+{
+    struct names_ctx *c = arg;
+
+    if (c->n + 2 > c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        char **nv = realloc(c->v, cap * sizeof(*nv));
+        if (nv == NULL)
+            return -RK_ENOMEM;
+        c->v = nv;
+        c->cap = cap;
+    }
+    if ((c->v[c->n] = strdup(name)) == NULL)
+        return -RK_ENOMEM;
+    c->v[++c->n] = NULL;
+    return 0;
+}
+
+int
+kv_list_names(struct kv *kv, const char *prefix, char ***names, size_t *n, struct rk_error *err)
+{
+    struct names_ctx c = {NULL, 0, 0};
+    int r;
+
+    *names = NULL;
+    if (n != NULL)
+        *n = 0;
+    r = kv_list(kv, prefix, names_add, &c, err);
+    if (r == -RK_ENOMEM && err != NULL && err->code != RK_ENOMEM)
+        rk_error_set(err, RK_ENOMEM, "out of memory");
+    if (r == 0 && c.v == NULL && (c.v = calloc(1, sizeof(*c.v))) == NULL)
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    if (r != 0) {
+        kv_names_free(c.v);
+        return r;
+    }
+    *names = c.v;
+    if (n != NULL)
+        *n = c.n;
+    return 0;
+}
+
+void
+kv_names_free(char **names)
+{
+    if (names == NULL)
+        return;
+    for (size_t i = 0; names[i] != NULL; i++)
+        free(names[i]);
+    free(names);
+}

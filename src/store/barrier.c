@@ -1,0 +1,1149 @@
+/* barrier.c: the encryption barrier between the engine and the storage backend.
+ *
+ * Records it owns (never reachable through barrier_get/put/list):
+ *   core/format   plaintext JSON {"format":1}: refused with -RK_EVERSION when newer
+ *   core/seal     plaintext: the seal configuration (shares, threshold) for status output
+ *   core/keyring  the keyring, sealed under the root key in the value envelope with term 0
+ *
+ * Keyring plaintext (version 1), all integers big-endian:
+ *   0x01 | active term u32 | count u32 | count * (term u32 | created unix seconds i64 | key 32)
+ *
+ * Locking: `lock` (a writer-preferring rwlock) guards kr and root. Readers (get, commit) hold it
+ * shared while they use a data key. Everything that replaces the keyring (init, unseal, seal,
+ * rotate, reload) first takes `wmu`, so such writers are serialised among themselves and may
+ * read kr/root without the rwlock; they take it exclusively only to swap the pointers. */
+#include "barrier.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DATA_KEY_LEN 32
+#define NONCE_LEN 12
+#define TAG_LEN 16
+#define VALUE_FORMAT 1
+#define HDR_LEN (1 + 4 + NONCE_LEN)
+#define OVERHEAD (HDR_LEN + TAG_LEN)
+#define KEYRING_FORMAT 1
+#define KEYRING_HDR (1 + 4 + 4)
+#define KEYRING_ENTRY (4 + 8 + DATA_KEY_LEN)
+#define KEYRING_MAX_KEYS 4096
+#define ROOT_TERM 0 /* the envelope term of the keyring itself: sealed by the root key */
+#define VALUE_MAX ((size_t)INT_MAX - OVERHEAD)
+#define ROTATE_ATTEMPTS 3
+
+#define KEY_FORMAT "core/format"
+#define KEY_SEAL "core/seal"
+#define KEY_KEYRING "core/keyring"
+#define CORE_PREFIX "core/"
+
+struct kr_entry {
+    uint32_t term;
+    int64_t created;
+    unsigned char key[DATA_KEY_LEN];
+};
+
+struct keyring {
+    struct secret *mem; /* nkeys struct kr_entry, in the secure heap */
+    size_t nkeys;
+    uint32_t active;
+    int64_t mod_rev; /* of core/keyring as loaded or last written */
+};
+
+struct barrier {
+    struct backend *b;
+    pthread_rwlock_t lock;
+    pthread_mutex_t wmu;
+    struct keyring *kr;  /* NULL when sealed */
+    struct secret *root; /* kept while unsealed: rotation re-seals the keyring with it */
+};
+
+struct bt_op {
+    enum store_op_kind kind;
+    char *key;
+    struct secret *val; /* STORE_PUT: the plaintext */
+};
+
+struct barrier_txn {
+    struct barrier *br;
+    struct store_cmp *cmps;
+    size_t ncmps, capc;
+    struct bt_op *ops;
+    size_t nops, capo;
+    int failed; /* an add ran out of memory: commit refuses a partial transaction */
+};
+
+/* ---- AES-256-GCM ---------------------------------------------------------------------------- */
+
+static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
+static EVP_CIPHER *gcm; /* fetched once: implicit fetches on every init are slow in OpenSSL 3 */
+
+static void
+cipher_init(void)
+{
+    gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static const EVP_CIPHER *
+cipher(void)
+{
+    (void)pthread_once(&cipher_once, cipher_init);
+    return gcm;
+}
+
+static void
+put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static uint32_t
+get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void
+put_i64(unsigned char *p, int64_t v)
+{
+    put_u32(p, (uint32_t)((uint64_t)v >> 32));
+    put_u32(p + 4, (uint32_t)v);
+}
+
+static int64_t
+get_i64(const unsigned char *p)
+{
+    return (int64_t)((uint64_t)get_u32(p) << 32 | get_u32(p + 4));
+}
+
+/* Seals pt under key into a malloc'd envelope (*out, *outlen): 0x01 | term | nonce | ct | tag.
+ * Returns 0, -RK_ENOMEM, -RK_EINTERNAL. */
+static int
+envelope_seal(const unsigned char *key, uint32_t term, const char *aad, const unsigned char *pt,
+              size_t ptlen, unsigned char **out, size_t *outlen, struct rk_error *err)
+{
+    const EVP_CIPHER *c = cipher();
+    EVP_CIPHER_CTX *ctx = NULL;
+    unsigned char *buf = NULL;
+    int n1 = 0, n2 = 0;
+    int r = -RK_EINTERNAL;
+
+    if (ptlen > VALUE_MAX)
+        return rk_error_set(err, RK_ELIMIT, "value for %.200s is too large", aad);
+    if (c == NULL)
+        return rk_error_set(err, RK_EINTERNAL, "OpenSSL has no AES-256-GCM");
+    buf = malloc(ptlen + OVERHEAD);
+    ctx = EVP_CIPHER_CTX_new();
+    if (buf == NULL || ctx == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "encrypting %.200s: out of memory", aad);
+        goto out;
+    }
+    buf[0] = VALUE_FORMAT;
+    put_u32(buf + 1, term);
+    if (RAND_bytes(buf + 5, NONCE_LEN) != 1 ||
+        EVP_EncryptInit_ex2(ctx, c, key, buf + 5, NULL) != 1 ||
+        EVP_EncryptUpdate(ctx, NULL, &n1, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
+        EVP_EncryptUpdate(ctx, buf + HDR_LEN, &n1, pt, (int)ptlen) != 1 ||
+        EVP_EncryptFinal_ex(ctx, buf + HDR_LEN + n1, &n2) != 1 ||
+        (size_t)n1 + (size_t)n2 != ptlen ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, buf + HDR_LEN + ptlen) != 1) {
+        r = rk_error_set(err, RK_EINTERNAL, "encrypting %.200s failed in OpenSSL", aad);
+        goto out;
+    }
+    *out = buf;
+    *outlen = ptlen + OVERHEAD;
+    buf = NULL;
+    r = 0;
+out:
+    EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
+    free(buf);
+    return r;
+}
+
+/* Decrypts the envelope body in (already checked: inlen >= OVERHEAD) into pt (inlen - OVERHEAD
+ * bytes). Returns 0, 1 when authentication fails, or -RK_ENOMEM/-RK_EINTERNAL. */
+static int
+envelope_open(const unsigned char *key, const char *aad, const unsigned char *in, size_t inlen,
+              unsigned char *pt)
+{
+    const EVP_CIPHER *c = cipher();
+    size_t ctlen = inlen - OVERHEAD;
+    EVP_CIPHER_CTX *ctx;
+    int n1 = 0, n2 = 0, r;
+
+    if (c == NULL)
+        return -RK_EINTERNAL;
+    if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
+        return -RK_ENOMEM;
+    if (EVP_DecryptInit_ex2(ctx, c, key, in + 5, NULL) != 1 ||
+        EVP_DecryptUpdate(ctx, NULL, &n1, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
+        EVP_DecryptUpdate(ctx, pt, &n1, in + HDR_LEN, (int)ctlen) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, (void *)(in + HDR_LEN + ctlen)) !=
+            1) {
+        r = -RK_EINTERNAL;
+    } else if (EVP_DecryptFinal_ex(ctx, pt + n1, &n2) != 1) {
+        r = 1;
+    } else {
+        r = 0;
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    if (r != 0 && ctlen > 0)
+        OPENSSL_cleanse(pt, ctlen); /* unauthenticated plaintext never leaves */
+    return r;
+}
+
+/* Checks the envelope header of the value stored at key. Returns 0 with *term set, or
+ * -RK_EVERSION / -RK_ECORRUPT. */
+static int
+envelope_check(const char *key, const unsigned char *in, size_t inlen, uint32_t *term,
+               struct rk_error *err)
+{
+    if (inlen < 1)
+        return rk_error_set(err, RK_ECORRUPT, "value at %.200s is empty: not a barrier value", key);
+    if (in[0] != VALUE_FORMAT)
+        return rk_error_set(err, RK_EVERSION,
+                            "value at %.200s was written by format %u; this rekey reads up to %d: "
+                            "upgrade rekey",
+                            key, in[0], VALUE_FORMAT);
+    if (inlen < OVERHEAD)
+        return rk_error_set(err, RK_ECORRUPT, "value at %.200s is truncated (%zu bytes)", key,
+                            inlen);
+    *term = get_u32(in + 1);
+    return 0;
+}
+
+/* ---- keyring -------------------------------------------------------------------------------- */
+
+static struct kr_entry *
+kr_entries(const struct keyring *kr)
+{
+    return (struct kr_entry *)(void *)kr->mem->data;
+}
+
+static void
+keyring_free(struct keyring *kr)
+{
+    if (kr == NULL)
+        return;
+    secret_free(kr->mem);
+    OPENSSL_cleanse(kr, sizeof(*kr));
+    OPENSSL_free(kr);
+}
+
+static struct keyring *
+keyring_alloc(size_t nkeys)
+{
+    struct keyring *kr = OPENSSL_zalloc(sizeof(*kr));
+
+    if (kr == NULL)
+        return NULL;
+    if ((kr->mem = secret_new(nkeys * sizeof(struct kr_entry))) == NULL) {
+        OPENSSL_free(kr);
+        return NULL;
+    }
+    kr->nkeys = nkeys;
+    return kr;
+}
+
+static const struct kr_entry *
+keyring_find(const struct keyring *kr, uint32_t term)
+{
+    const struct kr_entry *e = kr_entries(kr);
+
+    /* Terms are appended in order from 1, so term-1 is the usual index. */
+    if (term >= 1 && term <= kr->nkeys && e[term - 1].term == term)
+        return &e[term - 1];
+    for (size_t i = 0; i < kr->nkeys; i++)
+        if (e[i].term == term)
+            return &e[i];
+    return NULL;
+}
+
+/* Serialises kr into a secure buffer *out (*outlen); caller frees with secret_free. */
+static int
+keyring_encode(const struct keyring *kr, struct secret **out, struct rk_error *err)
+{
+    const struct kr_entry *e = kr_entries(kr);
+    struct secret *s = secret_new(KEYRING_HDR + kr->nkeys * KEYRING_ENTRY);
+    unsigned char *p;
+
+    if (s == NULL)
+        return rk_error_set(err, RK_ENOMEM, "keyring: out of secure memory");
+    p = s->data;
+    *p++ = KEYRING_FORMAT;
+    put_u32(p, kr->active);
+    put_u32(p + 4, (uint32_t)kr->nkeys);
+    p += 8;
+    for (size_t i = 0; i < kr->nkeys; i++) {
+        put_u32(p, e[i].term);
+        put_i64(p + 4, e[i].created);
+        memcpy(p + 12, e[i].key, DATA_KEY_LEN);
+        p += KEYRING_ENTRY;
+    }
+    *out = s;
+    return 0;
+}
+
+static int
+keyring_decode(const unsigned char *p, size_t len, struct keyring **out, struct rk_error *err)
+{
+    struct keyring *kr = NULL;
+    struct kr_entry *e;
+    uint32_t n;
+
+    if (len < 1)
+        return rk_error_set(err, RK_ECORRUPT, "core/keyring is empty");
+    if (p[0] != KEYRING_FORMAT)
+        return rk_error_set(err, RK_EVERSION,
+                            "the keyring was written by format %u; this rekey reads up to %d: "
+                            "upgrade rekey",
+                            p[0], KEYRING_FORMAT);
+    if (len < KEYRING_HDR)
+        return rk_error_set(err, RK_ECORRUPT, "core/keyring is truncated");
+    n = get_u32(p + 5);
+    if (n < 1 || n > KEYRING_MAX_KEYS || len != KEYRING_HDR + (size_t)n * KEYRING_ENTRY)
+        return rk_error_set(err, RK_ECORRUPT, "core/keyring has a bad key count or length");
+    if ((kr = keyring_alloc(n)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "keyring: out of secure memory");
+    kr->active = get_u32(p + 1);
+    e = kr_entries(kr);
+    p += KEYRING_HDR;
+    for (uint32_t i = 0; i < n; i++, p += KEYRING_ENTRY) {
+        e[i].term = get_u32(p);
+        e[i].created = get_i64(p + 4);
+        memcpy(e[i].key, p + 12, DATA_KEY_LEN);
+        if (e[i].term == ROOT_TERM || (i > 0 && e[i].term <= e[i - 1].term)) {
+            keyring_free(kr);
+            return rk_error_set(err, RK_ECORRUPT, "core/keyring has terms out of order");
+        }
+    }
+    if (keyring_find(kr, kr->active) == NULL) {
+        keyring_free(kr);
+        return rk_error_set(err, RK_ECORRUPT, "core/keyring: the active term has no key");
+    }
+    *out = kr;
+    return 0;
+}
+
+/* Returns a copy of old (or a new keyring when old is NULL) with one more fresh key, active. */
+static int
+keyring_extend(const struct keyring *old, struct keyring **out, struct rk_error *err)
+{
+    size_t n = old != NULL ? old->nkeys : 0;
+    struct keyring *kr;
+    struct kr_entry *e;
+    uint32_t term = n > 0 ? kr_entries(old)[n - 1].term + 1 : 1;
+
+    if (n >= KEYRING_MAX_KEYS || term == 0)
+        return rk_error_set(err, RK_ELIMIT, "the keyring already holds %zu keys", n);
+    if ((kr = keyring_alloc(n + 1)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "keyring: out of secure memory");
+    e = kr_entries(kr);
+    if (n > 0)
+        memcpy(e, kr_entries(old), n * sizeof(*e));
+    e[n].term = term;
+    e[n].created = (int64_t)time(NULL);
+    if (RAND_priv_bytes(e[n].key, DATA_KEY_LEN) != 1) {
+        keyring_free(kr);
+        return rk_error_set(err, RK_EINTERNAL, "the random generator failed");
+    }
+    kr->active = term;
+    kr->mod_rev = old != NULL ? old->mod_rev : 0;
+    *out = kr;
+    return 0;
+}
+
+/* Seals kr under root into a malloc'd envelope. */
+static int
+keyring_seal(const struct keyring *kr, const struct secret *root, unsigned char **out,
+             size_t *outlen, struct rk_error *err)
+{
+    struct secret *pt = NULL;
+    int r;
+
+    if ((r = keyring_encode(kr, &pt, err)) != 0)
+        return r;
+    r = envelope_seal(root->data, ROOT_TERM, KEY_KEYRING, pt->data, pt->len, out, outlen, err);
+    secret_free(pt);
+    return r;
+}
+
+/* Reads core/keyring and opens it with root. Returns 0, -RK_ENOTFOUND (not initialised),
+ * -RK_EBADKEY, -RK_ECORRUPT, -RK_EVERSION, -RK_EIO. */
+static int
+keyring_load(struct backend *b, const struct secret *root, struct keyring **out,
+             struct rk_error *err)
+{
+    unsigned char *blob = NULL;
+    struct secret *pt = NULL;
+    size_t blen = 0;
+    int64_t rev = 0;
+    uint32_t term;
+    int r;
+
+    r = b->ops->get(b, KEY_KEYRING, &blob, &blen, &rev, err);
+    if (r == -RK_ENOTFOUND) {
+        r = rk_error_set(err, RK_ENOTFOUND,
+                         "the store is not initialised: run `rekey operator init` first");
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    if ((r = envelope_check(KEY_KEYRING, blob, blen, &term, err)) != 0)
+        goto out;
+    if (term != ROOT_TERM) {
+        r = rk_error_set(err, RK_ECORRUPT, "core/keyring is not sealed by a root key");
+        goto out;
+    }
+    if ((pt = secret_new(blen - OVERHEAD)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "keyring: out of secure memory");
+        goto out;
+    }
+    r = envelope_open(root->data, KEY_KEYRING, blob, blen, pt->data);
+    if (r == 1) {
+        r = rk_error_set(err, RK_EBADKEY,
+                         "the root key does not open this store (wrong share or key file)");
+        goto out;
+    }
+    if (r != 0) {
+        r = rk_error_set(err, -r, "opening the keyring failed in OpenSSL");
+        goto out;
+    }
+    if ((r = keyring_decode(pt->data, pt->len, out, err)) != 0)
+        goto out;
+    (*out)->mod_rev = rev;
+out:
+    secret_free(pt);
+    free(blob);
+    return r;
+}
+
+/* Replaces the in-memory keyring (and root when root_new is not NULL). Caller holds wmu. */
+static void
+keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new)
+{
+    struct keyring *old_kr;
+    struct secret *old_root = NULL;
+
+    pthread_rwlock_wrlock(&br->lock);
+    old_kr = br->kr;
+    br->kr = kr;
+    if (root_new != NULL || kr == NULL) {
+        old_root = br->root;
+        br->root = root_new;
+    }
+    pthread_rwlock_unlock(&br->lock);
+    keyring_free(old_kr);
+    secret_free(old_root);
+}
+
+/* Another server may have rotated the keyring (shared etcd store): reload it if the stored one
+ * changed. Returns 0 (reloaded or unchanged), or a negative RK_E*. */
+static int
+keyring_refresh(struct barrier *br, struct rk_error *err)
+{
+    struct keyring *kr = NULL;
+    int r = 0;
+
+    pthread_mutex_lock(&br->wmu);
+    if (br->kr == NULL) {
+        r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+        goto out;
+    }
+    if ((r = keyring_load(br->b, br->root, &kr, err)) != 0)
+        goto out;
+    if (kr->mod_rev != br->kr->mod_rev) {
+        keyring_install(br, kr, NULL);
+        kr = NULL;
+    }
+out:
+    pthread_mutex_unlock(&br->wmu);
+    keyring_free(kr);
+    return r;
+}
+
+/* ---- open, init, seal ----------------------------------------------------------------------- */
+
+static int
+format_check(const unsigned char *val, size_t vlen, struct rk_error *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)val, vlen, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *f = root != NULL ? json_object_get(root, "format") : NULL;
+    json_int_t v;
+    int r;
+
+    if (f == NULL || !json_is_integer(f)) {
+        r = rk_error_set(err, RK_ECORRUPT,
+                         "core/format does not parse (expected {\"format\": N}): the store is "
+                         "damaged or not a rekey store");
+        goto out;
+    }
+    v = json_integer_value(f);
+    if (v > BARRIER_FORMAT_VERSION) {
+        r = rk_error_set(err, RK_EVERSION,
+                         "store was written by format %lld; this rekey reads up to %d: upgrade "
+                         "rekey",
+                         (long long)v, BARRIER_FORMAT_VERSION);
+        goto out;
+    }
+    if (v < 1) {
+        r = rk_error_set(err, RK_ECORRUPT, "core/format holds an impossible format %lld",
+                         (long long)v);
+        goto out;
+    }
+    r = 0;
+out:
+    json_decref(root);
+    return r;
+}
+
+int
+barrier_open(struct backend *b, struct barrier **out, struct rk_error *err)
+{
+    struct barrier *br = NULL;
+    pthread_rwlockattr_t attr;
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    int r;
+
+    if (b == NULL || out == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_open: no backend");
+    *out = NULL;
+    if (cipher() == NULL)
+        return rk_error_set(err, RK_EINTERNAL, "OpenSSL has no AES-256-GCM");
+    r = b->ops->get(b, KEY_FORMAT, &val, &vlen, NULL, err);
+    if (r == 0) {
+        r = format_check(val, vlen, err);
+    } else if (r == -RK_ENOTFOUND) {
+        /* A fresh store, unless a keyring exists without its format record. */
+        free(val);
+        val = NULL;
+        r = b->ops->get(b, KEY_KEYRING, &val, &vlen, NULL, err);
+        if (r == 0)
+            r = rk_error_set(err, RK_ECORRUPT, "the store has a keyring but no core/format");
+        else if (r == -RK_ENOTFOUND)
+            r = 0;
+    }
+    if (r != 0)
+        goto out;
+
+    if ((br = calloc(1, sizeof(*br))) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "barrier_open: out of memory");
+        goto out;
+    }
+    br->b = b;
+    /* Writer preference: a seal or rotation must not wait behind an endless stream of reads. */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    if (pthread_rwlock_init(&br->lock, &attr) != 0) {
+        pthread_rwlockattr_destroy(&attr);
+        free(br);
+        br = NULL;
+        r = rk_error_set(err, RK_EINTERNAL, "barrier_open: cannot create a lock");
+        goto out;
+    }
+    pthread_rwlockattr_destroy(&attr);
+    pthread_mutex_init(&br->wmu, NULL);
+    *out = br;
+    r = 0;
+out:
+    free(val);
+    return r;
+}
+
+void
+barrier_free(struct barrier *br)
+{
+    if (br == NULL)
+        return;
+    barrier_seal(br);
+    pthread_rwlock_destroy(&br->lock);
+    pthread_mutex_destroy(&br->wmu);
+    free(br);
+}
+
+int
+barrier_initialized(struct barrier *br)
+{
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    int r;
+
+    if (br == NULL)
+        return 0;
+    r = br->b->ops->get(br->b, KEY_KEYRING, &val, &vlen, NULL, NULL);
+    free(val);
+    return r == 0;
+}
+
+static int
+root_check(const struct secret *root_key, struct rk_error *err)
+{
+    if (root_key == NULL || root_key->data == NULL || root_key->len != ROOT_KEY_LEN)
+        return rk_error_set(err, RK_EINVAL, "the root key must be %d bytes", ROOT_KEY_LEN);
+    return 0;
+}
+
+int
+barrier_init(struct barrier *br, const struct secret *root_key, const char *seal_config,
+             struct rk_error *err)
+{
+    static const char format_rec[] = "{\"format\":1}";
+    struct keyring *kr = NULL;
+    struct secret *root = NULL;
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int64_t rev = 0;
+    int r, locked = 0;
+
+    if (br == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_init: no barrier");
+    if ((r = root_check(root_key, err)) != 0)
+        return r;
+    if (seal_config == NULL)
+        seal_config = "{}";
+    pthread_mutex_lock(&br->wmu);
+    locked = 1;
+    if ((r = keyring_extend(NULL, &kr, err)) != 0 ||
+        (r = keyring_seal(kr, root_key, &blob, &blen, err)) != 0)
+        goto out;
+    if ((root = secret_from(root_key->data, root_key->len)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "barrier_init: out of secure memory");
+        goto out;
+    }
+    {
+        const struct store_cmp cmp = {KEY_KEYRING, 0};
+        const struct store_op ops[3] = {
+            {STORE_PUT, KEY_FORMAT, format_rec, sizeof(format_rec) - 1},
+            {STORE_PUT, KEY_SEAL, seal_config, strlen(seal_config)},
+            {STORE_PUT, KEY_KEYRING, blob, blen},
+        };
+        r = br->b->ops->txn(br->b, &cmp, 1, ops, 3, &rev, err);
+    }
+    if (r == -RK_ECONFLICT) {
+        r = rk_error_set(err, RK_EEXISTS, "the store is already initialised");
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    kr->mod_rev = rev;
+    keyring_install(br, kr, root);
+    kr = NULL;
+    root = NULL;
+out:
+    if (locked)
+        pthread_mutex_unlock(&br->wmu);
+    keyring_free(kr);
+    secret_free(root);
+    free(blob);
+    return r;
+}
+
+char *
+barrier_seal_config(struct barrier *br)
+{
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    char *s = NULL;
+
+    if (br == NULL || br->b->ops->get(br->b, KEY_SEAL, &val, &vlen, NULL, NULL) != 0)
+        goto out;
+    if ((s = malloc(vlen + 1)) != NULL) {
+        memcpy(s, val, vlen);
+        s[vlen] = '\0';
+    }
+out:
+    free(val);
+    return s;
+}
+
+int
+barrier_unseal(struct barrier *br, const struct secret *root_key, struct rk_error *err)
+{
+    struct keyring *kr = NULL;
+    struct secret *root = NULL;
+    int r;
+
+    if (br == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_unseal: no barrier");
+    if ((r = root_check(root_key, err)) != 0)
+        return r;
+    pthread_mutex_lock(&br->wmu);
+    if ((r = keyring_load(br->b, root_key, &kr, err)) != 0)
+        goto out;
+    if ((root = secret_from(root_key->data, root_key->len)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "barrier_unseal: out of secure memory");
+        goto out;
+    }
+    keyring_install(br, kr, root);
+    kr = NULL;
+    root = NULL;
+out:
+    pthread_mutex_unlock(&br->wmu);
+    keyring_free(kr);
+    secret_free(root);
+    return r;
+}
+
+void
+barrier_seal(struct barrier *br)
+{
+    if (br == NULL)
+        return;
+    pthread_mutex_lock(&br->wmu);
+    keyring_install(br, NULL, NULL);
+    pthread_mutex_unlock(&br->wmu);
+}
+
+int
+barrier_sealed(struct barrier *br)
+{
+    int sealed;
+
+    if (br == NULL)
+        return 1;
+    pthread_rwlock_rdlock(&br->lock);
+    sealed = br->kr == NULL;
+    pthread_rwlock_unlock(&br->lock);
+    return sealed;
+}
+
+int
+barrier_rotate_keyring(struct barrier *br, uint32_t *term, struct rk_error *err)
+{
+    struct keyring *kr = NULL;
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int64_t rev = 0;
+    int r = -RK_EINTERNAL;
+
+    if (br == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_rotate_keyring: no barrier");
+    pthread_mutex_lock(&br->wmu);
+    for (int attempt = 0; attempt < ROTATE_ATTEMPTS; attempt++) {
+        struct keyring *fresh = NULL;
+
+        if (br->kr == NULL) {
+            r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+            goto out;
+        }
+        if ((r = keyring_extend(br->kr, &kr, err)) != 0 ||
+            (r = keyring_seal(kr, br->root, &blob, &blen, err)) != 0)
+            goto out;
+        {
+            const struct store_cmp cmp = {KEY_KEYRING, br->kr->mod_rev};
+            const struct store_op op = {STORE_PUT, KEY_KEYRING, blob, blen};
+            r = br->b->ops->txn(br->b, &cmp, 1, &op, 1, &rev, err);
+        }
+        free(blob);
+        blob = NULL;
+        if (r == 0) {
+            kr->mod_rev = rev;
+            if (term != NULL)
+                *term = kr->active;
+            keyring_install(br, kr, NULL);
+            kr = NULL;
+            goto out;
+        }
+        keyring_free(kr);
+        kr = NULL;
+        if (r != -RK_ECONFLICT)
+            goto out;
+        /* Another server wrote the keyring: take its version and extend that one. */
+        if ((r = keyring_load(br->b, br->root, &fresh, err)) != 0)
+            goto out;
+        keyring_install(br, fresh, NULL);
+        r = rk_error_set(err, RK_ECONFLICT, "the keyring kept changing during the rotation");
+    }
+out:
+    pthread_mutex_unlock(&br->wmu);
+    keyring_free(kr);
+    free(blob);
+    return r;
+}
+
+void
+barrier_keyring_info(struct barrier *br, uint32_t *active_term, size_t *nkeys)
+{
+    uint32_t a = 0;
+    size_t n = 0;
+
+    if (br != NULL) {
+        pthread_rwlock_rdlock(&br->lock);
+        if (br->kr != NULL) {
+            a = br->kr->active;
+            n = br->kr->nkeys;
+        }
+        pthread_rwlock_unlock(&br->lock);
+    }
+    if (active_term != NULL)
+        *active_term = a;
+    if (nkeys != NULL)
+        *nkeys = n;
+}
+
+/* ---- reads ---------------------------------------------------------------------------------- */
+
+static int
+is_reserved(const char *key)
+{
+    return strncmp(key, CORE_PREFIX, sizeof(CORE_PREFIX) - 1) == 0;
+}
+
+/* Keys callers may use: 1..STORE_KEY_MAX bytes, not under core/. */
+static int
+key_check(const char *key, struct rk_error *err)
+{
+    size_t n;
+
+    if (key == NULL || (n = strnlen(key, STORE_KEY_MAX + 1)) == 0)
+        return rk_error_set(err, RK_EINVAL, "empty storage key");
+    if (n > STORE_KEY_MAX)
+        return rk_error_set(err, RK_EINVAL, "storage key longer than %d bytes", STORE_KEY_MAX);
+    if (is_reserved(key))
+        return rk_error_set(err, RK_EPERM, "storage key %.200s is reserved for the barrier", key);
+    return 0;
+}
+
+/* Decrypts the envelope under the read lock. Returns 0, 1 if the term is unknown, or -RK_E*. */
+static int
+get_decrypt(struct barrier *br, const char *key, const unsigned char *blob, size_t blen,
+            uint32_t term, struct secret **val, struct rk_error *err)
+{
+    const struct kr_entry *e;
+    struct secret *s = NULL;
+    int r;
+
+    pthread_rwlock_rdlock(&br->lock);
+    if (br->kr == NULL) {
+        r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+        goto out;
+    }
+    if (term == ROOT_TERM || (e = keyring_find(br->kr, term)) == NULL) {
+        r = term > br->kr->active ? 1
+                                  : rk_error_set(err, RK_ECORRUPT,
+                                                 "value at %.200s is encrypted under key "
+                                                 "term %u, which the keyring does not hold",
+                                                 key, term);
+        goto out;
+    }
+    if ((s = secret_new(blen - OVERHEAD)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "reading %.200s: out of secure memory", key);
+        goto out;
+    }
+    r = envelope_open(e->key, key, blob, blen, s->data);
+    if (r == 1)
+        r = rk_error_set(err, RK_ECORRUPT,
+                         "value at %.200s fails authentication: it was altered or moved from "
+                         "another key",
+                         key);
+    else if (r != 0)
+        r = rk_error_set(err, -r, "decrypting %.200s failed in OpenSSL", key);
+out:
+    pthread_rwlock_unlock(&br->lock);
+    if (r == 0)
+        *val = s;
+    else
+        secret_free(s);
+    return r;
+}
+
+int
+barrier_get(struct barrier *br, const char *key, struct secret **val, int64_t *mod_rev,
+            struct rk_error *err)
+{
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int64_t rev = 0;
+    uint32_t term = 0;
+    int r;
+
+    if (br == NULL || val == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_get: no barrier or output");
+    *val = NULL;
+    if ((r = key_check(key, err)) != 0)
+        return r;
+    if (barrier_sealed(br)) /* before the read: a sealed store says nothing about its keys */
+        return rk_error_set(err, RK_ESEALED, "the store is sealed");
+    if ((r = br->b->ops->get(br->b, key, &blob, &blen, &rev, err)) != 0)
+        goto out;
+    if ((r = envelope_check(key, blob, blen, &term, err)) != 0)
+        goto out;
+    r = get_decrypt(br, key, blob, blen, term, val, err);
+    if (r == 1) {
+        /* A newer term than ours: another server may have rotated. Reload once and retry. */
+        if ((r = keyring_refresh(br, err)) != 0)
+            goto out;
+        r = get_decrypt(br, key, blob, blen, term, val, err);
+        if (r == 1)
+            r = rk_error_set(err, RK_ECORRUPT,
+                             "value at %.200s is encrypted under key term %u, which the keyring "
+                             "does not hold",
+                             key, term);
+    }
+    if (r == 0 && mod_rev != NULL)
+        *mod_rev = rev;
+out:
+    free(blob);
+    return r;
+}
+
+struct list_ctx {
+    store_list_cb cb;
+    void *arg;
+    size_t limit, count;
+};
+
+static int
+list_filter(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct list_ctx *lc = arg;
+    int r;
+
+    (void)val;
+    (void)vlen;
+    if (is_reserved(key))
+        return 0;
+    if ((r = lc->cb(lc->arg, key, NULL, 0, mod_rev)) != 0)
+        return r;
+    if (lc->limit > 0 && ++lc->count >= lc->limit)
+        return 1;
+    return 0;
+}
+
+int
+barrier_list(struct barrier *br, const char *prefix, const char *start_after, size_t limit,
+             store_list_cb cb, void *arg, struct rk_error *err)
+{
+    struct list_ctx lc = {cb, arg, limit, 0};
+    size_t plen;
+
+    if (br == NULL || cb == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_list: no barrier or callback");
+    if (prefix == NULL)
+        prefix = "";
+    plen = strlen(prefix);
+    if (is_reserved(prefix))
+        return rk_error_set(err, RK_EPERM, "keys under %s are reserved for the barrier",
+                            CORE_PREFIX);
+    if (barrier_sealed(br))
+        return rk_error_set(err, RK_ESEALED, "the store is sealed");
+    /* Only a prefix of "core/" ("", "c", "co"...) can reach the barrier's own keys. Then they are
+     * filtered out, and the limit is counted here so that they do not use it up. */
+    if (strncmp(CORE_PREFIX, prefix, plen) == 0)
+        return br->b->ops->list(br->b, prefix, start_after, 0, 1, list_filter, &lc, err);
+    return br->b->ops->list(br->b, prefix, start_after, limit, 1, cb, arg, err);
+}
+
+/* ---- transactions --------------------------------------------------------------------------- */
+
+struct barrier_txn *
+barrier_txn_new(struct barrier *br)
+{
+    struct barrier_txn *t;
+
+    if (br == NULL || (t = calloc(1, sizeof(*t))) == NULL)
+        return NULL;
+    t->br = br;
+    return t;
+}
+
+static int
+grow(void **arr, size_t *cap, size_t n, size_t elem)
+{
+    void *p;
+    size_t ncap;
+
+    if (n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 4;
+    if ((p = realloc(*arr, ncap * elem)) == NULL)
+        return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+int
+barrier_txn_cmp(struct barrier_txn *t, const char *key, int64_t mod_rev)
+{
+    char *k;
+
+    if (t == NULL || key == NULL)
+        return -RK_EINVAL;
+    if (grow((void **)&t->cmps, &t->capc, t->ncmps, sizeof(*t->cmps)) != 0 ||
+        (k = strdup(key)) == NULL) {
+        t->failed = 1;
+        return -RK_ENOMEM;
+    }
+    t->cmps[t->ncmps].key = k;
+    t->cmps[t->ncmps].mod_rev = mod_rev;
+    t->ncmps++;
+    return 0;
+}
+
+static int
+txn_add(struct barrier_txn *t, enum store_op_kind kind, const char *key, const void *val,
+        size_t vlen)
+{
+    struct bt_op *op;
+
+    if (t == NULL || key == NULL || (kind == STORE_PUT && val == NULL && vlen > 0))
+        return -RK_EINVAL;
+    if (grow((void **)&t->ops, &t->capo, t->nops, sizeof(*t->ops)) != 0)
+        goto nomem;
+    op = &t->ops[t->nops];
+    op->kind = kind;
+    op->val = NULL;
+    if ((op->key = strdup(key)) == NULL)
+        goto nomem;
+    if (kind == STORE_PUT && (op->val = secret_from(val, vlen)) == NULL) {
+        free(op->key);
+        goto nomem;
+    }
+    t->nops++;
+    return 0;
+nomem:
+    t->failed = 1;
+    return -RK_ENOMEM;
+}
+
+int
+barrier_txn_put(struct barrier_txn *t, const char *key, const void *val, size_t vlen)
+{
+    return txn_add(t, STORE_PUT, key, val, vlen);
+}
+
+int
+barrier_txn_del(struct barrier_txn *t, const char *key)
+{
+    return txn_add(t, STORE_DELETE, key, NULL, 0);
+}
+
+size_t
+barrier_txn_count(const struct barrier_txn *t)
+{
+    return t != NULL ? t->ncmps + t->nops : 0;
+}
+
+int
+barrier_txn_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
+{
+    struct store_op *ops = NULL;
+    unsigned char **blobs = NULL;
+    size_t nblobs = 0;
+    int r = -RK_EINTERNAL, locked = 0;
+
+    if (t == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_txn_commit: no transaction");
+    if (t->failed)
+        return rk_error_set(err, RK_ENOMEM, "the transaction is incomplete (out of memory)");
+    for (size_t i = 0; i < t->ncmps; i++)
+        if ((r = key_check(t->cmps[i].key, err)) != 0)
+            return r;
+    for (size_t i = 0; i < t->nops; i++)
+        if ((r = key_check(t->ops[i].key, err)) != 0)
+            return r;
+    if (t->nops > 0 && ((ops = calloc(t->nops, sizeof(*ops))) == NULL ||
+                        (blobs = calloc(t->nops, sizeof(*blobs))) == NULL)) {
+        r = rk_error_set(err, RK_ENOMEM, "barrier_txn_commit: out of memory");
+        goto out;
+    }
+
+    pthread_rwlock_rdlock(&t->br->lock);
+    locked = 1;
+    if (t->br->kr == NULL) {
+        r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+        goto out;
+    }
+    {
+        const struct keyring *kr = t->br->kr;
+        const struct kr_entry *e = keyring_find(kr, kr->active);
+
+        for (size_t i = 0; i < t->nops; i++) {
+            const struct bt_op *o = &t->ops[i];
+            size_t blen = 0;
+
+            ops[i].kind = o->kind;
+            ops[i].key = o->key;
+            if (o->kind != STORE_PUT)
+                continue;
+            r = envelope_seal(e->key, e->term, o->key, o->val->data, o->val->len, &blobs[nblobs],
+                              &blen, err);
+            if (r != 0)
+                goto out;
+            ops[i].val = blobs[nblobs++];
+            ops[i].vlen = blen;
+        }
+    }
+    pthread_rwlock_unlock(&t->br->lock);
+    locked = 0;
+
+    r = t->br->b->ops->txn(t->br->b, t->cmps, t->ncmps, ops, t->nops, rev, err);
+out:
+    if (locked)
+        pthread_rwlock_unlock(&t->br->lock);
+    for (size_t i = 0; i < nblobs; i++)
+        free(blobs[i]);
+    free(blobs);
+    free(ops);
+    return r;
+}
+
+void
+barrier_txn_free(struct barrier_txn *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t i = 0; i < t->ncmps; i++)
+        free((char *)t->cmps[i].key);
+    for (size_t i = 0; i < t->nops; i++) {
+        free(t->ops[i].key);
+        secret_free(t->ops[i].val);
+    }
+    free(t->cmps);
+    free(t->ops);
+    free(t);
+}
+
+int
+barrier_put(struct barrier *br, const char *key, const void *val, size_t vlen, struct rk_error *err)
+{
+    struct barrier_txn *t = barrier_txn_new(br);
+    int r;
+
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "barrier_put: out of memory");
+    if ((r = barrier_txn_put(t, key, val, vlen)) != 0)
+        r = rk_error_set(err, -r, "barrier_put: cannot queue the write");
+    else
+        r = barrier_txn_commit(t, NULL, err);
+    barrier_txn_free(t);
+    return r;
+}
+
+int
+barrier_del(struct barrier *br, const char *key, struct rk_error *err)
+{
+    struct barrier_txn *t = barrier_txn_new(br);
+    int r;
+
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "barrier_del: out of memory");
+    if ((r = barrier_txn_del(t, key)) != 0)
+        r = rk_error_set(err, -r, "barrier_del: cannot queue the delete");
+    else
+        r = barrier_txn_commit(t, NULL, err);
+    barrier_txn_free(t);
+    return r;
+}

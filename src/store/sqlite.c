@@ -1,0 +1,977 @@
+/* sqlite.c: the embedded SQLite backend.
+ *
+ * Layout: one table kv(key, value, mod_rev) WITHOUT ROWID and a meta table holding the global
+ * revision and the schema version; PRAGMA application_id marks the file as a rekey store.
+ * Journal: WAL, synchronous=FULL (a commit is durable when it returns), secure_delete=ON (old
+ * ciphertext does not linger in free pages).
+ *
+ * Reads use one connection per thread (a pthread key), so readers never queue behind the writer
+ * or each other; their statements are prepared once. Writes go through group commit: callers
+ * queue their transactions; whichever caller finds no leader becomes the leader, takes the whole
+ * queue, runs it as ONE SQLite transaction (each caller's transaction inside its own SAVEPOINT,
+ * so a failed compare rolls back only that one), commits once (one fsync), and wakes every caller
+ * with its own result and revision. */
+#include "sqlite.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../util/fsutil.h"
+#include "../util/log.h"
+#include "faulty.h"
+
+#define SQ_APPLICATION_ID 0x726b7931 /* "rky1" */
+#define SQ_SCHEMA_VERSION 1
+#define SQ_BUSY_TIMEOUT_MS 10000
+#define SQ_MSG_MAX 256
+
+struct sq_backend;
+
+/* One reader connection, owned by one thread. */
+struct sq_reader {
+    sqlite3 *db;
+    sqlite3_stmt *get;
+    sqlite3_stmt *list_ge; /* key >= ?1 */
+    sqlite3_stmt *list_gt; /* key > ?1 */
+    struct sq_backend *sb;
+    struct sq_reader *prev, *next;
+};
+
+/* One caller's transaction waiting in the group-commit queue. Lives on the caller's stack. */
+struct sq_req {
+    const struct store_cmp *cmps;
+    size_t ncmps;
+    const struct store_op *ops;
+    size_t nops;
+    int must_exist; /* single-key delete: a missing key is -RK_ENOTFOUND */
+    int result;
+    int64_t rev;
+    int done;
+    char msg[SQ_MSG_MAX];
+    struct sq_req *next;
+};
+
+enum {
+    W_BEGIN,
+    W_COMMIT,
+    W_ROLLBACK,
+    W_SAVEPOINT,
+    W_RELEASE,
+    W_ROLLBACK_TO,
+    W_GET_REV,
+    W_SET_REV,
+    W_CMP,
+    W_PUT,
+    W_DEL,
+    W_NSTMT
+};
+
+static const char *const wsql[W_NSTMT] = {
+    [W_BEGIN] = "BEGIN IMMEDIATE",
+    [W_COMMIT] = "COMMIT",
+    [W_ROLLBACK] = "ROLLBACK",
+    [W_SAVEPOINT] = "SAVEPOINT caller",
+    [W_RELEASE] = "RELEASE caller",
+    [W_ROLLBACK_TO] = "ROLLBACK TO caller",
+    [W_GET_REV] = "SELECT value FROM meta WHERE name = 'revision'",
+    [W_SET_REV] = "UPDATE meta SET value = ?1 WHERE name = 'revision'",
+    [W_CMP] = "SELECT mod_rev FROM kv WHERE key = ?1",
+    [W_PUT] = "INSERT INTO kv(key, value, mod_rev) VALUES (?1, ?2, ?3) "
+              "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev",
+    [W_DEL] = "DELETE FROM kv WHERE key = ?1",
+};
+
+struct sq_backend {
+    struct backend base;
+    char *path;
+    struct faulty_vfs *fvfs;
+    const char *vfs_name; /* NULL = default VFS */
+
+    /* writer: used only by the current group-commit leader */
+    sqlite3 *wdb;
+    sqlite3_stmt *w[W_NSTMT];
+
+    /* group commit */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct sq_req *qhead, *qtail;
+    int leader_active;
+    uint64_t n_commits, n_txns;
+
+    /* readers */
+    pthread_key_t rkey;
+    int rkey_ok;
+    pthread_mutex_t rlock;
+    struct sq_reader *readers;
+};
+
+static const char *const list_ge_sql =
+    "SELECT key, value, mod_rev FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3";
+static const char *const list_gt_sql =
+    "SELECT key, value, mod_rev FROM kv WHERE key > ?1 AND key < ?2 ORDER BY key LIMIT ?3";
+
+static int
+sq_is_corrupt_rc(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB;
+}
+
+/* Maps an SQLite failure to an RK code and message. */
+static int
+sq_fail(struct rk_error *err, sqlite3 *db, int rc, const char *path, const char *what)
+{
+    if (sq_is_corrupt_rc(rc))
+        return rk_error_set(err, RK_ECORRUPT, "store file %s is corrupted or not a rekey store",
+                            path);
+    if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+        return rk_error_set(err, RK_EBUSY, "store %s: %s: locked by another process (%s)", path,
+                            what, db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return rk_error_set(err, RK_EIO, "store %s: %s: %s", path, what,
+                        db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+}
+
+static int
+key_ok(const char *key, struct rk_error *err)
+{
+    size_t n;
+
+    if (key == NULL || key[0] == '\0')
+        return rk_error_set(err, RK_EINVAL, "store key is empty");
+    n = strnlen(key, STORE_KEY_MAX + 1);
+    if (n > STORE_KEY_MAX)
+        return rk_error_set(err, RK_EINVAL, "store key longer than %d bytes", STORE_KEY_MAX);
+    return 0;
+}
+
+static int
+bind_blob(sqlite3_stmt *st, int idx, const void *val, size_t vlen)
+{
+    /* sqlite3_bind_blob with a NULL pointer binds SQL NULL; an empty value is an empty blob. */
+    if (vlen == 0)
+        return sqlite3_bind_zeroblob(st, idx, 0);
+    return sqlite3_bind_blob64(st, idx, val, vlen, SQLITE_STATIC);
+}
+
+/* Executes a statement with no result rows (or ignores them) on db. */
+static int
+exec_sql(sqlite3 *db, const char *sql)
+{
+    return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+/* ---- file checks ---------------------------------------------------------------------------- */
+
+static uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+/* Creates path with mode 0600 if missing, and refuses an existing file that cannot be an intact
+ * SQLite database: wrong magic, shorter than its header says (truncated). SQLite itself would
+ * only notice when a missing page is read. */
+static int
+check_or_create_file(const char *path, struct rk_error *err)
+{
+    unsigned char hdr[100];
+    struct stat st, wst;
+    char walpath[PATH_MAX];
+    int fd = -1, r = -RK_EINTERNAL;
+    ssize_t n;
+
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return rk_error_set(err, RK_ENOTFOUND, "store %s: directory does not exist", path);
+        if (errno == EISDIR)
+            return rk_error_set(err, RK_EINVAL, "store %s is a directory, not a file", path);
+        if (errno == EACCES || errno == EPERM)
+            return rk_error_set(err, RK_EPERM, "store %s: %s", path, strerror(errno));
+        return rk_error_set(err, RK_EIO, "store %s: %s", path, strerror(errno));
+    }
+    if (fstat(fd, &st) != 0) {
+        r = rk_error_set(err, RK_EIO, "store %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        r = rk_error_set(err, RK_EINVAL, "store %s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_size == 0) {
+        r = 0; /* new (or never written) store: SQLite initialises it */
+        goto out;
+    }
+    n = pread(fd, hdr, sizeof(hdr), 0);
+    if (n < 0) {
+        r = rk_error_set(err, RK_EIO, "store %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if ((size_t)n < sizeof(hdr) || memcmp(hdr, "SQLite format 3", 16) != 0) {
+        r = rk_error_set(err, RK_ECORRUPT, "store file %s is corrupted or not a rekey store", path);
+        goto out;
+    }
+    {
+        uint32_t psz = (uint32_t)hdr[16] << 8 | hdr[17];
+        uint32_t change = be32(hdr + 24), npages = be32(hdr + 28), valid_for = be32(hdr + 92);
+        int wal_nonempty;
+
+        if (psz == 1)
+            psz = 65536;
+        if (psz < 512 || (psz & (psz - 1)) != 0 || st.st_size % psz != 0) {
+            r = rk_error_set(err, RK_ECORRUPT,
+                             "store file %s is corrupted or not a rekey store (truncated)", path);
+            goto out;
+        }
+        /* With a WAL present the file may legitimately lag behind the header during recovery. */
+        snprintf(walpath, sizeof(walpath), "%s-wal", path);
+        wal_nonempty = stat(walpath, &wst) == 0 && wst.st_size > 0;
+        if (!wal_nonempty && change == valid_for && npages > 0 &&
+            (uint64_t)npages * psz > (uint64_t)st.st_size) {
+            r = rk_error_set(err, RK_ECORRUPT,
+                             "store file %s is corrupted or not a rekey store (truncated: %u "
+                             "pages expected, %lld present)",
+                             path, npages, (long long)(st.st_size / psz));
+            goto out;
+        }
+    }
+    r = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return r;
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static int
+open_conn(struct sq_backend *sb, sqlite3 **out, struct rk_error *err)
+{
+    sqlite3 *db = NULL;
+    int rc;
+
+    rc = sqlite3_open_v2(sb->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, sb->vfs_name);
+    if (rc != SQLITE_OK) {
+        int r = sq_fail(err, db, rc, sb->path, "open");
+        sqlite3_close_v2(db);
+        return r;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, SQ_BUSY_TIMEOUT_MS);
+    *out = db;
+    return 0;
+}
+
+static void
+reader_close(struct sq_reader *rd)
+{
+    if (rd == NULL)
+        return;
+    sqlite3_finalize(rd->get);
+    sqlite3_finalize(rd->list_ge);
+    sqlite3_finalize(rd->list_gt);
+    sqlite3_close_v2(rd->db);
+    free(rd);
+}
+
+/* Thread exit: drop this thread's reader. */
+static void
+reader_destroy(void *p)
+{
+    struct sq_reader *rd = p;
+    struct sq_backend *sb = rd->sb;
+
+    pthread_mutex_lock(&sb->rlock);
+    if (rd->prev != NULL)
+        rd->prev->next = rd->next;
+    else
+        sb->readers = rd->next;
+    if (rd->next != NULL)
+        rd->next->prev = rd->prev;
+    pthread_mutex_unlock(&sb->rlock);
+    reader_close(rd);
+}
+
+static int
+reader_get(struct sq_backend *sb, struct sq_reader **out, struct rk_error *err)
+{
+    struct sq_reader *rd = pthread_getspecific(sb->rkey);
+    int rc, r;
+
+    if (rd != NULL) {
+        *out = rd;
+        return 0;
+    }
+    if ((rd = calloc(1, sizeof(*rd))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    rd->sb = sb;
+    if ((r = open_conn(sb, &rd->db, err)) != 0)
+        goto fail;
+    /* Reads through mmap skip a pread per page that misses the connection's own cache. */
+    exec_sql(rd->db, "PRAGMA query_only = ON; PRAGMA mmap_size = 1073741824;"
+                     "PRAGMA cache_size = -16384;");
+    if ((rc = sqlite3_prepare_v3(rd->db, "SELECT value, mod_rev FROM kv WHERE key = ?1", -1,
+                                 SQLITE_PREPARE_PERSISTENT, &rd->get, NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(rd->db, list_ge_sql, -1, SQLITE_PREPARE_PERSISTENT, &rd->list_ge,
+                                 NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(rd->db, list_gt_sql, -1, SQLITE_PREPARE_PERSISTENT, &rd->list_gt,
+                                 NULL)) != SQLITE_OK) {
+        r = sq_fail(err, rd->db, rc, sb->path, "preparing reads");
+        goto fail;
+    }
+    if (pthread_setspecific(sb->rkey, rd) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory (thread-local reader)");
+        goto fail;
+    }
+    pthread_mutex_lock(&sb->rlock);
+    rd->next = sb->readers;
+    if (sb->readers != NULL)
+        sb->readers->prev = rd;
+    sb->readers = rd;
+    pthread_mutex_unlock(&sb->rlock);
+    *out = rd;
+    return 0;
+fail:
+    reader_close(rd);
+    return r;
+}
+
+/* Creates the schema in a new file, or checks that an existing one is a rekey store. */
+static int
+init_schema(struct sq_backend *sb, struct rk_error *err)
+{
+    sqlite3 *db = sb->wdb;
+    sqlite3_stmt *st = NULL;
+    int rc, r = -RK_EINTERNAL;
+    int64_t ntables = 0, appid = 0, schema = 0;
+
+    if ((rc = exec_sql(db, "BEGIN IMMEDIATE")) != SQLITE_OK)
+        return sq_fail(err, db, rc, sb->path, "reading the schema");
+    rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        ntables = sqlite3_column_int64(st, 0), rc = SQLITE_OK;
+    sqlite3_finalize(st), st = NULL;
+    if (rc != SQLITE_OK) {
+        r = sq_fail(err, db, rc, sb->path, "reading the schema");
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        appid = sqlite3_column_int64(st, 0), rc = SQLITE_OK;
+    sqlite3_finalize(st), st = NULL;
+    if (rc != SQLITE_OK) {
+        r = sq_fail(err, db, rc, sb->path, "reading the schema");
+        goto out;
+    }
+    if (ntables == 0 && appid == 0) {
+        char sql[512];
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL,"
+                 " mod_rev INTEGER NOT NULL) WITHOUT ROWID;"
+                 "CREATE TABLE meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)"
+                 " WITHOUT ROWID;"
+                 "INSERT INTO meta(name, value) VALUES ('revision', 0), ('schema', %d);"
+                 "PRAGMA application_id = %d;",
+                 SQ_SCHEMA_VERSION, SQ_APPLICATION_ID);
+        if ((rc = exec_sql(db, sql)) != SQLITE_OK) {
+            r = sq_fail(err, db, rc, sb->path, "creating the schema");
+            goto out;
+        }
+        if ((rc = exec_sql(db, "COMMIT")) != SQLITE_OK) {
+            r = sq_fail(err, db, rc, sb->path, "creating the schema");
+            goto out;
+        }
+        r = fs_sync_dir_of(sb->path, err);
+        goto out;
+    }
+    if (appid != SQ_APPLICATION_ID) {
+        r = rk_error_set(err, RK_ECORRUPT, "store file %s is corrupted or not a rekey store",
+                         sb->path);
+        goto out;
+    }
+    rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = 'schema'", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        schema = sqlite3_column_int64(st, 0), rc = SQLITE_OK;
+    else if (rc == SQLITE_DONE)
+        rc = SQLITE_CORRUPT;
+    sqlite3_finalize(st), st = NULL;
+    if (rc != SQLITE_OK) {
+        r = sq_fail(err, db, rc, sb->path, "reading the schema version");
+        goto out;
+    }
+    if (schema > SQ_SCHEMA_VERSION) {
+        r = rk_error_set(err, RK_EVERSION,
+                         "store %s has schema version %lld; this rekey reads up to %d", sb->path,
+                         (long long)schema, SQ_SCHEMA_VERSION);
+        goto out;
+    }
+    r = 0;
+out:
+    if (!sqlite3_get_autocommit(db))
+        exec_sql(db, "ROLLBACK");
+    return r;
+}
+
+static void
+sq_close(struct backend *b)
+{
+    struct sq_backend *sb = (struct sq_backend *)b;
+    struct sq_reader *rd, *next;
+
+    if (sb == NULL)
+        return;
+    if (sb->rkey_ok)
+        pthread_key_delete(sb->rkey);
+    for (rd = sb->readers; rd != NULL; rd = next) {
+        next = rd->next;
+        reader_close(rd);
+    }
+    for (int i = 0; i < W_NSTMT; i++)
+        sqlite3_finalize(sb->w[i]);
+    /* The writer closes last so that its close checkpoints the WAL into the main file. */
+    sqlite3_close_v2(sb->wdb);
+    faulty_vfs_free(sb->fvfs);
+    pthread_mutex_destroy(&sb->qlock);
+    pthread_cond_destroy(&sb->qcond);
+    pthread_mutex_destroy(&sb->rlock);
+    free(sb->path);
+    free(sb);
+}
+
+/* SQLite's memory statistics take a global mutex on every allocation, which readers on several
+ * threads would fight over. Only possible before SQLite initialises; harmless if too late. */
+static void
+sq_global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_initialize();
+}
+
+static pthread_once_t sq_once = PTHREAD_ONCE_INIT;
+
+int
+sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend **out,
+                       struct rk_error *err)
+{
+    struct sq_backend *sb = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc, r = -RK_EINTERNAL;
+
+    *out = NULL;
+    if (path == NULL || path[0] == '\0')
+        return rk_error_set(err, RK_EINVAL, "store path is empty");
+    pthread_once(&sq_once, sq_global_init);
+    if (sqlite3_threadsafe() == 0)
+        return rk_error_set(err, RK_EINTERNAL, "SQLite was built without thread support");
+    if ((r = check_or_create_file(path, err)) != 0)
+        return r;
+    if ((sb = calloc(1, sizeof(*sb))) == NULL || (sb->path = strdup(path)) == NULL) {
+        free(sb);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    sb->base.ops = &sqlite_backend_ops;
+    pthread_mutex_init(&sb->qlock, NULL);
+    pthread_cond_init(&sb->qcond, NULL);
+    pthread_mutex_init(&sb->rlock, NULL);
+    if (fail_fsync_nth > 0 && (r = faulty_vfs_new(fail_fsync_nth, &sb->fvfs, &sb->vfs_name, err)))
+        goto out;
+    if ((r = open_conn(sb, &sb->wdb, err)) != 0)
+        goto out;
+
+    /* journal_mode answers with the mode in force; anything but "wal" is a failure. */
+    rc = sqlite3_prepare_v2(sb->wdb, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *mode = sqlite3_column_text(st, 0);
+        rc = mode != NULL && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_CANTOPEN;
+    }
+    sqlite3_finalize(st), st = NULL;
+    if (rc != SQLITE_OK) {
+        r = sq_fail(err, sb->wdb, rc, path, "enabling WAL");
+        goto out;
+    }
+    if ((rc = exec_sql(sb->wdb, "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")) !=
+        SQLITE_OK) {
+        r = sq_fail(err, sb->wdb, rc, path, "setting pragmas");
+        goto out;
+    }
+    if ((r = init_schema(sb, err)) != 0)
+        goto out;
+    for (int i = 0; i < W_NSTMT; i++) {
+        rc = sqlite3_prepare_v3(sb->wdb, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &sb->w[i], NULL);
+        if (rc != SQLITE_OK) {
+            r = sq_fail(err, sb->wdb, rc, path, "preparing statements");
+            goto out;
+        }
+    }
+    if (pthread_key_create(&sb->rkey, reader_destroy) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of thread-local keys");
+        goto out;
+    }
+    sb->rkey_ok = 1;
+    if (sb->fvfs != NULL)
+        faulty_vfs_arm(sb->fvfs);
+    *out = &sb->base;
+    sb = NULL;
+    r = 0;
+out:
+    sq_close(sb ? &sb->base : NULL);
+    return r;
+}
+
+static int
+sq_open(const char *location, struct backend **out, struct rk_error *err)
+{
+    return sqlite_backend_open_ex(location, 0, out, err);
+}
+
+void
+sqlite_backend_stats(struct backend *b, uint64_t *commits, uint64_t *txns)
+{
+    struct sq_backend *sb = (struct sq_backend *)b;
+
+    *commits = *txns = 0;
+    if (b == NULL || b->ops != &sqlite_backend_ops)
+        return;
+    pthread_mutex_lock(&sb->qlock);
+    *commits = sb->n_commits;
+    *txns = sb->n_txns;
+    pthread_mutex_unlock(&sb->qlock);
+}
+
+/* ---- reads ---------------------------------------------------------------------------------- */
+
+static int
+sq_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, int64_t *mod_rev,
+       struct rk_error *err)
+{
+    struct sq_backend *sb = (struct sq_backend *)b;
+    struct sq_reader *rd;
+    sqlite3_stmt *st;
+    int rc, r;
+
+    *val = NULL;
+    *vlen = 0;
+    if ((r = key_ok(key, err)) != 0 || (r = reader_get(sb, &rd, err)) != 0)
+        return r;
+    st = rd->get;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 0);
+        const void *p = sqlite3_column_blob(st, 0);
+
+        if ((*val = malloc(n > 0 ? (size_t)n : 1)) == NULL) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if (n > 0)
+            memcpy(*val, p, (size_t)n);
+        *vlen = (size_t)n;
+        if (mod_rev != NULL)
+            *mod_rev = sqlite3_column_int64(st, 1);
+        r = 0;
+    } else if (rc == SQLITE_DONE) {
+        r = rk_error_set(err, RK_ENOTFOUND, "no such key");
+    } else {
+        r = sq_fail(err, rd->db, rc, sb->path, "get");
+    }
+out:
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return r;
+}
+
+/* The smallest string greater than every string starting with prefix: prefix with its last
+ * byte below 0xff incremented and the rest cut. Returns 0 when there is none (prefix empty or
+ * all 0xff). */
+static size_t
+prefix_successor(const char *prefix, char *buf, size_t bufsz)
+{
+    size_t n = strlen(prefix);
+
+    if (n >= bufsz)
+        return 0;
+    memcpy(buf, prefix, n);
+    while (n > 0) {
+        unsigned char c = (unsigned char)buf[n - 1];
+        if (c != 0xff) {
+            buf[n - 1] = (char)(c + 1);
+            buf[n] = '\0';
+            return n;
+        }
+        n--;
+    }
+    return 0;
+}
+
+static int
+sq_list(struct backend *b, const char *prefix, const char *start_after, size_t limit, int keys_only,
+        store_list_cb cb, void *arg, struct rk_error *err)
+{
+    struct sq_backend *sb = (struct sq_backend *)b;
+    struct sq_reader *rd;
+    sqlite3_stmt *st, *tmp = NULL;
+    char upper[STORE_KEY_MAX + 2];
+    const char *lower;
+    size_t plen, nup;
+    int strict, rc, r;
+
+    if (prefix == NULL)
+        prefix = "";
+    plen = strnlen(prefix, STORE_KEY_MAX + 1);
+    if (plen > STORE_KEY_MAX)
+        return rk_error_set(err, RK_EINVAL, "list prefix longer than %d bytes", STORE_KEY_MAX);
+    if ((r = reader_get(sb, &rd, err)) != 0)
+        return r;
+    /* The lower bound is the larger of "prefix" (inclusive) and start_after (exclusive). */
+    if (start_after != NULL && strcmp(start_after, prefix) >= 0) {
+        lower = start_after;
+        strict = 1;
+    } else {
+        lower = prefix;
+        strict = 0;
+    }
+    st = strict ? rd->list_gt : rd->list_ge;
+    if (sqlite3_stmt_busy(st)) {
+        /* A callback lists again on this thread: the cached statement is in use. */
+        rc = sqlite3_prepare_v2(rd->db, strict ? list_gt_sql : list_ge_sql, -1, &tmp, NULL);
+        if (rc != SQLITE_OK)
+            return sq_fail(err, rd->db, rc, sb->path, "list");
+        st = tmp;
+    }
+    nup = prefix_successor(prefix, upper, sizeof(upper));
+    sqlite3_bind_text(st, 1, lower, -1, SQLITE_STATIC);
+    if (nup > 0)
+        sqlite3_bind_text(st, 2, upper, (int)nup, SQLITE_STATIC);
+    else
+        /* No upper bound: every TEXT value sorts below every BLOB in SQLite. */
+        sqlite3_bind_zeroblob(st, 2, 0);
+    sqlite3_bind_int64(st, 3, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
+    r = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const unsigned char *v = NULL;
+        size_t vl = 0;
+
+        if (k == NULL || strncmp(k, prefix, plen) != 0)
+            continue;
+        if (!keys_only) {
+            vl = (size_t)sqlite3_column_bytes(st, 1);
+            v = sqlite3_column_blob(st, 1);
+            if (v == NULL)
+                v = (const unsigned char *)"";
+        }
+        r = cb(arg, k, v, vl, sqlite3_column_int64(st, 2));
+        if (r != 0)
+            break;
+    }
+    if (r > 0)
+        r = 0; /* stopped early by the callback */
+    else if (r == 0 && rc != SQLITE_DONE)
+        r = sq_fail(err, rd->db, rc, sb->path, "list");
+    if (tmp != NULL) {
+        sqlite3_finalize(tmp);
+    } else {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+    return r;
+}
+
+/* ---- writes: group commit ------------------------------------------------------------------- */
+
+static int
+wstep(struct sq_backend *sb, int which)
+{
+    sqlite3_stmt *st = sb->w[which];
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW ? SQLITE_DONE : rc;
+}
+
+static void
+req_fail(struct sq_req *q, struct sq_backend *sb, int rc, const char *what)
+{
+    q->result = sq_is_corrupt_rc(rc) ? -RK_ECORRUPT : -RK_EIO;
+    snprintf(q->msg, sizeof(q->msg), "store %s: %s: %s", sb->path, what, sqlite3_errstr(rc));
+}
+
+/* Applies one caller's transaction at revision rev inside the open SQLite transaction.
+ * Returns SQLITE_OK with q->result set (0, -RK_ECONFLICT, -RK_ENOTFOUND), or an SQLite error. */
+static int
+apply_req(struct sq_backend *sb, struct sq_req *q, int64_t rev)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    for (size_t i = 0; i < q->ncmps; i++) {
+        int64_t cur = 0;
+
+        st = sb->w[W_CMP];
+        sqlite3_bind_text(st, 1, q->cmps[i].key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            cur = sqlite3_column_int64(st, 0), rc = SQLITE_OK;
+        else if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_OK)
+            return rc;
+        if (cur != q->cmps[i].mod_rev) {
+            q->result = -RK_ECONFLICT;
+            snprintf(q->msg, sizeof(q->msg), "compare failed on %s (mod_rev %lld, expected %lld)",
+                     q->cmps[i].key, (long long)cur, (long long)q->cmps[i].mod_rev);
+            return SQLITE_OK;
+        }
+    }
+    for (size_t i = 0; i < q->nops; i++) {
+        const struct store_op *op = &q->ops[i];
+
+        if (op->kind == STORE_PUT) {
+            st = sb->w[W_PUT];
+            sqlite3_bind_text(st, 1, op->key, -1, SQLITE_STATIC);
+            bind_blob(st, 2, op->val, op->vlen);
+            sqlite3_bind_int64(st, 3, rev);
+        } else {
+            st = sb->w[W_DEL];
+            sqlite3_bind_text(st, 1, op->key, -1, SQLITE_STATIC);
+        }
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        if (rc != SQLITE_DONE)
+            return rc;
+        if (op->kind == STORE_DELETE && q->must_exist && sqlite3_changes(sb->wdb) == 0) {
+            q->result = -RK_ENOTFOUND;
+            snprintf(q->msg, sizeof(q->msg), "no such key");
+            return SQLITE_OK;
+        }
+    }
+    q->result = 0;
+    q->rev = rev;
+    return SQLITE_OK;
+}
+
+/* After a failed commit (e.g. its fsync failed) the batch's frames may sit in the WAL file past
+ * the last valid commit, complete with a valid commit record: SQLite ignores them while running,
+ * but recovery after a crash would bring the failed transactions back. Checkpointing everything
+ * and truncating the WAL removes them. Best effort, with a short wait: a reader in another
+ * process can keep the WAL alive, and then the next commit overwrites those frames instead. */
+static void
+scrub_wal(struct sq_backend *sb)
+{
+    int rc;
+
+    sqlite3_busy_timeout(sb->wdb, 200);
+    rc = sqlite3_wal_checkpoint_v2(sb->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(sb->wdb, SQ_BUSY_TIMEOUT_MS);
+    if (rc != SQLITE_OK)
+        log_warn("store %s: could not truncate the WAL after a failed commit: %s", sb->path,
+                 sqlite3_errstr(rc));
+}
+
+/* Runs a batch of queued transactions as one SQLite transaction. Called by the leader, without
+ * qlock held. Sets result, rev and msg of every request. Returns the number committed. */
+static uint64_t
+run_batch(struct sq_backend *sb, struct sq_req *batch)
+{
+    struct sq_req *q;
+    sqlite3_stmt *st;
+    int64_t rev = 0, start;
+    uint64_t nok = 0;
+    int rc, commit_failed = 0;
+
+    if ((rc = wstep(sb, W_BEGIN)) != SQLITE_DONE) {
+        for (q = batch; q != NULL; q = q->next)
+            req_fail(q, sb, rc, "beginning a transaction");
+        return 0;
+    }
+    st = sb->w[W_GET_REV];
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rev = sqlite3_column_int64(st, 0), rc = SQLITE_OK;
+    else if (rc == SQLITE_DONE)
+        rc = SQLITE_CORRUPT; /* the revision row is missing */
+    sqlite3_reset(st);
+    if (rc != SQLITE_OK)
+        goto fail_all;
+    start = rev;
+    for (q = batch; q != NULL; q = q->next) {
+        if (q->nops == 0 && q->ncmps == 0) {
+            q->result = 0;
+            q->rev = rev;
+            continue;
+        }
+        if ((rc = wstep(sb, W_SAVEPOINT)) != SQLITE_DONE)
+            goto fail_all;
+        rc = apply_req(sb, q, rev + 1);
+        if (rc != SQLITE_OK) {
+            if (sqlite3_get_autocommit(sb->wdb))
+                goto fail_all; /* SQLite rolled the whole transaction back */
+            req_fail(q, sb, rc, "writing");
+        }
+        if (rc == SQLITE_OK && q->result == 0 && q->nops > 0) {
+            rev++;
+        } else if (rc == SQLITE_OK && q->result == 0) {
+            q->rev = rev; /* compares only: nothing written, no new revision */
+        } else if ((rc = wstep(sb, W_ROLLBACK_TO)) != SQLITE_DONE) {
+            goto fail_all;
+        }
+        if ((rc = wstep(sb, W_RELEASE)) != SQLITE_DONE)
+            goto fail_all;
+    }
+    if (rev != start) {
+        st = sb->w[W_SET_REV];
+        sqlite3_bind_int64(st, 1, rev);
+        rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc != SQLITE_DONE)
+            goto fail_all;
+    }
+    if ((rc = wstep(sb, W_COMMIT)) != SQLITE_DONE) {
+        commit_failed = 1;
+        goto fail_all;
+    }
+    for (q = batch; q != NULL; q = q->next)
+        if (q->result == 0)
+            nok++;
+    return nok;
+
+fail_all:
+    if (!sqlite3_get_autocommit(sb->wdb))
+        wstep(sb, W_ROLLBACK);
+    if (commit_failed)
+        scrub_wal(sb);
+    for (q = batch; q != NULL; q = q->next)
+        req_fail(q, sb, rc, "committing");
+    return 0;
+}
+
+/* Queues q and returns when it has been committed or has failed. */
+static void
+submit(struct sq_backend *sb, struct sq_req *q)
+{
+    pthread_mutex_lock(&sb->qlock);
+    q->next = NULL;
+    if (sb->qtail != NULL)
+        sb->qtail->next = q;
+    else
+        sb->qhead = q;
+    sb->qtail = q;
+    while (!q->done) {
+        if (!sb->leader_active) {
+            struct sq_req *batch = sb->qhead, *next;
+            uint64_t nok;
+
+            sb->qhead = sb->qtail = NULL;
+            sb->leader_active = 1;
+            pthread_mutex_unlock(&sb->qlock);
+            nok = run_batch(sb, batch);
+            pthread_mutex_lock(&sb->qlock);
+            if (nok > 0) {
+                sb->n_commits++;
+                sb->n_txns += nok;
+            }
+            for (; batch != NULL; batch = next) {
+                next = batch->next; /* read before done: a woken caller may return at once */
+                batch->done = 1;
+            }
+            sb->leader_active = 0;
+            pthread_cond_broadcast(&sb->qcond);
+        } else {
+            pthread_cond_wait(&sb->qcond, &sb->qlock);
+        }
+    }
+    pthread_mutex_unlock(&sb->qlock);
+}
+
+static int
+finish(struct sq_req *q, int64_t *rev, struct rk_error *err)
+{
+    if (q->result == 0) {
+        if (rev != NULL)
+            *rev = q->rev;
+        return 0;
+    }
+    return rk_error_set(err, -q->result, "%s", q->msg);
+}
+
+static int
+sq_txn(struct backend *b, const struct store_cmp *cmps, size_t ncmps, const struct store_op *ops,
+       size_t nops, int64_t *rev, struct rk_error *err)
+{
+    struct sq_req q = {0};
+    int r;
+
+    if ((ncmps > 0 && cmps == NULL) || (nops > 0 && ops == NULL))
+        return rk_error_set(err, RK_EINVAL, "transaction without its compares or operations");
+    for (size_t i = 0; i < ncmps; i++) {
+        if ((r = key_ok(cmps[i].key, err)) != 0)
+            return r;
+        if (cmps[i].mod_rev < 0)
+            return rk_error_set(err, RK_EINVAL, "negative mod_rev in a compare");
+    }
+    for (size_t i = 0; i < nops; i++) {
+        if ((r = key_ok(ops[i].key, err)) != 0)
+            return r;
+        if (ops[i].kind != STORE_PUT && ops[i].kind != STORE_DELETE)
+            return rk_error_set(err, RK_EINVAL, "unknown store operation %d", (int)ops[i].kind);
+        if (ops[i].kind == STORE_PUT && ops[i].vlen > 0 && ops[i].val == NULL)
+            return rk_error_set(err, RK_EINVAL, "store value is NULL");
+        if (ops[i].kind == STORE_PUT && ops[i].vlen > INT_MAX / 2)
+            return rk_error_set(err, RK_ELIMIT, "store value too large");
+    }
+    q.cmps = cmps;
+    q.ncmps = ncmps;
+    q.ops = ops;
+    q.nops = nops;
+    submit((struct sq_backend *)b, &q);
+    return finish(&q, rev, err);
+}
+
+static int
+sq_put(struct backend *b, const char *key, const void *val, size_t vlen, int64_t *rev,
+       struct rk_error *err)
+{
+    struct store_op op = {.kind = STORE_PUT, .key = key, .val = val, .vlen = vlen};
+
+    return sq_txn(b, NULL, 0, &op, 1, rev, err);
+}
+
+static int
+sq_del(struct backend *b, const char *key, int64_t *rev, struct rk_error *err)
+{
+    struct store_op op = {.kind = STORE_DELETE, .key = key};
+    struct sq_req q = {0};
+    int r;
+
+    if ((r = key_ok(key, err)) != 0)
+        return r;
+    q.ops = &op;
+    q.nops = 1;
+    q.must_exist = 1;
+    submit((struct sq_backend *)b, &q);
+    return finish(&q, rev, err);
+}
+
+const struct backend_ops sqlite_backend_ops = {
+    .version = BACKEND_OPS_VERSION,
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .get = sq_get,
+    .put = sq_put,
+    .del = sq_del,
+    .list = sq_list,
+    .txn = sq_txn,
+};

@@ -1,0 +1,43 @@
+# Shared helpers for integration tests; sourced by each t-*.sh (run inside a fresh temp dir).
+set -euo pipefail
+: "${REKEY:?}"
+export REKEY_LOG=${REKEY_LOG:-info}
+unset REKEY_ADDR VAULT_ADDR REKEY_TOKEN VAULT_TOKEN REKEY_CONFIG REKEY_KEY_FILE REKEY_STORE
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect_exit CODE cmd…: runs cmd, output to ./last.out/./last.err, fails unless it exits CODE.
+expect_exit() {
+  local want=$1; shift
+  set +e
+  "$@" >last.out 2>last.err
+  local got=$?
+  set -e
+  if [ "$got" -ne "$want" ]; then
+    echo "--- stdout"; cat last.out; echo "--- stderr"; cat last.err
+    fail "expected exit $want, got $got: $*"
+  fi
+}
+
+# expect_in FILE TEXT: fails unless FILE contains TEXT (fixed string).
+expect_in() { grep -qF -- "$2" "$1" || { cat "$1"; fail "'$2' not found in $1"; }; }
+expect_not_in() { ! grep -qF -- "$2" "$1" || fail "'$2' unexpectedly found in $1"; }
+
+# A fresh store initialised with a key file; sets REKEY_STORE and REKEY_KEY_FILE.
+init_store() {
+  export REKEY_STORE="sqlite:$PWD/store.db"
+  export REKEY_KEY_FILE="$PWD/root.key"
+  "$REKEY" operator init -key-file="$REKEY_KEY_FILE" >/dev/null
+}
+
+# assert_no_plaintext VALUE…: no file under the current directory (the store, its WAL, logs,
+# audit files) holds any VALUE. Files a test writes on purpose with values end in .secret.
+assert_no_plaintext() {
+  local v
+  for v in "$@"; do
+    if grep -rlaF -- "$v" . --exclude=last.out --exclude='*.secret' 2>/dev/null | grep -q .; then
+      grep -rlaF -- "$v" . --exclude=last.out --exclude='*.secret'
+      fail "a secret value was found in plaintext on disk"
+    fi
+  done
+}
