@@ -112,7 +112,7 @@ struct http_server {
 
     pthread_mutex_t lock; /* cur, reload and stop */
     struct inst *cur;
-    char mhd_msg[256];    /* MHD's last log line, for start errors */
+    char mhd_msg[256]; /* MHD's last log line, for start errors */
 
     pthread_mutex_t reap_lock;
     pthread_cond_t reap_cv;
@@ -362,9 +362,8 @@ http_respond_text(struct http_request *req, unsigned status, const char *content
 static int
 respond_literal(struct http_request *req, unsigned status, const char *body)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
-                                        MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        strlen(body), (void *)(uintptr_t)body, MHD_RESPMEM_PERSISTENT);
     return queue(req, status, resp, "application/json");
 }
 
@@ -393,8 +392,7 @@ out:
     return rc;
 }
 
-static int
-respond_verror(struct http_request *req, unsigned status, const char *fmt, va_list ap)
+static int respond_verror(struct http_request *req, unsigned status, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 static int
@@ -509,10 +507,20 @@ http_request_json(struct http_request *req, json_t **out)
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND                                                                                   \
     do {                                                                                           \
-        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                                  \
-        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                     \
-        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                     \
-        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);                                  \
+        v0 += v1;                                                                                  \
+        v1 = ROTL(v1, 13);                                                                         \
+        v1 ^= v0;                                                                                  \
+        v0 = ROTL(v0, 32);                                                                         \
+        v2 += v3;                                                                                  \
+        v3 = ROTL(v3, 16);                                                                         \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = ROTL(v3, 21);                                                                         \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = ROTL(v1, 17);                                                                         \
+        v1 ^= v2;                                                                                  \
+        v2 = ROTL(v2, 32);                                                                         \
     } while (0)
 
 static uint64_t
@@ -744,20 +752,14 @@ status_for(int rc)
     case RK_EINVAL:
     case RK_ECONFLICT:
     case RK_EEXISTS:
-    case RK_ELIMIT:
-        return 400;
-    case RK_EPERM:
-        return 403;
-    case RK_ENOTFOUND:
-        return 404;
-    case RK_ENOTIMPL:
-        return 501;
+    case RK_ELIMIT: return 400;
+    case RK_EPERM: return 403;
+    case RK_ENOTFOUND: return 404;
+    case RK_ENOTIMPL: return 501;
     case RK_ESEALED:
     case RK_EBUSY:
-    case RK_ETIMEOUT:
-        return 503;
-    default:
-        return 500;
+    case RK_ETIMEOUT: return 503;
+    default: return 500;
     }
 }
 
@@ -767,9 +769,7 @@ respond_early(struct http_request *req)
     char allow[64];
 
     switch (req->err_status) {
-    case 404:
-        respond_literal(req, 404, "{\"errors\":[]}");
-        break;
+    case 404: respond_literal(req, 404, "{\"errors\":[]}"); break;
     case 405:
         router_allow_format(req->allow, allow, sizeof(allow));
         (void)http_response_header(req, MHD_HTTP_HEADER_ALLOW, allow);
@@ -779,9 +779,7 @@ respond_early(struct http_request *req)
         http_respond_error(req, 413, "request body too large (limit %zu bytes)",
                            req->inst->srv->max_body);
         break;
-    default:
-        http_respond_error(req, 400, "invalid request path");
-        break;
+    default: http_respond_error(req, 400, "invalid request path"); break;
     }
 }
 
@@ -855,14 +853,9 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
     }
     switch (router_match(s->router, req->method, url, req->path_len, &req->route, &req->param_off,
                          &req->allow)) {
-    case ROUTER_OK:
-        break;
-    case ROUTER_BAD_METHOD:
-        req->err_status = 405;
-        return;
-    default:
-        req->err_status = 404;
-        return;
+    case ROUTER_OK: break;
+    case ROUTER_BAD_METHOD: req->err_status = 405; return;
+    default: req->err_status = 404; return;
     }
     if (cl != NULL && len > 0 && body_reserve(req, (size_t)len) != 0)
         req->err_status = 500;
@@ -958,10 +951,10 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
     struct conn *c;
 
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(mc,
-                                                                   MHD_CONNECTION_INFO_CONNECTION_FD);
-        const union MHD_ConnectionInfo *ad = MHD_get_connection_info(mc,
-                                                                   MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         *socket_context = NULL;
         if (fd == NULL || (c = calloc(1, sizeof(*c))) == NULL)
             return;
@@ -971,8 +964,8 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
         if (ad != NULL && ad->client_addr != NULL) {
             const struct sockaddr *sa = ad->client_addr;
             if (sa->sa_family == AF_INET)
-                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-                          c->ip, sizeof(c->ip));
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, c->ip,
+                          sizeof(c->ip));
             else if (sa->sa_family == AF_INET6)
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
                           c->ip, sizeof(c->ip));
@@ -1012,7 +1005,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     return router_raw_path_check(uri) != 0 ? &raw_bad_marker : NULL;
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static void
 on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -1114,8 +1108,8 @@ tls_load(struct http_server *s, struct inst *in, struct rk_error *err)
         goto out;
     }
     if ((k = PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL)) == NULL) {
-        rk_error_set(err, RK_ECONFIG,
-                     "tls_key_file %s holds no unencrypted PEM private key", s->key_file);
+        rk_error_set(err, RK_ECONFIG, "tls_key_file %s holds no unencrypted PEM private key",
+                     s->key_file);
         goto out;
     }
     if (X509_check_private_key(x, k) != 1) {
@@ -1136,8 +1130,8 @@ static int
 inst_start(struct http_server *s, struct inst **out, struct rk_error *err)
 {
     struct inst *in = calloc(1, sizeof(*in));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     int rc;
 
     *out = NULL;
@@ -1154,7 +1148,8 @@ inst_start(struct http_server *s, struct inst **out, struct rk_error *err)
     struct MHD_OptionItem tls_opts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, in->cert},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, in->key},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0,
+         (void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
         {MHD_OPTION_END, 0, NULL},
     };
     s->mhd_msg[0] = '\0';
@@ -1162,15 +1157,14 @@ inst_start(struct http_server *s, struct inst **out, struct rk_error *err)
         flags, 0, NULL, NULL, on_access, in, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, in,
         MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, s->threads,
         MHD_OPTION_CONNECTION_LIMIT, s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        s->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, s->max_header, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, in, MHD_OPTION_NOTIFY_CONNECTION, on_connection, in,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, in, MHD_OPTION_ARRAY,
+        s->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        s->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, in, MHD_OPTION_URI_LOG_CALLBACK, on_uri, in, MHD_OPTION_ARRAY,
         in->cert != NULL ? tls_opts : &tls_opts[3], MHD_OPTION_END);
     if (in->d == NULL) {
-        rc = rk_error_set(err, in->cert ? RK_ECONFIG : RK_EINTERNAL,
-                          "cannot start the HTTP daemon%s%s", s->mhd_msg[0] ? ": " : "",
-                          s->mhd_msg);
+        rc =
+            rk_error_set(err, in->cert ? RK_ECONFIG : RK_EINTERNAL,
+                         "cannot start the HTTP daemon%s%s", s->mhd_msg[0] ? ": " : "", s->mhd_msg);
         goto fail;
     }
     *out = in;
@@ -1205,8 +1199,7 @@ inst_drain(struct http_server *s, struct inst *in)
 /* Listener */
 
 static int
-listen_open(struct http_server *s, const char *addr, int tls, int tls_disable,
-            struct rk_error *err)
+listen_open(struct http_server *s, const char *addr, int tls, int tls_disable, struct rk_error *err)
 {
     char host[64];
     const char *colon, *hp = addr;

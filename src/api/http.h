@@ -22,22 +22,22 @@ struct http_server;
 struct http_request;
 
 struct http_config {
-    const char *listen;         /* "127.0.0.1:8200", "[::1]:8200", port 0 = ephemeral;
-                                 * NULL = "127.0.0.1:8200" */
-    unsigned threads;           /* worker threads; 0 = number of online CPUs */
-    const char *tls_cert_file;  /* PEM certificate (chain); both or neither */
-    const char *tls_key_file;   /* PEM private key */
-    int tls_disable;            /* allow plain HTTP on a non-loopback address */
-    size_t max_body;            /* bytes; 0 = 1 MiB */
-    unsigned max_connections;   /* 0 = 1024 */
-    unsigned per_ip_connections;/* 0 = 256 */
-    unsigned conn_timeout_s;    /* 0 = 30 */
-    size_t max_header_bytes;    /* per-connection header memory; 0 = 32 KiB */
-    unsigned json_max_depth;    /* nesting of request JSON; 0 = 64 */
-    unsigned drain_timeout_ms;  /* http_server_stop waits this long for requests; 0 = 10000 */
-    unsigned throttle_burst;    /* failed auths allowed at once per client; 0 = 10 */
-    unsigned throttle_per_s;    /* then this many per second; 0 = 1 */
-    unsigned throttle_slots;    /* clients remembered (oldest evicted); 0 = 4096 */
+    const char *listen;          /* "127.0.0.1:8200", "[::1]:8200", port 0 = ephemeral;
+                                  * NULL = "127.0.0.1:8200" */
+    unsigned threads;            /* worker threads; 0 = number of online CPUs */
+    const char *tls_cert_file;   /* PEM certificate (chain); both or neither */
+    const char *tls_key_file;    /* PEM private key */
+    int tls_disable;             /* allow plain HTTP on a non-loopback address */
+    size_t max_body;             /* bytes; 0 = 1 MiB */
+    unsigned max_connections;    /* 0 = 1024 */
+    unsigned per_ip_connections; /* 0 = 256 */
+    unsigned conn_timeout_s;     /* 0 = 30 */
+    size_t max_header_bytes;     /* per-connection header memory; 0 = 32 KiB */
+    unsigned json_max_depth;     /* nesting of request JSON; 0 = 64 */
+    unsigned drain_timeout_ms;   /* http_server_stop waits this long for requests; 0 = 10000 */
+    unsigned throttle_burst;     /* failed auths allowed at once per client; 0 = 10 */
+    unsigned throttle_per_s;     /* then this many per second; 0 = 1 */
+    unsigned throttle_slots;     /* clients remembered (oldest evicted); 0 = 4096 */
 };
 
 /* Starts listening and serving routes (checked by router_new; the table and app are borrowed

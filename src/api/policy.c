@@ -44,9 +44,9 @@ static const struct {
     const char *name;
     unsigned bit;
 } cap_names[] = {
-    {"create", CAP_CREATE}, {"read", CAP_READ},           {"update", CAP_UPDATE},
-    {"patch", CAP_PATCH},   {"delete", CAP_DELETE},       {"list", CAP_LIST},
-    {"sudo", CAP_SUDO},     {"deny", CAP_DENY},           {"subscribe", CAP_SUBSCRIBE},
+    {"create", CAP_CREATE},   {"read", CAP_READ},     {"update", CAP_UPDATE},
+    {"patch", CAP_PATCH},     {"delete", CAP_DELETE}, {"list", CAP_LIST},
+    {"sudo", CAP_SUDO},       {"deny", CAP_DENY},     {"subscribe", CAP_SUBSCRIBE},
     {"recover", CAP_RECOVER}, {"root", CAP_ROOT},
 };
 
@@ -111,7 +111,18 @@ perr(struct rk_error *err, int code, unsigned line, unsigned col, const char *fm
 
 /* ---- lexer ---------------------------------------------------------------------------------- */
 
-enum tok { T_EOF, T_IDENT, T_STRING, T_NUMBER, T_LBRACE, T_RBRACE, T_LBRACK, T_RBRACK, T_ASSIGN, T_COMMA };
+enum tok {
+    T_EOF,
+    T_IDENT,
+    T_STRING,
+    T_NUMBER,
+    T_LBRACE,
+    T_RBRACE,
+    T_LBRACK,
+    T_RBRACK,
+    T_ASSIGN,
+    T_COMMA
+};
 
 static const char *
 tok_desc(enum tok t)
@@ -353,13 +364,31 @@ lx_next(struct lexer *lx)
     }
     c = (unsigned char)lx->s[lx->pos];
     switch (c) {
-    case '{': lx->t = T_LBRACE; lx_adv(lx); return 0;
-    case '}': lx->t = T_RBRACE; lx_adv(lx); return 0;
-    case '[': lx->t = T_LBRACK; lx_adv(lx); return 0;
-    case ']': lx->t = T_RBRACK; lx_adv(lx); return 0;
+    case '{':
+        lx->t = T_LBRACE;
+        lx_adv(lx);
+        return 0;
+    case '}':
+        lx->t = T_RBRACE;
+        lx_adv(lx);
+        return 0;
+    case '[':
+        lx->t = T_LBRACK;
+        lx_adv(lx);
+        return 0;
+    case ']':
+        lx->t = T_RBRACK;
+        lx_adv(lx);
+        return 0;
     case '=': /* fall through: ':' makes JSON parse with the same grammar */
-    case ':': lx->t = T_ASSIGN; lx_adv(lx); return 0;
-    case ',': lx->t = T_COMMA; lx_adv(lx); return 0;
+    case ':':
+        lx->t = T_ASSIGN;
+        lx_adv(lx);
+        return 0;
+    case ',':
+        lx->t = T_COMMA;
+        lx_adv(lx);
+        return 0;
     case '"': return lx_string(lx);
     default: break;
     }
@@ -497,16 +526,15 @@ parse_members(struct parser *p, int obj, enum tok end, unsigned oline, unsigned 
             if ((r = lx_next(lx)) != 0)
                 return r;
             if (nlab > 0 && lx->t != T_LBRACE)
-                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                            "expected '{' after %s \"%s\"", excerpt(key, klen, ex, sizeof(ex)),
+                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol, "expected '{' after %s \"%s\"",
+                            excerpt(key, klen, ex, sizeof(ex)),
                             excerpt(labels[nlab - 1], llen[nlab - 1], ex2, sizeof(ex2)));
         } else if (lx->t != T_LBRACE) {
             if (nlab > 0)
-                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                            "expected '{' after '%s \"%s\"', found %s",
-                            excerpt(key, klen, ex, sizeof(ex)),
-                            excerpt(labels[nlab - 1], llen[nlab - 1], ex2, sizeof(ex2)),
-                            tok_desc(lx->t));
+                return perr(
+                    lx->err, RK_EINVAL, lx->tline, lx->tcol,
+                    "expected '{' after '%s \"%s\"', found %s", excerpt(key, klen, ex, sizeof(ex)),
+                    excerpt(labels[nlab - 1], llen[nlab - 1], ex2, sizeof(ex2)), tok_desc(lx->t));
             return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
                         "expected '=' or '{' after '%s', found %s",
                         excerpt(key, klen, ex, sizeof(ex)), tok_desc(lx->t));
@@ -571,8 +599,7 @@ parse_value(struct parser *p, int *out)
         *out = n;
         return lx_next(lx);
     case T_LBRACK:
-    case T_LBRACE:
-        break;
+    case T_LBRACE: break;
     default:
         return perr(lx->err, RK_EINVAL, line, col, "expected a value, found %s", tok_desc(lx->t));
     }
@@ -600,8 +627,8 @@ parse_value(struct parser *p, int *out)
                     return r;
             } else if (lx->t != T_RBRACK) {
                 return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                            "expected ',' or ']' in the list opened at %u:%u, found %s", line,
-                            col, tok_desc(lx->t));
+                            "expected ',' or ']' in the list opened at %u:%u, found %s", line, col,
+                            tok_desc(lx->t));
             }
         }
     }
@@ -766,8 +793,8 @@ old_policy(struct builder *b, const struct node *n, unsigned *caps)
     char ex[128];
     int r;
 
-    if ((r = expect_type(b, n, N_STR, "one of \"deny\", \"read\", \"list\", \"write\", \"sudo\"")) !=
-        0)
+    if ((r = expect_type(b, n, N_STR,
+                         "one of \"deny\", \"read\", \"list\", \"write\", \"sudo\"")) != 0)
         return r;
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
         if (strlen(map[i].name) == n->slen && memcmp(map[i].name, n->str, n->slen) == 0) {
@@ -780,9 +807,24 @@ old_policy(struct builder *b, const struct node *n, unsigned *caps)
                 excerpt(n->str, n->slen, ex, sizeof(ex)));
 }
 
+enum path_attr {
+    A_CAPABILITIES,
+    A_POLICY,
+    A_ALLOWED_PARAMETERS,
+    A_DENIED_PARAMETERS,
+    A_REQUIRED_PARAMETERS,
+    A_MIN_WRAPPING_TTL,
+    A_MAX_WRAPPING_TTL,
+};
+
 static const char *const path_attrs[] = {
-    "capabilities",     "policy",           "allowed_parameters", "denied_parameters",
-    "required_parameters", "min_wrapping_ttl", "max_wrapping_ttl",
+    [A_CAPABILITIES] = "capabilities",
+    [A_POLICY] = "policy",
+    [A_ALLOWED_PARAMETERS] = "allowed_parameters",
+    [A_DENIED_PARAMETERS] = "denied_parameters",
+    [A_REQUIRED_PARAMETERS] = "required_parameters",
+    [A_MIN_WRAPPING_TTL] = "min_wrapping_ttl",
+    [A_MAX_WRAPPING_TTL] = "max_wrapping_ttl",
 };
 #define NATTRS (sizeof(path_attrs) / sizeof(path_attrs[0]))
 
@@ -826,7 +868,7 @@ add_rule(struct builder *b, const struct node *pn)
                         seen[k]->kline, seen[k]->kcol);
         seen[k] = a;
         switch (k) {
-        case 0: /* capabilities */
+        case A_CAPABILITIES:
             if ((r = list_of_strings(b, a)) != 0)
                 return r;
             for (int e = a->first; e >= 0; e = p->nodes[e].next) {
@@ -840,24 +882,24 @@ add_rule(struct builder *b, const struct node *pn)
                 nr.caps |= bit;
             }
             break;
-        case 1:
+        case A_POLICY:
             if ((r = old_policy(b, a, &nr.caps)) != 0)
                 return r;
             break;
-        case 2:
-        case 3:
+        case A_ALLOWED_PARAMETERS:
+        case A_DENIED_PARAMETERS:
             if ((r = parameter_map(b, a)) != 0)
                 return r;
             break;
-        case 4:
+        case A_REQUIRED_PARAMETERS:
             if ((r = list_of_strings(b, a)) != 0)
                 return r;
             break;
-        case 5:
+        case A_MIN_WRAPPING_TTL:
             if ((r = wrapping_ttl(b, a, &min_ttl)) != 0)
                 return r;
             break;
-        case 6:
+        case A_MAX_WRAPPING_TTL:
             if ((r = wrapping_ttl(b, a, &max_ttl)) != 0)
                 return r;
             break;
@@ -865,7 +907,8 @@ add_rule(struct builder *b, const struct node *pn)
         }
     }
     if (min_ttl > 0 && max_ttl > 0 && max_ttl < min_ttl)
-        return perr(b->err, RK_EINVAL, seen[6]->kline, seen[6]->kcol,
+        return perr(b->err, RK_EINVAL, seen[A_MAX_WRAPPING_TTL]->kline,
+                    seen[A_MAX_WRAPPING_TTL]->kcol,
                     "max_wrapping_ttl is less than min_wrapping_ttl");
     if (nr.caps & CAP_DENY)
         nr.caps = CAP_DENY;
@@ -873,7 +916,8 @@ add_rule(struct builder *b, const struct node *pn)
     /* The same pattern twice merges, exactly as across policies: union, deny wins. */
     for (size_t i = 0; i < b->nrules; i++) {
         struct rule *o = &b->rules[i];
-        if (o->is_prefix == nr.is_prefix && o->len == nr.len && memcmp(o->pat, nr.pat, nr.len) == 0) {
+        if (o->is_prefix == nr.is_prefix && o->len == nr.len &&
+            memcmp(o->pat, nr.pat, nr.len) == 0) {
             o->caps = ((o->caps | nr.caps) & CAP_DENY) ? CAP_DENY : (o->caps | nr.caps);
             return 0;
         }
@@ -1015,8 +1059,7 @@ policy_parse(const char *name, const char *text, size_t len, struct policy **out
             goto out;
         if (p.lx.t != T_EOF) {
             r = perr(err, RK_EINVAL, p.lx.tline, p.lx.tcol,
-                     "expected end of input after the closing '}', found %s",
-                     tok_desc(p.lx.t));
+                     "expected end of input after the closing '}', found %s", tok_desc(p.lx.t));
             goto out;
         }
     } else {
@@ -1183,7 +1226,8 @@ policy_is_root(const struct policy *p)
     return p->is_root;
 }
 
-/* ---- evaluation -------------------------------------------------------------------------------- */
+/* ---- evaluation --------------------------------------------------------------------------------
+ */
 
 /* Matches a rule that has '+' segments, as Vault's CheckAllowedFromNonExactPaths does: the
  * pattern's segments line up with the path's; '+' takes any one segment; a glob's last segment

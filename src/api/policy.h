@@ -65,8 +65,8 @@ enum capability {
 };
 
 /* Every capability a rule can grant (everything but deny and root). */
-#define CAP_ALL                                                                                \
-    (CAP_CREATE | CAP_READ | CAP_UPDATE | CAP_PATCH | CAP_DELETE | CAP_LIST | CAP_SUDO |       \
+#define CAP_ALL                                                                                    \
+    (CAP_CREATE | CAP_READ | CAP_UPDATE | CAP_PATCH | CAP_DELETE | CAP_LIST | CAP_SUDO |           \
      CAP_SUBSCRIBE | CAP_RECOVER)
 
 struct policy;

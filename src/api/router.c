@@ -114,8 +114,8 @@ router_new(const struct route *routes, size_t nroutes, struct router **out, stru
         }
         if (strncmp(rt->pattern, "/v1/", 4) != 0 ||
             router_path_check(rt->pattern, strlen(rt->pattern)) != 0) {
-            rc = rk_error_set(err, RK_EINVAL, "route %zu: pattern '%s' is not a clean /v1/ path",
-                              i, rt->pattern);
+            rc = rk_error_set(err, RK_EINVAL, "route %zu: pattern '%s' is not a clean /v1/ path", i,
+                              rt->pattern);
             goto out;
         }
         r->rows[i] = rt;
@@ -123,8 +123,8 @@ router_new(const struct route *routes, size_t nroutes, struct router **out, stru
     qsort(r->rows, nroutes, sizeof(*r->rows), row_cmp);
     for (size_t i = 0; i < nroutes;) {
         const struct route *rt = r->rows[i];
-        struct pattern *p = is_prefix_pattern(rt->pattern) ? &r->prefix[r->nprefix++]
-                                                           : &r->exact[r->nexact++];
+        struct pattern *p =
+            is_prefix_pattern(rt->pattern) ? &r->prefix[r->nprefix++] : &r->exact[r->nexact++];
         p->str = rt->pattern;
         p->len = strlen(rt->pattern);
         p->first = i;
@@ -204,7 +204,7 @@ router_method_parse(const char *method, const char *list_query)
     static const struct {
         const char *name;
         unsigned bit;
-    } methods[] = {{"GET", HTTP_GET},     {"PUT", HTTP_PUT},   {"POST", HTTP_POST},
+    } methods[] = {{"GET", HTTP_GET},       {"PUT", HTTP_PUT},   {"POST", HTTP_POST},
                    {"DELETE", HTTP_DELETE}, {"LIST", HTTP_LIST}, {"PATCH", HTTP_PATCH},
                    {"HEAD", HTTP_HEAD}};
 
@@ -284,7 +284,7 @@ router_allow_format(unsigned mask, char *buf, size_t buflen)
     static const struct {
         unsigned bit;
         const char *name;
-    } names[] = {{HTTP_GET, "GET"},   {HTTP_GET, "HEAD"},   {HTTP_PUT, "PUT"},
+    } names[] = {{HTTP_GET, "GET"},   {HTTP_GET, "HEAD"},    {HTTP_PUT, "PUT"},
                  {HTTP_POST, "POST"}, {HTTP_PATCH, "PATCH"}, {HTTP_DELETE, "DELETE"},
                  {HTTP_LIST, "LIST"}};
     size_t off = 0;

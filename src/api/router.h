@@ -35,8 +35,8 @@ enum http_method {
 typedef int (*http_handler_fn)(struct http_request *req, void *app, struct rk_error *err);
 
 struct route {
-    unsigned methods;       /* mask of HTTP_* bits */
-    const char *pattern;    /* "/v1/..." exact, or ending in '/' for a prefix; must outlive */
+    unsigned methods;    /* mask of HTTP_* bits */
+    const char *pattern; /* "/v1/..." exact, or ending in '/' for a prefix; must outlive */
     http_handler_fn handler;
 };
 

@@ -2,12 +2,22 @@
 #include "cli.h"
 
 extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_lint,
-    cmd_kv_put, cmd_kv_get, cmd_kv_list, cmd_kv_metadata, cmd_status, cmd_schedule;
+    cmd_kv_put, cmd_kv_get, cmd_kv_list, cmd_kv_metadata, cmd_status, cmd_schedule, cmd_rotate,
+    cmd_rollback, cmd_revoke, cmd_recover, cmd_done, cmd_history;
+
+extern const struct cli_cmd cmd_run;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_status,
     &cmd_schedule,
     &cmd_lint,
+    &cmd_rotate,
+    &cmd_rollback,
+    &cmd_history,
+    &cmd_revoke,
+    &cmd_recover,
+    &cmd_done,
+    &cmd_run,
     &cmd_kv_put,
     &cmd_kv_get,
     &cmd_kv_list,

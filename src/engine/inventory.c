@@ -1718,8 +1718,13 @@ build_tree(struct loader *L, struct fy_parser *fyp, struct ynode **root)
                 n->s = copy;
                 n->len = len;
                 n->type = t == FYET_SCALAR ? Y_SCALAR : Y_ALIAS;
-                n->plain = t == FYET_SCALAR && tok != NULL &&
-                           fy_token_scalar_style(tok) == FYSS_PLAIN;
+                if (t == FYET_SCALAR && tok != NULL) {
+                    enum fy_scalar_style st = fy_token_scalar_style(tok);
+                    n->plain = st == FYSS_PLAIN;
+                    /* libfyaml marks a quoted scalar after its quote; point at the quote. */
+                    if ((st == FYSS_SINGLE_QUOTED || st == FYSS_DOUBLE_QUOTED) && n->pos.col > 1)
+                        n->pos.col--;
+                }
             } else {
                 n->type = t == FYET_MAPPING_START ? Y_MAP : Y_SEQ;
             }

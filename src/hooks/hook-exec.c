@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +105,15 @@ find_program(const char *prog, char *out, size_t outlen)
 {
     const char *dir = EXEC_PATH;
 
-    if (strchr(prog, '/') != NULL)
-        return snprintf(out, outlen, "%s", prog) < (int)outlen ? 0 : ENAMETOOLONG;
+    if (strchr(prog, '/') != NULL) {
+        if (snprintf(out, outlen, "%s", prog) >= (int)outlen)
+            return ENAMETOOLONG;
+        /* Checked here too (not only by posix_spawn) for a clear message wherever exec errors
+         * are not reported back; a relative name is resolved in the workdir, so left alone. */
+        if (prog[0] == '/' && access(prog, X_OK) != 0)
+            return errno;
+        return 0;
+    }
     while (*dir != '\0') {
         size_t dl = strcspn(dir, ":");
         struct stat st;
@@ -216,20 +224,36 @@ wait_exit(pid_t pid, int pidfd, int64_t ms)
     }
 }
 
-static int
-build_env(const struct hook_def *h, const struct hook_ctx *ctx, char **env, size_t nenv)
-{
-    size_t i = 0;
+static int env_add(char **env, size_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-    if (asprintf(&env[i++], "PATH=%s", EXEC_PATH) < 0)
+static int
+env_add(char **env, size_t *n, const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    int r;
+
+    va_start(ap, fmt);
+    r = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (r < 0)
         return -1;
-    if (asprintf(&env[i++], "REKEY_VERSION=%lld", (long long)ctx->version) < 0)
+    env[(*n)++] = s;
+    return 0;
+}
+
+/* The child's whole environment: nothing inherited, no secret. env has room for 5 entries. */
+static int
+build_env(const struct hook_def *h, const struct hook_ctx *ctx, char **env)
+{
+    size_t n = 0;
+
+    if (env_add(env, &n, "PATH=%s", EXEC_PATH) != 0 ||
+        env_add(env, &n, "REKEY_VERSION=%lld", (long long)ctx->version) != 0 ||
+        env_add(env, &n, "REKEY_HOOK=%s", h->name != NULL ? h->name : "") != 0 ||
+        (ctx->path != NULL && env_add(env, &n, "REKEY_PATH=%s", ctx->path) != 0))
         return -1;
-    if (asprintf(&env[i++], "REKEY_HOOK=%s", h->name != NULL ? h->name : "") < 0)
-        return -1;
-    if (ctx->path != NULL && asprintf(&env[i++], "REKEY_PATH=%s", ctx->path) < 0)
-        return -1;
-    (void)nenv;
     return 0;
 }
 
@@ -280,7 +304,7 @@ exec_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
         r = rk_error_set(err, RK_EHOOK, "cannot run %s: %s", argv[0], strerror(e));
         goto out;
     }
-    if (build_env(h, ctx, env, sizeof(env) / sizeof(env[0])) != 0) {
+    if (build_env(h, ctx, env) != 0) {
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }
@@ -290,8 +314,9 @@ exec_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
         r = rk_error_set(err, RK_EHOOK, "pipe: %s", strerror(errno));
         goto out;
     }
-    if (posix_spawn_file_actions_init(&fa) != 0 || (fa_ok = 1, 0) ||
-        posix_spawnattr_init(&attr) != 0 || (attr_ok = 1, 0)) {
+    fa_ok = posix_spawn_file_actions_init(&fa) == 0;
+    attr_ok = posix_spawnattr_init(&attr) == 0;
+    if (!fa_ok || !attr_ok) {
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }

@@ -2,7 +2,16 @@
  * command, call an HTTP endpoint, or render a file, optionally repeated until it passes (`wait`).
  * Each kind is a row in a static registry of struct hook_ops (like curl's protocol handlers).
  * Secrets reach a hook only through stdin, a request header or body, or a 0600 file; never
- * through argv, a URL, the environment, a log line or an error message. */
+ * through argv, a URL, the environment, a log line or an error message.
+ *
+ * exec: posix_spawn, no shell; PATH is fixed (/usr/local/sbin:...:/bin) and the environment is
+ *   only PATH, REKEY_PATH, REKEY_VERSION, REKEY_HOOK; stdin is /dev/null, or with `stdin: new|old`
+ *   the raw value (no trailing newline) then EOF; own process group, killed (TERM, 2 s, KILL) on
+ *   timeout; passes on exit status 0; stdout/stderr (64 KiB each) logged masked.
+ * http: libcurl, http/https only, no redirects followed, no proxy (environment proxies are
+ *   ignored), TLS verified when tls_verify; passes on expect_status (default 200); a failing
+ *   response's first 4 KiB is logged masked.
+ * file: fs_write_atomic with mode (0 = 0600). */
 #ifndef REKEY_HOOK_H
 #define REKEY_HOOK_H
 

@@ -3,7 +3,13 @@
 
 #include "rotator.h"
 
+/* Defined one per file (generated.c, manual.c, …). */
+extern const struct rotator_ops rotator_generated;
+extern const struct rotator_ops rotator_manual;
+
 static const struct rotator_ops *const rotators[] = {
+    &rotator_generated,
+    &rotator_manual,
     NULL,
 };
 

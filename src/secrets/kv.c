@@ -133,8 +133,7 @@ secret_json_object(const struct secret *s, const char *what, json_t **out, struc
 
 /* Dumps a data object canonically (sorted keys, compact) into a secret, with its fingerprint. */
 static int
-data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1],
-               struct rk_error *err)
+data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
 {
     char *txt;
     size_t len;
@@ -339,8 +338,7 @@ kv_meta_promote(struct kv_meta *meta, uint64_t version, struct rk_error *err)
 }
 
 int
-kv_meta_set_stage(struct kv_meta *meta, uint64_t version, enum kv_stage stage,
-                  struct rk_error *err)
+kv_meta_set_stage(struct kv_meta *meta, uint64_t version, enum kv_stage stage, struct rk_error *err)
 {
     struct kv_version_meta *vm = kv_meta_find(meta, version);
 
@@ -396,8 +394,7 @@ kv_meta_add_version(struct kv_meta *meta, enum kv_stage stage, const char *autho
     if (version != NULL)
         *version = vm->version;
     if (stage == KV_STAGE_CURRENT) {
-        /* A fresh version is never deleted yet unless delete_version_after is 0s-ish; promote
-         * directly rather than through the usability check. */
+        /* Promoted directly: kv_meta_promote's usability check is moot for a fresh version. */
         struct kv_version_meta *old =
             meta->current_version != 0 ? kv_meta_find(meta, meta->current_version) : NULL;
         if (old != NULL) {
@@ -480,9 +477,9 @@ kv_meta_encode(const struct kv_meta *meta, char **out, size_t *len, struct rk_er
     bad |= obj_add(root, "max_versions", json_integer(meta->max_versions));
     bad |= obj_add(root, "cas_required", json_boolean(meta->cas_required));
     bad |= obj_add(root, "delete_version_after", json_integer(meta->delete_version_after));
-    bad |= obj_add(root, "custom_metadata",
-                   meta->custom_metadata != NULL ? json_incref(meta->custom_metadata)
-                                                 : json_object());
+    bad |=
+        obj_add(root, "custom_metadata",
+                meta->custom_metadata != NULL ? json_incref(meta->custom_metadata) : json_object());
     bad |= obj_add(root, "versions", arr); /* root owns arr from here */
     for (size_t i = 0; i < meta->nversions && !bad; i++) {
         const struct kv_version_meta *vm = &meta->versions[i];
@@ -515,8 +512,7 @@ get_uint(json_t *o, const char *k, uint64_t max, uint64_t *out)
 {
     json_t *v = json_object_get(o, k);
 
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > max)
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
         return -1;
     *out = (uint64_t)json_integer_value(v);
     return 0;
@@ -575,7 +571,8 @@ custom_check(const json_t *c, struct rk_error *err)
     if (json_object_size(c) > KV_CUSTOM_MAX_KEYS)
         return rk_error_set(err, RK_EINVAL, "custom_metadata has more than %d keys",
                             KV_CUSTOM_MAX_KEYS);
-    json_object_foreach((json_t *)c, k, v) {
+    json_object_foreach((json_t *)c, k, v)
+    {
         size_t kl = strlen(k);
         if (kl == 0 || kl > KV_CUSTOM_KEY_MAX)
             return rk_error_set(err, RK_EINVAL, "custom_metadata keys are 1 to %d bytes long",
@@ -655,7 +652,8 @@ kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk_err
             goto out;
         }
     }
-    json_array_foreach(arr, i, v) {
+    json_array_foreach(arr, i, v)
+    {
         struct kv_version_meta *vm = &m->versions[i];
         json_t *st;
         if (!json_is_object(v) || get_uint(v, "version", INT64_MAX, &vm->version) != 0 ||
@@ -839,8 +837,7 @@ data_key(const char *path, uint64_t version, char *buf, size_t buflen, struct rk
 
 /* Reads path's raw metadata and its revision. */
 static int
-meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev,
-           struct rk_error *err)
+meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, struct rk_error *err)
 {
     char key[STORE_KEY_MAX];
     int r;
@@ -1126,7 +1123,8 @@ merge_patch(json_t *target, json_t *patch)
     const char *k;
     json_t *pv;
 
-    json_object_foreach(patch, k, pv) {
+    json_object_foreach(patch, k, pv)
+    {
         json_t *tv = json_object_get(target, k);
         if (json_is_null(pv)) {
             if (tv != NULL && json_object_del(target, k) != 0)
@@ -1230,8 +1228,8 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
             if ((r = patch_data(kv, path, meta, patch, &data, fp, err)) != 0)
                 goto out;
         }
-        if ((r = kv_meta_add_version(meta, opts->stage, opts->author, opts->reason, fp, &v,
-                                     err)) != 0)
+        if ((r = kv_meta_add_version(meta, opts->stage, opts->author, opts->reason, fp, &v, err)) !=
+            0)
             goto out;
         if ((t = barrier_txn_new(kv->br)) == NULL) {
             r = rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -1268,8 +1266,8 @@ out:
 }
 
 int
-kv_put(struct kv *kv, const char *path, const struct secret *data,
-       const struct kv_put_opts *opts, uint64_t *version, struct rk_error *err)
+kv_put(struct kv *kv, const char *path, const struct secret *data, const struct kv_put_opts *opts,
+       uint64_t *version, struct rk_error *err)
 {
     return kv_write(kv, path, data, 0, opts, version, err);
 }
@@ -1363,9 +1361,7 @@ versions_mutate(struct kv_meta *meta, struct barrier_txn *t, const char *path, c
             if (!kv_version_deleted(vm, now))
                 vm->deletion_us = now;
             break;
-        case 1:
-            vm->deletion_us = 0;
-            break;
+        case 1: vm->deletion_us = 0; break;
         default:
             if ((r = data_key(path, vm->version, key, sizeof(key), err)) != 0)
                 return r;

@@ -24,7 +24,10 @@
  * Deleted: a version is deleted when deletion_us != 0 and deletion_us <= now (a future
  * deletion_time comes from delete_version_after, as in Vault). Destroyed: its data is gone.
  *
- * Threads: a struct kv may be used from several threads at once (it holds no mutable state).
+ * Threads: a struct kv may be used from several threads at once. It caches decoded metadata
+ * keyed by (path, mod_rev) under striped locks; the metadata is still read from the barrier on
+ * every call (a get is always two barrier reads), only the JSON decode is skipped on a hit.
+ * This relies on a store's revisions only growing (true of sqlite and etcd).
  * Concurrent writers to one path are serialised by an optimistic compare on the metadata key's
  * mod_rev; kv_put/kv_patch retry internally unless a cas was given. */
 #ifndef REKEY_KV_H
@@ -94,7 +97,10 @@ struct kv_put_opts {
     const char *reason;  /* may be NULL; at most KV_REASON_MAX-1 bytes */
     enum kv_stage stage; /* KV_STAGE_CURRENT (a plain put) or KV_STAGE_PENDING (rotation) */
 };
-#define KV_PUT_OPTS_INIT {-1, NULL, NULL, KV_STAGE_CURRENT}
+#define KV_PUT_OPTS_INIT                                                                           \
+    {                                                                                              \
+        -1, NULL, NULL, KV_STAGE_CURRENT                                                           \
+    }
 
 /* Settings for kv_metadata_put: only the fields whose has_* flag is set change. */
 struct kv_meta_settings {
@@ -230,8 +236,8 @@ struct kv_version_meta *kv_meta_find(const struct kv_meta *meta, uint64_t versio
 
 /* Checks data (a JSON object text, at most KV_DATA_MAX bytes) and returns its canonical form in
  * *out (a secret, caller frees) and its fingerprint in fp. Returns 0, -RK_EINVAL, -RK_ENOMEM. */
-int kv_data_prepare(const struct secret *data, struct secret **out,
-                    char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
+int kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
+                    struct rk_error *err);
 
 /* The canonical data of a single string field {"field": value} in *out (a secret) and its
  * fingerprint (that of value). Returns 0, -RK_EINVAL, -RK_ENOMEM. */

@@ -41,3 +41,32 @@ assert_no_plaintext() {
     fi
   done
 }
+
+# check_rotation_invariants PATH FIELD TARGET_FILE PREFIX: exactly one current version, no
+# rotation left in flight, and the target file (PREFIX + value) agrees with the current value.
+check_rotation_invariants() {
+  local path=$1 field=$2 target=$3 prefix=${4:-}
+  "$REKEY" kv metadata -format=json "$path" >meta.json 2>meta.err || { cat meta.err; fail "metadata of $path"; }
+  /usr/bin/python3 - "$path" <<'PY' || fail "invariants of $1 do not hold"
+import json, sys
+m = json.load(open("meta.json"))
+vers = m["versions"]
+cur = [v for v in vers.values() if v["stage"] == "current"]
+pend = [v for v in vers.values() if v["stage"] == "pending"]
+assert len(cur) == 1, "expected exactly one current version, got %d" % len(cur)
+assert not pend, "a pending version was left behind: %r" % pend
+assert int(cur[0]["version"]) == m["current_version"], "current_version disagrees"
+nums = sorted(int(k) for k in vers)
+assert nums == list(range(nums[0], nums[-1] + 1)), "a version was lost: %r" % nums
+PY
+  local val
+  val=$("$REKEY" kv get -field="$field" "$path" 2>/dev/null) || fail "cannot read $path"
+  [ "$(cat "$target")" = "$prefix$val" ] || fail "target file $target does not hold the current value"
+  "$REKEY" status --json >status.json 2>/dev/null || true
+  /usr/bin/python3 - "$path" <<'PY' || fail "rotation of $1 still in flight"
+import json, sys
+for s in json.load(open("status.json")):
+    if s["path"] == sys.argv[1]:
+        assert s["state"] not in ("rotating",), "state is %s" % s["state"]
+PY
+}

@@ -62,9 +62,8 @@ h_param(struct http_request *req, void *app, struct rk_error *err)
     if (router_path_check(p, strlen(p)) != 0 || strstr(p, "..") != NULL)
         atomic_fetch_add(&bad_paths_seen, 1);
     return http_respond_json(req, 200,
-                             json_pack("{s:s,s:s,s:b}", "param", http_request_param(req),
-                                       "method", http_request_method(req) == HTTP_LIST ? "LIST"
-                                                                                        : "other",
+                             json_pack("{s:s,s:s,s:b}", "param", http_request_param(req), "method",
+                                       http_request_method(req) == HTTP_LIST ? "LIST" : "other",
                                        "token", http_request_token(req) != NULL));
 }
 
@@ -483,11 +482,11 @@ static void
 test_traversal(void **state)
 {
     static const char *bad[] = {
-        "/v1/secret/data/../x",      "/v1/secret/data/%2e%2e/x", "/v1/secret/data/%2E%2e/x",
-        "/v1/secret/data/.%2e/x",    "/v1/secret//data/x",      "/v1/secret/data//x",
-        "/v1/secret/data/a/./b",     "/v1/secret/data/a/..",     "/v1/secret/data/a%00b",
-        "/v1/secret/data/a%2f..%2fb", "/v1/secret/data/%0a",     "/v1/secret/data/a%zz",
-        "/v1/secret/data/..\\x",     "/v1/secret/data/%5c..",    "/v1/secret/data/.",
+        "/v1/secret/data/../x",       "/v1/secret/data/%2e%2e/x", "/v1/secret/data/%2E%2e/x",
+        "/v1/secret/data/.%2e/x",     "/v1/secret//data/x",       "/v1/secret/data//x",
+        "/v1/secret/data/a/./b",      "/v1/secret/data/a/..",     "/v1/secret/data/a%00b",
+        "/v1/secret/data/a%2f..%2fb", "/v1/secret/data/%0a",      "/v1/secret/data/a%zz",
+        "/v1/secret/data/..\\x",      "/v1/secret/data/%5c..",    "/v1/secret/data/.",
     };
     struct fixture *f = *state;
     CURL *h = curl_easy_init();
@@ -595,10 +594,8 @@ static void
 test_router(void **state)
 {
     static const struct route ok[] = {
-        {HTTP_GET, "/v1/sys/health", h_health},
-        {HTTP_PUT, "/v1/sys/health", h_echo},
-        {HTTP_GET, "/v1/sys/", h_param},
-        {HTTP_GET, "/v1/sys/policy/", h_param},
+        {HTTP_GET, "/v1/sys/health", h_health},    {HTTP_PUT, "/v1/sys/health", h_echo},
+        {HTTP_GET, "/v1/sys/", h_param},           {HTTP_GET, "/v1/sys/policy/", h_param},
         {HTTP_GET, "/v1/sys/policy/acl/", h_echo},
     };
     static const struct route overlap[] = {

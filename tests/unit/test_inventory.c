@@ -412,9 +412,9 @@ test_err_paths(void **state)
                "'..'");
     expect_err(HDR "secrets:\n" GEN("a//b") "    every: 1d\n", "3:11", "empty segment");
     expect_err(HDR "secrets:\n" GEN("/a/b") "    every: 1d\n", "3:11", "start with '/'");
-    expect_err(HDR "secrets:\n" GEN("\"a\\0b\"") "    every: 1d\n", "3:12", "NUL");
-    expect_err(HDR "secrets:\n" GEN("\"a\\x01b\"") "    every: 1d\n", "3:12", "non-printable");
-    expect_err(HDR "secrets:\n" GEN("\"a b\"") "    every: 1d\n", "3:12", "space");
+    expect_err(HDR "secrets:\n" GEN("\"a\\0b\"") "    every: 1d\n", "3:11", "NUL");
+    expect_err(HDR "secrets:\n" GEN("\"a\\x01b\"") "    every: 1d\n", "3:11", "non-printable");
+    expect_err(HDR "secrets:\n" GEN("\"a b\"") "    every: 1d\n", "3:11", "space");
     /* 513 bytes */
     n = strlen(HDR "secrets:\n  - path: ") + 513 + 200;
     yaml = malloc(n);
@@ -462,9 +462,9 @@ test_err_required_and_kinds(void **state)
     expect_err(HDR "secrets:\n  - {path: a/b, kind: transit, key_type: rsa-1024, every: 1d}\n",
                "3:42", "key_type", "rsa-4096|ed25519|ecdsa-p256");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, pattern: \"a(\", every: 1d}\n",
-               "3:41", "secrets[0].pattern", "bad regular expression");
+               "3:40", "secrets[0].pattern", "bad regular expression");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: \"x{hex:\", every: 1d}\n",
-               "3:43", "format");
+               "3:42", "format");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: constant, every: 1d}\n",
                "3:42", "format", "constant");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: certificate, common_name: x, ttl: 10d, "
@@ -494,26 +494,26 @@ test_err_hooks(void **state)
     expect_err(HDR "hooks:\n  h1: {type: smoke}\n", "3:14", "hooks.h1.type",
                "unknown hook type 'smoke'");
     expect_err(HDR "hooks:\n  h1: {command: [x]}\n", "3:3", "missing required key 'type'");
-    expect_err(HDR "hooks:\n  h1: {type: exec, command: \"rm -rf /\"}\n", "3:30",
+    expect_err(HDR "hooks:\n  h1: {type: exec, command: \"rm -rf /\"}\n", "3:29",
                "hooks.h1.command", "list");
-    expect_err(HDR "hooks:\n  h1: {type: exec, command: [echo, \"{{new}}\"]}\n", "3:37",
+    expect_err(HDR "hooks:\n  h1: {type: exec, command: [echo, \"{{new}}\"]}\n", "3:36",
                "hooks.h1.command", "stdin");
-    expect_err(HDR "hooks:\n  h1: {type: http, url: \"https://x/?k={{new}}\"}\n", "3:26",
+    expect_err(HDR "hooks:\n  h1: {type: http, url: \"https://x/?k={{new}}\"}\n", "3:25",
                "hooks.h1.url");
-    expect_err(HDR "hooks:\n  h1: {type: http, url: \"ftp://x/\"}\n", "3:26", "http://");
-    expect_err(HDR "hooks:\n  h1: {type: file, path: /x, template: \"{{nwe}}\"}\n", "3:41",
+    expect_err(HDR "hooks:\n  h1: {type: http, url: \"ftp://x/\"}\n", "3:25", "http://");
+    expect_err(HDR "hooks:\n  h1: {type: file, path: /x, template: \"{{nwe}}\"}\n", "3:40",
                "unknown placeholder '{{nwe}}'");
-    expect_err(HDR "hooks:\n  h1: {type: file, path: /x, template: a, mode: \"0999\"}\n", "3:50",
+    expect_err(HDR "hooks:\n  h1: {type: file, path: /x, template: a, mode: \"0999\"}\n", "3:49",
                "hooks.h1.mode", "octal");
     expect_err(HDR "hooks:\n  h1: {type: file, template: a}\n", "3:3",
                "missing required key 'path'");
     expect_err(HDR "hooks:\n  h1: {type: http, url: \"http://x/\", expect_status: 9999}\n",
                "3:53", "expect_status");
     expect_err(HDR "hooks:\n  \"bad name\": {type: exec, command: [x]}\n", "3:3", "hook name");
-    expect_err(HDR "hooks:\n  h1: {type: exec, command: [x], stdin: secret}\n", "3:46",
+    expect_err(HDR "hooks:\n  h1: {type: exec, command: [x], stdin: secret}\n", "3:41",
                "none|new|old");
     expect_err(HDR "hooks:\n  h1: {type: exec, command: [x], wait: {interval: 5s, timeout: 1s}}\n",
-               "3:39", "interval");
+               "3:34", "interval");
 }
 
 static void

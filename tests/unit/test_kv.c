@@ -259,8 +259,7 @@ test_pending_promote(void **state)
     val = secret_from_str("sk-litellm-0123456789abcdef");
     assert_int_equal(kv_data_single("key", val, &data, fp, &err), 0);
     assert_string_equal((const char *)data->data, "{\"key\":\"sk-litellm-0123456789abcdef\"}");
-    assert_int_equal(kv_meta_add_version(m, KV_STAGE_PENDING, "engine", "rotate", fp, &v, &err),
-                     0);
+    assert_int_equal(kv_meta_add_version(m, KV_STAGE_PENDING, "engine", "rotate", fp, &v, &err), 0);
     assert_int_equal(v, 3);
     t = barrier_txn_new(kv_barrier(f->kv));
     assert_int_equal(kv_stage_put(f->kv, t, p, m, rev, v, data, &err), 0);
@@ -324,10 +323,9 @@ test_patch(void **state)
 
     patch = secret_from_str("{\"password\":\"p2\",\"old\":null}");
     assert_int_equal(kv_patch(f->kv, p, patch, NULL, &v, &err), -RK_ENOTFOUND);
-    assert_int_equal(
-        put_json(f->kv, p, "{\"username\":\"app\",\"password\":\"p1\",\"old\":\"x\"}", NULL,
-                 NULL, &err),
-        0);
+    assert_int_equal(put_json(f->kv, p, "{\"username\":\"app\",\"password\":\"p1\",\"old\":\"x\"}",
+                              NULL, NULL, &err),
+                     0);
     assert_int_equal(kv_patch(f->kv, p, patch, NULL, &v, &err), 0);
     assert_int_equal(v, 2);
     expect_data(f->kv, p, 0, "{\"password\":\"p2\",\"username\":\"app\"}");
@@ -495,19 +493,18 @@ test_list(void **state)
     assert_int_equal(
         put_json(f->kv, "secret/ai-gateway/litellm/master-key", "{\"k\":\"v\"}", NULL, NULL, &err),
         0);
-    assert_int_equal(put_json(f->kv, "secret/ai-gateway/providers/openai", "{\"k\":\"v\"}", NULL,
-                              NULL, &err),
-                     0);
-    assert_int_equal(put_json(f->kv, "secret/ai-gateway/providers/xai", "{\"k\":\"v\"}", NULL,
-                              NULL, &err),
-                     0);
+    assert_int_equal(
+        put_json(f->kv, "secret/ai-gateway/providers/openai", "{\"k\":\"v\"}", NULL, NULL, &err),
+        0);
+    assert_int_equal(
+        put_json(f->kv, "secret/ai-gateway/providers/xai", "{\"k\":\"v\"}", NULL, NULL, &err), 0);
     assert_int_equal(
         put_json(f->kv, "secret/ai-gateway/redis/auth", "{\"k\":\"v\"}", NULL, NULL, &err), 0);
-    assert_int_equal(
-        put_json(f->kv, "secret/ai-gateway/top", "{\"k\":\"v\"}", NULL, NULL, &err), 0);
+    assert_int_equal(put_json(f->kv, "secret/ai-gateway/top", "{\"k\":\"v\"}", NULL, NULL, &err),
+                     0);
     /* A sibling that sorts right after the folder's skip point. */
-    assert_int_equal(
-        put_json(f->kv, "secret/ai-gateway/redis0", "{\"k\":\"v\"}", NULL, NULL, &err), 0);
+    assert_int_equal(put_json(f->kv, "secret/ai-gateway/redis0", "{\"k\":\"v\"}", NULL, NULL, &err),
+                     0);
 
     /* 20,000 keys under one folder, written 200 per transaction (a transaction's plaintexts
      * sit in the 1 MiB secure heap until commit). */
@@ -552,8 +549,7 @@ test_list(void **state)
     assert_string_equal(names[0], "secret/");
     kv_names_free(names);
 
-    assert_int_equal(kv_list_names(f->kv, "secret/ai-gateway/providers/bulk", &names, &n, &err),
-                     0);
+    assert_int_equal(kv_list_names(f->kv, "secret/ai-gateway/providers/bulk", &names, &n, &err), 0);
     assert_int_equal(n, 20000);
     assert_string_equal(names[0], "k00000");
     assert_string_equal(names[19999], "k19999");
@@ -586,8 +582,7 @@ test_metadata_fields(void **state)
     s.has_delete_version_after = 1;
     s.delete_version_after = 0;
     assert_int_equal(kv_metadata_put(f->kv, p, &s, &err), 0);
-    assert_int_equal(put_json(f->kv, p, "{\"api_key\":\"sk-ant-api03-x_y\"}", NULL, NULL, &err),
-                     0);
+    assert_int_equal(put_json(f->kv, p, "{\"api_key\":\"sk-ant-api03-x_y\"}", NULL, NULL, &err), 0);
     assert_int_equal(kv_metadata_get(f->kv, p, &m, &err), 0);
     assert_int_equal(m->max_versions, 7);
     assert_int_equal(m->cas_required, 0);
@@ -699,8 +694,7 @@ test_fingerprint(void **state)
     char want[FINGERPRINT_LEN + 1];
     const char *canon = "{\"password\":\"pw\",\"username\":\"u\"}";
 
-    assert_int_equal(put_json(f->kv, "secret/fp1", "{\"key\":\"sk-value\"}", NULL, NULL, &err),
-                     0);
+    assert_int_equal(put_json(f->kv, "secret/fp1", "{\"key\":\"sk-value\"}", NULL, NULL, &err), 0);
     assert_int_equal(kv_get(f->kv, "secret/fp1", 0, NULL, &vm, &err), 0);
     assert_true(is_fp(vm.fingerprint));
     fingerprint("sk-value", 8, want);

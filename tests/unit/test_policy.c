@@ -36,17 +36,18 @@ allowed1(struct policy *p, const char *path, unsigned cap)
 static void
 test_parse_basic(void **state)
 {
-    static const char text[] = "# a hash comment\n"
-                               "// a slash comment\n"
-                               "/* a block\n   comment */\n"
-                               "path \"secret/data/foo/*\" {\n"
-                               "  capabilities = [\"read\", \"list\",] # trailing comma\n"
-                               "}\n"
-                               "path \"/secret/data/bar\" { capabilities = [\"create\", \"update\"] }\n"
-                               "path \"secret/+/teamb/*\" {\n"
-                               "  capabilities = [\"read\"]\n"
-                               "}\n"
-                               "name = \"ignored\"\n";
+    static const char text[] =
+        "# a hash comment\n"
+        "// a slash comment\n"
+        "/* a block\n   comment */\n"
+        "path \"secret/data/foo/*\" {\n"
+        "  capabilities = [\"read\", \"list\",] # trailing comma\n"
+        "}\n"
+        "path \"/secret/data/bar\" { capabilities = [\"create\", \"update\"] }\n"
+        "path \"secret/+/teamb/*\" {\n"
+        "  capabilities = [\"read\"]\n"
+        "}\n"
+        "name = \"ignored\"\n";
     struct policy *p = must_parse("Team-A", text);
     size_t len = 0;
     (void)state;
@@ -75,21 +76,22 @@ test_parse_basic(void **state)
 static void
 test_parse_shorthand(void **state)
 {
-    struct policy *p = must_parse("old", "path \"w/*\" { policy = \"write\" }\n"
-                                         "path \"r/*\" { policy = \"read\" }\n"
-                                         "path \"l/*\" { policy = \"list\" }\n"
-                                         "path \"s/*\" { policy = \"sudo\" }\n"
-                                         "path \"d/*\" { policy = \"deny\" capabilities = [\"read\"] }\n"
-                                         "path \"m/*\" { policy = \"read\", capabilities = [\"update\"] }\n");
+    struct policy *p =
+        must_parse("old", "path \"w/*\" { policy = \"write\" }\n"
+                          "path \"r/*\" { policy = \"read\" }\n"
+                          "path \"l/*\" { policy = \"list\" }\n"
+                          "path \"s/*\" { policy = \"sudo\" }\n"
+                          "path \"d/*\" { policy = \"deny\" capabilities = [\"read\"] }\n"
+                          "path \"m/*\" { policy = \"read\", capabilities = [\"update\"] }\n");
     (void)state;
 
     assert_int_equal(policy_capabilities(&p, 1, "w/x"),
                      CAP_CREATE | CAP_READ | CAP_UPDATE | CAP_PATCH | CAP_DELETE | CAP_LIST);
     assert_int_equal(policy_capabilities(&p, 1, "r/x"), CAP_READ | CAP_LIST);
     assert_int_equal(policy_capabilities(&p, 1, "l/x"), CAP_LIST);
-    assert_int_equal(policy_capabilities(&p, 1, "s/x"),
-                     CAP_CREATE | CAP_READ | CAP_UPDATE | CAP_PATCH | CAP_DELETE | CAP_LIST |
-                         CAP_SUDO);
+    assert_int_equal(policy_capabilities(&p, 1, "s/x"), CAP_CREATE | CAP_READ | CAP_UPDATE |
+                                                            CAP_PATCH | CAP_DELETE | CAP_LIST |
+                                                            CAP_SUDO);
     assert_int_equal(policy_capabilities(&p, 1, "d/x"), CAP_DENY);
     assert_false(allowed1(p, "d/x", CAP_READ));
     assert_int_equal(policy_capabilities(&p, 1, "m/x"), CAP_READ | CAP_LIST | CAP_UPDATE);
@@ -128,8 +130,7 @@ test_parse_forms(void **state)
     }
     {
         struct policy *p = must_parse("f", texts[4]);
-        assert_int_equal(policy_capabilities(&p, 1, "a/b"),
-                         CAP_READ | CAP_SUBSCRIBE | CAP_RECOVER);
+        assert_int_equal(policy_capabilities(&p, 1, "a/b"), CAP_READ | CAP_SUBSCRIBE | CAP_RECOVER);
         policy_free(p);
     }
     /* empty policies parse (no rules: denies everything) */
@@ -151,8 +152,8 @@ test_parse_errors(void **state)
         const char *needle;
     } cases[] = {
         {"path \"a\" {\n  capabilities = [\"reed\"]\n}", RK_EINVAL, "2:19:", "unknown capability"},
-        {"path \"a\" {\n  capabilities = [\"read\" \"list\"]\n}", RK_EINVAL, "2:26:",
-         "expected ',' or ']'"},
+        {"path \"a\" {\n  capabilities = [\"read\" \"list\"]\n}", RK_EINVAL,
+         "2:26:", "expected ',' or ']'"},
         {"path \"a\" capabilities", RK_EINVAL, "1:10:", "expected '{'"},
         {"path \"a\" {", RK_EINVAL, "1:11:", "close the block opened at 1:10"},
         {"\n  /* unterminated", RK_EINVAL, "2:3:", "unterminated comment"},
@@ -161,16 +162,16 @@ test_parse_errors(void **state)
         {"path \"a/*/b\" {}", RK_EINVAL, "1:6:", "'*' is only allowed as the last"},
         {"bogus \"x\" {}", RK_EINVAL, "1:1:", "unknown top-level key 'bogus'"},
         {"path \"a\" { capabilities = \"read\" }", RK_EINVAL, "1:27:", "must be a list"},
-        {"path \"a\" { capabilities = [\"read\"], capabilities = [\"list\"] }", RK_EINVAL, "1:37:",
-         "duplicate attribute 'capabilities' (first set at 1:12)"},
+        {"path \"a\" { capabilities = [\"read\"], capabilities = [\"list\"] }", RK_EINVAL,
+         "1:37:", "duplicate attribute 'capabilities' (first set at 1:12)"},
         {"path \"a\" {\n\tpolicy = \"writ\"\n}", RK_EINVAL, "2:11:", "unknown policy"},
         {"path \"a\" { capabilities = [read] }", RK_EINVAL, "1:28:", "strings need double quotes"},
         {"path \"a\" { capabilities = [\"read\"] } }", RK_EINVAL, "1:38:", "expected a key"},
         {"path \"a\" { min_wrapping_ttl = \"1x\" }", RK_EINVAL, "1:31:", "unknown unit"},
-        {"path \"a\" { min_wrapping_ttl = \"1h\"\n max_wrapping_ttl = \"1m\" }", RK_EINVAL, "2:2:",
-         "less than"},
-        {"{\"path\": {\"a\": {\"capabilities\": [\"read\"]}}", RK_EINVAL, "1:43:",
-         "close the block opened at 1:1"},
+        {"path \"a\" { min_wrapping_ttl = \"1h\"\n max_wrapping_ttl = \"1m\" }", RK_EINVAL,
+         "2:2:", "less than"},
+        {"{\"path\": {\"a\": {\"capabilities\": [\"read\"]}}", RK_EINVAL,
+         "1:43:", "close the block opened at 1:1"},
         {"{\"path\": {}} x", RK_EINVAL, "1:14:", "expected end of input"},
         {"path \"a\" { capabilities = <<EOF\n", RK_EINVAL, "1:27:", "heredoc"},
         {"path \"\" {}", RK_EINVAL, "1:6:", "empty path pattern"},
@@ -179,10 +180,10 @@ test_parse_errors(void **state)
         {"path \"a\n\" {}", RK_EINVAL, "1:6:", "unterminated string"},
         {"path \"a\" = \"b\"", RK_EINVAL, "1:12:", "expected '{'"},
         {"path = [\"a\"]", RK_EINVAL, "1:8:", "expected path"},
-        {"path \"a\" { capabilities = [\"read\", [\"x\"]] }", RK_EINVAL, "1:36:",
-         "expected a string in the list"},
-        {"path \"a\" { allowed_parameters = { \"x\" = \"y\" } }", RK_EINVAL, "1:41:",
-         "must be a list of values"},
+        {"path \"a\" { capabilities = [\"read\", [\"x\"]] }", RK_EINVAL,
+         "1:36:", "expected a string in the list"},
+        {"path \"a\" { allowed_parameters = { \"x\" = \"y\" } }", RK_EINVAL,
+         "1:41:", "must be a list of values"},
         {"path \"a\" { capabilities = [\"root\"] }", RK_EINVAL, "1:28:", "unknown capability"},
         {"path \"a\" ; {}", RK_EINVAL, "1:10:", "unexpected character ';'"},
         {"path \"a\" { capabilities = [\"\\ud800\"] }", RK_EINVAL, "1:29:", "surrogate"},
@@ -266,8 +267,8 @@ winner(const char *const *patterns, size_t n, const char *path)
 
     assert_true(n <= 6);
     for (size_t i = 0; i < n; i++)
-        o += (size_t)snprintf(text + o, sizeof(text) - o, "path \"%s\" { capabilities = [\"%s\"] }\n",
-                              patterns[i], capn[i]);
+        o += (size_t)snprintf(text + o, sizeof(text) - o,
+                              "path \"%s\" { capabilities = [\"%s\"] }\n", patterns[i], capn[i]);
     p = must_parse("prio", text);
     caps = policy_capabilities(&p, 1, path);
     policy_free(p);
@@ -298,18 +299,18 @@ test_priority(void **state)
         static const struct {
             const char *hi, *lo, *path;
         } c[] = {
-            {"foo/a*", "foo/+", "foo/ab"},                     /* first wildcard later */
+            {"foo/a*", "foo/+", "foo/ab"}, /* first wildcard later */
             {"foo/bar/+/baz", "foo/+/bar/baz", "foo/bar/bar/baz"},
-            {"foo/+/bar", "foo/+/ba*", "foo/x/bar"},           /* not a glob wins */
+            {"foo/+/bar", "foo/+/ba*", "foo/x/bar"}, /* not a glob wins */
             {"foo/+", "foo/*", "foo/x"},
-            {"foo/bar/+/baz", "foo/bar/+/+", "foo/bar/x/baz"}, /* fewer '+' wins */
+            {"foo/bar/+/baz", "foo/bar/+/+", "foo/bar/x/baz"},  /* fewer '+' wins */
             {"foo/+/bar/ba*", "foo/+/bar/b*", "foo/x/bar/baz"}, /* longer wins */
             {"foo/+/b*", "foo/+/a*", NULL},                     /* tie-break: greater */
             /* same first-wildcard offset, both globs: fewer '+' wins, surprising but Vault's */
             {"secret/*", "secret/+/teamb/*", "secret/x/teamb/k"},
             {"secret/x/*", "secret/+/teamb/*", "secret/x/teamb/k"},
             {"secret/data/*", "secret/+/teamb/*", "secret/data/teamb/k"},
-            {"a/b", "a/*", "a/b"},                              /* exact over everything */
+            {"a/b", "a/*", "a/b"}, /* exact over everything */
             {"a/b", "+/b", "a/b"},
         };
         for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -355,9 +356,10 @@ test_segments(void **state)
 static void
 test_list_trailing_slash(void **state)
 {
-    struct policy *p = must_parse("l", "path \"secret/metadata/app\" { capabilities = [\"list\"] }\n"
-                                       "path \"secret/metadata/app/\" { capabilities = [\"read\"] }\n"
-                                       "path \"kv/metadata/x\" { capabilities = [\"list\"] }\n");
+    struct policy *p =
+        must_parse("l", "path \"secret/metadata/app\" { capabilities = [\"list\"] }\n"
+                        "path \"secret/metadata/app/\" { capabilities = [\"read\"] }\n"
+                        "path \"kv/metadata/x\" { capabilities = [\"list\"] }\n");
     (void)state;
 
     /* Exact on the full path first, then (list only) without the trailing '/'. */
@@ -496,8 +498,8 @@ test_speed(void **state)
     struct policy *pols[NPOL];
     static char text[NRULE * 96];
     static const char *const paths[] = {"secret/data/team7/app/config", "secret/metadata/team3/",
-                                        "transit/encrypt/jwt-signing", "database/creds/ro",
-                                        "sys/capabilities-self", "nothing/matches/here"};
+                                        "transit/encrypt/jwt-signing",  "database/creds/ro",
+                                        "sys/capabilities-self",        "nothing/matches/here"};
     struct timespec t0, t1;
     volatile int sink = 0;
     double ns;
@@ -542,12 +544,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_basic),  cmocka_unit_test(test_parse_shorthand),
-        cmocka_unit_test(test_parse_forms),  cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_parse_limits), cmocka_unit_test(test_priority),
-        cmocka_unit_test(test_segments),     cmocka_unit_test(test_list_trailing_slash),
+        cmocka_unit_test(test_parse_basic),       cmocka_unit_test(test_parse_shorthand),
+        cmocka_unit_test(test_parse_forms),       cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_parse_limits),      cmocka_unit_test(test_priority),
+        cmocka_unit_test(test_segments),          cmocka_unit_test(test_list_trailing_slash),
         cmocka_unit_test(test_multiple_policies), cmocka_unit_test(test_builtins),
-        cmocka_unit_test(test_cap_names),    cmocka_unit_test(test_speed),
+        cmocka_unit_test(test_cap_names),         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,65 @@
+#!/bin/sh
+# http-baseline.sh: rekey's HTTP core against the bare libmicrohttpd ceiling, in one run.
+# Builds bench/mhd-baseline.c and bench/http-route.c with cc + pkg-config into a temporary
+# directory, starts each on an ephemeral loopback port, runs `wrk -t2 -c64 -d5s` (keep-alive)
+# against a fixed-JSON route, prints requests/s and latency, stops them, and prints the ratio.
+# The target is rekey >= 80% of the baseline. Env: DURATION (default 5s), CONNS (64).
+set -eu
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-64}
+CC=${CC:-cc}
+command -v wrk >/dev/null || { echo "http-baseline: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+tmp=$(mktemp -d /tmp/rekey-bench-http.XXXXXX)
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+CFLAGS="-std=c17 -O2 -D_GNU_SOURCE -Isrc"
+# shellcheck disable=SC2046
+$CC $CFLAGS -o "$tmp/mhd-baseline" bench/mhd-baseline.c $(pkg-config --cflags --libs libmicrohttpd)
+# shellcheck disable=SC2046
+$CC $CFLAGS -o "$tmp/http-route" bench/http-route.c src/api/http.c src/api/router.c \
+    src/util/err.c src/util/secret.c src/util/enc.c src/util/parse.c src/util/log.c \
+    src/util/fsutil.c src/util/timeutil.c \
+    $(pkg-config --cflags --libs libmicrohttpd jansson openssl) -lpthread
+
+# start NAME BINARY: runs it, waits for the port it prints, sets $port.
+start() {
+    "$2" 0 >"$tmp/$1.port" 2>"$tmp/$1.log" &
+    pids="$pids $!"
+    i=0
+    while [ ! -s "$tmp/$1.port" ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && { echo "http-baseline: $1 did not start:" >&2; cat "$tmp/$1.log" >&2; exit 1; }
+        sleep 0.05
+    done
+    port=$(head -n1 "$tmp/$1.port")
+}
+
+# measure NAME URL: runs wrk, prints a line, sets $rps.
+measure() {
+    curl -fsS "$2" >/dev/null 2>&1 || true   # warm up one connection
+    wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$2" >"$tmp/$1.wrk"
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/$1.wrk")
+    p50=$(awk '$1 == "50%" {print $2}' "$tmp/$1.wrk")
+    p99=$(awk '$1 == "99%" {print $2}' "$tmp/$1.wrk")
+    errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$tmp/$1.wrk")
+    printf '%-14s %12s req/s   p50 %-9s p99 %-9s %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
+}
+
+start mhd-baseline "$tmp/mhd-baseline"
+measure mhd-baseline "http://127.0.0.1:$port/v1/sys/health"
+base=$rps
+start rekey-http "$tmp/http-route"
+measure rekey-http "http://127.0.0.1:$port/v1/sys/health"
+ours=$rps
+awk -v a="$ours" -v b="$base" 'BEGIN {
+    r = (b > 0) ? 100 * a / b : 0
+    printf "rekey-http / mhd-baseline = %.1f%% (target >= 80%%): %s\n", r, (r >= 80) ? "PASS" : "FAIL"
+    exit (r >= 80) ? 0 : 1
+}'

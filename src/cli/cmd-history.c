@@ -1,0 +1,97 @@
+/* rekey history: a secret's rotations and its versions. */
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "engine/rotation.h"
+#include "kvfmt.h"
+#include "util/timeutil.h"
+
+static const struct cli_opt opts[] = {
+    {"json", OPT_FLAG, NULL, "print JSON"},
+    {NULL, 0, NULL, NULL},
+};
+
+static int
+print_event(void *arg, const struct rot_event *ev)
+{
+    json_t *a = arg;
+    char ts[40];
+
+    time_format_rfc3339(ev->time_us - ev->time_us % 1000000, ts, sizeof(ts));
+    if (a != NULL) {
+        json_array_append_new(
+            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "time", ts, "op", ev->op,
+                         "result", ev->result, "from_version", (json_int_t)ev->from_version,
+                         "to_version", (json_int_t)ev->to_version, "author", ev->author, "reason",
+                         ev->reason, "message", ev->message, "duration_ms",
+                         (json_int_t)ev->duration_ms));
+        return 0;
+    }
+    printf("%-21s %-9s %-12s %-14s %s%s%s\n", ts, ev->op, ev->result, ev->author, ev->message,
+           ev->reason[0] ? " reason: " : "", ev->reason);
+    return 0;
+}
+
+static int
+exec_history(struct cli_ctx *ctx, int argc, char **argv)
+{
+    struct engine *e = NULL;
+    struct kv_meta *m = NULL;
+    int json = cli_opt(ctx, "json") != NULL;
+    json_t *events = json ? json_array() : NULL;
+    int r;
+
+    (void)argc;
+    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+        return cli_fail(ctx, r);
+    if (!json)
+        printf("== Rotations of %s ==\n%-21s %-9s %-12s %-14s %s\n", argv[0], "TIME", "OP",
+               "RESULT", "BY", "WHAT");
+    r = engine_history(e, argv[0], print_event, events, &ctx->err);
+    engine_free(e);
+    if (r != 0) {
+        json_decref(events);
+        return cli_fail(ctx, r);
+    }
+    r = kv_metadata_get(ctx->kv, argv[0], &m, &ctx->err);
+    if (r != 0 && r != -RK_ENOTFOUND) {
+        json_decref(events);
+        return cli_fail(ctx, r);
+    }
+    if (json) {
+        json_t *vers = json_array();
+        for (size_t i = 0; m != NULL && i < m->nversions; i++)
+            json_array_append_new(vers, kvfmt_version_json(&m->versions[i]));
+        json_t *out = json_pack("{s:s, s:o, s:o}", "path", argv[0], "events", events, "versions",
+                                vers);
+        json_dumpf(out, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(out);
+    } else {
+        printf("\n== Versions ==\n%-8s %-9s %-21s %-19s %-14s %s\n", "VERSION", "STAGE", "CREATED",
+               "FINGERPRINT", "BY", "REASON");
+        for (size_t i = m ? m->nversions : 0; i-- > 0;) {
+            const struct kv_version_meta *v = &m->versions[i];
+            char ts[40];
+            time_format_rfc3339(v->created_us - v->created_us % 1000000, ts, sizeof(ts));
+            printf("%-8llu %-9s %-21s %-19s %-14s %s\n", (unsigned long long)v->version,
+                   v->destroyed ? "destroyed" : kv_stage_name(v->stage), ts, v->fingerprint,
+                   v->author, v->reason);
+        }
+    }
+    kv_meta_free(m);
+    return CLI_OK;
+}
+
+const struct cli_cmd cmd_history = {
+    .name = "history",
+    .args = "PATH",
+    .summary = "show a secret's rotations and versions (never the values)",
+    .min_args = 1,
+    .max_args = 1,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .opts = opts,
+    .exec = exec_history,
+};

@@ -1,0 +1,201 @@
+/* rekey rotate: rotates one secret, the due ones, or all of them, through the six steps. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "engine/inventory.h"
+#include "engine/rotation.h"
+#include "engine/schedule.h"
+#include "kvfmt.h"
+#include "util/timeutil.h"
+
+static const struct cli_opt opts[] = {
+    {"reason", OPT_VALUE, "TEXT", "why (kept in the version's metadata and the history)"},
+    {"dry-run", OPT_FLAG, NULL, "print each step it would take; change nothing"},
+    {"due", OPT_FLAG, NULL, "rotate every secret that is due or overdue"},
+    {"all", OPT_FLAG, NULL, "rotate every secret whose kind is implemented"},
+    {"yes", OPT_FLAG, NULL, "do not ask for confirmation (needed without a terminal)"},
+    {"from-stdin", OPT_FLAG, NULL, "manual kinds: read the new value from stdin"},
+    {"from-file", OPT_VALUE, "FILE", "manual kinds: read the new value from FILE"},
+    {"wait", OPT_VALUE, "SECONDS", "wait up to SECONDS for another rotation of the path (default 0)"},
+    {NULL, 0, NULL, NULL},
+};
+
+static void
+show_progress(void *arg, const char *path, const char *step, const char *msg)
+{
+    int verbose = *(int *)arg;
+
+    if (verbose)
+        printf("  %-8s %s\n", step, msg);
+    (void)path;
+}
+
+static int
+rotate_one(struct cli_ctx *ctx, struct engine *e, const char *path, int verbose,
+           const struct rot_input *in, int64_t wait_ms)
+{
+    struct rotate_opts ro;
+    struct rotate_result res;
+    int r;
+
+    memset(&ro, 0, sizeof(ro));
+    ro.op = ROT_OP_ROTATE;
+    ro.reason = cli_opt(ctx, "reason");
+    ro.author = kvfmt_author();
+    ro.dry_run = cli_opt(ctx, "dry-run") != NULL;
+    ro.input = in;
+    ro.lock_wait_ms = wait_ms;
+    ro.progress = show_progress;
+    ro.arg = &verbose;
+    rk_error_clear(&ctx->err);
+    r = engine_rotate(e, path, &ro, &res, &ctx->err);
+    if (ro.dry_run) {
+        if (r == 0)
+            printf("dry run: nothing was changed\n");
+        return r;
+    }
+    if (r == 0)
+        printf("%s%s%s: rotated v%llu -> v%llu (%s)\n", cli_color(ctx, "green"), path,
+               cli_color(ctx, "reset"), (unsigned long long)res.old_version,
+               (unsigned long long)res.new_version, res.new_fp);
+    else
+        fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
+                ctx->err.msg);
+    return r;
+}
+
+static int
+exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
+{
+    int due = cli_opt(ctx, "due") != NULL, all = cli_opt(ctx, "all") != NULL;
+    int dry = cli_opt(ctx, "dry-run") != NULL;
+    const char *wait = cli_opt(ctx, "wait");
+    struct rot_input in;
+    struct engine *e = NULL;
+    int64_t wait_ms = 0;
+    int r, rc = CLI_OK;
+
+    if ((due || all) && argc > 0)
+        return cli_usage_error(ctx, "give a PATH or --due/--all, not both");
+    if (due && all)
+        return cli_usage_error(ctx, "give --due or --all, not both");
+    if (!due && !all && argc != 1)
+        return cli_usage_error(ctx, "give a PATH, --due or --all");
+    if (wait != NULL) {
+        char *end;
+        double w = strtod(wait, &end);
+        if (*end != '\0' || w < 0 || w > 86400)
+            return cli_usage_error(ctx, "--wait must be a number of seconds");
+        wait_ms = (int64_t)(w * 1000);
+    }
+    memset(&in, 0, sizeof(in));
+    in.from_stdin = cli_opt(ctx, "from-stdin") != NULL;
+    in.from_file = cli_opt(ctx, "from-file");
+    in.allow_prompt = isatty(STDIN_FILENO);
+    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+        return cli_fail(ctx, r);
+    if (!due && !all) {
+        printf("%s%s:\n", dry ? "plan for " : "rotating ", argv[0]);
+        r = rotate_one(ctx, e, argv[0], 1, &in, wait_ms);
+        engine_free(e);
+        if (r == -RK_EINVAL || r == -RK_ENOTFOUND || r == -RK_ENOTIMPL)
+            return r == -RK_EINVAL ? CLI_USAGE : CLI_ERROR;
+        return r == 0 ? CLI_OK : CLI_ERROR;
+    } else {
+        struct secret_status *st = NULL;
+        size_t n = 0, ok = 0, failed = 0, skipped = 0;
+        int64_t now = time_now();
+
+        if (in.from_stdin || in.from_file)
+            return cli_usage_error(ctx, "--from-stdin/--from-file need a single PATH");
+        if (!dry) {
+            size_t acted = 0;
+            if (engine_recover(e, now, NULL, NULL, &acted, &ctx->err) != 0)
+                fprintf(stderr, "rekey rotate: recovering interrupted rotations: %s\n",
+                        ctx->err.msg);
+        }
+        if ((r = schedule_status_all(ctx->kv, ctx->inv, now, &st, &ctx->err)) != 0) {
+            engine_free(e);
+            return cli_fail(ctx, r);
+        }
+        for (size_t i = 0; i < ctx->inv->nsecrets; i++) {
+            enum secret_state s = st[i].state;
+            if (s == STATE_NOT_IMPLEMENTED)
+                continue;
+            if (due && s != STATE_DUE && s != STATE_OVERDUE && s != STATE_FAILED)
+                continue;
+            n++;
+        }
+        if (n == 0) {
+            printf("nothing to rotate\n");
+            free(st);
+            engine_free(e);
+            return CLI_OK;
+        }
+        if (!dry && cli_opt(ctx, "yes") == NULL) {
+            char answer[16];
+            if (!isatty(STDIN_FILENO)) {
+                free(st);
+                engine_free(e);
+                return cli_usage_error(ctx, "refusing to rotate %zu secret%s without a terminal: "
+                                            "pass --yes",
+                                       n, n == 1 ? "" : "s");
+            }
+            fprintf(stderr, "Rotate %zu secret%s now? [y/N] ", n, n == 1 ? "" : "s");
+            if (fgets(answer, sizeof(answer), stdin) == NULL ||
+                (answer[0] != 'y' && answer[0] != 'Y')) {
+                fprintf(stderr, "nothing was changed\n");
+                free(st);
+                engine_free(e);
+                return CLI_PROBLEM;
+            }
+        }
+        for (size_t i = 0; i < ctx->inv->nsecrets; i++) {
+            const struct inv_secret *s = st[i].secret;
+            enum secret_state state = st[i].state;
+            if (state == STATE_NOT_IMPLEMENTED)
+                continue;
+            if (due && state != STATE_DUE && state != STATE_OVERDUE && state != STATE_FAILED)
+                continue;
+            if (!dry && !isatty(STDIN_FILENO) && rotator_find(s->kind) != NULL &&
+                (rotator_find(s->kind)->flags & ROT_F_MANUAL_INPUT)) {
+                /* A person must supply this value; in a batch without a terminal, report it. */
+                printf("%s: skipped: kind %s needs a value from a person: rekey rotate %s\n",
+                       s->path, s->kind, s->path);
+                skipped++;
+                continue;
+            }
+            if (dry)
+                printf("plan for %s:\n", s->path);
+            if (rotate_one(ctx, e, s->path, dry, &in, wait_ms) == 0)
+                ok++;
+            else
+                failed++;
+        }
+        if (!dry)
+            printf("%zu rotated, %zu failed, %zu skipped\n", ok, failed, skipped);
+        free(st);
+        rc = failed > 0 ? CLI_ERROR : CLI_OK;
+    }
+    engine_free(e);
+    return rc;
+}
+
+const struct cli_cmd cmd_rotate = {
+    .name = "rotate",
+    .args = "PATH | --due | --all",
+    .summary = "rotate a secret (create, apply, test, promote, reload, finish)",
+    .help = "Rotates PATH through the six steps; a failed test or reload rolls back and keeps the\n"
+            "current value. --due rotates every secret that is due, overdue or failed; --all\n"
+            "every secret whose kind is implemented; both ask once on a terminal and need --yes\n"
+            "without one. --dry-run prints the plan and changes nothing. Manual kinds read the new\n"
+            "value from --from-stdin, --from-file FILE, or a no-echo prompt; it is never echoed.",
+    .min_args = 0,
+    .max_args = 1,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .opts = opts,
+    .exec = exec_rotate,
+};

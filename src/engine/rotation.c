@@ -1,0 +1,1405 @@
+/* rotation.c: the rotation state machine. See rotation.h and docs/rotation.md.
+ *
+ * Store records (all encrypted by the barrier):
+ *   rot/lock/<path>      {"owner","expires"}              who rotates path now
+ *   rot/journal/<path>   {"op","step","candidate","old",…} the step reached, committed with it
+ *   rot/state/<path>     see rotstate.h                    failed / action-required
+ *   rot/finish/<path>    {"version","due","person"}        the previous value to retire
+ *   rot/history/<path> <seq>                               one event per rotation
+ * Every step commits its effect, the journal and a refreshed lock in one transaction whose
+ * compare on the lock's revision fences out a holder whose lock was taken over. */
+#include "rotation.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../hooks/hook.h"
+#include "../secrets/kv.h"
+#include "../store/barrier.h"
+#include "../util/log.h"
+#include "../util/parse.h"
+#include "../util/timeutil.h"
+#include "rotstate.h"
+
+#define LOCK_TTL 900 /* seconds; refreshed at every step */
+#define KEY_MAX (PATH_MAX_LEN + 64)
+
+enum step {
+    STEP_CREATED = 0,
+    STEP_APPLIED,
+    STEP_TESTED,
+    STEP_PROMOTED,
+    STEP_UNDOING,
+};
+
+static const char *const step_names[] = {"created", "applied", "tested", "promoted", "undoing"};
+
+static const char *const op_names[] = {"rotate", "rollback", "revoke"};
+
+struct engine {
+    struct kv *kv;
+    struct barrier *br;
+    const struct inventory *inv;
+    char owner[128];
+    char host[64];
+};
+
+/* One rotation in flight. */
+struct rot {
+    struct engine *e;
+    const struct inv_secret *s;
+    const struct rotator_ops *ops;
+    const struct rotate_opts *opts;
+    struct rotate_result *res;
+    enum rot_op op;
+    enum step step;
+    uint64_t candidate, old;
+    enum kv_stage target_stage; /* rollback: the stage the target version had */
+    int promoted;
+    int64_t lock_rev;
+    int64_t started_us;
+    char reason[160];
+    char author[64];
+    char undo_msg[256];
+    struct secret *new_value, *old_value;   /* the field's values */
+    struct secret *new_fields, *old_fields; /* whole data JSON */
+    struct rot_ctx rctx;
+};
+
+/* ---- small helpers ---- */
+
+static void
+key_of(char *buf, size_t len, const char *kind, const char *path)
+{
+    snprintf(buf, len, "rot/%s/%s", kind, path);
+}
+
+static void
+progress(struct rot *r, const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+progress(struct rot *r, const char *step, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_debug("%s: %s: %s", r->s->path, step, msg);
+    if (r->opts != NULL && r->opts->progress != NULL)
+        r->opts->progress(r->opts->arg, r->s->path, step, msg);
+}
+
+/* Test builds and tests: REKEY_CRASH_AT=<step> kills the process right after that step's
+ * commit, to prove recovery. Inert unless set. */
+static void
+crash_point(const char *name)
+{
+    const char *at = getenv("REKEY_CRASH_AT");
+
+    if (at != NULL && strcmp(at, name) == 0) {
+        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
+        raise(SIGKILL);
+    }
+}
+
+static int
+json_get_record(struct barrier *br, const char *key, json_t **out, int64_t *rev,
+                struct rk_error *err)
+{
+    struct secret *v = NULL;
+    json_error_t jerr;
+    int r;
+
+    if ((r = barrier_get(br, key, &v, rev, err)) != 0)
+        return r;
+    *out = json_loadb((const char *)v->data, v->len, 0, &jerr);
+    secret_free(v);
+    if (*out == NULL || !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return rk_error_set(err, RK_ECORRUPT, "record %s does not parse", key);
+    }
+    return 0;
+}
+
+static int
+txn_put_json(struct barrier_txn *t, const char *key, json_t *j)
+{
+    char *text;
+    int r;
+
+    if (j == NULL)
+        return -RK_ENOMEM;
+    text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(j);
+    if (text == NULL)
+        return -RK_ENOMEM;
+    r = barrier_txn_put(t, key, text, strlen(text));
+    free(text);
+    return r;
+}
+
+static int64_t
+backoff(const struct inv_secret *s, int failures)
+{
+    int64_t base = s->every / 10, cap = s->every > 0 ? s->every : 21600, d;
+
+    if (base > 60)
+        base = 60;
+    if (base < 1)
+        base = 1;
+    if (cap > 21600)
+        cap = 21600;
+    d = base;
+    for (int i = 1; i < failures && d < cap; i++)
+        d *= 2;
+    return d < cap ? d : cap;
+}
+
+/* ---- engine ---- */
+
+int
+engine_open(struct kv *kv, const struct inventory *inv, struct engine **out, struct rk_error *err)
+{
+    struct engine *e = calloc(1, sizeof(*e));
+    unsigned char rnd[4];
+    char hex[9];
+
+    if (e == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    e->kv = kv;
+    e->br = kv_barrier(kv);
+    e->inv = inv;
+    if (gethostname(e->host, sizeof(e->host)) != 0)
+        snprintf(e->host, sizeof(e->host), "localhost");
+    e->host[sizeof(e->host) - 1] = '\0';
+    RAND_bytes(rnd, sizeof(rnd));
+    hex_encode(rnd, sizeof(rnd), hex);
+    snprintf(e->owner, sizeof(e->owner), "%s:%ld:%s", e->host, (long)getpid(), hex);
+    *out = e;
+    return 0;
+}
+
+void
+engine_free(struct engine *e)
+{
+    free(e);
+}
+
+void
+engine_set_inventory(struct engine *e, const struct inventory *inv)
+{
+    e->inv = inv;
+}
+
+/* ---- the lock ---- */
+
+/* 1 when the lock record belongs to a holder that is gone: expired, or on this host with a
+ * process id that no longer runs. */
+static int
+lock_is_stale(struct engine *e, json_t *lock, int64_t now)
+{
+    const char *owner = json_string_value(json_object_get(lock, "owner"));
+    json_int_t expires = json_integer_value(json_object_get(lock, "expires"));
+    char host[64];
+    long pid = 0;
+
+    if (owner == NULL || expires <= now)
+        return 1;
+    if (sscanf(owner, "%63[^:]:%ld:", host, &pid) == 2 && strcmp(host, e->host) == 0 &&
+        pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return 1;
+    return 0;
+}
+
+static json_t *
+lock_record(struct engine *e)
+{
+    return json_pack("{s:s, s:I}", "owner", e->owner, "expires", (json_int_t)(time_now() + LOCK_TTL));
+}
+
+/* Takes path's lock, waiting up to wait_ms. *rev gets the lock's revision. */
+static int
+lock_acquire(struct engine *e, const char *path, int64_t wait_ms, int64_t *rev,
+             struct rk_error *err)
+{
+    char key[KEY_MAX];
+    int64_t deadline = time_mono_ms() + wait_ms;
+    int r;
+
+    key_of(key, sizeof(key), "lock", path);
+    for (;;) {
+        json_t *lock = NULL;
+        int64_t cur = 0;
+        struct barrier_txn *t;
+
+        r = json_get_record(e->br, key, &lock, &cur, err);
+        if (r == -RK_ENOTFOUND)
+            cur = 0;
+        else if (r != 0)
+            return r;
+        if (cur == 0 || lock_is_stale(e, lock, time_now())) {
+            json_decref(lock);
+            t = barrier_txn_new(e->br);
+            if (t == NULL)
+                return rk_error_set(err, RK_ENOMEM, "out of memory");
+            r = barrier_txn_cmp(t, key, cur);
+            if (r == 0)
+                r = txn_put_json(t, key, lock_record(e));
+            if (r == 0)
+                r = barrier_txn_commit(t, rev, err);
+            barrier_txn_free(t);
+            if (r == 0)
+                return 0;
+            if (r != -RK_ECONFLICT)
+                return r;
+        } else {
+            const char *owner = json_string_value(json_object_get(lock, "owner"));
+            if (time_mono_ms() >= deadline) {
+                r = rk_error_set(err, RK_EBUSY,
+                                 "another rotation of %s is running (held by %s); wait for it or "
+                                 "run 'rekey recover' if that process is gone",
+                                 path, owner ? owner : "?");
+                json_decref(lock);
+                return r;
+            }
+            json_decref(lock);
+        }
+        if (time_mono_ms() >= deadline)
+            return rk_error_set(err, RK_EBUSY, "another rotation of %s is running", path);
+        usleep(100 * 1000);
+    }
+}
+
+/* ---- loading values ---- */
+
+static int
+load_field(struct rot *r, uint64_t version, struct secret **value, struct secret **fields,
+           struct rk_error *err)
+{
+    int rc;
+    const char *field = r->s->field ? r->s->field : "value";
+
+    rc = kv_get(r->e->kv, r->s->path, version, fields, NULL, err);
+    if (rc != 0)
+        return rc;
+    rc = kv_get_field(r->e->kv, r->s->path, version, field, value, err);
+    if (rc == -RK_ENOTFOUND) {
+        /* A version without the field (written by hand): treat as no value. */
+        *value = NULL;
+        return 0;
+    }
+    return rc;
+}
+
+static void
+rot_set_ctx(struct rot *r)
+{
+    r->rctx.secret = r->s;
+    r->rctx.input = r->opts ? r->opts->input : NULL;
+    r->rctx.old_value = r->old_value;
+    r->rctx.new_value = r->new_value;
+    r->rctx.old_version = r->old;
+    r->rctx.new_version = r->candidate;
+}
+
+static void
+rot_clear(struct rot *r)
+{
+    if (r->ops != NULL && r->ops->cleanup != NULL)
+        r->ops->cleanup(&r->rctx);
+    secret_free(r->new_value);
+    secret_free(r->old_value);
+    secret_free(r->new_fields);
+    secret_free(r->old_fields);
+    r->new_value = r->old_value = r->new_fields = r->old_fields = NULL;
+}
+
+/* ---- journal and step commits ---- */
+
+static json_t *
+journal_record(struct rot *r)
+{
+    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:s}", "op", op_names[r->op],
+                     "step", step_names[r->step], "candidate", (json_int_t)r->candidate, "old",
+                     (json_int_t)r->old, "reason", r->reason, "author", r->author, "started",
+                     (json_int_t)r->started_us, "promoted", r->promoted, "target_stage",
+                     kv_stage_name(r->target_stage), "undo_msg", r->undo_msg);
+}
+
+/* Adds the lock refresh (fenced by the lock's revision) and the journal to t, commits it. */
+static int
+commit_step(struct rot *r, struct barrier_txn *t, int keep_journal, struct rk_error *err)
+{
+    char lk[KEY_MAX], jk[KEY_MAX];
+    int rc;
+
+    key_of(lk, sizeof(lk), "lock", r->s->path);
+    key_of(jk, sizeof(jk), "journal", r->s->path);
+    rc = barrier_txn_cmp(t, lk, r->lock_rev);
+    if (rc == 0)
+        rc = keep_journal ? txn_put_json(t, lk, lock_record(r->e)) : barrier_txn_del(t, lk);
+    if (rc == 0)
+        rc = keep_journal ? txn_put_json(t, jk, journal_record(r)) : barrier_txn_del(t, jk);
+    if (rc != 0)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    rc = barrier_txn_commit(t, &r->lock_rev, err);
+    if (rc == -RK_ECONFLICT)
+        return rk_error_set(err, RK_EBUSY,
+                            "lost the lock on %s: another process took over this rotation",
+                            r->s->path);
+    return rc;
+}
+
+static int
+history_add(struct barrier_txn *t, const char *path, const char *op, const char *result,
+            uint64_t from, uint64_t to, const char *author, const char *reason, const char *msg,
+            int64_t duration_ms)
+{
+    char key[KEY_MAX];
+    unsigned char rnd[2];
+    char hex[5];
+    int64_t now = time_now_us();
+
+    RAND_bytes(rnd, sizeof(rnd));
+    hex_encode(rnd, sizeof(rnd), hex);
+    snprintf(key, sizeof(key), "rot/history/%s %020lld%s", path, (long long)now, hex);
+    return txn_put_json(t, key,
+                        json_pack("{s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "time",
+                                  (json_int_t)now, "op", op, "result", result, "from",
+                                  (json_int_t)from, "to", (json_int_t)to, "author",
+                                  author ? author : "", "reason", reason ? reason : "", "message",
+                                  msg ? msg : "", "duration_ms", (json_int_t)duration_ms));
+}
+
+/* Changes the candidate's or the old version's stage inside t (metadata read fresh). */
+static int
+stage_in_txn(struct rot *r, struct barrier_txn *t, int (*mutate)(struct rot *, struct kv_meta *,
+                                                                  struct rk_error *),
+             struct rk_error *err)
+{
+    struct kv_meta *m = NULL;
+    int64_t rev = 0;
+    int rc;
+
+    rc = kv_meta_load(r->e->kv, r->s->path, &m, &rev, err);
+    if (rc == 0)
+        rc = mutate(r, m, err);
+    if (rc == 0)
+        rc = kv_stage_put(r->e->kv, t, r->s->path, m, rev, 0, NULL, err);
+    kv_meta_free(m);
+    return rc;
+}
+
+static int
+mut_promote(struct rot *r, struct kv_meta *m, struct rk_error *err)
+{
+    if (m->current_version == r->candidate)
+        return 0; /* promoted already (a resumed step) */
+    if (r->op == ROT_OP_ROLLBACK)
+        return kv_meta_set_current(m, r->candidate, KV_STAGE_PREVIOUS, err);
+    return kv_meta_promote(m, r->candidate, err);
+}
+
+static int
+mut_fail_candidate(struct rot *r, struct kv_meta *m, struct rk_error *err)
+{
+    struct kv_version_meta *c = kv_meta_find(m, r->candidate);
+
+    if (r->op == ROT_OP_ROLLBACK) {
+        /* The rollback target goes back to the stage it had; the old current stays current. */
+        if (r->old != 0 && m->current_version != r->old) {
+            int rc = kv_meta_set_current(m, r->old, r->target_stage, err);
+            if (rc != 0)
+                return rc;
+        }
+        if (c != NULL && m->current_version != r->candidate)
+            c->stage = r->target_stage;
+        return 0;
+    }
+    if (r->old != 0 && m->current_version != r->old) {
+        struct kv_version_meta *o = kv_meta_find(m, r->old);
+        if (o != NULL && !o->destroyed)
+            return kv_meta_set_current(m, r->old, KV_STAGE_FAILED, err);
+    }
+    if (c != NULL && m->current_version != r->candidate)
+        c->stage = KV_STAGE_FAILED;
+    return 0;
+}
+
+/* ---- steps ---- */
+
+static int
+run_hooks(struct rot *r, const char *step, struct hook_def *const *hooks, size_t n,
+          const struct secret *newv, const struct secret *newf, const struct secret *oldv,
+          const struct secret *oldf, uint64_t version, struct rk_error *err)
+{
+    struct hook_ctx hc;
+
+    if (n == 0)
+        return 0;
+    memset(&hc, 0, sizeof(hc));
+    hc.path = r->s->path;
+    hc.version = (int64_t)version;
+    hc.new_value = newv;
+    hc.old_value = oldv;
+    hc.new_fields_json = newf;
+    hc.old_fields_json = oldf;
+    progress(r, step, "running %zu hook%s", n, n == 1 ? "" : "s");
+    return hook_run_list(hooks, n, &hc, err);
+}
+
+static int
+do_apply(struct rot *r, struct rk_error *err)
+{
+    int rc = 0;
+
+    rot_set_ctx(r);
+    /* A rollback applies too: its version may have been retired at the target already. */
+    if (r->ops->apply != NULL)
+        rc = r->ops->apply(&r->rctx, err);
+    if (rc == 0)
+        rc = run_hooks(r, "apply", r->s->apply, r->s->napply, r->new_value, r->new_fields,
+                       r->old_value, r->old_fields, r->candidate, err);
+    return rc;
+}
+
+static int
+do_test(struct rot *r, struct rk_error *err)
+{
+    int rc = 0;
+
+    rot_set_ctx(r);
+    if (r->ops->test != NULL)
+        rc = r->ops->test(&r->rctx, err);
+    if (rc == 0)
+        rc = run_hooks(r, "test", r->s->test, r->s->ntest, r->new_value, r->new_fields,
+                       r->old_value, r->old_fields, r->candidate, err);
+    return rc;
+}
+
+static int
+do_reload(struct rot *r, struct rk_error *err)
+{
+    return run_hooks(r, "reload", r->s->reload, r->s->nreload, r->new_value, r->new_fields,
+                     r->old_value, r->old_fields, r->candidate, err);
+}
+
+/* Commits a step that changes only the journal (and the lock). */
+static int
+commit_journal_only(struct rot *r, enum step step, struct rk_error *err)
+{
+    struct barrier_txn *t = barrier_txn_new(r->e->br);
+    int rc;
+
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    r->step = step;
+    rc = commit_step(r, t, 1, err);
+    barrier_txn_free(t);
+    return rc;
+}
+
+static int
+do_promote(struct rot *r, struct rk_error *err)
+{
+    struct barrier_txn *t = barrier_txn_new(r->e->br);
+    int rc;
+
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    rc = stage_in_txn(r, t, mut_promote, err);
+    r->promoted = 1;
+    r->step = STEP_PROMOTED;
+    if (rc == 0)
+        rc = commit_step(r, t, 1, err);
+    barrier_txn_free(t);
+    if (rc != 0)
+        r->promoted = 0;
+    return rc;
+}
+
+/* The last commit of a successful rotation: journal and lock go, the finish record and the
+ * history event come, the rotation record is cleared. */
+static int
+do_complete(struct rot *r, struct rk_error *err)
+{
+    struct barrier_txn *t = barrier_txn_new(r->e->br);
+    char fk[KEY_MAX], msg[200];
+    struct rot_state st;
+    int64_t grace = r->op == ROT_OP_REVOKE ? 0 : r->s->grace;
+    int rc = 0;
+
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    memset(&st, 0, sizeof(st));
+    st.state = ROT_IDLE;
+    key_of(fk, sizeof(fk), "finish", r->s->path);
+    if (r->old != 0 && r->op != ROT_OP_ROLLBACK)
+        rc = txn_put_json(t, fk,
+                          json_pack("{s:I, s:I, s:b}", "version", (json_int_t)r->old, "due",
+                                    (json_int_t)(time_now() + grace), "person",
+                                    (r->ops->flags & ROT_F_PERSON_FINISHES) != 0));
+    snprintf(msg, sizeof(msg), "v%llu -> v%llu (%s)", (unsigned long long)r->old,
+             (unsigned long long)r->candidate, r->res->new_fp);
+    if (rc == 0)
+        rc = rotstate_put(t, r->s->path, &st);
+    if (rc == 0)
+        rc = history_add(t, r->s->path, op_names[r->op], "ok", r->old, r->candidate, r->author,
+                         r->reason, msg, (time_now_us() - r->started_us) / 1000);
+    if (rc == 0)
+        rc = commit_step(r, t, 0, err);
+    else
+        rk_error_set(err, RK_ENOMEM, "out of memory");
+    barrier_txn_free(t);
+    return rc;
+}
+
+/* Undoes a failed candidate: the target and the consumers go back to the old value. */
+static int
+do_undo(struct rot *r, struct rk_error *err)
+{
+    struct barrier_txn *t;
+    struct rot_state st;
+    struct rk_error e2 = {0};
+    int rc, failures = 0;
+
+    if (r->step != STEP_UNDOING) {
+        if ((rc = commit_journal_only(r, STEP_UNDOING, err)) != 0)
+            return rc;
+        crash_point("undo");
+    }
+    rot_set_ctx(r);
+    progress(r, "undo", "%s; returning to v%llu", r->undo_msg, (unsigned long long)r->old);
+    if (r->ops->unapply != NULL && r->op != ROT_OP_ROLLBACK &&
+        r->ops->unapply(&r->rctx, &e2) != 0)
+        log_error("%s: undo at the target failed: %s", r->s->path, e2.msg);
+    if (r->old_value != NULL) {
+        /* The apply hooks with the old value put the target back (a rendered file, a pushed
+         * config); after a promote the reload hooks make the consumers follow. */
+        rk_error_clear(&e2);
+        if (run_hooks(r, "undo", r->s->apply, r->s->napply, r->old_value, r->old_fields,
+                      r->new_value, r->new_fields, r->old, &e2) != 0)
+            log_error("%s: re-applying the old value failed: %s", r->s->path, e2.msg);
+        rk_error_clear(&e2);
+        if (r->promoted &&
+            run_hooks(r, "undo", r->s->reload, r->s->nreload, r->old_value, r->old_fields,
+                      r->new_value, r->new_fields, r->old, &e2) != 0)
+            log_error("%s: reloading the consumers with the old value failed: %s", r->s->path,
+                      e2.msg);
+    }
+    t = barrier_txn_new(r->e->br);
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    rc = stage_in_txn(r, t, mut_fail_candidate, err);
+    if (rc == 0) {
+        struct rot_state old;
+        if (rotstate_get(r->e->br, r->s->path, &old, &e2) == 0 && old.state == ROT_FAILED)
+            failures = old.failures;
+        memset(&st, 0, sizeof(st));
+        st.state = ROT_FAILED;
+        st.since = time_now();
+        st.failures = failures + 1;
+        st.next_retry = st.since + backoff(r->s, st.failures);
+        snprintf(st.message, sizeof(st.message), "%s", r->undo_msg);
+        rc = rotstate_put(t, r->s->path, &st);
+    }
+    if (rc == 0)
+        rc = history_add(t, r->s->path, op_names[r->op], "rolled-back", r->old, r->candidate,
+                         r->author, r->reason, r->undo_msg, (time_now_us() - r->started_us) / 1000);
+    if (rc == 0)
+        rc = commit_step(r, t, 0, err);
+    barrier_txn_free(t);
+    if (rc != 0)
+        return rc;
+    r->res->rolled_back = 1;
+    snprintf(r->res->message, sizeof(r->res->message), "%s; kept v%llu", r->undo_msg,
+             (unsigned long long)r->old);
+    log_warn("rotation of %s failed and was rolled back: %s", r->s->path, r->undo_msg);
+    return rk_error_set(err, RK_EHOOK, "%s: kept v%llu", r->undo_msg, (unsigned long long)r->old);
+}
+
+/* A step failed at the target or in a hook: record why and undo. */
+static int
+fail_and_undo(struct rot *r, const char *step, struct rk_error *err)
+{
+    snprintf(r->undo_msg, sizeof(r->undo_msg), "%s failed: %s", step, err->msg);
+    return do_undo(r, err);
+}
+
+/* Runs the retire of the previous value (finish step), inside the engine lock. */
+static int finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
+                         struct rk_error *err);
+
+/* Runs the steps from r->step to the end. */
+static int
+run_from(struct rot *r, struct rk_error *err)
+{
+    int rc;
+
+    switch (r->step) {
+    case STEP_CREATED:
+        progress(r, "apply", "making the target accept v%llu", (unsigned long long)r->candidate);
+        if ((rc = do_apply(r, err)) != 0)
+            return rc == -RK_EBUSY || rc == -RK_EIO ? rc : fail_and_undo(r, "apply", err);
+        if ((rc = commit_journal_only(r, STEP_APPLIED, err)) != 0)
+            return rc;
+        crash_point("apply");
+        /* fall through */
+    case STEP_APPLIED:
+        progress(r, "test", "proving v%llu works", (unsigned long long)r->candidate);
+        if ((rc = do_test(r, err)) != 0)
+            return fail_and_undo(r, "test", err);
+        if ((rc = commit_journal_only(r, STEP_TESTED, err)) != 0)
+            return rc;
+        crash_point("test");
+        /* fall through */
+    case STEP_TESTED:
+        progress(r, "promote", "v%llu becomes current%s", (unsigned long long)r->candidate,
+                 r->old ? ", the old one previous" : "");
+        if ((rc = do_promote(r, err)) != 0)
+            return rc;
+        crash_point("promote");
+        /* fall through */
+    case STEP_PROMOTED:
+        progress(r, "reload", "telling the consumers");
+        if ((rc = do_reload(r, err)) != 0)
+            return fail_and_undo(r, "reload", err);
+        if ((rc = do_complete(r, err)) != 0)
+            return rc;
+        crash_point("reload");
+        break;
+    case STEP_UNDOING:
+        return do_undo(r, err);
+    }
+    snprintf(r->res->message, sizeof(r->res->message), "v%llu -> v%llu (%s)",
+             (unsigned long long)r->old, (unsigned long long)r->candidate, r->res->new_fp);
+    return 0;
+}
+
+/* ---- create ---- */
+
+/* Builds the new data: the current data with the field replaced (other fields kept). */
+static int
+build_data(struct rot *r, const struct secret *value, struct secret **data, char *fp,
+           struct rk_error *err)
+{
+    const char *field = r->s->field ? r->s->field : "value";
+    json_t *obj = NULL;
+    json_error_t jerr;
+    char *text;
+    struct secret *raw;
+    int rc;
+
+    if (r->old_fields != NULL)
+        obj = json_loadb((const char *)r->old_fields->data, r->old_fields->len, 0, &jerr);
+    if (obj == NULL || json_object_size(obj) <= 1) {
+        json_decref(obj);
+        return kv_data_single(field, value, data, fp, err);
+    }
+    if (json_object_set_new(obj, field, json_stringn((const char *)value->data, value->len)) != 0) {
+        json_decref(obj);
+        return rk_error_set(err, RK_EINVAL, "the new value is not valid UTF-8");
+    }
+    text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(obj);
+    if (text == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    raw = secret_from(text, strlen(text));
+    freezero(text, strlen(text));
+    if (raw == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    rc = kv_data_prepare(raw, data, fp, err);
+    secret_free(raw);
+    return rc;
+}
+
+static int
+do_create(struct rot *r, struct rk_error *err)
+{
+    struct secret *value = NULL, *data = NULL;
+    struct kv_meta *m = NULL;
+    struct barrier_txn *t = NULL;
+    struct rot_state st;
+    int64_t rev = 0;
+    char fp[FINGERPRINT_LEN + 1];
+    int rc;
+
+    rot_set_ctx(r);
+    if ((rc = r->ops->create(&r->rctx, &value, err)) != 0)
+        return rc;
+    if ((rc = build_data(r, value, &data, fp, err)) != 0)
+        goto out;
+    rc = kv_meta_load(r->e->kv, r->s->path, &m, &rev, err);
+    if (rc == -RK_ENOTFOUND) {
+        m = kv_meta_new();
+        rev = 0;
+        rc = m ? 0 : rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    if (rc != 0)
+        goto out;
+    if ((rc = kv_meta_add_version(m, KV_STAGE_PENDING, r->author, r->reason, fp, &r->candidate,
+                                  err)) != 0)
+        goto out;
+    t = barrier_txn_new(r->e->br);
+    if (t == NULL) {
+        rc = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    memset(&st, 0, sizeof(st));
+    st.state = ROT_RUNNING;
+    st.since = time_now();
+    snprintf(st.message, sizeof(st.message), "%s to v%llu started", op_names[r->op],
+             (unsigned long long)r->candidate);
+    if ((rc = kv_stage_put(r->e->kv, t, r->s->path, m, rev, r->candidate, data, err)) != 0)
+        goto out;
+    if ((rc = rotstate_put(t, r->s->path, &st)) != 0)
+        goto out;
+    r->step = STEP_CREATED;
+    if ((rc = commit_step(r, t, 1, err)) != 0)
+        goto out;
+    memcpy(r->res->new_fp, fp, sizeof(r->res->new_fp));
+    r->res->new_version = r->candidate;
+    r->new_value = value;
+    value = NULL;
+    r->new_fields = data;
+    data = NULL;
+    progress(r, "create", "stored v%llu (%s) as pending", (unsigned long long)r->candidate, fp);
+out:
+    barrier_txn_free(t);
+    kv_meta_free(m);
+    secret_free(value);
+    secret_free(data);
+    return rc;
+}
+
+/* Rollback: the candidate is an existing version; it is journalled but not copied. */
+static int
+prepare_rollback(struct rot *r, struct rk_error *err)
+{
+    struct kv_meta *m = NULL;
+    struct kv_version_meta *vm;
+    struct barrier_txn *t;
+    struct rot_state st;
+    int rc;
+
+    if ((rc = kv_metadata_get(r->e->kv, r->s->path, &m, err)) != 0)
+        return rc;
+    r->candidate = r->opts->to_version;
+    if (r->candidate == 0) {
+        /* The previous version; once its grace is over, the newest retired one before current. */
+        for (size_t i = 0; i < m->nversions; i++)
+            if (m->versions[i].stage == KV_STAGE_PREVIOUS)
+                r->candidate = m->versions[i].version;
+        for (size_t i = m->nversions; r->candidate == 0 && i-- > 0;) {
+            const struct kv_version_meta *v = &m->versions[i];
+            if (v->version < m->current_version && v->stage == KV_STAGE_RETIRED &&
+                !v->destroyed && !kv_version_deleted(v, time_now_us()))
+                r->candidate = v->version;
+        }
+    }
+    vm = r->candidate ? kv_meta_find(m, r->candidate) : NULL;
+    if (vm == NULL) {
+        kv_meta_free(m);
+        return rk_error_set(err, RK_ENOTFOUND,
+                            r->candidate ? "%s has no version %llu"
+                                         : "%s has no previous version to roll back to%.0llu",
+                            r->s->path, (unsigned long long)r->candidate);
+    }
+    if (vm->destroyed || kv_version_deleted(vm, time_now_us())) {
+        kv_meta_free(m);
+        return rk_error_set(err, RK_EINVAL, "version %llu of %s is deleted or destroyed",
+                            (unsigned long long)r->candidate, r->s->path);
+    }
+    if (r->candidate == m->current_version) {
+        kv_meta_free(m);
+        return rk_error_set(err, RK_EINVAL, "version %llu of %s is already current",
+                            (unsigned long long)r->candidate, r->s->path);
+    }
+    r->target_stage = vm->stage;
+    memcpy(r->res->new_fp, vm->fingerprint, sizeof(r->res->new_fp));
+    r->res->new_version = r->candidate;
+    kv_meta_free(m);
+    if ((rc = load_field(r, r->candidate, &r->new_value, &r->new_fields, err)) != 0)
+        return rc;
+    if (r->new_value == NULL)
+        return rk_error_set(err, RK_EINVAL, "version %llu of %s has no field %s",
+                            (unsigned long long)r->candidate, r->s->path,
+                            r->s->field ? r->s->field : "value");
+    t = barrier_txn_new(r->e->br);
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    memset(&st, 0, sizeof(st));
+    st.state = ROT_RUNNING;
+    st.since = time_now();
+    snprintf(st.message, sizeof(st.message), "rollback to v%llu started",
+             (unsigned long long)r->candidate);
+    rc = rotstate_put(t, r->s->path, &st);
+    r->step = STEP_CREATED;
+    if (rc == 0)
+        rc = commit_step(r, t, 1, err);
+    barrier_txn_free(t);
+    if (rc == 0)
+        progress(r, "create", "rolling back to v%llu (%s)", (unsigned long long)r->candidate,
+                 r->res->new_fp);
+    return rc;
+}
+
+/* ---- the public entry points ---- */
+
+static void
+dry_run(struct rot *r)
+{
+    char grace[24];
+
+    if (r->op == ROT_OP_ROLLBACK)
+        progress(r, "create", "would roll back to %s",
+                 r->opts->to_version ? "the given version" : "the previous version");
+    else if (r->ops->flags & ROT_F_MANUAL_INPUT)
+        progress(r, "create", "would read a new value from a person (stdin, file or prompt)%s%s",
+                 r->s->pattern ? " and check it against " : "", r->s->pattern ? r->s->pattern : "");
+    else
+        progress(r, "create", "would generate a new %s value%s%s", r->s->kind,
+                 r->s->format ? " from format " : "", r->s->format ? r->s->format : "");
+    progress(r, "apply", "would %s and run %zu apply hook%s",
+             r->ops->apply ? "make the target accept it" : "change nothing at the target",
+             r->s->napply, r->s->napply == 1 ? "" : "s");
+    progress(r, "test", "would %s and run %zu test hook%s",
+             r->ops->test ? "check it against the target" : "run no built-in check",
+             r->s->ntest, r->s->ntest == 1 ? "" : "s");
+    progress(r, "promote", "would make it current and the current value previous");
+    progress(r, "reload", "would run %zu reload hook%s", r->s->nreload,
+             r->s->nreload == 1 ? "" : "s");
+    duration_format(r->op == ROT_OP_REVOKE ? 0 : r->s->grace, grace, sizeof(grace));
+    progress(r, "finish", "would retire the previous value after a grace of %s%s", grace,
+             (r->ops->flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)"
+                                                     : "");
+}
+
+static int resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
+                       const struct rotate_opts *opts, struct rotate_result *res,
+                       struct rk_error *err);
+
+int
+engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts,
+              struct rotate_result *res, struct rk_error *err)
+{
+    struct rot r;
+    struct rotate_result dummy;
+    char jk[KEY_MAX];
+    json_t *journal = NULL;
+    int rc;
+
+    if (res == NULL)
+        res = &dummy;
+    memset(res, 0, sizeof(*res));
+    memset(&r, 0, sizeof(r));
+    r.e = e;
+    r.opts = opts;
+    r.res = res;
+    r.op = opts->op;
+    r.s = inventory_find(e->inv, path);
+    if (r.s == NULL)
+        return rk_error_set(err, RK_ENOTFOUND, "%s is not in the inventory (%s)", path,
+                            e->inv->file ? e->inv->file : "config");
+    r.ops = rotator_find(r.s->kind);
+    if (r.ops == NULL)
+        return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet (%s)", r.s->kind,
+                            path);
+    snprintf(r.reason, sizeof(r.reason), "%s",
+             opts->reason ? opts->reason : (r.op == ROT_OP_REVOKE ? "revoke" : ""));
+    snprintf(r.author, sizeof(r.author), "%s", opts->author ? opts->author : "rekey");
+    if (opts->dry_run) {
+        dry_run(&r);
+        snprintf(res->message, sizeof(res->message), "dry run: nothing was changed");
+        return 0;
+    }
+    if ((rc = lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
+        return rc;
+    /* An interrupted rotation of this path goes first: finish or undo it. */
+    key_of(jk, sizeof(jk), "journal", path);
+    rc = json_get_record(e->br, jk, &journal, NULL, err);
+    if (rc == 0) {
+        struct rotate_result prev;
+        memset(&prev, 0, sizeof(prev));
+        rc = resume_path(e, path, r.lock_rev, journal, NULL, &prev, err);
+        json_decref(journal);
+        if (rc != 0 && rc != -RK_EHOOK)
+            return rc;
+        log_info("%s: recovered an interrupted rotation first: %s", path, prev.message);
+        rk_error_clear(err);
+        if ((rc = lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
+            return rc;
+    } else if (rc != -RK_ENOTFOUND) {
+        return rc;
+    }
+    rk_error_clear(err);
+    r.started_us = time_now_us();
+    /* The current value is the old one. */
+    {
+        struct kv_version_meta vm;
+        rc = kv_get(e->kv, path, 0, NULL, &vm, err);
+        if (rc == 0) {
+            r.old = vm.version;
+            memcpy(res->old_fp, vm.fingerprint, sizeof(res->old_fp));
+            rc = load_field(&r, r.old, &r.old_value, &r.old_fields, err);
+        } else if (rc == -RK_ENOTFOUND) {
+            rc = 0;
+            rk_error_clear(err);
+        }
+    }
+    res->old_version = r.old;
+    if (rc == 0)
+        rc = r.op == ROT_OP_ROLLBACK ? prepare_rollback(&r, err) : do_create(&r, err);
+    if (rc != 0) {
+        /* Nothing was stored: release the lock (best effort) and report. */
+        struct barrier_txn *t = barrier_txn_new(e->br);
+        struct rk_error e2 = {0};
+        char lk[KEY_MAX];
+        key_of(lk, sizeof(lk), "lock", path);
+        if (t != NULL && barrier_txn_cmp(t, lk, r.lock_rev) == 0 && barrier_txn_del(t, lk) == 0)
+            (void)barrier_txn_commit(t, NULL, &e2);
+        barrier_txn_free(t);
+        rot_clear(&r);
+        return rc;
+    }
+    crash_point("create");
+    rc = run_from(&r, err);
+    if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
+        struct rk_error e2 = {0};
+        int fr = engine_finish(e, path, time_now(), 1, &e2);
+        if (fr != 0 && fr != -RK_ENOTFOUND)
+            log_error("%s: finish failed: %s", path, e2.msg);
+    }
+    rot_clear(&r);
+    return rc;
+}
+
+/* Rebuilds a rotation from its journal and runs it to the end (or undoes it). */
+static int
+resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
+            const struct rotate_opts *opts, struct rotate_result *res, struct rk_error *err)
+{
+    struct rot r;
+    struct rotate_opts none;
+    const char *op = NULL, *step = NULL, *reason = "", *author = "", *tstage = "retired";
+    const char *undo = "";
+    json_int_t cand = 0, old = 0, started = 0;
+    int promoted = 0, rc;
+
+    memset(&r, 0, sizeof(r));
+    memset(&none, 0, sizeof(none));
+    r.e = e;
+    r.opts = opts ? opts : &none;
+    r.res = res;
+    r.lock_rev = lock_rev;
+    if (json_unpack(journal, "{s:s, s:s, s:I, s:I, s?s, s?s, s?I, s?b, s?s, s?s}", "op", &op,
+                    "step", &step, "candidate", &cand, "old", &old, "reason", &reason, "author",
+                    &author, "started", &started, "promoted", &promoted, "target_stage", &tstage,
+                    "undo_msg", &undo) != 0)
+        return rk_error_set(err, RK_ECORRUPT, "the rotation journal of %s does not parse", path);
+    r.s = inventory_find(e->inv, path);
+    if (r.s == NULL)
+        return rk_error_set(err, RK_ENOTFOUND,
+                            "an interrupted rotation of %s is journalled but the path is no "
+                            "longer in the inventory; restore it to let rekey finish it",
+                            path);
+    r.ops = rotator_find(r.s->kind);
+    if (r.ops == NULL)
+        return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", r.s->kind);
+    for (int i = 0; i < 3; i++)
+        if (strcmp(op, op_names[i]) == 0)
+            r.op = (enum rot_op)i;
+    r.step = STEP_CREATED;
+    for (int i = 0; i < 5; i++)
+        if (strcmp(step, step_names[i]) == 0)
+            r.step = (enum step)i;
+    r.candidate = (uint64_t)cand;
+    r.old = (uint64_t)old;
+    r.promoted = promoted;
+    r.started_us = started;
+    (void)kv_stage_parse(tstage, &r.target_stage);
+    snprintf(r.reason, sizeof(r.reason), "%s", reason);
+    snprintf(r.author, sizeof(r.author), "%s", author);
+    snprintf(r.undo_msg, sizeof(r.undo_msg), "%s", undo);
+    res->old_version = r.old;
+    res->new_version = r.candidate;
+    rc = load_field(&r, r.candidate, &r.new_value, &r.new_fields, err);
+    if (rc == 0 && r.old != 0)
+        rc = load_field(&r, r.old, &r.old_value, &r.old_fields, err);
+    if (rc == 0) {
+        struct kv_version_meta vm;
+        if (kv_get(e->kv, path, r.candidate, NULL, &vm, err) == 0)
+            memcpy(res->new_fp, vm.fingerprint, sizeof(res->new_fp));
+        rk_error_clear(err);
+        rc = run_from(&r, err);
+    }
+    if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
+        struct rk_error e2 = {0};
+        (void)engine_finish(e, path, time_now(), 1, &e2);
+    }
+    rot_clear(&r);
+    return rc;
+}
+
+struct collect {
+    char **paths;
+    size_t n, cap;
+    size_t prefix_len;
+};
+
+static int
+collect_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
+{
+    struct collect *c = arg;
+
+    (void)val;
+    (void)vlen;
+    (void)rev;
+    if (c->n == c->cap) {
+        size_t nc = c->cap ? c->cap * 2 : 16;
+        char **np = realloc(c->paths, nc * sizeof(*np));
+        if (np == NULL)
+            return -RK_ENOMEM;
+        c->paths = np;
+        c->cap = nc;
+    }
+    c->paths[c->n] = strdup(key + c->prefix_len);
+    if (c->paths[c->n] == NULL)
+        return -RK_ENOMEM;
+    c->n++;
+    return 0;
+}
+
+static void
+collect_free(struct collect *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->paths[i]);
+    free(c->paths);
+}
+
+int
+engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *count,
+               struct rk_error *err)
+{
+    struct collect c = {NULL, 0, 0, strlen("rot/journal/")};
+    int rc, first = 0;
+    size_t acted = 0;
+
+    rc = barrier_list(e->br, "rot/journal/", NULL, 0, collect_cb, &c, err);
+    if (rc != 0) {
+        collect_free(&c);
+        return rc;
+    }
+    for (size_t i = 0; i < c.n; i++) {
+        const char *path = c.paths[i];
+        struct rk_error e2 = {0};
+        struct rotate_result res;
+        json_t *journal = NULL;
+        char jk[KEY_MAX];
+        int64_t lock_rev = 0;
+
+        memset(&res, 0, sizeof(res));
+        rc = lock_acquire(e, path, 0, &lock_rev, &e2);
+        if (rc == -RK_EBUSY) {
+            if (cb)
+                cb(arg, path, "busy", "another process is rotating it now");
+            continue;
+        }
+        key_of(jk, sizeof(jk), "journal", path);
+        if (rc == 0)
+            rc = json_get_record(e->br, jk, &journal, NULL, &e2);
+        if (rc == 0)
+            rc = resume_path(e, path, lock_rev, journal, NULL, &res, &e2);
+        json_decref(journal);
+        acted++;
+        if (rc == 0) {
+            log_info("recovered %s: resumed and completed: %s", path, res.message);
+            if (cb)
+                cb(arg, path, "resumed", res.message);
+        } else if (rc == -RK_EHOOK && res.rolled_back) {
+            log_warn("recovered %s: rolled back: %s", path, res.message);
+            if (cb)
+                cb(arg, path, "rolled back", res.message);
+        } else {
+            log_error("recovering %s failed: %s", path, e2.msg);
+            if (cb)
+                cb(arg, path, "failed", e2.msg);
+            if (first == 0) {
+                first = rc;
+                rk_error_set(err, -rc, "%s: %s", path, e2.msg);
+            }
+        }
+    }
+    collect_free(&c);
+    /* Finishes whose grace has passed. */
+    {
+        struct collect f = {NULL, 0, 0, strlen("rot/finish/")};
+        rc = barrier_list(e->br, "rot/finish/", NULL, 0, collect_cb, &f, err);
+        for (size_t i = 0; rc == 0 && i < f.n; i++) {
+            struct rk_error e2 = {0};
+            int fr = engine_finish(e, f.paths[i], now, 0, &e2);
+            if (fr == 0) {
+                acted++;
+                if (cb)
+                    cb(arg, f.paths[i], "finished", "retired the previous value");
+            } else if (fr != -RK_EBUSY && fr != -RK_ENOTFOUND) {
+                if (cb)
+                    cb(arg, f.paths[i], "failed", e2.msg);
+                if (first == 0) {
+                    first = fr;
+                    rk_error_set(err, -fr, "%s: %s", f.paths[i], e2.msg);
+                }
+            }
+        }
+        collect_free(&f);
+        if (rc != 0 && first == 0)
+            first = rc;
+    }
+    if (count != NULL)
+        *count = acted;
+    return first;
+}
+
+static int
+finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
+              struct rk_error *err)
+{
+    char fk[KEY_MAX], lk[KEY_MAX];
+    json_t *rec = NULL;
+    json_int_t version = 0, due = 0;
+    int person = 0, rc;
+    int64_t frev = 0;
+    struct rot r;
+    struct rotate_result res;
+    struct rotate_opts none;
+    struct barrier_txn *t = NULL;
+
+    key_of(fk, sizeof(fk), "finish", s->path);
+    key_of(lk, sizeof(lk), "lock", s->path);
+    if ((rc = json_get_record(e->br, fk, &rec, &frev, err)) != 0)
+        return rc;
+    if (json_unpack(rec, "{s:I, s:I, s?b}", "version", &version, "due", &due, "person",
+                    &person) != 0) {
+        json_decref(rec);
+        return rk_error_set(err, RK_ECORRUPT, "the finish record of %s does not parse", s->path);
+    }
+    json_decref(rec);
+    memset(&r, 0, sizeof(r));
+    memset(&res, 0, sizeof(res));
+    memset(&none, 0, sizeof(none));
+    r.e = e;
+    r.s = s;
+    r.ops = rotator_find(s->kind);
+    r.opts = &none;
+    r.res = &res;
+    r.old = (uint64_t)version;
+    r.lock_rev = lock_rev;
+    if (r.ops == NULL)
+        return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", s->kind);
+    if (r.ops->retire != NULL) {
+        if ((rc = load_field(&r, r.old, &r.old_value, &r.old_fields, err)) != 0 &&
+            rc != -RK_ENOTFOUND)
+            goto out;
+        rot_set_ctx(&r);
+        if ((rc = r.ops->retire(&r.rctx, err)) != 0)
+            goto out;
+    }
+    t = barrier_txn_new(e->br);
+    if (t == NULL) {
+        rc = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    {
+        struct kv_meta *m = NULL;
+        int64_t rev = 0;
+        rc = kv_meta_load(e->kv, s->path, &m, &rev, err);
+        if (rc == 0) {
+            struct kv_version_meta *vm = kv_meta_find(m, r.old);
+            if (vm != NULL && vm->stage == KV_STAGE_PREVIOUS)
+                vm->stage = KV_STAGE_RETIRED;
+            rc = kv_stage_put(e->kv, t, s->path, m, rev, 0, NULL, err);
+        }
+        kv_meta_free(m);
+    }
+    if (rc == 0)
+        rc = barrier_txn_cmp(t, fk, frev);
+    if (rc == 0)
+        rc = barrier_txn_del(t, fk);
+    if (rc == 0 && (person || (r.ops->flags & ROT_F_PERSON_FINISHES))) {
+        struct rot_state st;
+        memset(&st, 0, sizeof(st));
+        st.state = ROT_ACTION_REQUIRED;
+        st.since = time_now();
+        snprintf(st.message, sizeof(st.message),
+                 "retire v%llu at the provider, then run: rekey done %s",
+                 (unsigned long long)r.old, s->path);
+        rc = rotstate_put(t, s->path, &st);
+    }
+    if (rc == 0)
+        rc = history_add(t, s->path, "finish", "ok", r.old, r.old, "rekey", "",
+                         "retired the previous value", 0);
+    if (rc == 0 && lock_rev != 0)
+        rc = barrier_txn_cmp(t, lk, lock_rev);
+    if (rc == 0)
+        rc = barrier_txn_commit(t, NULL, err);
+    if (rc == 0) {
+        log_info("finished %s: retired v%llu", s->path, (unsigned long long)r.old);
+        crash_point("finish");
+    }
+out:
+    barrier_txn_free(t);
+    rot_clear(&r);
+    return rc;
+}
+
+int
+engine_finish(struct engine *e, const char *path, int64_t now, int force, struct rk_error *err)
+{
+    const struct inv_secret *s = inventory_find(e->inv, path);
+    char fk[KEY_MAX], lk[KEY_MAX];
+    json_t *rec = NULL;
+    json_int_t due = 0;
+    int64_t lock_rev = 0;
+    int rc;
+
+    if (s == NULL)
+        return rk_error_set(err, RK_ENOTFOUND, "%s is not in the inventory", path);
+    key_of(fk, sizeof(fk), "finish", path);
+    if ((rc = json_get_record(e->br, fk, &rec, NULL, err)) != 0)
+        return rc;
+    due = json_integer_value(json_object_get(rec, "due"));
+    json_decref(rec);
+    if (!force && due > now)
+        return rk_error_set(err, RK_EBUSY, "the grace period of %s has not passed", path);
+    if ((rc = lock_acquire(e, path, 5000, &lock_rev, err)) != 0)
+        return rc;
+    rc = finish_locked(e, s, lock_rev, err);
+    {
+        struct barrier_txn *t = barrier_txn_new(e->br);
+        struct rk_error e2 = {0};
+        key_of(lk, sizeof(lk), "lock", path);
+        if (t != NULL && barrier_txn_cmp(t, lk, lock_rev) == 0 && barrier_txn_del(t, lk) == 0)
+            (void)barrier_txn_commit(t, NULL, &e2);
+        barrier_txn_free(t);
+    }
+    return rc;
+}
+
+struct finish_iter {
+    struct engine *e;
+    finish_cb cb;
+    void *arg;
+};
+
+static int
+finish_iter_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
+{
+    struct finish_iter *fi = arg;
+    const char *path = key + strlen("rot/finish/");
+    json_t *rec = NULL;
+    struct rk_error e2 = {0};
+    int64_t due;
+
+    (void)val;
+    (void)vlen;
+    (void)rev;
+    if (json_get_record(fi->e->br, key, &rec, NULL, &e2) != 0)
+        return 0;
+    due = json_integer_value(json_object_get(rec, "due"));
+    json_decref(rec);
+    return fi->cb(fi->arg, path, due);
+}
+
+int
+engine_pending_finishes(struct engine *e, finish_cb cb, void *arg, struct rk_error *err)
+{
+    struct finish_iter fi = {e, cb, arg};
+
+    return barrier_list(e->br, "rot/finish/", NULL, 0, finish_iter_cb, &fi, err);
+}
+
+int
+engine_done(struct engine *e, const char *path, const char *author, struct rk_error *err)
+{
+    struct rot_state st;
+    struct barrier_txn *t;
+    int rc;
+
+    if ((rc = rotstate_get(e->br, path, &st, err)) != 0 || st.state != ROT_ACTION_REQUIRED)
+        return rc == 0 || rc == -RK_ENOTFOUND
+                   ? rk_error_set(err, RK_ENOTFOUND, "%s has no open action-required item", path)
+                   : rc;
+    t = barrier_txn_new(e->br);
+    if (t == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    memset(&st, 0, sizeof(st));
+    st.state = ROT_IDLE;
+    rc = rotstate_put(t, path, &st);
+    if (rc == 0)
+        rc = history_add(t, path, "done", "ok", 0, 0, author, "", "action confirmed by a person",
+                         0);
+    if (rc == 0)
+        rc = barrier_txn_commit(t, NULL, err);
+    barrier_txn_free(t);
+    return rc;
+}
+
+struct hist_iter {
+    struct engine *e;
+    history_cb cb;
+    void *arg;
+};
+
+static int
+hist_iter_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
+{
+    struct hist_iter *hi = arg;
+    struct rot_event ev;
+    json_t *rec = NULL;
+    struct rk_error e2 = {0};
+    const char *op = "", *result = "", *author = "", *reason = "", *msg = "";
+    json_int_t t = 0, from = 0, to = 0, dur = 0;
+
+    (void)val;
+    (void)vlen;
+    (void)rev;
+    if (json_get_record(hi->e->br, key, &rec, NULL, &e2) != 0)
+        return 0;
+    memset(&ev, 0, sizeof(ev));
+    json_unpack(rec, "{s?I, s?s, s?s, s?I, s?I, s?s, s?s, s?s, s?I}", "time", &t, "op", &op,
+                "result", &result, "from", &from, "to", &to, "author", &author, "reason", &reason,
+                "message", &msg, "duration_ms", &dur);
+    ev.time_us = t;
+    snprintf(ev.op, sizeof(ev.op), "%s", op);
+    snprintf(ev.result, sizeof(ev.result), "%s", result);
+    ev.from_version = (uint64_t)from;
+    ev.to_version = (uint64_t)to;
+    snprintf(ev.author, sizeof(ev.author), "%s", author);
+    snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
+    snprintf(ev.message, sizeof(ev.message), "%s", msg);
+    ev.duration_ms = dur;
+    json_decref(rec);
+    return hi->cb(hi->arg, &ev);
+}
+
+int
+engine_history(struct engine *e, const char *path, history_cb cb, void *arg, struct rk_error *err)
+{
+    char prefix[KEY_MAX];
+    struct hist_iter hi = {e, cb, arg};
+
+    snprintf(prefix, sizeof(prefix), "rot/history/%s ", path);
+    return barrier_list(e->br, prefix, NULL, 0, hist_iter_cb, &hi, err);
+}

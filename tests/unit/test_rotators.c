@@ -1,0 +1,704 @@
+/* Unit tests for src/rotators: the registry, kind "generated" (formats, charsets, lengths,
+ * distribution, format errors) and kind "manual" (file, stdin, the no-echo prompt on a pty,
+ * pattern checks whose messages never hold the value). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rotators/rotator.h"
+#include "util/enc.h"
+#include "util/secret.h"
+
+static char tmpdir[64];
+
+/* The loose provider patterns of the inventory (src/engine/inventory.c). */
+#define PAT_OPENAI "^sk-([a-z]+-)?[A-Za-z0-9_-]{20,}$"
+#define PAT_ANTHROPIC "^sk-ant-[A-Za-z0-9_-]{20,}$"
+#define PAT_XAI "^xai-[A-Za-z0-9_-]{20,}$"
+
+#define KEY_OPENAI "sk-proj-AbC_dEf-1234567890_abcdefGHIJ-klmnopQRST_uvwx"
+#define KEY_OPENAI_SVC "sk-svcacct-Zz9_-Yy8xX7wW6vV5uU4tT3sS2rR1qQ0pP"
+#define KEY_ANTHROPIC "sk-ant-api03-Ab_Cd-Ef_Gh-1234567890abcdefghijklmnopqrstuvwxyzAA"
+#define KEY_XAI "xai-AbCdEf_GhIjKl-MnOpQrStUvWx1234567890yz"
+
+static int
+setup(void **state)
+{
+    (void)state;
+    secure_heap_init();
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/rk-rotators-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+    char p[128];
+
+    (void)state;
+    snprintf(p, sizeof(p), "%s/value", tmpdir);
+    unlink(p);
+    return rmdir(tmpdir);
+}
+
+static struct inv_secret
+mk_secret(const char *kind, const char *format, const char *pattern)
+{
+    struct inv_secret s;
+
+    memset(&s, 0, sizeof(s));
+    s.path = (char *)"secret/test/value";
+    s.kind = (char *)kind;
+    s.field = (char *)"value";
+    s.format = (char *)format;
+    s.pattern = (char *)pattern;
+    return s;
+}
+
+/* Generates one value from format; fails the test if that does not work. */
+static struct secret *
+gen(const char *format)
+{
+    const struct rotator_ops *ops = rotator_find("generated");
+    struct inv_secret s = mk_secret("generated", format, NULL);
+    struct rot_ctx c = {.secret = &s};
+    struct rk_error err = {0};
+    struct secret *v = NULL;
+
+    assert_non_null(ops);
+    assert_int_equal(ops->check(&s, &err), 0);
+    if (ops->create(&c, &v, &err) != 0)
+        fail_msg("create(%s): %s", format, err.msg);
+    assert_non_null(v);
+    assert_int_equal(strlen((char *)v->data), v->len);
+    return v;
+}
+
+static int
+all_in(const unsigned char *p, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\0' || strchr(set, p[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+#define HEX "0123456789abcdef"
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+#define B64URL ALNUM "-_"
+#define B64 ALNUM "+/"
+
+/* ---- registry ---- */
+
+static void
+test_registry(void **state)
+{
+    const struct rotator_ops *g = rotator_find("generated"), *m = rotator_find("manual");
+
+    (void)state;
+    assert_non_null(g);
+    assert_non_null(m);
+    assert_string_equal(g->kind, "generated");
+    assert_string_equal(m->kind, "manual");
+    assert_int_equal(g->version, ROTATOR_OPS_VERSION);
+    assert_int_equal(m->version, ROTATOR_OPS_VERSION);
+    assert_non_null(g->create);
+    assert_non_null(m->create);
+    assert_non_null(g->check);
+    assert_non_null(m->check);
+    assert_true(m->flags & ROT_F_MANUAL_INPUT);
+    assert_false(g->flags & ROT_F_MANUAL_INPUT);
+    assert_null(m->apply);
+    assert_null(m->test);
+    assert_null(m->retire);
+    assert_null(rotator_find("provider-key"));
+    assert_null(rotator_find("Generated"));
+    assert_null(rotator_find(""));
+}
+
+/* ---- generated ---- */
+
+static void
+test_generated_hex(void **state)
+{
+    struct secret *a, *b;
+
+    (void)state;
+    a = gen("sk-litellm-{hex:48}");
+    b = gen("sk-litellm-{hex:48}");
+    assert_int_equal(a->len, 11 + 48);
+    assert_memory_equal(a->data, "sk-litellm-", 11);
+    assert_true(all_in(a->data + 11, 48, HEX));
+    assert_false(secret_equal(a, b));
+    secret_free(a);
+    secret_free(b);
+
+    a = gen("{hex:17}-tail"); /* odd length */
+    assert_int_equal(a->len, 17 + 5);
+    assert_true(all_in(a->data, 17, HEX));
+    assert_memory_equal(a->data + 17, "-tail", 5);
+    secret_free(a);
+}
+
+static void
+test_generated_base64(void **state)
+{
+    struct secret *a, *b;
+    unsigned char *raw;
+    size_t rawlen = 0;
+
+    (void)state;
+    a = gen("{base64url:32}");
+    b = gen("{base64url:32}");
+    assert_int_equal(a->len, 43); /* 32 bytes, no padding */
+    assert_true(all_in(a->data, a->len, B64URL));
+    assert_false(secret_equal(a, b));
+    secret_free(a);
+    secret_free(b);
+
+    a = gen("{base64url:16}");
+    assert_int_equal(a->len, 22);
+    assert_true(all_in(a->data, a->len, B64URL));
+    secret_free(a);
+
+    a = gen("{base64:32}");
+    assert_int_equal(a->len, 44);
+    assert_true(all_in(a->data, 43, B64));
+    assert_int_equal(a->data[43], '=');
+    raw = base64_decode((char *)a->data, a->len, &rawlen);
+    assert_non_null(raw);
+    assert_int_equal(rawlen, 32);
+    freezero(raw, rawlen);
+    secret_free(a);
+
+    a = gen("pre/{base64:1024}/post");
+    assert_int_equal(a->len, 4 + 4 * 342 + 5);
+    raw = base64_decode((char *)a->data + 4, a->len - 9, &rawlen);
+    assert_non_null(raw);
+    assert_int_equal(rawlen, 1024);
+    freezero(raw, rawlen);
+    secret_free(a);
+}
+
+static void
+test_generated_alnum_uuid_escapes(void **state)
+{
+    struct secret *a, *b;
+
+    (void)state;
+    a = gen("{alnum:40}");
+    b = gen("{alnum:40}");
+    assert_int_equal(a->len, 40);
+    assert_true(all_in(a->data, 40, ALNUM));
+    assert_false(secret_equal(a, b));
+    secret_free(a);
+    secret_free(b);
+
+    a = gen("{uuid}");
+    assert_int_equal(a->len, 36);
+    for (size_t i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23)
+            assert_int_equal(a->data[i], '-');
+        else
+            assert_non_null(strchr(HEX, a->data[i]));
+    }
+    assert_int_equal(a->data[14], '4');
+    assert_non_null(strchr("89ab", a->data[19]));
+    secret_free(a);
+
+    /* {{ and }} are a literal brace; several generators in one format. */
+    a = gen("{{id}}:{hex:8}.{alnum:20}");
+    assert_int_equal(a->len, 5 + 8 + 1 + 20);
+    assert_memory_equal(a->data, "{id}:", 5);
+    assert_true(all_in(a->data + 5, 8, HEX));
+    assert_int_equal(a->data[13], '.');
+    assert_true(all_in(a->data + 14, 20, ALNUM));
+    secret_free(a);
+}
+
+static void
+test_generated_alnum_distribution(void **state)
+{
+    size_t counts[256] = {0}, lo = SIZE_MAX, hi = 0;
+
+    (void)state;
+    /* 100 values of 1000 characters: 100,000 draws, about 1613 of each of the 62. */
+    for (int i = 0; i < 100; i++) {
+        struct secret *v = gen("{alnum:1000}");
+        for (size_t j = 0; j < v->len; j++)
+            counts[v->data[j]]++;
+        secret_free(v);
+    }
+    for (int ch = 0; ch < 256; ch++) {
+        if (strchr(ALNUM, ch) != NULL && ch != 0) {
+            assert_true(counts[ch] > 0);
+            if (counts[ch] < lo)
+                lo = counts[ch];
+            if (counts[ch] > hi)
+                hi = counts[ch];
+        } else {
+            assert_int_equal(counts[ch], 0);
+        }
+    }
+    /* The standard deviation is about 40: a bias of b % 62 without rejection would put
+     * the first 8 characters near 1,660 and the rest near 1,600; ±300 is ~7 sigma. */
+    assert_true(lo > 1313);
+    assert_true(hi < 1913);
+}
+
+static void
+test_generated_format_errors(void **state)
+{
+    static const struct {
+        const char *format, *want;
+    } cases[] = {
+        {"", "empty"},
+        {"{foo:3}", "unknown generator 'foo' at position 1"},
+        {"ab{hex:0}", "out of range"},
+        {"ab{hex:0}", "position 3"},
+        {"{hex:1025}", "expected 1..1024"},
+        {"{hex:99999999999999999999999}", "out of range"},
+        {"{hex:-3}", "not a number"},
+        {"{hex:4a}", "not a number"},
+        {"{hex}", "needs a length"},
+        {"{hex:}", "needs a length"},
+        {"{uuid:3}", "takes no length"},
+        {"{}", "unknown generator"},
+        {"abc{hex:48", "unterminated '{' at position 4"},
+        {"abc{{hex:48}", "unmatched '}' at position 12"},
+        {"x}{hex:48}", "unmatched '}' at position 2"},
+        {"{hex:{hex:4}}", "unterminated '{' at position 1"},
+        {"constant", "only 0 random bits"},
+        {"{hex:8}", "only 32 random bits"},
+        {"{hex:15}", "at least 64"},
+        {"{alnum:10}", "only 59 random bits"},
+        {"{base64:7}", "only 56 random bits"},
+        {"{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}"
+         "{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}{base64:1024}",
+         "longer than 65536"},
+    };
+    static const char *const good[] = {"{hex:16}", "{alnum:11}",       "{base64:8}",
+                                       "{uuid}",   "{base64url:1024}", "{{{hex:32}}}"};
+    const struct rotator_ops *ops = rotator_find("generated");
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct inv_secret s = mk_secret("generated", cases[i].format, NULL);
+        struct rot_ctx c = {.secret = &s};
+        struct rk_error err = {0};
+        struct secret *v = (struct secret *)&err; /* must be reset to NULL */
+
+        assert_int_equal(ops->check(&s, &err), -RK_ECONFIG);
+        if (strstr(err.msg, cases[i].want) == NULL)
+            fail_msg("format \"%s\": message \"%s\" lacks \"%s\"", cases[i].format, err.msg,
+                     cases[i].want);
+        /* create refuses it too, even if the load-time check was skipped */
+        assert_int_equal(ops->create(&c, &v, &err), -RK_ECONFIG);
+        assert_null(v);
+    }
+    {
+        struct inv_secret s = mk_secret("generated", NULL, NULL);
+        struct rk_error err = {0};
+        assert_int_equal(ops->check(&s, &err), -RK_ECONFIG);
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct secret *v = gen(good[i]);
+        secret_free(v);
+    }
+}
+
+/* ---- manual ---- */
+
+static void
+write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Runs manual create with the value in a file; returns its result, *out the value. */
+static int
+manual_from_file(const char *pattern, const char *data, size_t len, struct secret **out,
+                 struct rk_error *err)
+{
+    struct inv_secret s = mk_secret("manual", NULL, pattern);
+    char path[128];
+    struct rot_input in = {.from_file = path};
+    struct rot_ctx c = {.secret = &s, .input = &in};
+    int r;
+
+    snprintf(path, sizeof(path), "%s/value", tmpdir);
+    write_file(path, data, len);
+    assert_int_equal(rotator_find("manual")->check(&s, err), 0);
+    r = rotator_find("manual")->create(&c, out, err);
+    unlink(path);
+    return r;
+}
+
+static void
+expect_manual(const char *pattern, const char *data, const char *want)
+{
+    struct rk_error err = {0};
+    struct secret *v = NULL;
+
+    if (manual_from_file(pattern, data, strlen(data), &v, &err) != 0)
+        fail_msg("manual create (pattern %s): %s", pattern ? pattern : "none", err.msg);
+    assert_non_null(v);
+    assert_int_equal(v->len, strlen(want));
+    assert_memory_equal(v->data, want, v->len);
+    secret_free(v);
+}
+
+static void
+test_manual_from_file(void **state)
+{
+    (void)state;
+    expect_manual(NULL, "plain-value\n", "plain-value");
+    expect_manual(NULL, "plain-value", "plain-value");
+    expect_manual(NULL, "crlf-value\r\n", "crlf-value");
+    expect_manual(NULL, "two-newlines\n\n", "two-newlines\n"); /* one newline only */
+    expect_manual(NULL, "multi\nline\n", "multi\nline");
+    expect_manual(NULL, " spaces kept \n", " spaces kept ");
+}
+
+static void
+test_manual_provider_keys(void **state)
+{
+    (void)state;
+    expect_manual(PAT_OPENAI, KEY_OPENAI "\n", KEY_OPENAI);
+    expect_manual(PAT_OPENAI, KEY_OPENAI_SVC "\n", KEY_OPENAI_SVC);
+    expect_manual(PAT_OPENAI, "sk-AbCdEfGhIjKlMnOpQrStUvWx0123", "sk-AbCdEfGhIjKlMnOpQrStUvWx0123");
+    expect_manual(PAT_ANTHROPIC, KEY_ANTHROPIC "\n", KEY_ANTHROPIC);
+    expect_manual(PAT_XAI, KEY_XAI "\n", KEY_XAI);
+}
+
+static void
+expect_refused(const char *pattern, const char *data, size_t len, int code, const char *want)
+{
+    struct rk_error err = {0};
+    struct secret *v = (struct secret *)&err;
+
+    assert_int_equal(manual_from_file(pattern, data, len, &v, &err), -code);
+    assert_null(v);
+    if (strstr(err.msg, want) == NULL)
+        fail_msg("message \"%s\" lacks \"%s\"", err.msg, want);
+    assert_non_null(strstr(err.msg, "secret/test/value"));
+    /* The value (without its newline) never appears in the message. */
+    if (len > 4) {
+        char val[256];
+        size_t n = len < sizeof(val) ? len : sizeof(val) - 1;
+        memcpy(val, data, n);
+        val[n] = '\0';
+        val[strcspn(val, "\r\n")] = '\0';
+        if (strlen(val) > 4 && strstr(err.msg, val) != NULL)
+            fail_msg("message holds the value: %s", err.msg);
+    }
+}
+
+static void
+test_manual_refused(void **state)
+{
+    struct rk_error err = {0};
+    struct secret *v = NULL;
+    char fp[FINGERPRINT_LEN + 1];
+    const char *wrong = "sk-WRONGPREFIX-0123456789abcdefghijk";
+
+    (void)state;
+    expect_refused(PAT_ANTHROPIC, wrong, strlen(wrong), RK_EINVAL,
+                   "does not match the pattern for secret/test/value: expected " PAT_ANTHROPIC);
+    expect_refused(PAT_ANTHROPIC, wrong, strlen(wrong), RK_EINVAL, "nothing was stored");
+    /* The message carries the length and the fingerprint instead. */
+    assert_int_equal(manual_from_file(PAT_XAI, wrong, strlen(wrong), &v, &err), -RK_EINVAL);
+    fingerprint(wrong, strlen(wrong), fp);
+    assert_non_null(strstr(err.msg, fp));
+    assert_non_null(strstr(err.msg, "36 bytes"));
+    assert_null(strstr(err.msg, "WRONGPREFIX"));
+
+    /* An OpenAI key is refused by the Anthropic pattern and vice versa. */
+    expect_refused(PAT_ANTHROPIC, KEY_OPENAI "\n", strlen(KEY_OPENAI) + 1, RK_EINVAL,
+                   "does not match");
+    expect_refused(PAT_XAI, KEY_ANTHROPIC, strlen(KEY_ANTHROPIC), RK_EINVAL, "does not match");
+    expect_refused(PAT_OPENAI, "sk-short", 8, RK_EINVAL, "does not match");
+    /* Empty values, even with a pattern that allows them. */
+    expect_refused(NULL, "\n", 1, RK_EINVAL, "empty");
+    expect_refused(NULL, "", 0, RK_EINVAL, "empty");
+    expect_refused(".*", "\r\n", 2, RK_EINVAL, "empty");
+    /* A NUL would hide the rest of the value from the pattern. */
+    expect_refused("^[a-z]+$", "abcdef\0XYZ!!", 12, RK_EINVAL, "NUL byte");
+    /* Too long. */
+    {
+        size_t n = 64 * 1024 + 1;
+        char *big = malloc(n);
+        assert_non_null(big);
+        memset(big, 'a', n);
+        expect_refused(NULL, big, n, RK_ELIMIT, "longer than 65536");
+        free(big);
+    }
+    {
+        struct inv_secret s = mk_secret("manual", NULL, NULL);
+        struct rot_input in = {.from_file = "/nonexistent/rekey/value"};
+        struct rot_ctx c = {.secret = &s, .input = &in};
+        assert_int_equal(rotator_find("manual")->create(&c, &v, &err), -RK_ENOTFOUND);
+        assert_non_null(strstr(err.msg, "/nonexistent/rekey/value"));
+    }
+}
+
+static void
+test_manual_no_input(void **state)
+{
+    const struct rotator_ops *ops = rotator_find("manual");
+    struct inv_secret s = mk_secret("manual", NULL, NULL);
+    struct rot_input in = {0};
+    struct rot_ctx c = {.secret = &s, .input = NULL};
+    struct rk_error err = {0};
+    struct secret *v = NULL;
+
+    (void)state;
+    assert_int_equal(ops->create(&c, &v, &err), -RK_EINVAL);
+    assert_non_null(strstr(err.msg, "kind manual needs a value: pass --from-stdin or "
+                                    "--from-file FILE, or run on a terminal"));
+    assert_null(v);
+    c.input = &in;
+    assert_int_equal(ops->create(&c, &v, &err), -RK_EINVAL);
+    assert_non_null(strstr(err.msg, "kind manual needs a value"));
+}
+
+static void
+test_manual_check(void **state)
+{
+    const struct rotator_ops *ops = rotator_find("manual");
+    struct inv_secret s = mk_secret("manual", NULL, PAT_OPENAI);
+    struct rk_error err = {0};
+
+    (void)state;
+    assert_int_equal(ops->check(&s, &err), 0);
+    s.pattern = NULL;
+    assert_int_equal(ops->check(&s, &err), 0);
+    s.pattern = (char *)"^sk-([a-z";
+    assert_int_equal(ops->check(&s, &err), -RK_ECONFIG);
+    assert_non_null(strstr(err.msg, "bad regular expression"));
+    assert_non_null(strstr(err.msg, "secret/test/value"));
+}
+
+/* Runs manual create with data piped into fd 0. */
+static int
+manual_from_stdin(const char *pattern, const char *data, size_t len, struct secret **out,
+                  struct rk_error *err)
+{
+    struct inv_secret s = mk_secret("manual", NULL, pattern);
+    struct rot_input in = {.from_stdin = 1};
+    struct rot_ctx c = {.secret = &s, .input = &in};
+    int fds[2], saved, r;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    /* A writer process, so values larger than the pipe buffer work too. */
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        size_t off = 0;
+        close(fds[0]);
+        while (off < len) {
+            ssize_t w = write(fds[1], data + off, len - off);
+            if (w <= 0)
+                _exit(1);
+            off += (size_t)w;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    saved = dup(STDIN_FILENO);
+    assert_true(saved >= 0);
+    assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
+    close(fds[0]);
+    r = rotator_find("manual")->create(&c, out, err);
+    assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+    close(saved);
+    waitpid(pid, NULL, 0);
+    return r;
+}
+
+static void
+test_manual_from_stdin(void **state)
+{
+    struct rk_error err = {0};
+    struct secret *v = NULL;
+    char *big;
+    size_t n = 64 * 1024 + 10;
+
+    (void)state;
+    if (manual_from_stdin(PAT_ANTHROPIC, KEY_ANTHROPIC "\n", strlen(KEY_ANTHROPIC) + 1, &v, &err) !=
+        0)
+        fail_msg("stdin: %s", err.msg);
+    assert_int_equal(v->len, strlen(KEY_ANTHROPIC));
+    assert_memory_equal(v->data, KEY_ANTHROPIC, v->len);
+    secret_free(v);
+    v = NULL;
+
+    assert_int_equal(manual_from_stdin(PAT_XAI, KEY_OPENAI "\n", strlen(KEY_OPENAI) + 1, &v, &err),
+                     -RK_EINVAL);
+    assert_null(v);
+    assert_non_null(strstr(err.msg, "does not match"));
+    assert_null(strstr(err.msg, KEY_OPENAI));
+
+    assert_int_equal(manual_from_stdin(NULL, "", 0, &v, &err), -RK_EINVAL);
+    assert_non_null(strstr(err.msg, "empty"));
+
+    /* Exactly 64 KiB plus a newline is accepted; more is refused. */
+    big = malloc(n);
+    assert_non_null(big);
+    memset(big, 'q', n);
+    big[64 * 1024] = '\n';
+    assert_int_equal(manual_from_stdin(NULL, big, 64 * 1024 + 1, &v, &err), 0);
+    assert_int_equal(v->len, 64 * 1024);
+    secret_free(v);
+    v = NULL;
+    memset(big, 'q', n);
+    assert_int_equal(manual_from_stdin(NULL, big, n, &v, &err), -RK_ELIMIT);
+    assert_null(v);
+    free(big);
+}
+
+/* ---- the no-echo prompt, on a pseudo-terminal ---- */
+
+/* Reads from fd into buf (NUL-terminated, appended at *len) until want appears or 5 s pass. */
+static int
+read_until(int fd, char *buf, size_t cap, size_t *len, const char *want)
+{
+    while (want == NULL || strstr(buf, want) == NULL) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t rd;
+
+        if (poll(&p, 1, 5000) <= 0)
+            return want == NULL ? 0 : -1;
+        rd = read(fd, buf + *len, cap - 1 - *len);
+        if (rd <= 0)
+            return want == NULL ? 0 : -1; /* EIO once the child has exited */
+        *len += (size_t)rd;
+        buf[*len] = '\0';
+    }
+    return 0;
+}
+
+/* Forks a child on a new pty that runs manual create with a prompt; types first and second
+ * (each followed by a newline). *rc gets the child's result, val its value (or message), out
+ * everything the terminal showed. */
+static void
+run_prompt(const char *pattern, const char *first, const char *second, int *rc, char *val,
+           size_t valcap, char *out, size_t outcap)
+{
+    int res[2], master, status;
+    size_t outlen = 0, vlen = 0;
+    pid_t pid;
+
+    assert_int_equal(pipe(res), 0);
+    out[0] = '\0';
+    pid = forkpty(&master, NULL, NULL, NULL);
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct inv_secret s = mk_secret("manual", NULL, pattern);
+        struct rot_input in = {.allow_prompt = 1};
+        struct rot_ctx c = {.secret = &s, .input = &in};
+        struct rk_error err = {0};
+        struct secret *v = NULL;
+        char line[600];
+        int r;
+
+        close(res[0]);
+        r = rotator_find("manual")->create(&c, &v, &err);
+        snprintf(line, sizeof(line), "%d %s", r, r == 0 ? (char *)v->data : err.msg);
+        if (write(res[1], line, strlen(line)) < 0)
+            _exit(2);
+        secret_free(v);
+        _exit(0);
+    }
+    close(res[1]);
+    assert_int_equal(read_until(master, out, outcap, &outlen, "(not echoed): "), 0);
+    assert_int_equal(write(master, first, strlen(first)), (ssize_t)strlen(first));
+    assert_int_equal(write(master, "\n", 1), 1);
+    assert_int_equal(read_until(master, out, outcap, &outlen, "Repeat the new value"), 0);
+    assert_int_equal(write(master, second, strlen(second)), (ssize_t)strlen(second));
+    assert_int_equal(write(master, "\n", 1), 1);
+    for (;;) {
+        ssize_t rd = read(res[0], val + vlen, valcap - 1 - vlen);
+        if (rd <= 0)
+            break;
+        vlen += (size_t)rd;
+    }
+    val[vlen] = '\0';
+    read_until(master, out, outcap, &outlen, NULL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(res[0]);
+    close(master);
+    *rc = (int)strtol(val, NULL, 10);
+}
+
+static void
+test_manual_prompt(void **state)
+{
+    char val[700], out[4096];
+    int rc = 1;
+
+    (void)state;
+    run_prompt(PAT_OPENAI, KEY_OPENAI, KEY_OPENAI, &rc, val, sizeof(val), out, sizeof(out));
+    assert_int_equal(rc, 0);
+    assert_string_equal(val, "0 " KEY_OPENAI);
+    assert_non_null(strstr(out, "New value for secret/test/value"));
+    assert_null(strstr(out, "AbC_dEf")); /* not echoed */
+
+    run_prompt(NULL, "first-value-123", "other-value-456", &rc, val, sizeof(val), out, sizeof(out));
+    assert_int_equal(rc, -RK_EINVAL);
+    assert_non_null(strstr(val, "differ"));
+    assert_null(strstr(val, "first-value"));
+    assert_null(strstr(out, "first-value"));
+    assert_null(strstr(out, "other-value"));
+
+    run_prompt(PAT_XAI, "sk-not-an-xai-key-0123456789", "sk-not-an-xai-key-0123456789", &rc, val,
+               sizeof(val), out, sizeof(out));
+    assert_int_equal(rc, -RK_EINVAL);
+    assert_non_null(strstr(val, "does not match"));
+    assert_null(strstr(val, "not-an-xai"));
+    assert_null(strstr(out, "not-an-xai"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_generated_hex),
+        cmocka_unit_test(test_generated_base64),
+        cmocka_unit_test(test_generated_alnum_uuid_escapes),
+        cmocka_unit_test(test_generated_alnum_distribution),
+        cmocka_unit_test(test_generated_format_errors),
+        cmocka_unit_test(test_manual_from_file),
+        cmocka_unit_test(test_manual_provider_keys),
+        cmocka_unit_test(test_manual_refused),
+        cmocka_unit_test(test_manual_no_input),
+        cmocka_unit_test(test_manual_check),
+        cmocka_unit_test(test_manual_from_stdin),
+        cmocka_unit_test(test_manual_prompt),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
