@@ -64,6 +64,10 @@ rotate_one(struct cli_ctx *ctx, struct engine *e, const char *path, int verbose,
     else
         fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
                 ctx->err.msg);
+    if (r == -RK_EIO || r == -RK_ECORRUPT)
+        fprintf(stderr, "%s: the rotation stopped between two steps; its journal is kept, and "
+                        "'rekey recover' (or the daemon) finishes or undoes it\n",
+                path);
     return r;
 }
 

@@ -43,8 +43,10 @@ YAML
 write_config ""
 export REKEY_CONFIG=$dir/rekey.yaml
 
-current_version() { "$REKEY" kv metadata get "$1" | awk '$1 == "current_version" {print $2}'; }
-count_current() { "$REKEY" kv metadata get "$1" | awk '$2 == "current"' | wc -l; }
+# The CLI checks read the store through their own copy of the config (rekey.yaml gets broken).
+cp rekey.yaml cli.yaml
+current_version() { "$REKEY" -c cli.yaml kv metadata get "$1" | awk '$1 == "current_version" {print $2}'; }
+count_current() { "$REKEY" -c cli.yaml kv metadata get "$1" | awk '$2 == "current"' | wc -l; }
 # wait_log FILE TEXT SECONDS: waits until FILE contains TEXT.
 wait_log() {
   local i
