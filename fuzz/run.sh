@@ -47,6 +47,9 @@ mkdir -p "$artifacts"
 work=$(mktemp -d /tmp/rekey-fuzz-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+export LSAN_OPTIONS="suppressions=$root/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
 passed=0
 failed=0
 for t in "${targets[@]}"; do

@@ -47,36 +47,36 @@ struct api_policy_cache;
 #define API_VERSION_STRING "1.15.0+rekey" /* reported as Vault's version (clients compare it) */
 
 struct api_app_opts {
-    const char *config_file;   /* the inventory YAML (re-read by api_app_reload); may be NULL
-                                * only when inv is given */
-    struct inventory *inv;     /* already loaded inventory; ownership passes to the app */
-    const char *store_location;/* overrides the inventory's store ("sqlite:PATH"); may be NULL */
+    const char *config_file;    /* the inventory YAML (re-read by api_app_reload); may be NULL
+                                 * only when inv is given */
+    struct inventory *inv;      /* already loaded inventory; ownership passes to the app */
+    const char *store_location; /* overrides the inventory's store ("sqlite:PATH"); may be NULL */
     const struct secret *root_key; /* unseal with this key at start (read by the caller from
-                                * REKEY_KEY_FILE or store.key_file); NULL: start sealed */
-    const char *key_file;      /* that key file's path, if any (sys/init then refuses) */
-    int dev;                   /* -dev: reported in logs; the caller initialises the store */
+                                    * REKEY_KEY_FILE or store.key_file); NULL: start sealed */
+    const char *key_file;          /* that key file's path, if any (sys/init then refuses) */
+    int dev;                       /* -dev: reported in logs; the caller initialises the store */
 };
 
 struct api_app {
-    pthread_rwlock_t lock;     /* see the header comment */
+    pthread_rwlock_t lock; /* see the header comment */
     struct backend *be;
     struct barrier *br;
     struct kv *kv;
-    struct engine *engine;     /* non-NULL while unsealed; under lock */
-    struct inventory *inv;     /* under lock */
-    struct http_server *server;/* set by the server after http_server_start (for throttling) */
+    struct engine *engine;      /* non-NULL while unsealed; under lock */
+    struct inventory *inv;      /* under lock */
+    struct http_server *server; /* set by the server after http_server_start (for throttling) */
     char *config_file;
-    char *key_file;            /* a configured key file (sys/init refuses shares then) */
+    char *key_file; /* a configured key file (sys/init refuses shares then) */
     int dev;
 
     /* Seal configuration (from barrier_seal_config) and the unseal progress; under lock.
      * The shares given so far live in the secure heap and are wiped on reset, on success
      * and on free. */
-    char seal_type[16];        /* "shamir" or "keyfile"; "" before init */
+    char seal_type[16]; /* "shamir" or "keyfile"; "" before init */
     int shares, threshold;
     struct secret *progress[API_MAX_SHARES];
     size_t nprogress;
-    char nonce[40];            /* a UUID per unseal attempt ("" when none is in progress) */
+    char nonce[40]; /* a UUID per unseal attempt ("" when none is in progress) */
 
     char cluster_name[64];
     char cluster_id[40];
@@ -92,7 +92,7 @@ struct api_app {
 
 /* Opens the store (o->store_location, else the inventory's), wraps it in a barrier and KV,
  * and unseals it with o->key_file when given. Does not initialise a store (see
- * api_app_init_keyfile and api_app_init_shares). Returns 0 with *out (api_app_free) or
+ * api_app_init_root and api_app_init_shares). Returns 0 with *out (api_app_free) or
  * -RK_E* with the message in err (-RK_EBADKEY for a wrong key file). */
 int api_app_new(const struct api_app_opts *o, struct api_app **out, struct rk_error *err);
 
@@ -110,11 +110,10 @@ int api_app_sealed(struct api_app *app);
 /* Initialises an uninitialised store with root_key (ROOT_KEY_LEN bytes) and seal_config
  * (e.g. {"type":"keyfile"}), leaves it unsealed, starts the engine, and creates a root token
  * (policies ["root"], no expiry; the given id when root_id is not NULL, else random).
- * *root_token (caller frees with secret_free) gets it. Used by -dev and operator init.
+ * *root_token (caller frees with secret_free) gets it. Used by -dev.
  * Returns 0, -RK_EEXISTS when already initialised, -RK_E*. */
-int api_app_init_root(struct api_app *app, const struct secret *root_key,
-                      const char *seal_config, const char *root_id, struct secret **root_token,
-                      struct rk_error *err);
+int api_app_init_root(struct api_app *app, const struct secret *root_key, const char *seal_config,
+                      const char *root_id, struct secret **root_token, struct rk_error *err);
 
 /* sys/init: a new random root key split into n shares, threshold k (seal config
  * {"type":"shamir","shares":n,"threshold":k}); creates the root token; then seals again, as
@@ -126,8 +125,10 @@ int api_app_init_shares(struct api_app *app, int n, int k, struct secret ***shar
 
 /* Adds one unseal share (as text: hex or base64, like Vault). When the threshold is reached,
  * the root key is combined and the barrier unsealed, the engine started and on_unseal called.
- * Returns 0 (check api_app_sealed), -RK_EINVAL (malformed share; progress kept),
- * -RK_EBADKEY (the combined key is wrong: progress reset), -RK_EINVAL when not initialised. */
+ * Returns 0 (check api_app_sealed), -RK_EINVAL (malformed or repeated share: progress kept;
+ * not initialised; a key-file store), -RK_EBADKEY or -RK_EINVAL from the combination when the
+ * threshold was reached with a wrong share (progress reset, as in Vault). The message in err
+ * never holds share material. */
 int api_app_unseal_share(struct api_app *app, const char *share, struct rk_error *err);
 
 /* Unseals with a whole root key (key file). Returns 0 or -RK_EBADKEY / -RK_E*. */
@@ -157,8 +158,8 @@ int api_require_unsealed(struct http_request *req, struct api_app *app);
  * {"errors":["permission denied"]} for a missing, unknown, expired or revoked token (counted
  * by http_throttle_fail, logged with the client IP, never the token) or a denied path, 503
  * when sealed, 500 on a store error; and returns -RK_EPERM (or the store's code). */
-int api_authorize(struct http_request *req, struct api_app *app, const char *acl_path,
-                  unsigned cap, struct token_info *ti);
+int api_authorize(struct http_request *req, struct api_app *app, const char *acl_path, unsigned cap,
+                  struct token_info *ti);
 
 /* Authenticates only (no path check), for the token's own endpoints (lookup-self, ...).
  * Like api_authorize otherwise. When spend_use is 0 no use is spent. */
@@ -172,10 +173,16 @@ int api_authenticate(struct http_request *req, struct api_app *app, int spend_us
  * return value). */
 int api_respond_rk(struct http_request *req, int r, const struct rk_error *err);
 
+/* Vault's response envelope: {"request_id":"<uuid>","lease_id":"","renewable":false,
+ * "lease_duration":0,"data":data,"wrap_info":null,"warnings":null,"auth":auth}. Steals data
+ * and auth (either may be NULL: JSON null). Returns NULL on allocation failure (which
+ * http_respond_json turns into a 500). */
+json_t *api_envelope(json_t *data, json_t *auth);
+
 /* The capabilities that ti's policies grant on acl_path (policy_capabilities semantics).
  * Returns 0 (with *caps) or -RK_E*. */
-int api_token_capabilities(struct api_app *app, const struct token_info *ti,
-                           const char *acl_path, unsigned *caps, struct rk_error *err);
+int api_token_capabilities(struct api_app *app, const struct token_info *ti, const char *acl_path,
+                           unsigned *caps, struct rk_error *err);
 
 /* --- Policies: text in the barrier at "sys/policy/<name>", parsed cache in memory. --- */
 

@@ -2,7 +2,6 @@
 #include "api/kvjson.h"
 
 #include <inttypes.h>
-#include <math.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,7 +48,9 @@ weak_int(const json_t *v, int64_t min, int64_t max, int64_t *out)
         n = json_integer_value(v);
     } else if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (!(d == floor(d)) || d < -9.2e18 || d > 9.2e18)
+        /* Range first (the cast of an out-of-range double is undefined), then integrality;
+         * no libm needed. */
+        if (!(d >= -9.2e18 && d <= 9.2e18) || (double)(int64_t)d != d)
             return -1;
         n = (int64_t)d;
     } else if (json_is_string(v)) {
@@ -75,8 +76,8 @@ int_field(const json_t *v, const char *field, int64_t min, int64_t max, int64_t 
         return type_error(err, field, "an integer", v);
     if (r == -2)
         return rk_error_set(err, RK_EINVAL,
-                            "invalid \"%s\": must be between %" PRId64 " and %" PRId64, field,
-                            min, max);
+                            "invalid \"%s\": must be between %" PRId64 " and %" PRId64, field, min,
+                            max);
     return 0;
 }
 
@@ -131,6 +132,26 @@ body_check(const json_t *body, struct rk_error *err)
 
 /* ---- decoders ---- */
 
+static int
+reason_field(const json_t *body, const char **reason, struct rk_error *err)
+{
+    json_t *v;
+
+    *reason = NULL;
+    if ((v = field(body, "reason")) == NULL)
+        return 0;
+    if (!json_is_string(v))
+        return type_error(err, "reason", "a string", v);
+    if (json_string_length(v) >= KV_REASON_MAX ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return rk_error_set(err, RK_EINVAL,
+                            "invalid \"reason\": at most %d bytes, without NUL characters",
+                            KV_REASON_MAX - 1);
+    if (json_string_length(v) > 0)
+        *reason = json_string_value(v);
+    return 0;
+}
+
 int
 kvjson_decode_write(const json_t *body, struct kvjson_write *out, struct rk_error *err)
 {
@@ -140,6 +161,7 @@ kvjson_decode_write(const json_t *body, struct kvjson_write *out, struct rk_erro
 
     out->data = NULL;
     out->cas = -1;
+    out->reason = NULL;
     if ((r = body_check(body, err)) != 0)
         return r;
     if ((data = field(body, "data")) == NULL)
@@ -154,6 +176,8 @@ kvjson_decode_write(const json_t *body, struct kvjson_write *out, struct rk_erro
                 return rk_error_set(err, RK_EINVAL, "error parsing check-and-set parameter");
             out->cas = n;
         }
+        if ((r = reason_field(opts, &out->reason, err)) != 0)
+            return r;
     }
     out->data = data;
     return 0;
@@ -259,8 +283,7 @@ kvjson_decode_versions(const json_t *body, uint64_t **versions, size_t *n, struc
         if (json_array_size(v) > KVJSON_VERSIONS_MAX)
             return rk_error_set(err, RK_EINVAL, "too many versions (limit %d)",
                                 KVJSON_VERSIONS_MAX);
-        if (json_array_size(v) > 0 &&
-            (vs = calloc(json_array_size(v), sizeof(*vs))) == NULL)
+        if (json_array_size(v) > 0 && (vs = calloc(json_array_size(v), sizeof(*vs))) == NULL)
             return rk_error_set(err, RK_ENOMEM, "out of memory");
         json_array_foreach(v, i, e)
         {
@@ -355,8 +378,7 @@ kvjson_decode_meta_settings(const json_t *body, struct kv_meta_settings *s, stru
         if (!json_is_object(v))
             return type_error(err, "custom_metadata", "an object of strings", v);
         if (json_object_size(v) > KV_CUSTOM_MAX_KEYS)
-            return rk_error_set(err, RK_EINVAL,
-                                "custom_metadata has %zu keys; the limit is %d",
+            return rk_error_set(err, RK_EINVAL, "custom_metadata has %zu keys; the limit is %d",
                                 json_object_size(v), KV_CUSTOM_MAX_KEYS);
         json_object_foreach(v, k, e)
         {
@@ -438,9 +460,9 @@ kvjson_config_load(const char *text, size_t len, struct kvjson_config *cfg, stru
 char *
 kvjson_config_dump(const struct kvjson_config *cfg)
 {
-    json_t *j = json_pack("{s:I, s:b, s:I}", "max_versions", (json_int_t)cfg->max_versions,
-                          "cas_required", cfg->cas_required, "delete_version_after",
-                          (json_int_t)cfg->delete_version_after);
+    json_t *j =
+        json_pack("{s:I, s:b, s:I}", "max_versions", (json_int_t)cfg->max_versions, "cas_required",
+                  cfg->cas_required, "delete_version_after", (json_int_t)cfg->delete_version_after);
     char *s;
 
     if (j == NULL)
@@ -448,26 +470,6 @@ kvjson_config_dump(const struct kvjson_config *cfg)
     s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(j);
     return s;
-}
-
-static int
-reason_field(const json_t *body, const char **reason, struct rk_error *err)
-{
-    json_t *v;
-
-    *reason = NULL;
-    if ((v = field(body, "reason")) == NULL)
-        return 0;
-    if (!json_is_string(v))
-        return type_error(err, "reason", "a string", v);
-    if (json_string_length(v) >= KV_REASON_MAX ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return rk_error_set(err, RK_EINVAL,
-                            "invalid \"reason\": at most %d bytes, without NUL characters",
-                            KV_REASON_MAX - 1);
-    if (json_string_length(v) > 0)
-        *reason = json_string_value(v);
-    return 0;
 }
 
 int
@@ -489,13 +491,13 @@ kvjson_decode_rotate(const json_t *body, const char **reason, int *dry_run, stru
 }
 
 int
-kvjson_decode_rollback(const json_t *body, uint64_t *to_version, const char **reason,
+kvjson_decode_rollback(const json_t *body, uint64_t *to_version, const char **reason, int *dry_run,
                        struct rk_error *err)
 {
     const char *rs = NULL;
     int64_t n = 0;
+    int dry = 0, r;
     json_t *v;
-    int r;
 
     if ((r = body_check(body, err)) != 0)
         return r;
@@ -504,7 +506,10 @@ kvjson_decode_rollback(const json_t *body, uint64_t *to_version, const char **re
     if ((v = field(body, "to_version")) != NULL &&
         (r = int_field(v, "to_version", 0, INT64_MAX, &n, err)) != 0)
         return r;
+    if ((v = field(body, "dry_run")) != NULL && (r = bool_field(v, "dry_run", &dry, err)) != 0)
+        return r;
     *to_version = (uint64_t)n;
+    *dry_run = dry;
     *reason = rs;
     return 0;
 }
@@ -559,10 +564,9 @@ kvjson_envelope(json_t *data)
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(id, sizeof(id),
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
+    snprintf(id, sizeof(id), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
     j = json_pack("{s:s, s:s, s:b, s:i, s:o?, s:n, s:n, s:n}", "request_id", id, "lease_id", "",
                   "renewable", 0, "lease_duration", 0, "data", data, "wrap_info", "warnings",
                   "auth");
@@ -630,9 +634,9 @@ kvjson_metadata(const struct kv_meta *m)
                   m->cas_required ? 1 : 0, "created_time", created, "current_version",
                   (json_int_t)m->latest_version, "current_stage_version",
                   (json_int_t)m->current_version, "custom_metadata",
-                  custom_or_null(m->custom_metadata), "delete_version_after", dva,
-                  "max_versions", (json_int_t)m->max_versions, "oldest_version",
-                  (json_int_t)m->oldest_version, "updated_time", updated, "versions", versions);
+                  custom_or_null(m->custom_metadata), "delete_version_after", dva, "max_versions",
+                  (json_int_t)m->max_versions, "oldest_version", (json_int_t)m->oldest_version,
+                  "updated_time", updated, "versions", versions);
     return j;
 }
 
@@ -671,9 +675,8 @@ kvjson_status(const struct secret_status *st)
         time_format_rfc3339(st->last_rotated * 1000000, last, sizeof(last));
     if (st->next_due > 0)
         time_format_rfc3339(st->next_due * 1000000, next, sizeof(next));
-    return json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:b, s:s}", "path",
-                     st->secret->path, "kind", st->secret->kind, "version",
-                     (json_int_t)st->version, "fingerprint",
+    return json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:b, s:s}", "path", st->secret->path,
+                     "kind", st->secret->kind, "version", (json_int_t)st->version, "fingerprint",
                      st->fingerprint[0] ? st->fingerprint : NULL, "last_rotated",
                      last[0] ? last : NULL, "next_due", next[0] ? next : NULL, "state",
                      secret_state_name(st->state), "auto", st->secret->auto_rotate ? 1 : 0,
@@ -711,7 +714,7 @@ kvjson_rotate_result(const char *path, const struct rotate_result *res)
 {
     return json_pack("{s:s, s:I, s:I, s:s, s:s, s:b, s:o}", "path", path, "old_version",
                      (json_int_t)res->old_version, "new_version", (json_int_t)res->new_version,
-                     "old_fingerprint", res->old_fp, "new_fingerprint", res->new_fp,
-                     "rolled_back", res->rolled_back ? 1 : 0, "message",
+                     "old_fingerprint", res->old_fp, "new_fingerprint", res->new_fp, "rolled_back",
+                     res->rolled_back ? 1 : 0, "message",
                      bounded_string(res->message, sizeof(res->message)));
 }

@@ -31,10 +31,12 @@
 
 /* ---- decoders ---- */
 
-/* POST/PUT/PATCH secret/data/:path — {"data": {…}, "options": {"cas": N}}. */
+/* POST/PUT/PATCH secret/data/:path — {"data": {…}, "options": {"cas": N, "reason": "…"}}.
+ * options.reason is rekey's (kept in the version's metadata; Vault ignores it). */
 struct kvjson_write {
-    json_t *data; /* borrowed: the "data" object */
-    int64_t cas;  /* -1 when no cas was given */
+    json_t *data;       /* borrowed: the "data" object */
+    int64_t cas;        /* -1 when no cas was given */
+    const char *reason; /* borrowed, or NULL */
 };
 
 /* Returns 0, or -RK_EINVAL: "no data provided" (Vault's message) when "data" is missing or null,
@@ -71,7 +73,7 @@ int kvjson_decode_meta_settings(const json_t *body, struct kv_meta_settings *s,
 
 /* The mount configuration (secret/config). */
 struct kvjson_config {
-    uint32_t max_versions;        /* 0 = the engine's default (KV_DEFAULT_MAX_VERSIONS) */
+    uint32_t max_versions; /* 0 = the engine's default (KV_DEFAULT_MAX_VERSIONS) */
     int cas_required;
     int64_t delete_version_after; /* seconds, 0 = never */
 };
@@ -93,9 +95,9 @@ int kvjson_decode_rotate(const json_t *body, const char **reason, int *dry_run,
                          struct rk_error *err);
 
 /* POST rekey/rollback/:path — {"to_version": N (0 or absent = the previous version),
- * "reason": "…"}. Returns 0 or -RK_EINVAL. */
+ * "reason": "…", "dry_run": bool}. Returns 0 or -RK_EINVAL. */
 int kvjson_decode_rollback(const json_t *body, uint64_t *to_version, const char **reason,
-                           struct rk_error *err);
+                           int *dry_run, struct rk_error *err);
 
 /* Parses a ?version= query value (NULL or "" = 0, the current version): a decimal integer
  * >= 0. Returns 0 or -RK_EINVAL. */
@@ -110,8 +112,7 @@ void kvjson_duration_go(int64_t secs, char *out, size_t outlen);
 /* Parses a duration as Vault does for delete_version_after: a JSON integer of seconds, or a
  * string: a number of seconds ("3600") or units h, m, s (and rekey's d, w), also Go's
  * multi-unit form ("1h0m0s"). Returns 0 or -RK_EINVAL. */
-int kvjson_duration_value(const json_t *v, const char *field, int64_t *secs,
-                          struct rk_error *err);
+int kvjson_duration_value(const json_t *v, const char *field, int64_t *secs, struct rk_error *err);
 
 /* Vault's response envelope: {"request_id": <new uuid>, "lease_id": "", "renewable": false,
  * "lease_duration": 0, "data": data, "wrap_info": null, "warnings": null, "auth": null}.

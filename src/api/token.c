@@ -241,8 +241,7 @@ read_hash(struct barrier *br, const char *hash, struct token_info *ti, int *expi
 }
 
 int
-token_lookup_hash(struct barrier *br, const char *hash, struct token_info *ti,
-                  struct rk_error *err)
+token_lookup_hash(struct barrier *br, const char *hash, struct token_info *ti, struct rk_error *err)
 {
     int expired = 0, r = read_hash(br, hash, ti, &expired, err);
 
@@ -365,8 +364,7 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
     for (size_t i = 1; i < ti.npolicies;) {
         if (strcmp(ti.policies[i], ti.policies[i - 1]) == 0) {
             free(ti.policies[i]);
-            memmove(&ti.policies[i], &ti.policies[i + 1],
-                    (ti.npolicies - i - 1) * sizeof(char *));
+            memmove(&ti.policies[i], &ti.policies[i + 1], (ti.npolicies - i - 1) * sizeof(char *));
             ti.npolicies--;
         } else {
             i++;

@@ -25,31 +25,31 @@
 
 #define TOKEN_PREFIX "hvs."
 #define TOKEN_RAND_BYTES 32
-#define TOKEN_MAX_LEN 256        /* a presented token longer than this is refused unread */
-#define TOKEN_HASH_HEX 65        /* 64 hex + NUL */
-#define TOKEN_ACCESSOR_LEN 25    /* 24 base62 characters + NUL */
+#define TOKEN_MAX_LEN 256     /* a presented token longer than this is refused unread */
+#define TOKEN_HASH_HEX 65     /* 64 hex + NUL */
+#define TOKEN_ACCESSOR_LEN 25 /* 24 base62 characters + NUL */
 #define TOKEN_MAX_POLICIES 64
 #define TOKEN_DISPLAY_MAX 128
-#define TOKEN_META_MAX 4096      /* bytes of the compact JSON metadata object */
+#define TOKEN_META_MAX 4096 /* bytes of the compact JSON metadata object */
 
 /* What a token record says; a plain value except policies and meta_json (token_info_clear). */
 struct token_info {
-    char hash[TOKEN_HASH_HEX];        /* hex SHA-256 of the token: the record's identity */
+    char hash[TOKEN_HASH_HEX]; /* hex SHA-256 of the token: the record's identity */
     char accessor[TOKEN_ACCESSOR_LEN];
-    char parent[TOKEN_HASH_HEX];      /* "" for an orphan */
+    char parent[TOKEN_HASH_HEX];          /* "" for an orphan */
     char display_name[TOKEN_DISPLAY_MAX]; /* "token", "root", "token-<name>" */
-    char **policies;                  /* sorted, unique, lowercased; malloc'd */
+    char **policies;                      /* sorted, unique, lowercased; malloc'd */
     size_t npolicies;
-    char *meta_json;                  /* compact JSON object of string metadata, or NULL */
-    int64_t creation_time;            /* seconds since the epoch */
-    int64_t expire_time;              /* 0 = never */
-    int64_t ttl;                      /* seconds granted at create/renew (0 = no expiry) */
-    int64_t explicit_max_ttl;         /* 0 = none */
-    int64_t num_uses;                 /* 0 = unlimited; remaining uses otherwise */
+    char *meta_json;          /* compact JSON object of string metadata, or NULL */
+    int64_t creation_time;    /* seconds since the epoch */
+    int64_t expire_time;      /* 0 = never */
+    int64_t ttl;              /* seconds granted at create/renew (0 = no expiry) */
+    int64_t explicit_max_ttl; /* 0 = none */
+    int64_t num_uses;         /* 0 = unlimited; remaining uses otherwise */
     int renewable;
     int orphan;
-    int root;                         /* 1 when "root" is among the policies */
-    int64_t mod_rev;                  /* the record's revision when read */
+    int root;        /* 1 when "root" is among the policies */
+    int64_t mod_rev; /* the record's revision when read */
 };
 
 /* Frees the policies and meta of ti and zeroes it. Accepts NULL and a zeroed struct. */
@@ -58,17 +58,17 @@ void token_info_clear(struct token_info *ti);
 struct token_create_opts {
     const char *const *policies; /* names (checked: policy names or "root"); may be NULL if n 0 */
     size_t npolicies;
-    int no_default_policy;       /* else "default" is added (never to a root token) */
-    int64_t ttl;                 /* seconds; 0 = no expiry (only allowed when parent is root
-                                  * or no parent: the caller enforces Vault's rules) */
-    int64_t explicit_max_ttl;    /* seconds; 0 = none; caps ttl and renewals */
-    int64_t num_uses;            /* 0 = unlimited */
+    int no_default_policy;    /* else "default" is added (never to a root token) */
+    int64_t ttl;              /* seconds; 0 = no expiry (only allowed when parent is root
+                               * or no parent: the caller enforces Vault's rules) */
+    int64_t explicit_max_ttl; /* seconds; 0 = none; caps ttl and renewals */
+    int64_t num_uses;         /* 0 = unlimited */
     int renewable;
-    const char *display_name;    /* NULL = "token" */
-    const char *meta_json;       /* compact JSON object of strings, or NULL */
-    const char *parent_hash;     /* hex hash of the creating token; NULL or "" = orphan */
-    const char *id;              /* a chosen token (dev root token id), or NULL for random;
-                                  * 1..TOKEN_MAX_LEN printable ASCII without spaces */
+    const char *display_name; /* NULL = "token" */
+    const char *meta_json;    /* compact JSON object of strings, or NULL */
+    const char *parent_hash;  /* hex hash of the creating token; NULL or "" = orphan */
+    const char *id;           /* a chosen token (dev root token id), or NULL for random;
+                               * 1..TOKEN_MAX_LEN printable ASCII without spaces */
 };
 
 /* Hashes a presented token to hex (out: TOKEN_HASH_HEX bytes). */
@@ -102,8 +102,7 @@ int token_lookup_accessor(struct barrier *br, const char *accessor, struct token
 /* token_lookup, then spends one use when the token has a use limit (atomically; the last use
  * revokes it after this request). Returns what token_lookup returns; -RK_ENOTFOUND when the
  * uses ran out meanwhile. ti->num_uses is the count before this use (Vault reports that). */
-int token_use(struct barrier *br, const char *token, struct token_info *ti,
-              struct rk_error *err);
+int token_use(struct barrier *br, const char *token, struct token_info *ti, struct rk_error *err);
 
 /* Renews the token with hash: new expiry = now + increment (increment 0: the token's ttl),
  * capped by explicit_max_ttl from creation. Returns 0 with *ti updated (may be NULL),

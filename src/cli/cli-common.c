@@ -54,8 +54,8 @@ cli_read_noecho(const char *prompt, size_t *len)
     quiet = old;
     quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
     quiet.c_lflag |= ICANON;
+    tcsetattr(fd, TCSAFLUSH, &quiet); /* before the prompt: TCSAFLUSH drops typed-ahead input */
     (void)!write(fd, prompt, strlen(prompt));
-    tcsetattr(fd, TCSAFLUSH, &quiet);
     for (;;) {
         char c;
         ssize_t r = read(fd, &c, 1);

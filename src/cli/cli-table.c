@@ -6,6 +6,7 @@ extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_
     cmd_rollback, cmd_revoke, cmd_recover, cmd_done, cmd_history;
 
 extern const struct cli_cmd cmd_run;
+extern const struct cli_cmd cmd_server;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_status,
@@ -18,6 +19,7 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_recover,
     &cmd_done,
     &cmd_run,
+    &cmd_server,
     &cmd_kv_put,
     &cmd_kv_get,
     &cmd_kv_list,

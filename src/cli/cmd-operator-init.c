@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/token.h"
 #include "cli.h"
 #include "store/barrier.h"
 #include "store/shamir.h"
@@ -21,7 +22,7 @@ static const struct cli_opt opts[] = {
 static int
 exec_init(struct cli_ctx *ctx, int argc, char **argv)
 {
-    struct secret *root = NULL, *shares[SHAMIR_MAX_SHARES] = {0};
+    struct secret *root = NULL, *shares[SHAMIR_MAX_SHARES] = {0}, *token = NULL;
     const char *keyfile = cli_opt(ctx, "key-file");
     const char *ns = cli_opt(ctx, "key-shares"), *ks = cli_opt(ctx, "key-threshold");
     int64_t n = 5, k = 3;
@@ -65,6 +66,12 @@ exec_init(struct cli_ctx *ctx, int argc, char **argv)
     }
     if ((r = barrier_init(ctx->br, root, seal, &ctx->err)) != 0)
         goto fail;
+    /* The initial root token for the HTTP API (rekey server), shown once like Vault's. */
+    if ((r = token_create_root(ctx->br, NULL, &token, &ctx->err)) != 0) {
+        rk_error_prefix(&ctx->err, "the store is initialised but creating the root token failed");
+        rc = cli_fail(ctx, r);
+        goto out;
+    }
     if (keyfile != NULL) {
         printf("Initialised the store. The root key is in %s (mode 0600).\n"
                "Keep that file apart from the store: whoever has both has every secret.\n",
@@ -77,6 +84,9 @@ exec_init(struct cli_ctx *ctx, int argc, char **argv)
                "copy.\n",
                (long long)n, n > 1 ? "s" : "", (long long)k);
     }
+    printf("\nInitial Root Token: %s\n\nThe root token has every permission on rekey server's "
+           "API; create narrower tokens\nwith it and revoke it when you no longer need it.\n",
+           (const char *)token->data);
     rc = CLI_OK;
     goto out;
 fail:
@@ -87,6 +97,7 @@ out:
     for (int64_t i = 0; i < n; i++)
         secret_free(shares[i]);
     secret_free(root);
+    secret_free(token);
     return rc;
 }
 

@@ -40,9 +40,9 @@
 #define SLACK_MS 1000
 
 struct entry {
-    uint32_t timer;     /* ROTATE / RETRY / REMIND timer id, or TIMER_ID_NONE */
-    uint32_t finish;    /* FINISH timer id, or TIMER_ID_NONE */
-    int failures;       /* consecutive failures seen here (the engine's count wins) */
+    uint32_t timer;  /* ROTATE / RETRY / REMIND timer id, or TIMER_ID_NONE */
+    uint32_t finish; /* FINISH timer id, or TIMER_ID_NONE */
+    int failures;    /* consecutive failures seen here (the engine's count wins) */
     int finish_failures;
     int64_t reminded_due; /* the due time (s) of the last reminder: one per due period */
 };
@@ -93,8 +93,8 @@ daemon_fmt_duration(int64_t secs, char *buf, size_t len)
         snprintf(buf, len, secs % 3600 / 60 ? "%lldh%lldm" : "%lldh", (long long)(secs / 3600),
                  (long long)(secs % 3600 / 60));
     else
-        snprintf(buf, len, secs % 86400 / 3600 ? "%lldd%lldh" : "%lldd",
-                 (long long)(secs / 86400), (long long)(secs % 86400 / 3600));
+        snprintf(buf, len, secs % 86400 / 3600 ? "%lldd%lldh" : "%lldd", (long long)(secs / 86400),
+                 (long long)(secs % 86400 / 3600));
 }
 
 static int64_t
@@ -177,8 +177,7 @@ struct plan_counts {
 /* Plans secret i's schedule timer from the store: ROTATE at its next due time (now when never
  * rotated), RETRY at the engine's next_retry after a failure, REMIND for a manual secret. */
 static int
-plan_secret(struct daemon *d, size_t i, int64_t now_s, struct plan_counts *pc,
-            struct rk_error *err)
+plan_secret(struct daemon *d, size_t i, int64_t now_s, struct plan_counts *pc, struct rk_error *err)
 {
     const struct inv_secret *s = &inv_of(d)->secrets[i];
     struct secret_status st;
@@ -205,8 +204,8 @@ plan_secret(struct daemon *d, size_t i, int64_t now_s, struct plan_counts *pc,
     if (r != 0 && r != -RK_ENOTFOUND)
         return rk_error_prefix(err, "%s", s->path);
     if (r == 0 && rs.state == ROT_FAILED) {
-        int64_t retry = rs.next_retry > 0 ? rs.next_retry
-                                          : rs.since + daemon_backoff(s->every, rs.failures);
+        int64_t retry =
+            rs.next_retry > 0 ? rs.next_retry : rs.since + daemon_backoff(s->every, rs.failures);
         d->ent[i].failures = rs.failures;
         if (pc != NULL)
             pc->retries++;
@@ -322,8 +321,7 @@ run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
     if (schedule_status_one(d->kv, s, t0 / 1000, &st, &err) == 0) {
         if (st.state == STATE_NOT_IMPLEMENTED)
             return;
-        if (st.state != STATE_FAILED && st.last_rotated > 0 &&
-            st.next_due * 1000 > t0 + SLACK_MS) {
+        if (st.state != STATE_FAILED && st.last_rotated > 0 && st.next_due * 1000 > t0 + SLACK_MS) {
             daemon_fmt_duration(st.next_due - t0 / 1000, dur, sizeof(dur));
             log_info("%s was rotated meanwhile (v%llu); next due in %s", s->path,
                      (unsigned long long)st.version, dur);
@@ -355,8 +353,8 @@ run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
         return;
     }
     if (r == -RK_ENOTIMPL || r == -RK_ENOTFOUND) {
-        log_error("%s: %s; not scheduled any more (fix the configuration and send SIGHUP)",
-                  s->path, err.msg);
+        log_error("%s: %s; not scheduled any more (fix the configuration and send SIGHUP)", s->path,
+                  err.msg);
         return;
     }
     if (r == -RK_EBUSY) {
@@ -370,9 +368,10 @@ run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
     d->stats->failed++;
     en->failures++;
     {
+        /* The engine's count survives a restart; ours covers a record that lost it. */
         struct rk_error e2 = {0};
         if (rotstate_get(kv_barrier(d->kv), s->path, &rs, &e2) == 0 && rs.state == ROT_FAILED &&
-            rs.failures > 0)
+            rs.failures > en->failures)
             en->failures = rs.failures;
     }
     delay = daemon_backoff(s->every, en->failures);
@@ -479,8 +478,8 @@ drain_signals(struct daemon *d)
 
 /* Remaps the per-secret state onto a new inventory by path. */
 static int
-remap_entries(const struct inventory *old, const struct entry *oldent,
-              const struct inventory *inv, struct entry **out)
+remap_entries(const struct inventory *old, const struct entry *oldent, const struct inventory *inv,
+              struct entry **out)
 {
     struct entry *ent = calloc(inv->nsecrets ? inv->nsecrets : 1, sizeof(*ent));
 

@@ -444,11 +444,52 @@ get_file(struct loader *L, struct ynode *v, struct pos kpos, const char *key, ch
     return 0;
 }
 
+/* glibc's regcomp can take gigabytes for stacked repetitions such as "x++++…" (undefined in
+ * POSIX ERE anyway; found by fuzz/config-fuzzer): refuse them, and over-long patterns. Returns
+ * the 1-based position of the problem, or 0. */
+static size_t
+regex_unsafe(const char *re)
+{
+    size_t n = strlen(re);
+    int after_quant = 0;
+
+    if (n > 512)
+        return 513;
+    for (size_t i = 0; i < n; i++) {
+        char c = re[i];
+        if (c == '\\') {
+            i++;
+            after_quant = 0;
+        } else if (c == '[') {
+            size_t j = i + 1;
+            if (j < n && re[j] == '^')
+                j++;
+            if (j < n && re[j] == ']')
+                j++;
+            while (j < n && re[j] != ']')
+                j++;
+            i = j;
+            after_quant = 0;
+        } else if (c == '*' || c == '+' || c == '?' || c == '{') {
+            if (after_quant)
+                return i + 1;
+            if (c == '{')
+                while (i < n && re[i] != '}')
+                    i++;
+            after_quant = 1;
+        } else {
+            after_quant = 0;
+        }
+    }
+    return 0;
+}
+
 /* A POSIX extended regular expression that must compile. */
 static int
 get_regex(struct loader *L, struct ynode *v, struct pos kpos, const char *key, char **out)
 {
     regex_t re;
+    size_t bad;
     int rc;
     int r;
 
@@ -456,6 +497,12 @@ get_regex(struct loader *L, struct ynode *v, struct pos kpos, const char *key, c
         return r;
     if (L->last_regex != NULL && strcmp(L->last_regex, *out) == 0)
         return 0;
+    if ((bad = regex_unsafe(*out)) != 0)
+        return lerr(L, val_pos(v, kpos), key,
+                    bad > 512 ? "pattern longer than 512 bytes"
+                              : "repeated repetition operator at position %zu (e.g. 'a++'); "
+                                "expected a POSIX ERE",
+                    bad);
     rc = regcomp(&re, *out, REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
         char why[128];
@@ -816,9 +863,9 @@ load_hook_http(struct loader *L, struct hook_def *h, struct ment *e_method, stru
             struct inv_pair *p = &h->headers[h->nheaders];
             struct ynode *k = pr, *v = y_pair_value(pr);
             struct pos kp = node_pos(k, e_headers->kpos);
+            h->nheaders++; /* counted first so hook_clear frees whatever is set */
             if ((r = get_str_ne(L, k, kp, key, &p->key)) != 0)
                 return r;
-            h->nheaders++;
             for (size_t j = 0; j + 1 < h->nheaders; j++)
                 if (strcasecmp(h->headers[j].key, p->key) == 0)
                     return lerr(L, kp, key, "duplicate header '%s'", p->key);
@@ -1761,6 +1808,64 @@ build_tree(struct loader *L, struct fy_parser *fyp, struct ynode **root)
     return 0;
 }
 
+/* YAML's character set: valid UTF-8 with no NUL and no C0 control but tab, LF and CR, and no
+ * tab in indentation. Checked before libfyaml sees the text: 0.7.12 loops forever on some
+ * invalid UTF-8 (a directive line followed by a 0xff byte) and crashes on some tab-indented
+ * lines; both found by fuzz/config-fuzzer. */
+static int
+check_chars(struct loader *L, const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    struct pos at = {1, 1};
+    size_t i = 0;
+    int indent = 1; /* still in the line's leading whitespace */
+
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                              : (c & 0xf8) == 0xf0 ? 4 : 0;
+        uint32_t cp;
+
+        if (n == 1) {
+            if (c == '\n') {
+                at.line++;
+                at.col = 1;
+                indent = 1;
+                i++;
+                continue;
+            }
+            /* YAML indents with spaces; libfyaml 0.7.12 also crashes reporting an error near
+             * tab-indented lines (fuzz/config-fuzzer), so tabs there are refused up front. */
+            if (c == '\t' && indent)
+                return lerr(L, at, NULL, "tab in indentation; indent with spaces (a tab "
+                                         "inside a value can be written \"\\t\")");
+            if (c != ' ')
+                indent = 0;
+            if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+                return lerr(L, at, NULL, "control byte 0x%02x; a YAML file is UTF-8 text", c);
+            i++;
+            at.col++;
+            continue;
+        }
+        if (n == 0 || i + n > len)
+            goto bad;
+        cp = c & (0x7f >> n);
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                goto bad;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            goto bad;
+        i += n;
+        at.col++;
+    }
+    return 0;
+bad:
+    return lerr(L, at, NULL, "invalid UTF-8 (byte 0x%02x); a YAML file is UTF-8 text", p[i]);
+}
+
 static int
 load_doc(struct loader *L, const char *buf, size_t len)
 {
@@ -1776,6 +1881,8 @@ load_doc(struct loader *L, const char *buf, size_t len)
     int64_t version;
     int r = -RK_EINTERNAL;
 
+    if ((r = check_chars(L, buf, len)) != 0)
+        return r; /* nothing allocated yet */
     fy_diag_cfg_default(&dc);
     dc.fp = NULL;
     dc.output_fn = diag_output;

@@ -604,7 +604,9 @@ do_undo(struct rot *r, struct rk_error *err)
     rc = stage_in_txn(r, t, mut_fail_candidate, err);
     if (rc == 0) {
         struct rot_state old;
-        if (rotstate_get(r->e->br, r->s->path, &old, &e2) == 0 && old.state == ROT_FAILED)
+        /* A running record carries the failures of the attempts before it (see do_create). */
+        if (rotstate_get(r->e->br, r->s->path, &old, &e2) == 0 &&
+            (old.state == ROT_FAILED || old.state == ROT_RUNNING))
             failures = old.failures;
         memset(&st, 0, sizeof(st));
         st.state = ROT_FAILED;
@@ -689,6 +691,19 @@ run_from(struct rot *r, struct rk_error *err)
 
 /* ---- create ---- */
 
+/* Consecutive failures before this attempt, kept so the backoff keeps growing. */
+static int
+prior_failures(struct rot *r)
+{
+    struct rot_state old;
+    struct rk_error e2 = {0};
+
+    if (rotstate_get(r->e->br, r->s->path, &old, &e2) == 0 &&
+        (old.state == ROT_FAILED || old.state == ROT_RUNNING))
+        return old.failures;
+    return 0;
+}
+
 /* Builds the new data: the current data with the field replaced (other fields kept). */
 static int
 build_data(struct rot *r, const struct secret *value, struct secret **data, char *fp,
@@ -759,6 +774,7 @@ do_create(struct rot *r, struct rk_error *err)
     memset(&st, 0, sizeof(st));
     st.state = ROT_RUNNING;
     st.since = time_now();
+    st.failures = prior_failures(r);
     snprintf(st.message, sizeof(st.message), "%s to v%llu started", op_names[r->op],
              (unsigned long long)r->candidate);
     if ((rc = kv_stage_put(r->e->kv, t, r->s->path, m, rev, r->candidate, data, err)) != 0)
@@ -842,6 +858,7 @@ prepare_rollback(struct rot *r, struct rk_error *err)
     memset(&st, 0, sizeof(st));
     st.state = ROT_RUNNING;
     st.since = time_now();
+    st.failures = prior_failures(r);
     snprintf(st.message, sizeof(st.message), "rollback to v%llu started",
              (unsigned long long)r->candidate);
     rc = rotstate_put(t, r->s->path, &st);

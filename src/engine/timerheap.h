@@ -20,10 +20,10 @@ enum timer_kind {
 };
 
 struct timer {
-    int64_t due_ms;       /* when it fires, milliseconds since the epoch */
+    int64_t due_ms; /* when it fires, milliseconds since the epoch */
     enum timer_kind kind;
-    size_t index;         /* what it is about: the caller's index (e.g. into the inventory) */
-    const char *path;     /* borrowed, may be NULL */
+    size_t index;     /* what it is about: the caller's index (e.g. into the inventory) */
+    const char *path; /* borrowed, may be NULL */
 };
 
 #define TIMER_ID_NONE UINT32_MAX

@@ -295,10 +295,11 @@ test_defaults(void **state)
     inventory_free(inv);
 
     /* relative paths follow the config file; absolute ones are kept */
-    assert_int_equal(inventory_load_string("/etc/rekey/rekey.yaml",
-                                           HDR "store: {path: data/r.db, key_file: /k/root.key}\n",
-                                           strlen(HDR) + 51, &inv, &err),
-                     0);
+    {
+        const char *y = HDR "store: {path: data/r.db, key_file: /k/root.key}\n";
+        assert_int_equal(inventory_load_string("/etc/rekey/rekey.yaml", y, strlen(y), &inv, &err),
+                         0);
+    }
     assert_string_equal(inv->store_path, "/etc/rekey/data/r.db");
     assert_string_equal(inv->key_file, "/k/root.key");
     assert_string_equal(inv->audit_path, "/etc/rekey/audit.log");
@@ -463,6 +464,8 @@ test_err_required_and_kinds(void **state)
                "3:42", "key_type", "rsa-4096|ed25519|ecdsa-p256");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, pattern: \"a(\", every: 1d}\n",
                "3:40", "secrets[0].pattern", "bad regular expression");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, pattern: \"^x+++$\", every: 1d}\n",
+               "3:40", "secrets[0].pattern", "position 4");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: \"x{hex:\", every: 1d}\n",
                "3:42", "format");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: constant, every: 1d}\n",
@@ -541,6 +544,21 @@ test_err_yaml_and_types(void **state)
     expect_err("", "1:1", "empty");
     expect_err("# only a comment\n", "1:1", "empty");
     expect_err(HDR "---\nversion: 1\n", "2:1", "second YAML document");
+    /* bytes that are not YAML text, caught before libfyaml (which can hang on some) */
+    {
+        static const char nul[] = "version: 1\nsecrets: [a\0b]\n";
+        struct inventory *inv = NULL;
+        struct rk_error err;
+        assert_int_equal(inventory_load_string("t.yaml", nul, sizeof(nul) - 1, &inv, &err),
+                         -RK_ECONFIG);
+        assert_non_null(strstr(err.msg, "t.yaml:2:12: "));
+        assert_non_null(strstr(err.msg, "0x00"));
+    }
+    expect_err("%s:@\xff\n", "1:5", "invalid UTF-8");
+    expect_err(HDR "secrets: \xc3\x28\n", "2:10", "invalid UTF-8");
+    expect_err(HDR "x: \x01\n", "2:4", "control byte 0x01");
+    expect_err(HDR "secrets:\n\t- path: a\n", "3:1", "tab in indentation");
+    expect_err(HDR "secrets:\n  \t- path: a\n", "3:3", "tab in indentation");
     /* aliases are refused rather than expanded */
     expect_err(HDR "x: &a 1d\n", "2:1", "unknown key 'x'");
     expect_err(HDR "secrets:\n  - path: &p a/b\n    kind: generated\n    format: \"{hex:8}\"\n"

@@ -1,0 +1,518 @@
+/* routes-kv.c: Vault's KV version 2 API on the mount "secret/" (docs/api.md lists what is
+ * supported and how it differs from Vault).
+ *
+ * The KV path of /v1/secret/data/foo/bar is the logical path "secret/foo/bar" of kv.h; the ACL
+ * path is the request path without /v1/ ("secret/data/foo/bar"). Every handler checks, in this
+ * order: unsealed, a valid path (400 "invalid path: …"), the token's capability (Vault's
+ * existence check decides between create and update for writes), then the body. The body is
+ * decoded only for an authorised request. KV calls need no app lock (kv.h is thread-safe).
+ *
+ * The mount configuration (secret/config) is stored behind the barrier at
+ * "sys/kvconfig/secret". Its cas_required applies to every write at once, as in Vault; its
+ * max_versions and delete_version_after are copied into a path's metadata when a write creates
+ * the path (Vault reads them at each write instead; see docs/api.md). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/app.h"
+#include "api/http.h"
+#include "api/kvjson.h"
+#include "api/policy.h"
+#include "api/router.h"
+#include "api/token.h"
+#include "secrets/kv.h"
+#include "store/barrier.h"
+#include "util/parse.h"
+#include "util/timeutil.h"
+
+#define KV_MOUNT "secret"
+#define KV_CONFIG_KEY "sys/kvconfig/" KV_MOUNT
+
+/* The paths of one request: the logical KV path and the ACL path. */
+struct kv_req {
+    char path[PATH_MAX_LEN + 16]; /* "secret/foo/bar" ("secret" for a root listing) */
+    char acl[PATH_MAX_LEN + 64];  /* "secret/data/foo/bar" */
+};
+
+/* Builds the paths for the route family `kind` ("data", "metadata", …) from the request's
+ * parameter. list: a folder listing (a trailing '/' is allowed, an empty parameter is the
+ * mount's root). Answers 400 and returns -RK_EINVAL for an invalid path. */
+static int
+kv_paths(struct http_request *req, const char *kind, int list, struct kv_req *kr)
+{
+    struct rk_error err = {0};
+    const char *param = http_request_param(req);
+    size_t plen = strlen(param);
+    int n;
+
+    if (list && plen > 0 && param[plen - 1] == '/')
+        plen--;
+    if (plen == 0 && list) {
+        snprintf(kr->path, sizeof(kr->path), "%s", KV_MOUNT);
+        snprintf(kr->acl, sizeof(kr->acl), "%s/%s/", KV_MOUNT, kind);
+        return 0;
+    }
+    n = snprintf(kr->path, sizeof(kr->path), "%s/%.*s", KV_MOUNT, (int)plen, param);
+    if (plen == 0 || n < 0 || (size_t)n >= sizeof(kr->path) ||
+        path_validate(kr->path, (size_t)n, &err) != 0) {
+        http_respond_error(req, 400, "invalid path: %s",
+                           err.msg[0] ? err.msg : (plen == 0 ? "empty path" : "too long"));
+        return -RK_EINVAL;
+    }
+    snprintf(kr->acl, sizeof(kr->acl), "%s/%s/%.*s%s", KV_MOUNT, kind, (int)plen, param,
+             list ? "/" : "");
+    return 0;
+}
+
+/* Vault's existence check: 1 when path has metadata, 0 when not; otherwise answers the error
+ * and returns it. */
+static int
+kv_exists(struct http_request *req, struct api_app *app, const char *path)
+{
+    struct rk_error err = {0};
+    struct kv_meta *m = NULL;
+    int r = kv_metadata_get(app->kv, path, &m, &err);
+
+    kv_meta_free(m);
+    if (r == 0)
+        return 1;
+    if (r == -RK_ENOTFOUND)
+        return 0;
+    api_respond_rk(req, r, &err);
+    return r < 0 ? r : -RK_EINTERNAL;
+}
+
+/* Answers 200 with the data wrapped in Vault's envelope. */
+static int
+respond_data(struct http_request *req, unsigned status, json_t *data)
+{
+    /* Every caller has data to send: NULL means an encoder ran out of memory. */
+    if (data == NULL)
+        (void)http_respond_error(req, 500, "out of memory");
+    else
+        (void)http_respond_json(req, status, kvjson_envelope(data));
+    return 0;
+}
+
+static int
+respond_bad(struct http_request *req, const struct rk_error *err)
+{
+    (void)http_respond_error(req, 400, "%s", err->msg[0] ? err->msg : "invalid request");
+    return 0;
+}
+
+/* The mount configuration; defaults when none was stored. */
+static int
+config_get(struct api_app *app, struct kvjson_config *cfg, struct rk_error *err)
+{
+    struct secret *v = NULL;
+    int r;
+
+    memset(cfg, 0, sizeof(*cfg));
+    r = barrier_get(app->br, KV_CONFIG_KEY, &v, NULL, err);
+    if (r == -RK_ENOTFOUND) {
+        rk_error_clear(err);
+        return 0;
+    }
+    if (r != 0)
+        return r;
+    r = kvjson_config_load((const char *)v->data, v->len, cfg, err);
+    secret_free(v);
+    return r;
+}
+
+/* Applies the mount's max_versions and delete_version_after to a path about to be created. */
+static int
+config_apply_new(struct api_app *app, const char *path, const struct kvjson_config *cfg,
+                 struct rk_error *err)
+{
+    struct kv_meta_settings s;
+
+    if (cfg->max_versions == 0 && cfg->delete_version_after == 0)
+        return 0;
+    memset(&s, 0, sizeof(s));
+    if (cfg->max_versions != 0) {
+        s.has_max_versions = 1;
+        s.max_versions = cfg->max_versions;
+    }
+    if (cfg->delete_version_after != 0) {
+        s.has_delete_version_after = 1;
+        s.delete_version_after = cfg->delete_version_after;
+    }
+    return kv_metadata_put(app->kv, path, &s, err);
+}
+
+/* ---- secret/data/:path ---- */
+
+static int
+data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr)
+{
+    struct rk_error err = {0};
+    struct secret *text = NULL;
+    struct kv_meta *meta = NULL;
+    struct kv_version_meta vm;
+    json_t *data = NULL, *md;
+    uint64_t version;
+    int r;
+
+    if (kvjson_parse_version_query(http_request_query(req, "version"), &version, &err) != 0)
+        return respond_bad(req, &err);
+    memset(&vm, 0, sizeof(vm));
+    r = kv_read(app->kv, kr->path, version, &text, &meta, &vm, &err);
+    if (r == -RK_ENOTFOUND && meta != NULL && vm.version != 0) {
+        /* Deleted or destroyed: Vault answers 404 with the version's metadata. */
+        md = kvjson_version_meta(&vm, meta->custom_metadata);
+        kv_meta_free(meta);
+        return respond_data(req, 404, json_pack("{s:n, s:o}", "data", "metadata", md));
+    }
+    if (r != 0) {
+        kv_meta_free(meta);
+        secret_free(text);
+        return api_respond_rk(req, r, &err);
+    }
+    r = kvjson_data_parse(text, &data, &err);
+    secret_free(text);
+    if (r != 0) {
+        kv_meta_free(meta);
+        return api_respond_rk(req, r, &err);
+    }
+    md = kvjson_version_meta(&vm, meta != NULL ? meta->custom_metadata : NULL);
+    kv_meta_free(meta);
+    return respond_data(req, 200, json_pack("{s:o, s:o}", "data", data, "metadata", md));
+}
+
+/* The metadata object answered after a write of version v. */
+static json_t *
+written_meta(struct api_app *app, const char *path, uint64_t v)
+{
+    struct rk_error err = {0};
+    struct kv_meta *m = NULL;
+    struct kv_version_meta vm, *found;
+    json_t *j;
+
+    memset(&vm, 0, sizeof(vm));
+    vm.version = v;
+    vm.created_us = time_now_us();
+    if (kv_metadata_get(app->kv, path, &m, &err) == 0 && (found = kv_meta_find(m, v)) != NULL)
+        vm = *found;
+    j = kvjson_version_meta(&vm, m != NULL ? m->custom_metadata : NULL);
+    kv_meta_free(m);
+    return j;
+}
+
+static int
+data_write(struct http_request *req, struct api_app *app, const struct kv_req *kr, int patch)
+{
+    struct kv_put_opts opts = KV_PUT_OPTS_INIT;
+    struct rk_error err = {0};
+    struct token_info ti = {0};
+    struct kvjson_write w;
+    struct kvjson_config cfg;
+    struct secret *text = NULL;
+    json_t *body = NULL;
+    uint64_t v = 0;
+    unsigned cap;
+    int exists, r;
+
+    if (patch) {
+        const char *ct = http_request_header(req, "Content-Type");
+        size_t n = strlen("application/merge-patch+json");
+        if (ct == NULL || strncasecmp(ct, "application/merge-patch+json", n) != 0 ||
+            (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' ')) {
+            (void)http_respond_error(req, 415,
+                                     "PATCH requires Content-Type of "
+                                     "application/merge-patch+json");
+            return 0;
+        }
+    }
+    if ((exists = kv_exists(req, app, kr->path)) < 0)
+        return 0;
+    cap = patch ? CAP_PATCH : (exists ? CAP_UPDATE : CAP_CREATE);
+    if (api_authorize(req, app, kr->acl, cap, &ti) != 0)
+        return 0;
+    if (patch && !exists) {
+        (void)http_respond_error(req, 404, NULL);
+        goto out;
+    }
+    if (http_request_json(req, &body) != 0)
+        goto out;
+    if (kvjson_decode_write(body, &w, &err) != 0) {
+        respond_bad(req, &err);
+        goto out;
+    }
+    if ((r = config_get(app, &cfg, &err)) != 0) {
+        api_respond_rk(req, r, &err);
+        goto out;
+    }
+    if (cfg.cas_required && w.cas < 0) {
+        (void)http_respond_error(req, 400, "check-and-set parameter required for this call");
+        goto out;
+    }
+    if ((r = kvjson_data_text(w.data, &text, &err)) != 0) {
+        api_respond_rk(req, r, &err);
+        goto out;
+    }
+    if (!exists && !patch && (r = config_apply_new(app, kr->path, &cfg, &err)) != 0) {
+        api_respond_rk(req, r, &err);
+        goto out;
+    }
+    opts.cas = w.cas;
+    opts.author = ti.display_name[0] ? ti.display_name : NULL;
+    opts.reason = w.reason;
+    if (patch)
+        r = kv_patch(app->kv, kr->path, text, &opts, &v, &err);
+    else
+        r = kv_put(app->kv, kr->path, text, &opts, &v, &err);
+    if (r == -RK_ENOTFOUND) {
+        (void)http_respond_error(req, 404, NULL);
+        goto out;
+    }
+    if (r != 0) {
+        api_respond_rk(req, r, &err);
+        goto out;
+    }
+    respond_data(req, 200, written_meta(app, kr->path, v));
+out:
+    secret_free(text);
+    json_decref(body);
+    token_info_clear(&ti);
+    return 0;
+}
+
+static int
+h_data(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    unsigned m = http_request_method(req);
+    struct kv_req kr;
+    int r;
+
+    (void)unused;
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    if (kv_paths(req, "data", 0, &kr) != 0)
+        return 0;
+    if (m & HTTP_WRITE)
+        return data_write(req, app, &kr, 0);
+    if (m == HTTP_PATCH)
+        return data_write(req, app, &kr, 1);
+    if (m == HTTP_DELETE) {
+        if (api_authorize(req, app, kr.acl, CAP_DELETE, &ti) != 0)
+            return 0;
+        token_info_clear(&ti);
+        r = kv_delete_versions(app->kv, kr.path, NULL, 0, &err);
+        if (r != 0 && r != -RK_ENOTFOUND)
+            return api_respond_rk(req, r, &err);
+        (void)http_respond_no_content(req);
+        return 0;
+    }
+    if (api_authorize(req, app, kr.acl, CAP_READ, &ti) != 0)
+        return 0;
+    token_info_clear(&ti);
+    return data_read(req, app, &kr);
+}
+
+/* ---- secret/metadata/:path ---- */
+
+static int
+meta_list(struct http_request *req, struct api_app *app, const struct kv_req *kr)
+{
+    struct rk_error err = {0};
+    char **names = NULL;
+    size_t n = 0;
+    int r;
+
+    if ((r = kv_list_names(app->kv, kr->path, &names, &n, &err)) != 0)
+        return api_respond_rk(req, r, &err);
+    if (n == 0) {
+        kv_names_free(names);
+        (void)http_respond_error(req, 404, NULL);
+        return 0;
+    }
+    respond_data(req, 200, kvjson_keys(names));
+    kv_names_free(names);
+    return 0;
+}
+
+static int
+meta_write(struct http_request *req, struct api_app *app, const struct kv_req *kr)
+{
+    struct rk_error err = {0};
+    struct token_info ti = {0};
+    struct kv_meta_settings s;
+    json_t *body = NULL;
+    int exists, r;
+
+    if ((exists = kv_exists(req, app, kr->path)) < 0)
+        return 0;
+    if (api_authorize(req, app, kr->acl, exists ? CAP_UPDATE : CAP_CREATE, &ti) != 0)
+        return 0;
+    token_info_clear(&ti);
+    if (http_request_json(req, &body) != 0)
+        return 0;
+    if (kvjson_decode_meta_settings(body, &s, &err) != 0) {
+        respond_bad(req, &err);
+    } else if ((r = kv_metadata_put(app->kv, kr->path, &s, &err)) != 0) {
+        api_respond_rk(req, r, &err);
+    } else {
+        (void)http_respond_no_content(req);
+    }
+    json_decref(body);
+    return 0;
+}
+
+static int
+h_metadata(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct kv_meta *meta = NULL;
+    unsigned m = http_request_method(req);
+    struct kv_req kr;
+    int r;
+
+    (void)unused;
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    if (kv_paths(req, "metadata", m == HTTP_LIST, &kr) != 0)
+        return 0;
+    if (m == HTTP_LIST) {
+        if (api_authorize(req, app, kr.acl, CAP_LIST, &ti) != 0)
+            return 0;
+        token_info_clear(&ti);
+        return meta_list(req, app, &kr);
+    }
+    if (m & HTTP_WRITE)
+        return meta_write(req, app, &kr);
+    if (m == HTTP_DELETE) {
+        if (api_authorize(req, app, kr.acl, CAP_DELETE, &ti) != 0)
+            return 0;
+        token_info_clear(&ti);
+        r = kv_delete_metadata(app->kv, kr.path, &err);
+        if (r != 0 && r != -RK_ENOTFOUND)
+            return api_respond_rk(req, r, &err);
+        (void)http_respond_no_content(req);
+        return 0;
+    }
+    if (api_authorize(req, app, kr.acl, CAP_READ, &ti) != 0)
+        return 0;
+    token_info_clear(&ti);
+    if ((r = kv_metadata_get(app->kv, kr.path, &meta, &err)) != 0)
+        return api_respond_rk(req, r, &err);
+    respond_data(req, 200, kvjson_metadata(meta));
+    kv_meta_free(meta);
+    return 0;
+}
+
+/* ---- secret/{delete,undelete,destroy}/:path ---- */
+
+typedef int (*versions_fn)(struct kv *kv, const char *path, const uint64_t *versions, size_t n,
+                           struct rk_error *err);
+
+static int
+versions_op(struct http_request *req, void *vapp, const char *kind, versions_fn fn)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    uint64_t *vs = NULL;
+    json_t *body = NULL;
+    struct kv_req kr;
+    size_t n = 0;
+    int r;
+
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    if (kv_paths(req, kind, 0, &kr) != 0)
+        return 0;
+    if (api_authorize(req, app, kr.acl, CAP_UPDATE, &ti) != 0)
+        return 0;
+    token_info_clear(&ti);
+    if (http_request_json(req, &body) != 0)
+        return 0;
+    if (kvjson_decode_versions(body, &vs, &n, &err) != 0) {
+        respond_bad(req, &err);
+    } else if ((r = fn(app->kv, kr.path, vs, n, &err)) != 0 && r != -RK_ENOTFOUND) {
+        api_respond_rk(req, r, &err);
+    } else {
+        (void)http_respond_no_content(req);
+    }
+    free(vs);
+    json_decref(body);
+    return 0;
+}
+
+static int
+h_delete(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    (void)unused;
+    return versions_op(req, vapp, "delete", kv_delete_versions);
+}
+
+static int
+h_undelete(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    (void)unused;
+    return versions_op(req, vapp, "undelete", kv_undelete_versions);
+}
+
+static int
+h_destroy(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    (void)unused;
+    return versions_op(req, vapp, "destroy", kv_destroy_versions);
+}
+
+/* ---- secret/config ---- */
+
+static int
+h_config(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct kvjson_config cfg;
+    json_t *body = NULL;
+    char *text = NULL;
+    int write = (http_request_method(req) & HTTP_WRITE) != 0, r;
+
+    (void)unused;
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    if (api_authorize(req, app, KV_MOUNT "/config", write ? CAP_UPDATE : CAP_READ, &ti) != 0)
+        return 0;
+    token_info_clear(&ti);
+    if ((r = config_get(app, &cfg, &err)) != 0)
+        return api_respond_rk(req, r, &err);
+    if (!write)
+        return respond_data(req, 200, kvjson_config_encode(&cfg));
+    if (http_request_json(req, &body) != 0)
+        return 0;
+    if (kvjson_decode_config(body, &cfg, &err) != 0) {
+        respond_bad(req, &err);
+    } else if ((text = kvjson_config_dump(&cfg)) == NULL) {
+        (void)http_respond_error(req, 500, "out of memory");
+    } else if ((r = barrier_put(app->br, KV_CONFIG_KEY, text, strlen(text), &err)) != 0) {
+        api_respond_rk(req, r, &err);
+    } else {
+        (void)http_respond_no_content(req);
+    }
+    free(text);
+    json_decref(body);
+    return 0;
+}
+
+const struct route routes_kv[] = {
+    {HTTP_GET | HTTP_WRITE | HTTP_PATCH | HTTP_DELETE, "/v1/" KV_MOUNT "/data/", h_data},
+    {HTTP_GET | HTTP_LIST | HTTP_WRITE | HTTP_DELETE, "/v1/" KV_MOUNT "/metadata/", h_metadata},
+    {HTTP_WRITE, "/v1/" KV_MOUNT "/delete/", h_delete},
+    {HTTP_WRITE, "/v1/" KV_MOUNT "/undelete/", h_undelete},
+    {HTTP_WRITE, "/v1/" KV_MOUNT "/destroy/", h_destroy},
+    {HTTP_GET | HTTP_WRITE, "/v1/" KV_MOUNT "/config", h_config},
+};
+const size_t routes_kv_count = sizeof(routes_kv) / sizeof(routes_kv[0]);

@@ -1,0 +1,439 @@
+/* routes-rekey.c: rekey's own API under /v1/rekey/ (status, history, rotate, rollback, recover,
+ * revoke, action-required, done): what the CLI does on a local store, over HTTP. ACL paths are
+ * "rekey/<route>[/<secret path>]", e.g. "rekey/rotate/secret/ai-gateway/litellm/master-key";
+ * reads need read, actions need update. The engine and the inventory are used under the app's
+ * read lock (a seal or a reload waits for a rotation in flight). docs/api.md has the shapes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/app.h"
+#include "api/http.h"
+#include "api/kvjson.h"
+#include "api/policy.h"
+#include "api/router.h"
+#include "api/token.h"
+#include "engine/inventory.h"
+#include "engine/rotation.h"
+#include "engine/schedule.h"
+#include "util/parse.h"
+#include "util/timeutil.h"
+
+#define ACL_MAX (PATH_MAX_LEN + 64)
+
+static int
+respond_data(struct http_request *req, unsigned status, json_t *data)
+{
+    /* Every caller has data to send: NULL means an encoder ran out of memory. */
+    if (data == NULL)
+        (void)http_respond_error(req, 500, "out of memory");
+    else
+        (void)http_respond_json(req, status, kvjson_envelope(data));
+    return 0;
+}
+
+/* The secret path in the route's parameter and the ACL path "rekey/<route>/<path>". Answers
+ * 400 and returns -RK_EINVAL when the path is invalid. */
+static int
+secret_path(struct http_request *req, const char *route, char *acl, size_t acap)
+{
+    struct rk_error err = {0};
+    const char *p = http_request_param(req);
+
+    if (path_validate(p, strlen(p), &err) != 0) {
+        (void)http_respond_error(req, 400, "invalid path: %s", err.msg);
+        return -RK_EINVAL;
+    }
+    snprintf(acl, acap, "rekey/%s/%s", route, p);
+    return 0;
+}
+
+/* Checks unsealed, then the capability; on success takes the read lock and checks that the
+ * engine is there. Returns 0 holding the lock, or -1 having answered. */
+static int
+begin(struct http_request *req, struct api_app *app, const char *acl, unsigned cap,
+      struct token_info *ti)
+{
+    if (api_require_unsealed(req, app) != 0)
+        return -1;
+    if (api_authorize(req, app, acl, cap, ti) != 0)
+        return -1;
+    api_app_rdlock(app);
+    if (app->engine == NULL || app->inv == NULL) {
+        api_app_unlock(app);
+        token_info_clear(ti);
+        (void)http_respond_error(req, 503, "Vault is sealed");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+end(struct api_app *app, struct token_info *ti)
+{
+    api_app_unlock(app);
+    token_info_clear(ti);
+}
+
+/* Answers an engine error with its message (the engine's messages never hold a secret). */
+static int
+respond_engine_error(struct http_request *req, int r, const struct rk_error *err, json_t *data)
+{
+    unsigned status;
+    json_t *body;
+
+    switch (-r) {
+    case RK_EINVAL:
+    case RK_ELIMIT: status = 400; break;
+    case RK_EPERM: status = 403; break;
+    case RK_ENOTFOUND: status = 404; break;
+    case RK_EBUSY:
+    case RK_ECONFLICT: status = 409; break;
+    case RK_ENOTIMPL: status = 501; break;
+    case RK_EHOOK: status = 502; break;
+    case RK_ESEALED: status = 503; break;
+    case RK_ETIMEOUT: status = 504; break;
+    default: status = 500; break;
+    }
+    body =
+        json_pack("{s:[s], s:o?}", "errors", err->msg[0] ? err->msg : rk_strerror(r), "data", data);
+    (void)http_respond_json(req, status, body);
+    return 0;
+}
+
+/* ---- GET rekey/status[/:path] ---- */
+
+static int
+h_status(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct secret_status *st = NULL, one;
+    const char *param = http_request_param(req);
+    char acl[ACL_MAX];
+    json_t *arr = NULL;
+    size_t n = 0, problems = 0;
+    int r;
+
+    (void)unused;
+    if (param[0] == '\0')
+        snprintf(acl, sizeof(acl), "rekey/status");
+    else if (secret_path(req, "status", acl, sizeof(acl)) != 0)
+        return 0;
+    if (begin(req, app, acl, CAP_READ, &ti) != 0)
+        return 0;
+    if (param[0] != '\0') {
+        const struct inv_secret *s = inventory_find(app->inv, param);
+        if (s == NULL) {
+            end(app, &ti);
+            (void)http_respond_error(req, 404, "%.512s is not in the inventory", param);
+            return 0;
+        }
+        memset(&one, 0, sizeof(one));
+        if ((r = schedule_status_one(app->kv, s, time_now(), &one, &err)) != 0) {
+            end(app, &ti);
+            return respond_engine_error(req, r, &err, NULL);
+        }
+        respond_data(req, 200, kvjson_status(&one));
+        end(app, &ti);
+        return 0;
+    }
+    if ((r = schedule_status_all(app->kv, app->inv, time_now(), &st, &err)) != 0) {
+        end(app, &ti);
+        return respond_engine_error(req, r, &err, NULL);
+    }
+    n = app->inv->nsecrets;
+    if ((arr = json_array()) != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            if (secret_state_is_problem(st[i].state))
+                problems++;
+            if (json_array_append_new(arr, kvjson_status(&st[i])) != 0) {
+                json_decref(arr);
+                arr = NULL;
+                break;
+            }
+        }
+    }
+    free(st);
+    end(app, &ti);
+    return respond_data(
+        req, 200,
+        arr ? json_pack("{s:o, s:I}", "secrets", arr, "problems", (json_int_t)problems) : NULL);
+}
+
+/* ---- GET rekey/action-required ---- */
+
+static int
+h_action_required(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct secret_status *st = NULL;
+    json_t *keys, *details;
+    int r;
+
+    (void)unused;
+    if (begin(req, app, "rekey/action-required", CAP_READ, &ti) != 0)
+        return 0;
+    if ((r = schedule_status_all(app->kv, app->inv, time_now(), &st, &err)) != 0) {
+        end(app, &ti);
+        return respond_engine_error(req, r, &err, NULL);
+    }
+    keys = json_array();
+    details = json_object();
+    for (size_t i = 0; keys != NULL && details != NULL && i < app->inv->nsecrets; i++) {
+        if (st[i].state != STATE_ACTION_REQUIRED)
+            continue;
+        if (json_array_append_new(keys, json_string(st[i].secret->path)) != 0 ||
+            json_object_set_new(details, st[i].secret->path, json_string(st[i].detail)) != 0) {
+            json_decref(keys);
+            keys = NULL;
+        }
+    }
+    free(st);
+    end(app, &ti);
+    if (keys == NULL || details == NULL) {
+        json_decref(keys);
+        json_decref(details);
+        return respond_data(req, 200, NULL);
+    }
+    return respond_data(req, 200, json_pack("{s:o, s:o}", "keys", keys, "details", details));
+}
+
+/* ---- GET rekey/history/:path ---- */
+
+static int
+collect_event(void *arg, const struct rot_event *ev)
+{
+    json_t *arr = arg;
+
+    return json_array_append_new(arr, kvjson_event(ev)) == 0 ? 0 : -RK_ENOMEM;
+}
+
+static int
+h_history(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    char acl[ACL_MAX];
+    json_t *arr;
+    int r;
+
+    (void)unused;
+    if (secret_path(req, "history", acl, sizeof(acl)) != 0)
+        return 0;
+    if (begin(req, app, acl, CAP_READ, &ti) != 0)
+        return 0;
+    if ((arr = json_array()) == NULL) {
+        end(app, &ti);
+        return respond_data(req, 200, NULL);
+    }
+    r = engine_history(app->engine, http_request_param(req), collect_event, arr, &err);
+    end(app, &ti);
+    if (r != 0 && r != -RK_ENOTFOUND) {
+        json_decref(arr);
+        return respond_engine_error(req, r, &err, NULL);
+    }
+    return respond_data(req, 200,
+                        json_pack("{s:s, s:o}", "path", http_request_param(req), "events", arr));
+}
+
+/* ---- POST rekey/rotate/:path, rekey/rollback/:path, rekey/revoke/:path ---- */
+
+struct plan {
+    json_t *steps;
+    int failed;
+};
+
+static void
+collect_step(void *arg, const char *path, const char *step, const char *msg)
+{
+    struct plan *p = arg;
+
+    (void)path;
+    if (p->steps == NULL || p->failed)
+        return;
+    if (json_array_append_new(p->steps, json_pack("{s:s, s:s}", "step", step ? step : "", "message",
+                                                  msg ? msg : "")) != 0)
+        p->failed = 1;
+}
+
+static int
+rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
+{
+    const char *route = op == ROT_OP_ROLLBACK ? "rollback"
+                        : op == ROT_OP_REVOKE ? "revoke"
+                                              : "rotate";
+    const char *path = http_request_param(req), *reason = NULL;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct rotate_opts ro;
+    struct rotate_result res;
+    struct plan plan = {NULL, 0};
+    char acl[ACL_MAX];
+    json_t *body = NULL, *out;
+    uint64_t to_version = 0;
+    int dry = 0, r;
+
+    if (secret_path(req, route, acl, sizeof(acl)) != 0)
+        return 0;
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    if (api_authorize(req, app, acl, CAP_UPDATE, &ti) != 0)
+        return 0;
+    if (http_request_json(req, &body) != 0)
+        goto out_noapp;
+    if (op == ROT_OP_ROLLBACK)
+        r = kvjson_decode_rollback(body, &to_version, &reason, &dry, &err);
+    else
+        r = kvjson_decode_rotate(body, &reason, &dry, &err);
+    if (r != 0) {
+        (void)http_respond_error(req, 400, "%s", err.msg);
+        goto out_noapp;
+    }
+    memset(&ro, 0, sizeof(ro));
+    memset(&res, 0, sizeof(res));
+    ro.op = op;
+    ro.reason = reason != NULL ? reason : (op == ROT_OP_REVOKE ? "revoke" : NULL);
+    ro.author = ti.display_name[0] ? ti.display_name : "api";
+    ro.dry_run = dry;
+    ro.to_version = to_version;
+    ro.input = NULL; /* manual kinds cannot take a value over the API yet (docs/api.md) */
+    ro.lock_wait_ms = 0;
+    plan.steps = json_array();
+    ro.progress = collect_step;
+    ro.arg = &plan;
+
+    api_app_rdlock(app);
+    if (app->engine == NULL) {
+        api_app_unlock(app);
+        (void)http_respond_error(req, 503, "Vault is sealed");
+        goto out_noapp;
+    }
+    r = engine_rotate(app->engine, path, &ro, &res, &err);
+    api_app_unlock(app);
+
+    if (dry) {
+        if (r != 0) {
+            respond_engine_error(req, r, &err, NULL);
+            goto out_noapp;
+        }
+        out = json_pack("{s:s, s:b, s:o}", "path", path, "dry_run", 1, "steps", plan.steps);
+        plan.steps = NULL;
+        respond_data(req, 200, out);
+        goto out_noapp;
+    }
+    out = kvjson_rotate_result(path, &res);
+    if (out != NULL && plan.steps != NULL) {
+        json_object_set_new(out, "steps", plan.steps);
+        plan.steps = NULL;
+    }
+    if (r != 0)
+        respond_engine_error(req, r, &err, out);
+    else
+        respond_data(req, 200, out);
+out_noapp:
+    json_decref(plan.steps);
+    json_decref(body);
+    token_info_clear(&ti);
+    return 0;
+}
+
+static int
+h_rotate(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    (void)unused;
+    return rotate_common(req, vapp, ROT_OP_ROTATE);
+}
+
+static int
+h_rollback(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    (void)unused;
+    return rotate_common(req, vapp, ROT_OP_ROLLBACK);
+}
+
+static int
+h_revoke(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    (void)unused;
+    return rotate_common(req, vapp, ROT_OP_REVOKE);
+}
+
+/* ---- POST rekey/recover ---- */
+
+static void
+collect_recover(void *arg, const char *path, const char *what, const char *msg)
+{
+    json_t *arr = arg;
+
+    if (arr != NULL)
+        (void)json_array_append_new(arr,
+                                    json_pack("{s:s, s:s, s:s}", "path", path ? path : "", "what",
+                                              what ? what : "", "message", msg ? msg : ""));
+}
+
+static int
+h_recover(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    json_t *arr;
+    size_t count = 0;
+    int r;
+
+    (void)unused;
+    if (begin(req, app, "rekey/recover", CAP_UPDATE, &ti) != 0)
+        return 0;
+    arr = json_array();
+    r = engine_recover(app->engine, time_now(), collect_recover, arr, &count, &err);
+    end(app, &ti);
+    if (arr == NULL)
+        return respond_data(req, 200, NULL);
+    if (r != 0)
+        return respond_engine_error(
+            req, r, &err, json_pack("{s:I, s:o}", "count", (json_int_t)count, "actions", arr));
+    return respond_data(req, 200,
+                        json_pack("{s:I, s:o}", "count", (json_int_t)count, "actions", arr));
+}
+
+/* ---- POST rekey/done/:path ---- */
+
+static int
+h_done(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    char acl[ACL_MAX];
+    int r;
+
+    (void)unused;
+    if (secret_path(req, "done", acl, sizeof(acl)) != 0)
+        return 0;
+    if (begin(req, app, acl, CAP_UPDATE, &ti) != 0)
+        return 0;
+    r = engine_done(app->engine, http_request_param(req),
+                    ti.display_name[0] ? ti.display_name : "api", &err);
+    end(app, &ti);
+    if (r != 0)
+        return respond_engine_error(req, r, &err, NULL);
+    (void)http_respond_no_content(req);
+    return 0;
+}
+
+const struct route routes_rekey[] = {
+    {HTTP_GET, "/v1/rekey/status/", h_status},
+    {HTTP_GET, "/v1/rekey/action-required", h_action_required},
+    {HTTP_GET, "/v1/rekey/history/", h_history},
+    {HTTP_WRITE, "/v1/rekey/rotate/", h_rotate},
+    {HTTP_WRITE, "/v1/rekey/rollback/", h_rollback},
+    {HTTP_WRITE, "/v1/rekey/revoke/", h_revoke},
+    {HTTP_WRITE, "/v1/rekey/recover", h_recover},
+    {HTTP_WRITE, "/v1/rekey/done/", h_done},
+};
+const size_t routes_rekey_count = sizeof(routes_rekey) / sizeof(routes_rekey[0]);

@@ -1,0 +1,317 @@
+/* rekey server: the Vault-compatible HTTP API on the store (docs/server.md).
+ *
+ * Normal mode: the configuration's store, listening on server.listen; it starts sealed unless a
+ * key file is configured (REKEY_KEY_FILE or store.key_file); unseal over the API with shares.
+ * Dev mode (-dev): a fresh store in a new temporary directory (removed at exit), initialised
+ * with a key file there, unsealed, with a known or random root token, on 127.0.0.1:8200.
+ *
+ * Signals are blocked in every thread and taken by the main thread with sigwaitinfo, so the
+ * HTTP workers never run a signal handler: SIGTERM/SIGINT drain and stop, SIGHUP reloads the
+ * configuration and the TLS certificate. */
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/app.h"
+#include "api/http.h"
+#include "api/server.h"
+#include "cli.h"
+#include "engine/inventory.h"
+#include "store/barrier.h"
+#include "unseal.h"
+#include "util/log.h"
+
+static const struct cli_opt opts[] = {
+    {"config", OPT_VALUE, "FILE", "the configuration (inventory YAML); same as -c"},
+    {"dev", OPT_FLAG, NULL, "development mode: a temporary in-place store, unsealed, root token"},
+    {"dev-listen-address", OPT_VALUE, "ADDR", "dev mode: listen here (default 127.0.0.1:8200)"},
+    {"dev-root-token-id", OPT_VALUE, "TOKEN",
+     "dev mode: use this root token instead of a random one"},
+    {NULL, 0, NULL, NULL},
+};
+
+/* --- dev mode helpers --- */
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void
+rm_tree(const char *dir)
+{
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The example inventory for -dev without -config: ./examples/ai-gateway.yaml in the current
+ * directory, else next to the source tree the binary was built in (BUILD/src/cli/rekey ->
+ * ../../../examples), else the installed copy. NULL when none exists. */
+static const char *
+find_example(char *buf, size_t len)
+{
+    char exe[PATH_MAX];
+    ssize_t n;
+
+    snprintf(buf, len, "examples/ai-gateway.yaml");
+    if (file_exists(buf))
+        return buf;
+    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        char *slash;
+        exe[n] = '\0';
+        if ((slash = strrchr(exe, '/')) != NULL) {
+            *slash = '\0';
+            char real[PATH_MAX];
+            snprintf(buf, len, "%s/../../../examples/ai-gateway.yaml", exe);
+            if (file_exists(buf) && realpath(buf, real) != NULL) {
+                snprintf(buf, len, "%s", real);
+                return buf;
+            }
+            snprintf(buf, len, "%s/../share/rekey/examples/ai-gateway.yaml", exe);
+            if (file_exists(buf))
+                return buf;
+        }
+    }
+    return NULL;
+}
+
+static const char empty_inventory[] = "version: 1\n";
+
+/* --- the server --- */
+
+static void
+print_banner(const struct api_app *app, const char *listen, int tls, const char *root_token,
+             const char *cfg)
+{
+    char addr[300];
+
+    snprintf(addr, sizeof(addr), "%s://%s", tls ? "https" : "http", listen);
+    printf("==> rekey server started%s. Log data will stream in below:\n\n",
+           app->dev ? " in dev mode" : "");
+    printf("             Api Address: %s\n", addr);
+    printf("                 Version: %s (Vault API %s)\n", REKEY_VERSION, API_VERSION_STRING);
+    printf("           Configuration: %s\n", cfg != NULL ? cfg : "(none)");
+    if (app->dev) {
+        printf("\nWARNING! dev mode is enabled! The store lives in a temporary directory and is\n"
+               "deleted when the server stops. Do not keep real secrets in it.\n\n"
+               "You may need to set the following environment variables:\n\n"
+               "    $ export VAULT_ADDR='%s'\n"
+               "    $ export VAULT_TOKEN='%s'\n"
+               "    $ export REKEY_ADDR='%s'\n"
+               "    $ export REKEY_TOKEN='%s'\n\n"
+               "Root Token: %s\n\n"
+               "Development mode should NOT be used in production installations!\n\n",
+               addr, root_token, addr, root_token, root_token);
+    }
+    fflush(stdout);
+}
+
+static int
+exec_server(struct cli_ctx *ctx, int argc, char **argv)
+{
+    int dev = cli_opt(ctx, "dev") != NULL;
+    const char *cfg = cli_opt(ctx, "config"), *dev_listen = cli_opt(ctx, "dev-listen-address");
+    const char *root_id = cli_opt(ctx, "dev-root-token-id"), *key_path = NULL;
+    char tmpdir[PATH_MAX], path[PATH_MAX + 64], example[PATH_MAX + 64];
+    char store_loc[PATH_MAX + 80], keyfile[PATH_MAX + 64];
+    struct api_app_opts ao = {0};
+    struct api_app *app = NULL;
+    struct inventory *inv = NULL;
+    struct secret *root_key = NULL, *root_token = NULL;
+    struct http_config hc = {0};
+    struct http_server *srv = NULL;
+    struct route *routes = NULL;
+    size_t nroutes = 0;
+    sigset_t mask;
+    int r, rc = CLI_ERROR, have_tmp = 0;
+
+    (void)argc;
+    (void)argv;
+    if (!dev && (dev_listen != NULL || root_id != NULL))
+        return cli_usage_error(ctx, "-dev-listen-address and -dev-root-token-id need -dev");
+    if (root_id != NULL && *root_id == '\0')
+        return cli_usage_error(ctx, "-dev-root-token-id needs a value");
+    if (cfg == NULL &&
+        (!dev || strcmp(ctx->config_path, "rekey.yaml") != 0 || file_exists(ctx->config_path)))
+        cfg = ctx->config_path; /* -c FILE, $REKEY_CONFIG, ./rekey.yaml */
+    if (dev && cfg == NULL)
+        cfg = find_example(example, sizeof(example));
+
+    /* Signals: blocked before any thread starts, so every thread inherits the mask. */
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg != NULL)
+        r = inventory_load_file(cfg, &inv, &ctx->err);
+    else
+        r = inventory_load_string("(empty)", empty_inventory, strlen(empty_inventory), &inv,
+                                  &ctx->err);
+    if (r != 0)
+        goto fail;
+
+    if (dev) {
+        const char *td = getenv("TMPDIR");
+        snprintf(tmpdir, sizeof(tmpdir), "%s/rekey-dev-XXXXXX",
+                 td != NULL && *td == '/' && strlen(td) < PATH_MAX - 32 ? td : "/tmp");
+        if (mkdtemp(tmpdir) == NULL) {
+            r = rk_error_set(&ctx->err, RK_EIO, "creating a temporary directory: %s",
+                             strerror(errno));
+            goto fail;
+        }
+        have_tmp = 1;
+        log_info("dev mode: temporary store in %s (removed at exit)", tmpdir);
+        snprintf(store_loc, sizeof(store_loc), "sqlite:%s/rekey.db", tmpdir);
+        snprintf(keyfile, sizeof(keyfile), "%s/root.key", tmpdir);
+        root_key = secret_new(ROOT_KEY_LEN);
+        if (root_key == NULL || RAND_bytes(root_key->data, ROOT_KEY_LEN) != 1) {
+            r = rk_error_set(&ctx->err, RK_EINTERNAL, "cannot draw a root key");
+            goto fail;
+        }
+        if ((r = keyfile_write(keyfile, root_key, &ctx->err)) != 0)
+            goto fail;
+        ao.store_location = store_loc;
+        ao.key_file = keyfile;
+        ao.dev = 1;
+    } else {
+        key_path = getenv("REKEY_KEY_FILE");
+        if ((key_path == NULL || *key_path == '\0') && inv->key_file != NULL)
+            key_path = inv->key_file;
+        if (key_path != NULL && *key_path != '\0') {
+            if ((r = keyfile_read(key_path, &root_key, &ctx->err)) != 0)
+                goto fail;
+            ao.root_key = root_key;
+            ao.key_file = key_path;
+        }
+    }
+    ao.config_file = cfg;
+    ao.inv = inv;
+    r = api_app_new(&ao, &app, &ctx->err);
+    inv = NULL; /* owned by the app now, even on failure */
+    if (r != 0)
+        goto fail;
+    if (dev) {
+        if ((r = api_app_init_root(app, root_key, "{\"type\":\"keyfile\"}", root_id, &root_token,
+                                   &ctx->err)) != 0)
+            goto fail;
+    } else if (!api_app_initialized(app)) {
+        log_warn("the store is not initialised: run 'rekey operator init' or PUT /v1/sys/init");
+    } else if (api_app_sealed(app)) {
+        log_info("the store is sealed: unseal it with PUT /v1/sys/unseal (%d of %d shares)",
+                 app->threshold, app->shares);
+    }
+    secret_free(root_key);
+    root_key = NULL;
+
+    hc.listen = dev ? (dev_listen != NULL ? dev_listen : "127.0.0.1:8200") : app->inv->listen;
+    if (!dev) {
+        hc.tls_cert_file = app->inv->tls_cert;
+        hc.tls_key_file = app->inv->tls_key;
+        hc.tls_disable = app->inv->tls_disable;
+    }
+    if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0)
+        goto fail;
+    if ((r = http_server_start(&hc, routes, nroutes, app, &srv, &ctx->err)) != 0) {
+        rk_error_prefix(&ctx->err, "starting the HTTP server");
+        goto fail;
+    }
+    app->server = srv;
+    {
+        char lbuf[280];
+        const char *l = hc.listen != NULL ? hc.listen : "127.0.0.1:8200";
+        const char *colon = strrchr(l, ':');
+        snprintf(lbuf, sizeof(lbuf), "%.*s:%u", colon != NULL ? (int)(colon - l) : (int)strlen(l),
+                 l, http_server_port(srv));
+        print_banner(app, lbuf, hc.tls_cert_file != NULL,
+                     root_token != NULL ? (const char *)root_token->data : "", cfg);
+    }
+    secret_free(root_token);
+    root_token = NULL;
+
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&mask, &si);
+
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (sig == SIGHUP) {
+            struct rk_error e = {0};
+            log_info("SIGHUP: reloading the configuration%s",
+                     hc.tls_cert_file != NULL ? " and the TLS certificate" : "");
+            if (app->config_file != NULL && api_app_reload(app, &e) != 0)
+                log_error("reload failed, keeping the old configuration: %s", e.msg);
+            if (hc.tls_cert_file != NULL && http_server_reload_tls(srv, &e) != 0)
+                log_error("TLS reload failed, keeping the old certificate: %s", e.msg);
+            continue;
+        }
+        log_info("%s: stopping (draining requests in progress)",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    rc = CLI_OK;
+    goto out;
+fail:
+    rc = cli_fail(ctx, r);
+out:
+    http_server_stop(srv);
+    api_app_free(app);
+    inventory_free(inv);
+    free(routes);
+    secret_free(root_key);
+    secret_free(root_token);
+    if (have_tmp) {
+        snprintf(path, sizeof(path), "%s", tmpdir);
+        rm_tree(path);
+    }
+    if (rc == CLI_OK)
+        log_info("stopped");
+    return rc;
+}
+
+const struct cli_cmd cmd_server = {
+    .name = "server",
+    .args = "",
+    .summary = "serve the Vault-compatible HTTP API (-dev: a throw-away unsealed server)",
+    .help = "Serves the store named by the configuration over Vault's HTTP API (KV v2, tokens,\n"
+            "policies, sys/seal and unseal). It starts sealed unless a key file is configured\n"
+            "(REKEY_KEY_FILE or store.key_file): unseal with PUT /v1/sys/unseal, or initialise a\n"
+            "new store with PUT /v1/sys/init. The listener is server.listen; TLS with\n"
+            "server.tls_cert and server.tls_key; a non-loopback address without TLS is refused\n"
+            "unless server.tls_disable is true.\n"
+            "With -dev: a fresh store in a temporary directory (deleted at exit), unsealed, on\n"
+            "127.0.0.1:8200 (-dev-listen-address), with a root token printed at start\n"
+            "(-dev-root-token-id to choose it); the inventory is -config, else\n"
+            "examples/ai-gateway.yaml from the current directory or the source tree.\n"
+            "Signals: SIGHUP reloads the configuration and the certificate; SIGTERM or SIGINT\n"
+            "stop accepting, let requests in progress finish, and exit 0.",
+    .min_args = 0,
+    .max_args = 0,
+    .needs = 0,
+    .opts = opts,
+    .exec = exec_server,
+};

@@ -1,0 +1,434 @@
+/* Unit tests for src/api/token: create, lookup, expiry, use limits (also under concurrency),
+ * revocation of a parent with its children, renewal, accessors, and that only hashes reach the
+ * disk. Runs on a real SQLite store behind an unsealed barrier in a temporary directory. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/token.h"
+#include "store/backend.h"
+#include "store/barrier.h"
+#include "util/err.h"
+#include "util/secret.h"
+
+struct fixture {
+    char dir[64];
+    char path[128];
+    struct backend *b;
+    struct barrier *br;
+};
+
+static int
+rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static int
+setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    struct rk_error err = {0};
+    struct secret *root = secret_new(ROOT_KEY_LEN);
+
+    assert_non_null(fx);
+    assert_non_null(root);
+    assert_int_equal(RAND_bytes(root->data, ROOT_KEY_LEN), 1);
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/rekey-test-token-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->path, sizeof(fx->path), "%s/store.db", fx->dir);
+    if (backend_open(fx->path, &fx->b, &err) != 0 || barrier_open(fx->b, &fx->br, &err) != 0 ||
+        barrier_init(fx->br, root, "{\"type\":\"keyfile\"}", &err) != 0)
+        fail_msg("store: %s", err.msg);
+    secret_free(root);
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fixture *fx = *state;
+
+    barrier_free(fx->br);
+    backend_close(fx->b);
+    nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+static struct secret *
+mk(struct fixture *fx, const char *pol, int64_t ttl, int64_t uses, const char *parent,
+   struct token_info *ti)
+{
+    const char *pols[1] = {pol};
+    struct token_create_opts o = {
+        .policies = pols,
+        .npolicies = pol != NULL ? 1 : 0,
+        .ttl = ttl,
+        .num_uses = uses,
+        .renewable = 1,
+        .parent_hash = parent,
+    };
+    struct secret *tok = NULL;
+    struct rk_error err = {0};
+    int r = token_create(fx->br, &o, &tok, ti, &err);
+
+    if (r != 0)
+        fail_msg("token_create: %d %s", r, err.msg);
+    return tok;
+}
+
+static void
+test_create_lookup(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0}, lk = {0}, acc = {0};
+    struct rk_error err = {0};
+    struct secret *tok = mk(fx, "Team-A", 3600, 0, NULL, &ti);
+    char h[TOKEN_HASH_HEX];
+
+    /* "hvs." + 43 base64url characters (32 random bytes). */
+    assert_int_equal(strncmp((char *)tok->data, "hvs.", 4), 0);
+    assert_int_equal(tok->len, 4 + 43);
+    for (size_t i = 4; i < tok->len; i++)
+        assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+                               tok->data[i]));
+    /* Policies lowercased, sorted, default added. */
+    assert_int_equal(ti.npolicies, 2);
+    assert_string_equal(ti.policies[0], "default");
+    assert_string_equal(ti.policies[1], "team-a");
+    assert_int_equal(ti.orphan, 1);
+    assert_int_equal(ti.root, 0);
+    assert_int_equal(strlen(ti.accessor), TOKEN_ACCESSOR_LEN - 1);
+    assert_true(ti.expire_time >= ti.creation_time + 3600);
+
+    assert_int_equal(token_lookup(fx->br, (char *)tok->data, &lk, &err), 0);
+    assert_string_equal(lk.accessor, ti.accessor);
+    token_hash_hex((char *)tok->data, tok->len, h);
+    assert_string_equal(lk.hash, h);
+    assert_int_equal(token_lookup_accessor(fx->br, ti.accessor, &acc, &err), 0);
+    assert_string_equal(acc.hash, h);
+
+    /* Unknown, empty, over-long and one-character-off tokens are all refused. */
+    struct token_info x = {0};
+    assert_int_equal(token_lookup(fx->br, "hvs.nope", &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, "", &x, &err), -RK_EINVAL);
+    char longtok[TOKEN_MAX_LEN + 10];
+    memset(longtok, 'a', sizeof(longtok) - 1);
+    longtok[sizeof(longtok) - 1] = 0;
+    assert_int_equal(token_lookup(fx->br, longtok, &x, &err), -RK_EINVAL);
+    char off[64];
+    snprintf(off, sizeof(off), "%s", (char *)tok->data);
+    off[10] = off[10] == 'A' ? 'B' : 'A';
+    assert_int_equal(token_lookup(fx->br, off, &x, &err), -RK_ENOTFOUND);
+
+    token_info_clear(&ti);
+    token_info_clear(&lk);
+    token_info_clear(&acc);
+    secret_free(tok);
+}
+
+static void
+test_root_and_chosen_id(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct secret *tok = NULL, *tok2 = NULL;
+
+    assert_int_equal(token_create_root(fx->br, "my-dev-root", &tok, &err), 0);
+    assert_string_equal((char *)tok->data, "my-dev-root");
+    assert_int_equal(token_lookup(fx->br, "my-dev-root", &ti, &err), 0);
+    assert_int_equal(ti.root, 1);
+    assert_int_equal(ti.npolicies, 1); /* no default for root */
+    assert_int_equal(ti.expire_time, 0);
+    assert_string_equal(ti.display_name, "root");
+    /* The same id twice is refused; a bad id too. */
+    assert_int_equal(token_create_root(fx->br, "my-dev-root", &tok2, &err), -RK_EEXISTS);
+    assert_int_equal(token_create_root(fx->br, "has space", &tok2, &err), -RK_EINVAL);
+    assert_null(tok2);
+    token_info_clear(&ti);
+    secret_free(tok);
+}
+
+static void
+test_expiry(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct secret *tok = mk(fx, "p", 1, 0, NULL, NULL);
+    size_t n = 0;
+
+    assert_int_equal(token_lookup(fx->br, (char *)tok->data, &ti, &err), 0);
+    token_info_clear(&ti);
+    sleep(2);
+    assert_int_equal(token_lookup(fx->br, (char *)tok->data, &ti, &err), -RK_ENOTFOUND);
+    /* Expired records are removed lazily on lookup. */
+    assert_int_equal(token_count(fx->br, &n, &err), 0);
+    assert_int_equal(n, 0);
+    secret_free(tok);
+}
+
+static void
+test_num_uses(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct secret *tok = mk(fx, "p", 0, 3, NULL, NULL);
+
+    for (int i = 3; i >= 1; i--) {
+        assert_int_equal(token_use(fx->br, (char *)tok->data, &ti, &err), 0);
+        assert_int_equal(ti.num_uses, i); /* the count before this use */
+        token_info_clear(&ti);
+    }
+    assert_int_equal(token_use(fx->br, (char *)tok->data, &ti, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, (char *)tok->data, &ti, &err), -RK_ENOTFOUND);
+    secret_free(tok);
+
+    /* Unlimited tokens are not counted. */
+    tok = mk(fx, "p", 0, 0, NULL, NULL);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(token_use(fx->br, (char *)tok->data, &ti, &err), 0);
+        token_info_clear(&ti);
+    }
+    secret_free(tok);
+}
+
+struct race {
+    struct barrier *br;
+    const char *tok;
+    int ok;
+};
+
+static void *
+race_run(void *arg)
+{
+    struct race *r = arg;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+
+    for (int i = 0; i < 10; i++) {
+        if (token_use(r->br, r->tok, &ti, &err) == 0)
+            r->ok++;
+        token_info_clear(&ti);
+    }
+    return NULL;
+}
+
+static void
+test_num_uses_concurrent(void **state)
+{
+    struct fixture *fx = *state;
+    struct secret *tok = mk(fx, "p", 0, 7, NULL, NULL);
+    struct race rc[4];
+    pthread_t th[4];
+    int total = 0;
+
+    for (int i = 0; i < 4; i++) {
+        rc[i] = (struct race){fx->br, (char *)tok->data, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, race_run, &rc[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        total += rc[i].ok;
+    }
+    /* Exactly num_uses requests were let through: no use spent twice, none lost. */
+    assert_int_equal(total, 7);
+    secret_free(tok);
+}
+
+static void
+test_revoke_children(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info p = {0}, c1 = {0}, c2 = {0}, x = {0};
+    struct rk_error err = {0};
+    struct secret *tp = mk(fx, "p", 0, 0, NULL, &p);
+    struct secret *t1 = mk(fx, "p", 0, 0, p.hash, &c1);
+    struct secret *t2 = mk(fx, "p", 0, 0, c1.hash, &c2); /* a grandchild */
+    struct secret *other = mk(fx, "p", 0, 0, NULL, NULL);
+    size_t count = 0, n = 0;
+
+    assert_int_equal(c1.orphan, 0);
+    assert_string_equal(c1.parent, p.hash);
+    assert_int_equal(token_revoke_hash(fx->br, p.hash, &count, &err), 0);
+    assert_int_equal(count, 3);
+    assert_int_equal(token_lookup(fx->br, (char *)tp->data, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, (char *)t1->data, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, (char *)t2->data, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup_accessor(fx->br, c2.accessor, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, (char *)other->data, &x, &err), 0);
+    token_info_clear(&x);
+    assert_int_equal(token_count(fx->br, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(token_revoke_hash(fx->br, p.hash, &count, &err), -RK_ENOTFOUND);
+
+    /* A child of a revoked parent cannot be created. */
+    struct secret *t3 = NULL;
+    struct token_create_opts o = {.parent_hash = p.hash};
+    assert_int_equal(token_create(fx->br, &o, &t3, NULL, &err), -RK_ENOTFOUND);
+    assert_null(t3);
+
+    token_info_clear(&p);
+    token_info_clear(&c1);
+    token_info_clear(&c2);
+    secret_free(tp);
+    secret_free(t1);
+    secret_free(t2);
+    secret_free(other);
+}
+
+static void
+test_renew(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0}, up = {0};
+    struct rk_error err = {0};
+    const char *pols[] = {"p"};
+    struct token_create_opts o = {
+        .policies = pols, .npolicies = 1, .ttl = 60, .explicit_max_ttl = 100, .renewable = 1};
+    struct secret *tok = NULL, *root = NULL;
+
+    assert_int_equal(token_create(fx->br, &o, &tok, &ti, &err), 0);
+    assert_int_equal(token_renew(fx->br, ti.hash, 30, &up, &err), 0);
+    assert_true(up.expire_time <= ti.creation_time + 31 + 1);
+    assert_true(up.expire_time >= ti.creation_time + 30);
+    token_info_clear(&up);
+    /* Capped by explicit_max_ttl from creation. */
+    assert_int_equal(token_renew(fx->br, ti.hash, 10000, &up, &err), 0);
+    assert_int_equal(up.expire_time, ti.creation_time + 100);
+    token_info_clear(&up);
+    token_info_clear(&ti);
+    secret_free(tok);
+
+    /* Not renewable: refused. The root token (no ttl) is not renewable. */
+    o.renewable = 0;
+    assert_int_equal(token_create(fx->br, &o, &tok, &ti, &err), 0);
+    assert_int_equal(token_renew(fx->br, ti.hash, 10, &up, &err), -RK_EINVAL);
+    token_info_clear(&ti);
+    secret_free(tok);
+    assert_int_equal(token_create_root(fx->br, NULL, &root, &err), 0);
+    assert_int_equal(token_lookup(fx->br, (char *)root->data, &ti, &err), 0);
+    assert_int_equal(token_renew(fx->br, ti.hash, 10, &up, &err), -RK_EINVAL);
+    token_info_clear(&ti);
+    secret_free(root);
+}
+
+static void
+test_bad_options(void **state)
+{
+    struct fixture *fx = *state;
+    struct rk_error err = {0};
+    struct secret *tok = NULL;
+    const char *bad[] = {"no spaces"};
+    struct token_create_opts o = {.policies = bad, .npolicies = 1};
+
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_EINVAL);
+    o = (struct token_create_opts){.ttl = -1};
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_EINVAL);
+    assert_null(tok);
+    /* Sealed: nothing is created. */
+    barrier_seal(fx->br);
+    o = (struct token_create_opts){0};
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_ESEALED);
+    struct token_info ti = {0};
+    assert_int_equal(token_lookup(fx->br, "hvs.x", &ti, &err), -RK_ESEALED);
+}
+
+/* Only hashes reach the disk: no token text in the store file, its WAL or anything else. */
+static const char *needle1, *needle2;
+static int found;
+
+static int
+scan_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    FILE *f;
+    char *buf;
+
+    (void)ftw;
+    if (flag != FTW_F || st->st_size == 0)
+        return 0;
+    if ((f = fopen(p, "rb")) == NULL || (buf = malloc((size_t)st->st_size)) == NULL) {
+        if (f != NULL)
+            fclose(f);
+        return 0;
+    }
+    if (fread(buf, 1, (size_t)st->st_size, f) == (size_t)st->st_size &&
+        (memmem(buf, (size_t)st->st_size, needle1, strlen(needle1)) != NULL ||
+         memmem(buf, (size_t)st->st_size, needle2, strlen(needle2)) != NULL))
+        found = 1;
+    free(buf);
+    fclose(f);
+    return 0;
+}
+
+static void
+test_only_hashes_on_disk(void **state)
+{
+    struct fixture *fx = *state;
+    struct secret *toks[5];
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+
+    for (int i = 0; i < 5; i++)
+        toks[i] = mk(fx, "p", 0, 0, i > 0 ? ti.hash : NULL, i == 0 ? &ti : NULL);
+    /* Close the store so everything is on disk, then scan every file for every token and its
+     * random part alone. The scan itself is checked with a plain marker written straight
+     * through the backend, which it must find. */
+    barrier_free(fx->br);
+    fx->br = NULL;
+    backend_close(fx->b);
+    fx->b = NULL;
+    for (int i = 0; i < 5; i++) {
+        needle1 = (char *)toks[i]->data;
+        needle2 = (char *)toks[i]->data + 4;
+        found = 0;
+        nftw(fx->dir, scan_entry, 8, FTW_PHYS);
+        if (found)
+            fail_msg("token %d found on disk", i);
+        secret_free(toks[i]);
+    }
+    token_info_clear(&ti);
+    assert_int_equal(backend_open(fx->path, &fx->b, &err), 0);
+    assert_int_equal(fx->b->ops->put(fx->b, "marker", "plain-marker-xyz", 16, NULL, &err), 0);
+    backend_close(fx->b);
+    needle1 = needle2 = "plain-marker-xyz";
+    found = 0;
+    nftw(fx->dir, scan_entry, 8, FTW_PHYS);
+    assert_int_equal(found, 1);
+    /* Reopen for the teardown. */
+    assert_int_equal(backend_open(fx->path, &fx->b, &err), 0);
+    assert_int_equal(barrier_open(fx->b, &fx->br, &err), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_create_lookup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_root_and_chosen_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_num_uses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_num_uses_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_children, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_hashes_on_disk, setup, teardown),
+    };
+    secure_heap_init();
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
