@@ -482,8 +482,14 @@ http_request_json(struct http_request *req, json_t **out)
     }
     j = json_loadb((const char *)req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (j == NULL) {
+        /* jansson quotes the input ("invalid token near 'sk-…'"): that part may be a secret and
+         * must not reach a response or a log, so only the reason and the position are kept. */
+        char *near = strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
         http_respond_error(req, 400, "failed to parse JSON input: %s (line %d, column %d)",
                            jerr.text, jerr.line, jerr.column);
+        secure_wipe(&jerr, sizeof(jerr));
         return -RK_EINVAL;
     }
     if (!json_is_object(j)) {

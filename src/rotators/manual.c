@@ -322,7 +322,11 @@ manual_create(struct rot_ctx *c, struct secret **out, struct rk_error *err)
     int r;
 
     *out = NULL;
-    if (in != NULL && in->from_stdin)
+    if (in != NULL && in->value != NULL)
+        r = (v = secret_from(in->value->data, in->value->len)) != NULL
+                ? 0
+                : rk_error_set(err, RK_ENOMEM, "out of memory");
+    else if (in != NULL && in->from_stdin)
         r = read_stdin(s->path, &v, err);
     else if (in != NULL && in->from_file != NULL)
         r = read_file(in->from_file, &v, err);

@@ -15,6 +15,7 @@
 
 /* Where a manual value comes from (rekey rotate --from-stdin / --from-file / a no-echo prompt). */
 struct rot_input {
+    const struct secret *value; /* given directly (an API request body); used first if set */
     int from_stdin;
     const char *from_file;
     int allow_prompt; /* a terminal is attached */

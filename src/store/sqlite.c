@@ -84,8 +84,8 @@ static const char *const wsql[W_NSTMT] = {
     [W_GET_REV] = "SELECT value FROM meta WHERE name = 'revision'",
     [W_SET_REV] = "UPDATE meta SET value = ?1 WHERE name = 'revision'",
     [W_CMP] = "SELECT mod_rev FROM kv WHERE key = ?1",
-    [W_PUT] = "INSERT INTO kv(key, value, mod_rev) VALUES (?1, ?2, ?3) "
-              "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev",
+    [W_PUT] = ("INSERT INTO kv(key, value, mod_rev) VALUES (?1, ?2, ?3) "
+               "ON CONFLICT(key) DO UPDATE SET value = excluded.value, mod_rev = excluded.mod_rev"),
     [W_DEL] = "DELETE FROM kv WHERE key = ?1",
 };
 

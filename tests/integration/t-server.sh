@@ -343,8 +343,58 @@ expect 200
 req PUT /v1/sys/init '{"secret_shares":3,"secret_threshold":2}' ""
 expect 400
 stop_server
-unset REKEY_STORE
 
+# ======================= TLS, and SIGHUP reloading the certificate =======================
+mkcert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=$1" -addext "subjectAltName=IP:127.0.0.1" \
+        -keyout "$2.key" -out "$2.pem" 2>/dev/null || fail "openssl req"
+    chmod 600 "$2.key"
+}
+mkcert rekey-test-one one
+cp one.pem tls.pem
+cp one.key tls.key
+PORT=$(free_port)
+A="https://127.0.0.1:$PORT"
+cat >tls.yaml <<EOF
+version: 1
+store:
+  path: kf.db
+server:
+  listen: "127.0.0.1:$PORT"
+  tls_cert: $PWD/tls.pem
+  tls_key: $PWD/tls.key
+EOF
+REKEY_STORE="sqlite:$PWD/kf.db" REKEY_KEY_FILE="$PWD/kf.key" "$REKEY" server -config "$PWD/tls.yaml" \
+    >server.log 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    curl -s -o /dev/null --cacert one.pem "$A/v1/sys/health" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the TLS server exited"; }
+    sleep 0.1
+done
+STATUS=$(curl -s -o resp.json -w '%{http_code}' --cacert one.pem "$A/v1/sys/health")
+expect 200
+STATUS=$(curl -s -o resp.json -w '%{http_code}' --cacert one.pem -H @root3.hdr.secret \
+    "$A/v1/auth/token/lookup-self")
+expect 200
+mkcert rekey-test-two two
+cp two.pem tls.pem
+cp two.key tls.key
+kill -HUP "$SERVER_PID"
+ok=
+for _ in $(seq 1 50); do
+    if curl -s -o /dev/null --cacert two.pem "$A/v1/sys/health"; then ok=1; break; fi
+    sleep 0.1
+done
+[ -n "$ok" ] || { cat server.log; fail "the new certificate is not served after SIGHUP"; }
+expect_not_in server.log "TLS reload failed"
+if curl -s -o /dev/null --cacert one.pem "$A/v1/sys/health"; then
+    fail "the old certificate is still served after SIGHUP"
+fi
+stop_server
+
+unset REKEY_STORE
 # ======================= refusals =======================
 PORT=$(free_port)
 sed "s/127.0.0.1:[0-9]*/0.0.0.0:$PORT/" srv.yaml >open.yaml
