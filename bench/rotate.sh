@@ -3,7 +3,12 @@
 # exec reload hook each; prints secrets per second and the peak RSS. Usage: bench/rotate.sh [N]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-rekey=${REKEY:-$top/build/src/cli/rekey}
+build=${BUILD_DIR:-$top/build-bench}
+if [ -z "${REKEY:-}" ]; then
+  [ -f "$build/build.ninja" ] || meson setup "$build" "$top" -Dbuildtype=release -Dtests=false >/dev/null
+  ninja -C "$build" src/cli/rekey >/dev/null
+fi
+rekey=${REKEY:-$build/src/cli/rekey}
 n=${1:-10000}
 dir=$(mktemp -d /tmp/rekey-bench-rotate.XXXXXX)
 trap 'rm -rf "$dir"' EXIT

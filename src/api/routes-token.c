@@ -305,7 +305,8 @@ target_lookup(struct http_request *req, struct api_app *app, const char *acl, un
     r = by == BY_TOKEN ? token_lookup(app->br, v, tgt, err)
                        : token_lookup_accessor(app->br, v, tgt, err);
     if (r == -RK_ENOTFOUND || r == -RK_EINVAL) {
-        http_respond_error(req, 400, by == BY_TOKEN ? "bad token" : "invalid accessor");
+        http_respond_error(req, strcmp(acl, "auth/token/lookup") == 0 ? 403 : 400, /* Vault */
+                           by == BY_TOKEN ? "bad token" : "invalid accessor");
         return -RK_EINVAL;
     }
     if (r != 0) {

@@ -1,6 +1,7 @@
 /* cli-common.c: what commands share: opening and unsealing the store, no-echo input, colour. */
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include "store/barrier.h"
 #include "store/shamir.h"
 #include "unseal.h"
+#include "util/fsutil.h"
+#include "util/parse.h"
 #include "util/secret.h"
 
 const char *
@@ -183,5 +186,80 @@ cli_open_store(struct cli_ctx *ctx, int sealed_ok)
         r = kv_open(ctx->br, &ctx->kv, &ctx->err);
     secret_free(key);
     free(seal);
+    return r;
+}
+
+#define VALUE_READ_MAX (64 * 1024)
+
+int
+cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char *from_file,
+               int prompt, struct secret **out)
+{
+    struct secret *buf = NULL;
+    char *a = NULL, *b = NULL, msg[PATH_MAX_LEN + 64];
+    size_t n = 0, an = 0, bn = 0;
+    int r = 0;
+
+    *out = NULL;
+    if (from_stdin) {
+        if (isatty(STDIN_FILENO))
+            return rk_error_set(&ctx->err, RK_EINVAL,
+                                "--from-stdin: stdin is a terminal and the value would be echoed; "
+                                "pipe it in, or leave out --from-stdin to be prompted for %s",
+                                path);
+        if ((buf = secret_new(VALUE_READ_MAX + 1)) == NULL)
+            return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+        for (;;) {
+            ssize_t rd = read(STDIN_FILENO, buf->data + n, buf->len - n);
+            if (rd < 0 && errno == EINTR)
+                continue;
+            if (rd < 0) {
+                r = rk_error_set(&ctx->err, RK_EIO, "reading the value for %s from stdin: %s",
+                                 path, strerror(errno));
+                goto out;
+            }
+            if (rd == 0)
+                break;
+            n += (size_t)rd;
+            if (n == buf->len) {
+                r = rk_error_set(&ctx->err, RK_ELIMIT,
+                                 "the value for %s on stdin is longer than %d bytes; nothing was "
+                                 "stored",
+                                 path, VALUE_READ_MAX);
+                goto out;
+            }
+        }
+        if ((*out = secret_from(buf->data, n)) == NULL)
+            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+    } else if (from_file != NULL) {
+        char *text = NULL;
+        if ((r = fs_read_all(from_file, VALUE_READ_MAX, &text, &n, &ctx->err)) != 0)
+            return rk_error_prefix(&ctx->err, "--from-file");
+        if ((*out = secret_from(text, n)) == NULL)
+            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+        freezero(text, n + 1);
+    } else if (prompt && isatty(STDIN_FILENO)) {
+        snprintf(msg, sizeof(msg), "New value for %s (not echoed): ", path);
+        if ((a = cli_read_noecho(msg, &an)) == NULL)
+            return rk_error_set(&ctx->err, RK_ECANCELED, "no value was entered for %s", path);
+        snprintf(msg, sizeof(msg), "Repeat the new value for %s: ", path);
+        if ((b = cli_read_noecho(msg, &bn)) == NULL) {
+            r = rk_error_set(&ctx->err, RK_ECANCELED, "no value was entered for %s", path);
+            goto out;
+        }
+        if (an != bn || CRYPTO_memcmp(a, b, an) != 0) {
+            r = rk_error_set(&ctx->err, RK_EINVAL,
+                             "the two values typed for %s differ; nothing was stored", path);
+            goto out;
+        }
+        if ((*out = secret_from(a, an)) == NULL)
+            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+    }
+out:
+    secret_free(buf);
+    if (a != NULL)
+        freezero(a, an + 1);
+    if (b != NULL)
+        freezero(b, bn + 1);
     return r;
 }

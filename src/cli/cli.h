@@ -11,6 +11,8 @@ struct inventory;
 struct backend;
 struct barrier;
 struct kv;
+struct rk_client;
+struct secret;
 
 /* Exit codes: 0 ok; 1 the command ran and reports a problem (e.g. status: overdue);
  * 2 usage error; 3 other error. */
@@ -30,7 +32,9 @@ enum {
     CLI_NEED_CONFIG = 1 << 0,   /* the inventory must load */
     CLI_NEED_STORE = 1 << 1,    /* an initialised, unsealed store */
     CLI_OPT_CONFIG = 1 << 2,    /* load the inventory if a config file is found */
-    CLI_NEED_RAW_STORE = 1 << 3 /* the store opened but left sealed (operator init) */
+    CLI_NEED_RAW_STORE = 1 << 3, /* the store opened but left sealed (operator init) */
+    CLI_REMOTE_OK = 1 << 4,      /* with REKEY_ADDR set: no config, no store, ctx->remote set */
+    CLI_REMOTE_ONLY = 1 << 5     /* only through a server (operator unseal/seal) */
 };
 
 #define CLI_MAX_OPTS 24
@@ -42,6 +46,7 @@ struct cli_ctx {
     struct backend *be;
     struct barrier *br;
     struct kv *kv;
+    struct rk_client *remote; /* client mode (REKEY_ADDR set, command has CLI_REMOTE_OK) */
     int color;                /* stdout is a terminal and NO_COLOR is unset */
     const char *optval[CLI_MAX_OPTS]; /* parsed options, by index in cmd->opts; NULL = absent */
     struct rk_error err;
@@ -77,6 +82,13 @@ int cli_open_store(struct cli_ctx *ctx, int sealed_ok);
 /* Reads a secret line from the terminal without echo (prompt on stderr). Returns a malloc'd,
  * NUL-terminated buffer the caller frees with freezero, or NULL (no terminal, EOF). */
 char *cli_read_noecho(const char *prompt, size_t *len);
+
+/* The new value of a manual rotation, read here to send it to a server: from stdin (refused on
+ * a terminal, where it would echo), from a file, or at a no-echo prompt typed twice when prompt
+ * is set and a terminal is attached. Returns 0 with *out (secret_free), 0 with *out NULL when
+ * no source applies, or a negative RK_E* (message in ctx->err). The value is never echoed. */
+int cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char *from_file,
+                   int prompt, struct secret **out);
 
 /* ANSI colour helpers: return "" when colour is off. */
 const char *cli_color(const struct cli_ctx *ctx, const char *which);

@@ -27,8 +27,11 @@ exec_kv_list(struct cli_ctx *ctx, int argc, char **argv)
     if (snprintf(path, sizeof(path), "%s%s%.*s", mount ? mount : "", mount && al ? "/" : "",
                  (int)al, arg) >= (int)sizeof(path))
         return cli_usage_error(ctx, "path is too long");
-    if (path[0] != '\0' && (r = path_validate(path, strlen(path), &ctx->err)) != 0)
-        return cli_usage_error(ctx, "bad path '%s': %s", path, ctx->err.msg);
+    if (path[0] != '\0' && (r = path_validate(path, strlen(path), &ctx->err)) != 0) {
+        char shown[4 * 80 + 8];
+        kvfmt_escape(path, shown, sizeof(shown));
+        return cli_usage_error(ctx, "bad path '%s': %s", shown, ctx->err.msg);
+    }
     if ((r = kv_list_names(ctx->kv, path, &names, &n, &ctx->err)) != 0)
         return cli_fail(ctx, r);
     if (fmt != NULL && strcmp(fmt, "json") == 0) {

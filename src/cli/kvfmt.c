@@ -8,6 +8,25 @@
 #include "util/parse.h"
 #include "util/timeutil.h"
 
+void
+kvfmt_escape(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; in[i] != '\0' && o + 8 < outlen; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (i >= 80) {
+            o += (size_t)snprintf(out + o, outlen - o, "...");
+            break;
+        }
+        if (c < 0x20 || c >= 0x7f)
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
 int
 kvfmt_path(struct cli_ctx *ctx, const char *path, char *buf, size_t buflen)
 {
@@ -25,8 +44,11 @@ kvfmt_path(struct cli_ctx *ctx, const char *path, char *buf, size_t buflen)
     }
     if (n < 0 || (size_t)n >= buflen)
         return cli_usage_error(ctx, "path is longer than %d bytes", PATH_MAX_LEN);
-    if (path_validate(buf, strlen(buf), &err) != 0)
-        return cli_usage_error(ctx, "bad path '%s': %s", buf, err.msg);
+    if (path_validate(buf, strlen(buf), &err) != 0) {
+        char shown[4 * 80 + 8];
+        kvfmt_escape(buf, shown, sizeof(shown));
+        return cli_usage_error(ctx, "bad path '%s': %s", shown, err.msg);
+    }
     return 0;
 }
 

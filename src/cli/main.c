@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "engine/inventory.h"
 #include "secrets/kv.h"
 #include "store/backend.h"
@@ -34,7 +35,12 @@ print_main_help(FILE *f)
                "  --version    print the version\n"
                "\nEnvironment: REKEY_CONFIG, REKEY_STORE (overrides the store location),\n"
                "REKEY_KEY_FILE (root key file for unattended unseal), REKEY_LOG (debug|info|warn|error),\n"
-               "NO_COLOR.\n");
+               "NO_COLOR.\n"
+               "\nClient mode: with REKEY_ADDR (or VAULT_ADDR) set, the kv commands, status, rotate,\n"
+               "rollback, revoke, recover, done, history and operator init/unseal/seal act through\n"
+               "that rekey server's API, with the token in REKEY_TOKEN (or VAULT_TOKEN, or the file\n"
+               "~/.vault-token). REKEY_CACERT/VAULT_CACERT name a CA file, REKEY_SKIP_VERIFY turns\n"
+               "TLS verification off, REKEY_CLIENT_TIMEOUT bounds a request (seconds).\n");
 }
 
 static void
@@ -43,6 +49,10 @@ print_cmd_help(FILE *f, const struct cli_cmd *c)
     fprintf(f, "Usage:\n");
     print_usage_line(f, c);
     fprintf(f, "\n%s\n", c->summary);
+    if (c->needs & CLI_REMOTE_ONLY)
+        fprintf(f, "\nActs on the rekey server at REKEY_ADDR (or VAULT_ADDR).\n");
+    else if (c->needs & CLI_REMOTE_OK)
+        fprintf(f, "\nWith REKEY_ADDR (or VAULT_ADDR) set, acts through that server's API.\n");
     if (c->help != NULL)
         fprintf(f, "\n%s\n", c->help);
     if (c->opts != NULL && c->opts[0].name != NULL) {
@@ -188,6 +198,7 @@ cli_close(struct cli_ctx *ctx)
     barrier_free(ctx->br);
     backend_close(ctx->be);
     inventory_free(ctx->inv);
+    client_free(ctx->remote);
 }
 
 int
@@ -256,6 +267,23 @@ main(int argc, char **argv)
         return cli_usage_error(&ctx, "too many arguments");
     ctx.color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
     ctx.config_path = inventory_default_path(ctx.config_path);
+    if ((cmd->needs & (CLI_REMOTE_OK | CLI_REMOTE_ONLY)) &&
+        (client_addr_env() != NULL || (cmd->needs & CLI_REMOTE_ONLY))) {
+        /* Client mode: the server holds the config and the store; nothing is opened here. */
+        if (client_addr_env() == NULL) {
+            rk_error_set(&ctx.err, RK_EINVAL,
+                         "this command acts on a rekey server: set REKEY_ADDR (or VAULT_ADDR) "
+                         "to its address");
+            rc = cli_fail(&ctx, -RK_ECONFIG);
+            goto out;
+        }
+        if ((r = client_open(&ctx.remote, &ctx.err)) != 0) {
+            rc = cli_fail(&ctx, r);
+            goto out;
+        }
+        rc = cmd->exec(&ctx, npos, argv + i);
+        goto out;
+    }
     if (cmd->needs & (CLI_NEED_CONFIG | CLI_OPT_CONFIG)) {
         int explicit_cfg = ctx.config_path != NULL &&
                            (strcmp(ctx.config_path, "rekey.yaml") != 0 ||

@@ -6,6 +6,8 @@
  * a collection is located by its key or its first entry). */
 #include "inventory.h"
 
+#include "../rotators/rotator.h"
+
 #include <ctype.h>
 #include <libfyaml.h>
 #include <regex.h>
@@ -285,8 +287,8 @@ get_scalar(struct loader *L, struct ynode *v, struct pos kpos, const char *key,
 static int
 get_str(struct loader *L, struct ynode *v, struct pos kpos, const char *key, char **out)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     int r;
 
     if ((r = get_scalar(L, v, kpos, key, "a string", &s, &len)) != 0)
@@ -315,8 +317,8 @@ get_str_ne(struct loader *L, struct ynode *v, struct pos kpos, const char *key, 
 static int
 get_duration(struct loader *L, struct ynode *v, struct pos kpos, const char *key, int64_t *out)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     struct rk_error e = {0};
     int r;
 
@@ -1337,45 +1339,21 @@ fail:
     return r;
 }
 
+/* The generated rotator owns the format grammar ({hex:N}, {alnum:N}, {{ for a literal brace…);
+ * the loader asks it, so the config and the rotation can never disagree. */
 static int
 check_format(struct loader *L, struct ment *e, const char *key, const char *f)
 {
-    const char *p = f;
+    const struct rotator_ops *ops = rotator_find("generated");
+    struct inv_secret tmp;
+    struct rk_error e2 = {0};
 
-    while (*p != '\0') {
-        if (*p == '}')
-            return lerr(L, val_pos(e->val, e->kpos), key, "unmatched '}' at position %zu",
-                        (size_t)(p - f) + 1);
-        if (*p == '{') {
-            const char *end = strchr(p, '}');
-            const char *q = p + 1;
-            if (end == NULL)
-                return lerr(L, val_pos(e->val, e->kpos), key, "unterminated '{' at position %zu",
-                            (size_t)(p - f) + 1);
-            while (q < end && (isalnum((unsigned char)*q) || *q == '_' || *q == '-'))
-                q++;
-            if (q == p + 1)
-                goto bad;
-            if (q < end) {
-                if (*q != ':' || q + 1 == end)
-                    goto bad;
-                for (q++; q < end; q++)
-                    if (!isdigit((unsigned char)*q))
-                        goto bad;
-            }
-            p = end + 1;
-            continue;
-bad:
-            return lerr(L, val_pos(e->val, e->kpos), key,
-                        "bad generator '%.*s' at position %zu; expected {NAME} or {NAME:LENGTH} "
-                        "such as {hex:48}",
-                        (int)(end - p + 1 > 40 ? 40 : end - p + 1), p, (size_t)(p - f) + 1);
-        }
-        p++;
-    }
-    if (strchr(f, '{') == NULL)
-        return lerr(L, val_pos(e->val, e->kpos), key,
-                    "a format with no generator ({hex:48}, …) would produce a constant");
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.path = (char *)"";
+    tmp.kind = (char *)"generated";
+    tmp.format = (char *)f;
+    if (ops != NULL && ops->check != NULL && ops->check(&tmp, &e2) != 0)
+        return lerr(L, val_pos(e->val, e->kpos), key, "%s", e2.msg);
     return 0;
 }
 

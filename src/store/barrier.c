@@ -387,7 +387,7 @@ keyring_load(struct backend *b, const struct secret *root, struct keyring **out,
     struct secret *pt = NULL;
     size_t blen = 0;
     int64_t rev = 0;
-    uint32_t term;
+    uint32_t term = 0;
     int r;
 
     r = b->ops->get(b, KEY_KEYRING, &blob, &blen, &rev, err);

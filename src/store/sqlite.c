@@ -702,7 +702,13 @@ static void
 req_fail(struct sq_req *q, struct sq_backend *sb, int rc, const char *what)
 {
     q->result = sq_is_corrupt_rc(rc) ? -RK_ECORRUPT : -RK_EIO;
-    snprintf(q->msg, sizeof(q->msg), "store %s: %s: %s", sb->path, what, sqlite3_errstr(rc));
+    if (q->result == -RK_ECORRUPT)
+        snprintf(q->msg, sizeof(q->msg),
+                 "store file %s is corrupted or not a rekey store (%s: %s); restore it from a "
+                 "backup",
+                 sb->path, what, sqlite3_errstr(rc));
+    else
+        snprintf(q->msg, sizeof(q->msg), "store %s: %s: %s", sb->path, what, sqlite3_errstr(rc));
 }
 
 /* Applies one caller's transaction at revision rev inside the open SQLite transaction.

@@ -51,7 +51,7 @@ expect_err_(const char *yaml, const char *where, const char *const *subs, const 
     expect_err_(yaml, where, (const char *const[]){__VA_ARGS__, NULL}, __FILE__, __LINE__)
 
 #define HDR "version: 1\n"
-#define GEN(path) "  - path: " path "\n    kind: generated\n    format: \"t-{hex:8}\"\n"
+#define GEN(path) "  - path: " path "\n    kind: generated\n    format: \"t-{hex:32}\"\n"
 
 struct findings {
     int n;
@@ -425,13 +425,13 @@ test_err_paths(void **state)
         memset(seg, 'a', 513);
         seg[513] = '\0';
         snprintf(yaml, n,
-                 HDR "secrets:\n  - path: %s\n    kind: generated\n    format: \"{hex:8}\"\n"
+                 HDR "secrets:\n  - path: %s\n    kind: generated\n    format: \"{hex:32}\"\n"
                      "    every: 1d\n",
                  seg);
         expect_err(yaml, "3:11", "513 bytes", "512");
         seg[512] = '\0'; /* exactly 512 is fine */
         snprintf(yaml, n,
-                 HDR "secrets:\n  - path: %s\n    kind: generated\n    format: \"{hex:8}\"\n"
+                 HDR "secrets:\n  - path: %s\n    kind: generated\n    format: \"{hex:32}\"\n"
                      "    every: 1d\n",
                  seg);
         struct inventory *inv = NULL;
@@ -446,10 +446,10 @@ static void
 test_err_required_and_kinds(void **state)
 {
     (void)state;
-    expect_err(HDR "secrets:\n  - path: a/b\n    kind: generated\n    format: \"{hex:8}\"\n",
+    expect_err(HDR "secrets:\n  - path: a/b\n    kind: generated\n    format: \"{hex:32}\"\n",
                "3:5", "secrets[0]", "missing required key 'every'");
     expect_err(HDR "secrets:\n  - path: a/b\n    every: 1d\n", "3:5", "missing required key 'kind'");
-    expect_err(HDR "secrets:\n  - kind: generated\n    format: \"{hex:8}\"\n    every: 1d\n",
+    expect_err(HDR "secrets:\n  - kind: generated\n    format: \"{hex:32}\"\n    every: 1d\n",
                "3:5", "missing required key 'path'");
     expect_err(HDR "secrets:\n  - path: a/b\n    kind: generated\n    every: 1d\n", "3:5",
                "missing required key 'format'");
@@ -469,7 +469,7 @@ test_err_required_and_kinds(void **state)
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: \"x{hex:\", every: 1d}\n",
                "3:42", "format");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: constant, every: 1d}\n",
-               "3:42", "format", "constant");
+               "3:42", "format", "random bits");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: certificate, common_name: x, ttl: 10d, "
                    "renew_before: 10d}\n",
                "3:5", "renew_before");
@@ -561,8 +561,8 @@ test_err_yaml_and_types(void **state)
     expect_err(HDR "secrets:\n  \t- path: a\n", "3:3", "tab in indentation");
     /* aliases are refused rather than expanded */
     expect_err(HDR "x: &a 1d\n", "2:1", "unknown key 'x'");
-    expect_err(HDR "secrets:\n  - path: &p a/b\n    kind: generated\n    format: \"{hex:8}\"\n"
-                   "    every: 1d\n  - path: c/d\n    kind: generated\n    format: \"{hex:8}\"\n"
+    expect_err(HDR "secrets:\n  - path: &p a/b\n    kind: generated\n    format: \"{hex:32}\"\n"
+                   "    every: 1d\n  - path: c/d\n    kind: generated\n    format: \"{hex:32}\"\n"
                    "    every: 1d\n    description: *p\n",
                "11:19", "description", "alias");
 }
