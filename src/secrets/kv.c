@@ -137,7 +137,6 @@ data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1], s
 {
     char *txt;
     size_t len;
-    const char *k;
     json_t *v;
 
     *out = NULL;
@@ -157,8 +156,8 @@ data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1], s
     }
     if (fp != NULL) {
         if (json_object_size(obj) == 1) {
-            json_object_foreach(obj, k, v) break;
-            if (json_is_string(v))
+            v = json_object_iter_value(json_object_iter(obj));
+            if (v != NULL && json_is_string(v))
                 fingerprint(json_string_value(v), json_string_length(v), fp);
             else
                 fingerprint(txt, len, fp);
@@ -835,6 +834,219 @@ data_key(const char *path, uint64_t version, char *buf, size_t buflen, struct rk
     return 0;
 }
 
+/* ---- the current-version record ----
+ *
+ * "kv/data/<path>@cur" holds, sealed like every value, the current version's metadata and its
+ * data, so that a plain read (kv_get of version 0) is ONE barrier read instead of two (metadata,
+ * then data) and needs no JSON decode. It is written in the same transaction as every metadata
+ * write (kv_stage_put) and deleted with the path, so it always matches the metadata; it is absent
+ * when there is no current version. A reader that does not find it (no such path, no current
+ * version, or a store written before this record existed) falls back to the metadata.
+ * It lives under "kv/data/<path>@" on purpose: whatever removes or tampers with a path's data
+ * keys by that prefix treats it like the others, and "cur" never parses as a version number.
+ *
+ * Format 1: 0x01 | version u64 | created_us i64 | deletion_us i64 | destroyed u8 | stage u8 |
+ *           author_len u16 | reason_len u16 | fp_len u8 | author | reason | fingerprint | data
+ * (integers big-endian; data is absent when the version is destroyed). */
+#define CUR_SUFFIX "@cur"
+#define CUR_FORMAT 1
+#define CUR_HDR (1 + 8 + 8 + 8 + 1 + 1 + 2 + 2 + 1)
+
+static int
+cur_key(const char *path, size_t plen, char *buf, size_t buflen, struct rk_error *err)
+{
+    size_t a = sizeof(KV_DATA_PREFIX) - 1, b = sizeof(CUR_SUFFIX) - 1;
+
+    if (a + plen + b + 1 > buflen)
+        return rk_error_set(err, RK_EINVAL, "path is too long");
+    memcpy(buf, KV_DATA_PREFIX, a);
+    memcpy(buf + a, path, plen);
+    memcpy(buf + a + plen, CUR_SUFFIX, b + 1);
+    return 0;
+}
+
+static void
+be_put(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t
+be_get(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Encodes vm and data (may be NULL) into a new secret. */
+static struct secret *
+cur_encode(const struct kv_version_meta *vm, const struct secret *data)
+{
+    size_t al = strnlen(vm->author, KV_AUTHOR_MAX - 1), rl = strnlen(vm->reason, KV_REASON_MAX - 1);
+    size_t fl = strnlen(vm->fingerprint, FINGERPRINT_LEN), dl = data != NULL ? data->len : 0;
+    struct secret *s = secret_new(CUR_HDR + al + rl + fl + dl);
+    unsigned char *p;
+
+    if (s == NULL)
+        return NULL;
+    p = s->data;
+    p[0] = CUR_FORMAT;
+    be_put(p + 1, vm->version, 8);
+    be_put(p + 9, (uint64_t)vm->created_us, 8);
+    be_put(p + 17, (uint64_t)vm->deletion_us, 8);
+    p[25] = vm->destroyed ? 1 : 0;
+    p[26] = (unsigned char)vm->stage;
+    be_put(p + 27, al, 2);
+    be_put(p + 29, rl, 2);
+    p[31] = (unsigned char)fl;
+    p += CUR_HDR;
+    memcpy(p, vm->author, al);
+    memcpy(p + al, vm->reason, rl);
+    memcpy(p + al + rl, vm->fingerprint, fl);
+    if (dl > 0)
+        memcpy(p + al + rl + fl, data->data, dl);
+    return s;
+}
+
+/* Decodes a current-version record: fills *vm and returns the offset of the data in raw, or 0
+ * when the record does not parse. */
+static size_t
+cur_decode(const struct secret *raw, struct kv_version_meta *vm)
+{
+    const unsigned char *p = raw->data;
+    size_t al, rl, fl;
+
+    if (raw->len < CUR_HDR || p[0] != CUR_FORMAT)
+        return 0;
+    al = (size_t)be_get(p + 27, 2);
+    rl = (size_t)be_get(p + 29, 2);
+    fl = p[31];
+    if (al >= KV_AUTHOR_MAX || rl >= KV_REASON_MAX || fl > FINGERPRINT_LEN ||
+        CUR_HDR + al + rl + fl > raw->len || p[26] > KV_STAGE_FAILED)
+        return 0;
+    memset(vm, 0, sizeof(*vm));
+    vm->version = be_get(p + 1, 8);
+    vm->created_us = (int64_t)be_get(p + 9, 8);
+    vm->deletion_us = (int64_t)be_get(p + 17, 8);
+    vm->destroyed = p[25] != 0;
+    vm->stage = (enum kv_stage)p[26];
+    p += CUR_HDR;
+    memcpy(vm->author, p, al);
+    memcpy(vm->reason, p + al, rl);
+    memcpy(vm->fingerprint, p + al + rl, fl);
+    if (vm->version == 0)
+        return 0;
+    return CUR_HDR + al + rl + fl;
+}
+
+/* Adds to t the current-version record matching meta (or its delete when there is no current
+ * version). data is version's data when known; the current version's data is otherwise read
+ * from the store (its data key is immutable once written, and t's compare on the metadata makes
+ * the whole write fail if anything changed since). If that data is missing the record is
+ * deleted instead, so readers take the metadata path and report the problem. */
+static int
+stage_cur(struct kv *kv, struct barrier_txn *t, const char *path, const struct kv_meta *meta,
+          uint64_t version, const struct secret *data, struct rk_error *err)
+{
+    char key[STORE_KEY_MAX];
+    const struct kv_version_meta *vm = NULL;
+    struct secret *own = NULL, *rec = NULL;
+    int r;
+
+    if ((r = cur_key(path, strlen(path), key, sizeof(key), err)) != 0)
+        return r;
+    if (meta->current_version != 0)
+        vm = kv_meta_find(meta, meta->current_version);
+    if (vm != NULL && !vm->destroyed && (data == NULL || version != vm->version)) {
+        char dkey[STORE_KEY_MAX];
+        struct rk_error e2 = {0};
+
+        data = NULL;
+        if ((r = data_key(path, vm->version, dkey, sizeof(dkey), err)) != 0)
+            return r;
+        r = barrier_get(kv->br, dkey, &own, NULL, &e2);
+        if (r == 0)
+            data = own;
+        else if (r == -RK_ESEALED || r == -RK_EIO || r == -RK_ENOMEM)
+            return rk_error_set(err, -r, "%s", e2.msg);
+        else
+            vm = NULL; /* missing or corrupt: no record */
+    }
+    if (vm == NULL) {
+        r = barrier_txn_del(t, key) != 0 ? rk_error_set(err, RK_ENOMEM, "out of memory") : 0;
+        goto out;
+    }
+    if ((rec = cur_encode(vm, vm->destroyed ? NULL : data)) == NULL ||
+        barrier_txn_put(t, key, rec->data, rec->len) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    r = 0;
+out:
+    secret_free(rec);
+    secret_free(own);
+    return r;
+}
+
+/* The fast plain read: the current version from its record. Returns 0, -RK_ENOTFOUND with
+ * vmeta filled for a deleted or destroyed current version (as read_version), 1 when the record
+ * is absent or unusable (the caller falls back to the metadata), or another -RK_E*. */
+static int
+read_current(struct kv *kv, const char *path, struct secret **data, struct kv_version_meta *vmeta,
+             struct rk_error *err)
+{
+    char key[STORE_KEY_MAX];
+    struct kv_version_meta vm;
+    struct secret *raw = NULL;
+    size_t off, plen;
+    int r;
+
+    if (path == NULL)
+        return rk_error_set(err, RK_EINVAL, "no path");
+    plen = strlen(path);
+    if ((r = path_validate(path, plen, err)) != 0 ||
+        (r = cur_key(path, plen, key, sizeof(key), err)) != 0)
+        return r;
+    r = barrier_get(kv->br, key, &raw, NULL, err);
+    if (r == -RK_ENOTFOUND)
+        return 1;
+    if (r != 0)
+        return r;
+    if ((off = cur_decode(raw, &vm)) == 0) {
+        r = 1;
+        goto out;
+    }
+    if (vmeta != NULL)
+        *vmeta = vm;
+    if (vm.destroyed) {
+        r = rk_error_set(err, RK_ENOTFOUND, "version %" PRIu64 " of %s is destroyed", vm.version,
+                         path);
+        goto out;
+    }
+    if (kv_version_deleted(&vm, time_now_us())) {
+        r = rk_error_set(err, RK_ENOTFOUND, "version %" PRIu64 " of %s is deleted", vm.version,
+                         path);
+        goto out;
+    }
+    if (data != NULL) {
+        /* Hand the record's buffer over: the data moves to its front, the rest is wiped. */
+        size_t dl = raw->len - off;
+        memmove(raw->data, raw->data + off, dl);
+        secure_wipe(raw->data + dl, off);
+        raw->len = dl;
+        *data = raw;
+        raw = NULL;
+    }
+    r = 0;
+out:
+    secret_free(raw);
+    return r;
+}
+
 /* Reads path's raw metadata and its revision. */
 static int
 meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, struct rk_error *err)
@@ -914,7 +1126,6 @@ kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_m
     struct del_ctx dc = {t, path, err};
     int r;
 
-    (void)kv;
     if ((r = check_path(path, err)) != 0 || (r = meta_key(path, key, sizeof(key), err)) != 0)
         return r;
     if (data != NULL) {
@@ -942,7 +1153,7 @@ kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_m
             goto out;
         }
     }
-    r = 0;
+    r = stage_cur(kv, t, path, meta, version, data, err);
 out:
     free(enc);
     return r;
@@ -994,6 +1205,10 @@ read_version(struct kv *kv, const char *path, uint64_t version, struct secret **
         *data = NULL;
     if (metap != NULL)
         *metap = NULL;
+    if (vmeta != NULL)
+        memset(vmeta, 0, sizeof(*vmeta));
+    if (version == 0 && metap == NULL && (r = read_current(kv, path, data, vmeta, err)) != 1)
+        return r;
     if (vmeta != NULL)
         memset(vmeta, 0, sizeof(*vmeta));
     memset(&vm, 0, sizeof(vm));
@@ -1476,6 +1691,12 @@ kv_delete_metadata(struct kv *kv, const char *path, struct rk_error *err)
                 r = rk_error_set(err, RK_ENOMEM, "out of memory");
                 goto out;
             }
+        }
+        if ((r = cur_key(path, strlen(path), key, sizeof(key), err)) != 0)
+            goto out;
+        if (barrier_txn_del(t, key) != 0) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
         }
         r = barrier_txn_commit(t, NULL, err);
         barrier_txn_free(t);
