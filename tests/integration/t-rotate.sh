@@ -105,14 +105,13 @@ expect_in last.out "dry run: nothing was changed"
 [ "$("$REKEY" kv metadata -format=json $P | md5sum)" = "$before" ] || fail "dry run changed the store"
 
 # A failing store write (the Nth transaction) leaves the previous state, with a clear message.
-for n in 1 2 3 4 5 6; do
-  cur=$("$REKEY" kv get -field=key $P)
+for fault in txn:1 txn:2 txn:3 txn:4 txn:5 txn:6 fsync:1 fsync:3 fsync:5; do
   set +e
-  REKEY_FAULT=txn:$n "$REKEY" rotate $P > fault.out 2> fault.err
+  REKEY_FAULT=$fault "$REKEY" rotate $P > fault.out 2> fault.err
   rc=$?
   set -e
   if [ $rc -ne 0 ]; then
-    grep -qiE "I/O|inject|fail" fault.err || { cat fault.err; fail "store failure $n: unclear message"; }
+    grep -qiE "I/O|inject|fail|fsync" fault.err || { cat fault.err; fail "store failure $fault: unclear message"; }
   fi
   expect_exit 0 "$REKEY" recover
   check_rotation_invariants $P key target.secret "KEY="
