@@ -29,6 +29,7 @@
 #include "secrets/kv.h"
 #include "store/backend.h"
 #include "store/barrier.h"
+#include "store/sqlite.h"
 #include "util/enc.h"
 #include "util/err.h"
 #include "util/parse.h"
@@ -40,6 +41,7 @@
 #define PATH_LEN 64
 
 static double run_seconds = 1.0;
+static const char *only; /* NULL, "get" or "put": run only those measurements (profiling) */
 
 static uint64_t
 now_ns(void)
@@ -189,6 +191,7 @@ struct result {
     double ops_s;
     double p50_us, p99_us;
     uint64_t errors;
+    double txns_per_commit; /* group commit: caller transactions per SQLite commit */
 };
 
 static int
@@ -402,11 +405,13 @@ main(int argc, char **argv)
         backend_close(be);
         return rc;
     }
-    if (argc < 2 || argc > 3) {
-        fprintf(stderr, "usage: bench_kv DIR [SECONDS]\n");
+    if (argc < 2 || argc > 4) {
+        fprintf(stderr, "usage: bench_kv DIR [SECONDS [get|put]]\n");
         return 2;
     }
-    if (argc == 3) {
+    if (argc == 4)
+        only = argv[3];
+    if (argc >= 3) {
         int64_t ms;
         if (parse_int64(argv[2], 1, 60, &ms) != 0) {
             fprintf(stderr, "bench_kv: SECONDS must be 1..60\n");
@@ -431,7 +436,7 @@ main(int argc, char **argv)
         }
         printf("| %zu | load (txns of %d secrets) | 1 | %.0f | | | | |\n", sizes[s], LOAD_BATCH,
                (double)sizes[s] / load_s);
-        for (size_t k = 0; k < 2; k++) {
+        for (size_t k = 0; k < 2 && (only == NULL || strcmp(only, "get") == 0); k++) {
             if (run_threads(kv, sizes[s], get_threads[k], get_thread, &res) != 0) {
                 rc = 1;
                 goto next;
@@ -442,6 +447,8 @@ main(int argc, char **argv)
                    res.p99_us, res.ops_s / get_threads[k] >= 200000 ? "met" : "MISSED");
             fflush(stdout);
         }
+        if (only != NULL && strcmp(only, "put") != 0)
+            goto next;
         /* The baseline runs before and after the puts (the disk is shared and noisy); the
          * ratios use the faster of the two, so they are the conservative ones. */
         snprintf(path, sizeof(path), "%s/raw-%zu-a.db", argv[1], sizes[s]);
@@ -451,10 +458,15 @@ main(int argc, char **argv)
         }
         base_before = base.ops_s;
         for (size_t k = 0; k < 3; k++) {
+            uint64_t c0, x0, c1, x1;
+
+            sqlite_backend_stats(be, &c0, &x0);
             if (run_threads(kv, sizes[s], put_threads[k], put_thread, &put[k]) != 0) {
                 rc = 1;
                 goto next;
             }
+            sqlite_backend_stats(be, &c1, &x1);
+            put[k].txns_per_commit = c1 > c0 ? (double)(x1 - x0) / (double)(c1 - c0) : 0;
         }
         snprintf(path, sizeof(path), "%s/raw-%zu-b.db", argv[1], sizes[s]);
         if (raw_sqlite(path, &base) != 0) {
@@ -466,9 +478,11 @@ main(int argc, char **argv)
             base.ops_s = base_before;
         for (size_t k = 0; k < 3; k++) {
             res = put[k];
-            printf("| %zu | kv_put durable | %d | %.0f | %.0f | %.0f | %.0f | %.2f× baseline |\n",
+            printf("| %zu | kv_put durable | %d | %.0f | %.0f | %.0f | %.0f | %.2f× baseline "
+                   "(%.1f txns/commit) |\n",
                    sizes[s], put_threads[k], res.ops_s, res.ops_s / put_threads[k], res.p50_us,
-                   res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0);
+                   res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0,
+                   res.txns_per_commit);
         }
         put8 = put[2];
         printf("| %zu | raw SQLite put, 1 fsynced txn/row (baseline: before %.0f, after %.0f) "

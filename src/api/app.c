@@ -108,6 +108,9 @@ api_app_new(const struct api_app_opts *o, struct api_app **out, struct rk_error 
         goto nomem;
     pthread_mutex_init(&app->policies->mu, NULL);
     app->dev = o->dev;
+    app->on_unseal = o->on_unseal;
+    app->on_seal = o->on_seal;
+    app->server_ctx = o->server_ctx;
     if (o->config_file != NULL && (app->config_file = strdup(o->config_file)) == NULL)
         goto nomem;
     if (o->key_file != NULL && (app->key_file = strdup(o->key_file)) == NULL)
@@ -155,6 +158,9 @@ api_app_free(struct api_app *app)
 {
     if (app == NULL)
         return;
+    /* The scheduler uses the store and the inventory: stop it before they go. */
+    if (app->on_seal != NULL)
+        app->on_seal(app);
     engine_free(app->engine);
     app->engine = NULL;
     if (app->br != NULL)
@@ -389,10 +395,13 @@ api_app_unseal_reset(struct api_app *app)
 void
 api_app_seal(struct api_app *app)
 {
+    /* Outside the lock: stopping the scheduler waits for its rotation in flight, which holds
+     * the read lock. Nothing can unseal meanwhile (the store is not sealed yet); a concurrent
+     * seal just calls it twice. */
+    if (app->on_seal != NULL && !barrier_sealed(app->br))
+        app->on_seal(app);
     pthread_rwlock_wrlock(&app->lock);
     if (!barrier_sealed(app->br)) {
-        if (app->on_seal != NULL)
-            app->on_seal(app);
         engine_free(app->engine);
         app->engine = NULL;
         barrier_seal(app->br);
@@ -414,7 +423,13 @@ api_app_reload(struct api_app *app, struct rk_error *err)
         return r;
     pthread_rwlock_wrlock(&app->lock);
     old = app->inv;
+    {
+        const char *nl = inventory_store_location(ninv), *ol = inventory_store_location(old);
+        if (!app->dev && nl != NULL && ol != NULL && strcmp(nl, ol) != 0)
+            log_warn("the store location changed (%s); restart the server to use it", nl);
+    }
     app->inv = ninv;
+    app->inv_gen++;
     if (app->engine != NULL)
         engine_set_inventory(app->engine, ninv);
     pthread_rwlock_unlock(&app->lock);

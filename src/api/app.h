@@ -15,12 +15,16 @@
  *     api_app_unlock(app);
  *     token_info_clear(&ti);
  *
- * Locking: app->lock (a rwlock) guards the seal state, the unseal progress, app->engine and
- * app->inv. app->kv, app->br and app->be live as long as the app and may be used without the
+ * Locking: app->lock (a rwlock) guards the seal state, the unseal progress, app->engine,
+ * app->inv and app->inv_gen. app->kv, app->br and app->be live as long as the app and may be used without the
  * lock (a request racing a seal gets -RK_ESEALED from the barrier: answer 503, see
  * api_respond_rk). Hold the read lock while using app->engine or app->inv (a rotation, an
  * inventory lookup): seal and SIGHUP reload take the write lock, so they wait for rotations in
  * flight and never free an inventory a request still reads. Never take the lock twice.
+ *
+ * The scheduler (the rotation daemon as a thread, engine/daemon.h) follows the same rule: it
+ * takes the read lock around each timer it runs and reads app->inv only under it. The server
+ * starts it from on_unseal and stops it from on_seal (see the hooks below).
  *
  * ACL paths are request paths without "/v1/" ("secret/data/a/b", "sys/policies/acl/x"). */
 #ifndef REKEY_API_APP_H
@@ -42,6 +46,7 @@ struct kv;
 struct engine;
 struct inventory;
 struct api_policy_cache;
+struct api_app;
 
 #define API_MAX_SHARES 255
 #define API_VERSION_STRING "1.15.0+rekey" /* reported as Vault's version (clients compare it) */
@@ -55,6 +60,11 @@ struct api_app_opts {
                                     * REKEY_KEY_FILE or store.key_file); NULL: start sealed */
     const char *key_file;          /* that key file's path, if any (sys/init then refuses) */
     int dev;                       /* -dev: reported in logs; the caller initialises the store */
+    /* Copied into struct api_app before anything can unseal (a key file unseals in
+     * api_app_new): see the hooks there. May be NULL. */
+    void (*on_unseal)(struct api_app *app);
+    void (*on_seal)(struct api_app *app);
+    void *server_ctx;
 };
 
 struct api_app {
@@ -64,6 +74,7 @@ struct api_app {
     struct kv *kv;
     struct engine *engine;      /* non-NULL while unsealed; under lock */
     struct inventory *inv;      /* under lock */
+    uint64_t inv_gen;           /* under lock: bumped each time inv is replaced */
     struct http_server *server; /* set by the server after http_server_start (for throttling) */
     char *config_file;
     char *key_file; /* a configured key file (sys/init refuses shares then) */
@@ -83,8 +94,12 @@ struct api_app {
 
     struct api_policy_cache *policies; /* parsed policies, invalidated on write */
 
-    /* Hooks the server sets so seal/unseal start and stop the scheduler; may be NULL. Called
-     * with the write lock held; must not take it. */
+    /* Hooks the server sets (through api_app_opts) so unseal and seal start and stop the
+     * scheduler; may be NULL. on_unseal runs after every successful unseal, with the write lock
+     * held (or, in api_app_new, before any request can come): it must not take the lock nor
+     * wait for a thread that does. on_seal runs before a seal (and in api_app_free) WITHOUT the
+     * lock, so it may wait for a thread that holds or wants the read lock (the scheduler
+     * finishing its rotation in flight); it may run when nothing was started. */
     void (*on_unseal)(struct api_app *app);
     void (*on_seal)(struct api_app *app);
     void *server_ctx;
@@ -96,7 +111,8 @@ struct api_app {
  * -RK_E* with the message in err (-RK_EBADKEY for a wrong key file). */
 int api_app_new(const struct api_app_opts *o, struct api_app **out, struct rk_error *err);
 
-/* Seals (wiping keys and progress), closes the store, frees everything. Accepts NULL. */
+/* Calls on_seal, seals (wiping keys and progress), closes the store, frees everything.
+ * Accepts NULL. */
 void api_app_free(struct api_app *app);
 
 /* Read lock for using app->engine / app->inv. */
@@ -137,12 +153,14 @@ int api_app_unseal_key(struct api_app *app, const struct secret *root_key, struc
 /* Drops the unseal progress (sys/unseal {"reset":true}). */
 void api_app_unseal_reset(struct api_app *app);
 
-/* Seals: waits for requests holding the read lock, calls on_seal, frees the engine, wipes the
- * keyring (barrier_seal) and the progress. Idempotent. */
+/* Seals: calls on_seal (before taking the lock), waits for requests holding the read lock,
+ * frees the engine, wipes the keyring (barrier_seal) and the progress. Idempotent. */
 void api_app_seal(struct api_app *app);
 
-/* Re-reads the config file (SIGHUP) and swaps the inventory into the engine under the write
- * lock. On failure the old inventory stays. Returns 0 or -RK_ECONFIG / -RK_E*. */
+/* Re-reads the config file (SIGHUP) and swaps the inventory into app->inv and the engine under
+ * the write lock, bumping app->inv_gen; the old one is freed after the lock is released (no
+ * reader can hold it then). On failure the old inventory stays and err says file:line:col.
+ * Returns 0 or -RK_ECONFIG / -RK_E*. The caller then tells the scheduler to re-plan. */
 int api_app_reload(struct api_app *app, struct rk_error *err);
 
 /* --- Per-request helpers (handlers). Each answers the request itself when it fails. --- */

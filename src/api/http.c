@@ -1253,8 +1253,8 @@ listen_open(struct http_server *s, const char *addr, int tls, int tls_disable, s
     if (!loopback && !tls && !tls_disable)
         return rk_error_set(err, RK_ECONFIG,
                             "refusing to serve plain HTTP on the non-loopback address %s: set "
-                            "tls_cert_file and tls_key_file, or tls_disable if the network is "
-                            "trusted",
+                            "server.tls_cert and server.tls_key, or server.tls_disable: true if "
+                            "the network is trusted",
                             addr);
     if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||

@@ -619,9 +619,11 @@ kvjson_metadata(const struct kv_meta *m)
         snprintf(key, sizeof(key), "%" PRIu64, vm->version);
         fmt_time(vm->created_us, vc, sizeof(vc));
         fmt_time(vm->deletion_us, vd, sizeof(vd));
-        e = json_pack("{s:s, s:s, s:b, s:s, s:s}", "created_time", vc, "deletion_time", vd,
-                      "destroyed", vm->destroyed ? 1 : 0, "stage", kv_stage_name(vm->stage),
-                      "fingerprint", vm->destroyed ? "" : vm->fingerprint);
+        e = json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s}", "created_time", vc,
+                      "deletion_time", vd, "destroyed", vm->destroyed ? 1 : 0, "stage",
+                      kv_stage_name(vm->stage), "fingerprint",
+                      vm->destroyed ? "" : vm->fingerprint, "author", vm->author, "reason",
+                      vm->reason);
         if (e == NULL || json_object_set_new(versions, key, e) != 0) {
             json_decref(versions);
             return NULL;

@@ -274,7 +274,9 @@ rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
     struct rotate_result res;
     struct plan plan = {NULL, 0};
     char acl[ACL_MAX];
-    json_t *body = NULL, *out;
+    json_t *body = NULL, *out, *jv;
+    struct secret *value = NULL;
+    struct rot_input in;
     uint64_t to_version = 0;
     int dry = 0, r;
 
@@ -294,6 +296,20 @@ rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
         (void)http_respond_error(req, 400, "%s", err.msg);
         goto out_noapp;
     }
+    /* A manual kind's new value, read by the client (rekey rotate --from-stdin over the API). */
+    if (op != ROT_OP_ROLLBACK && (jv = json_object_get(body, "value")) != NULL &&
+        !json_is_null(jv)) {
+        if (!json_is_string(jv) || json_string_length(jv) == 0) {
+            (void)http_respond_error(req, 400, "invalid \"value\": expected a non-empty string");
+            goto out_noapp;
+        }
+        if ((value = secret_from(json_string_value(jv), json_string_length(jv))) == NULL) {
+            (void)http_respond_error(req, 500, "out of memory");
+            goto out_noapp;
+        }
+        memset(&in, 0, sizeof(in));
+        in.value = value;
+    }
     memset(&ro, 0, sizeof(ro));
     memset(&res, 0, sizeof(res));
     ro.op = op;
@@ -301,7 +317,7 @@ rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
     ro.author = ti.display_name[0] ? ti.display_name : "api";
     ro.dry_run = dry;
     ro.to_version = to_version;
-    ro.input = NULL; /* manual kinds cannot take a value over the API yet (docs/api.md) */
+    ro.input = value != NULL ? &in : NULL; /* no prompt, no stdin: only a value sent */
     ro.lock_wait_ms = 0;
     plan.steps = json_array();
     ro.progress = collect_step;
@@ -336,6 +352,7 @@ rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
     else
         respond_data(req, 200, out);
 out_noapp:
+    secret_free(value);
     json_decref(plan.steps);
     json_decref(body);
     token_info_clear(&ti);

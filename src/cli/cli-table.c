@@ -5,6 +5,7 @@ extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_
     cmd_kv_put, cmd_kv_get, cmd_kv_list, cmd_kv_metadata, cmd_status, cmd_schedule, cmd_rotate,
     cmd_rollback, cmd_revoke, cmd_recover, cmd_done, cmd_history;
 
+extern const struct cli_cmd cmd_operator_unseal, cmd_operator_seal;
 extern const struct cli_cmd cmd_run;
 extern const struct cli_cmd cmd_server;
 
@@ -25,6 +26,8 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_kv_list,
     &cmd_kv_metadata,
     &cmd_operator_init,
+    &cmd_operator_unseal,
+    &cmd_operator_seal,
     &cmd_operator_rotate_keyring,
     NULL,
 };

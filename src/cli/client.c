@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kvjson.h"
+#include "secrets/kv.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
+#include "util/timeutil.h"
 
 #define TOKEN_MAX 4096
 
@@ -61,8 +64,8 @@ env_true(const char *v)
 static struct secret *
 token_trimmed(const char *s, size_t len)
 {
-    while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' ||
-                       s[len - 1] == '\t'))
+    while (len > 0 &&
+           (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
         len--;
     while (len > 0 && (*s == ' ' || *s == '\t')) {
         s++;
@@ -189,8 +192,8 @@ client_path_escape(const char *path, char *buf, size_t cap, size_t *len)
 
     for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
         int plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
-                    *p == '~' || *p == '/';
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
+                    *p == '/';
         if (n + (plain ? 1 : 3) >= cap)
             return -RK_ELIMIT;
         if (plain) {
@@ -292,30 +295,29 @@ http_error(struct rk_client *c, long status, json_t *resp, struct rk_error *err)
     {
         if (!json_is_string(e) || n >= sizeof(msg) - 1)
             continue;
-        n += (size_t)snprintf(msg + n, sizeof(msg) - n, "%s%s", n ? "; " : "",
-                              json_string_value(e));
+        n +=
+            (size_t)snprintf(msg + n, sizeof(msg) - n, "%s%s", n ? "; " : "", json_string_value(e));
     }
     if (status == 403)
-        return rk_error_set(err, code,
-                            "permission denied: %s",
+        return rk_error_set(err, code, "permission denied: %s",
                             c->token == NULL
                                 ? "no token: set REKEY_TOKEN (or VAULT_TOKEN, or write "
                                   "~/.vault-token)"
-                                : c->token_src != NULL && strcmp(c->token_src, "REKEY_TOKEN") == 0
-                                    ? "the token in REKEY_TOKEN is unknown or expired, or its "
-                                      "policies do not allow this"
-                                : c->token_src != NULL && strcmp(c->token_src, "VAULT_TOKEN") == 0
-                                    ? "the token in VAULT_TOKEN is unknown or expired, or its "
-                                      "policies do not allow this"
-                                    : "the token in ~/.vault-token is unknown or expired, or its "
-                                      "policies do not allow this");
+                            : c->token_src != NULL && strcmp(c->token_src, "REKEY_TOKEN") == 0
+                                ? "the token in REKEY_TOKEN is unknown or expired, or its "
+                                  "policies do not allow this"
+                            : c->token_src != NULL && strcmp(c->token_src, "VAULT_TOKEN") == 0
+                                ? "the token in VAULT_TOKEN is unknown or expired, or its "
+                                  "policies do not allow this"
+                                : "the token in ~/.vault-token is unknown or expired, or its "
+                                  "policies do not allow this");
     if (status == 503 && (msg[0] == '\0' || strstr(msg, "sealed") != NULL))
-        return rk_error_set(err, code,
-                            "rekey at %s is sealed: unseal it with 'rekey operator unseal'",
-                            c->addr);
+        return rk_error_set(
+            err, code, "rekey at %s is sealed: unseal it with 'rekey operator unseal'", c->addr);
     if (status == 429)
-        return rk_error_set(err, code, "rekey at %s throttles this client after failed "
-                                       "requests: wait a few seconds%s%s",
+        return rk_error_set(err, code,
+                            "rekey at %s throttles this client after failed "
+                            "requests: wait a few seconds%s%s",
                             c->addr, msg[0] ? ": " : "", msg);
     if (msg[0] != '\0')
         return rk_error_set(err, code, "%s", msg);
@@ -449,4 +451,180 @@ out:
     free(url);
     curl_easy_cleanup(cu);
     return r;
+}
+
+int64_t
+client_time_us(const json_t *v)
+{
+    int64_t us = 0;
+
+    if (!json_is_string(v) || json_string_value(v)[0] == '\0' ||
+        time_parse_rfc3339(json_string_value(v), &us) != 0)
+        return 0;
+    return us;
+}
+
+static void
+copy_str(char *dst, size_t cap, const json_t *v)
+{
+    snprintf(dst, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* One entry of a metadata answer's "versions" into vm (version number given). */
+static void
+version_entry(const json_t *e, uint64_t version, struct kv_version_meta *vm)
+{
+    enum kv_stage st = KV_STAGE_CURRENT;
+    const json_t *s = json_object_get(e, "stage");
+
+    memset(vm, 0, sizeof(*vm));
+    vm->version = version;
+    vm->created_us = client_time_us(json_object_get(e, "created_time"));
+    vm->deletion_us = client_time_us(json_object_get(e, "deletion_time"));
+    vm->destroyed = json_is_true(json_object_get(e, "destroyed"));
+    if (json_is_string(s) && kv_stage_parse(json_string_value(s), &st) == 0)
+        vm->stage = st;
+    else
+        vm->stage = KV_STAGE_CURRENT;
+    copy_str(vm->fingerprint, sizeof(vm->fingerprint), json_object_get(e, "fingerprint"));
+    copy_str(vm->author, sizeof(vm->author), json_object_get(e, "author"));
+    copy_str(vm->reason, sizeof(vm->reason), json_object_get(e, "reason"));
+}
+
+static int
+cmp_version(const void *a, const void *b)
+{
+    const struct kv_version_meta *x = a, *y = b;
+
+    return x->version < y->version ? -1 : x->version > y->version;
+}
+
+static uint64_t
+json_u64(const json_t *v)
+{
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+int
+client_kv_metadata(struct rk_client *c, const char *path, struct kv_meta **out,
+                   struct rk_error *err)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul = 0;
+    const char *sub;
+    json_t *resp = NULL, *d, *vers, *e, *custom;
+    struct kv_meta *m = NULL;
+    const char *key;
+    int64_t dva = 0;
+    int r;
+
+    *out = NULL;
+    if ((r = client_kv_subpath(path, 0, &sub, err)) != 0)
+        return r;
+    ul = (size_t)snprintf(url, sizeof(url), "/v1/secret/metadata/");
+    if (client_path_escape(sub, url, sizeof(url), &ul) != 0)
+        return rk_error_set(err, RK_EINVAL, "path is too long");
+    if ((r = client_request(c, "GET", url, NULL, NULL, &resp, err)) != 0) {
+        if (r == -RK_ENOTFOUND)
+            rk_error_set(err, RK_ENOTFOUND, "no secret at %s", path);
+        goto out;
+    }
+    if ((d = client_data(resp)) == NULL || !json_is_object(d)) {
+        r = rk_error_set(err, RK_ECORRUPT, "the server's metadata answer has no data");
+        goto out;
+    }
+    if ((m = calloc(1, sizeof(*m))) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    m->created_us = client_time_us(json_object_get(d, "created_time"));
+    m->updated_us = client_time_us(json_object_get(d, "updated_time"));
+    /* Vault's current_version is the latest written; rekey adds the stage-current one. */
+    m->latest_version = json_u64(json_object_get(d, "current_version"));
+    m->current_version = json_u64(json_object_get(d, "current_stage_version"));
+    m->oldest_version = json_u64(json_object_get(d, "oldest_version"));
+    m->max_versions = (uint32_t)json_u64(json_object_get(d, "max_versions"));
+    m->cas_required = json_is_true(json_object_get(d, "cas_required"));
+    if (json_object_get(d, "delete_version_after") != NULL &&
+        kvjson_duration_value(json_object_get(d, "delete_version_after"), "delete_version_after",
+                              &dva, err) == 0)
+        m->delete_version_after = dva;
+    rk_error_clear(err);
+    custom = json_object_get(d, "custom_metadata");
+    m->custom_metadata = json_is_object(custom) ? json_deep_copy(custom) : json_object();
+    vers = json_object_get(d, "versions");
+    if (m->custom_metadata == NULL ||
+        (json_object_size(vers) > 0 &&
+         (m->versions = calloc(json_object_size(vers), sizeof(*m->versions))) == NULL)) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_object_foreach(vers, key, e)
+    {
+        int64_t v;
+        if (parse_int64(key, 1, INT64_MAX, &v) != 0)
+            continue;
+        version_entry(e, (uint64_t)v, &m->versions[m->nversions++]);
+    }
+    if (m->nversions > 1)
+        qsort(m->versions, m->nversions, sizeof(*m->versions), cmp_version);
+    *out = m;
+    m = NULL;
+    r = 0;
+out:
+    kv_meta_free(m);
+    json_decref(resp);
+    return r;
+}
+
+void
+client_version_meta(const json_t *md, const struct kv_meta *m, struct kv_version_meta *vm)
+{
+    uint64_t v = json_u64(json_object_get(md, "version"));
+
+    memset(vm, 0, sizeof(*vm));
+    vm->stage = KV_STAGE_CURRENT;
+    for (size_t i = 0; m != NULL && i < m->nversions; i++)
+        if (m->versions[i].version == v)
+            *vm = m->versions[i];
+    vm->version = v;
+    vm->created_us = client_time_us(json_object_get(md, "created_time"));
+    vm->deletion_us = client_time_us(json_object_get(md, "deletion_time"));
+    vm->destroyed = json_is_true(json_object_get(md, "destroyed"));
+}
+
+int
+client_rekey_post(struct rk_client *c, const char *route, const char *path, json_t *body,
+                  json_t **data, struct rk_error *err)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul;
+    json_t *resp = NULL;
+    int r;
+
+    if (data != NULL)
+        *data = NULL;
+    ul = (size_t)snprintf(url, sizeof(url), "/v1/rekey/%s%s", route, path != NULL ? "/" : "");
+    if (path != NULL && client_path_escape(path, url, sizeof(url), &ul) != 0)
+        return rk_error_set(err, RK_EINVAL, "path is too long");
+    client_min_timeout(c, CLIENT_ROTATION_TIMEOUT_S);
+    r = client_request(c, "POST", url, body, NULL, &resp, err);
+    if (data != NULL && client_data(resp) != NULL && !json_is_null(client_data(resp)))
+        *data = json_incref(client_data(resp));
+    json_decref(resp);
+    return r;
+}
+
+void
+client_print_steps(const json_t *data)
+{
+    size_t i;
+    json_t *s;
+
+    json_array_foreach(json_object_get(data, "steps"), i, s)
+    {
+        const json_t *step = json_object_get(s, "step"), *msg = json_object_get(s, "message");
+        printf("  %-8s %s\n", json_is_string(step) ? json_string_value(step) : "",
+               json_is_string(msg) ? json_string_value(msg) : "");
+    }
 }

@@ -65,4 +65,31 @@ int client_kv_subpath(const char *path, int list, const char **rest, struct rk_e
 /* The "data" member of a Vault envelope (borrowed), or NULL. */
 json_t *client_data(json_t *resp);
 
+struct kv_meta;
+struct kv_version_meta;
+
+/* GET /v1/secret/metadata/<path after secret/> as a struct kv_meta, versions ascending (rekey's
+ * "stage", "fingerprint" and, when the server sends them, "author" and "reason" included).
+ * Returns 0 with *out (kv_meta_free), or a negative RK_E* (-RK_ENOTFOUND: no such secret). */
+int client_kv_metadata(struct rk_client *c, const char *path, struct kv_meta **out,
+                       struct rk_error *err);
+
+/* Fills vm from the metadata object of a KV data read or write ({"created_time",
+ * "deletion_time", "destroyed", "version"}), then its stage, fingerprint, author and reason from
+ * m's entry for that version when m has one. */
+void client_version_meta(const json_t *md, const struct kv_meta *m, struct kv_version_meta *vm);
+
+/* POST /v1/rekey/<route>[/<path>] (rotate, rollback, revoke, recover, done) with body (may be
+ * NULL), allowing CLIENT_ROTATION_TIMEOUT_S. Returns as client_request; *data (may be NULL) gets
+ * the answer's "data" (a new reference, or NULL), also when the rotation failed: it then holds
+ * the steps taken and the result. */
+int client_rekey_post(struct rk_client *c, const char *route, const char *path, json_t *body,
+                      json_t **data, struct rk_error *err);
+
+/* Prints the "steps" of a rotation answer as the local command's progress lines. */
+void client_print_steps(const json_t *data);
+
+/* Parses an RFC 3339 time of an answer ("" or null: 0) into microseconds. */
+int64_t client_time_us(const json_t *v);
+
 #endif

@@ -1,11 +1,15 @@
-/* rekey history: a secret's rotations and its versions. */
+/* rekey history: a secret's rotations and its versions. Locally from the engine's history and
+ * the KV metadata; in client mode from GET /v1/rekey/history/P and GET /v1/secret/metadata/P.
+ * Both fill the same events and metadata and print them with the same code. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "client.h"
 #include "engine/rotation.h"
 #include "kvfmt.h"
+#include "util/parse.h"
 #include "util/timeutil.h"
 
 static const struct cli_opt opts[] = {
@@ -34,6 +38,50 @@ print_event(void *arg, const struct rot_event *ev)
     return 0;
 }
 
+static void
+copy_str(char *dst, size_t cap, const json_t *o, const char *k)
+{
+    const json_t *v = json_object_get(o, k);
+
+    snprintf(dst, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+}
+
+/* Client mode: the events of GET /v1/rekey/history/P through the local printer. */
+static int
+remote_events(struct cli_ctx *ctx, const char *path, json_t *events)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul, i;
+    json_t *resp = NULL, *e;
+    int r;
+
+    ul = (size_t)snprintf(url, sizeof(url), "/v1/rekey/history/");
+    if (client_path_escape(path, url, sizeof(url), &ul) != 0)
+        return rk_error_set(&ctx->err, RK_EINVAL, "path is too long");
+    if ((r = client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &ctx->err)) != 0) {
+        json_decref(resp);
+        return r;
+    }
+    json_array_foreach(json_object_get(client_data(resp), "events"), i, e)
+    {
+        struct rot_event ev;
+
+        memset(&ev, 0, sizeof(ev));
+        ev.time_us = client_time_us(json_object_get(e, "time"));
+        copy_str(ev.op, sizeof(ev.op), e, "op");
+        copy_str(ev.result, sizeof(ev.result), e, "result");
+        copy_str(ev.author, sizeof(ev.author), e, "author");
+        copy_str(ev.reason, sizeof(ev.reason), e, "reason");
+        copy_str(ev.message, sizeof(ev.message), e, "message");
+        ev.from_version = (uint64_t)json_integer_value(json_object_get(e, "from_version"));
+        ev.to_version = (uint64_t)json_integer_value(json_object_get(e, "to_version"));
+        ev.duration_ms = json_integer_value(json_object_get(e, "duration_ms"));
+        print_event(events, &ev);
+    }
+    json_decref(resp);
+    return 0;
+}
+
 static int
 exec_history(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -41,21 +89,38 @@ exec_history(struct cli_ctx *ctx, int argc, char **argv)
     struct kv_meta *m = NULL;
     int json = cli_opt(ctx, "json") != NULL;
     json_t *events = json ? json_array() : NULL;
+    struct rk_error perr = {0};
     int r;
 
     (void)argc;
-    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+    if (path_validate(argv[0], strlen(argv[0]), &perr) != 0) {
+        json_decref(events);
+        return cli_usage_error(ctx, "bad path '%s': %s", argv[0], perr.msg);
+    }
+    if (ctx->remote == NULL && (r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0) {
+        json_decref(events);
         return cli_fail(ctx, r);
+    }
     if (!json)
         printf("== Rotations of %s ==\n%-21s %-9s %-12s %-14s %s\n", argv[0], "TIME", "OP",
                "RESULT", "BY", "WHAT");
-    r = engine_history(e, argv[0], print_event, events, &ctx->err);
-    engine_free(e);
+    if (ctx->remote != NULL) {
+        r = remote_events(ctx, argv[0], events);
+    } else {
+        r = engine_history(e, argv[0], print_event, events, &ctx->err);
+        engine_free(e);
+    }
     if (r != 0) {
         json_decref(events);
         return cli_fail(ctx, r);
     }
-    r = kv_metadata_get(ctx->kv, argv[0], &m, &ctx->err);
+    if (ctx->remote != NULL)
+        /* The server's versions: only the KV mount secret/ has a metadata route. */
+        r = strncmp(argv[0], "secret/", 7) == 0
+                ? client_kv_metadata(ctx->remote, argv[0], &m, &ctx->err)
+                : -RK_ENOTFOUND;
+    else
+        r = kv_metadata_get(ctx->kv, argv[0], &m, &ctx->err);
     if (r != 0 && r != -RK_ENOTFOUND) {
         json_decref(events);
         return cli_fail(ctx, r);
@@ -91,7 +156,7 @@ const struct cli_cmd cmd_history = {
     .summary = "show a secret's rotations and versions (never the values)",
     .min_args = 1,
     .max_args = 1,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_history,
 };

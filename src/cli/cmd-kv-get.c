@@ -1,8 +1,13 @@
-/* rekey kv get: reads the current (or a given) version of a secret, like `vault kv get`. */
+/* rekey kv get: reads the current (or a given) version of a secret, like `vault kv get`.
+ * Locally it reads the store; in client mode GET /v1/secret/data/P[?version=N] (and the path's
+ * metadata for the version's stage and fingerprint). Both fill the same data and metadata and
+ * print them with the same code. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "kvfmt.h"
 #include "util/parse.h"
 
@@ -13,6 +18,104 @@ static const struct cli_opt opts[] = {
     {"format", OPT_VALUE, "table|json", "output format (default table)"},
     {NULL, 0, NULL, NULL},
 };
+
+/* Client mode: the version's data object (*obj) and metadata (*vm). */
+static int
+remote_get(struct cli_ctx *ctx, const char *path, int64_t version, json_t **obj,
+           struct kv_version_meta *vm)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul;
+    const char *sub;
+    json_t *resp = NULL, *d, *md, *data;
+    struct kv_meta *m = NULL;
+    int r;
+
+    *obj = NULL;
+    if ((r = client_kv_subpath(path, 0, &sub, &ctx->err)) != 0)
+        return r;
+    ul = (size_t)snprintf(url, sizeof(url), "/v1/secret/data/");
+    if (client_path_escape(sub, url, sizeof(url), &ul) != 0)
+        return rk_error_set(&ctx->err, RK_EINVAL, "path is too long");
+    if (version > 0)
+        snprintf(url + ul, sizeof(url) - ul, "?version=%lld", (long long)version);
+    r = client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &ctx->err);
+    d = client_data(resp);
+    md = json_object_get(d, "metadata");
+    if (r == -RK_ENOTFOUND) {
+        /* The local messages: a deleted or destroyed version answers 404 with its metadata. */
+        long long v = (long long)json_integer_value(json_object_get(md, "version"));
+        if (json_is_true(json_object_get(md, "destroyed")))
+            rk_error_set(&ctx->err, RK_ENOTFOUND, "version %lld of %s is destroyed", v, path);
+        else if (md != NULL)
+            rk_error_set(&ctx->err, RK_ENOTFOUND, "version %lld of %s is deleted", v, path);
+        else if (version > 0)
+            rk_error_set(&ctx->err, RK_ENOTFOUND, "%s has no version %lld", path,
+                         (long long)version);
+        else
+            rk_error_set(&ctx->err, RK_ENOTFOUND, "no secret at %s", path);
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    data = json_object_get(d, "data");
+    if (!json_is_object(data) || !json_is_object(md)) {
+        r = rk_error_set(&ctx->err, RK_ECORRUPT, "the server's answer for %s has no data", path);
+        goto out;
+    }
+    r = client_kv_metadata(ctx->remote, path, &m, &ctx->err);
+    if (r != 0 && r != -RK_ENOTFOUND)
+        goto out;
+    rk_error_clear(&ctx->err);
+    client_version_meta(md, m, vm);
+    *obj = json_incref(data);
+    r = 0;
+out:
+    kv_meta_free(m);
+    json_decref(resp);
+    return r;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The table of `kv get`: path, version metadata, then the fields in key order. */
+static void
+print_table(const char *path, const struct kv_version_meta *vm, json_t *obj)
+{
+    size_t n = json_object_size(obj), i = 0, w = 5;
+    const char **keys = calloc(n ? n : 1, sizeof(*keys));
+    const char *k;
+    json_t *v;
+
+    printf("== Secret Path ==\n%s\n\n== Metadata ==\n", path);
+    kvfmt_version_rows(stdout, vm);
+    printf("\n== Data ==\n");
+    json_object_foreach(obj, k, v)
+    {
+        if (keys != NULL)
+            keys[i++] = k;
+        if (strlen(k) > w)
+            w = strlen(k);
+    }
+    if (keys != NULL)
+        qsort(keys, i, sizeof(*keys), cmp_str);
+    printf("%-*s %s\n%-*s %s\n", (int)w, "Key", "Value", (int)w, "---", "-----");
+    for (size_t j = 0; keys != NULL && j < i; j++) {
+        v = json_object_get(obj, keys[j]);
+        if (json_is_string(v)) {
+            printf("%-*s %s\n", (int)w, keys[j], json_string_value(v));
+        } else {
+            char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
+            printf("%-*s %s\n", (int)w, keys[j], t ? t : "?");
+            freezero(t, t ? strlen(t) : 0);
+        }
+    }
+    free(keys);
+}
 
 static int
 exec_kv_get(struct cli_ctx *ctx, int argc, char **argv)
@@ -34,7 +137,7 @@ exec_kv_get(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error(ctx, "-version must be a version number");
     if (fmt != NULL && strcmp(fmt, "json") != 0 && strcmp(fmt, "table") != 0)
         return cli_usage_error(ctx, "-format must be table or json");
-    if (field != NULL) {
+    if (field != NULL && ctx->remote == NULL) {
         struct secret *v = NULL;
         if ((r = kv_get_field(ctx->kv, path, (uint64_t)version, field, &v, &ctx->err)) != 0)
             return cli_fail(ctx, r);
@@ -44,40 +147,45 @@ exec_kv_get(struct cli_ctx *ctx, int argc, char **argv)
         secret_free(v);
         return CLI_OK;
     }
-    if ((r = kv_get(ctx->kv, path, (uint64_t)version, &data, &vm, &ctx->err)) != 0)
-        return cli_fail(ctx, r);
-    obj = json_loadb((const char *)data->data, data->len, 0, &jerr);
-    if (obj == NULL) {
-        rk_error_set(&ctx->err, RK_ECORRUPT, "the stored data of %s does not parse", path);
-        rc = cli_fail(ctx, -RK_ECORRUPT);
+    memset(&vm, 0, sizeof(vm));
+    if (ctx->remote != NULL) {
+        if ((r = remote_get(ctx, path, version, &obj, &vm)) != 0)
+            return cli_fail(ctx, r);
+    } else {
+        if ((r = kv_get(ctx->kv, path, (uint64_t)version, &data, &vm, &ctx->err)) != 0)
+            return cli_fail(ctx, r);
+        obj = json_loadb((const char *)data->data, data->len, 0, &jerr);
+        if (obj == NULL) {
+            rk_error_set(&ctx->err, RK_ECORRUPT, "the stored data of %s does not parse", path);
+            rc = cli_fail(ctx, -RK_ECORRUPT);
+            goto out;
+        }
+    }
+    if (field != NULL) {
+        /* Client mode only: kv_get_field's rules and messages. */
+        json_t *v = json_object_get(obj, field);
+        if (v == NULL) {
+            rk_error_set(&ctx->err, RK_ENOTFOUND, "%s has no field %.128s", path, field);
+            rc = cli_fail(ctx, -RK_ENOTFOUND);
+        } else if (!json_is_string(v)) {
+            rk_error_set(&ctx->err, RK_EINVAL, "field %.128s of %s is not a string", field, path);
+            rc = cli_fail(ctx, -RK_EINVAL);
+        } else {
+            fwrite(json_string_value(v), 1, json_string_length(v), stdout);
+            if (isatty(STDOUT_FILENO))
+                putchar('\n');
+            rc = CLI_OK;
+        }
         goto out;
     }
     if (fmt != NULL && strcmp(fmt, "json") == 0) {
-        json_t *j = json_pack("{s:{s:O, s:o}}", "data", "data", obj, "metadata",
-                              kvfmt_version_json(&vm));
+        json_t *j =
+            json_pack("{s:{s:O, s:o}}", "data", "data", obj, "metadata", kvfmt_version_json(&vm));
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
         putchar('\n');
         json_decref(j);
     } else {
-        const char *k;
-        json_t *v;
-        size_t w = 5;
-
-        printf("== Secret Path ==\n%s\n\n== Metadata ==\n", path);
-        kvfmt_version_rows(stdout, &vm);
-        printf("\n== Data ==\n");
-        json_object_foreach(obj, k, v) if (strlen(k) > w) w = strlen(k);
-        printf("%-*s %s\n%-*s %s\n", (int)w, "Key", "Value", (int)w, "---", "-----");
-        json_object_foreach(obj, k, v)
-        {
-            if (json_is_string(v))
-                printf("%-*s %s\n", (int)w, k, json_string_value(v));
-            else {
-                char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-                printf("%-*s %s\n", (int)w, k, t ? t : "?");
-                freezero(t, t ? strlen(t) : 0);
-            }
-        }
+        print_table(path, &vm, obj);
     }
     rc = CLI_OK;
 out:
@@ -92,7 +200,7 @@ const struct cli_cmd cmd_kv_get = {
     .summary = "read a secret's current or a given version (as vault kv get)",
     .min_args = 1,
     .max_args = 1,
-    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_kv_get,
 };

@@ -1,7 +1,9 @@
 /* rekey kv list: the children of a folder, like `vault kv list`. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "client.h"
 #include "kvfmt.h"
 #include "util/parse.h"
 
@@ -10,6 +12,60 @@ static const struct cli_opt opts[] = {
     {"format", OPT_VALUE, "table|json", "output format (default table)"},
     {NULL, 0, NULL, NULL},
 };
+
+/* Client mode: LIST /v1/secret/metadata/F. An absent or empty folder (404) is an empty list,
+ * as locally. The empty prefix lists the server's only KV mount. */
+static int
+remote_list(struct cli_ctx *ctx, const char *path, char ***names, size_t *n)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul;
+    const char *sub;
+    json_t *resp = NULL, *keys, *k;
+    size_t i;
+    int r;
+
+    *names = NULL;
+    *n = 0;
+    if (path[0] == '\0') {
+        if ((*names = calloc(2, sizeof(**names))) == NULL ||
+            ((*names)[0] = strdup("secret/")) == NULL)
+            return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+        *n = 1;
+        return 0;
+    }
+    if ((r = client_kv_subpath(path, 1, &sub, &ctx->err)) != 0)
+        return r;
+    ul = (size_t)snprintf(url, sizeof(url), "/v1/secret/metadata/");
+    if (client_path_escape(sub, url, sizeof(url), &ul) != 0)
+        return rk_error_set(&ctx->err, RK_EINVAL, "path is too long");
+    r = client_request(ctx->remote, "LIST", url, NULL, NULL, &resp, &ctx->err);
+    if (r == -RK_ENOTFOUND) {
+        rk_error_clear(&ctx->err);
+        r = 0;
+        goto out;
+    }
+    if (r != 0)
+        goto out;
+    keys = json_object_get(client_data(resp), "keys");
+    if ((*names = calloc(json_array_size(keys) + 1, sizeof(**names))) == NULL) {
+        r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    json_array_foreach(keys, i, k)
+    {
+        if (!json_is_string(k))
+            continue;
+        if (((*names)[*n] = strdup(json_string_value(k))) == NULL) {
+            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        (*n)++;
+    }
+out:
+    json_decref(resp);
+    return r;
+}
 
 static int
 exec_kv_list(struct cli_ctx *ctx, int argc, char **argv)
@@ -32,8 +88,14 @@ exec_kv_list(struct cli_ctx *ctx, int argc, char **argv)
         kvfmt_escape(path, shown, sizeof(shown));
         return cli_usage_error(ctx, "bad path '%s': %s", shown, ctx->err.msg);
     }
-    if ((r = kv_list_names(ctx->kv, path, &names, &n, &ctx->err)) != 0)
+    if (ctx->remote != NULL)
+        r = remote_list(ctx, path, &names, &n);
+    else
+        r = kv_list_names(ctx->kv, path, &names, &n, &ctx->err);
+    if (r != 0) {
+        kv_names_free(names);
         return cli_fail(ctx, r);
+    }
     if (fmt != NULL && strcmp(fmt, "json") == 0) {
         json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
@@ -60,7 +122,7 @@ const struct cli_cmd cmd_kv_list = {
     .summary = "list the secrets and folders under a prefix (as vault kv list)",
     .min_args = 0,
     .max_args = 1,
-    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_kv_list,
 };

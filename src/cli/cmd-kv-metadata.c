@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client.h"
 #include "kvfmt.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
@@ -27,7 +28,11 @@ exec_kv_metadata(struct cli_ctx *ctx, int argc, char **argv)
         return cli_usage_error(ctx, "expected one PATH");
     if ((r = kvfmt_path(ctx, argv[0], path, sizeof(path))) != 0)
         return r;
-    if ((r = kv_metadata_get(ctx->kv, path, &m, &ctx->err)) != 0)
+    if (ctx->remote != NULL)
+        r = client_kv_metadata(ctx->remote, path, &m, &ctx->err);
+    else
+        r = kv_metadata_get(ctx->kv, path, &m, &ctx->err);
+    if (r != 0)
         return cli_fail(ctx, r);
     time_format_rfc3339(m->created_us, ts, sizeof(ts));
     time_format_rfc3339(m->updated_us, ts2, sizeof(ts2));
@@ -81,7 +86,7 @@ const struct cli_cmd cmd_kv_metadata = {
     .summary = "show a secret's metadata and versions (as vault kv metadata get)",
     .min_args = 1,
     .max_args = 2,
-    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_kv_metadata,
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client.h"
 #include "kvfmt.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
@@ -64,6 +65,55 @@ read_value_file(const char *path, struct rk_error *err)
     s = secret_from(buf, n);
     freezero(buf, n + 1);
     return s;
+}
+
+/* Client mode: POST /v1/secret/data/P, then the version's stage and fingerprint from its
+ * metadata, so the output is the local one. */
+static int
+remote_put(struct cli_ctx *ctx, const char *path, json_t *obj, int64_t cas, const char *reason,
+           struct kv_version_meta *vm)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul;
+    const char *sub;
+    json_t *body = NULL, *options = NULL, *resp = NULL, *md;
+    struct kv_meta *m = NULL;
+    int r;
+
+    if ((r = client_kv_subpath(path, 0, &sub, &ctx->err)) != 0)
+        return r;
+    ul = (size_t)snprintf(url, sizeof(url), "/v1/secret/data/");
+    if (client_path_escape(sub, url, sizeof(url), &ul) != 0)
+        return rk_error_set(&ctx->err, RK_EINVAL, "path is too long");
+    options = json_object();
+    body = json_pack("{s:O, s:o}", "data", obj, "options", options);
+    if (options == NULL || body == NULL ||
+        (cas >= 0 && json_object_set_new(options, "cas", json_integer(cas)) != 0) ||
+        (reason != NULL && json_object_set_new(options, "reason", json_string(reason)) != 0)) {
+        r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((r = client_request(ctx->remote, "POST", url, body, NULL, &resp, &ctx->err)) != 0) {
+        /* The API answers a cas mismatch 400; locally it is a conflict, not a usage error. */
+        if (r == -RK_EINVAL && strstr(ctx->err.msg, "check-and-set parameter did not") != NULL)
+            r = -RK_ECONFLICT;
+        goto out;
+    }
+    if ((md = client_data(resp)) == NULL) {
+        r = rk_error_set(&ctx->err, RK_ECORRUPT, "the server's answer has no data");
+        goto out;
+    }
+    r = client_kv_metadata(ctx->remote, path, &m, &ctx->err);
+    if (r != 0 && r != -RK_ENOTFOUND)
+        goto out;
+    r = 0;
+    rk_error_clear(&ctx->err);
+    client_version_meta(md, m, vm);
+out:
+    kv_meta_free(m);
+    json_decref(resp);
+    json_decref(body);
+    return r;
 }
 
 static int
@@ -136,6 +186,13 @@ exec_kv_put(struct cli_ctx *ctx, int argc, char **argv)
     if (inline_value && isatty(STDERR_FILENO))
         fprintf(stderr, "warning: a value given on the command line is visible in the process "
                         "list and shell history; prefer field=- (stdin) or field=@file\n");
+    if (ctx->remote != NULL) {
+        if ((r = remote_put(ctx, path, obj, po.cas, po.reason, &vm)) != 0) {
+            rc = cli_fail(ctx, r);
+            goto out;
+        }
+        goto print;
+    }
     text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
     if (text == NULL) {
         rc = CLI_ERROR;
@@ -154,6 +211,7 @@ exec_kv_put(struct cli_ctx *ctx, int argc, char **argv)
         rc = cli_fail(ctx, r);
         goto out;
     }
+print:
     if (fmt != NULL && strcmp(fmt, "json") == 0) {
         json_t *j = kvfmt_version_json(&vm);
         json_dumpf(j, stdout, JSON_INDENT(2));
@@ -183,7 +241,7 @@ const struct cli_cmd cmd_kv_put = {
             "current becomes previous. Prints the new version's metadata, never the values.",
     .min_args = 2,
     .max_args = -1,
-    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_OPT_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_kv_put,
 };

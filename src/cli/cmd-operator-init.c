@@ -7,6 +7,7 @@
 
 #include "api/token.h"
 #include "cli.h"
+#include "client.h"
 #include "store/barrier.h"
 #include "store/shamir.h"
 #include "unseal.h"
@@ -18,6 +19,63 @@ static const struct cli_opt opts[] = {
     {"key-file", OPT_VALUE, "PATH", "write the root key to PATH (mode 0600) instead of shares"},
     {NULL, 0, NULL, NULL},
 };
+
+static void
+print_shares(const char *const *shares, int64_t n, int64_t k)
+{
+    for (int64_t i = 0; i < n; i++)
+        printf("Unseal Share %lld: %s\n", (long long)(i + 1), shares[i]);
+    printf("\nInitialised the store with %lld unseal share%s; %lld of them unseal it.\n"
+           "The shares are shown only now: hand them to different people. rekey keeps no "
+           "copy.\n",
+           (long long)n, n > 1 ? "s" : "", (long long)k);
+}
+
+static void
+print_root_token(const char *token)
+{
+    printf("\nInitial Root Token: %s\n\nThe root token has every permission on rekey server's "
+           "API; create narrower tokens\nwith it and revoke it when you no longer need it.\n",
+           token);
+}
+
+/* Client mode: PUT /v1/sys/init; the server keeps its store sealed until the shares unseal it. */
+static int
+remote_init(struct cli_ctx *ctx, int64_t n, int64_t k)
+{
+    const char *shares[SHAMIR_MAX_SHARES];
+    json_t *body =
+        json_pack("{s:I, s:I}", "secret_shares", (json_int_t)n, "secret_threshold", (json_int_t)k);
+    json_t *resp = NULL, *keys, *tok;
+    int r;
+
+    if (body == NULL)
+        return cli_fail(ctx, rk_error_set(&ctx->err, RK_ENOMEM, "out of memory"));
+    r = client_request(ctx->remote, "PUT", "/v1/sys/init", body, NULL, &resp, &ctx->err);
+    json_decref(body);
+    if (r == -RK_EINVAL && strstr(ctx->err.msg, "already initialized") != NULL)
+        r = rk_error_set(&ctx->err, RK_EEXISTS, "the store is already initialised");
+    if (r != 0) {
+        json_decref(resp);
+        return cli_fail(ctx, r == -RK_EINVAL ? -RK_ECONFIG : r);
+    }
+    keys = json_object_get(resp, "keys");
+    tok = json_object_get(resp, "root_token");
+    if ((int64_t)json_array_size(keys) != n || !json_is_string(tok)) {
+        json_decref(resp);
+        rk_error_set(&ctx->err, RK_ECORRUPT, "the server's init answer lacks the shares");
+        return cli_fail(ctx, -RK_ECORRUPT);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        shares[i] = json_string_value(json_array_get(keys, (size_t)i));
+        if (shares[i] == NULL)
+            shares[i] = "";
+    }
+    print_shares(shares, n, k);
+    print_root_token(json_string_value(tok));
+    json_decref(resp);
+    return CLI_OK;
+}
 
 static int
 exec_init(struct cli_ctx *ctx, int argc, char **argv)
@@ -44,6 +102,13 @@ exec_init(struct cli_ctx *ctx, int argc, char **argv)
     if (k == 1 && n > 1)
         return cli_usage_error(ctx, "-key-threshold 1 with several shares would make every share "
                                     "the root key; use -key-shares=1 or a threshold of 2 or more");
+    if (ctx->remote != NULL) {
+        if (keyfile != NULL)
+            return cli_usage_error(ctx, "-key-file writes a local file: a server started with a "
+                                        "key file is initialised on its host with "
+                                        "'rekey operator init -key-file PATH' (unset REKEY_ADDR)");
+        return remote_init(ctx, n, k);
+    }
     if (barrier_initialized(ctx->br)) {
         rk_error_set(&ctx->err, RK_EEXISTS, "the store is already initialised");
         return cli_fail(ctx, -RK_EEXISTS);
@@ -77,16 +142,12 @@ exec_init(struct cli_ctx *ctx, int argc, char **argv)
                "Keep that file apart from the store: whoever has both has every secret.\n",
                keyfile);
     } else {
+        const char *text[SHAMIR_MAX_SHARES];
         for (int64_t i = 0; i < n; i++)
-            printf("Unseal Share %lld: %s\n", (long long)(i + 1), (const char *)shares[i]->data);
-        printf("\nInitialised the store with %lld unseal share%s; %lld of them unseal it.\n"
-               "The shares are shown only now: hand them to different people. rekey keeps no "
-               "copy.\n",
-               (long long)n, n > 1 ? "s" : "", (long long)k);
+            text[i] = (const char *)shares[i]->data;
+        print_shares(text, n, k);
     }
-    printf("\nInitial Root Token: %s\n\nThe root token has every permission on rekey server's "
-           "API; create narrower tokens\nwith it and revoke it when you no longer need it.\n",
-           (const char *)token->data);
+    print_root_token((const char *)token->data);
     rc = CLI_OK;
     goto out;
 fail:
@@ -111,7 +172,7 @@ const struct cli_cmd cmd_operator_init = {
             "(mode 0600) for unattended use: set REKEY_KEY_FILE or store.key_file to use it.",
     .min_args = 0,
     .max_args = 0,
-    .needs = CLI_OPT_CONFIG | CLI_NEED_RAW_STORE,
+    .needs = CLI_OPT_CONFIG | CLI_NEED_RAW_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_init,
 };

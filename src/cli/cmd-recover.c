@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "client.h"
 #include "engine/rotation.h"
 #include "util/timeutil.h"
 
@@ -10,6 +11,27 @@ report(void *arg, const char *path, const char *what, const char *msg)
 {
     (void)arg;
     printf("%s: %s: %s\n", path, what, msg);
+}
+
+/* Client mode: POST /v1/rekey/recover; its actions are reported as the local ones. */
+static int
+remote_recover(struct cli_ctx *ctx, size_t *n)
+{
+    json_t *data = NULL, *a;
+    size_t i;
+    int r;
+
+    r = client_rekey_post(ctx->remote, "recover", NULL, NULL, &data, &ctx->err);
+    json_array_foreach(json_object_get(data, "actions"), i, a)
+    {
+        const char *p = json_string_value(json_object_get(a, "path"));
+        const char *w = json_string_value(json_object_get(a, "what"));
+        const char *m = json_string_value(json_object_get(a, "message"));
+        report(NULL, p ? p : "", w ? w : "", m ? m : "");
+    }
+    *n = (size_t)json_integer_value(json_object_get(data, "count"));
+    json_decref(data);
+    return r;
 }
 
 static int
@@ -21,10 +43,14 @@ exec_recover(struct cli_ctx *ctx, int argc, char **argv)
 
     (void)argc;
     (void)argv;
-    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
-        return cli_fail(ctx, r);
-    r = engine_recover(e, time_now(), report, NULL, &n, &ctx->err);
-    engine_free(e);
+    if (ctx->remote != NULL) {
+        r = remote_recover(ctx, &n);
+    } else {
+        if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+            return cli_fail(ctx, r);
+        r = engine_recover(e, time_now(), report, NULL, &n, &ctx->err);
+        engine_free(e);
+    }
     if (n == 0 && r == 0)
         printf("nothing to recover\n");
     if (r != 0)
@@ -38,6 +64,6 @@ const struct cli_cmd cmd_recover = {
     .summary = "finish or undo interrupted rotations now; retire values whose grace passed",
     .min_args = 0,
     .max_args = 0,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .exec = exec_recover,
 };

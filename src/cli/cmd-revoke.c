@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "engine/rotation.h"
 #include "kvfmt.h"
+#include "rotators/rotator.h"
+#include "util/parse.h"
 
 static const struct cli_opt opts[] = {
     {"reason", OPT_VALUE, "TEXT", "why (kept in the history; default \"revoke\")"},
@@ -20,6 +23,62 @@ show(void *arg, const char *path, const char *step, const char *msg)
     (void)arg;
     (void)path;
     printf("  %-8s %s\n", step, msg);
+}
+
+/* Client mode: POST /v1/rekey/revoke/P, a manual kind's value read here and sent in the body. */
+static int
+remote_revoke(struct cli_ctx *ctx, const char *path, struct rotate_result *res)
+{
+    const char *reason = cli_opt(ctx, "reason");
+    int from_stdin = cli_opt(ctx, "from-stdin") != NULL;
+    const char *from_file = cli_opt(ctx, "from-file");
+    struct secret *value = NULL;
+    json_t *body = json_object(), *data = NULL;
+    const char *fp;
+    int r;
+
+    if (body == NULL ||
+        (reason != NULL && json_object_set_new(body, "reason", json_string(reason)) != 0)) {
+        json_decref(body);
+        return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+    }
+    /* Without --from-*, a terminal is prompted only when the server says the kind is manual. */
+    if ((r = cli_read_value(ctx, path, from_stdin, from_file, 0, &value)) != 0)
+        goto out;
+    if (value == NULL && isatty(STDIN_FILENO)) {
+        char url[PATH_MAX_LEN * 3 + 64];
+        size_t ul = (size_t)snprintf(url, sizeof(url), "/v1/rekey/status/");
+        json_t *resp = NULL;
+        struct rk_error err = {0};
+        const char *kind;
+        const struct rotator_ops *ops;
+        if (client_path_escape(path, url, sizeof(url), &ul) == 0 &&
+            client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &err) == 0 &&
+            (kind = json_string_value(json_object_get(client_data(resp), "kind"))) != NULL &&
+            (ops = rotator_find(kind)) != NULL && (ops->flags & ROT_F_MANUAL_INPUT))
+            r = cli_read_value(ctx, path, 0, NULL, 1, &value);
+        json_decref(resp);
+        if (r != 0)
+            goto out;
+    }
+    if (value != NULL &&
+        json_object_set_new(body, "value", json_stringn((const char *)value->data, value->len)) !=
+            0) {
+        r = rk_error_set(&ctx->err, RK_EINVAL,
+                         "the new value for %s is not valid UTF-8 text; nothing was stored", path);
+        goto out;
+    }
+    r = client_rekey_post(ctx->remote, "revoke", path, body, &data, &ctx->err);
+    client_print_steps(data);
+    res->old_version = (uint64_t)json_integer_value(json_object_get(data, "old_version"));
+    res->new_version = (uint64_t)json_integer_value(json_object_get(data, "new_version"));
+    fp = json_string_value(json_object_get(data, "new_fingerprint"));
+    snprintf(res->new_fp, sizeof(res->new_fp), "%s", fp != NULL ? fp : "");
+out:
+    secret_free(value);
+    json_decref(data);
+    json_decref(body);
+    return r;
 }
 
 static int
@@ -42,11 +101,17 @@ exec_revoke(struct cli_ctx *ctx, int argc, char **argv)
     ro.author = kvfmt_author();
     ro.input = &in;
     ro.progress = show;
-    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
-        return cli_fail(ctx, r);
-    printf("revoking %s:\n", argv[0]);
-    r = engine_rotate(e, argv[0], &ro, &res, &ctx->err);
-    engine_free(e);
+    memset(&res, 0, sizeof(res));
+    if (ctx->remote != NULL) {
+        printf("revoking %s:\n", argv[0]);
+        r = remote_revoke(ctx, argv[0], &res);
+    } else {
+        if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+            return cli_fail(ctx, r);
+        printf("revoking %s:\n", argv[0]);
+        r = engine_rotate(e, argv[0], &ro, &res, &ctx->err);
+        engine_free(e);
+    }
     if (r != 0)
         return cli_fail(ctx, r);
     printf("%s: v%llu (%s) is current; v%llu was retired without grace\n", argv[0],
@@ -63,7 +128,7 @@ const struct cli_cmd cmd_revoke = {
             "with 'rekey done PATH'.",
     .min_args = 1,
     .max_args = 1,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_revoke,
 };

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "client.h"
 #include "engine/rotation.h"
 #include "kvfmt.h"
 #include "util/parse.h"
@@ -21,6 +22,33 @@ show(void *arg, const char *path, const char *step, const char *msg)
     (void)arg;
     (void)path;
     printf("  %-8s %s\n", step, msg);
+}
+
+/* Client mode: POST /v1/rekey/rollback/P; the answer's steps and result fill the local output. */
+static int
+remote_rollback(struct cli_ctx *ctx, const char *path, uint64_t to, int dry,
+                struct rotate_result *res)
+{
+    const char *reason = cli_opt(ctx, "reason");
+    json_t *body = json_pack("{s:b}", "dry_run", dry), *data = NULL;
+    const char *fp;
+    int r;
+
+    if (body == NULL ||
+        (to > 0 && json_object_set_new(body, "to_version", json_integer((json_int_t)to)) != 0) ||
+        (reason != NULL && json_object_set_new(body, "reason", json_string(reason)) != 0)) {
+        json_decref(body);
+        return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+    }
+    r = client_rekey_post(ctx->remote, "rollback", path, body, &data, &ctx->err);
+    json_decref(body);
+    client_print_steps(data);
+    res->old_version = (uint64_t)json_integer_value(json_object_get(data, "old_version"));
+    res->new_version = (uint64_t)json_integer_value(json_object_get(data, "new_version"));
+    fp = json_string_value(json_object_get(data, "new_fingerprint"));
+    snprintf(res->new_fp, sizeof(res->new_fp), "%s", fp != NULL ? fp : "");
+    json_decref(data);
+    return r;
 }
 
 static int
@@ -43,11 +71,17 @@ exec_rollback(struct cli_ctx *ctx, int argc, char **argv)
     ro.author = kvfmt_author();
     ro.dry_run = cli_opt(ctx, "dry-run") != NULL;
     ro.progress = show;
-    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
-        return cli_fail(ctx, r);
-    printf("rolling back %s:\n", argv[0]);
-    r = engine_rotate(e, argv[0], &ro, &res, &ctx->err);
-    engine_free(e);
+    memset(&res, 0, sizeof(res));
+    if (ctx->remote != NULL) {
+        printf("rolling back %s:\n", argv[0]);
+        r = remote_rollback(ctx, argv[0], ro.to_version, ro.dry_run, &res);
+    } else {
+        if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+            return cli_fail(ctx, r);
+        printf("rolling back %s:\n", argv[0]);
+        r = engine_rotate(e, argv[0], &ro, &res, &ctx->err);
+        engine_free(e);
+    }
     if (r != 0)
         return cli_fail(ctx, r);
     if (ro.dry_run)
@@ -65,7 +99,7 @@ const struct cli_cmd cmd_rollback = {
     .summary = "make the previous (or a given) version current again, consumers included",
     .min_args = 1,
     .max_args = 1,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_rollback,
 };

@@ -5,10 +5,13 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "client.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "engine/schedule.h"
 #include "kvfmt.h"
+#include "rotators/rotator.h"
+#include "util/parse.h"
 #include "util/timeutil.h"
 
 static const struct cli_opt opts[] = {
@@ -71,6 +74,219 @@ rotate_one(struct cli_ctx *ctx, struct engine *e, const char *path, int verbose,
     return r;
 }
 
+/* ---- client mode: the same output through POST /v1/rekey/rotate/P ---- */
+
+static int
+kind_is_manual(const char *kind)
+{
+    const struct rotator_ops *ops = kind != NULL ? rotator_find(kind) : NULL;
+
+    return ops != NULL && (ops->flags & ROT_F_MANUAL_INPUT) != 0;
+}
+
+/* The kind of path in the server's inventory, or NULL (kind is copied into buf). */
+static const char *
+remote_kind(struct cli_ctx *ctx, const char *path, char *buf, size_t cap)
+{
+    char url[PATH_MAX_LEN * 3 + 64];
+    size_t ul = (size_t)snprintf(url, sizeof(url), "/v1/rekey/status/");
+    json_t *resp = NULL, *k;
+    struct rk_error err = {0};
+    const char *out = NULL;
+
+    if (client_path_escape(path, url, sizeof(url), &ul) == 0 &&
+        client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &err) == 0 &&
+        json_is_string(k = json_object_get(client_data(resp), "kind"))) {
+        snprintf(buf, cap, "%s", json_string_value(k));
+        out = buf;
+    }
+    json_decref(resp);
+    return out;
+}
+
+/* rotate_one through the API. value: a manual kind's new value, or NULL. The server does not
+ * wait for another rotation's lock, so --wait retries here while it answers 409. */
+static int
+remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const struct secret *value,
+                  int64_t wait_ms)
+{
+    const char *reason = cli_opt(ctx, "reason");
+    int dry = cli_opt(ctx, "dry-run") != NULL;
+    int64_t deadline = time_mono_ms() + wait_ms;
+    json_t *body, *data = NULL;
+    int r;
+
+    body = json_pack("{s:b}", "dry_run", dry);
+    if (body == NULL || (reason != NULL && json_object_set_new(body, "reason",
+                                                               json_string(reason)) != 0)) {
+        json_decref(body);
+        return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+    }
+    if (value != NULL &&
+        json_object_set_new(body, "value",
+                            json_stringn((const char *)value->data, value->len)) != 0) {
+        json_decref(body);
+        return rk_error_set(&ctx->err, RK_EINVAL,
+                            "the new value for %s is not valid UTF-8 text; nothing was stored",
+                            path);
+    }
+    rk_error_clear(&ctx->err);
+    for (;;) {
+        r = client_rekey_post(ctx->remote, "rotate", path, body, &data, &ctx->err);
+        if (r != -RK_EBUSY || time_mono_ms() >= deadline)
+            break;
+        json_decref(data);
+        data = NULL;
+        usleep(250 * 1000);
+    }
+    json_decref(body);
+    if (verbose)
+        client_print_steps(data);
+    if (dry) {
+        if (r == 0)
+            printf("dry run: nothing was changed\n");
+        else
+            fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
+                    ctx->err.msg);
+        json_decref(data);
+        return r;
+    }
+    if (r == 0)
+        printf("%s%s%s: rotated v%llu -> v%llu (%s)\n", cli_color(ctx, "green"), path,
+               cli_color(ctx, "reset"),
+               (unsigned long long)json_integer_value(json_object_get(data, "old_version")),
+               (unsigned long long)json_integer_value(json_object_get(data, "new_version")),
+               json_string_value(json_object_get(data, "new_fingerprint"))
+                   ? json_string_value(json_object_get(data, "new_fingerprint"))
+                   : "");
+    else
+        fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
+                ctx->err.msg);
+    if (r == -RK_EIO && data != NULL)
+        fprintf(stderr, "%s: the rotation stopped between two steps; its journal is kept, and "
+                        "'rekey recover' (or the daemon) finishes or undoes it\n",
+                path);
+    json_decref(data);
+    return r;
+}
+
+/* The new value of a manual kind: --from-stdin, --from-file, or a prompt on a terminal. */
+static int
+remote_value(struct cli_ctx *ctx, const char *path, const char *kind, struct secret **value)
+{
+    int from_stdin = cli_opt(ctx, "from-stdin") != NULL;
+    const char *from_file = cli_opt(ctx, "from-file");
+
+    *value = NULL;
+    if (cli_opt(ctx, "dry-run") != NULL)
+        return 0;
+    if (!from_stdin && from_file == NULL && !kind_is_manual(kind))
+        return 0;
+    return cli_read_value(ctx, path, from_stdin, from_file, 1, value);
+}
+
+/* The local selection of --all (implemented kinds) and --due (due, overdue, failed). */
+static int
+picked(const json_t *e, int due)
+{
+    const char *s = json_string_value(json_object_get(e, "state"));
+
+    if (s == NULL || strcmp(s, "not-implemented") == 0)
+        return 0;
+    return !due || strcmp(s, "due") == 0 || strcmp(s, "overdue") == 0 || strcmp(s, "failed") == 0;
+}
+
+static int
+remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
+{
+    int due = cli_opt(ctx, "due") != NULL, dry = cli_opt(ctx, "dry-run") != NULL;
+    json_t *resp = NULL, *list, *e;
+    size_t n = 0, ok = 0, failed = 0, skipped = 0, i;
+    struct secret *value = NULL;
+    char kbuf[64];
+    int r;
+
+    if (argc == 1) {
+        const char *kind = NULL;
+        if (!dry && cli_opt(ctx, "from-stdin") == NULL && cli_opt(ctx, "from-file") == NULL &&
+            isatty(STDIN_FILENO))
+            kind = remote_kind(ctx, argv[0], kbuf, sizeof(kbuf));
+        if ((r = remote_value(ctx, argv[0], kind, &value)) != 0)
+            return cli_fail(ctx, r);
+        printf("%s%s:\n", dry ? "plan for " : "rotating ", argv[0]);
+        r = remote_rotate_one(ctx, argv[0], 1, value, wait_ms);
+        secret_free(value);
+        if (r == -RK_EINVAL || r == -RK_ENOTFOUND || r == -RK_ENOTIMPL)
+            return r == -RK_EINVAL ? CLI_USAGE : CLI_ERROR;
+        return r == 0 ? CLI_OK : CLI_ERROR;
+    }
+    if (cli_opt(ctx, "from-stdin") != NULL || cli_opt(ctx, "from-file") != NULL)
+        return cli_usage_error(ctx, "--from-stdin/--from-file need a single PATH");
+    if (!dry) {
+        r = client_rekey_post(ctx->remote, "recover", NULL, NULL, NULL, &ctx->err);
+        if (r != 0 && r != -RK_EPERM)
+            fprintf(stderr, "rekey rotate: recovering interrupted rotations: %s\n", ctx->err.msg);
+    }
+    if ((r = client_request(ctx->remote, "GET", "/v1/rekey/status", NULL, NULL, &resp,
+                            &ctx->err)) != 0) {
+        json_decref(resp);
+        return cli_fail(ctx, r);
+    }
+    list = json_object_get(client_data(resp), "secrets");
+    json_array_foreach(list, i, e) if (picked(e, due)) n++;
+    if (n == 0) {
+        printf("nothing to rotate\n");
+        json_decref(resp);
+        return CLI_OK;
+    }
+    if (!dry && cli_opt(ctx, "yes") == NULL) {
+        char answer[16];
+        if (!isatty(STDIN_FILENO)) {
+            json_decref(resp);
+            return cli_usage_error(ctx, "refusing to rotate %zu secret%s without a terminal: "
+                                        "pass --yes",
+                                   n, n == 1 ? "" : "s");
+        }
+        fprintf(stderr, "Rotate %zu secret%s now? [y/N] ", n, n == 1 ? "" : "s");
+        if (fgets(answer, sizeof(answer), stdin) == NULL ||
+            (answer[0] != 'y' && answer[0] != 'Y')) {
+            fprintf(stderr, "nothing was changed\n");
+            json_decref(resp);
+            return CLI_PROBLEM;
+        }
+    }
+    json_array_foreach(list, i, e)
+    {
+        const char *path = json_string_value(json_object_get(e, "path"));
+        const char *kind = json_string_value(json_object_get(e, "kind"));
+        if (path == NULL || !picked(e, due))
+            continue;
+        if (!dry && !isatty(STDIN_FILENO) && kind_is_manual(kind)) {
+            printf("%s: skipped: kind %s needs a value from a person: rekey rotate %s\n", path,
+                   kind, path);
+            skipped++;
+            continue;
+        }
+        if (dry)
+            printf("plan for %s:\n", path);
+        value = NULL;
+        if (remote_value(ctx, path, kind, &value) != 0) {
+            fprintf(stderr, "%s: %s\n", path, ctx->err.msg);
+            failed++;
+            continue;
+        }
+        if (remote_rotate_one(ctx, path, dry, value, wait_ms) == 0)
+            ok++;
+        else
+            failed++;
+        secret_free(value);
+    }
+    if (!dry)
+        printf("%zu rotated, %zu failed, %zu skipped\n", ok, failed, skipped);
+    json_decref(resp);
+    return failed > 0 ? CLI_ERROR : CLI_OK;
+}
+
 static int
 exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
 {
@@ -95,6 +311,8 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             return cli_usage_error(ctx, "--wait must be a number of seconds");
         wait_ms = (int64_t)(w * 1000);
     }
+    if (ctx->remote != NULL)
+        return remote_rotate(ctx, argc, argv, wait_ms);
     memset(&in, 0, sizeof(in));
     in.from_stdin = cli_opt(ctx, "from-stdin") != NULL;
     in.from_file = cli_opt(ctx, "from-file");
@@ -199,7 +417,7 @@ const struct cli_cmd cmd_rotate = {
             "value from --from-stdin, --from-file FILE, or a no-echo prompt; it is never echoed.",
     .min_args = 0,
     .max_args = 1,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
     .opts = opts,
     .exec = exec_rotate,
 };

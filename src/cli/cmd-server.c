@@ -5,13 +5,19 @@
  * Dev mode (-dev): a fresh store in a new temporary directory (removed at exit), initialised
  * with a key file there, unsealed, with a known or random root token, on 127.0.0.1:8200.
  *
+ * The scheduler (the rotation daemon, engine/daemon.h) runs as a thread while the store is
+ * unsealed: started by the app's on_unseal hook (dev mode and a key file at start, the API's
+ * unseal later), stopped by on_seal (the API's seal, shutdown) after its rotation in flight.
+ *
  * Signals are blocked in every thread and taken by the main thread with sigwaitinfo, so the
- * HTTP workers never run a signal handler: SIGTERM/SIGINT drain and stop, SIGHUP reloads the
- * configuration and the TLS certificate. */
+ * HTTP workers and the scheduler never run a signal handler: SIGTERM/SIGINT stop accepting,
+ * drain the requests in progress and stop the scheduler; SIGHUP reloads the configuration
+ * (the scheduler re-plans) and the TLS certificate. */
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@
 #include "api/http.h"
 #include "api/server.h"
 #include "cli.h"
+#include "engine/daemon.h"
 #include "engine/inventory.h"
 #include "store/barrier.h"
 #include "unseal.h"
@@ -96,6 +103,84 @@ find_example(char *buf, size_t len)
 
 static const char empty_inventory[] = "version: 1\n";
 
+/* --- the scheduler thread --- */
+
+struct sched {
+    pthread_mutex_t mu; /* guards th and closed; never held while waiting for the thread */
+    struct daemon_thread *th;
+    int closed; /* shutting down: an unseal no longer starts it */
+};
+
+static void
+sched_rdlock(void *app)
+{
+    api_app_rdlock(app);
+}
+
+static void
+sched_unlock(void *app)
+{
+    api_app_unlock(app);
+}
+
+/* on_unseal: called with the app's write lock held; the thread waits for it to go. */
+static void
+sched_on_unseal(struct api_app *app)
+{
+    struct sched *s = app->server_ctx;
+    struct rk_error err = {0};
+
+    pthread_mutex_lock(&s->mu);
+    if (s->th == NULL && !s->closed &&
+        daemon_thread_start(app->kv, &app->inv, sched_rdlock, sched_unlock, app, &app->inv_gen,
+                            &s->th, &err) != 0)
+        log_error("the scheduler did not start: %s; due rotations wait for a restart", err.msg);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Stops the scheduler and waits for it (its rotation in flight ends first). closing: no new
+ * start afterwards. */
+static void
+sched_stop(struct sched *s, int closing)
+{
+    struct daemon_thread *th;
+
+    pthread_mutex_lock(&s->mu);
+    th = s->th;
+    s->th = NULL;
+    if (closing)
+        s->closed = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (th != NULL)
+        (void)daemon_thread_stop(th, NULL);
+}
+
+/* on_seal: called without the app's lock (the thread may hold it for a rotation). */
+static void
+sched_on_seal(struct api_app *app)
+{
+    sched_stop(app->server_ctx, 0);
+}
+
+/* Shutdown, first half: no new rotation starts and no unseal starts a scheduler; returns at
+ * once (sched_stop waits). */
+static void
+sched_close(struct sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closed = 1;
+    daemon_thread_request_stop(s->th);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+sched_replan(struct sched *s)
+{
+    pthread_mutex_lock(&s->mu);
+    daemon_thread_replan(s->th);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* --- the server --- */
 
 static void
@@ -141,6 +226,7 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     struct http_server *srv = NULL;
     struct route *routes = NULL;
     size_t nroutes = 0;
+    struct sched sched = {.mu = PTHREAD_MUTEX_INITIALIZER, .th = NULL, .closed = 0};
     sigset_t mask;
     int r, rc = CLI_ERROR, have_tmp = 0;
 
@@ -208,6 +294,9 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     }
     ao.config_file = cfg;
     ao.inv = inv;
+    ao.on_unseal = sched_on_unseal;
+    ao.on_seal = sched_on_seal;
+    ao.server_ctx = &sched;
     r = api_app_new(&ao, &app, &ctx->err);
     inv = NULL; /* owned by the app now, even on failure */
     if (r != 0)
@@ -263,13 +352,19 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
             struct rk_error e = {0};
             log_info("SIGHUP: reloading the configuration%s",
                      hc.tls_cert_file != NULL ? " and the TLS certificate" : "");
-            if (app->config_file != NULL && api_app_reload(app, &e) != 0)
-                log_error("reload failed, keeping the old configuration: %s", e.msg);
+            if (app->config_file != NULL) {
+                if (api_app_reload(app, &e) != 0) {
+                    log_error("reload failed, keeping the old configuration: %s", e.msg);
+                } else {
+                    log_info("reloaded %s", app->config_file);
+                    sched_replan(&sched);
+                }
+            }
             if (hc.tls_cert_file != NULL && http_server_reload_tls(srv, &e) != 0)
                 log_error("TLS reload failed, keeping the old certificate: %s", e.msg);
             continue;
         }
-        log_info("%s: stopping (draining requests in progress)",
+        log_info("%s: stopping (draining requests in progress, then the scheduler)",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
         break;
     }
@@ -278,7 +373,12 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
 fail:
     rc = cli_fail(ctx, r);
 out:
+    /* The scheduler starts no new rotation while the requests drain; then it is waited for
+     * (its rotation in flight completes, or fails and is undone; the engine journals each
+     * step), and only then the store closes. */
+    sched_close(&sched);
     http_server_stop(srv);
+    sched_stop(&sched, 1);
     api_app_free(app);
     inventory_free(inv);
     free(routes);
@@ -307,8 +407,11 @@ const struct cli_cmd cmd_server = {
             "127.0.0.1:8200 (-dev-listen-address), with a root token printed at start\n"
             "(-dev-root-token-id to choose it); the inventory is -config, else\n"
             "examples/ai-gateway.yaml from the current directory or the source tree.\n"
-            "Signals: SIGHUP reloads the configuration and the certificate; SIGTERM or SIGINT\n"
-            "stop accepting, let requests in progress finish, and exit 0.",
+            "While unsealed, the rotation scheduler runs inside the server (as `rekey run` does):\n"
+            "due rotations, retries, finishes after grace, reminders for manual secrets.\n"
+            "Signals: SIGHUP reloads the configuration (the scheduler re-plans) and the\n"
+            "certificate; SIGTERM or SIGINT stop accepting, let requests in progress finish,\n"
+            "let the rotation in flight finish, and exit 0.",
     .min_args = 0,
     .max_args = 0,
     .needs = 0,

@@ -3,15 +3,26 @@
  * One entry per inventory secret holds the ids of its two possible timers: the schedule timer
  * (ROTATE, RETRY or REMIND) and the FINISH timer. The loop arms a timerfd at the earliest due
  * time (absolute CLOCK_REALTIME, cancelled when the clock is set, so a clock step re-plans
- * instead of oversleeping) and blocks in ppoll on it and a signalfd: an idle daemon makes no
- * system call between due times, however many secrets it watches. Due timers run one at a time;
- * after each, pending signals are read, so SIGTERM stops the daemon between rotations, never
- * inside one (the engine journals each step; an interrupted one resumes at the next start). */
+ * instead of oversleeping) and blocks in ppoll on it and a signalfd (`rekey run`) or the
+ * host's control pipe (embedded in `rekey server`): an idle daemon makes no system call
+ * between due times, however many secrets it watches. Due timers run one at a time; after
+ * each, pending signals or control messages are read, so a stop happens between rotations,
+ * never inside one (the engine journals each step; an interrupted one resumes at the next
+ * start).
+ *
+ * Embedded, the host owns the inventory and may replace it (and free the old one) under its
+ * write lock at any time. So the daemon reads *invp and everything planned from it (the
+ * entries' indexes, the timers' borrowed paths) only while holding the host's read lock, and
+ * before using them checks that the inventory is still the one it planned on; if not, it
+ * re-plans. Entries then carry a copy of their path, the only thing a re-plan needs from the
+ * old inventory. */
 #include "daemon.h"
 
 #include <errno.h>
 #include <malloc.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,17 +56,23 @@ struct entry {
     int failures;    /* consecutive failures seen here (the engine's count wins) */
     int finish_failures;
     int64_t reminded_due; /* the due time (s) of the last reminder: one per due period */
+    char *path;           /* embedded: a copy of the secret's path (see the top comment) */
 };
 
 struct daemon {
     struct kv *kv;
     struct inventory **invp;
+    const struct inventory *inv; /* the inventory the entries and timers were planned on */
     const struct daemon_opts *opts;
+    const struct daemon_embed *emb; /* NULL: `rekey run` */
     struct daemon_stats *stats;
     struct engine *eng;
     struct timerheap *heap;
-    struct entry *ent; /* (*invp)->nsecrets entries */
-    int sfd, tfd;
+    struct entry *ent; /* nent entries, one per secret of inv */
+    size_t nent;
+    uint64_t gen; /* *emb->generation when planned */
+    int sfd, tfd; /* sfd: the signalfd (`rekey run`), else -1 */
+    int once;
     int stop, reload;
     int stop_sig;
 };
@@ -114,7 +131,34 @@ fmt_when(int64_t ms, char *buf, size_t len)
 static const struct inventory *
 inv_of(const struct daemon *d)
 {
-    return *d->invp;
+    return d->inv;
+}
+
+/* The host's read lock (embedded only). */
+static void
+host_lock(struct daemon *d)
+{
+    if (d->emb != NULL && d->emb->rdlock != NULL)
+        d->emb->rdlock(d->emb->lock_arg);
+}
+
+static void
+host_unlock(struct daemon *d)
+{
+    if (d->emb != NULL && d->emb->unlock != NULL)
+        d->emb->unlock(d->emb->lock_arg);
+}
+
+/* Embedded, under the host's read lock: 1 when the host replaced the inventory since the plan
+ * (a generation that moved also catches a new inventory allocated at the old one's address). */
+static int
+inventory_changed(const struct daemon *d)
+{
+    if (d->emb == NULL)
+        return 0;
+    if (*d->invp != d->inv)
+        return 1;
+    return d->emb->generation != NULL && *d->emb->generation != d->gen;
 }
 
 /* Sets secret i's schedule timer (creating or moving it). */
@@ -460,12 +504,44 @@ run_remind(struct daemon *d, size_t i)
 
 /* ---- signals, reload ---- */
 
-/* Reads every pending signal (non-blocking). */
+/* Embedded: reads every pending control message (non-blocking). The end of the pipe (the host
+ * closed its end) means stop too. */
+static void
+drain_control(struct daemon *d)
+{
+    char buf[64];
+    ssize_t n;
+
+    for (;;) {
+        n = read(d->emb->control_fd, buf, sizeof(buf));
+        if (n > 0) {
+            for (ssize_t i = 0; i < n; i++) {
+                if (buf[i] == DAEMON_MSG_STOP)
+                    d->stop = 1;
+                else if (buf[i] == DAEMON_MSG_REPLAN)
+                    d->reload = 1;
+            }
+            continue;
+        }
+        if (n == 0) {
+            d->stop = 1;
+            return;
+        }
+        if (errno != EINTR)
+            return; /* EAGAIN: nothing more */
+    }
+}
+
+/* Reads every pending signal or control message (non-blocking). */
 static void
 drain_signals(struct daemon *d)
 {
     struct signalfd_siginfo si;
 
+    if (d->emb != NULL) {
+        drain_control(d);
+        return;
+    }
     while (read(d->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
             d->reload = 1;
@@ -476,26 +552,69 @@ drain_signals(struct daemon *d)
     }
 }
 
-/* Remaps the per-secret state onto a new inventory by path. */
+static void
+entries_free(struct entry *ent, size_t n)
+{
+    for (size_t i = 0; ent != NULL && i < n; i++)
+        free(ent[i].path);
+    free(ent);
+}
+
 static int
-remap_entries(const struct inventory *old, const struct entry *oldent, const struct inventory *inv,
-              struct entry **out)
+cmp_entry_path(const void *a, const void *b)
+{
+    const struct entry *x = *(const struct entry *const *)a;
+    const struct entry *y = *(const struct entry *const *)b;
+
+    return strcmp(x->path, y->path);
+}
+
+/* Remaps the per-secret state (d->ent, planned on d->inv) onto inv by path. `rekey run` finds
+ * the old entry through the old inventory, which is still alive; embedded, the old inventory
+ * may be gone, so the entries' own path copies are searched (sorted once, O(n log n)). */
+static int
+remap_entries(const struct daemon *d, const struct inventory *inv, struct entry **out)
 {
     struct entry *ent = calloc(inv->nsecrets ? inv->nsecrets : 1, sizeof(*ent));
+    const struct entry **sorted = NULL;
+    size_t nold = d->ent != NULL ? d->nent : 0;
 
     if (ent == NULL)
         return -RK_ENOMEM;
+    if (d->emb != NULL && nold > 0) {
+        if ((sorted = malloc(nold * sizeof(*sorted))) == NULL)
+            goto nomem;
+        for (size_t i = 0; i < nold; i++)
+            sorted[i] = &d->ent[i];
+        qsort(sorted, nold, sizeof(*sorted), cmp_entry_path);
+    }
     for (size_t i = 0; i < inv->nsecrets; i++) {
-        const struct inv_secret *o = old ? inventory_find(old, inv->secrets[i].path) : NULL;
+        const struct entry *oe = NULL;
         ent[i].timer = ent[i].finish = TIMER_ID_NONE;
-        if (o != NULL) {
-            const struct entry *oe = &oldent[o - old->secrets];
+        if (d->emb != NULL) {
+            if ((ent[i].path = strdup(inv->secrets[i].path)) == NULL)
+                goto nomem;
+            if (sorted != NULL) {
+                const struct entry key = {.path = ent[i].path}, *kp = &key, **hit;
+                hit = bsearch(&kp, sorted, nold, sizeof(*sorted), cmp_entry_path);
+                oe = hit != NULL ? *hit : NULL;
+            }
+        } else if (nold > 0) {
+            const struct inv_secret *o = inventory_find(d->inv, inv->secrets[i].path);
+            oe = o != NULL ? &d->ent[o - d->inv->secrets] : NULL;
+        }
+        if (oe != NULL) {
             ent[i].failures = oe->failures;
             ent[i].reminded_due = oe->reminded_due;
         }
     }
+    free(sorted);
     *out = ent;
     return 0;
+nomem:
+    free(sorted);
+    entries_free(ent, inv->nsecrets);
+    return -RK_ENOMEM;
 }
 
 static void
@@ -517,7 +636,7 @@ do_reload(struct daemon *d)
     if (strcmp(inventory_store_location(ninv), inventory_store_location(old)) != 0)
         log_warn("the store location changed (%s); restart rekey run to use it",
                  inventory_store_location(ninv));
-    if (remap_entries(old, d->ent, ninv, &nent) != 0) {
+    if (remap_entries(d, ninv, &nent) != 0) {
         log_error("reload failed, keeping the previous configuration: out of memory");
         inventory_free(ninv);
         return;
@@ -526,14 +645,49 @@ do_reload(struct daemon *d)
     timerheap_clear(d->heap);
     engine_set_inventory(d->eng, ninv);
     *d->invp = ninv;
-    free(d->ent);
+    d->inv = ninv;
+    entries_free(d->ent, d->nent);
     d->ent = nent;
+    d->nent = ninv->nsecrets;
     inventory_free(old);
     if (build_heap(d, &err) != 0)
         log_error("planning after the reload: %s (some secrets are not scheduled)", err.msg);
     else
         log_info("reloaded %s", file);
     malloc_trim(0);
+}
+
+/* Embedded, under the host's read lock: plans every timer again from the current *invp (the
+ * host reloaded its configuration, or asked for a re-plan). Returns 0, or -RK_ENOMEM when the
+ * entries cannot be remapped: the old plan cannot be kept then (it may point into a freed
+ * inventory), so the daemon stops. */
+static int
+replan(struct daemon *d, struct rk_error *err)
+{
+    const struct inventory *ninv = *d->invp;
+    struct entry *nent = NULL;
+    struct rk_error e2 = {0};
+
+    d->reload = 0;
+    d->stats->reloads++;
+    timerheap_clear(d->heap); /* the timers may borrow paths from a freed inventory */
+    if (remap_entries(d, ninv, &nent) != 0) {
+        entries_free(d->ent, d->nent);
+        d->ent = NULL;
+        d->nent = 0;
+        return rk_error_set(err, RK_ENOMEM, "scheduler: out of memory while re-planning");
+    }
+    entries_free(d->ent, d->nent);
+    d->ent = nent;
+    d->nent = ninv->nsecrets;
+    d->inv = ninv;
+    d->gen = d->emb->generation != NULL ? *d->emb->generation : 0;
+    engine_set_inventory(d->eng, ninv);
+    log_info("scheduler: re-planning from %s", ninv->file ? ninv->file : "the configuration");
+    if (build_heap(d, &e2) != 0)
+        log_error("scheduler: planning: %s (some secrets are not scheduled)", e2.msg);
+    malloc_trim(0);
+    return 0;
 }
 
 /* Arms the timerfd at the earliest timer. The schedule is in time_now() terms, which tests may
@@ -559,7 +713,9 @@ arm_timer(struct daemon *d, struct rk_error *err)
     return 0;
 }
 
-/* Runs every timer due at now; stops early on a signal. */
+/* Runs every timer due at now; stops early on a signal or a control message. Embedded, each
+ * timer runs under the host's read lock, released between timers so a reload or a seal does
+ * not wait for a long batch; a replaced inventory ends the batch (the loop re-plans). */
 static void
 run_due(struct daemon *d)
 {
@@ -567,6 +723,16 @@ run_due(struct daemon *d)
     int64_t now = now_ms();
 
     while (!d->stop && !d->reload && timerheap_peek(d->heap, &t, NULL) == 0 && t.due_ms <= now) {
+        if (d->emb != NULL) {
+            host_lock(d);
+            drain_signals(d);
+            if (!d->stop && inventory_changed(d))
+                d->reload = 1;
+            if (d->stop || d->reload) {
+                host_unlock(d);
+                break;
+            }
+        }
         (void)timerheap_pop(d->heap, &t, NULL);
         if (t.kind == TIMER_FINISH)
             d->ent[t.index].finish = TIMER_ID_NONE;
@@ -578,8 +744,10 @@ run_due(struct daemon *d)
         case TIMER_FINISH: run_finish(d, t.index); break;
         case TIMER_REMIND: run_remind(d, t.index); break;
         }
+        if (d->emb != NULL)
+            host_unlock(d);
         drain_signals(d);
-        if (d->opts->once)
+        if (d->once)
             continue; /* only what was due at the start: `now` is not advanced */
         now = now_ms();
     }
@@ -628,7 +796,7 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     struct daemon d;
     struct daemon_stats dummy;
     sigset_t mask, oldmask;
-    int masked = 0, pid_written = 0, r;
+    int masked = 0, pid_written = 0, locked = 0, r;
     size_t nrec = 0;
 
     memset(&d, 0, sizeof(d));
@@ -636,43 +804,63 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     d.kv = kv;
     d.invp = inv;
     d.opts = opts;
+    d.emb = opts->embed;
+    d.once = opts->once && d.emb == NULL;
     d.stats = stats ? stats : &dummy;
     d.sfd = d.tfd = -1;
     memset(d.stats, 0, sizeof(*d.stats));
 
-    /* Signals first, so a SIGTERM during recovery waits for it to end instead of killing us
-     * half-way (the journal would still save us, but a clean stop is better). */
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
-    if (sigprocmask(SIG_BLOCK, &mask, &oldmask) != 0) {
-        r = rk_error_set(err, RK_EINTERNAL, "sigprocmask: %s", strerror(errno));
+    if (d.emb == NULL) {
+        /* Signals first, so a SIGTERM during recovery waits for it to end instead of killing
+         * us half-way (the journal would still save us, but a clean stop is better). */
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, &oldmask) != 0) {
+            r = rk_error_set(err, RK_EINTERNAL, "sigprocmask: %s", strerror(errno));
+            goto out;
+        }
+        masked = 1;
+        d.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (d.sfd < 0) {
+            r = rk_error_set(err, RK_EINTERNAL, "signalfd: %s", strerror(errno));
+            goto out;
+        }
+    } else if (d.emb->control_fd < 0) {
+        r = rk_error_set(err, RK_EINVAL, "scheduler: no control descriptor");
         goto out;
     }
-    masked = 1;
-    d.sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     d.tfd = timerfd_create(CLOCK_REALTIME, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (d.sfd < 0 || d.tfd < 0) {
-        r = rk_error_set(err, RK_EINTERNAL, "signalfd/timerfd: %s", strerror(errno));
+    if (d.tfd < 0) {
+        r = rk_error_set(err, RK_EINTERNAL, "timerfd: %s", strerror(errno));
         goto out;
     }
-    if (opts->pid_file != NULL) {
+    if (opts->pid_file != NULL && d.emb == NULL) {
         if ((r = write_pid_file(opts->pid_file, err)) != 0)
             goto out;
         pid_written = 1;
     }
     if ((r = timerheap_new(&d.heap, err)) != 0)
         goto out;
-    if ((r = remap_entries(NULL, NULL, *inv, &d.ent)) != 0) {
+    /* Embedded: *inv is the host's, read only under its read lock. */
+    host_lock(&d);
+    locked = d.emb != NULL;
+    d.inv = *inv;
+    d.gen = d.emb != NULL && d.emb->generation != NULL ? *d.emb->generation : 0;
+    if ((r = remap_entries(&d, d.inv, &d.ent)) != 0) {
         rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }
-    if ((r = engine_open(kv, *inv, &d.eng, err)) != 0)
+    d.nent = d.inv->nsecrets;
+    if ((r = engine_open(kv, d.inv, &d.eng, err)) != 0)
         goto out;
-    log_info("rekey run %s: pid %ld, %s, store %s%s", REKEY_VERSION, (long)getpid(),
-             (*inv)->file ? (*inv)->file : "(config)", inventory_store_location(*inv),
-             opts->once ? ", once" : "");
+    if (d.emb == NULL)
+        log_info("rekey run %s: pid %ld, %s, store %s%s", REKEY_VERSION, (long)getpid(),
+                 d.inv->file ? d.inv->file : "(config)", inventory_store_location(d.inv),
+                 d.once ? ", once" : "");
+    else
+        log_info("scheduler started: %s", d.inv->file ? d.inv->file : "(config)");
     {
         struct rk_error e2 = {0};
         if (engine_recover(d.eng, time_now(), on_recover, &d, &nrec, &e2) != 0)
@@ -682,6 +870,10 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     }
     if ((r = build_heap(&d, err)) != 0)
         goto out;
+    if (locked) {
+        host_unlock(&d);
+        locked = 0;
+    }
     /* Loading a large configuration and reading every secret's metadata leaves freed memory
      * in malloc's arenas; an idle daemon should not keep it. */
     malloc_trim(0);
@@ -693,18 +885,28 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
         drain_signals(&d);
         if (d.stop)
             break;
-        if (d.reload) {
+        if (d.emb != NULL) {
+            host_lock(&d);
+            locked = 1;
+            drain_signals(&d); /* a re-plan asked for before we held the lock */
+            if (!d.stop && (d.reload || inventory_changed(&d)) && (r = replan(&d, err)) != 0)
+                goto out;
+            host_unlock(&d);
+            locked = 0;
+            if (d.stop)
+                break;
+        } else if (d.reload) {
             do_reload(&d);
             continue;
         }
         run_due(&d);
-        if (d.stop || opts->once)
+        if (d.stop || d.once)
             break;
         if (d.reload)
             continue;
         if ((r = arm_timer(&d, err)) != 0)
             goto out;
-        pfd[0].fd = d.sfd;
+        pfd[0].fd = d.emb != NULL ? d.emb->control_fd : d.sfd;
         pfd[0].events = POLLIN;
         pfd[1].fd = d.tfd;
         pfd[1].events = POLLIN;
@@ -716,7 +918,10 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
         if (pfd[1].revents & POLLIN)
             (void)!read(d.tfd, &exp, sizeof(exp));
     }
-    if (d.stop)
+    if (d.emb != NULL)
+        log_info("scheduler stopped: %lu rotated, %lu failed, %lu finished, %lu reminders",
+                 d.stats->rotated, d.stats->failed, d.stats->finished, d.stats->reminded);
+    else if (d.stop)
         log_info("stopped (%s): %lu rotated, %lu failed, %lu finished, %lu reminders",
                  d.stop_sig == SIGINT ? "SIGINT" : "SIGTERM", d.stats->rotated, d.stats->failed,
                  d.stats->finished, d.stats->reminded);
@@ -725,9 +930,11 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
                  d.stats->rotated, d.stats->failed, d.stats->finished, d.stats->reminded);
     r = 0;
 out:
+    if (locked)
+        host_unlock(&d);
     engine_free(d.eng);
     timerheap_free(d.heap);
-    free(d.ent);
+    entries_free(d.ent, d.nent);
     if (d.sfd >= 0)
         close(d.sfd);
     if (d.tfd >= 0)
@@ -738,5 +945,117 @@ out:
      * with the default action (exit status 143) on the way out, so the mask stays. */
     if (masked && !d.stop)
         sigprocmask(SIG_SETMASK, &oldmask, NULL);
+    return r;
+}
+
+/* ---- the daemon as a thread of a host process ---- */
+
+struct daemon_thread {
+    pthread_t tid;
+    int rfd, wfd; /* the control pipe */
+    struct kv *kv;
+    struct inventory **inv;
+    struct daemon_embed emb;
+    struct daemon_opts opts;
+    struct daemon_stats stats;
+    struct rk_error err;
+    int result;
+};
+
+static void *
+thread_main(void *arg)
+{
+    struct daemon_thread *t = arg;
+
+    t->result = daemon_run(t->kv, t->inv, &t->opts, &t->stats, &t->err);
+    if (t->result != 0)
+        log_error("scheduler stopped: %s", t->err.msg);
+    return NULL;
+}
+
+static void
+thread_send(struct daemon_thread *t, char msg)
+{
+    ssize_t n;
+
+    if (t == NULL || t->wfd < 0)
+        return;
+    /* EAGAIN: the pipe is full of unread messages, which wake the thread anyway. */
+    do
+        n = write(t->wfd, &msg, 1);
+    while (n < 0 && errno == EINTR);
+}
+
+int
+daemon_thread_start(struct kv *kv, struct inventory **inv, void (*rdlock)(void *),
+                    void (*unlock)(void *), void *lock_arg, const uint64_t *generation,
+                    struct daemon_thread **out, struct rk_error *err)
+{
+    struct daemon_thread *t;
+    sigset_t all, old;
+    int fds[2], e;
+
+    *out = NULL;
+    if ((t = calloc(1, sizeof(*t))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        e = errno;
+        free(t);
+        return rk_error_set(err, RK_EINTERNAL, "scheduler: pipe: %s", strerror(e));
+    }
+    t->rfd = fds[0];
+    t->wfd = fds[1];
+    t->kv = kv;
+    t->inv = inv;
+    t->emb.control_fd = t->rfd;
+    t->emb.rdlock = rdlock;
+    t->emb.unlock = unlock;
+    t->emb.lock_arg = lock_arg;
+    t->emb.generation = generation;
+    t->opts.embed = &t->emb;
+    /* The thread never takes a signal: the host's main thread handles them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    e = pthread_create(&t->tid, NULL, thread_main, t);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e != 0) {
+        close(t->rfd);
+        close(t->wfd);
+        free(t);
+        return rk_error_set(err, RK_EINTERNAL, "scheduler: starting its thread: %s", strerror(e));
+    }
+    *out = t;
+    return 0;
+}
+
+void
+daemon_thread_replan(struct daemon_thread *t)
+{
+    thread_send(t, DAEMON_MSG_REPLAN);
+}
+
+void
+daemon_thread_request_stop(struct daemon_thread *t)
+{
+    thread_send(t, DAEMON_MSG_STOP);
+}
+
+int
+daemon_thread_stop(struct daemon_thread *t, struct daemon_stats *stats)
+{
+    int r;
+
+    if (t == NULL)
+        return 0;
+    thread_send(t, DAEMON_MSG_STOP);
+    /* The end of the pipe also means stop, should the message not fit. */
+    close(t->wfd);
+    t->wfd = -1;
+    pthread_join(t->tid, NULL);
+    close(t->rfd);
+    r = t->result;
+    if (stats != NULL)
+        *stats = t->stats;
+    free(t);
     return r;
 }

@@ -75,11 +75,18 @@ schedule_compute(const struct inv_secret *s, int64_t last_rotated, int64_t now, 
         *state = STATE_OK;
 }
 
-int
-schedule_status_one(struct kv *kv, const struct inv_secret *s, int64_t now,
-                    struct secret_status *st, struct rk_error *err)
+/* What is known about a secret's rotation record before reading it. */
+enum rot_known { ROT_UNKNOWN, ROT_ABSENT, ROT_PRESENT };
+
+/* One secret's status. The current version comes from kv_get without data, which reads only
+ * the current-version record (no metadata decode). known says whether the rotation record needs
+ * a read at all: status over a whole inventory lists the records once instead of probing each
+ * secret (most have none). */
+static int
+status_one(struct kv *kv, const struct inv_secret *s, int64_t now, enum rot_known known,
+           struct secret_status *st, struct rk_error *err)
 {
-    struct kv_meta *m = NULL;
+    struct kv_version_meta vm;
     struct rot_state rs;
     int r;
 
@@ -90,19 +97,19 @@ schedule_status_one(struct kv *kv, const struct inv_secret *s, int64_t now,
         snprintf(st->detail, sizeof(st->detail), "kind %s is not implemented yet", s->kind);
         return 0;
     }
-    r = kv_metadata_get(kv, s->path, &m, err);
+    /* -RK_ENOTFOUND with vm.version set: the current version is deleted or destroyed; its
+     * record still dates the last rotation. */
+    r = kv_get(kv, s->path, 0, NULL, &vm, err);
     if (r != 0 && r != -RK_ENOTFOUND)
         return r;
-    if (r == 0 && m->current_version != 0) {
-        const struct kv_version_meta *vm = kv_meta_find(m, m->current_version);
-        st->version = m->current_version;
-        if (vm != NULL) {
-            memcpy(st->fingerprint, vm->fingerprint, sizeof(st->fingerprint));
-            st->last_rotated = vm->created_us / 1000000;
-        }
+    if (vm.version != 0) {
+        st->version = vm.version;
+        memcpy(st->fingerprint, vm.fingerprint, sizeof(st->fingerprint));
+        st->last_rotated = vm.created_us / 1000000;
     }
-    kv_meta_free(m);
     schedule_compute(s, st->last_rotated, now, &st->next_due, &st->state);
+    if (known == ROT_ABSENT)
+        return 0;
     r = rotstate_get(kv_barrier(kv), s->path, &rs, err);
     if (r == -RK_ENOTFOUND)
         return 0;
@@ -119,22 +126,91 @@ schedule_status_one(struct kv *kv, const struct inv_secret *s, int64_t now,
 }
 
 int
+schedule_status_one(struct kv *kv, const struct inv_secret *s, int64_t now,
+                    struct secret_status *st, struct rk_error *err)
+{
+    return status_one(kv, s, now, ROT_UNKNOWN, st, err);
+}
+
+#define ROT_STATE_PREFIX "rot/state/"
+
+/* The paths that have a rotation record, sorted (strcmp), collected by one listing. */
+struct rot_paths {
+    char **v;
+    size_t n, cap;
+};
+
+static int
+rot_paths_add(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct rot_paths *rp = arg;
+    char *p;
+
+    (void)val;
+    (void)vlen;
+    (void)mod_rev;
+    if (strncmp(key, ROT_STATE_PREFIX, sizeof(ROT_STATE_PREFIX) - 1) != 0)
+        return 0;
+    if (rp->n == rp->cap) {
+        size_t ncap = rp->cap ? rp->cap * 2 : 64;
+        char **nv = realloc(rp->v, ncap * sizeof(*nv));
+        if (nv == NULL)
+            return -RK_ENOMEM;
+        rp->v = nv;
+        rp->cap = ncap;
+    }
+    if ((p = strdup(key + sizeof(ROT_STATE_PREFIX) - 1)) == NULL)
+        return -RK_ENOMEM;
+    rp->v[rp->n++] = p;
+    return 0;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+rot_paths_free(struct rot_paths *rp)
+{
+    for (size_t i = 0; i < rp->n; i++)
+        free(rp->v[i]);
+    free(rp->v);
+}
+
+int
 schedule_status_all(struct kv *kv, const struct inventory *inv, int64_t now,
                     struct secret_status **out, struct rk_error *err)
 {
     struct secret_status *st = calloc(inv->nsecrets ? inv->nsecrets : 1, sizeof(*st));
+    struct rot_paths rp = {0};
     int r;
 
     if (st == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
+    r = barrier_list(kv_barrier(kv), ROT_STATE_PREFIX, NULL, 0, rot_paths_add, &rp, err);
+    if (r == -RK_ENOMEM)
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    if (r != 0)
+        goto out;
+    /* Backends list in byte order already; sorting again costs little and is certain. */
+    qsort(rp.v, rp.n, sizeof(*rp.v), cmp_str);
     for (size_t i = 0; i < inv->nsecrets; i++) {
-        if ((r = schedule_status_one(kv, &inv->secrets[i], now, &st[i], err)) != 0) {
-            free(st);
-            return r;
-        }
+        const char *path = inv->secrets[i].path;
+        enum rot_known known =
+            rp.n > 0 && bsearch(&path, rp.v, rp.n, sizeof(*rp.v), cmp_str) != NULL ? ROT_PRESENT
+                                                                                   : ROT_ABSENT;
+        if ((r = status_one(kv, &inv->secrets[i], now, known, &st[i], err)) != 0)
+            goto out;
     }
     *out = st;
-    return 0;
+    st = NULL;
+    r = 0;
+out:
+    rot_paths_free(&rp);
+    free(st);
+    return r;
 }
 
 size_t

@@ -11,7 +11,17 @@
  * Locking: `lock` (a writer-preferring rwlock) guards kr and root. Readers (get, commit) hold it
  * shared while they use a data key. Everything that replaces the keyring (init, unseal, seal,
  * rotate, reload) first takes `wmu`, so such writers are serialised among themselves and may
- * read kr/root without the rwlock; they take it exclusively only to swap the pointers. */
+ * read kr/root without the rwlock; they take it exclusively only to swap the pointers.
+ *
+ * Key schedules: setting up an AES-GCM context (EVP_CIPHER_CTX_new + key expansion) costs more
+ * than decrypting a small value, so each thread keeps one decryption context per barrier, keyed
+ * by (generation, term), and only changes the nonce per value. `gen` grows on every keyring
+ * change (install); a context built under an older generation is rebuilt under the rwlock before
+ * use. Every such context is registered in the barrier (`tcs`, under `tclock`) and has its own
+ * mutex, held while it is used: sealing bumps `gen` and then wipes and frees every registered
+ * context (EVP_CIPHER_CTX_free cleanses the key schedule), waiting for one in use to be put down.
+ * So no key schedule outlives a seal. The common read takes no shared lock at all: its own
+ * thread's mutex is uncontended. */
 #include "barrier.h"
 
 #include <jansson.h>
@@ -20,6 +30,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,12 +67,28 @@ struct keyring {
     int64_t mod_rev; /* of core/keyring as loaded or last written */
 };
 
+/* One thread's cached decryption context for one barrier. */
+struct tctx {
+    pthread_mutex_t mu; /* held while ctx is used or replaced */
+    EVP_CIPHER_CTX *ctx; /* NULL until first use or after a seal wiped it */
+    uint64_t gen;        /* the barrier generation ctx was keyed under */
+    uint32_t term;
+    struct barrier *br;
+    struct tctx *prev, *next;
+};
+
 struct barrier {
     struct backend *b;
     pthread_rwlock_t lock;
     pthread_mutex_t wmu;
     struct keyring *kr;  /* NULL when sealed */
     struct secret *root; /* kept while unsealed: rotation re-seals the keyring with it */
+    atomic_uint_fast64_t gen; /* bumped on every keyring change */
+    atomic_int unsealed;      /* kr != NULL, readable without the rwlock */
+    pthread_key_t tkey;       /* this thread's struct tctx */
+    int tkey_ok;
+    pthread_mutex_t tclock; /* guards tcs */
+    struct tctx *tcs;
 };
 
 struct bt_op {
@@ -427,6 +454,77 @@ out:
     return r;
 }
 
+/* ---- per-thread decryption contexts ---------------------------------------------------------- */
+
+/* Wipes every thread's cached key schedule (after a seal), waiting for one in use. */
+static void
+tctx_wipe_all(struct barrier *br)
+{
+    pthread_mutex_lock(&br->tclock);
+    for (struct tctx *tc = br->tcs; tc != NULL; tc = tc->next) {
+        pthread_mutex_lock(&tc->mu);
+        EVP_CIPHER_CTX_free(tc->ctx); /* cleanses the key schedule */
+        tc->ctx = NULL;
+        tc->gen = 0;
+        pthread_mutex_unlock(&tc->mu);
+    }
+    pthread_mutex_unlock(&br->tclock);
+}
+
+static void
+tctx_free(struct tctx *tc)
+{
+    EVP_CIPHER_CTX_free(tc->ctx);
+    pthread_mutex_destroy(&tc->mu);
+    OPENSSL_cleanse(tc, sizeof(*tc));
+    free(tc);
+}
+
+/* Thread exit: unregister and free this thread's context. */
+static void
+tctx_destroy(void *p)
+{
+    struct tctx *tc = p;
+    struct barrier *br = tc->br;
+
+    pthread_mutex_lock(&br->tclock);
+    if (tc->prev != NULL)
+        tc->prev->next = tc->next;
+    else
+        br->tcs = tc->next;
+    if (tc->next != NULL)
+        tc->next->prev = tc->prev;
+    pthread_mutex_unlock(&br->tclock);
+    tctx_free(tc);
+}
+
+/* This thread's context record for br (created on first use), or NULL without memory. */
+static struct tctx *
+tctx_get(struct barrier *br)
+{
+    struct tctx *tc;
+
+    if (!br->tkey_ok)
+        return NULL;
+    if ((tc = pthread_getspecific(br->tkey)) != NULL)
+        return tc;
+    if ((tc = calloc(1, sizeof(*tc))) == NULL)
+        return NULL;
+    pthread_mutex_init(&tc->mu, NULL);
+    tc->br = br;
+    if (pthread_setspecific(br->tkey, tc) != 0) {
+        tctx_free(tc);
+        return NULL;
+    }
+    pthread_mutex_lock(&br->tclock);
+    tc->next = br->tcs;
+    if (br->tcs != NULL)
+        br->tcs->prev = tc;
+    br->tcs = tc;
+    pthread_mutex_unlock(&br->tclock);
+    return tc;
+}
+
 /* Replaces the in-memory keyring (and root when root_new is not NULL). Caller holds wmu. */
 static void
 keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new)
@@ -441,7 +539,11 @@ keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new)
         old_root = br->root;
         br->root = root_new;
     }
+    atomic_fetch_add(&br->gen, 1);
+    atomic_store(&br->unsealed, kr != NULL);
     pthread_rwlock_unlock(&br->lock);
+    if (kr == NULL)
+        tctx_wipe_all(br);
     keyring_free(old_kr);
     secret_free(old_root);
 }
@@ -554,6 +656,10 @@ barrier_open(struct backend *b, struct barrier **out, struct rk_error *err)
     }
     pthread_rwlockattr_destroy(&attr);
     pthread_mutex_init(&br->wmu, NULL);
+    pthread_mutex_init(&br->tclock, NULL);
+    atomic_init(&br->gen, 1);
+    atomic_init(&br->unsealed, 0);
+    br->tkey_ok = pthread_key_create(&br->tkey, tctx_destroy) == 0;
     *out = br;
     r = 0;
 out:
@@ -567,8 +673,16 @@ barrier_free(struct barrier *br)
     if (br == NULL)
         return;
     barrier_seal(br);
+    if (br->tkey_ok)
+        pthread_key_delete(br->tkey); /* no destructor runs for it from now on */
+    while (br->tcs != NULL) {
+        struct tctx *next = br->tcs->next;
+        tctx_free(br->tcs);
+        br->tcs = next;
+    }
     pthread_rwlock_destroy(&br->lock);
     pthread_mutex_destroy(&br->wmu);
+    pthread_mutex_destroy(&br->tclock);
     free(br);
 }
 
@@ -712,9 +826,7 @@ barrier_sealed(struct barrier *br)
 
     if (br == NULL)
         return 1;
-    pthread_rwlock_rdlock(&br->lock);
-    sealed = br->kr == NULL;
-    pthread_rwlock_unlock(&br->lock);
+    sealed = !atomic_load(&br->unsealed);
     return sealed;
 }
 
@@ -815,6 +927,78 @@ key_check(const char *key, struct rk_error *err)
     return 0;
 }
 
+/* Decrypts the envelope with this thread's cached context. Returns 0, 1 if the term is
+ * unknown, 2 when no cached context can be used (the caller takes the slow path), or -RK_E*. */
+static int
+get_decrypt_cached(struct barrier *br, const char *key, const unsigned char *blob, size_t blen,
+                   uint32_t term, struct secret **val, struct rk_error *err)
+{
+    struct tctx *tc = tctx_get(br);
+    const struct kr_entry *e;
+    struct secret *s = NULL;
+    size_t ctlen = blen - OVERHEAD;
+    int n1 = 0, n2 = 0, r;
+
+    if (tc == NULL || term == ROOT_TERM)
+        return 2;
+    pthread_mutex_lock(&tc->mu);
+    if (tc->ctx == NULL || tc->term != term || tc->gen != atomic_load(&br->gen)) {
+        /* (Re)key under the read lock: the keyring cannot change meanwhile. */
+        pthread_rwlock_rdlock(&br->lock);
+        if (br->kr == NULL) {
+            pthread_rwlock_unlock(&br->lock);
+            r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+            goto out;
+        }
+        if ((e = keyring_find(br->kr, term)) == NULL) {
+            pthread_rwlock_unlock(&br->lock);
+            r = 2; /* unknown term: the slow path reports it */
+            goto out;
+        }
+        if (tc->ctx == NULL && (tc->ctx = EVP_CIPHER_CTX_new()) == NULL) {
+            pthread_rwlock_unlock(&br->lock);
+            r = 2;
+            goto out;
+        }
+        tc->gen = atomic_load(&br->gen);
+        if (EVP_DecryptInit_ex2(tc->ctx, cipher(), e->key, NULL, NULL) != 1) {
+            pthread_rwlock_unlock(&br->lock);
+            EVP_CIPHER_CTX_free(tc->ctx);
+            tc->ctx = NULL;
+            r = 2;
+            goto out;
+        }
+        tc->term = term;
+        pthread_rwlock_unlock(&br->lock);
+    }
+    if ((s = secret_new(ctlen)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "reading %.200s: out of secure memory", key);
+        goto out;
+    }
+    /* Only the nonce changes: the key schedule set above is kept. */
+    if (EVP_DecryptInit_ex2(tc->ctx, NULL, NULL, blob + 5, NULL) != 1 ||
+        EVP_DecryptUpdate(tc->ctx, NULL, &n1, (const unsigned char *)key, (int)strlen(key)) != 1 ||
+        EVP_DecryptUpdate(tc->ctx, s->data, &n1, blob + HDR_LEN, (int)ctlen) != 1 ||
+        EVP_CIPHER_CTX_ctrl(tc->ctx, EVP_CTRL_AEAD_SET_TAG, TAG_LEN,
+                            (void *)(blob + HDR_LEN + ctlen)) != 1) {
+        r = rk_error_set(err, RK_EINTERNAL, "decrypting %.200s failed in OpenSSL", key);
+    } else if (EVP_DecryptFinal_ex(tc->ctx, s->data + n1, &n2) != 1) {
+        r = rk_error_set(err, RK_ECORRUPT,
+                         "value at %.200s fails authentication: it was altered or moved from "
+                         "another key",
+                         key);
+    } else {
+        r = 0;
+    }
+out:
+    pthread_mutex_unlock(&tc->mu);
+    if (r == 0)
+        *val = s;
+    else
+        secret_free(s); /* wipes unauthenticated plaintext */
+    return r;
+}
+
 /* Decrypts the envelope under the read lock. Returns 0, 1 if the term is unknown, or -RK_E*. */
 static int
 get_decrypt(struct barrier *br, const char *key, const unsigned char *blob, size_t blen,
@@ -879,7 +1063,8 @@ barrier_get(struct barrier *br, const char *key, struct secret **val, int64_t *m
         goto out;
     if ((r = envelope_check(key, blob, blen, &term, err)) != 0)
         goto out;
-    r = get_decrypt(br, key, blob, blen, term, val, err);
+    if ((r = get_decrypt_cached(br, key, blob, blen, term, val, err)) == 2)
+        r = get_decrypt(br, key, blob, blen, term, val, err);
     if (r == 1) {
         /* A newer term than ours: another server may have rotated. Reload once and retry. */
         if ((r = keyring_refresh(br, err)) != 0)

@@ -10,7 +10,14 @@
  * queue their transactions; whichever caller finds no leader becomes the leader, takes the whole
  * queue, runs it as ONE SQLite transaction (each caller's transaction inside its own SAVEPOINT,
  * so a failed compare rolls back only that one), commits once (one fsync), and wakes every caller
- * with its own result and revision. */
+ * with its own result and revision.
+ *
+ * Gathering: right after a commit the callers it woke are busy preparing their next write (kv
+ * work, encryption), and the first one back would otherwise commit alone, costing a whole fsync
+ * for one transaction while the rest queue behind it (batches alternate 1, n-1, 1, ...). So a new
+ * leader with fewer queued transactions than the last batches had waits, at most half the last
+ * commit's duration (bounded), for the others to arrive. A single writer never waits: its
+ * expected batch is 1. The estimate follows the load: a batch cut short by the wait lowers it. */
 #include "sqlite.h"
 
 #include <errno.h>
@@ -22,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../util/fsutil.h"
@@ -32,6 +40,8 @@
 #define SQ_SCHEMA_VERSION 1
 #define SQ_BUSY_TIMEOUT_MS 10000
 #define SQ_MSG_MAX 256
+#define SQ_GATHER_MIN_NS 20000L   /* bounds of a leader's wait for more transactions */
+#define SQ_GATHER_MAX_NS 1000000L
 
 struct sq_backend;
 
@@ -102,8 +112,12 @@ struct sq_backend {
     /* group commit */
     pthread_mutex_t qlock;
     pthread_cond_t qcond;
+    pthread_cond_t lcond; /* the gathering leader waits on it for arrivals (CLOCK_MONOTONIC) */
     struct sq_req *qhead, *qtail;
-    int leader_active;
+    size_t qlen;
+    int leader_active, leader_gathering;
+    size_t expect;         /* batch size the recent load suggests (>= 1) */
+    int64_t last_commit_ns; /* duration of the last batch */
     uint64_t n_commits, n_txns;
 
     /* readers */
@@ -441,6 +455,7 @@ sq_close(struct backend *b)
     faulty_vfs_free(sb->fvfs);
     pthread_mutex_destroy(&sb->qlock);
     pthread_cond_destroy(&sb->qcond);
+    pthread_cond_destroy(&sb->lcond);
     pthread_mutex_destroy(&sb->rlock);
     free(sb->path);
     free(sb);
@@ -480,6 +495,14 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
     sb->base.ops = &sqlite_backend_ops;
     pthread_mutex_init(&sb->qlock, NULL);
     pthread_cond_init(&sb->qcond, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&sb->lcond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    sb->expect = 1;
     pthread_mutex_init(&sb->rlock, NULL);
     if (fail_fsync_nth > 0 && (r = faulty_vfs_new(fail_fsync_nth, &sb->fvfs, &sb->vfs_name, err)))
         goto out;
@@ -863,6 +886,43 @@ fail_all:
     return 0;
 }
 
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The new leader waits (qlock held) until sb->expect transactions are queued or the deadline
+ * passes. Returns 1 when the deadline cut the wait short. */
+static int
+gather(struct sq_backend *sb)
+{
+    int64_t wait_ns = sb->last_commit_ns / 2, deadline;
+    struct timespec ts;
+
+    if (sb->qlen >= sb->expect)
+        return 0;
+    if (wait_ns < SQ_GATHER_MIN_NS)
+        wait_ns = SQ_GATHER_MIN_NS;
+    if (wait_ns > SQ_GATHER_MAX_NS)
+        wait_ns = SQ_GATHER_MAX_NS;
+    deadline = mono_ns() + wait_ns;
+    ts.tv_sec = (time_t)(deadline / 1000000000);
+    ts.tv_nsec = (long)(deadline % 1000000000);
+    sb->leader_gathering = 1;
+    while (sb->qlen < sb->expect) {
+        if (pthread_cond_timedwait(&sb->lcond, &sb->qlock, &ts) != 0 && sb->qlen < sb->expect) {
+            sb->leader_gathering = 0;
+            return 1;
+        }
+    }
+    sb->leader_gathering = 0;
+    return 0;
+}
+
 /* Queues q and returns when it has been committed or has failed. */
 static void
 submit(struct sq_backend *sb, struct sq_req *q)
@@ -874,16 +934,33 @@ submit(struct sq_backend *sb, struct sq_req *q)
     else
         sb->qhead = q;
     sb->qtail = q;
+    sb->qlen++;
+    if (sb->leader_gathering)
+        pthread_cond_signal(&sb->lcond);
     while (!q->done) {
         if (!sb->leader_active) {
-            struct sq_req *batch = sb->qhead, *next;
+            struct sq_req *batch, *next;
+            size_t n;
+            int64_t t0;
             uint64_t nok;
+            int short_cut;
 
-            sb->qhead = sb->qtail = NULL;
             sb->leader_active = 1;
+            short_cut = gather(sb);
+            batch = sb->qhead;
+            n = sb->qlen;
+            sb->qhead = sb->qtail = NULL;
+            sb->qlen = 0;
             pthread_mutex_unlock(&sb->qlock);
+            t0 = mono_ns();
             nok = run_batch(sb, batch);
             pthread_mutex_lock(&sb->qlock);
+            sb->last_commit_ns = mono_ns() - t0;
+            /* Those that queued meanwhile plus the callers of this batch form the load. */
+            if (short_cut)
+                sb->expect = n > 0 ? n : 1;
+            else if (n > sb->expect)
+                sb->expect = n;
             if (nok > 0) {
                 sb->n_commits++;
                 sb->n_txns += nok;

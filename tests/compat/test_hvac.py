@@ -15,6 +15,7 @@ import unittest
 import uuid
 
 import hvac
+import requests
 from hvac import exceptions as hexc
 
 ADDR = os.environ.get("VAULT_ADDR", "http://127.0.0.1:8200")
@@ -22,8 +23,33 @@ ROOT = os.environ.get("VAULT_TOKEN", "")
 REKEY = os.environ.get("REKEY", "")
 
 
-def client(token=ROOT, addr=ADDR):
-    return hvac.Client(url=addr, token=token, timeout=15)
+class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
+    """Connects from another loopback address (the server throttles failed logins per client
+    address: clients expected to fail authentication use 127.0.0.3, so they cannot throttle
+    the other tests)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = ("127.0.0.3", 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def client(token=ROOT, addr=ADDR, failing=False):
+    """An hvac client; failing=True for one whose token is expected to be refused."""
+    session = None
+    if failing:
+        session = requests.Session()
+        session.mount("http://", _SourceAddressAdapter())
+    return hvac.Client(url=addr, token=token, timeout=15, session=session)
+
+
+def clean_env(**extra):
+    """The environment without a server address or token (the CLI would act as a client)."""
+    env = dict(os.environ)
+    for k in ("VAULT_ADDR", "VAULT_TOKEN", "REKEY_ADDR", "REKEY_TOKEN", "REKEY_CONFIG",
+              "REKEY_STORE", "REKEY_KEY_FILE"):
+        env.pop(k, None)
+    env.update(extra)
+    return env
 
 
 def uniq(prefix):
@@ -233,7 +259,7 @@ class TokenTests(unittest.TestCase):
         c2.auth.token.lookup_self()
         c2.auth.token.lookup_self()
         with self.assertRaises(hexc.Forbidden):
-            c2.auth.token.lookup_self()
+            client(t, failing=True).auth.token.lookup_self()
 
     def test_revoke_revokes_children(self):
         # The parent needs to create tokens: a policy granting auth/token/create.
@@ -253,7 +279,7 @@ class TokenTests(unittest.TestCase):
         self.assertTrue(client(grandchild).is_authenticated())
         self.tok.revoke(parent)
         for t in (parent, child["client_token"], grandchild):
-            self.assertFalse(client(t).is_authenticated())
+            self.assertFalse(client(t, failing=True).is_authenticated())
             with self.assertRaises(hexc.Forbidden):  # Vault: 403 "bad token"
                 self.tok.lookup(t)
 
@@ -269,17 +295,17 @@ class TokenTests(unittest.TestCase):
         self.assertTrue(t["orphan"])
         c2 = client(t["client_token"])
         c2.auth.token.revoke_self()
-        self.assertFalse(c2.is_authenticated())
+        self.assertFalse(client(t["client_token"], failing=True).is_authenticated())
 
     def test_expired_token(self):
         t = self.tok.create(policies=["default"], ttl="1s")["auth"]["client_token"]
         time.sleep(2.1)
-        self.assertFalse(client(t).is_authenticated())
+        self.assertFalse(client(t, failing=True).is_authenticated())
 
     def test_bad_token(self):
-        self.assertFalse(client("hvs.compat-not-a-token").is_authenticated())
+        self.assertFalse(client("hvs.compat-not-a-token", failing=True).is_authenticated())
         with self.assertRaises(hexc.Forbidden):
-            client("hvs.compat-not-a-token").secrets.kv.v2.read_secret_version(path="x")
+            client("hvs.compat-not-a-token", failing=True).secrets.kv.v2.read_secret_version(path="x")
 
 
 class PolicyTests(unittest.TestCase):
@@ -377,9 +403,7 @@ class Server:
     def __init__(self, tmp, key_file=None):
         self.tmp, self.port, self.proc = tmp, free_port(), None
         self.addr = "http://127.0.0.1:%d" % self.port
-        self.env = dict(os.environ)
-        for k in ("VAULT_ADDR", "VAULT_TOKEN", "REKEY_ADDR", "REKEY_TOKEN", "REKEY_CONFIG"):
-            self.env.pop(k, None)
+        self.env = clean_env()
         self.env["REKEY_STORE"] = "sqlite:" + os.path.join(tmp, "store.db")
         if key_file:
             self.env["REKEY_KEY_FILE"] = key_file
@@ -473,7 +497,7 @@ class SealTests(unittest.TestCase):
 
     def test_key_file_seal_then_restart(self):
         key = os.path.join(self.tmp, "root.key")
-        env = dict(os.environ, REKEY_STORE="sqlite:" + os.path.join(self.tmp, "store.db"))
+        env = clean_env(REKEY_STORE="sqlite:" + os.path.join(self.tmp, "store.db"))
         out = subprocess.run([REKEY, "operator", "init", "-key-file=" + key], env=env,
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)

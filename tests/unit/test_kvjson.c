@@ -619,12 +619,15 @@ test_metadata(void **state)
            "\"max_versions\":0,\"oldest_version\":1,\"updated_time\":\"2026-11-27T04:05:07Z\","
            "\"versions\":{"
            "\"1\":{\"created_time\":\"2026-11-27T04:05:06Z\",\"deletion_time\":\"\","
-           "\"destroyed\":true,\"stage\":\"previous\",\"fingerprint\":\"\"},"
+           "\"destroyed\":true,\"stage\":\"previous\",\"fingerprint\":\"\",\"author\":\"me\","
+           "\"reason\":\"\"},"
            "\"2\":{\"created_time\":\"2026-11-27T04:05:06Z\",\"deletion_time\":"
            "\"2026-11-27T04:06:06Z\",\"destroyed\":false,\"stage\":\"current\","
-           "\"fingerprint\":\"sha256:0123456789ab\"},"
+           "\"fingerprint\":\"sha256:0123456789ab\",\"author\":\"rotation\",\"reason\":"
+           "\"scheduled\"},"
            "\"3\":{\"created_time\":\"2026-11-27T04:05:07Z\",\"deletion_time\":\"\","
-           "\"destroyed\":false,\"stage\":\"pending\",\"fingerprint\":\"sha256:0123456789ab\"}}}");
+           "\"destroyed\":false,\"stage\":\"pending\",\"fingerprint\":\"sha256:0123456789ab\","
+           "\"author\":\"\",\"reason\":\"\"}}}");
     json_decref(j);
     kv_meta_free(m);
 
