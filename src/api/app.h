@@ -16,9 +16,9 @@
  *     token_info_clear(&ti);
  *
  * Locking: app->lock (a rwlock) guards the seal state, the unseal progress, app->engine,
- * app->inv and app->inv_gen. app->kv, app->br and app->be live as long as the app and may be used without the
- * lock (a request racing a seal gets -RK_ESEALED from the barrier: answer 503, see
- * api_respond_rk). Hold the read lock while using app->engine or app->inv (a rotation, an
+ * app->inv and app->inv_gen. app->kv, app->br and app->be live as long as the app and may be
+ * used without the lock (a request racing a seal gets -RK_ESEALED from the barrier: answer 503,
+ * see api_respond_rk). Hold the read lock while using app->engine or app->inv (a rotation, an
  * inventory lookup): seal and SIGHUP reload take the write lock, so they wait for rotations in
  * flight and never free an inventory a request still reads. Never take the lock twice.
  *

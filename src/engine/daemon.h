@@ -33,18 +33,18 @@ struct kv;
 
 /* How a host process runs the daemon inside itself (see the header comment). */
 struct daemon_embed {
-    int control_fd;              /* read end of a pipe (O_NONBLOCK) carrying DAEMON_MSG_* */
-    void (*rdlock)(void *arg);   /* the host's read lock: held while *inv is used */
+    int control_fd;            /* read end of a pipe (O_NONBLOCK) carrying DAEMON_MSG_* */
+    void (*rdlock)(void *arg); /* the host's read lock: held while *inv is used */
     void (*unlock)(void *arg);
     void *lock_arg;
-    const uint64_t *generation;  /* bumped by the host under its write lock each time it
-                                  * replaces *inv (read under rdlock); may be NULL */
+    const uint64_t *generation; /* bumped by the host under its write lock each time it
+                                 * replaces *inv (read under rdlock); may be NULL */
 };
 
 struct daemon_opts {
-    int once;                /* run what is due now, then return (cron, tests) */
-    const char *pid_file;    /* written at start (0644), removed at exit; may be NULL */
-    const char *config_file; /* reloaded on SIGHUP; NULL: (*inv)->file */
+    int once;                         /* run what is due now, then return (cron, tests) */
+    const char *pid_file;             /* written at start (0644), removed at exit; may be NULL */
+    const char *config_file;          /* reloaded on SIGHUP; NULL: (*inv)->file */
     const struct daemon_embed *embed; /* NULL: `rekey run` (owns the signals) */
 };
 

@@ -184,6 +184,16 @@ exec_sql(sqlite3 *db, const char *sql)
 
 /* ---- file checks ---------------------------------------------------------------------------- */
 
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+
 static uint32_t
 be32(const unsigned char *p)
 {
@@ -434,6 +444,45 @@ out:
     return r;
 }
 
+/* A damaged page is otherwise only noticed by the first read that happens to touch it; reads
+ * touch few pages (a plain KV read is one key), so a damaged store could answer some reads and
+ * fail others. PRAGMA quick_check at open (about 1 ms per MB here) refuses it up front. The check
+ * is bounded in time so a very large store does not make every open slow: past the budget it
+ * stops, having checked the pages it reached. */
+#define SQ_CHECK_BUDGET_NS 40000000L
+
+static int
+check_progress(void *arg)
+{
+    return mono_ns() > *(const int64_t *)arg; /* nonzero interrupts the statement */
+}
+
+static int
+quick_check(struct sq_backend *sb, struct rk_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t deadline = mono_ns() + SQ_CHECK_BUDGET_NS;
+    int rc, bad = 0;
+
+    sqlite3_progress_handler(sb->wdb, 10000, check_progress, &deadline);
+    rc = sqlite3_prepare_v2(sb->wdb, "PRAGMA quick_check(1)", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const unsigned char *t = sqlite3_column_text(st, 0);
+            if (t == NULL || strcmp((const char *)t, "ok") != 0)
+                bad = 1;
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_progress_handler(sb->wdb, 0, NULL, NULL);
+    if (bad || sq_is_corrupt_rc(rc))
+        return rk_error_set(err, RK_ECORRUPT, "store file %s is corrupted or not a rekey store",
+                            sb->path);
+    if (rc != SQLITE_DONE && (rc & 0xff) != SQLITE_INTERRUPT)
+        return sq_fail(err, sb->wdb, rc, sb->path, "checking the store");
+    return 0;
+}
+
 static void
 sq_close(struct backend *b)
 {
@@ -520,12 +569,13 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
         r = sq_fail(err, sb->wdb, rc, path, "enabling WAL");
         goto out;
     }
-    if ((rc = exec_sql(sb->wdb, "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;")) !=
+    if ((rc = exec_sql(sb->wdb, "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;"
+                                  " PRAGMA cache_size = -65536;")) !=
         SQLITE_OK) {
         r = sq_fail(err, sb->wdb, rc, path, "setting pragmas");
         goto out;
     }
-    if ((r = init_schema(sb, err)) != 0)
+    if ((r = init_schema(sb, err)) != 0 || (r = quick_check(sb, err)) != 0)
         goto out;
     for (int i = 0; i < W_NSTMT; i++) {
         rc = sqlite3_prepare_v3(sb->wdb, wsql[i], -1, SQLITE_PREPARE_PERSISTENT, &sb->w[i], NULL);
@@ -884,15 +934,6 @@ fail_all:
     for (q = batch; q != NULL; q = q->next)
         req_fail(q, sb, rc, "committing");
     return 0;
-}
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* The new leader waits (qlock held) until sb->expect transactions are queued or the deadline

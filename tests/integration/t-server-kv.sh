@@ -30,7 +30,7 @@ secrets:
     format: "sk-litellm-{hex:48}"
     field: key
     every: 30d
-    auto: true
+    auto: false # the server's scheduler would rotate an auto secret with no value at once
     grace: 24h
     reload: [master-env]
   - path: secret/ai-gateway/providers/openai
