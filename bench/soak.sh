@@ -31,7 +31,7 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rekey-soak.XXXXXX")
 chmod 700 "$tmp"
-pid= wpid= spid=
+pid='' wpid='' spid=''
 cleanup() {
     for p in $wpid $spid $pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     rm -rf "$tmp"

@@ -511,7 +511,7 @@ client_kv_metadata(struct rk_client *c, const char *path, struct kv_meta **out,
 {
     char url[PATH_MAX_LEN * 3 + 64];
     size_t ul = 0;
-    const char *sub;
+    const char *sub = NULL;
     json_t *resp = NULL, *d, *vers, *e, *custom;
     struct kv_meta *m = NULL;
     const char *key;

@@ -246,8 +246,8 @@ node_kind_name(struct ynode *n)
 static int
 is_null(struct ynode *n)
 {
-    size_t len;
-    const char *s;
+    size_t len = 0;
+    const char *s = NULL;
 
     if (n == NULL)
         return 1;
@@ -332,8 +332,8 @@ get_duration(struct loader *L, struct ynode *v, struct pos kpos, const char *key
 static int
 get_bool(struct loader *L, struct ynode *v, struct pos kpos, const char *key, int *out)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     int r;
 
     if ((r = get_scalar(L, v, kpos, key, "true or false", &s, &len)) != 0)
@@ -352,8 +352,8 @@ static int
 get_int(struct loader *L, struct ynode *v, struct pos kpos, const char *key, int64_t min,
         int64_t max, int64_t *out)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     char buf[32];
     int r;
 
@@ -376,7 +376,7 @@ get_enum(struct loader *L, struct ynode *v, struct pos kpos, const char *key,
          const char *choices, char **out)
 {
     const char *s, *c = choices;
-    size_t len;
+    size_t len = 0;
     int r;
 
     if ((r = get_scalar(L, v, kpos, key, "a string", &s, &len)) != 0)
@@ -400,8 +400,8 @@ get_enum(struct loader *L, struct ynode *v, struct pos kpos, const char *key,
 static int
 get_path(struct loader *L, struct ynode *v, struct pos kpos, const char *key, char **out)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     struct rk_error e = {0};
 
     if (v == NULL || !y_is_scalar(v) || y_is_alias(v))
@@ -670,8 +670,8 @@ load_store(struct loader *L, struct ynode *v, struct pos kpos)
             size_t off = 0, cap = 0;
             char *acc = NULL;
             while ((item = y_seq_next(ev, &it)) != NULL) {
-                const char *s;
-                size_t len;
+                const char *s = NULL;
+                size_t len = 0;
                 char *na;
                 if ((r = get_scalar(L, item, e[K_ENDPOINTS].kpos, "store.endpoints",
                                     "a URL such as http://127.0.0.1:2379", &s, &len)) != 0) {
@@ -922,8 +922,8 @@ load_hook_file(struct loader *L, struct hook_def *h, struct ment *e_path, struct
         (r = check_template(L, e_tmpl->val, e_tmpl->kpos, key, h->template, 1)) != 0)
         return r;
     if (has(e_mode)) {
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         unsigned m = 0;
 
         kjoin(key, sizeof(key), ctx, "mode");
@@ -1178,8 +1178,8 @@ load_refs(struct loader *L, struct ment *e, const char *key, struct hook_def ***
         return enomem(L);
     for (struct ynode *item = y_is_seq(v) ? v->child : v; item != NULL;
          item = y_is_seq(v) ? item->next : NULL) {
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         struct hook_def *h;
 
         if ((r = get_scalar(L, item, e->kpos, key, "a hook name", &s, &len)) != 0)
@@ -1308,8 +1308,8 @@ get_list_comma(struct loader *L, struct ynode *v, struct pos kpos, const char *k
         return enomem(L);
     acc[0] = '\0';
     while ((item = y_seq_next(v, &it)) != NULL) {
-        const char *s;
-        size_t len;
+        const char *s = NULL;
+        size_t len = 0;
         if ((r = get_scalar(L, item, kpos, key, "a string", &s, &len)) != 0)
             goto fail;
         if (len == 0 || memchr(s, ',', len) != NULL) {

@@ -40,6 +40,7 @@
 #define SQ_SCHEMA_VERSION 1
 #define SQ_BUSY_TIMEOUT_MS 10000
 #define SQ_MSG_MAX 256
+int64_t perf_apply_ns, perf_commit_ns;
 #define SQ_GATHER_MIN_NS 20000L   /* bounds of a leader's wait for more transactions */
 #define SQ_GATHER_MAX_NS 1000000L
 
@@ -491,6 +492,8 @@ sq_close(struct backend *b)
 
     if (sb == NULL)
         return;
+    if (getenv("PERF_SQ"))
+        fprintf(stderr, "batch total %.3f s, commit %.3f s, commits %llu txns %llu\n", perf_apply_ns / 1e9, perf_commit_ns / 1e9, (unsigned long long)sb->n_commits, (unsigned long long)sb->n_txns);
     if (sb->rkey_ok)
         pthread_key_delete(sb->rkey);
     for (rd = sb->readers; rd != NULL; rd = next) {
@@ -917,7 +920,12 @@ run_batch(struct sq_backend *sb, struct sq_req *batch)
         if (rc != SQLITE_DONE)
             goto fail_all;
     }
-    if ((rc = wstep(sb, W_COMMIT)) != SQLITE_DONE) {
+    {
+        int64_t tc0 = mono_ns();
+        rc = wstep(sb, W_COMMIT);
+        perf_commit_ns += mono_ns() - tc0;
+    }
+    if (rc != SQLITE_DONE) {
         commit_failed = 1;
         goto fail_all;
     }
@@ -997,6 +1005,7 @@ submit(struct sq_backend *sb, struct sq_req *q)
             nok = run_batch(sb, batch);
             pthread_mutex_lock(&sb->qlock);
             sb->last_commit_ns = mono_ns() - t0;
+            perf_apply_ns += sb->last_commit_ns;
             /* Those that queued meanwhile plus the callers of this batch form the load. */
             if (short_cut)
                 sb->expect = n > 0 ? n : 1;
