@@ -1,7 +1,10 @@
 /* bench_kv.c: the KV engine (kv over the barrier over sqlite) with raw SQLite as the baseline
  * measured in the same run.
  *
- *   bench_kv DIR [SECONDS]
+ *   bench_kv DIR [SECONDS [get|put]]
+ *
+ * (get or put: only those measurements, e.g. under perf.) The put rows also give the group
+ * commit's caller transactions per SQLite commit.
  *
  * For stores of 10,000 and 100,000 secrets (one api_key field each, loaded with large barrier
  * transactions): kv_get of random paths with 1 and 2 threads (ops/s, p50, p99; target 200,000/s
@@ -77,7 +80,8 @@ bench_value(uint64_t i)
 {
     char v[80];
 
-    snprintf(v, sizeof(v), "sk-proj-%016" PRIx64 "_%031" PRIu64, (uint64_t)(i * 0x9e3779b97f4a7c15ull), i);
+    snprintf(v, sizeof(v), "sk-proj-%016" PRIx64 "_%031" PRIu64,
+             (uint64_t)(i * 0x9e3779b97f4a7c15ull), i);
     return secret_from_str(v);
 }
 
@@ -156,10 +160,10 @@ put_thread(void *arg)
         if (t0 >= end)
             break;
         /* Each thread writes its own residue class of paths: no two writers race on a path. */
-        bench_path(path, sizeof(path),
-                   (size_t)((xs_next(&seed) % (w->nkeys / (size_t)w->nthreads)) *
-                                (size_t)w->nthreads +
-                            (size_t)w->id));
+        bench_path(
+            path, sizeof(path),
+            (size_t)((xs_next(&seed) % (w->nkeys / (size_t)w->nthreads)) * (size_t)w->nthreads +
+                     (size_t)w->id));
         v = bench_value(++n + ((uint64_t)w->id << 40));
         snprintf(json, sizeof(json), "{\"api_key\":\"%.*s\"}", (int)v->len, (const char *)v->data);
         secret_free(v);
@@ -208,8 +212,8 @@ run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), stru
     memset(res, 0, sizeof(*res));
     pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
     for (int i = 0; i < nthreads; i++) {
-        w[i] = (struct worker){.kv = kv, .id = i, .nthreads = nthreads, .nkeys = nkeys,
-                               .start = &start};
+        w[i] = (struct worker){
+            .kv = kv, .id = i, .nthreads = nthreads, .nkeys = nkeys, .start = &start};
         w[i].lat = malloc(MAX_SAMPLES * sizeof(uint32_t));
         if (w[i].lat == NULL)
             return -1;
@@ -481,8 +485,7 @@ main(int argc, char **argv)
             printf("| %zu | kv_put durable | %d | %.0f | %.0f | %.0f | %.0f | %.2f× baseline "
                    "(%.1f txns/commit) |\n",
                    sizes[s], put_threads[k], res.ops_s, res.ops_s / put_threads[k], res.p50_us,
-                   res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0,
-                   res.txns_per_commit);
+                   res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0, res.txns_per_commit);
         }
         put8 = put[2];
         printf("| %zu | raw SQLite put, 1 fsynced txn/row (baseline: before %.0f, after %.0f) "

@@ -107,6 +107,8 @@ api_app_new(const struct api_app_opts *o, struct api_app **out, struct rk_error 
     if ((app->policies = calloc(1, sizeof(*app->policies))) == NULL)
         goto nomem;
     pthread_mutex_init(&app->policies->mu, NULL);
+    if (token_cache_new(0, 0, &app->tokens) != 0)
+        goto nomem;
     app->dev = o->dev;
     app->on_unseal = o->on_unseal;
     app->on_seal = o->on_seal;
@@ -176,6 +178,7 @@ api_app_free(struct api_app *app)
         pthread_mutex_destroy(&app->policies->mu);
         free(app->policies);
     }
+    token_cache_free(app->tokens);
     free(app->config_file);
     free(app->key_file);
     pthread_rwlock_destroy(&app->lock);
@@ -197,7 +200,14 @@ api_app_unlock(struct api_app *app)
 int
 api_app_initialized(struct api_app *app)
 {
-    return barrier_initialized(app->br);
+    /* barrier_initialized reads the store: an unsealed store is initialised, and a store
+     * never goes back to uninitialised, so the answer is remembered once it is yes. */
+    if (!barrier_sealed(app->br) || atomic_load_explicit(&app->initialized, memory_order_relaxed))
+        return 1;
+    if (!barrier_initialized(app->br))
+        return 0;
+    atomic_store(&app->initialized, 1);
+    return 1;
 }
 
 int
@@ -408,6 +418,7 @@ api_app_seal(struct api_app *app)
         log_info("sealed");
     }
     progress_reset_locked(app);
+    token_cache_flush(app->tokens);
     pthread_rwlock_unlock(&app->lock);
 }
 
@@ -442,7 +453,9 @@ api_app_reload(struct api_app *app, struct rk_error *err)
 int
 api_require_unsealed(struct http_request *req, struct api_app *app)
 {
-    if (!barrier_initialized(app->br)) {
+    if (!barrier_sealed(app->br)) /* an atomic load: the hot path */
+        return 0;
+    if (!api_app_initialized(app)) {
         http_respond_error(req, 503, "Vault is not initialized");
         return -RK_ESEALED;
     }
@@ -516,7 +529,7 @@ authenticate(struct http_request *req, struct api_app *app, struct token_info *t
         auth_fail(req, "no token");
         return -RK_EPERM;
     }
-    r = token_lookup(app->br, tok, ti, &err);
+    r = token_lookup_cached(app->tokens, app->br, tok, ti, &err);
     if (r == -RK_ENOTFOUND || r == -RK_EINVAL) {
         auth_fail(req, "invalid token");
         return -RK_EPERM;
@@ -540,7 +553,11 @@ spend(struct http_request *req, struct api_app *app, struct token_info *ti)
         return 0;
     r = token_use(app->br, http_request_token(req), &t2, &err);
     if (r == 0) {
-        ti->num_uses = t2.num_uses;
+        /* Vault reports the uses left after this request's. The last use revoked the token
+         * and its children, which may be cached. */
+        ti->num_uses = t2.num_uses - 1;
+        if (t2.num_uses == 1)
+            token_cache_flush(app->tokens);
         token_info_clear(&t2);
         return 0;
     }

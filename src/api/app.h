@@ -31,6 +31,7 @@
 #define REKEY_API_APP_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,6 +94,9 @@ struct api_app {
     char cluster_id[40];
 
     struct api_policy_cache *policies; /* parsed policies, invalidated on write */
+    struct token_cache *tokens;        /* validated tokens (token.h), flushed on seal, revoke,
+                                        * renew and a token's last use */
+    atomic_int initialized;            /* sticky: 1 once the store was seen initialised */
 
     /* Hooks the server sets (through api_app_opts) so unseal and seal start and stop the
      * scheduler; may be NULL. on_unseal runs after every successful unseal, with the write lock

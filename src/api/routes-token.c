@@ -283,11 +283,12 @@ h_lookup_self(struct http_request *req, void *vapp, struct rk_error *err)
 enum target { BY_TOKEN, BY_ACCESSOR };
 
 /* Authorises the caller on acl, then finds the target token named in the body ("token" or
- * "accessor"). Returns 0, or non-zero after having answered. *val is borrowed from *body. */
+ * "accessor"). Returns 0, or non-zero after having answered. *val is borrowed from *body.
+ * missing_ok: an unknown token is answered 204 (Vault's revoke treats it as done). */
 static int
 target_lookup(struct http_request *req, struct api_app *app, const char *acl, unsigned cap,
-              enum target by, json_t **body, struct token_info *tgt, const char **val,
-              struct rk_error *err)
+              enum target by, int missing_ok, json_t **body, struct token_info *tgt,
+              const char **val, struct rk_error *err)
 {
     const char *v;
     int r;
@@ -304,6 +305,10 @@ target_lookup(struct http_request *req, struct api_app *app, const char *acl, un
     }
     r = by == BY_TOKEN ? token_lookup(app->br, v, tgt, err)
                        : token_lookup_accessor(app->br, v, tgt, err);
+    if ((r == -RK_ENOTFOUND || r == -RK_EINVAL) && missing_ok) {
+        http_respond_no_content(req);
+        return -RK_ENOTFOUND;
+    }
     if (r == -RK_ENOTFOUND || r == -RK_EINVAL) {
         http_respond_error(req, strcmp(acl, "auth/token/lookup") == 0 ? 403 : 400, /* Vault */
                            by == BY_TOKEN ? "bad token" : "invalid accessor");
@@ -324,7 +329,7 @@ h_lookup(struct http_request *req, void *vapp, struct rk_error *err)
     json_t *body = NULL;
     const char *tok;
 
-    if (target_lookup(req, vapp, "auth/token/lookup", CAP_UPDATE, BY_TOKEN, &body, &tgt, &tok,
+    if (target_lookup(req, vapp, "auth/token/lookup", CAP_UPDATE, BY_TOKEN, 0, &body, &tgt, &tok,
                       err) == 0)
         http_respond_json(req, 200, api_envelope(lookup_json(&tgt, tok), NULL));
     json_decref(body);
@@ -339,8 +344,8 @@ h_lookup_accessor(struct http_request *req, void *vapp, struct rk_error *err)
     json_t *body = NULL;
     const char *acc;
 
-    if (target_lookup(req, vapp, "auth/token/lookup-accessor", CAP_UPDATE, BY_ACCESSOR, &body, &tgt,
-                      &acc, err) == 0)
+    if (target_lookup(req, vapp, "auth/token/lookup-accessor", CAP_UPDATE, BY_ACCESSOR, 0, &body,
+                      &tgt, &acc, err) == 0)
         http_respond_json(req, 200, api_envelope(lookup_json(&tgt, ""), NULL));
     json_decref(body);
     token_info_clear(&tgt);
@@ -358,6 +363,7 @@ renew(struct http_request *req, struct api_app *app, const struct token_info *tg
     if ((r = get_duration(body, "increment", &inc, err)) != 0)
         return http_respond_error(req, 400, "%s", err->msg);
     r = token_renew(app->br, tgt->hash, inc, &upd, err);
+    token_cache_flush(app->tokens); /* the cached record has the old expiry */
     if (r == -RK_EINVAL || r == -RK_ENOTFOUND)
         return http_respond_error(req, 400, "%s", err->msg);
     if (r != 0)
@@ -389,7 +395,7 @@ h_renew(struct http_request *req, void *vapp, struct rk_error *err)
     json_t *body = NULL;
     const char *tok;
 
-    if (target_lookup(req, vapp, "auth/token/renew", CAP_UPDATE, BY_TOKEN, &body, &tgt, &tok,
+    if (target_lookup(req, vapp, "auth/token/renew", CAP_UPDATE, BY_TOKEN, 0, &body, &tgt, &tok,
                       err) == 0)
         renew(req, vapp, &tgt, tok, body, err);
     json_decref(body);
@@ -404,6 +410,8 @@ revoke(struct http_request *req, struct api_app *app, const struct token_info *t
     size_t count = 0;
     int r = token_revoke_hash(app->br, tgt->hash, &count, err);
 
+    /* Also on failure: some of its children may be gone already. */
+    token_cache_flush(app->tokens);
     if (r != 0 && r != -RK_ENOTFOUND)
         return api_respond_rk(req, r, err);
     log_info("token revoked: accessor %s (%zu token%s with its children) from %s", tgt->accessor,
@@ -430,7 +438,7 @@ h_revoke(struct http_request *req, void *vapp, struct rk_error *err)
     json_t *body = NULL;
     const char *tok;
 
-    if (target_lookup(req, vapp, "auth/token/revoke", CAP_UPDATE, BY_TOKEN, &body, &tgt, &tok,
+    if (target_lookup(req, vapp, "auth/token/revoke", CAP_UPDATE, BY_TOKEN, 1, &body, &tgt, &tok,
                       err) == 0)
         revoke(req, vapp, &tgt, err);
     json_decref(body);
@@ -445,8 +453,8 @@ h_revoke_accessor(struct http_request *req, void *vapp, struct rk_error *err)
     json_t *body = NULL;
     const char *acc;
 
-    if (target_lookup(req, vapp, "auth/token/revoke-accessor", CAP_UPDATE, BY_ACCESSOR, &body, &tgt,
-                      &acc, err) == 0)
+    if (target_lookup(req, vapp, "auth/token/revoke-accessor", CAP_UPDATE, BY_ACCESSOR, 0, &body,
+                      &tgt, &acc, err) == 0)
         revoke(req, vapp, &tgt, err);
     json_decref(body);
     token_info_clear(&tgt);

@@ -119,4 +119,48 @@ int token_revoke_hash(struct barrier *br, const char *hash, size_t *count, struc
 /* Counts stored tokens (for tests and status). */
 int token_count(struct barrier *br, size_t *count, struct rk_error *err);
 
+/* --- The validated-token cache of a server ---
+ *
+ * Every request presents a token; looking it up costs a store read (a SQLite transaction, an
+ * AES-GCM decryption) and a JSON decode. The server keeps the records it has validated in a
+ * bounded in-memory cache keyed by SHA-256(token) (never the token), holding the policies, the
+ * expiry and the rest of struct token_info:
+ *   - an entry is served for at most ttl_ms after it was read from the store, and never past
+ *     the token's own expire_time;
+ *   - a token with a use limit (num_uses > 0) is never cached: every use must reach the store
+ *     to count down atomically (token_use);
+ *   - the caller flushes the cache (token_cache_flush) after every revocation, renewal or use
+ *     count change it makes, and on seal; a lookup that read the store before such a flush never
+ *     inserts what it read after it (a generation counter), so in THIS process a revocation
+ *     takes effect at once;
+ *   - with several processes on one store (servers sharing an etcd cluster, or the CLI revoking
+ *     on the local store a server also serves), a token revoked or renewed by another process
+ *     may still be accepted here, with its old record, for up to ttl_ms (TOKEN_CACHE_TTL_MS).
+ * Entries are wiped when dropped. Thread-safe (striped locks). */
+#define TOKEN_CACHE_TTL_MS 1000
+#define TOKEN_CACHE_MAX 4096
+
+struct token_cache;
+
+/* Creates a cache of at most max entries (0 = TOKEN_CACHE_MAX), each served for at most
+ * ttl_ms (0 = TOKEN_CACHE_TTL_MS). Returns 0 or -RK_ENOMEM; *out is freed with
+ * token_cache_free. */
+int token_cache_new(size_t max, int64_t ttl_ms, struct token_cache **out);
+
+/* Wipes and frees every entry and c. Accepts NULL. */
+void token_cache_free(struct token_cache *c);
+
+/* Drops every entry (wiped) and makes lookups in flight not insert what they read. Call it
+ * after a revocation, renewal or spent use, and when sealing. Accepts NULL. */
+void token_cache_flush(struct token_cache *c);
+
+/* token_lookup through the cache: a hit copies the cached record into *ti (no store access);
+ * a miss is token_lookup, whose result is cached when the token is valid and unlimited. c may
+ * be NULL (then it is token_lookup). Same returns and ownership as token_lookup. */
+int token_lookup_cached(struct token_cache *c, struct barrier *br, const char *token,
+                        struct token_info *ti, struct rk_error *err);
+
+/* Statistics (hits, misses) since creation, for tests and benchmarks. */
+void token_cache_stats(struct token_cache *c, uint64_t *hits, uint64_t *misses);
+
 #endif

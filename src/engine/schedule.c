@@ -195,7 +195,8 @@ schedule_status_all(struct kv *kv, const struct inventory *inv, int64_t now,
     if (r != 0)
         goto out;
     /* Backends list in byte order already; sorting again costs little and is certain. */
-    qsort(rp.v, rp.n, sizeof(*rp.v), cmp_str);
+    if (rp.n > 1)
+        qsort(rp.v, rp.n, sizeof(*rp.v), cmp_str);
     for (size_t i = 0; i < inv->nsecrets; i++) {
         const char *path = inv->secrets[i].path;
         enum rot_known known =

@@ -1,10 +1,20 @@
 /* kv.h: the versioned key-value engine (HashiCorp Vault KV v2 semantics plus rotation stages).
  *
  * A secret lives at a logical path such as "secret/ai-gateway/litellm/master-key" (checked with
- * path_validate). Two kinds of storage keys, both encrypted by the barrier:
+ * path_validate). Three kinds of storage keys, all encrypted by the barrier:
  *   "kv/meta/<path>"            JSON metadata (format below, decoded by kv_meta_decode)
  *   "kv/data/<path>@<version>"  the version's data: canonical JSON object text (sorted keys,
  *                               compact), e.g. {"key":"sk-litellm-..."}
+ *   "kv/data/<path>@cur"        the current version's record: its kv_version_meta and a copy of
+ *                               its data (binary, see kv.c). Written in the same transaction as
+ *                               every metadata write (kv_stage_put), deleted with the path, absent
+ *                               when there is no current version.
+ * A plain read (kv_get/kv_get_field of version 0) is ONE barrier read of the "@cur" record, with
+ * no JSON decode; it falls back to metadata + data when the record is absent (no such path, no
+ * current version, or a store last written by a rekey without it). Reads of a given version,
+ * kv_read and the metadata calls use the metadata as before. Because the record duplicates the
+ * current version, an older rekey must not write a store this one has written (it would leave
+ * the record stale).
  *
  * Versions carry a stage: pending, current, previous, retired or failed. At most one version is
  * current and at most one is previous. A plain read returns the current version.
@@ -26,7 +36,7 @@
  *
  * Threads: a struct kv may be used from several threads at once. It caches decoded metadata
  * keyed by (path, mod_rev) under striped locks; the metadata is still read from the barrier on
- * every call (a get is always two barrier reads), only the JSON decode is skipped on a hit.
+ * every call that needs it, only the JSON decode is skipped on a hit.
  * This relies on a store's revisions only growing (true of sqlite and etcd).
  * Concurrent writers to one path are serialised by an optimistic compare on the metadata key's
  * mod_rev; kv_put/kv_patch retry internally unless a cas was given. */

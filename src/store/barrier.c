@@ -69,7 +69,7 @@ struct keyring {
 
 /* One thread's cached decryption context for one barrier. */
 struct tctx {
-    pthread_mutex_t mu; /* held while ctx is used or replaced */
+    pthread_mutex_t mu;  /* held while ctx is used or replaced */
     EVP_CIPHER_CTX *ctx; /* NULL until first use or after a seal wiped it */
     uint64_t gen;        /* the barrier generation ctx was keyed under */
     uint32_t term;
@@ -81,8 +81,8 @@ struct barrier {
     struct backend *b;
     pthread_rwlock_t lock;
     pthread_mutex_t wmu;
-    struct keyring *kr;  /* NULL when sealed */
-    struct secret *root; /* kept while unsealed: rotation re-seals the keyring with it */
+    struct keyring *kr;       /* NULL when sealed */
+    struct secret *root;      /* kept while unsealed: rotation re-seals the keyring with it */
     atomic_uint_fast64_t gen; /* bumped on every keyring change */
     atomic_int unsealed;      /* kr != NULL, readable without the rwlock */
     pthread_key_t tkey;       /* this thread's struct tctx */

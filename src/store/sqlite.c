@@ -40,8 +40,7 @@
 #define SQ_SCHEMA_VERSION 1
 #define SQ_BUSY_TIMEOUT_MS 10000
 #define SQ_MSG_MAX 256
-int64_t perf_apply_ns, perf_commit_ns;
-#define SQ_GATHER_MIN_NS 20000L   /* bounds of a leader's wait for more transactions */
+#define SQ_GATHER_MIN_NS 20000L /* bounds of a leader's wait for more transactions */
 #define SQ_GATHER_MAX_NS 1000000L
 
 struct sq_backend;
@@ -117,7 +116,7 @@ struct sq_backend {
     struct sq_req *qhead, *qtail;
     size_t qlen;
     int leader_active, leader_gathering;
-    size_t expect;         /* batch size the recent load suggests (>= 1) */
+    size_t expect;          /* batch size the recent load suggests (>= 1) */
     int64_t last_commit_ns; /* duration of the last batch */
     uint64_t n_commits, n_txns;
 
@@ -193,7 +192,6 @@ mono_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
-
 
 static uint32_t
 be32(const unsigned char *p)
@@ -340,8 +338,11 @@ reader_get(struct sq_backend *sb, struct sq_reader **out, struct rk_error *err)
     rd->sb = sb;
     if ((r = open_conn(sb, &rd->db, err)) != 0)
         goto fail;
-    /* Reads through mmap skip a pread per page that misses the connection's own cache. */
-    exec_sql(rd->db, "PRAGMA query_only = ON; PRAGMA mmap_size = 1073741824;"
+    /* No mmap: every time a checkpoint grows the file, each reader with a mapping remaps it
+     * (munmap of every mapped page, TLB shootdowns, faults to map them again), which cost
+     * writers more than it saved readers; a page missing from the connection's cache is one
+     * pread from the OS page cache instead. */
+    exec_sql(rd->db, "PRAGMA query_only = ON; PRAGMA mmap_size = 0;"
                      "PRAGMA cache_size = -16384;");
     if ((rc = sqlite3_prepare_v3(rd->db, "SELECT value, mod_rev FROM kv WHERE key = ?1", -1,
                                  SQLITE_PREPARE_PERSISTENT, &rd->get, NULL)) != SQLITE_OK ||
@@ -492,8 +493,6 @@ sq_close(struct backend *b)
 
     if (sb == NULL)
         return;
-    if (getenv("PERF_SQ"))
-        fprintf(stderr, "batch total %.3f s, commit %.3f s, commits %llu txns %llu\n", perf_apply_ns / 1e9, perf_commit_ns / 1e9, (unsigned long long)sb->n_commits, (unsigned long long)sb->n_txns);
     if (sb->rkey_ok)
         pthread_key_delete(sb->rkey);
     for (rd = sb->readers; rd != NULL; rd = next) {
@@ -572,9 +571,10 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
         r = sq_fail(err, sb->wdb, rc, path, "enabling WAL");
         goto out;
     }
+    /* A large writer cache: the group-commit leader otherwise re-reads (pread) the B-tree pages
+     * of every batch it applies. */
     if ((rc = exec_sql(sb->wdb, "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;"
-                                  " PRAGMA cache_size = -65536;")) !=
-        SQLITE_OK) {
+                                "PRAGMA cache_size = -65536;")) != SQLITE_OK) {
         r = sq_fail(err, sb->wdb, rc, path, "setting pragmas");
         goto out;
     }
@@ -920,12 +920,7 @@ run_batch(struct sq_backend *sb, struct sq_req *batch)
         if (rc != SQLITE_DONE)
             goto fail_all;
     }
-    {
-        int64_t tc0 = mono_ns();
-        rc = wstep(sb, W_COMMIT);
-        perf_commit_ns += mono_ns() - tc0;
-    }
-    if (rc != SQLITE_DONE) {
+    if ((rc = wstep(sb, W_COMMIT)) != SQLITE_DONE) {
         commit_failed = 1;
         goto fail_all;
     }
@@ -1005,7 +1000,6 @@ submit(struct sq_backend *sb, struct sq_req *q)
             nok = run_batch(sb, batch);
             pthread_mutex_lock(&sb->qlock);
             sb->last_commit_ns = mono_ns() - t0;
-            perf_apply_ns += sb->last_commit_ns;
             /* Those that queued meanwhile plus the callers of this batch form the load. */
             if (short_cut)
                 sb->expect = n > 0 ? n : 1;

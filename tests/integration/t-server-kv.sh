@@ -152,7 +152,7 @@ jis 'd["data"]["max_versions"]' 5
 jis 'd["data"]["delete_version_after"]' 0s
 jis 'd["data"]["custom_metadata"]' "{'owner': 'platform'}"
 jis 'sorted(d["data"]["versions"])' "['1', '2', '3']"
-jis 'sorted(d["data"]["versions"]["1"])[:3]' "['created_time', 'deletion_time', 'destroyed']"
+jis '[k for k in sorted(d["data"]["versions"]["1"]) if k in ("created_time", "deletion_time", "destroyed")]' "['created_time', 'deletion_time', 'destroyed']"
 req GET /v1/secret/data/app/db
 jis 'd["data"]["metadata"]["custom_metadata"]' "{'owner': 'platform'}"
 req POST /v1/secret/metadata/app/db '{"max_versions":"many"}'
