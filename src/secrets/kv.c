@@ -438,71 +438,263 @@ meta_prune(struct kv_meta *meta, int (*del)(void *, uint64_t), void *arg)
 
 /* ---- encoding ---- */
 
-static json_t *
-time_json(int64_t us)
-{
-    char buf[40];
+/* The encoder writes the JSON itself (the put path encodes metadata on every write, and building
+ * a jansson tree for it cost more than the rest of the put's CPU work). Its output is byte for
+ * byte what json_dumps(JSON_COMPACT) of the equivalent tree gives: same key order, same escapes
+ * ("\"", "\\", \b \f \n \r \t, other control characters as \u00XX, UTF-8 as is), and invalid
+ * UTF-8 is refused as json_string would. */
+struct jbuf {
+    char *p;
+    size_t len, cap;
+    int bad;
+};
 
-    if (us == 0)
-        return json_string("");
-    time_format_rfc3339(us, buf, sizeof(buf));
-    return json_string(buf);
+static void
+jb_grow(struct jbuf *b, size_t n)
+{
+    size_t ncap;
+    char *np;
+
+    if (b->bad || b->len + n + 1 <= b->cap)
+        return;
+    ncap = b->cap ? b->cap : 1024;
+    while (ncap < b->len + n + 1)
+        ncap *= 2;
+    if ((np = realloc(b->p, ncap)) == NULL) {
+        b->bad = 1;
+        return;
+    }
+    b->p = np;
+    b->cap = ncap;
 }
 
-static int
-obj_add(json_t *o, const char *k, json_t *v)
+static void
+jb_raw(struct jbuf *b, const char *s, size_t n)
 {
-    return v == NULL ? -1 : json_object_set_new_nocheck(o, k, v);
+    jb_grow(b, n);
+    if (b->bad)
+        return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+#define JB_LIT(b, s) jb_raw((b), (s), sizeof(s) - 1)
+
+static void
+jb_int(struct jbuf *b, int64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+    do {
+        tmp[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        tmp[--i] = '-';
+    jb_raw(b, tmp + i, sizeof(tmp) - i);
+}
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid (jansson's rules:
+ * no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    size_t len;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        len = 2, cp = s[0] & 0x1Fu;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        len = 3, cp = s[0] & 0x0Fu;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        len = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+static void
+jb_str(struct jbuf *b, const char *str)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = strlen(str), run = 0, i = 0;
+
+    JB_LIT(b, "\"");
+    while (i < n) {
+        unsigned char c = s[i];
+        size_t k;
+        char esc[6];
+        size_t elen = 2;
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            if ((k = utf8_seq(s + i, n - i)) == 0) {
+                b->bad = 1;
+                return;
+            }
+            i += k;
+            run += k;
+            continue;
+        }
+        jb_raw(b, (const char *)s + i - run, run);
+        run = 0;
+        esc[0] = '\\';
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default:
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            elen = 6;
+        }
+        jb_raw(b, esc, elen);
+        i++;
+    }
+    jb_raw(b, (const char *)s + n - run, run);
+    JB_LIT(b, "\"");
+}
+
+static void
+jb_2(char *p, int v)
+{
+    p[0] = (char)('0' + v / 10 % 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+/* A time as time_format_rfc3339 writes it ("" for 0). */
+static void
+jb_time(struct jbuf *b, int64_t us)
+{
+    char buf[40];
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    int frac = (int)(us % 1000000), year;
+
+    if (us == 0) {
+        JB_LIT(b, "\"\"");
+        return;
+    }
+    if (gmtime_r(&t, &tm) == NULL || (year = tm.tm_year + 1900) < 1000 || year > 9999 ||
+        frac < 0) {
+        time_format_rfc3339(us, buf, sizeof(buf));
+        jb_str(b, buf);
+        return;
+    }
+    buf[0] = '"';
+    jb_2(buf + 1, year / 100);
+    jb_2(buf + 3, year % 100);
+    buf[5] = '-';
+    jb_2(buf + 6, tm.tm_mon + 1);
+    buf[8] = '-';
+    jb_2(buf + 9, tm.tm_mday);
+    buf[11] = 'T';
+    jb_2(buf + 12, tm.tm_hour);
+    buf[14] = ':';
+    jb_2(buf + 15, tm.tm_min);
+    buf[17] = ':';
+    jb_2(buf + 18, tm.tm_sec);
+    if (frac != 0) {
+        buf[20] = '.';
+        jb_2(buf + 21, frac / 10000);
+        jb_2(buf + 23, frac / 100 % 100);
+        jb_2(buf + 25, frac % 100);
+        memcpy(buf + 27, "Z\"", 2);
+        jb_raw(b, buf, 29);
+    } else {
+        memcpy(buf + 20, "Z\"", 2);
+        jb_raw(b, buf, 22);
+    }
 }
 
 int
 kv_meta_encode(const struct kv_meta *meta, char **out, size_t *len, struct rk_error *err)
 {
-    json_t *root = json_object(), *arr = json_array();
-    int bad = 0;
+    struct jbuf b = {0};
 
     *out = NULL;
-    if (root == NULL || arr == NULL) {
-        json_decref(root);
-        json_decref(arr);
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    JB_LIT(&b, "{\"format\":");
+    jb_int(&b, KV_META_FORMAT);
+    JB_LIT(&b, ",\"created_time\":");
+    jb_time(&b, meta->created_us);
+    JB_LIT(&b, ",\"updated_time\":");
+    jb_time(&b, meta->updated_us);
+    JB_LIT(&b, ",\"current_version\":");
+    jb_int(&b, (int64_t)meta->current_version);
+    JB_LIT(&b, ",\"latest_version\":");
+    jb_int(&b, (int64_t)meta->latest_version);
+    JB_LIT(&b, ",\"oldest_version\":");
+    jb_int(&b, (int64_t)meta->oldest_version);
+    JB_LIT(&b, ",\"max_versions\":");
+    jb_int(&b, meta->max_versions);
+    if (meta->cas_required)
+        JB_LIT(&b, ",\"cas_required\":true");
+    else
+        JB_LIT(&b, ",\"cas_required\":false");
+    JB_LIT(&b, ",\"delete_version_after\":");
+    jb_int(&b, meta->delete_version_after);
+    JB_LIT(&b, ",\"custom_metadata\":");
+    if (meta->custom_metadata == NULL || json_object_size(meta->custom_metadata) == 0) {
+        JB_LIT(&b, "{}");
+    } else {
+        char *c = json_dumps(meta->custom_metadata, JSON_COMPACT);
+        if (c == NULL)
+            b.bad = 1;
+        else
+            jb_raw(&b, c, strlen(c));
+        free(c);
     }
-    bad |= obj_add(root, "format", json_integer(KV_META_FORMAT));
-    bad |= obj_add(root, "created_time", time_json(meta->created_us));
-    bad |= obj_add(root, "updated_time", time_json(meta->updated_us));
-    bad |= obj_add(root, "current_version", json_integer((json_int_t)meta->current_version));
-    bad |= obj_add(root, "latest_version", json_integer((json_int_t)meta->latest_version));
-    bad |= obj_add(root, "oldest_version", json_integer((json_int_t)meta->oldest_version));
-    bad |= obj_add(root, "max_versions", json_integer(meta->max_versions));
-    bad |= obj_add(root, "cas_required", json_boolean(meta->cas_required));
-    bad |= obj_add(root, "delete_version_after", json_integer(meta->delete_version_after));
-    bad |=
-        obj_add(root, "custom_metadata",
-                meta->custom_metadata != NULL ? json_incref(meta->custom_metadata) : json_object());
-    bad |= obj_add(root, "versions", arr); /* root owns arr from here */
-    for (size_t i = 0; i < meta->nversions && !bad; i++) {
+    JB_LIT(&b, ",\"versions\":[");
+    for (size_t i = 0; i < meta->nversions && !b.bad; i++) {
         const struct kv_version_meta *vm = &meta->versions[i];
-        json_t *v = json_object();
-        if (v == NULL || json_array_append_new(arr, v) != 0) {
-            bad = 1;
-            break;
-        }
-        bad |= obj_add(v, "version", json_integer((json_int_t)vm->version));
-        bad |= obj_add(v, "created_time", time_json(vm->created_us));
-        bad |= obj_add(v, "deletion_time", time_json(vm->deletion_us));
-        bad |= obj_add(v, "destroyed", json_boolean(vm->destroyed));
-        bad |= obj_add(v, "stage", json_string(kv_stage_name(vm->stage)));
-        bad |= obj_add(v, "author", json_string(vm->author));
-        bad |= obj_add(v, "reason", json_string(vm->reason));
-        bad |= obj_add(v, "fingerprint", json_string(vm->fingerprint));
+
+        if (i > 0)
+            JB_LIT(&b, ",");
+        JB_LIT(&b, "{\"version\":");
+        jb_int(&b, (int64_t)vm->version);
+        JB_LIT(&b, ",\"created_time\":");
+        jb_time(&b, vm->created_us);
+        JB_LIT(&b, ",\"deletion_time\":");
+        jb_time(&b, vm->deletion_us);
+        if (vm->destroyed)
+            JB_LIT(&b, ",\"destroyed\":true,\"stage\":");
+        else
+            JB_LIT(&b, ",\"destroyed\":false,\"stage\":");
+        jb_str(&b, kv_stage_name(vm->stage));
+        JB_LIT(&b, ",\"author\":");
+        jb_str(&b, vm->author);
+        JB_LIT(&b, ",\"reason\":");
+        jb_str(&b, vm->reason);
+        JB_LIT(&b, ",\"fingerprint\":");
+        jb_str(&b, vm->fingerprint);
+        JB_LIT(&b, "}");
     }
-    if (!bad)
-        *out = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (*out == NULL)
+    JB_LIT(&b, "]}");
+    if (b.bad) {
+        free(b.p);
         return rk_error_set(err, RK_ENOMEM, "encoding metadata failed");
+    }
+    *out = b.p;
     if (len != NULL)
-        *len = strlen(*out);
+        *len = b.len;
     return 0;
 }
 
@@ -1408,7 +1600,7 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
     json_t *patch = NULL;
     char fp[FINGERPRINT_LEN + 1];
     uint64_t v = 0;
-    int64_t rev;
+    int64_t rev, newrev = 0;
     int r;
 
     if (opts == NULL)
@@ -1452,9 +1644,13 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
         }
         if ((r = kv_stage_put(kv, t, path, meta, rev, v, data, err)) != 0)
             goto out;
-        r = barrier_txn_commit(t, NULL, err);
+        r = barrier_txn_commit(t, &newrev, err);
         barrier_txn_free(t);
         t = NULL;
+        /* meta is now exactly what was stored at newrev: the next write or read of this path
+         * finds it decoded (the cache is keyed by revision, so a stale entry never hits). */
+        if (r == 0)
+            cache_store(kv, path, newrev, meta);
         kv_meta_free(meta);
         meta = NULL;
         if (r != -RK_ECONFLICT)

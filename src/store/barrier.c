@@ -21,7 +21,9 @@
  * mutex, held while it is used: sealing bumps `gen` and then wipes and frees every registered
  * context (EVP_CIPHER_CTX_free cleanses the key schedule), waiting for one in use to be put down.
  * So no key schedule outlives a seal. The common read takes no shared lock at all: its own
- * thread's mutex is uncontended. */
+ * thread's mutex is uncontended. Writes do the same with a second per-thread context (`ectx`)
+ * keyed to the active term, and draw their random nonces NONCE_BATCH at a time (a forked child
+ * discards the batch it inherited). Lock order: a thread's tctx mutex, then the rwlock. */
 #include "barrier.h"
 
 #include <jansson.h>
@@ -67,12 +69,20 @@ struct keyring {
     int64_t mod_rev; /* of core/keyring as loaded or last written */
 };
 
-/* One thread's cached decryption context for one barrier. */
+#define NONCE_BATCH 32 /* nonces drawn per RAND_bytes call (they are public, not secrets) */
+
+/* One thread's cached cipher contexts for one barrier. */
 struct tctx {
-    pthread_mutex_t mu;  /* held while ctx is used or replaced */
-    EVP_CIPHER_CTX *ctx; /* NULL until first use or after a seal wiped it */
+    pthread_mutex_t mu;  /* held while ctx or ectx is used or replaced */
+    EVP_CIPHER_CTX *ctx; /* decryption; NULL until first use or after a seal wiped it */
     uint64_t gen;        /* the barrier generation ctx was keyed under */
     uint32_t term;
+    EVP_CIPHER_CTX *ectx; /* encryption under the active key; same rules as ctx */
+    uint64_t egen;
+    uint32_t eterm;
+    unsigned char nonces[NONCE_BATCH * NONCE_LEN]; /* fresh random nonces, used once each */
+    size_t nnonces;                                /* how many of them are left */
+    unsigned nonce_fork;                           /* fork_count when they were drawn */
     struct barrier *br;
     struct tctx *prev, *next;
 };
@@ -110,11 +120,21 @@ struct barrier_txn {
 
 static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *gcm; /* fetched once: implicit fetches on every init are slow in OpenSSL 3 */
+/* Bumped in a forked child: nonces a thread drew before the fork are then thrown away, so that
+ * parent and child never both use one. */
+static atomic_uint fork_count;
+
+static void
+on_fork_child(void)
+{
+    atomic_fetch_add(&fork_count, 1);
+}
 
 static void
 cipher_init(void)
 {
     gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    (void)pthread_atfork(NULL, NULL, on_fork_child);
 }
 
 static const EVP_CIPHER *
@@ -466,6 +486,9 @@ tctx_wipe_all(struct barrier *br)
         EVP_CIPHER_CTX_free(tc->ctx); /* cleanses the key schedule */
         tc->ctx = NULL;
         tc->gen = 0;
+        EVP_CIPHER_CTX_free(tc->ectx);
+        tc->ectx = NULL;
+        tc->egen = 0;
         pthread_mutex_unlock(&tc->mu);
     }
     pthread_mutex_unlock(&br->tclock);
@@ -475,6 +498,7 @@ static void
 tctx_free(struct tctx *tc)
 {
     EVP_CIPHER_CTX_free(tc->ctx);
+    EVP_CIPHER_CTX_free(tc->ectx);
     pthread_mutex_destroy(&tc->mu);
     OPENSSL_cleanse(tc, sizeof(*tc));
     free(tc);
@@ -1221,12 +1245,67 @@ barrier_txn_count(const struct barrier_txn *t)
     return t != NULL ? t->ncmps + t->nops : 0;
 }
 
+/* Takes a fresh random nonce from this thread's batch, drawing a new batch when it is used up or
+ * was drawn before a fork. Nonces are public; each is handed out once and then zeroed. Caller
+ * holds tc->mu. Returns 0 or -1 when RAND_bytes fails. */
+static int
+nonce_next(struct tctx *tc, unsigned char *nonce)
+{
+    unsigned fc = atomic_load(&fork_count);
+
+    if (tc->nnonces == 0 || tc->nonce_fork != fc) {
+        if (RAND_bytes(tc->nonces, (int)sizeof(tc->nonces)) != 1)
+            return -1;
+        tc->nnonces = NONCE_BATCH;
+        tc->nonce_fork = fc;
+    }
+    tc->nnonces--;
+    memcpy(nonce, tc->nonces + tc->nnonces * NONCE_LEN, NONCE_LEN);
+    memset(tc->nonces + tc->nnonces * NONCE_LEN, 0, NONCE_LEN);
+    return 0;
+}
+
+/* Seals pt under the active key e into buf (ptlen + OVERHEAD bytes) with this thread's cached
+ * encryption context, rekeyed when the generation or the term changed. Caller holds tc->mu and
+ * br->lock shared. Returns 0, -RK_ENOMEM, -RK_EINTERNAL. */
+static int
+seal_cached(struct barrier *br, struct tctx *tc, const struct kr_entry *e, const char *aad,
+            const unsigned char *pt, size_t ptlen, unsigned char *buf)
+{
+    uint64_t gen = atomic_load(&br->gen);
+    int n1 = 0, n2 = 0;
+
+    if (tc->ectx == NULL || tc->egen != gen || tc->eterm != e->term) {
+        if (tc->ectx == NULL && (tc->ectx = EVP_CIPHER_CTX_new()) == NULL)
+            return -RK_ENOMEM;
+        if (EVP_EncryptInit_ex2(tc->ectx, cipher(), e->key, NULL, NULL) != 1) {
+            EVP_CIPHER_CTX_free(tc->ectx);
+            tc->ectx = NULL;
+            return -RK_EINTERNAL;
+        }
+        tc->egen = gen;
+        tc->eterm = e->term;
+    }
+    buf[0] = VALUE_FORMAT;
+    put_u32(buf + 1, e->term);
+    /* Only the nonce changes: the key schedule set above is kept. */
+    if (nonce_next(tc, buf + 5) != 0 || EVP_EncryptInit_ex2(tc->ectx, NULL, NULL, buf + 5, NULL) != 1 ||
+        EVP_EncryptUpdate(tc->ectx, NULL, &n1, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
+        EVP_EncryptUpdate(tc->ectx, buf + HDR_LEN, &n1, pt, (int)ptlen) != 1 ||
+        EVP_EncryptFinal_ex(tc->ectx, buf + HDR_LEN + n1, &n2) != 1 ||
+        (size_t)n1 + (size_t)n2 != ptlen ||
+        EVP_CIPHER_CTX_ctrl(tc->ectx, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, buf + HDR_LEN + ptlen) != 1)
+        return -RK_EINTERNAL;
+    return 0;
+}
+
 int
 barrier_txn_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
 {
     struct store_op *ops = NULL;
-    unsigned char **blobs = NULL;
-    size_t nblobs = 0;
+    unsigned char *arena = NULL;
+    struct tctx *tc = NULL;
+    size_t total = 0, off = 0;
     int r = -RK_EINTERNAL, locked = 0;
 
     if (t == NULL)
@@ -1236,15 +1315,25 @@ barrier_txn_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
     for (size_t i = 0; i < t->ncmps; i++)
         if ((r = key_check(t->cmps[i].key, err)) != 0)
             return r;
-    for (size_t i = 0; i < t->nops; i++)
-        if ((r = key_check(t->ops[i].key, err)) != 0)
+    for (size_t i = 0; i < t->nops; i++) {
+        const struct bt_op *o = &t->ops[i];
+
+        if ((r = key_check(o->key, err)) != 0)
             return r;
+        if (o->kind != STORE_PUT)
+            continue;
+        if (o->val->len > VALUE_MAX || total > SIZE_MAX - OVERHEAD - o->val->len)
+            return rk_error_set(err, RK_ELIMIT, "value for %.200s is too large", o->key);
+        total += o->val->len + OVERHEAD;
+    }
+    /* All envelopes go into one buffer: ciphertext only, nothing to wipe. */
     if (t->nops > 0 && ((ops = calloc(t->nops, sizeof(*ops))) == NULL ||
-                        (blobs = calloc(t->nops, sizeof(*blobs))) == NULL)) {
+                        (total > 0 && (arena = malloc(total)) == NULL))) {
         r = rk_error_set(err, RK_ENOMEM, "barrier_txn_commit: out of memory");
         goto out;
     }
-
+    if (total > 0 && (tc = tctx_get(t->br)) != NULL)
+        pthread_mutex_lock(&tc->mu); /* before the rwlock, as in the read path */
     pthread_rwlock_rdlock(&t->br->lock);
     locked = 1;
     if (t->br->kr == NULL) {
@@ -1257,30 +1346,46 @@ barrier_txn_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
 
         for (size_t i = 0; i < t->nops; i++) {
             const struct bt_op *o = &t->ops[i];
-            size_t blen = 0;
+            unsigned char *blob = NULL;
+            size_t blen = o->val != NULL ? o->val->len + OVERHEAD : 0;
 
             ops[i].kind = o->kind;
             ops[i].key = o->key;
             if (o->kind != STORE_PUT)
                 continue;
-            r = envelope_seal(e->key, e->term, o->key, o->val->data, o->val->len, &blobs[nblobs],
-                              &blen, err);
-            if (r != 0)
-                goto out;
-            ops[i].val = blobs[nblobs++];
+            if (tc != NULL) {
+                r = seal_cached(t->br, tc, e, o->key, o->val->data, o->val->len, arena + off);
+                if (r != 0) {
+                    r = rk_error_set(err, -r, "encrypting %.200s failed in OpenSSL", o->key);
+                    goto out;
+                }
+            } else {
+                r = envelope_seal(e->key, e->term, o->key, o->val->data, o->val->len, &blob,
+                                  &blen, err);
+                if (r != 0)
+                    goto out;
+                memcpy(arena + off, blob, blen);
+                free(blob);
+            }
+            ops[i].val = arena + off;
             ops[i].vlen = blen;
+            off += blen;
         }
     }
     pthread_rwlock_unlock(&t->br->lock);
     locked = 0;
+    if (tc != NULL) {
+        pthread_mutex_unlock(&tc->mu);
+        tc = NULL;
+    }
 
     r = t->br->b->ops->txn(t->br->b, t->cmps, t->ncmps, ops, t->nops, rev, err);
 out:
     if (locked)
         pthread_rwlock_unlock(&t->br->lock);
-    for (size_t i = 0; i < nblobs; i++)
-        free(blobs[i]);
-    free(blobs);
+    if (tc != NULL)
+        pthread_mutex_unlock(&tc->mu);
+    free(arena);
     free(ops);
     return r;
 }

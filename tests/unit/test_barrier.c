@@ -844,6 +844,109 @@ test_threads(void **state)
     }
 }
 
+/* ---- seal and rotation as seen by a thread with cached cipher contexts ---- */
+
+struct step_arg {
+    struct barrier *br;
+    pthread_barrier_t sync;
+    int rget[4], rput[4]; /* results per phase */
+    int value_ok[4];
+};
+
+/* Thread A: one get and one put per phase, so its cached decryption and encryption contexts
+ * exist before the main thread (B) seals, unseals and rotates between the phases. */
+static void *
+stepper(void *p)
+{
+    struct step_arg *a = p;
+    char key[32];
+
+    for (int phase = 0; phase < 4; phase++) {
+        struct rk_error err = {0};
+        struct secret *v = NULL;
+
+        pthread_barrier_wait(&a->sync); /* B has done this phase's change */
+        a->rget[phase] = barrier_get(a->br, "kv/step", &v, NULL, &err);
+        a->value_ok[phase] = v != NULL && v->len == 5 && memcmp(v->data, "first", 5) == 0;
+        secret_free(v);
+        snprintf(key, sizeof(key), "kv/step/%d", phase);
+        a->rput[phase] = barrier_put(a->br, key, "x", 1, &err);
+        pthread_barrier_wait(&a->sync); /* A is done with this phase */
+    }
+    return NULL;
+}
+
+static void
+test_seal_other_thread(void **state)
+{
+    struct fixture *fx = *state;
+    struct rk_error err = {0};
+    struct step_arg a;
+    pthread_t th;
+
+    memset(&a, 0, sizeof(a));
+    a.br = fx->br;
+    put_ok(fx->br, "kv/step", "first");
+    assert_int_equal(pthread_barrier_init(&a.sync, NULL, 2), 0);
+    assert_int_equal(pthread_create(&th, NULL, stepper, &a), 0);
+    /* phase 0: unsealed, A caches its contexts */
+    pthread_barrier_wait(&a.sync);
+    pthread_barrier_wait(&a.sync);
+    /* phase 1: sealed from this thread */
+    barrier_seal(fx->br);
+    pthread_barrier_wait(&a.sync);
+    pthread_barrier_wait(&a.sync);
+    /* phase 2: unsealed again */
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), 0);
+    pthread_barrier_wait(&a.sync);
+    pthread_barrier_wait(&a.sync);
+    /* phase 3: after a rotation A's cached contexts belong to an old generation */
+    assert_int_equal(barrier_rotate_keyring(fx->br, NULL, &err), 0);
+    pthread_barrier_wait(&a.sync);
+    pthread_barrier_wait(&a.sync);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&a.sync);
+
+    assert_int_equal(a.rget[0], 0);
+    assert_true(a.value_ok[0]);
+    assert_int_equal(a.rput[0], 0);
+    assert_int_equal(a.rget[1], -RK_ESEALED);
+    assert_int_equal(a.rput[1], -RK_ESEALED);
+    assert_int_equal(a.rget[2], 0);
+    assert_true(a.value_ok[2]);
+    assert_int_equal(a.rput[2], 0);
+    assert_int_equal(a.rget[3], 0);
+    assert_true(a.value_ok[3]);
+    assert_int_equal(a.rput[3], 0);
+    /* A's write after the rotation used the new key; the earlier ones read back. */
+    assert_int_equal(raw_term(fx->b, "kv/step/2"), 1);
+    assert_int_equal(raw_term(fx->b, "kv/step/3"), 2);
+    get_is(fx->br, "kv/step/0", "x");
+    get_is(fx->br, "kv/step/3", "x");
+    assert_int_equal(barrier_get(fx->br, "kv/step/1", &(struct secret *){NULL}, NULL, &err),
+                     -RK_ENOTFOUND);
+}
+
+/* A get on the same thread before and after a rotation, and a value written under each term. */
+static void
+test_get_after_rotate(void **state)
+{
+    struct fixture *fx = *state;
+    struct rk_error err = {0};
+
+    put_ok(fx->br, "kv/r/a", "term one");
+    get_is(fx->br, "kv/r/a", "term one"); /* caches this thread's context for term 1 */
+    assert_int_equal(barrier_rotate_keyring(fx->br, NULL, &err), 0);
+    get_is(fx->br, "kv/r/a", "term one");
+    put_ok(fx->br, "kv/r/b", "term two");
+    assert_int_equal(raw_term(fx->b, "kv/r/b"), 2);
+    get_is(fx->br, "kv/r/b", "term two");
+    get_is(fx->br, "kv/r/a", "term one");
+    put_ok(fx->br, "kv/r/a", "rewritten");
+    assert_int_equal(raw_term(fx->b, "kv/r/a"), 2);
+    get_is(fx->br, "kv/r/a", "rewritten");
+}
+
 /* ---- speed (printed, not asserted: sanitizer and valgrind builds run this too) ---- */
 
 static double
@@ -899,6 +1002,8 @@ main(void)
         T(test_txn),
         T(test_reserved_and_list),
         T(test_threads),
+        T(test_seal_other_thread),
+        T(test_get_after_rotate),
         T(test_speed),
     };
 #undef T

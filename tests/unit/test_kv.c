@@ -282,6 +282,119 @@ test_pending_promote(void **state)
     secret_free(val);
 }
 
+/* The "kv/data/<path>@cur" record (format 1: 0x01 | version u64 | created i64 | deletion i64 |
+ * destroyed u8 | stage u8 | author_len u16 | reason_len u16 | fp_len u8 | strings | data),
+ * read straight from the barrier. */
+struct cur_rec {
+    uint64_t version;
+    int64_t deletion_us;
+    int destroyed;
+    char data[128];
+};
+
+static uint64_t
+be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int
+read_cur(struct fx *f, const char *path, struct cur_rec *c)
+{
+    char key[256];
+    struct secret *raw = NULL;
+    struct rk_error err = {0};
+    size_t off;
+    int r;
+
+    snprintf(key, sizeof(key), "kv/data/%s@cur", path);
+    memset(c, 0, sizeof(*c));
+    if ((r = barrier_get(f->br, key, &raw, NULL, &err)) != 0)
+        return r;
+    assert_true(raw->len >= 32);
+    assert_int_equal(raw->data[0], 1);
+    c->version = be64(raw->data + 1);
+    c->deletion_us = (int64_t)be64(raw->data + 17);
+    c->destroyed = raw->data[25];
+    off = 32 + ((size_t)raw->data[27] << 8 | raw->data[28]) +
+          ((size_t)raw->data[29] << 8 | raw->data[30]) + raw->data[31];
+    assert_true(off <= raw->len && raw->len - off < sizeof(c->data));
+    memcpy(c->data, raw->data + off, raw->len - off);
+    secret_free(raw);
+    return 0;
+}
+
+static void
+test_cur_record(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct kv_put_opts o = KV_PUT_OPTS_INIT;
+    struct barrier_txn *t;
+    struct secret *d = NULL;
+    struct cur_rec c;
+    const uint64_t two = 2;
+    const char *p = "secret/cur/test";
+
+    assert_int_equal(put_json(f->kv, p, "{\"a\":\"1\"}", NULL, NULL, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.version, 1);
+    assert_string_equal(c.data, "{\"a\":\"1\"}");
+
+    /* A pending version leaves it alone. */
+    o.stage = KV_STAGE_PENDING;
+    assert_int_equal(put_json(f->kv, p, "{\"a\":\"2\"}", &o, NULL, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.version, 1);
+    assert_string_equal(c.data, "{\"a\":\"1\"}");
+
+    /* Promote: the record follows, with the promoted version's data read from the store. */
+    t = barrier_txn_new(kv_barrier(f->kv));
+    assert_non_null(t);
+    assert_int_equal(kv_set_stage(f->kv, t, p, 2, KV_STAGE_CURRENT, &err), 0);
+    assert_int_equal(barrier_txn_commit(t, NULL, &err), 0);
+    barrier_txn_free(t);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.version, 2);
+    assert_int_equal(c.deletion_us, 0);
+    assert_string_equal(c.data, "{\"a\":\"2\"}");
+    expect_data(f->kv, p, 0, "{\"a\":\"2\"}");
+
+    /* Deleting the current version marks the record deleted; reads say not found. */
+    assert_int_equal(kv_delete_versions(f->kv, p, &two, 1, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.version, 2);
+    assert_true(c.deletion_us > 0);
+    assert_int_equal(kv_get(f->kv, p, 0, &d, NULL, &err), -RK_ENOTFOUND);
+    assert_null(d);
+    assert_int_equal(kv_undelete_versions(f->kv, p, &two, 1, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.deletion_us, 0);
+    expect_data(f->kv, p, 0, "{\"a\":\"2\"}");
+
+    /* Destroying it leaves a record without data. */
+    assert_int_equal(kv_destroy_versions(f->kv, p, &two, 1, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.version, 2);
+    assert_int_equal(c.destroyed, 1);
+    assert_string_equal(c.data, "");
+    assert_int_equal(kv_get(f->kv, p, 0, &d, NULL, &err), -RK_ENOTFOUND);
+    assert_null(d);
+
+    /* A new current version after that, then the whole path goes. */
+    assert_int_equal(put_json(f->kv, p, "{\"a\":\"3\"}", NULL, NULL, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_int_equal(c.version, 3);
+    assert_string_equal(c.data, "{\"a\":\"3\"}");
+    assert_int_equal(kv_delete_metadata(f->kv, p, &err), 0);
+    assert_int_equal(read_cur(f, p, &c), -RK_ENOTFOUND);
+    assert_int_equal(kv_get(f->kv, p, 0, &d, NULL, &err), -RK_ENOTFOUND);
+    assert_null(d);
+}
+
 static void
 test_cas(void **state)
 {
@@ -841,6 +954,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_get_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stages_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_promote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cur_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_versions, setup, teardown),
