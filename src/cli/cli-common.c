@@ -214,8 +214,8 @@ cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char
             if (rd < 0 && errno == EINTR)
                 continue;
             if (rd < 0) {
-                r = rk_error_set(&ctx->err, RK_EIO, "reading the value for %s from stdin: %s",
-                                 path, strerror(errno));
+                r = rk_error_set(&ctx->err, RK_EIO, "reading the value for %s from stdin: %s", path,
+                                 strerror(errno));
                 goto out;
             }
             if (rd == 0)

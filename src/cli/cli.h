@@ -23,15 +23,15 @@ enum cli_opt_kind { OPT_FLAG, OPT_VALUE };
 struct cli_opt {
     const char *name; /* without dashes; given as -name, --name, -name=v, --name=v, -name v */
     enum cli_opt_kind kind;
-    const char *arg;  /* name of the value in help, e.g. "N" */
+    const char *arg; /* name of the value in help, e.g. "N" */
     const char *help;
 };
 
 /* What a command needs before it runs. */
 enum {
-    CLI_NEED_CONFIG = 1 << 0,   /* the inventory must load */
-    CLI_NEED_STORE = 1 << 1,    /* an initialised, unsealed store */
-    CLI_OPT_CONFIG = 1 << 2,    /* load the inventory if a config file is found */
+    CLI_NEED_CONFIG = 1 << 0,    /* the inventory must load */
+    CLI_NEED_STORE = 1 << 1,     /* an initialised, unsealed store */
+    CLI_OPT_CONFIG = 1 << 2,     /* load the inventory if a config file is found */
     CLI_NEED_RAW_STORE = 1 << 3, /* the store opened but left sealed (operator init) */
     CLI_REMOTE_OK = 1 << 4,      /* with REKEY_ADDR set: no config, no store, ctx->remote set */
     CLI_REMOTE_ONLY = 1 << 5     /* only through a server (operator unseal/seal) */
@@ -41,22 +41,22 @@ enum {
 
 struct cli_ctx {
     const struct cli_cmd *cmd;
-    const char *config_path;  /* -c FILE, else REKEY_CONFIG, else ./rekey.yaml */
-    struct inventory *inv;    /* loaded when the command asks */
+    const char *config_path; /* -c FILE, else REKEY_CONFIG, else ./rekey.yaml */
+    struct inventory *inv;   /* loaded when the command asks */
     struct backend *be;
     struct barrier *br;
     struct kv *kv;
-    struct rk_client *remote; /* client mode (REKEY_ADDR set, command has CLI_REMOTE_OK) */
-    int color;                /* stdout is a terminal and NO_COLOR is unset */
+    struct rk_client *remote;         /* client mode (REKEY_ADDR set, command has CLI_REMOTE_OK) */
+    int color;                        /* stdout is a terminal and NO_COLOR is unset */
     const char *optval[CLI_MAX_OPTS]; /* parsed options, by index in cmd->opts; NULL = absent */
     struct rk_error err;
 };
 
 struct cli_cmd {
-    const char *name;    /* "status", "kv put", "operator init" */
-    const char *args;    /* positional arguments for usage: "PATH field=value…" */
-    const char *summary; /* one line */
-    const char *help;    /* longer text, may be NULL */
+    const char *name;       /* "status", "kv put", "operator init" */
+    const char *args;       /* positional arguments for usage: "PATH field=value…" */
+    const char *summary;    /* one line */
+    const char *help;       /* longer text, may be NULL */
     int min_args, max_args; /* max -1 = unlimited */
     unsigned needs;
     const struct cli_opt *opts; /* terminated by {NULL} */
@@ -73,7 +73,8 @@ const char *cli_opt(const struct cli_ctx *ctx, const char *name);
 int cli_fail(struct cli_ctx *ctx, int r);
 
 /* Prints a usage error for the current command and returns CLI_USAGE. */
-int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Opens the store named by the config or REKEY_STORE, unsealing it unless sealed_ok.
  * Returns 0 or a negative RK_E* (message in ctx->err). */

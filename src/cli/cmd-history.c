@@ -25,12 +25,12 @@ print_event(void *arg, const struct rot_event *ev)
 
     time_format_rfc3339(ev->time_us - ev->time_us % 1000000, ts, sizeof(ts));
     if (a != NULL) {
-        json_array_append_new(
-            a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "time", ts, "op", ev->op,
-                         "result", ev->result, "from_version", (json_int_t)ev->from_version,
-                         "to_version", (json_int_t)ev->to_version, "author", ev->author, "reason",
-                         ev->reason, "message", ev->message, "duration_ms",
-                         (json_int_t)ev->duration_ms));
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "time",
+                                           ts, "op", ev->op, "result", ev->result, "from_version",
+                                           (json_int_t)ev->from_version, "to_version",
+                                           (json_int_t)ev->to_version, "author", ev->author,
+                                           "reason", ev->reason, "message", ev->message,
+                                           "duration_ms", (json_int_t)ev->duration_ms));
         return 0;
     }
     printf("%-21s %-9s %-12s %-14s %s%s%s\n", ts, ev->op, ev->result, ev->author, ev->message,
@@ -129,8 +129,8 @@ exec_history(struct cli_ctx *ctx, int argc, char **argv)
         json_t *vers = json_array();
         for (size_t i = 0; m != NULL && i < m->nversions; i++)
             json_array_append_new(vers, kvfmt_version_json(&m->versions[i]));
-        json_t *out = json_pack("{s:s, s:o, s:o}", "path", argv[0], "events", events, "versions",
-                                vers);
+        json_t *out =
+            json_pack("{s:s, s:o, s:o}", "path", argv[0], "events", events, "versions", vers);
         json_dumpf(out, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(out);

@@ -49,8 +49,8 @@ exec_kv_metadata(struct cli_ctx *ctx, int argc, char **argv)
                       (json_int_t)m->oldest_version, "max_versions",
                       (json_int_t)(m->max_versions ? m->max_versions : KV_DEFAULT_MAX_VERSIONS),
                       "cas_required", m->cas_required, "delete_version_after",
-                      (json_int_t)m->delete_version_after, "custom_metadata",
-                      m->custom_metadata, "versions", vers);
+                      (json_int_t)m->delete_version_after, "custom_metadata", m->custom_metadata,
+                      "versions", vers);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);

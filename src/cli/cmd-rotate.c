@@ -22,7 +22,8 @@ static const struct cli_opt opts[] = {
     {"yes", OPT_FLAG, NULL, "do not ask for confirmation (needed without a terminal)"},
     {"from-stdin", OPT_FLAG, NULL, "manual kinds: read the new value from stdin"},
     {"from-file", OPT_VALUE, "FILE", "manual kinds: read the new value from FILE"},
-    {"wait", OPT_VALUE, "SECONDS", "wait up to SECONDS for another rotation of the path (default 0)"},
+    {"wait", OPT_VALUE, "SECONDS",
+     "wait up to SECONDS for another rotation of the path (default 0)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -68,8 +69,9 @@ rotate_one(struct cli_ctx *ctx, struct engine *e, const char *path, int verbose,
         fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
                 ctx->err.msg);
     if (r == -RK_EIO || r == -RK_ECORRUPT)
-        fprintf(stderr, "%s: the rotation stopped between two steps; its journal is kept, and "
-                        "'rekey recover' (or the daemon) finishes or undoes it\n",
+        fprintf(stderr,
+                "%s: the rotation stopped between two steps; its journal is kept, and "
+                "'rekey recover' (or the daemon) finishes or undoes it\n",
                 path);
     return r;
 }
@@ -117,14 +119,14 @@ remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const stru
     int r;
 
     body = json_pack("{s:b}", "dry_run", dry);
-    if (body == NULL || (reason != NULL && json_object_set_new(body, "reason",
-                                                               json_string(reason)) != 0)) {
+    if (body == NULL ||
+        (reason != NULL && json_object_set_new(body, "reason", json_string(reason)) != 0)) {
         json_decref(body);
         return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
     }
     if (value != NULL &&
-        json_object_set_new(body, "value",
-                            json_stringn((const char *)value->data, value->len)) != 0) {
+        json_object_set_new(body, "value", json_stringn((const char *)value->data, value->len)) !=
+            0) {
         json_decref(body);
         return rk_error_set(&ctx->err, RK_EINVAL,
                             "the new value for %s is not valid UTF-8 text; nothing was stored",
@@ -163,8 +165,9 @@ remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const stru
         fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
                 ctx->err.msg);
     if (r == -RK_EIO && data != NULL)
-        fprintf(stderr, "%s: the rotation stopped between two steps; its journal is kept, and "
-                        "'rekey recover' (or the daemon) finishes or undoes it\n",
+        fprintf(stderr,
+                "%s: the rotation stopped between two steps; its journal is kept, and "
+                "'rekey recover' (or the daemon) finishes or undoes it\n",
                 path);
     json_decref(data);
     return r;
@@ -243,8 +246,9 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
         char answer[16];
         if (!isatty(STDIN_FILENO)) {
             json_decref(resp);
-            return cli_usage_error(ctx, "refusing to rotate %zu secret%s without a terminal: "
-                                        "pass --yes",
+            return cli_usage_error(ctx,
+                                   "refusing to rotate %zu secret%s without a terminal: "
+                                   "pass --yes",
                                    n, n == 1 ? "" : "s");
         }
         fprintf(stderr, "Rotate %zu secret%s now? [y/N] ", n, n == 1 ? "" : "s");
@@ -362,8 +366,9 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             if (!isatty(STDIN_FILENO)) {
                 free(st);
                 engine_free(e);
-                return cli_usage_error(ctx, "refusing to rotate %zu secret%s without a terminal: "
-                                            "pass --yes",
+                return cli_usage_error(ctx,
+                                       "refusing to rotate %zu secret%s without a terminal: "
+                                       "pass --yes",
                                        n, n == 1 ? "" : "s");
             }
             fprintf(stderr, "Rotate %zu secret%s now? [y/N] ", n, n == 1 ? "" : "s");
@@ -410,11 +415,12 @@ const struct cli_cmd cmd_rotate = {
     .name = "rotate",
     .args = "PATH | --due | --all",
     .summary = "rotate a secret (create, apply, test, promote, reload, finish)",
-    .help = "Rotates PATH through the six steps; a failed test or reload rolls back and keeps the\n"
-            "current value. --due rotates every secret that is due, overdue or failed; --all\n"
-            "every secret whose kind is implemented; both ask once on a terminal and need --yes\n"
-            "without one. --dry-run prints the plan and changes nothing. Manual kinds read the new\n"
-            "value from --from-stdin, --from-file FILE, or a no-echo prompt; it is never echoed.",
+    .help =
+        "Rotates PATH through the six steps; a failed test or reload rolls back and keeps the\n"
+        "current value. --due rotates every secret that is due, overdue or failed; --all\n"
+        "every secret whose kind is implemented; both ask once on a terminal and need --yes\n"
+        "without one. --dry-run prints the plan and changes nothing. Manual kinds read the new\n"
+        "value from --from-stdin, --from-file FILE, or a no-echo prompt; it is never echoed.",
     .min_args = 0,
     .max_args = 1,
     .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,

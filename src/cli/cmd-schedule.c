@@ -111,13 +111,15 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
         snprintf(f, sizeof(f), "%04d-%02d", g.year0, g.mon0 + 1);
         out = json_pack("{s:s, s:i, s:[]}", "from", f, "months", g.months, "secrets");
     } else {
-        printf("Rotation calendar: %s %d to %s %d (UTC). Weeks: W1 = days 1-7 ... W5 = days 29-31.\n"
-               "A = automatic, M = a person rotates, a number = several rotations that week.\n\n",
-               month_names[g.mon0], g.year0, month_names[(g.mon0 + g.months - 1) % 12],
-               g.year0 + (g.mon0 + g.months - 1) / 12);
+        printf(
+            "Rotation calendar: %s %d to %s %d (UTC). Weeks: W1 = days 1-7 ... W5 = days 29-31.\n"
+            "A = automatic, M = a person rotates, a number = several rotations that week.\n\n",
+            month_names[g.mon0], g.year0, month_names[(g.mon0 + g.months - 1) % 12],
+            g.year0 + (g.mon0 + g.months - 1) / 12);
         printf("%-*s %-6s", (int)w, "SECRET", "EVERY");
         for (int m = 0; m < g.months; m++)
-            printf(" | %-3s %04d      ", month_names[(g.mon0 + m) % 12], g.year0 + (g.mon0 + m) / 12);
+            printf(" | %-3s %04d      ", month_names[(g.mon0 + m) % 12],
+                   g.year0 + (g.mon0 + m) / 12);
         printf("\n%-*s %-6s", (int)w, "", "");
         for (int m = 0; m < g.months; m++)
             printf(" | W1 W2 W3 W4 W5 ");
@@ -142,12 +144,12 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
                                  (g.mon0 + m) % 12 + 1, k + 1);
                         json_object_set_new(weeks, key, json_integer(g.counts[m][k]));
                     }
-            json_array_append_new(
-                json_object_get(out, "secrets"),
-                json_pack("{s:s, s:s, s:s, s:b, s:s, s:I, s:o, s:o}", "path", s->path, "kind",
-                          s->kind, "every", every, "auto", s->auto_rotate, "state",
-                          secret_state_name(st[i].state), "rotations", (json_int_t)n, "weeks",
-                          weeks, "first_rotations", g.dates));
+            json_array_append_new(json_object_get(out, "secrets"),
+                                  json_pack("{s:s, s:s, s:s, s:b, s:s, s:I, s:o, s:o}", "path",
+                                            s->path, "kind", s->kind, "every", every, "auto",
+                                            s->auto_rotate, "state", secret_state_name(st[i].state),
+                                            "rotations", (json_int_t)n, "weeks", weeks,
+                                            "first_rotations", g.dates));
             continue;
         }
         printf("%-*s %-6s", (int)w, s->path, st[i].state == STATE_NOT_IMPLEMENTED ? "n/a" : every);

@@ -29,18 +29,20 @@ print_main_help(FILE *f)
     fprintf(f, "Usage: rekey [-c FILE] COMMAND [options] [args]\n\nCommands:\n");
     for (size_t i = 0; cli_commands[i] != NULL; i++)
         fprintf(f, "  %-24s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
-    fprintf(f, "\nGlobal options:\n"
-               "  -c FILE      the configuration (else $REKEY_CONFIG, else ./rekey.yaml)\n"
-               "  --help       this text; `rekey COMMAND --help` for one command\n"
-               "  --version    print the version\n"
-               "\nEnvironment: REKEY_CONFIG, REKEY_STORE (overrides the store location),\n"
-               "REKEY_KEY_FILE (root key file for unattended unseal), REKEY_LOG (debug|info|warn|error),\n"
-               "NO_COLOR.\n"
-               "\nClient mode: with REKEY_ADDR (or VAULT_ADDR) set, the kv commands, status, rotate,\n"
-               "rollback, revoke, recover, done, history and operator init/unseal/seal act through\n"
-               "that rekey server's API, with the token in REKEY_TOKEN (or VAULT_TOKEN, or the file\n"
-               "~/.vault-token). REKEY_CACERT/VAULT_CACERT name a CA file, REKEY_SKIP_VERIFY turns\n"
-               "TLS verification off, REKEY_CLIENT_TIMEOUT bounds a request (seconds).\n");
+    fprintf(
+        f,
+        "\nGlobal options:\n"
+        "  -c FILE      the configuration (else $REKEY_CONFIG, else ./rekey.yaml)\n"
+        "  --help       this text; `rekey COMMAND --help` for one command\n"
+        "  --version    print the version\n"
+        "\nEnvironment: REKEY_CONFIG, REKEY_STORE (overrides the store location),\n"
+        "REKEY_KEY_FILE (root key file for unattended unseal), REKEY_LOG (debug|info|warn|error),\n"
+        "NO_COLOR.\n"
+        "\nClient mode: with REKEY_ADDR (or VAULT_ADDR) set, the kv commands, status, rotate,\n"
+        "rollback, revoke, recover, done, history and operator init/unseal/seal act through\n"
+        "that rekey server's API, with the token in REKEY_TOKEN (or VAULT_TOKEN, or the file\n"
+        "~/.vault-token). REKEY_CACERT/VAULT_CACERT name a CA file, REKEY_SKIP_VERIFY turns\n"
+        "TLS verification off, REKEY_CLIENT_TIMEOUT bounds a request (seconds).\n");
 }
 
 static void
@@ -245,8 +247,7 @@ main(int argc, char **argv)
     }
     words = match_command(argc - i, argv + i, &cmd);
     if (words == 0) {
-        fprintf(stderr, "rekey: unknown command '%s'; run 'rekey --help' for the list\n",
-                argv[i]);
+        fprintf(stderr, "rekey: unknown command '%s'; run 'rekey --help' for the list\n", argv[i]);
         return CLI_USAGE;
     }
     i += (int)words;
@@ -285,9 +286,8 @@ main(int argc, char **argv)
         goto out;
     }
     if (cmd->needs & (CLI_NEED_CONFIG | CLI_OPT_CONFIG)) {
-        int explicit_cfg = ctx.config_path != NULL &&
-                           (strcmp(ctx.config_path, "rekey.yaml") != 0 ||
-                            access("rekey.yaml", F_OK) == 0);
+        int explicit_cfg = ctx.config_path != NULL && (strcmp(ctx.config_path, "rekey.yaml") != 0 ||
+                                                       access("rekey.yaml", F_OK) == 0);
         if ((cmd->needs & CLI_NEED_CONFIG) || explicit_cfg) {
             r = inventory_load_file(ctx.config_path, &ctx.inv, &ctx.err);
             if (r != 0) {

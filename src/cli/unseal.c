@@ -58,8 +58,8 @@ keyfile_write(const char *path, const struct secret *key, struct rk_error *err)
         return rk_error_set(err, RK_EINTERNAL, "root key has the wrong length");
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return rk_error_set(err, errno == EEXIST ? RK_EEXISTS : RK_EIO,
-                            "creating key file %s: %s", path, strerror(errno));
+        return rk_error_set(err, errno == EEXIST ? RK_EEXISTS : RK_EIO, "creating key file %s: %s",
+                            path, strerror(errno));
     hex_encode(key->data, key->len, hex);
     hex[len - 1] = '\n';
     if (write(fd, hex, len) != (ssize_t)len || fsync(fd) != 0)
@@ -83,8 +83,8 @@ seal_config_parse(const char *json, char *type, size_t typelen, int *shares, int
     const char *t = NULL;
     int s = 0, th = 0;
 
-    if (root == NULL || json_unpack(root, "{s:s, s?i, s?i}", "type", &t, "shares", &s,
-                                    "threshold", &th) != 0) {
+    if (root == NULL ||
+        json_unpack(root, "{s:s, s?i, s?i}", "type", &t, "shares", &s, "threshold", &th) != 0) {
         json_decref(root);
         return rk_error_set(err, RK_ECORRUPT, "the store's seal configuration does not parse");
     }

@@ -190,8 +190,7 @@ kjoin(char *buf, size_t n, const char *a, const char *b)
 
 /* ---- errors and positions ---- */
 
-static int
-lerr(struct loader *L, struct pos p, const char *key, const char *fmt, ...)
+static int lerr(struct loader *L, struct pos p, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -257,8 +256,8 @@ is_null(struct ynode *n)
     if (s == NULL || len == 0)
         return 1;
     return (len == 1 && s[0] == '~') ||
-           (len == 4 && (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 ||
-                         memcmp(s, "NULL", 4) == 0));
+           (len == 4 &&
+            (memcmp(s, "null", 4) == 0 || memcmp(s, "Null", 4) == 0 || memcmp(s, "NULL", 4) == 0));
 }
 
 /* ---- scalar readers ---- */
@@ -269,8 +268,7 @@ get_scalar(struct loader *L, struct ynode *v, struct pos kpos, const char *key,
            const char *expected, const char **s, size_t *len)
 {
     if (v == NULL || !y_is_scalar(v))
-        return lerr(L, val_pos(v, kpos), key, "expected %s, got %s", expected,
-                    node_kind_name(v));
+        return lerr(L, val_pos(v, kpos), key, "expected %s, got %s", expected, node_kind_name(v));
     if (y_is_alias(v))
         return lerr(L, val_pos(v, kpos), key, "aliases (*name) are not supported; expected %s",
                     expected);
@@ -372,8 +370,8 @@ bad:
 
 /* One of a '|'-separated list of words. */
 static int
-get_enum(struct loader *L, struct ynode *v, struct pos kpos, const char *key,
-         const char *choices, char **out)
+get_enum(struct loader *L, struct ynode *v, struct pos kpos, const char *key, const char *choices,
+         char **out)
 {
     const char *s, *c = choices;
     size_t len = 0;
@@ -405,15 +403,13 @@ get_path(struct loader *L, struct ynode *v, struct pos kpos, const char *key, ch
     struct rk_error e = {0};
 
     if (v == NULL || !y_is_scalar(v) || y_is_alias(v))
-        return lerr(L, val_pos(v, kpos), key, "expected a secret path, got %s",
-                    node_kind_name(v));
+        return lerr(L, val_pos(v, kpos), key, "expected a secret path, got %s", node_kind_name(v));
     /* Checked before get_scalar so a NUL byte gets path_validate's precise message. */
     s = y_scalar(v, &len);
     if (s == NULL)
         s = "", len = 0;
     if (path_validate(s, len, &e) != 0)
-        return lerr(L, val_pos(v, kpos), key, "%s (expected segments like secret/app/name)",
-                    e.msg);
+        return lerr(L, val_pos(v, kpos), key, "%s (expected segments like secret/app/name)", e.msg);
     free(*out);
     if ((*out = strndup(s, len)) == NULL)
         return enomem(L);
@@ -522,8 +518,8 @@ get_regex(struct loader *L, struct ynode *v, struct pos kpos, const char *key, c
  * {{version}}. With allow_secret 0, {{new…}} and {{old…}} are refused: a value in argv or a
  * URL would show in the process list or in logs. */
 static int
-check_template(struct loader *L, struct ynode *v, struct pos kpos, const char *key,
-               const char *t, int allow_secret)
+check_template(struct loader *L, struct ynode *v, struct pos kpos, const char *key, const char *t,
+               int allow_secret)
 {
     const char *p = t;
 
@@ -591,8 +587,7 @@ map_collect(struct loader *L, struct ynode *map, struct pos where, const char *c
 
     memset(ents, 0, n * sizeof(*ents));
     if (map == NULL || !y_is_map(map))
-        return lerr(L, val_pos(map, where), ctx, "expected a mapping, got %s",
-                    node_kind_name(map));
+        return lerr(L, val_pos(map, where), ctx, "expected a mapping, got %s", node_kind_name(map));
     while ((pr = y_map_next(map, &it)) != NULL) {
         struct ynode *k = pr;
         struct pos kp = node_pos(k, where);
@@ -611,8 +606,7 @@ map_collect(struct loader *L, struct ynode *map, struct pos where, const char *c
             char list[400];
             join_names(names, n, list, sizeof(list));
             return lerr(L, kp, ctx, "unknown key '%.*s'%s%s; expected one of: %s",
-                        (int)(klen > 60 ? 60 : klen), ks, note[0] ? " for kind " : "", note,
-                        list);
+                        (int)(klen > 60 ? 60 : klen), ks, note[0] ? " for kind " : "", note, list);
         }
         if (ents[i].present)
             return lerr(L, kp, ctx, "duplicate key '%s' (first at line %d); expected it once",
@@ -652,9 +646,8 @@ load_store(struct loader *L, struct ynode *v, struct pos kpos)
         return 0;
     if ((r = map_collect(L, v, kpos, "store", "", keys, K_N, e)) != 0)
         return r;
-    if (has(&e[K_BACKEND]) &&
-        (r = get_enum(L, e[K_BACKEND].val, e[K_BACKEND].kpos, "store.backend", "sqlite|etcd",
-                      &inv->store_backend)) != 0)
+    if (has(&e[K_BACKEND]) && (r = get_enum(L, e[K_BACKEND].val, e[K_BACKEND].kpos, "store.backend",
+                                            "sqlite|etcd", &inv->store_backend)) != 0)
         return r;
     if (has(&e[K_PATH]) &&
         (r = get_file(L, e[K_PATH].val, e[K_PATH].kpos, "store.path", &inv->store_path)) != 0)
@@ -720,8 +713,7 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
     if ((r = map_collect(L, v, kpos, "server", "", keys, K_N, e)) != 0)
         return r;
     if (has(&e[K_LISTEN]) &&
-        (r = get_str_ne(L, e[K_LISTEN].val, e[K_LISTEN].kpos, "server.listen", &inv->listen)) !=
-            0)
+        (r = get_str_ne(L, e[K_LISTEN].val, e[K_LISTEN].kpos, "server.listen", &inv->listen)) != 0)
         return r;
     if (has(&e[K_CERT]) &&
         (r = get_file(L, e[K_CERT].val, e[K_CERT].kpos, "server.tls_cert", &inv->tls_cert)) != 0)
@@ -927,8 +919,8 @@ load_hook_file(struct loader *L, struct hook_def *h, struct ment *e_path, struct
         unsigned m = 0;
 
         kjoin(key, sizeof(key), ctx, "mode");
-        if ((r = get_scalar(L, e_mode->val, e_mode->kpos, key, "an octal mode such as \"0600\"",
-                            &s, &len)) != 0)
+        if ((r = get_scalar(L, e_mode->val, e_mode->kpos, key, "an octal mode such as \"0600\"", &s,
+                            &len)) != 0)
             return r;
         if (len == 0 || len > 4)
             goto badmode;
@@ -941,7 +933,7 @@ load_hook_file(struct loader *L, struct hook_def *h, struct ment *e_path, struct
             goto badmode;
         h->mode = (mode_t)m;
         return 0;
-badmode:
+    badmode:
         return lerr(L, val_pos(e_mode->val, e_mode->kpos), key,
                     "expected an octal mode from 0000 to 0777 such as \"0600\", got '%.*s'",
                     (int)(len > 20 ? 20 : len), s);
@@ -950,23 +942,35 @@ badmode:
 }
 
 static int
-load_hook(struct loader *L, struct hook_def *h, struct ynode *k, struct ynode *v,
-          struct pos where)
+load_hook(struct loader *L, struct hook_def *h, struct ynode *k, struct ynode *v, struct pos where)
 {
-    static const char *const keys[] = {
-        "type",    "timeout", "wait",          "command",    "workdir", "stdin", "method",
-        "url",     "headers", "expect_status", "tls_verify", "body",    "path",  "template",
-        "mode"};
+    static const char *const keys[] = {"type",       "timeout", "wait", "command",  "workdir",
+                                       "stdin",      "method",  "url",  "headers",  "expect_status",
+                                       "tls_verify", "body",    "path", "template", "mode"};
     enum {
-        K_TYPE, K_TIMEOUT, K_WAIT, K_COMMAND, K_WORKDIR, K_STDIN, K_METHOD, K_URL, K_HEADERS,
-        K_STATUS, K_VERIFY, K_BODY, K_PATH, K_TEMPLATE, K_MODE, K_N
+        K_TYPE,
+        K_TIMEOUT,
+        K_WAIT,
+        K_COMMAND,
+        K_WORKDIR,
+        K_STDIN,
+        K_METHOD,
+        K_URL,
+        K_HEADERS,
+        K_STATUS,
+        K_VERIFY,
+        K_BODY,
+        K_PATH,
+        K_TEMPLATE,
+        K_MODE,
+        K_N
     };
     /* Which keys each type takes, by index range into keys[] plus the common ones. */
-    static const char *const exec_keys[] = {"type", "timeout", "wait", "command", "workdir",
-                                            "stdin"};
-    static const char *const http_keys[] = {"type",    "timeout", "wait",          "method",
-                                            "url",     "headers", "expect_status", "tls_verify",
-                                            "body"};
+    static const char *const exec_keys[] = {"type",    "timeout", "wait",
+                                            "command", "workdir", "stdin"};
+    static const char *const http_keys[] = {"type",          "timeout",    "wait",
+                                            "method",        "url",        "headers",
+                                            "expect_status", "tls_verify", "body"};
     static const char *const file_keys[] = {"type", "timeout", "path", "template", "mode"};
     const char *const *allowed;
     size_t nallowed;
@@ -995,8 +999,8 @@ load_hook(struct loader *L, struct hook_def *h, struct ynode *k, struct ynode *v
     if (!has(&e[K_TYPE]))
         return missing(L, where, ctx, "type", "exec, http or file");
     kjoin(key, sizeof(key), ctx, "type");
-    if ((r = get_scalar(L, e[K_TYPE].val, e[K_TYPE].kpos, key, "exec, http or file", &ts,
-                        &tlen)) != 0)
+    if ((r = get_scalar(L, e[K_TYPE].val, e[K_TYPE].kpos, key, "exec, http or file", &ts, &tlen)) !=
+        0)
         return r;
     if (tlen == 4 && memcmp(ts, "exec", 4) == 0) {
         h->type = HOOK_EXEC;
@@ -1075,8 +1079,7 @@ load_hook(struct loader *L, struct hook_def *h, struct ynode *k, struct ynode *v
         if (h->method == NULL && (h->method = strdup("GET")) == NULL)
             return enomem(L);
         return 0;
-    case HOOK_FILE:
-        return load_hook_file(L, h, &e[K_PATH], &e[K_TEMPLATE], &e[K_MODE], ctx, where);
+    case HOOK_FILE: return load_hook_file(L, h, &e[K_PATH], &e[K_TEMPLATE], &e[K_MODE], ctx, where);
     }
     return 0;
 }
@@ -1190,8 +1193,7 @@ load_refs(struct loader *L, struct ment *e, const char *key, struct hook_def ***
                         (int)(len > 60 ? 60 : len), s);
         for (size_t j = 0; j < *nout; j++)
             if ((*out)[j] == h)
-                return lerr(L, val_pos(item, e->kpos), key, "hook '%s' is listed twice",
-                            h->name);
+                return lerr(L, val_pos(item, e->kpos), key, "hook '%s' is listed twice", h->name);
         (*out)[(*nout)++] = h;
         h->used++;
     }
@@ -1219,36 +1221,32 @@ struct kspec {
 };
 
 static const struct pspec p_none[] = {{NULL, P_STR, NULL, NULL, 0}};
-static const struct pspec p_provider[] = {
-    {"provider", P_ENUM, "openai|anthropic|xai", NULL, 1},
-    {"base_url", P_STR, NULL, NULL, 0},
-    {"admin_key_path", P_PATH, NULL, NULL, 0},
-    {"min_interval", P_DURATION, NULL, NULL, 0},
-    {NULL, P_STR, NULL, NULL, 0}};
-static const struct pspec p_database[] = {
-    {"connection", P_STR, NULL, NULL, 1},
-    {"role", P_STR, NULL, NULL, 0},
-    {"ttl", P_DURATION, NULL, "1h", 0},
-    {"max_ttl", P_DURATION, NULL, "24h", 0},
-    {"creation_statements", P_STR, NULL, NULL, 0},
-    {"revocation_statements", P_STR, NULL, NULL, 0},
-    {NULL, P_STR, NULL, NULL, 0}};
+static const struct pspec p_provider[] = {{"provider", P_ENUM, "openai|anthropic|xai", NULL, 1},
+                                          {"base_url", P_STR, NULL, NULL, 0},
+                                          {"admin_key_path", P_PATH, NULL, NULL, 0},
+                                          {"min_interval", P_DURATION, NULL, NULL, 0},
+                                          {NULL, P_STR, NULL, NULL, 0}};
+static const struct pspec p_database[] = {{"connection", P_STR, NULL, NULL, 1},
+                                          {"role", P_STR, NULL, NULL, 0},
+                                          {"ttl", P_DURATION, NULL, "1h", 0},
+                                          {"max_ttl", P_DURATION, NULL, "24h", 0},
+                                          {"creation_statements", P_STR, NULL, NULL, 0},
+                                          {"revocation_statements", P_STR, NULL, NULL, 0},
+                                          {NULL, P_STR, NULL, NULL, 0}};
 static const struct pspec p_transit[] = {
     {"key_type", P_ENUM, "rsa-4096|ed25519|ecdsa-p256", NULL, 1},
     {"exportable", P_BOOL, NULL, "false", 0},
     {NULL, P_STR, NULL, NULL, 0}};
-static const struct pspec p_redis[] = {
-    {"address", P_STR, NULL, NULL, 1},
-    {"username", P_STR, NULL, "default", 0},
-    {NULL, P_STR, NULL, NULL, 0}};
-static const struct pspec p_cert[] = {
-    {"common_name", P_STR, NULL, NULL, 1},
-    {"alt_names", P_LIST, NULL, NULL, 0},
-    {"ttl", P_DURATION, NULL, "90d", 0},
-    {"renew_before", P_DURATION, NULL, "30d", 0},
-    {"issuer", P_ENUM, "internal|acme", "internal", 0},
-    {"acme_directory", P_STR, NULL, NULL, 0},
-    {NULL, P_STR, NULL, NULL, 0}};
+static const struct pspec p_redis[] = {{"address", P_STR, NULL, NULL, 1},
+                                       {"username", P_STR, NULL, "default", 0},
+                                       {NULL, P_STR, NULL, NULL, 0}};
+static const struct pspec p_cert[] = {{"common_name", P_STR, NULL, NULL, 1},
+                                      {"alt_names", P_LIST, NULL, NULL, 0},
+                                      {"ttl", P_DURATION, NULL, "90d", 0},
+                                      {"renew_before", P_DURATION, NULL, "30d", 0},
+                                      {"issuer", P_ENUM, "internal|acme", "internal", 0},
+                                      {"acme_directory", P_STR, NULL, NULL, 0},
+                                      {NULL, P_STR, NULL, NULL, 0}};
 
 static const struct kspec kinds[] = {
     {"generated", "value", 0, "format", p_none},
@@ -1358,8 +1356,7 @@ check_format(struct loader *L, struct ment *e, const char *key, const char *f)
 }
 
 static int
-load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx,
-            struct pos seqpos)
+load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx, struct pos seqpos)
 {
     const char *names[MAXKEYS];
     struct ment e[MAXKEYS];
@@ -1426,8 +1423,7 @@ load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx,
         if ((r = get_duration(L, e[3].val, e[3].kpos, key, &s->every)) != 0)
             return r;
         if (s->every <= 0)
-            return lerr(L, val_pos(e[3].val, e[3].kpos), key,
-                        "expected a duration greater than 0");
+            return lerr(L, val_pos(e[3].val, e[3].kpos), key, "expected a duration greater than 0");
     } else if (!ks->every_optional) {
         return missing(L, where, ctx, "every", "a rotation interval such as 30d");
     }
@@ -1471,11 +1467,11 @@ load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx,
                 return r;
         }
     }
-    if (s->field == NULL && (s->field = strdup(ks->default_field ? ks->default_field
-                                               : strcmp(ks->name, "database") == 0 ? "password"
-                                               : strcmp(ks->name, "transit") == 0  ? "key"
-                                                                              : "certificate")) ==
-                                NULL)
+    if (s->field == NULL &&
+        (s->field = strdup(ks->default_field                   ? ks->default_field
+                           : strcmp(ks->name, "database") == 0 ? "password"
+                           : strcmp(ks->name, "transit") == 0  ? "key"
+                                                               : "certificate")) == NULL)
         return enomem(L);
     if (strcmp(ks->name, "generated") == 0 && s->format == NULL)
         return missing(L, where, ctx, "format", "e.g. \"sk-litellm-{hex:48}\"");
@@ -1496,18 +1492,10 @@ load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx,
             continue;
         }
         switch (p->type) {
-        case P_STR:
-            r = get_str_ne(L, e[i].val, e[i].kpos, key, &val);
-            break;
-        case P_PATH:
-            r = get_path(L, e[i].val, e[i].kpos, key, &val);
-            break;
-        case P_ENUM:
-            r = get_enum(L, e[i].val, e[i].kpos, key, p->choices, &val);
-            break;
-        case P_LIST:
-            r = get_list_comma(L, e[i].val, e[i].kpos, key, &val);
-            break;
+        case P_STR: r = get_str_ne(L, e[i].val, e[i].kpos, key, &val); break;
+        case P_PATH: r = get_path(L, e[i].val, e[i].kpos, key, &val); break;
+        case P_ENUM: r = get_enum(L, e[i].val, e[i].kpos, key, p->choices, &val); break;
+        case P_LIST: r = get_list_comma(L, e[i].val, e[i].kpos, key, &val); break;
         case P_DURATION: {
             int64_t d;
             if ((r = get_duration(L, e[i].val, e[i].kpos, key, &d)) == 0) {
@@ -1558,8 +1546,7 @@ load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx,
         const char *issuer = inv_param(s, "issuer");
         inv_param_duration(s, "ttl", 0, &ttl);
         inv_param_duration(s, "renew_before", 0, &rb);
-        if (issuer != NULL && strcmp(issuer, "acme") == 0 &&
-            inv_param(s, "acme_directory") == NULL)
+        if (issuer != NULL && strcmp(issuer, "acme") == 0 && inv_param(s, "acme_directory") == NULL)
             return missing(L, where, ctx, "acme_directory", "the ACME directory URL");
         if (s->every == 0) {
             /* No schedule given: renew when the renewal window opens. */
@@ -1771,8 +1758,7 @@ build_tree(struct loader *L, struct fy_parser *fyp, struct ynode **root)
             if (depth > 0)
                 depth--;
             break;
-        default:
-            break;
+        default: break;
         }
         fy_parser_event_free(fyp, ev);
         if (r != 0)
@@ -1800,8 +1786,11 @@ check_chars(struct loader *L, const char *buf, size_t len)
 
     while (i < len) {
         unsigned c = p[i];
-        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                              : (c & 0xf8) == 0xf0 ? 4 : 0;
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xe0) == 0xc0 ? 2
+                   : (c & 0xf0) == 0xe0 ? 3
+                   : (c & 0xf8) == 0xf0 ? 4
+                                        : 0;
         uint32_t cp;
 
         if (n == 1) {
@@ -1815,8 +1804,9 @@ check_chars(struct loader *L, const char *buf, size_t len)
             /* YAML indents with spaces; libfyaml 0.7.12 also crashes reporting an error near
              * tab-indented lines (fuzz/config-fuzzer), so tabs there are refused up front. */
             if (c == '\t' && indent)
-                return lerr(L, at, NULL, "tab in indentation; indent with spaces (a tab "
-                                         "inside a value can be written \"\\t\")");
+                return lerr(L, at, NULL,
+                            "tab in indentation; indent with spaces (a tab "
+                            "inside a value can be written \"\\t\")");
             if (c != ' ')
                 indent = 0;
             if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
@@ -1958,8 +1948,7 @@ inventory_load_string(const char *name, const char *buf, size_t len, struct inve
     memset(&L, 0, sizeof(L));
     L.name = name != NULL ? name : "<config>";
     L.err = err != NULL ? err : &localerr;
-    if ((L.inv = calloc(1, sizeof(*L.inv))) == NULL ||
-        (L.inv->file = strdup(L.name)) == NULL ||
+    if ((L.inv = calloc(1, sizeof(*L.inv))) == NULL || (L.inv->file = strdup(L.name)) == NULL ||
         (L.inv->store_backend = strdup("sqlite")) == NULL) {
         r = enomem(&L);
         goto out;

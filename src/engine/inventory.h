@@ -44,13 +44,14 @@ struct hook_def {
     /* file */
     char *path;
     char *template;
-    mode_t mode; /* default 0600 */
+    mode_t mode;   /* default 0600 */
     unsigned used; /* number of secrets referencing it (for lint) */
 };
 
 struct inv_secret {
     char *path;
-    char *kind; /* generated, manual, provider-key, database, transit, redis-password, certificate */
+    char
+        *kind; /* generated, manual, provider-key, database, transit, redis-password, certificate */
     int line, col;
     int64_t every;   /* seconds */
     int auto_rotate; /* `auto` */
@@ -66,14 +67,14 @@ struct inv_secret {
 };
 
 struct inventory {
-    char *file;          /* the path it was loaded from */
-    int version;         /* `version`, always 1 for now */
-    char *store_backend; /* "sqlite" (default) or "etcd" */
-    char *store_path;    /* resolved relative to the config file's directory */
+    char *file;            /* the path it was loaded from */
+    int version;           /* `version`, always 1 for now */
+    char *store_backend;   /* "sqlite" (default) or "etcd" */
+    char *store_path;      /* resolved relative to the config file's directory */
     char *store_endpoints; /* etcd: `endpoints`, comma-joined ("http://127.0.0.1:2379,…") */
     char *store_location;  /* "sqlite:<store_path>" or "etcd:<endpoints>"; see below */
-    char *key_file;      /* optional: root key file for unattended unseal */
-    char *listen;        /* server: "127.0.0.1:8200" */
+    char *key_file;        /* optional: root key file for unattended unseal */
+    char *listen;          /* server: "127.0.0.1:8200" */
     char *tls_cert, *tls_key;
     int tls_disable;
     int64_t check_interval; /* server: `check_interval`, seconds between scheduler checks (60) */

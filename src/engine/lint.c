@@ -17,8 +17,7 @@ struct linter {
     int errors;
 };
 
-static void
-report(struct linter *l, const char *severity, int line, int col, const char *fmt, ...)
+static void report(struct linter *l, const char *severity, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 static void
@@ -27,8 +26,7 @@ report(struct linter *l, const char *severity, int line, int col, const char *fm
     char where[600], msg[1024];
     va_list ap;
 
-    snprintf(where, sizeof(where), "%s:%d:%d", l->inv->file ? l->inv->file : "<config>", line,
-             col);
+    snprintf(where, sizeof(where), "%s:%d:%d", l->inv->file ? l->inv->file : "<config>", line, col);
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
@@ -72,8 +70,7 @@ lint_duplicates(struct linter *l)
         v[i] = &inv->secrets[i];
     qsort(v, inv->nsecrets, sizeof(*v), cmp_path_ptr);
     for (size_t i = 1; i < inv->nsecrets; i++)
-        if (v[i]->path != NULL && v[i - 1]->path != NULL &&
-            strcmp(v[i]->path, v[i - 1]->path) == 0)
+        if (v[i]->path != NULL && v[i - 1]->path != NULL && strcmp(v[i]->path, v[i - 1]->path) == 0)
             report(l, "error", v[i]->line, v[i]->col,
                    "%s: duplicate path (also at line %d); each path may appear once", v[i]->path,
                    v[i - 1]->line);
@@ -140,8 +137,8 @@ lint_secret(struct linter *l, const struct inv_secret *s)
                "(rekey opens an action item on schedule instead)",
                path);
     if (strcmp(kind, "provider-key") == 0) {
-        if (inv_param_duration(s, "min_interval", 0, &min_iv) == 0 && min_iv > 0 &&
-            s->every > 0 && s->every < min_iv)
+        if (inv_param_duration(s, "min_interval", 0, &min_iv) == 0 && min_iv > 0 && s->every > 0 &&
+            s->every < min_iv)
             report(l, "error", s->line, s->col,
                    "%s: every %s is shorter than the provider's min_interval %s", path,
                    dur(s->every, a, sizeof(a)), dur(min_iv, b, sizeof(b)));

@@ -81,8 +81,7 @@ key_of(char *buf, size_t len, const char *kind, const char *path)
     snprintf(buf, len, "rot/%s/%s", kind, path);
 }
 
-static void
-progress(struct rot *r, const char *step, const char *fmt, ...)
+static void progress(struct rot *r, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
@@ -216,8 +215,8 @@ lock_is_stale(struct engine *e, json_t *lock, int64_t now)
 
     if (owner == NULL || expires <= now)
         return 1;
-    if (sscanf(owner, "%63[^:]:%ld:", host, &pid) == 2 && strcmp(host, e->host) == 0 &&
-        pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+    if (sscanf(owner, "%63[^:]:%ld:", host, &pid) == 2 && strcmp(host, e->host) == 0 && pid > 0 &&
+        pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
         return 1;
     return 0;
 }
@@ -225,7 +224,8 @@ lock_is_stale(struct engine *e, json_t *lock, int64_t now)
 static json_t *
 lock_record(struct engine *e)
 {
-    return json_pack("{s:s, s:I}", "owner", e->owner, "expires", (json_int_t)(time_now() + LOCK_TTL));
+    return json_pack("{s:s, s:I}", "owner", e->owner, "expires",
+                     (json_int_t)(time_now() + LOCK_TTL));
 }
 
 /* Takes path's lock, waiting up to wait_ms. *rev gets the lock's revision. */
@@ -384,9 +384,8 @@ history_add(struct barrier_txn *t, const char *path, const char *op, const char 
 
 /* Changes the candidate's or the old version's stage inside t (metadata read fresh). */
 static int
-stage_in_txn(struct rot *r, struct barrier_txn *t, int (*mutate)(struct rot *, struct kv_meta *,
-                                                                  struct rk_error *),
-             struct rk_error *err)
+stage_in_txn(struct rot *r, struct barrier_txn *t,
+             int (*mutate)(struct rot *, struct kv_meta *, struct rk_error *), struct rk_error *err)
 {
     struct kv_meta *m = NULL;
     int64_t rev = 0;
@@ -581,8 +580,7 @@ do_undo(struct rot *r, struct rk_error *err)
     }
     rot_set_ctx(r);
     progress(r, "undo", "%s; returning to v%llu", r->undo_msg, (unsigned long long)r->old);
-    if (r->ops->unapply != NULL && r->op != ROT_OP_ROLLBACK &&
-        r->ops->unapply(&r->rctx, &e2) != 0)
+    if (r->ops->unapply != NULL && r->op != ROT_OP_ROLLBACK && r->ops->unapply(&r->rctx, &e2) != 0)
         log_error("%s: undo at the target failed: %s", r->s->path, e2.msg);
     if (r->old_value != NULL) {
         /* The apply hooks with the old value put the target back (a rendered file, a pushed
@@ -592,9 +590,8 @@ do_undo(struct rot *r, struct rk_error *err)
                       r->new_value, r->new_fields, r->old, &e2) != 0)
             log_error("%s: re-applying the old value failed: %s", r->s->path, e2.msg);
         rk_error_clear(&e2);
-        if (r->promoted &&
-            run_hooks(r, "undo", r->s->reload, r->s->nreload, r->old_value, r->old_fields,
-                      r->new_value, r->new_fields, r->old, &e2) != 0)
+        if (r->promoted && run_hooks(r, "undo", r->s->reload, r->s->nreload, r->old_value,
+                                     r->old_fields, r->new_value, r->new_fields, r->old, &e2) != 0)
             log_error("%s: reloading the consumers with the old value failed: %s", r->s->path,
                       e2.msg);
     }
@@ -681,8 +678,7 @@ run_from(struct rot *r, struct rk_error *err)
             return rc;
         crash_point("reload");
         break;
-    case STEP_UNDOING:
-        return do_undo(r, err);
+    case STEP_UNDOING: return do_undo(r, err);
     }
     snprintf(r->res->message, sizeof(r->res->message), "v%llu -> v%llu (%s)",
              (unsigned long long)r->old, (unsigned long long)r->candidate, r->res->new_fp);
@@ -819,8 +815,8 @@ prepare_rollback(struct rot *r, struct rk_error *err)
                 r->candidate = m->versions[i].version;
         for (size_t i = m->nversions; r->candidate == 0 && i-- > 0;) {
             const struct kv_version_meta *v = &m->versions[i];
-            if (v->version < m->current_version && v->stage == KV_STAGE_RETIRED &&
-                !v->destroyed && !kv_version_deleted(v, time_now_us()))
+            if (v->version < m->current_version && v->stage == KV_STAGE_RETIRED && !v->destroyed &&
+                !kv_version_deleted(v, time_now_us()))
                 r->candidate = v->version;
         }
     }
@@ -892,15 +888,14 @@ dry_run(struct rot *r)
              r->ops->apply ? "make the target accept it" : "change nothing at the target",
              r->s->napply, r->s->napply == 1 ? "" : "s");
     progress(r, "test", "would %s and run %zu test hook%s",
-             r->ops->test ? "check it against the target" : "run no built-in check",
-             r->s->ntest, r->s->ntest == 1 ? "" : "s");
+             r->ops->test ? "check it against the target" : "run no built-in check", r->s->ntest,
+             r->s->ntest == 1 ? "" : "s");
     progress(r, "promote", "would make it current and the current value previous");
     progress(r, "reload", "would run %zu reload hook%s", r->s->nreload,
              r->s->nreload == 1 ? "" : "s");
     duration_format(r->op == ROT_OP_REVOKE ? 0 : r->s->grace, grace, sizeof(grace));
     progress(r, "finish", "would retire the previous value after a grace of %s%s", grace,
-             (r->ops->flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)"
-                                                     : "");
+             (r->ops->flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)" : "");
 }
 
 static int resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
@@ -1190,8 +1185,7 @@ engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *
 }
 
 static int
-finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
-              struct rk_error *err)
+finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, struct rk_error *err)
 {
     char fk[KEY_MAX], lk[KEY_MAX];
     json_t *rec = NULL;
@@ -1207,8 +1201,8 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
     key_of(lk, sizeof(lk), "lock", s->path);
     if ((rc = json_get_record(e->br, fk, &rec, &frev, err)) != 0)
         return rc;
-    if (json_unpack(rec, "{s:I, s:I, s?b}", "version", &version, "due", &due, "person",
-                    &person) != 0) {
+    if (json_unpack(rec, "{s:I, s:I, s?b}", "version", &version, "due", &due, "person", &person) !=
+        0) {
         json_decref(rec);
         return rk_error_set(err, RK_ECORRUPT, "the finish record of %s does not parse", s->path);
     }
@@ -1260,8 +1254,8 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
         st.state = ROT_ACTION_REQUIRED;
         st.since = time_now();
         snprintf(st.message, sizeof(st.message),
-                 "retire v%llu at the provider, then run: rekey done %s",
-                 (unsigned long long)r.old, s->path);
+                 "retire v%llu at the provider, then run: rekey done %s", (unsigned long long)r.old,
+                 s->path);
         rc = rotstate_put(t, s->path, &st);
     }
     if (rc == 0)
@@ -1365,8 +1359,8 @@ engine_done(struct engine *e, const char *path, const char *author, struct rk_er
     st.state = ROT_IDLE;
     rc = rotstate_put(t, path, &st);
     if (rc == 0)
-        rc = history_add(t, path, "done", "ok", 0, 0, author, "", "action confirmed by a person",
-                         0);
+        rc =
+            history_add(t, path, "done", "ok", 0, 0, author, "", "action confirmed by a person", 0);
     if (rc == 0)
         rc = barrier_txn_commit(t, NULL, err);
     barrier_txn_free(t);

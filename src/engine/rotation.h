@@ -43,8 +43,8 @@ struct rotate_opts {
 struct rotate_result {
     uint64_t old_version, new_version;
     char old_fp[FINGERPRINT_LEN + 1], new_fp[FINGERPRINT_LEN + 1];
-    int rolled_back;     /* the candidate failed and the old value was kept */
-    char message[256];   /* what happened, for people; never a secret */
+    int rolled_back;   /* the candidate failed and the old value was kept */
+    char message[256]; /* what happened, for people; never a secret */
 };
 
 /* Creates an engine on an unsealed store's KV and an inventory (both borrowed; the inventory
@@ -73,8 +73,7 @@ int engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size
 
 /* Runs the finish step of path if its grace has passed at now (or at once when force). Returns 0,
  * -RK_ENOTFOUND when nothing waits, -RK_EBUSY when the grace has not passed. */
-int engine_finish(struct engine *e, const char *path, int64_t now, int force,
-                  struct rk_error *err);
+int engine_finish(struct engine *e, const char *path, int64_t now, int force, struct rk_error *err);
 
 /* Calls cb for every pending finish (path, due time in seconds). */
 typedef int (*finish_cb)(void *arg, const char *path, int64_t due);
@@ -87,8 +86,8 @@ int engine_done(struct engine *e, const char *path, const char *author, struct r
 /* One event of a secret's history. */
 struct rot_event {
     int64_t time_us;
-    char op[16];      /* rotate, rollback, revoke, put, finish, done, recover */
-    char result[16];  /* ok, failed, rolled-back */
+    char op[16];     /* rotate, rollback, revoke, put, finish, done, recover */
+    char result[16]; /* ok, failed, rolled-back */
     uint64_t from_version, to_version;
     char author[64];
     char reason[160];

@@ -39,8 +39,9 @@ rotstate_get(struct barrier *br, const char *path, struct rot_state *st, struct 
         return r;
     j = json_loadb((const char *)v->data, v->len, 0, &jerr);
     secret_free(v);
-    if (j == NULL || json_unpack(j, "{s:s, s:I, s:i, s:I, s:s}", "state", &state, "since", &since,
-                                 "failures", &failures, "next_retry", &next, "message", &msg) != 0) {
+    if (j == NULL ||
+        json_unpack(j, "{s:s, s:I, s:i, s:I, s:s}", "state", &state, "since", &since, "failures",
+                    &failures, "next_retry", &next, "message", &msg) != 0) {
         json_decref(j);
         return rk_error_set(err, RK_ECORRUPT, "rotation record of %s does not parse", path);
     }

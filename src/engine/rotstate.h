@@ -20,15 +20,14 @@ enum rot_run_state {
 
 struct rot_state {
     enum rot_run_state state;
-    int64_t since;       /* seconds */
-    int failures;        /* consecutive failures, for backoff */
-    int64_t next_retry;  /* seconds; 0 = none */
-    char message[160];   /* never holds a secret */
+    int64_t since;      /* seconds */
+    int failures;       /* consecutive failures, for backoff */
+    int64_t next_retry; /* seconds; 0 = none */
+    char message[160];  /* never holds a secret */
 };
 
 /* Reads path's record. Returns 0, -RK_ENOTFOUND, or a store error. */
-int rotstate_get(struct barrier *br, const char *path, struct rot_state *st,
-                 struct rk_error *err);
+int rotstate_get(struct barrier *br, const char *path, struct rot_state *st, struct rk_error *err);
 
 /* Adds the write of st (or its deletion when st->state == ROT_IDLE) to t. 0 or -RK_ENOMEM. */
 int rotstate_put(struct barrier_txn *t, const char *path, const struct rot_state *st);

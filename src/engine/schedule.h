@@ -27,10 +27,10 @@ struct secret_status {
     const struct inv_secret *secret; /* borrowed from the inventory */
     uint64_t version;                /* current version, 0 = none yet */
     char fingerprint[FINGERPRINT_LEN + 1];
-    int64_t last_rotated;            /* seconds; 0 = never */
-    int64_t next_due;                /* seconds; 0 = not scheduled */
+    int64_t last_rotated; /* seconds; 0 = never */
+    int64_t next_due;     /* seconds; 0 = not scheduled */
     enum secret_state state;
-    char detail[160];                /* why (e.g. the failure message), may be "" */
+    char detail[160]; /* why (e.g. the failure message), may be "" */
 };
 
 /* The state's name: ok, due, overdue, rotating, failed, action-required, not-implemented. */

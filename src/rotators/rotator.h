@@ -23,11 +23,11 @@ struct rot_input {
 
 struct rot_ctx {
     const struct inv_secret *secret;
-    const struct rot_input *input;    /* may be NULL (daemon) */
-    const struct secret *old_value;   /* the field's current value, NULL if none */
-    const struct secret *new_value;   /* the candidate (set after create) */
+    const struct rot_input *input;  /* may be NULL (daemon) */
+    const struct secret *old_value; /* the field's current value, NULL if none */
+    const struct secret *new_value; /* the candidate (set after create) */
     uint64_t old_version, new_version;
-    void *priv;                       /* the rotator's own state between steps */
+    void *priv; /* the rotator's own state between steps */
 };
 
 enum {

@@ -593,8 +593,7 @@ jb_time(struct jbuf *b, int64_t us)
         JB_LIT(b, "\"\"");
         return;
     }
-    if (gmtime_r(&t, &tm) == NULL || (year = tm.tm_year + 1900) < 1000 || year > 9999 ||
-        frac < 0) {
+    if (gmtime_r(&t, &tm) == NULL || (year = tm.tm_year + 1900) < 1000 || year > 9999 || frac < 0) {
         time_format_rfc3339(us, buf, sizeof(buf));
         jb_str(b, buf);
         return;

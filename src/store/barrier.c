@@ -1289,7 +1289,8 @@ seal_cached(struct barrier *br, struct tctx *tc, const struct kr_entry *e, const
     buf[0] = VALUE_FORMAT;
     put_u32(buf + 1, e->term);
     /* Only the nonce changes: the key schedule set above is kept. */
-    if (nonce_next(tc, buf + 5) != 0 || EVP_EncryptInit_ex2(tc->ectx, NULL, NULL, buf + 5, NULL) != 1 ||
+    if (nonce_next(tc, buf + 5) != 0 ||
+        EVP_EncryptInit_ex2(tc->ectx, NULL, NULL, buf + 5, NULL) != 1 ||
         EVP_EncryptUpdate(tc->ectx, NULL, &n1, (const unsigned char *)aad, (int)strlen(aad)) != 1 ||
         EVP_EncryptUpdate(tc->ectx, buf + HDR_LEN, &n1, pt, (int)ptlen) != 1 ||
         EVP_EncryptFinal_ex(tc->ectx, buf + HDR_LEN + n1, &n2) != 1 ||
@@ -1360,8 +1361,8 @@ barrier_txn_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
                     goto out;
                 }
             } else {
-                r = envelope_seal(e->key, e->term, o->key, o->val->data, o->val->len, &blob,
-                                  &blen, err);
+                r = envelope_seal(e->key, e->term, o->key, o->val->data, o->val->len, &blob, &blen,
+                                  err);
                 if (r != 0)
                     goto out;
                 memcpy(arena + off, blob, blen);

@@ -32,8 +32,8 @@ enum rk_code {
 #define RK_ERRMSG_MAX 512
 
 struct rk_error {
-    int code;                 /* positive rk_code, or 0 */
-    char msg[RK_ERRMSG_MAX];  /* never contains a secret value */
+    int code;                /* positive rk_code, or 0 */
+    char msg[RK_ERRMSG_MAX]; /* never contains a secret value */
 };
 
 /* Records code and a formatted message in err (err may be NULL). Returns -code, so callers can
@@ -42,7 +42,8 @@ int rk_error_set(struct rk_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Prefixes the current message with a context ("opening store: <old msg>"). Returns -err->code. */
-int rk_error_prefix(struct rk_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int rk_error_prefix(struct rk_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Clears err. */
 void rk_error_clear(struct rk_error *err);

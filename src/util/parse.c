@@ -43,10 +43,9 @@ duration_parse(const char *s, size_t len, int64_t *secs, struct rk_error *err)
             case 'd': mul = 86400; break;
             case 'w': mul = 7 * 86400; break;
             default:
-                return rk_error_set(err, RK_EINVAL,
-                                    "bad duration '%.*s': unknown unit '%c' (use s, m, h, d or w)",
-                                    (int)(len > 64 ? 64 : len), s,
-                                    (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?');
+                return rk_error_set(
+                    err, RK_EINVAL, "bad duration '%.*s': unknown unit '%c' (use s, m, h, d or w)",
+                    (int)(len > 64 ? 64 : len), s, (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?');
             }
             i++;
         }
@@ -101,9 +100,9 @@ path_validate(const char *p, size_t len, struct rk_error *err)
         if (c == '\0')
             return rk_error_set(err, RK_EINVAL, "path contains a NUL byte at position %zu", i + 1);
         if (c <= 0x20 || c >= 0x7f)
-            return rk_error_set(err, RK_EINVAL,
-                                "path contains a space or non-printable byte 0x%02x at position %zu",
-                                c, i + 1);
+            return rk_error_set(
+                err, RK_EINVAL,
+                "path contains a space or non-printable byte 0x%02x at position %zu", c, i + 1);
     }
     if (p[0] == '/')
         return rk_error_set(err, RK_EINVAL, "path must not start with '/'");

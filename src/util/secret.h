@@ -37,8 +37,6 @@ void secure_wipe(void *p, size_t len);
 /* free() after wiping len bytes; accepts NULL. */
 void freezero(void *p, size_t len);
 
-
-
 /* Makes jansson wipe every block it frees (its values may hold secrets). Blocks stay ordinary
  * malloc blocks, so a string from json_dumps may still be released with free or freezero. */
 void json_wipe_on_free(void);

@@ -37,8 +37,7 @@ expect_err_(const char *yaml, const char *where, const char *const *subs, const 
 
     snprintf(prefix, sizeof(prefix), "t.yaml:%s: ", where);
     if (r != -RK_ECONFIG || inv != NULL || strncmp(err.msg, prefix, strlen(prefix)) != 0) {
-        print_error("%s:%d: r=%d msg='%s' (wanted prefix '%s')\n", file, line, r, err.msg,
-                    prefix);
+        print_error("%s:%d: r=%d msg='%s' (wanted prefix '%s')\n", file, line, r, err.msg, prefix);
         fail();
     }
     for (size_t i = 0; subs[i] != NULL; i++)
@@ -47,7 +46,7 @@ expect_err_(const char *yaml, const char *where, const char *const *subs, const 
             fail();
         }
 }
-#define expect_err(yaml, where, ...)                                                             \
+#define expect_err(yaml, where, ...)                                                               \
     expect_err_(yaml, where, (const char *const[]){__VA_ARGS__, NULL}, __FILE__, __LINE__)
 
 #define HDR "version: 1\n"
@@ -137,12 +136,15 @@ test_example_ai_gateway(void **state)
     struct rk_error err = {0};
     struct findings f = {0};
     const struct inv_secret *s;
-    static const char *const paths[] = {
-        "secret/ai-gateway/providers/openai", "secret/ai-gateway/providers/anthropic",
-        "secret/ai-gateway/providers/xai",    "secret/ai-gateway/litellm/master-key",
-        "database/creds/litellm-app",         "database/creds/litellm-readonly",
-        "transit/keys/jwt-signing",           "secret/ai-gateway/redis/auth",
-        "pki/ai-gateway-tls"};
+    static const char *const paths[] = {"secret/ai-gateway/providers/openai",
+                                        "secret/ai-gateway/providers/anthropic",
+                                        "secret/ai-gateway/providers/xai",
+                                        "secret/ai-gateway/litellm/master-key",
+                                        "database/creds/litellm-app",
+                                        "database/creds/litellm-readonly",
+                                        "transit/keys/jwt-signing",
+                                        "secret/ai-gateway/redis/auth",
+                                        "pki/ai-gateway-tls"};
     int64_t d;
 
     (void)state;
@@ -393,8 +395,7 @@ test_err_durations(void **state)
     (void)state;
     expect_err(HDR "secrets:\n" GEN("a/b") "    every: 30x\n", "6:12", "secrets[0].every",
                "unknown unit 'x'");
-    expect_err(HDR "secrets:\n" GEN("a/b") "    every: 0s\n", "6:12", "every",
-               "greater than 0");
+    expect_err(HDR "secrets:\n" GEN("a/b") "    every: 0s\n", "6:12", "every", "greater than 0");
     expect_err(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    grace: soon\n", "7:12", "grace");
     expect_err(HDR "hooks:\n  h: {type: exec, command: [x], timeout: -5s}\n", "3:42",
                "hooks.h.timeout");
@@ -409,8 +410,7 @@ test_err_paths(void **state)
     char *yaml;
     size_t n;
     (void)state;
-    expect_err(HDR "secrets:\n" GEN("a/../b") "    every: 1d\n", "3:11", "secrets[0].path",
-               "'..'");
+    expect_err(HDR "secrets:\n" GEN("a/../b") "    every: 1d\n", "3:11", "secrets[0].path", "'..'");
     expect_err(HDR "secrets:\n" GEN("a//b") "    every: 1d\n", "3:11", "empty segment");
     expect_err(HDR "secrets:\n" GEN("/a/b") "    every: 1d\n", "3:11", "start with '/'");
     expect_err(HDR "secrets:\n" GEN("\"a\\0b\"") "    every: 1d\n", "3:11", "NUL");
@@ -448,7 +448,8 @@ test_err_required_and_kinds(void **state)
     (void)state;
     expect_err(HDR "secrets:\n  - path: a/b\n    kind: generated\n    format: \"{hex:32}\"\n",
                "3:5", "secrets[0]", "missing required key 'every'");
-    expect_err(HDR "secrets:\n  - path: a/b\n    every: 1d\n", "3:5", "missing required key 'kind'");
+    expect_err(HDR "secrets:\n  - path: a/b\n    every: 1d\n", "3:5",
+               "missing required key 'kind'");
     expect_err(HDR "secrets:\n  - kind: generated\n    format: \"{hex:32}\"\n    every: 1d\n",
                "3:5", "missing required key 'path'");
     expect_err(HDR "secrets:\n  - path: a/b\n    kind: generated\n    every: 1d\n", "3:5",
@@ -462,8 +463,8 @@ test_err_required_and_kinds(void **state)
                "3:47", "secrets[0].provider", "openai|anthropic|xai");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: transit, key_type: rsa-1024, every: 1d}\n",
                "3:42", "key_type", "rsa-4096|ed25519|ecdsa-p256");
-    expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, pattern: \"a(\", every: 1d}\n",
-               "3:40", "secrets[0].pattern", "bad regular expression");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, pattern: \"a(\", every: 1d}\n", "3:40",
+               "secrets[0].pattern", "bad regular expression");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, pattern: \"^x+++$\", every: 1d}\n",
                "3:40", "secrets[0].pattern", "position 4");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: generated, format: \"x{hex:\", every: 1d}\n",
@@ -486,13 +487,13 @@ static void
 test_err_hooks(void **state)
 {
     (void)state;
-    expect_err(HDR "hooks:\n  h1: {type: exec, command: [x]}\nsecrets:\n" GEN("a/b")
-                   "    every: 1d\n    reload: [h1, nope]\n",
+    expect_err(HDR "hooks:\n  h1: {type: exec, command: [x]}\nsecrets:\n" GEN(
+                   "a/b") "    every: 1d\n    reload: [h1, nope]\n",
                "9:18", "secrets[0].reload", "unknown hook 'nope'");
     expect_err(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    apply: missing\n", "7:12",
                "secrets[0].apply", "unknown hook 'missing'");
-    expect_err(HDR "hooks:\n  h1: {type: exec, command: [x]}\nsecrets:\n" GEN("a/b")
-                   "    every: 1d\n    reload: [h1, h1]\n",
+    expect_err(HDR "hooks:\n  h1: {type: exec, command: [x]}\nsecrets:\n" GEN(
+                   "a/b") "    every: 1d\n    reload: [h1, h1]\n",
                "9:18", "listed twice");
     expect_err(HDR "hooks:\n  h1: {type: smoke}\n", "3:14", "hooks.h1.type",
                "unknown hook type 'smoke'");
@@ -510,8 +511,8 @@ test_err_hooks(void **state)
                "hooks.h1.mode", "octal");
     expect_err(HDR "hooks:\n  h1: {type: file, template: a}\n", "3:3",
                "missing required key 'path'");
-    expect_err(HDR "hooks:\n  h1: {type: http, url: \"http://x/\", expect_status: 9999}\n",
-               "3:53", "expect_status");
+    expect_err(HDR "hooks:\n  h1: {type: http, url: \"http://x/\", expect_status: 9999}\n", "3:53",
+               "expect_status");
     expect_err(HDR "hooks:\n  \"bad name\": {type: exec, command: [x]}\n", "3:3", "hook name");
     expect_err(HDR "hooks:\n  h1: {type: exec, command: [x], stdin: secret}\n", "3:41",
                "none|new|old");
@@ -636,8 +637,7 @@ test_lint_schedules(void **state)
 {
     struct findings f;
     (void)state;
-    assert_int_equal(lint_of(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    grace: 1d\n", &f),
-                     1);
+    assert_int_equal(lint_of(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    grace: 1d\n", &f), 1);
     assert_true(has_finding(&f, "error", "grace 1d is not shorter than every 1d"));
     assert_int_equal(lint_of(HDR "secrets:\n  - {path: a/b, kind: manual, every: 30d, auto: "
                                  "true}\n",
@@ -648,7 +648,8 @@ test_lint_schedules(void **state)
                                  "openai, every: 1d, min_interval: 7d}\n",
                              &f),
                      1);
-    assert_true(has_finding(&f, "error", "every 1d is shorter than the provider's min_interval 7d"));
+    assert_true(
+        has_finding(&f, "error", "every 1d is shorter than the provider's min_interval 7d"));
     assert_int_equal(lint_of(HDR "secrets:\n  - {path: a/b, kind: provider-key, provider: "
                                  "openai, every: 30d, auto: true}\n",
                              &f),
@@ -668,29 +669,29 @@ test_lint_hooks_and_duplicates(void **state)
     struct rk_error err;
     (void)state;
     assert_int_equal(lint_of(HDR "hooks:\n  spare: {type: exec, command: [x]}\n  used: {type: "
-                                 "exec, command: [y]}\nsecrets:\n" GEN("a/b")
-                                     "    every: 1d\n    reload: [used]\n",
+                                 "exec, command: [y]}\nsecrets:\n" GEN(
+                                     "a/b") "    every: 1d\n    reload: [used]\n",
                              &f),
                      0);
     assert_int_equal(f.n, 1);
     assert_true(has_finding(&f, "warning", "hook 'spare' is defined but no secret uses it"));
     assert_true(has_finding(&f, "t.yaml:3:3", "spare"));
-    assert_int_equal(lint_of(HDR "hooks:\n  f: {type: file, path: /x, template: \"{{new}}\", "
-                                 "mode: \"0644\"}\nsecrets:\n" GEN("a/b")
-                                     "    every: 1d\n    reload: [f]\n",
-                             &f),
-                     1);
+    assert_int_equal(
+        lint_of(HDR "hooks:\n  f: {type: file, path: /x, template: \"{{new}}\", "
+                    "mode: \"0644\"}\nsecrets:\n" GEN("a/b") "    every: 1d\n    reload: [f]\n",
+                &f),
+        1);
     assert_true(has_finding(&f, "error", "mode 0644"));
-    assert_int_equal(lint_of(HDR "hooks:\n  w: {type: http, url: \"http://10.0.0.1/\", headers: "
-                                 "{X-Key: \"{{new}}\"}}\nsecrets:\n" GEN("a/b")
-                                     "    every: 1d\n    test: [w]\n",
-                             &f),
-                     1);
+    assert_int_equal(
+        lint_of(HDR "hooks:\n  w: {type: http, url: \"http://10.0.0.1/\", headers: "
+                    "{X-Key: \"{{new}}\"}}\nsecrets:\n" GEN("a/b") "    every: 1d\n    test: [w]\n",
+                &f),
+        1);
     assert_true(has_finding(&f, "error", "plain http"));
 
     /* two entries on one path: the loader refuses it, so build it by hand */
-    assert_int_equal(load(HDR "secrets:\n" GEN("a/b") "    every: 1d\n" GEN("c/d")
-                              "    every: 1d\n",
+    assert_int_equal(load(HDR
+                          "secrets:\n" GEN("a/b") "    every: 1d\n" GEN("c/d") "    every: 1d\n",
                           &inv, &err),
                      0);
     free(inv->secrets[1].path);

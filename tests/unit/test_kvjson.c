@@ -612,22 +612,22 @@ test_metadata(void **state)
     (void)state;
     assert_int_equal(kv_meta_decode(stored, strlen(stored), &m, &err), 0);
     j = kvjson_metadata(m);
-    assert_json(
-        j, "{\"cas_required\":true,\"created_time\":\"2026-11-27T04:05:06Z\","
-           "\"current_version\":3,\"current_stage_version\":2,"
-           "\"custom_metadata\":{\"owner\":\"platform\"},\"delete_version_after\":\"1h0m0s\","
-           "\"max_versions\":0,\"oldest_version\":1,\"updated_time\":\"2026-11-27T04:05:07Z\","
-           "\"versions\":{"
-           "\"1\":{\"created_time\":\"2026-11-27T04:05:06Z\",\"deletion_time\":\"\","
-           "\"destroyed\":true,\"stage\":\"previous\",\"fingerprint\":\"\",\"author\":\"me\","
-           "\"reason\":\"\"},"
-           "\"2\":{\"created_time\":\"2026-11-27T04:05:06Z\",\"deletion_time\":"
-           "\"2026-11-27T04:06:06Z\",\"destroyed\":false,\"stage\":\"current\","
-           "\"fingerprint\":\"sha256:0123456789ab\",\"author\":\"rotation\",\"reason\":"
-           "\"scheduled\"},"
-           "\"3\":{\"created_time\":\"2026-11-27T04:05:07Z\",\"deletion_time\":\"\","
-           "\"destroyed\":false,\"stage\":\"pending\",\"fingerprint\":\"sha256:0123456789ab\","
-           "\"author\":\"\",\"reason\":\"\"}}}");
+    assert_json(j,
+                "{\"cas_required\":true,\"created_time\":\"2026-11-27T04:05:06Z\","
+                "\"current_version\":3,\"current_stage_version\":2,"
+                "\"custom_metadata\":{\"owner\":\"platform\"},\"delete_version_after\":\"1h0m0s\","
+                "\"max_versions\":0,\"oldest_version\":1,\"updated_time\":\"2026-11-27T04:05:07Z\","
+                "\"versions\":{"
+                "\"1\":{\"created_time\":\"2026-11-27T04:05:06Z\",\"deletion_time\":\"\","
+                "\"destroyed\":true,\"stage\":\"previous\",\"fingerprint\":\"\",\"author\":\"me\","
+                "\"reason\":\"\"},"
+                "\"2\":{\"created_time\":\"2026-11-27T04:05:06Z\",\"deletion_time\":"
+                "\"2026-11-27T04:06:06Z\",\"destroyed\":false,\"stage\":\"current\","
+                "\"fingerprint\":\"sha256:0123456789ab\",\"author\":\"rotation\",\"reason\":"
+                "\"scheduled\"},"
+                "\"3\":{\"created_time\":\"2026-11-27T04:05:07Z\",\"deletion_time\":\"\","
+                "\"destroyed\":false,\"stage\":\"pending\",\"fingerprint\":\"sha256:0123456789ab\","
+                "\"author\":\"\",\"reason\":\"\"}}}");
     json_decref(j);
     kv_meta_free(m);
 

@@ -23,8 +23,8 @@ test_duration_ok(void **state)
     static const struct {
         const char *in;
         int64_t secs;
-    } cases[] = {{"90d", 90 * 86400}, {"24h", 86400},     {"168h", 168 * 3600}, {"7d", 604800},
-                 {"30m", 1800},       {"45s", 45},        {"1h30m", 5400},      {"2w", 1209600},
+    } cases[] = {{"90d", 90 * 86400}, {"24h", 86400}, {"168h", 168 * 3600}, {"7d", 604800},
+                 {"30m", 1800},       {"45s", 45},    {"1h30m", 5400},      {"2w", 1209600},
                  {"3600", 3600},      {"0s", 0}};
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -38,8 +38,8 @@ test_duration_ok(void **state)
 static void
 test_duration_bad(void **state)
 {
-    static const char *bad[] = {"", "d", "90x", "1h30", "-5m", "9999999999999999999999s", " 1h",
-                                "1.5h", "h1"};
+    static const char *bad[] = {"",    "d",    "90x", "1h30", "-5m", "9999999999999999999999s",
+                                " 1h", "1.5h", "h1"};
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int64_t v = 0;
@@ -65,10 +65,10 @@ test_duration_format(void **state)
 static void
 test_path(void **state)
 {
-    static const char *good[] = {"secret/ai-gateway/providers/openai", "a", "transit/keys/jwt-signing",
-                                 "x/y_z.1/@v"};
-    static const char *bad[] = {"", "/a", "a/", "a//b", "a/../b", "..", "a/./b", "a b", "a\tb",
-                                "a/\x7f"};
+    static const char *good[] = {"secret/ai-gateway/providers/openai", "a",
+                                 "transit/keys/jwt-signing", "x/y_z.1/@v"};
+    static const char *bad[] = {"",   "/a",    "a/",  "a//b", "a/../b",
+                                "..", "a/./b", "a b", "a\tb", "a/\x7f"};
     struct rk_error err = {0};
     char longp[600];
     (void)state;
@@ -187,10 +187,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration_ok), cmocka_unit_test(test_duration_bad),
+        cmocka_unit_test(test_duration_ok),     cmocka_unit_test(test_duration_bad),
         cmocka_unit_test(test_duration_format), cmocka_unit_test(test_path),
-        cmocka_unit_test(test_encodings), cmocka_unit_test(test_secret),
-        cmocka_unit_test(test_fs_atomic), cmocka_unit_test(test_time),
+        cmocka_unit_test(test_encodings),       cmocka_unit_test(test_secret),
+        cmocka_unit_test(test_fs_atomic),       cmocka_unit_test(test_time),
         cmocka_unit_test(test_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
