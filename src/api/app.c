@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/kvjson.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "secrets/kv.h"
@@ -109,6 +110,7 @@ api_app_new(const struct api_app_opts *o, struct api_app **out, struct rk_error 
     pthread_mutex_init(&app->policies->mu, NULL);
     if (token_cache_new(0, 0, &app->tokens) != 0)
         goto nomem;
+    pthread_mutex_init(&app->kvcfg.mu, NULL);
     app->dev = o->dev;
     app->on_unseal = o->on_unseal;
     app->on_seal = o->on_seal;
@@ -179,6 +181,8 @@ api_app_free(struct api_app *app)
         free(app->policies);
     }
     token_cache_free(app->tokens);
+    if (app->tokens != NULL) /* kvcfg.mu was initialised right after */
+        pthread_mutex_destroy(&app->kvcfg.mu);
     free(app->config_file);
     free(app->key_file);
     pthread_rwlock_destroy(&app->lock);
@@ -491,7 +495,8 @@ api_envelope(json_t *data, json_t *auth)
 {
     char id[40];
 
-    uuid_new(id);
+    if (kvjson_request_id(id) != 0) /* the pooled generator: this runs once per request */
+        uuid_new(id);
     return json_pack("{s:s, s:s, s:b, s:i, s:o, s:n, s:n, s:o}", "request_id", id, "lease_id", "",
                      "renewable", 0, "lease_duration", 0, "data", data != NULL ? data : json_null(),
                      "wrap_info", "warnings", "auth", auth != NULL ? auth : json_null());

@@ -50,6 +50,7 @@ struct api_policy_cache;
 struct api_app;
 
 #define API_MAX_SHARES 255
+#define API_KVCFG_TTL_MS 1000
 #define API_VERSION_STRING "1.15.0+rekey" /* reported as Vault's version (clients compare it) */
 
 struct api_app_opts {
@@ -97,6 +98,20 @@ struct api_app {
     struct token_cache *tokens;        /* validated tokens (token.h), flushed on seal, revoke,
                                         * renew and a token's last use */
     atomic_int initialized;            /* sticky: 1 once the store was seen initialised */
+
+    /* The KV mount configuration (secret/config) as routes-kv.c last read it: every write
+     * needs it, and it changes almost never. Served for at most API_KVCFG_TTL_MS; a write
+     * through this process drops it at once (gen keeps a read that raced the write from
+     * storing the old value). Another server on the same store sees a change within the TTL. */
+    struct {
+        pthread_mutex_t mu;
+        int valid;
+        int64_t read_ms;
+        uint64_t gen;
+        uint32_t max_versions;
+        int cas_required;
+        int64_t delete_version_after;
+    } kvcfg;
 
     /* Hooks the server sets (through api_app_opts) so unseal and seal start and stop the
      * scheduler; may be NULL. on_unseal runs after every successful unseal, with the write lock

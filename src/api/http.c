@@ -38,6 +38,8 @@
 #define MAX_RESP_HEADERS 8
 #define TLS_FILE_MAX (1024 * 1024)
 #define REAPER_PERIOD_MS 200
+#define HTTP_THREADS_MIN 16 /* default worker count: 8 per core, within these bounds */
+#define HTTP_THREADS_MAX 64
 
 struct resp_header {
     char *name;
@@ -1331,7 +1333,16 @@ http_server_start(const struct http_config *cfg, const struct route *routes, siz
     pthread_condattr_destroy(&ca);
 
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    s->threads = cfg->threads ? cfg->threads : (ncpu > 0 ? (unsigned)ncpu : 2);
+    /* Handlers block (an fsync, a rotation), and a worker serves only its own connections:
+     * one worker per core would allow one durable write per core at a time, which starves
+     * the store's group commit (measured here on 2 cores, 64 connections: 2 workers ~2,300
+     * writes/s, 16 workers ~4,900; reads also gain, 16 workers doing no worse than 2). */
+    if (ncpu < 1)
+        ncpu = 2;
+    s->threads = cfg->threads ? cfg->threads
+                              : (unsigned)(ncpu * 8 < HTTP_THREADS_MIN   ? HTTP_THREADS_MIN
+                                           : ncpu * 8 > HTTP_THREADS_MAX ? HTTP_THREADS_MAX
+                                                                         : ncpu * 8);
     s->max_connections = cfg->max_connections ? cfg->max_connections : 1024;
     s->per_ip = cfg->per_ip_connections ? cfg->per_ip_connections : 256;
     s->timeout_s = cfg->conn_timeout_s ? cfg->conn_timeout_s : 30;

@@ -24,7 +24,7 @@ struct http_request;
 struct http_config {
     const char *listen;          /* "127.0.0.1:8200", "[::1]:8200", port 0 = ephemeral;
                                   * NULL = "127.0.0.1:8200" */
-    unsigned threads;            /* worker threads; 0 = number of online CPUs */
+    unsigned threads;            /* worker threads; 0 = 8 per online CPU, clamped to 16..64 */
     const char *tls_cert_file;   /* PEM certificate (chain); both or neither */
     const char *tls_key_file;    /* PEM private key */
     int tls_disable;             /* allow plain HTTP on a non-loopback address */

@@ -551,22 +551,49 @@ kvjson_duration_go(int64_t secs, char *out, size_t outlen)
         snprintf(out, outlen, "%s%" PRIu64 "s", sign, u);
 }
 
+#define ID_POOL 4096 /* bytes of randomness drawn at once per thread: 256 request ids */
+
+int
+kvjson_request_id(char out[40])
+{
+    static _Thread_local unsigned char pool[ID_POOL];
+    static _Thread_local size_t used = ID_POOL;
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[16];
+    size_t k = 0;
+
+    if (used + sizeof(b) > ID_POOL) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1) {
+            out[0] = '\0';
+            return -1;
+        }
+        used = 0;
+    }
+    memcpy(b, pool + used, sizeof(b));
+    memset(pool + used, 0, sizeof(b)); /* each id's bytes are used once */
+    used += sizeof(b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    for (size_t i = 0; i < sizeof(b); i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[k++] = '-';
+        out[k++] = hex[b[i] >> 4];
+        out[k++] = hex[b[i] & 15];
+    }
+    out[k] = '\0';
+    return 0;
+}
+
 json_t *
 kvjson_envelope(json_t *data)
 {
-    unsigned char b[16];
     char id[40];
     json_t *j;
 
-    if (RAND_bytes(b, sizeof(b)) != 1) {
+    if (kvjson_request_id(id) != 0) {
         json_decref(data);
         return NULL;
     }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(id, sizeof(id), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
     j = json_pack("{s:s, s:s, s:b, s:i, s:o?, s:n, s:n, s:n}", "request_id", id, "lease_id", "",
                   "renewable", 0, "lease_duration", 0, "data", data, "wrap_info", "warnings",
                   "auth");
@@ -603,6 +630,68 @@ kvjson_version_meta(const struct kv_version_meta *vm, const json_t *custom)
                      vm->destroyed ? 1 : 0, "version", (json_int_t)vm->version);
 }
 
+char *
+kvjson_read_response(const struct secret *text, const struct kv_version_meta *vm,
+                     const json_t *custom, size_t *len)
+{
+    static const char head[] = "{\"request_id\":\"";
+    static const char mid[] = "\",\"lease_id\":\"\",\"renewable\":false,\"lease_duration\":0,"
+                              "\"data\":{\"data\":";
+    static const char tail[] = "},\"wrap_info\":null,\"warnings\":null,\"auth\":null}";
+    char id[40], created[40], deleted[40], meta[256], *cm = NULL, *out = NULL;
+    size_t tl, ml, cml, n, off = 0;
+    int k;
+
+    *len = 0;
+    if (text == NULL || text->data == NULL || text->len < 2 || text->data[0] != '{' ||
+        text->data[text->len - 1] != '}')
+        return NULL;
+    tl = text->len;
+    if (kvjson_request_id(id) != 0)
+        return NULL;
+    if (custom != NULL && json_is_object(custom) && json_object_size(custom) > 0 &&
+        (cm = json_dumps(custom, JSON_COMPACT)) == NULL)
+        return NULL;
+    cml = cm != NULL ? strlen(cm) : 4; /* "null" */
+    fmt_time(vm->created_us, created, sizeof(created));
+    fmt_time(vm->deletion_us, deleted, sizeof(deleted));
+    /* The part of the metadata after custom_metadata (times are plain ASCII: no escaping). */
+    k = snprintf(meta, sizeof(meta),
+                 ",\"deletion_time\":\"%s\",\"destroyed\":%s,\"version\":%" PRIu64 "}", deleted,
+                 vm->destroyed ? "true" : "false", vm->version);
+    if (k < 0 || (size_t)k >= sizeof(meta))
+        goto out;
+    ml = (size_t)k;
+    n = sizeof(head) - 1 + strlen(id) + sizeof(mid) - 1 + tl +
+        strlen(",\"metadata\":{\"created_time\":\"") + strlen(created) +
+        strlen("\",\"custom_metadata\":") + cml + ml + sizeof(tail) - 1;
+    if ((out = malloc(n + 1)) == NULL)
+        goto out;
+#define PUT(p, l)                                                                                  \
+    do {                                                                                           \
+        memcpy(out + off, (p), (l));                                                               \
+        off += (l);                                                                                \
+    } while (0)
+#define PUTS(s) PUT((s), strlen(s))
+    PUT(head, sizeof(head) - 1);
+    PUTS(id);
+    PUT(mid, sizeof(mid) - 1);
+    PUT(text->data, tl);
+    PUTS(",\"metadata\":{\"created_time\":\"");
+    PUTS(created);
+    PUTS("\",\"custom_metadata\":");
+    PUT(cm != NULL ? cm : "null", cml);
+    PUT(meta, ml);
+    PUT(tail, sizeof(tail) - 1);
+#undef PUTS
+#undef PUT
+    out[off] = '\0';
+    *len = off;
+out:
+    free(cm);
+    return out;
+}
+
 json_t *
 kvjson_metadata(const struct kv_meta *m)
 {
@@ -619,11 +708,10 @@ kvjson_metadata(const struct kv_meta *m)
         snprintf(key, sizeof(key), "%" PRIu64, vm->version);
         fmt_time(vm->created_us, vc, sizeof(vc));
         fmt_time(vm->deletion_us, vd, sizeof(vd));
-        e = json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s}", "created_time", vc,
-                      "deletion_time", vd, "destroyed", vm->destroyed ? 1 : 0, "stage",
-                      kv_stage_name(vm->stage), "fingerprint",
-                      vm->destroyed ? "" : vm->fingerprint, "author", vm->author, "reason",
-                      vm->reason);
+        e = json_pack("{s:s, s:s, s:b, s:s, s:s, s:s, s:s}", "created_time", vc, "deletion_time",
+                      vd, "destroyed", vm->destroyed ? 1 : 0, "stage", kv_stage_name(vm->stage),
+                      "fingerprint", vm->destroyed ? "" : vm->fingerprint, "author", vm->author,
+                      "reason", vm->reason);
         if (e == NULL || json_object_set_new(versions, key, e) != 0) {
             json_decref(versions);
             return NULL;

@@ -67,15 +67,18 @@ kv_paths(struct http_request *req, const char *kind, int list, struct kv_req *kr
 }
 
 /* Vault's existence check: 1 when path has metadata, 0 when not; otherwise answers the error
- * and returns it. */
+ * and returns it. *meta (may be NULL) keeps the metadata read (kv_meta_free), or NULL. */
 static int
-kv_exists(struct http_request *req, struct api_app *app, const char *path)
+kv_exists(struct http_request *req, struct api_app *app, const char *path, struct kv_meta **meta)
 {
     struct rk_error err = {0};
     struct kv_meta *m = NULL;
     int r = kv_metadata_get(app->kv, path, &m, &err);
 
-    kv_meta_free(m);
+    if (meta != NULL && r == 0)
+        *meta = m;
+    else
+        kv_meta_free(m);
     if (r == 0)
         return 1;
     if (r == -RK_ENOTFOUND)
@@ -103,24 +106,57 @@ respond_bad(struct http_request *req, const struct rk_error *err)
     return 0;
 }
 
-/* The mount configuration; defaults when none was stored. */
+/* The mount configuration; defaults when none was stored. Served from app->kvcfg (see
+ * app.h) when read less than API_KVCFG_TTL_MS ago. */
 static int
 config_get(struct api_app *app, struct kvjson_config *cfg, struct rk_error *err)
 {
     struct secret *v = NULL;
+    uint64_t gen;
+    int64_t now = time_mono_ms();
     int r;
 
     memset(cfg, 0, sizeof(*cfg));
+    pthread_mutex_lock(&app->kvcfg.mu);
+    if (app->kvcfg.valid && now - app->kvcfg.read_ms < API_KVCFG_TTL_MS) {
+        cfg->max_versions = app->kvcfg.max_versions;
+        cfg->cas_required = app->kvcfg.cas_required;
+        cfg->delete_version_after = app->kvcfg.delete_version_after;
+        pthread_mutex_unlock(&app->kvcfg.mu);
+        return 0;
+    }
+    gen = app->kvcfg.gen;
+    pthread_mutex_unlock(&app->kvcfg.mu);
     r = barrier_get(app->br, KV_CONFIG_KEY, &v, NULL, err);
     if (r == -RK_ENOTFOUND) {
         rk_error_clear(err);
-        return 0;
+        r = 0;
+    } else if (r == 0) {
+        r = kvjson_config_load((const char *)v->data, v->len, cfg, err);
+        secret_free(v);
     }
     if (r != 0)
         return r;
-    r = kvjson_config_load((const char *)v->data, v->len, cfg, err);
-    secret_free(v);
-    return r;
+    pthread_mutex_lock(&app->kvcfg.mu);
+    if (app->kvcfg.gen == gen) {
+        app->kvcfg.valid = 1;
+        app->kvcfg.read_ms = now;
+        app->kvcfg.max_versions = cfg->max_versions;
+        app->kvcfg.cas_required = cfg->cas_required;
+        app->kvcfg.delete_version_after = cfg->delete_version_after;
+    }
+    pthread_mutex_unlock(&app->kvcfg.mu);
+    return 0;
+}
+
+/* Drops the cached configuration (after a write, successful or not). */
+static void
+config_forget(struct api_app *app)
+{
+    pthread_mutex_lock(&app->kvcfg.mu);
+    app->kvcfg.valid = 0;
+    app->kvcfg.gen++;
+    pthread_mutex_unlock(&app->kvcfg.mu);
 }
 
 /* Applies the mount's max_versions and delete_version_after to a path about to be created. */
@@ -155,6 +191,8 @@ data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr
     struct kv_version_meta vm;
     json_t *data = NULL, *md;
     uint64_t version;
+    char *body;
+    size_t blen = 0;
     int r;
 
     if (kvjson_parse_version_query(http_request_query(req, "version"), &version, &err) != 0)
@@ -172,6 +210,15 @@ data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr
         secret_free(text);
         return api_respond_rk(req, r, &err);
     }
+    /* The hot path: the stored text spliced into the answer, built once in one buffer. */
+    body = kvjson_read_response(text, &vm, meta != NULL ? meta->custom_metadata : NULL, &blen);
+    if (body != NULL) {
+        kv_meta_free(meta);
+        secret_free(text);
+        (void)http_respond_text(req, 200, "application/json", body, blen);
+        freezero(body, blen + 1);
+        return 0;
+    }
     r = kvjson_data_parse(text, &data, &err);
     secret_free(text);
     if (r != 0) {
@@ -183,15 +230,22 @@ data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr
     return respond_data(req, 200, json_pack("{s:o, s:o}", "data", data, "metadata", md));
 }
 
-/* The metadata object answered after a write of version v. */
+/* The metadata object answered after a write of version v. known: the path's custom_metadata
+ * is known (custom, or NULL for a path that did not exist), from the metadata read before the
+ * write (a data write does not change it). */
 static json_t *
-written_meta(struct api_app *app, const char *path, uint64_t v)
+written_meta(struct api_app *app, const char *path, uint64_t v, int known, const json_t *custom)
 {
     struct rk_error err = {0};
     struct kv_meta *m = NULL;
     struct kv_version_meta vm, *found;
     json_t *j;
 
+    memset(&vm, 0, sizeof(vm));
+    /* The version just written is normally the current one, which kv_get reads alone (its
+     * current-version record: no metadata decode); else read the whole metadata. */
+    if (known && kv_get(app->kv, path, 0, NULL, &vm, &err) == 0 && vm.version == v)
+        return kvjson_version_meta(&vm, custom);
     memset(&vm, 0, sizeof(vm));
     vm.version = v;
     vm.created_us = time_now_us();
@@ -211,6 +265,7 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
     struct kvjson_write w;
     struct kvjson_config cfg;
     struct secret *text = NULL;
+    struct kv_meta *before = NULL;
     json_t *body = NULL;
     uint64_t v = 0;
     unsigned cap;
@@ -227,7 +282,7 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
             return 0;
         }
     }
-    if ((exists = kv_exists(req, app, kr->path)) < 0)
+    if ((exists = kv_exists(req, app, kr->path, &before)) < 0)
         return 0;
     cap = patch ? CAP_PATCH : (exists ? CAP_UPDATE : CAP_CREATE);
     if (api_authorize(req, app, kr->acl, cap, &ti) != 0)
@@ -273,8 +328,11 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
         api_respond_rk(req, r, &err);
         goto out;
     }
-    respond_data(req, 200, written_meta(app, kr->path, v));
+    respond_data(req, 200,
+                 written_meta(app, kr->path, v, before != NULL || !exists,
+                              before != NULL ? before->custom_metadata : NULL));
 out:
+    kv_meta_free(before);
     secret_free(text);
     json_decref(body);
     token_info_clear(&ti);
@@ -347,7 +405,7 @@ meta_write(struct http_request *req, struct api_app *app, const struct kv_req *k
     json_t *body = NULL;
     int exists, r;
 
-    if ((exists = kv_exists(req, app, kr->path)) < 0)
+    if ((exists = kv_exists(req, app, kr->path, NULL)) < 0)
         return 0;
     if (api_authorize(req, app, kr->acl, exists ? CAP_UPDATE : CAP_CREATE, &ti) != 0)
         return 0;
@@ -498,8 +556,10 @@ h_config(struct http_request *req, void *vapp, struct rk_error *unused)
     } else if ((text = kvjson_config_dump(&cfg)) == NULL) {
         (void)http_respond_error(req, 500, "out of memory");
     } else if ((r = barrier_put(app->br, KV_CONFIG_KEY, text, strlen(text), &err)) != 0) {
+        config_forget(app);
         api_respond_rk(req, r, &err);
     } else {
+        config_forget(app);
         (void)http_respond_no_content(req);
     }
     free(text);
