@@ -189,7 +189,7 @@ data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr
     struct secret *text = NULL;
     struct kv_meta *meta = NULL;
     struct kv_version_meta vm;
-    json_t *data = NULL, *md;
+    json_t *data = NULL, *md, *custom = NULL;
     uint64_t version;
     char *body;
     size_t blen = 0;
@@ -198,22 +198,30 @@ data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr
     if (kvjson_parse_version_query(http_request_query(req, "version"), &version, &err) != 0)
         return respond_bad(req, &err);
     memset(&vm, 0, sizeof(vm));
-    r = kv_read(app->kv, kr->path, version, &text, &meta, &vm, &err);
-    if (r == -RK_ENOTFOUND && meta != NULL && vm.version != 0) {
-        /* Deleted or destroyed: Vault answers 404 with the version's metadata. */
-        md = kvjson_version_meta(&vm, meta->custom_metadata);
+    /* The hot path, a read of the current version, is one store read (kv_get_current). */
+    if (version == 0) {
+        r = kv_get_current(app->kv, kr->path, &text, &vm, &custom, &err);
+    } else {
+        r = kv_read(app->kv, kr->path, version, &text, &meta, &vm, &err);
+        if (meta != NULL)
+            custom = json_incref(meta->custom_metadata);
         kv_meta_free(meta);
+    }
+    if (r == -RK_ENOTFOUND && vm.version != 0) {
+        /* Deleted or destroyed: Vault answers 404 with the version's metadata. */
+        md = kvjson_version_meta(&vm, custom);
+        json_decref(custom);
         return respond_data(req, 404, json_pack("{s:n, s:o}", "data", "metadata", md));
     }
     if (r != 0) {
-        kv_meta_free(meta);
+        json_decref(custom);
         secret_free(text);
         return api_respond_rk(req, r, &err);
     }
-    /* The hot path: the stored text spliced into the answer, built once in one buffer. */
-    body = kvjson_read_response(text, &vm, meta != NULL ? meta->custom_metadata : NULL, &blen);
+    /* The stored text spliced into the answer, built once in one buffer. */
+    body = kvjson_read_response(text, &vm, custom, &blen);
     if (body != NULL) {
-        kv_meta_free(meta);
+        json_decref(custom);
         secret_free(text);
         (void)http_respond_text(req, 200, "application/json", body, blen);
         freezero(body, blen + 1);
@@ -222,38 +230,12 @@ data_read(struct http_request *req, struct api_app *app, const struct kv_req *kr
     r = kvjson_data_parse(text, &data, &err);
     secret_free(text);
     if (r != 0) {
-        kv_meta_free(meta);
+        json_decref(custom);
         return api_respond_rk(req, r, &err);
     }
-    md = kvjson_version_meta(&vm, meta != NULL ? meta->custom_metadata : NULL);
-    kv_meta_free(meta);
+    md = kvjson_version_meta(&vm, custom);
+    json_decref(custom);
     return respond_data(req, 200, json_pack("{s:o, s:o}", "data", data, "metadata", md));
-}
-
-/* The metadata object answered after a write of version v. known: the path's custom_metadata
- * is known (custom, or NULL for a path that did not exist), from the metadata read before the
- * write (a data write does not change it). */
-static json_t *
-written_meta(struct api_app *app, const char *path, uint64_t v, int known, const json_t *custom)
-{
-    struct rk_error err = {0};
-    struct kv_meta *m = NULL;
-    struct kv_version_meta vm, *found;
-    json_t *j;
-
-    memset(&vm, 0, sizeof(vm));
-    /* The version just written is normally the current one, which kv_get reads alone (its
-     * current-version record: no metadata decode); else read the whole metadata. */
-    if (known && kv_get(app->kv, path, 0, NULL, &vm, &err) == 0 && vm.version == v)
-        return kvjson_version_meta(&vm, custom);
-    memset(&vm, 0, sizeof(vm));
-    vm.version = v;
-    vm.created_us = time_now_us();
-    if (kv_metadata_get(app->kv, path, &m, &err) == 0 && (found = kv_meta_find(m, v)) != NULL)
-        vm = *found;
-    j = kvjson_version_meta(&vm, m != NULL ? m->custom_metadata : NULL);
-    kv_meta_free(m);
-    return j;
 }
 
 static int
@@ -266,8 +248,8 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
     struct kvjson_config cfg;
     struct secret *text = NULL;
     struct kv_meta *before = NULL;
+    struct kv_version_meta wvm;
     json_t *body = NULL;
-    uint64_t v = 0;
     unsigned cap;
     int exists, r;
 
@@ -316,10 +298,12 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
     opts.cas = w.cas;
     opts.author = ti.display_name[0] ? ti.display_name : NULL;
     opts.reason = w.reason;
+    memset(&wvm, 0, sizeof(wvm));
+    opts.out_vm = &wvm;
     if (patch)
-        r = kv_patch(app->kv, kr->path, text, &opts, &v, &err);
+        r = kv_patch(app->kv, kr->path, text, &opts, NULL, &err);
     else
-        r = kv_put(app->kv, kr->path, text, &opts, &v, &err);
+        r = kv_put(app->kv, kr->path, text, &opts, NULL, &err);
     if (r == -RK_ENOTFOUND) {
         (void)http_respond_error(req, 404, NULL);
         goto out;
@@ -328,9 +312,10 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
         api_respond_rk(req, r, &err);
         goto out;
     }
+    /* The version as kv_put stored it, and the custom_metadata read before the write (a data
+     * write does not change it; NULL for a path that did not exist). */
     respond_data(req, 200,
-                 written_meta(app, kr->path, v, before != NULL || !exists,
-                              before != NULL ? before->custom_metadata : NULL));
+                 kvjson_version_meta(&wvm, before != NULL ? before->custom_metadata : NULL));
 out:
     kv_meta_free(before);
     secret_free(text);

@@ -34,6 +34,8 @@
 
 #include "../rotators/rotator.h"
 #include "../secrets/kv.h"
+#include "../store/backend.h"
+#include "../store/barrier.h"
 #include "../util/fsutil.h"
 #include "../util/log.h"
 #include "../util/parse.h"
@@ -654,6 +656,7 @@ do_reload(struct daemon *d)
         log_error("planning after the reload: %s (some secrets are not scheduled)", err.msg);
     else
         log_info("reloaded %s", file);
+    backend_trim(barrier_backend(kv_barrier(d->kv)));
     malloc_trim(0);
 }
 
@@ -686,6 +689,7 @@ replan(struct daemon *d, struct rk_error *err)
     log_info("scheduler: re-planning from %s", ninv->file ? ninv->file : "the configuration");
     if (build_heap(d, &e2) != 0)
         log_error("scheduler: planning: %s (some secrets are not scheduled)", e2.msg);
+    backend_trim(barrier_backend(kv_barrier(d->kv)));
     malloc_trim(0);
     return 0;
 }
@@ -876,6 +880,7 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     }
     /* Loading a large configuration and reading every secret's metadata leaves freed memory
      * in malloc's arenas; an idle daemon should not keep it. */
+    backend_trim(barrier_backend(kv_barrier(d.kv)));
     malloc_trim(0);
 
     for (;;) {

@@ -1027,21 +1027,28 @@ data_key(const char *path, uint64_t version, char *buf, size_t buflen, struct rk
 
 /* ---- the current-version record ----
  *
- * "kv/data/<path>@cur" holds, sealed like every value, the current version's metadata and its
- * data, so that a plain read (kv_get of version 0) is ONE barrier read instead of two (metadata,
- * then data) and needs no JSON decode. It is written in the same transaction as every metadata
- * write (kv_stage_put) and deleted with the path, so it always matches the metadata; it is absent
- * when there is no current version. A reader that does not find it (no such path, no current
- * version, or a store written before this record existed) falls back to the metadata.
- * It lives under "kv/data/<path>@" on purpose: whatever removes or tampers with a path's data
- * keys by that prefix treats it like the others, and "cur" never parses as a version number.
+ * "kv/data/<path>@cur" holds, sealed like every value, the current version's metadata, the
+ * path's custom_metadata (which the API's read answers with) and the version's data, so that a
+ * plain read (kv_get of version 0, kv_get_current) is ONE barrier read instead of two
+ * (metadata, then data) and needs no metadata decode. It is written in the same transaction as
+ * every metadata write (kv_stage_put) and deleted with the path, so it always matches the metadata;
+ * it is absent when there is no current version. A reader that does not find it (no such path, no
+ * current version, or a store written before this record existed) falls back to the metadata. It
+ * lives under "kv/data/<path>@" on purpose: whatever removes or tampers with a path's data keys by
+ * that prefix treats it like the others, and "cur" never parses as a version number.
  *
- * Format 1: 0x01 | version u64 | created_us i64 | deletion_us i64 | destroyed u8 | stage u8 |
- *           author_len u16 | reason_len u16 | fp_len u8 | author | reason | fingerprint | data
- * (integers big-endian; data is absent when the version is destroyed). */
+ * Format 2 (written): 0x02 | version u64 | created_us i64 | deletion_us i64 | destroyed u8 |
+ *           stage u8 | author_len u16 | reason_len u16 | fp_len u8 | custom_len u32 | author |
+ *           reason | fingerprint | custom | data
+ * Format 1 (read only, written before custom_metadata moved in): the same without custom_len
+ * and custom. custom is the path's custom_metadata as compact JSON (sorted keys); custom_len 0
+ * stands for an empty map. Integers are big-endian; data is absent when the version is
+ * destroyed. */
 #define CUR_SUFFIX "@cur"
-#define CUR_FORMAT 1
-#define CUR_HDR (1 + 8 + 8 + 8 + 1 + 1 + 2 + 2 + 1)
+#define CUR_FORMAT1 1
+#define CUR_FORMAT 2
+#define CUR_HDR1 (1 + 8 + 8 + 8 + 1 + 1 + 2 + 2 + 1)
+#define CUR_HDR (CUR_HDR1 + 4)
 
 static int
 cur_key(const char *path, size_t plen, char *buf, size_t buflen, struct rk_error *err)
@@ -1073,16 +1080,18 @@ be_get(const unsigned char *p, int n)
     return v;
 }
 
-/* Encodes vm and data (may be NULL) into a new secret. */
+/* Encodes vm, the custom_metadata text (custom, cl bytes; cl 0 for none) and data (may be NULL)
+ * into a new secret. */
 static struct secret *
-cur_encode(const struct kv_version_meta *vm, const struct secret *data)
+cur_encode(const struct kv_version_meta *vm, const char *custom, size_t cl,
+           const struct secret *data)
 {
     size_t al = strnlen(vm->author, KV_AUTHOR_MAX - 1), rl = strnlen(vm->reason, KV_REASON_MAX - 1);
     size_t fl = strnlen(vm->fingerprint, FINGERPRINT_LEN), dl = data != NULL ? data->len : 0;
-    struct secret *s = secret_new(CUR_HDR + al + rl + fl + dl);
+    struct secret *s;
     unsigned char *p;
 
-    if (s == NULL)
+    if (cl > UINT32_MAX || (s = secret_new(CUR_HDR + al + rl + fl + cl + dl)) == NULL)
         return NULL;
     p = s->data;
     p[0] = CUR_FORMAT;
@@ -1094,30 +1103,44 @@ cur_encode(const struct kv_version_meta *vm, const struct secret *data)
     be_put(p + 27, al, 2);
     be_put(p + 29, rl, 2);
     p[31] = (unsigned char)fl;
+    be_put(p + 32, cl, 4);
     p += CUR_HDR;
     memcpy(p, vm->author, al);
     memcpy(p + al, vm->reason, rl);
     memcpy(p + al + rl, vm->fingerprint, fl);
+    if (cl > 0)
+        memcpy(p + al + rl + fl, custom, cl);
     if (dl > 0)
-        memcpy(p + al + rl + fl, data->data, dl);
+        memcpy(p + al + rl + fl + cl, data->data, dl);
     return s;
 }
 
-/* Decodes a current-version record: fills *vm and returns the offset of the data in raw, or 0
- * when the record does not parse. */
+/* Where the custom_metadata text lies in a decoded record. */
+struct cur_custom {
+    int known; /* 0: a format 1 record, which does not hold it */
+    size_t off, len;
+};
+
+/* Decodes a current-version record: fills *vm and *cc, and returns the offset of the data in
+ * raw, or 0 when the record does not parse. */
 static size_t
-cur_decode(const struct secret *raw, struct kv_version_meta *vm)
+cur_decode(const struct secret *raw, struct kv_version_meta *vm, struct cur_custom *cc)
 {
     const unsigned char *p = raw->data;
-    size_t al, rl, fl;
+    size_t al, rl, fl, cl = 0, hdr;
 
-    if (raw->len < CUR_HDR || p[0] != CUR_FORMAT)
+    if (raw->len < CUR_HDR1 || (p[0] != CUR_FORMAT && p[0] != CUR_FORMAT1))
+        return 0;
+    hdr = p[0] == CUR_FORMAT ? CUR_HDR : CUR_HDR1;
+    if (raw->len < hdr)
         return 0;
     al = (size_t)be_get(p + 27, 2);
     rl = (size_t)be_get(p + 29, 2);
     fl = p[31];
-    if (al >= KV_AUTHOR_MAX || rl >= KV_REASON_MAX || fl > FINGERPRINT_LEN ||
-        CUR_HDR + al + rl + fl > raw->len || p[26] > KV_STAGE_FAILED)
+    if (p[0] == CUR_FORMAT)
+        cl = (size_t)be_get(p + 32, 4);
+    if (al >= KV_AUTHOR_MAX || rl >= KV_REASON_MAX || fl > FINGERPRINT_LEN || cl > raw->len - hdr ||
+        hdr + al + rl + fl > raw->len - cl || p[26] > KV_STAGE_FAILED)
         return 0;
     memset(vm, 0, sizeof(*vm));
     vm->version = be_get(p + 1, 8);
@@ -1125,13 +1148,16 @@ cur_decode(const struct secret *raw, struct kv_version_meta *vm)
     vm->deletion_us = (int64_t)be_get(p + 17, 8);
     vm->destroyed = p[25] != 0;
     vm->stage = (enum kv_stage)p[26];
-    p += CUR_HDR;
+    cc->known = p[0] == CUR_FORMAT;
+    cc->off = hdr + al + rl + fl;
+    cc->len = cl;
+    p += hdr;
     memcpy(vm->author, p, al);
     memcpy(vm->reason, p + al, rl);
     memcpy(vm->fingerprint, p + al + rl, fl);
     if (vm->version == 0)
         return 0;
-    return CUR_HDR + al + rl + fl;
+    return hdr + al + rl + fl + cl;
 }
 
 /* Adds to t the current-version record matching meta (or its delete when there is no current
@@ -1146,6 +1172,7 @@ stage_cur(struct kv *kv, struct barrier_txn *t, const char *path, const struct k
     char key[STORE_KEY_MAX];
     const struct kv_version_meta *vm = NULL;
     struct secret *own = NULL, *rec = NULL;
+    char *custom = NULL;
     int r;
 
     if ((r = cur_key(path, strlen(path), key, sizeof(key), err)) != 0)
@@ -1171,28 +1198,40 @@ stage_cur(struct kv *kv, struct barrier_txn *t, const char *path, const struct k
         r = barrier_txn_del(t, key) != 0 ? rk_error_set(err, RK_ENOMEM, "out of memory") : 0;
         goto out;
     }
-    if ((rec = cur_encode(vm, vm->destroyed ? NULL : data)) == NULL ||
+    /* Not secret: custom_metadata is shown to anyone who may read the metadata. */
+    if (meta->custom_metadata != NULL && json_object_size(meta->custom_metadata) > 0 &&
+        (custom = json_dumps(meta->custom_metadata, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rec = cur_encode(vm, custom, custom != NULL ? strlen(custom) : 0,
+                          vm->destroyed ? NULL : data)) == NULL ||
         barrier_txn_put(t, key, rec->data, rec->len) != 0) {
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }
     r = 0;
 out:
+    free(custom);
     secret_free(rec);
     secret_free(own);
     return r;
 }
 
-/* The fast plain read: the current version from its record. Returns 0, -RK_ENOTFOUND with
- * vmeta filled for a deleted or destroyed current version (as read_version), 1 when the record
- * is absent or unusable (the caller falls back to the metadata), or another -RK_E*. */
+/* The fast plain read: the current version from its record. custom (may be NULL) asks for the
+ * path's custom_metadata too (set as kv_get_current's). Returns 0, -RK_ENOTFOUND with vmeta
+ * filled for a deleted or destroyed current version (as read_version), 1 when the record is
+ * absent or unusable, or lacks the custom_metadata asked for (the caller falls back to the
+ * metadata), or another -RK_E*. */
 static int
 read_current(struct kv *kv, const char *path, struct secret **data, struct kv_version_meta *vmeta,
-             struct rk_error *err)
+             json_t **custom, struct rk_error *err)
 {
     char key[STORE_KEY_MAX];
     struct kv_version_meta vm;
+    struct cur_custom cc;
     struct secret *raw = NULL;
+    json_t *cj = NULL;
     size_t off, plen;
     int r;
 
@@ -1207,12 +1246,23 @@ read_current(struct kv *kv, const char *path, struct secret **data, struct kv_ve
         return 1;
     if (r != 0)
         return r;
-    if ((off = cur_decode(raw, &vm)) == 0) {
+    if ((off = cur_decode(raw, &vm, &cc)) == 0 || (custom != NULL && !cc.known)) {
         r = 1;
         goto out;
     }
+    if (custom != NULL && cc.len > 0) {
+        cj = json_loadb((const char *)raw->data + cc.off, cc.len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(cj)) {
+            r = 1; /* the metadata path reports a corrupt record properly */
+            goto out;
+        }
+    }
     if (vmeta != NULL)
         *vmeta = vm;
+    if (custom != NULL) {
+        *custom = cj;
+        cj = NULL;
+    }
     if (vm.destroyed) {
         r = rk_error_set(err, RK_ENOTFOUND, "version %" PRIu64 " of %s is destroyed", vm.version,
                          path);
@@ -1234,6 +1284,7 @@ read_current(struct kv *kv, const char *path, struct secret **data, struct kv_ve
     }
     r = 0;
 out:
+    json_decref(cj);
     secret_free(raw);
     return r;
 }
@@ -1398,7 +1449,7 @@ read_version(struct kv *kv, const char *path, uint64_t version, struct secret **
         *metap = NULL;
     if (vmeta != NULL)
         memset(vmeta, 0, sizeof(*vmeta));
-    if (version == 0 && metap == NULL && (r = read_current(kv, path, data, vmeta, err)) != 1)
+    if (version == 0 && metap == NULL && (r = read_current(kv, path, data, vmeta, NULL, err)) != 1)
         return r;
     if (vmeta != NULL)
         memset(vmeta, 0, sizeof(*vmeta));
@@ -1469,6 +1520,31 @@ kv_read(struct kv *kv, const char *path, uint64_t version, struct secret **data,
         struct kv_meta **meta, struct kv_version_meta *vmeta, struct rk_error *err)
 {
     return read_version(kv, path, version, data, meta, vmeta, err);
+}
+
+int
+kv_get_current(struct kv *kv, const char *path, struct secret **data, struct kv_version_meta *vm,
+               json_t **custom, struct rk_error *err)
+{
+    struct kv_meta *meta = NULL;
+    int r;
+
+    if (data != NULL)
+        *data = NULL;
+    if (vm != NULL)
+        memset(vm, 0, sizeof(*vm));
+    if (custom == NULL)
+        return read_version(kv, path, 0, data, NULL, vm, err);
+    *custom = NULL;
+    if ((r = read_current(kv, path, data, vm, custom, err)) != 1)
+        return r;
+    if (vm != NULL)
+        memset(vm, 0, sizeof(*vm));
+    r = read_version(kv, path, 0, data, &meta, vm, err);
+    if (meta != NULL && json_object_size(meta->custom_metadata) > 0)
+        *custom = json_incref(meta->custom_metadata);
+    kv_meta_free(meta);
+    return r;
 }
 
 int
@@ -1598,12 +1674,14 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
     struct barrier_txn *t = NULL;
     json_t *patch = NULL;
     char fp[FINGERPRINT_LEN + 1];
+    struct kv_version_meta written, *f;
     uint64_t v = 0;
     int64_t rev, newrev = 0;
     int r;
 
     if (opts == NULL)
         opts = &defaults;
+    memset(&written, 0, sizeof(written));
     if ((r = check_path(path, err)) != 0)
         return r;
     if (opts->stage != KV_STAGE_CURRENT && opts->stage != KV_STAGE_PENDING)
@@ -1643,6 +1721,8 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
         }
         if ((r = kv_stage_put(kv, t, path, meta, rev, v, data, err)) != 0)
             goto out;
+        if ((f = kv_meta_find(meta, v)) != NULL)
+            written = *f;
         r = barrier_txn_commit(t, &newrev, err);
         barrier_txn_free(t);
         t = NULL;
@@ -1667,6 +1747,8 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
     }
     if (r == 0 && version != NULL)
         *version = v;
+    if (r == 0 && opts->out_vm != NULL)
+        *opts->out_vm = written;
 out:
     barrier_txn_free(t);
     kv_meta_free(meta);

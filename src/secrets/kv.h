@@ -5,16 +5,18 @@
  *   "kv/meta/<path>"            JSON metadata (format below, decoded by kv_meta_decode)
  *   "kv/data/<path>@<version>"  the version's data: canonical JSON object text (sorted keys,
  *                               compact), e.g. {"key":"sk-litellm-..."}
- *   "kv/data/<path>@cur"        the current version's record: its kv_version_meta and a copy of
- *                               its data (binary, see kv.c). Written in the same transaction as
- *                               every metadata write (kv_stage_put), deleted with the path, absent
- *                               when there is no current version.
- * A plain read (kv_get/kv_get_field of version 0) is ONE barrier read of the "@cur" record, with
- * no JSON decode; it falls back to metadata + data when the record is absent (no such path, no
- * current version, or a store last written by a rekey without it). Reads of a given version,
- * kv_read and the metadata calls use the metadata as before. Because the record duplicates the
- * current version, an older rekey must not write a store this one has written (it would leave
- * the record stale).
+ *   "kv/data/<path>@cur"        the current version's record: its kv_version_meta, the path's
+ *                               custom_metadata and a copy of its data (binary, see kv.c).
+ *                               Written in the same transaction as every metadata write
+ *                               (kv_stage_put), deleted with the path, absent when there is no
+ *                               current version.
+ * A plain read (kv_get/kv_get_field of version 0, kv_get_current) is ONE barrier read of the
+ * "@cur" record, with no JSON decode (kv_get_current decodes a non-empty custom_metadata only);
+ * it falls back to metadata + data when the record is absent (no such path, no current version,
+ * or a store last written by a rekey without it) and kv_get_current also when the record predates
+ * custom_metadata in it. Reads of a given version, kv_read and the metadata calls use the
+ * metadata as before. Because the record duplicates the current version, an older rekey must not
+ * write a store this one has written (it would leave the record stale).
  *
  * Versions carry a stage: pending, current, previous, retired or failed. At most one version is
  * current and at most one is previous. A plain read returns the current version.
@@ -106,10 +108,12 @@ struct kv_put_opts {
     const char *author;  /* may be NULL; at most KV_AUTHOR_MAX-1 bytes */
     const char *reason;  /* may be NULL; at most KV_REASON_MAX-1 bytes */
     enum kv_stage stage; /* KV_STAGE_CURRENT (a plain put) or KV_STAGE_PENDING (rotation) */
+    /* May be NULL; on success gets the new version's metadata as stored (saves a read). */
+    struct kv_version_meta *out_vm;
 };
 #define KV_PUT_OPTS_INIT                                                                           \
     {                                                                                              \
-        -1, NULL, NULL, KV_STAGE_CURRENT                                                           \
+        -1, NULL, NULL, KV_STAGE_CURRENT, NULL                                                     \
     }
 
 /* Settings for kv_metadata_put: only the fields whose has_* flag is set change. */
@@ -141,10 +145,10 @@ struct barrier *kv_barrier(struct kv *kv);
 /* Writes a new version of path with data (a JSON object text; stored canonical). With
  * opts->stage == KV_STAGE_CURRENT the new version becomes current, the old current previous and
  * an older previous retired; with KV_STAGE_PENDING current is unchanged. opts may be NULL
- * (defaults). *version (may be NULL) gets the new version number. Returns 0, -RK_EINVAL (bad
- * path or data, or cas missing while cas_required), -RK_ECONFLICT ("check-and-set parameter did
- * not match the current version", or still conflicting after KV_PUT_RETRIES), -RK_ESEALED,
- * -RK_ECORRUPT, -RK_EIO. */
+ * (defaults). *version (may be NULL) gets the new version number, *opts->out_vm (when set) its
+ * metadata. Returns 0, -RK_EINVAL (bad path or data, or cas missing while cas_required),
+ * -RK_ECONFLICT ("check-and-set parameter did not match the current version", or still
+ * conflicting after KV_PUT_RETRIES), -RK_ESEALED, -RK_ECORRUPT, -RK_EIO. */
 int kv_put(struct kv *kv, const char *path, const struct secret *data,
            const struct kv_put_opts *opts, uint64_t *version, struct rk_error *err);
 
@@ -156,6 +160,15 @@ int kv_put(struct kv *kv, const char *path, const struct secret *data,
  * -RK_ECORRUPT, -RK_EIO. */
 int kv_get(struct kv *kv, const char *path, uint64_t version, struct secret **data,
            struct kv_version_meta *vmeta, struct rk_error *err);
+
+/* kv_get of the current version that also returns the path's custom_metadata, for the API's
+ * plain read: usually ONE barrier read (the "@cur" record); falls back to kv_read's two reads
+ * when the record is absent or was written before it held custom_metadata. *data and *vm (may be
+ * NULL) as kv_get. *custom (may be NULL) gets a new reference to the custom_metadata object
+ * (json_decref), or NULL when the path has none (an empty map); it is set on success and on a
+ * deleted/destroyed -RK_ENOTFOUND (vm->version != 0), else NULL. Returns as kv_get. */
+int kv_get_current(struct kv *kv, const char *path, struct secret **data,
+                   struct kv_version_meta *vm, json_t **custom, struct rk_error *err);
 
 /* kv_get that also returns the whole metadata (*meta, caller frees with kv_meta_free; set on
  * success and on a deleted/destroyed -RK_ENOTFOUND, else NULL). Costs the same two reads. */

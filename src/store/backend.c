@@ -85,3 +85,10 @@ backend_close(struct backend *b)
     if (b != NULL)
         b->ops->close(b);
 }
+
+void
+backend_trim(struct backend *b)
+{
+    if (b != NULL && b->ops->trim != NULL)
+        b->ops->trim(b);
+}

@@ -67,6 +67,9 @@ struct backend_ops {
      * sqlite backend batches concurrent callers into one fsynced commit (group commit). */
     int (*txn)(struct backend *b, const struct store_cmp *cmps, size_t ncmps,
                const struct store_op *ops, size_t nops, int64_t *rev, struct rk_error *err);
+
+    /* Optional (may be NULL): gives back cached pages and buffers, for a process about to idle. */
+    void (*trim)(struct backend *b);
 };
 
 /* Every backend object starts with this header. */
@@ -85,5 +88,8 @@ int backend_open(const char *location, struct backend **out, struct rk_error *er
 
 /* Closes b; accepts NULL. */
 void backend_close(struct backend *b);
+
+/* Asks b to give back its caches (a no-op for backends without a trim op); accepts NULL. */
+void backend_trim(struct backend *b);
 
 #endif

@@ -908,6 +908,12 @@ out:
     return r;
 }
 
+struct backend *
+barrier_backend(struct barrier *br)
+{
+    return br->b;
+}
+
 void
 barrier_keyring_info(struct barrier *br, uint32_t *active_term, size_t *nkeys)
 {

@@ -55,6 +55,9 @@ int barrier_sealed(struct barrier *br);
  * term. *term (may be NULL) gets the new term. Returns 0, -RK_ESEALED, -RK_EIO. */
 int barrier_rotate_keyring(struct barrier *br, uint32_t *term, struct rk_error *err);
 
+/* The backend under the barrier (borrowed), e.g. for backend_trim. */
+struct backend *barrier_backend(struct barrier *br);
+
 /* The active term and the number of data keys (for status output). */
 void barrier_keyring_info(struct barrier *br, uint32_t *active_term, size_t *nkeys);
 

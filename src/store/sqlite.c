@@ -1091,6 +1091,29 @@ sq_del(struct backend *b, const char *key, int64_t *rev, struct rk_error *err)
     return finish(&q, rev, err);
 }
 
+/* Gives the calling thread's read connection's page cache back to the heap, and the writer's
+ * when no commit is running (connections are opened NOMUTEX: only their own thread, or the
+ * group-commit leader for the writer, may touch them). The next reads refill the cache. */
+static void
+sq_trim(struct backend *b)
+{
+    struct sq_backend *sb = (struct sq_backend *)b;
+    struct sq_reader *rd = sb->rkey_ok ? pthread_getspecific(sb->rkey) : NULL;
+
+    if (rd != NULL)
+        sqlite3_db_release_memory(rd->db);
+    pthread_mutex_lock(&sb->qlock);
+    if (!sb->leader_active) {
+        sb->leader_active = 1; /* no commit starts while the writer's cache is released */
+        pthread_mutex_unlock(&sb->qlock);
+        sqlite3_db_release_memory(sb->wdb);
+        pthread_mutex_lock(&sb->qlock);
+        sb->leader_active = 0;
+        pthread_cond_broadcast(&sb->qcond);
+    }
+    pthread_mutex_unlock(&sb->qlock);
+}
+
 const struct backend_ops sqlite_backend_ops = {
     .version = BACKEND_OPS_VERSION,
     .name = "sqlite",
@@ -1101,4 +1124,5 @@ const struct backend_ops sqlite_backend_ops = {
     .del = sq_del,
     .list = sq_list,
     .txn = sq_txn,
+    .trim = sq_trim,
 };

@@ -282,13 +282,14 @@ test_pending_promote(void **state)
     secret_free(val);
 }
 
-/* The "kv/data/<path>@cur" record (format 1: 0x01 | version u64 | created i64 | deletion i64 |
- * destroyed u8 | stage u8 | author_len u16 | reason_len u16 | fp_len u8 | strings | data),
- * read straight from the barrier. */
+/* The "kv/data/<path>@cur" record (format 2: 0x02 | version u64 | created i64 | deletion i64 |
+ * destroyed u8 | stage u8 | author_len u16 | reason_len u16 | fp_len u8 | custom_len u32 |
+ * author | reason | fingerprint | custom | data), read straight from the barrier. */
 struct cur_rec {
     uint64_t version;
     int64_t deletion_us;
     int destroyed;
+    char custom[256];
     char data[128];
 };
 
@@ -307,24 +308,193 @@ read_cur(struct fx *f, const char *path, struct cur_rec *c)
     char key[256];
     struct secret *raw = NULL;
     struct rk_error err = {0};
-    size_t off;
+    size_t off, cl;
     int r;
 
     snprintf(key, sizeof(key), "kv/data/%s@cur", path);
     memset(c, 0, sizeof(*c));
     if ((r = barrier_get(f->br, key, &raw, NULL, &err)) != 0)
         return r;
-    assert_true(raw->len >= 32);
-    assert_int_equal(raw->data[0], 1);
+    assert_true(raw->len >= 36);
+    assert_int_equal(raw->data[0], 2);
     c->version = be64(raw->data + 1);
     c->deletion_us = (int64_t)be64(raw->data + 17);
     c->destroyed = raw->data[25];
-    off = 32 + ((size_t)raw->data[27] << 8 | raw->data[28]) +
+    cl = (size_t)raw->data[32] << 24 | (size_t)raw->data[33] << 16 | (size_t)raw->data[34] << 8 |
+         raw->data[35];
+    off = 36 + ((size_t)raw->data[27] << 8 | raw->data[28]) +
           ((size_t)raw->data[29] << 8 | raw->data[30]) + raw->data[31];
-    assert_true(off <= raw->len && raw->len - off < sizeof(c->data));
+    assert_true(cl < sizeof(c->custom) && off + cl <= raw->len);
+    memcpy(c->custom, raw->data + off, cl);
+    off += cl;
+    assert_true(raw->len - off < sizeof(c->data));
     memcpy(c->data, raw->data + off, raw->len - off);
     secret_free(raw);
     return 0;
+}
+
+/* Overwrites path's record with a format 1 one (as a rekey before custom_metadata moved into
+ * the record wrote it) for version v holding data. */
+static void
+write_cur_v1(struct fx *f, const char *path, uint64_t v, const char *data)
+{
+    unsigned char rec[32 + 128];
+    size_t dl = strlen(data);
+    char key[256];
+    struct rk_error err = {0};
+    struct barrier_txn *t;
+
+    assert_true(dl <= 128);
+    memset(rec, 0, sizeof(rec));
+    rec[0] = 1;
+    for (int i = 0; i < 8; i++)
+        rec[1 + i] = (unsigned char)(v >> (8 * (7 - i)));
+    rec[16] = 1; /* created_us = 1 */
+    rec[26] = KV_STAGE_CURRENT;
+    memcpy(rec + 32, data, dl);
+    snprintf(key, sizeof(key), "kv/data/%s@cur", path);
+    t = barrier_txn_new(f->br);
+    assert_non_null(t);
+    assert_int_equal(barrier_txn_put(t, key, rec, 32 + dl), 0);
+    assert_int_equal(barrier_txn_commit(t, NULL, &err), 0);
+    barrier_txn_free(t);
+}
+
+/* Sets path's custom_metadata from a JSON object text. */
+static void
+set_custom(struct kv *kv, const char *path, const char *json)
+{
+    struct kv_meta_settings s;
+    struct rk_error err = {0};
+    json_t *c = json_loads(json, 0, NULL);
+
+    assert_non_null(c);
+    memset(&s, 0, sizeof(s));
+    s.has_custom_metadata = 1;
+    s.custom_metadata = c;
+    assert_int_equal(kv_metadata_put(kv, path, &s, &err), 0);
+    json_decref(c);
+}
+
+/* kv_get_current of path: asserts rc, and the data and custom_metadata (NULL = none) on 0. */
+static void
+expect_current(struct kv *kv, const char *path, int rc, uint64_t version, const char *data,
+               const char *custom)
+{
+    struct rk_error err = {0};
+    struct kv_version_meta vm;
+    struct secret *d = NULL;
+    json_t *c = NULL, *want;
+
+    assert_int_equal(kv_get_current(kv, path, &d, &vm, &c, &err), rc);
+    assert_int_equal(vm.version, version);
+    if (rc == 0) {
+        assert_non_null(d);
+        assert_int_equal(d->len, strlen(data));
+        assert_memory_equal(d->data, data, d->len);
+    } else {
+        assert_null(d);
+    }
+    if (custom == NULL) {
+        assert_null(c);
+    } else {
+        want = json_loads(custom, 0, NULL);
+        assert_non_null(want);
+        assert_non_null(c);
+        assert_true(json_equal(c, want));
+        json_decref(want);
+    }
+    json_decref(c);
+    secret_free(d);
+}
+
+static void
+test_get_current(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct kv_put_opts o = KV_PUT_OPTS_INIT;
+    struct kv_version_meta wvm, vm;
+    struct cur_rec c;
+    const uint64_t two = 2;
+    const char *p = "secret/cur/custom";
+
+    expect_current(f->kv, p, -RK_ENOTFOUND, 0, NULL, NULL);
+    /* kv_put reports the version it wrote, as a read afterwards sees it. */
+    memset(&wvm, 0xff, sizeof(wvm));
+    o.author = "alice";
+    o.reason = "first";
+    o.out_vm = &wvm;
+    assert_int_equal(put_json(f->kv, p, "{\"a\":\"1\"}", &o, NULL, &err), 0);
+    assert_int_equal(kv_get(f->kv, p, 0, NULL, &vm, &err), 0);
+    assert_int_equal(wvm.version, 1);
+    assert_int_equal(wvm.created_us, vm.created_us);
+    assert_int_equal(wvm.deletion_us, 0);
+    assert_int_equal(wvm.destroyed, 0);
+    assert_string_equal(wvm.fingerprint, vm.fingerprint);
+    assert_string_equal(wvm.reason, "first");
+    assert_string_equal(wvm.author, "alice");
+    assert_int_equal(wvm.stage, KV_STAGE_CURRENT);
+    expect_current(f->kv, p, 0, 1, "{\"a\":\"1\"}", NULL);
+
+    /* kv_metadata_put rewrites the record with the new custom_metadata; data writes keep it. */
+    set_custom(f->kv, p, "{\"team\":\"ml\",\"env\":\"prod\"}");
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_string_equal(c.custom, "{\"env\":\"prod\",\"team\":\"ml\"}");
+    expect_current(f->kv, p, 0, 1, "{\"a\":\"1\"}", "{\"env\":\"prod\",\"team\":\"ml\"}");
+    assert_int_equal(put_json(f->kv, p, "{\"a\":\"2\"}", NULL, NULL, &err), 0);
+    expect_current(f->kv, p, 0, 2, "{\"a\":\"2\"}", "{\"env\":\"prod\",\"team\":\"ml\"}");
+    set_custom(f->kv, p, "{\"team\":\"infra\"}");
+    expect_current(f->kv, p, 0, 2, "{\"a\":\"2\"}", "{\"team\":\"infra\"}");
+
+    /* A deleted current version: not found, with its metadata and the custom_metadata. */
+    assert_int_equal(kv_delete_versions(f->kv, p, &two, 1, &err), 0);
+    expect_current(f->kv, p, -RK_ENOTFOUND, 2, NULL, "{\"team\":\"infra\"}");
+    assert_int_equal(kv_undelete_versions(f->kv, p, &two, 1, &err), 0);
+
+    /* An emptied map reads as none, and the record holds none. */
+    set_custom(f->kv, p, "{}");
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_string_equal(c.custom, "");
+    assert_string_equal(c.data, "{\"a\":\"2\"}");
+    expect_current(f->kv, p, 0, 2, "{\"a\":\"2\"}", NULL);
+
+    /* custom may be NULL: then it is kv_get of version 0. */
+    assert_int_equal(kv_get_current(f->kv, p, NULL, &vm, NULL, &err), 0);
+    assert_int_equal(vm.version, 2);
+}
+
+/* A store written by a rekey whose record lacks custom_metadata (format 1): kv_get still reads
+ * the record alone, kv_get_current falls back to the metadata and the data key. The old record
+ * here deliberately holds other data, so each test sees which path answered. */
+static void
+test_get_current_old_record(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct kv_version_meta vm;
+    struct cur_rec c;
+    const char *p = "secret/cur/old";
+
+    assert_int_equal(put_json(f->kv, p, "{\"a\":\"1\"}", NULL, NULL, &err), 0);
+    set_custom(f->kv, p, "{\"owner\":\"bob\"}");
+    write_cur_v1(f, p, 1, "{\"a\":\"record\"}");
+    expect_data(f->kv, p, 0, "{\"a\":\"record\"}");
+    assert_int_equal(kv_get(f->kv, p, 0, NULL, &vm, &err), 0);
+    assert_int_equal(vm.created_us, 1);
+    expect_current(f->kv, p, 0, 1, "{\"a\":\"1\"}", "{\"owner\":\"bob\"}");
+
+    /* No custom_metadata: the fallback gives NULL too. */
+    set_custom(f->kv, p, "{}");
+    write_cur_v1(f, p, 1, "{\"a\":\"record\"}");
+    expect_current(f->kv, p, 0, 1, "{\"a\":\"1\"}", NULL);
+
+    /* The next metadata write replaces the old record with a new one. */
+    set_custom(f->kv, p, "{\"owner\":\"carol\"}");
+    assert_int_equal(read_cur(f, p, &c), 0);
+    assert_string_equal(c.custom, "{\"owner\":\"carol\"}");
+    assert_string_equal(c.data, "{\"a\":\"1\"}");
+    expect_current(f->kv, p, 0, 1, "{\"a\":\"1\"}", "{\"owner\":\"carol\"}");
 }
 
 static void
@@ -955,6 +1125,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_stages_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_promote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cur_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_current, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_current_old_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_patch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_versions, setup, teardown),
