@@ -146,6 +146,9 @@ cli_open_store(struct cli_ctx *ctx, int sealed_ok)
     if (!sealed_ok && store_file_missing(loc))
         return rk_error_set(&ctx->err, RK_ENOTFOUND,
                             "no store at %s: run 'rekey operator init' first", loc);
+    if (sealed_ok && store_file_missing(loc) && strncmp(loc, "etcd:", 5) != 0)
+        snprintf(ctx->created_store, sizeof(ctx->created_store), "%s",
+                 strncmp(loc, "sqlite:", 7) == 0 ? loc + 7 : loc);
     if ((r = backend_open(loc, &ctx->be, &ctx->err)) != 0)
         return rk_error_prefix(&ctx->err, "opening store %s", loc);
     if ((r = barrier_open(ctx->be, &ctx->br, &ctx->err)) != 0)

@@ -49,6 +49,7 @@ struct cli_ctx {
     struct rk_client *remote;         /* client mode (REKEY_ADDR set, command has CLI_REMOTE_OK) */
     int color;                        /* stdout is a terminal and NO_COLOR is unset */
     const char *optval[CLI_MAX_OPTS]; /* parsed options, by index in cmd->opts; NULL = absent */
+    char created_store[4096]; /* a store file this run created (removed if the command fails) */
     struct rk_error err;
 };
 

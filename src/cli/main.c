@@ -310,5 +310,14 @@ main(int argc, char **argv)
     rc = cmd->exec(&ctx, npos, argv + i);
 out:
     cli_close(&ctx);
+    /* A command that created a store file (operator init) and failed leaves nothing behind. */
+    if (rc != CLI_OK && ctx.created_store[0] != '\0') {
+        static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+        for (size_t k = 0; k < sizeof(sfx) / sizeof(sfx[0]); k++) {
+            char f[sizeof(ctx.created_store) + 16];
+            snprintf(f, sizeof(f), "%s%s", ctx.created_store, sfx[k]);
+            unlink(f);
+        }
+    }
     return rc;
 }

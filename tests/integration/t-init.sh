@@ -176,4 +176,9 @@ assert_no_plaintext shamir-value first
 for s in "${S[@]}"; do
     assert_no_plaintext "$s"
 done
+# A failed init (its key file already exists) leaves no store file behind.
+mkdir fresh && touch fresh/taken.key && chmod 600 fresh/taken.key
+REKEY_STORE="sqlite:$PWD/fresh/s.db" expect_exit 3 "$REKEY" operator init -key-file="$PWD/fresh/taken.key"
+expect_in last.err "File exists"
+[ ! -e fresh/s.db ] || fail "a failed init left a store file behind"
 echo "init: ok"
