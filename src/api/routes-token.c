@@ -117,6 +117,45 @@ get_policies(json_t *body, const char **names, size_t *n, struct rk_error *err)
     return 0;
 }
 
+int
+token_create_body_decode(json_t *body, struct token_create_body *b, struct rk_error *err)
+{
+    const char *type = NULL;
+    json_int_t num_uses = 0;
+    int r;
+
+    memset(b, 0, sizeof(*b));
+    b->renewable = 1;
+    if (!json_is_object(body))
+        return rk_error_set(err, RK_EINVAL, "the request body must be a JSON object");
+    if (json_unpack(body, "{s?b, s?b, s?b, s?I, s?s, s?s, s?o, s?s}", "no_parent", &b->no_parent,
+                    "no_default_policy", &b->no_default_policy, "renewable", &b->renewable,
+                    "num_uses", &num_uses, "display_name", &b->display_name, "id", &b->id, "meta",
+                    &b->meta, "type", &type) != 0 ||
+        (b->meta != NULL && !json_is_object(b->meta) && !json_is_null(b->meta)) || num_uses < 0)
+        return rk_error_set(err, RK_EINVAL,
+                            "invalid parameters: no_parent, no_default_policy and renewable are "
+                            "booleans, num_uses a number >= 0, meta an object of strings");
+    b->num_uses = num_uses;
+    if (type != NULL && strcmp(type, "service") != 0 && strcmp(type, "default") != 0)
+        return rk_error_set(err, RK_EINVAL, "only service tokens are supported");
+    if ((r = get_policies(body, b->policies, &b->npolicies, err)) != 0 ||
+        (r = get_duration(body, "ttl", &b->ttl, err)) != 0 ||
+        (r = get_duration(body, "explicit_max_ttl", &b->explicit_max_ttl, err)) != 0 ||
+        (r = get_duration(body, "period", &b->period, err)) != 0)
+        return r;
+    if (json_is_object(b->meta)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(b->meta, k, v)
+        {
+            if (!json_is_string(v))
+                return rk_error_set(err, RK_EINVAL, "'meta' values must be strings");
+        }
+    }
+    return 0;
+}
+
 static int
 has_policy(const struct token_info *ti, const char *name)
 {
@@ -132,8 +171,9 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
     const char *acl = orphan_route ? "auth/token/create-orphan" : "auth/token/create";
     struct token_info parent = {0}, ti = {0};
     struct secret *tok = NULL;
-    json_t *body = NULL, *meta = NULL;
-    const char *pols[TOKEN_MAX_POLICIES], *display = NULL, *id = NULL, *type = NULL;
+    json_t *body = NULL;
+    struct token_create_body b;
+    const char *pols[TOKEN_MAX_POLICIES], *display = NULL, *id = NULL;
     char *meta_s = NULL;
     size_t np = 0;
     int no_parent = 0, no_default = 0, renewable = 1, wants_root = 0, r;
@@ -145,40 +185,23 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
         return 0;
     if (http_request_json(req, &body) != 0)
         goto out;
-    if (json_unpack(body, "{s?b, s?b, s?b, s?I, s?s, s?s, s?o, s?s}", "no_parent", &no_parent,
-                    "no_default_policy", &no_default, "renewable", &renewable, "num_uses",
-                    &num_uses, "display_name", &display, "id", &id, "meta", &meta, "type",
-                    &type) != 0 ||
-        (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) || num_uses < 0) {
-        http_respond_error(req, 400,
-                           "invalid parameters: no_parent, no_default_policy and "
-                           "renewable are booleans, num_uses a number >= 0, meta an "
-                           "object of strings");
-        goto out;
-    }
-    if (type != NULL && strcmp(type, "service") != 0 && strcmp(type, "default") != 0) {
-        http_respond_error(req, 400, "only service tokens are supported");
-        goto out;
-    }
-    if ((r = get_policies(body, pols, &np, err)) != 0 ||
-        (r = get_duration(body, "ttl", &ttl, err)) != 0 ||
-        (r = get_duration(body, "explicit_max_ttl", &max_ttl, err)) != 0 ||
-        (r = get_duration(body, "period", &period, err)) != 0) {
+    if (token_create_body_decode(body, &b, err) != 0) {
         http_respond_error(req, 400, "%s", err->msg);
         goto out;
     }
-    if (json_is_object(meta)) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(meta, k, v)
-        {
-            if (!json_is_string(v)) {
-                http_respond_error(req, 400, "'meta' values must be strings");
-                goto out;
-            }
-        }
-        meta_s = json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS);
-    }
+    memcpy(pols, b.policies, sizeof(pols));
+    np = b.npolicies;
+    no_parent = b.no_parent;
+    no_default = b.no_default_policy;
+    renewable = b.renewable;
+    num_uses = b.num_uses;
+    display = b.display_name;
+    id = b.id;
+    ttl = b.ttl;
+    max_ttl = b.explicit_max_ttl;
+    period = b.period;
+    if (json_is_object(b.meta))
+        meta_s = json_dumps(b.meta, JSON_COMPACT | JSON_SORT_KEYS);
     if (id != NULL && !parent.root) {
         http_respond_error(req, 400, "root or sudo privileges required to specify token id");
         goto out;

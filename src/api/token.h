@@ -16,6 +16,7 @@
 #ifndef REKEY_API_TOKEN_H
 #define REKEY_API_TOKEN_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -162,5 +163,22 @@ int token_lookup_cached(struct token_cache *c, struct barrier *br, const char *t
 
 /* Statistics (hits, misses) since creation, for tests and benchmarks. */
 void token_cache_stats(struct token_cache *c, uint64_t *hits, uint64_t *misses);
+
+/* The body of auth/token/create as Vault clients send it. Strings and meta are borrowed from
+ * the JSON body they were decoded from. */
+struct token_create_body {
+    const char *policies[TOKEN_MAX_POLICIES]; /* empty strings dropped */
+    size_t npolicies;
+    int no_parent, no_default_policy, renewable; /* renewable defaults to 1 */
+    int64_t num_uses;
+    const char *display_name, *id;
+    json_t *meta;                          /* an object of strings, JSON null, or NULL */
+    int64_t ttl, explicit_max_ttl, period; /* seconds; from numbers or "1h"-style strings */
+};
+
+/* Decodes and checks a token-create body (types, durations, policy list, meta values) without
+ * touching any store: a pure function, fuzzed by fuzz/tokenbody-fuzzer.c. Returns 0 or -RK_EINVAL
+ * with a message fit for a 400 answer (it never quotes a value). */
+int token_create_body_decode(json_t *body, struct token_create_body *b, struct rk_error *err);
 
 #endif
