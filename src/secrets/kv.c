@@ -1,12 +1,15 @@
-/* kv.c: versioned key-value engine over the barrier (see kv.h for the model).
+/* kv.c: versioned key-value engine over the barrier (see kv.h for the model and the layout).
  *
- * Stored metadata (format 1), one JSON object:
+ * Stored metadata is written in the binary format 2 (kvmeta.c, ~450 bytes for 10 versions, so
+ * it stays inside one B-tree page); format 1, one JSON object, is still read (dispatch on the
+ * first byte: '{' or 0x02) and is what kv_meta_encode/kv_meta_decode speak:
  *   {"format":1,"created_time":"…","updated_time":"…","current_version":3,"latest_version":3,
  *    "oldest_version":1,"max_versions":0,"cas_required":false,"delete_version_after":0,
  *    "custom_metadata":{…},"versions":[{"version":1,"created_time":"…","deletion_time":"",
  *    "destroyed":false,"stage":"previous","author":"","reason":"","fingerprint":"sha256:…"},…]}
  * Versions are kept in ascending order, so lookups are a binary search. */
 #include "kv.h"
+#include "kvmeta.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,6 +24,8 @@
 #define KV_META_PREFIX "kv/meta/"
 #define KV_DATA_PREFIX "kv/data/"
 #define KV_META_FORMAT 1
+#define META_SUFFIX "@meta"
+#define MARKER_VALUE "P"
 
 /* Decoded metadata, keyed by (path, mod_rev): parsing the JSON costs far more than the two
  * barrier reads of a get, and a mod_rev names one immutable value (revisions only grow), so a
@@ -381,8 +386,12 @@ kv_meta_add_version(struct kv_meta *meta, enum kv_stage stage, const char *autho
     memset(vm, 0, sizeof(*vm));
     vm->version = ++meta->latest_version;
     vm->created_us = time_now_us();
+    /* Capped at the latest time the metadata formats hold (and far from overflowing). */
     if (meta->delete_version_after > 0)
-        vm->deletion_us = vm->created_us + meta->delete_version_after * 1000000;
+        vm->deletion_us =
+            meta->delete_version_after >= (KV_META_TIME_MAX - vm->created_us) / 1000000
+                ? KV_META_TIME_MAX
+                : vm->created_us + meta->delete_version_after * 1000000;
     vm->stage = KV_STAGE_PENDING;
     snprintf(vm->author, sizeof(vm->author), "%s", author != NULL ? author : "");
     snprintf(vm->reason, sizeof(vm->reason), "%s", reason != NULL ? reason : "");
@@ -654,7 +663,7 @@ kv_meta_encode(const struct kv_meta *meta, char **out, size_t *len, struct rk_er
     if (meta->custom_metadata == NULL || json_object_size(meta->custom_metadata) == 0) {
         JB_LIT(&b, "{}");
     } else {
-        char *c = json_dumps(meta->custom_metadata, JSON_COMPACT);
+        char *c = json_dumps(meta->custom_metadata, JSON_COMPACT | JSON_SORT_KEYS);
         if (c == NULL)
             b.bad = 1;
         else
@@ -750,8 +759,8 @@ get_str(json_t *o, const char *k, char *out, size_t outlen)
 }
 
 /* Checks a custom_metadata object against Vault's limits. Returns 0 or -RK_EINVAL. */
-static int
-custom_check(const json_t *c, struct rk_error *err)
+int
+kv_custom_check(const json_t *c, struct rk_error *err)
 {
     const char *k;
     json_t *v;
@@ -827,7 +836,7 @@ kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk_err
     dva = (int64_t)u;
     m->delete_version_after = dva;
     custom = json_object_get(root, "custom_metadata");
-    if (custom_check(custom, NULL) != 0)
+    if (kv_custom_check(custom, NULL) != 0)
         goto bad;
     m->custom_metadata = json_incref(custom);
     what = "versions";
@@ -873,6 +882,8 @@ kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk_err
     what = "oldest_version";
     if (m->oldest_version != (m->nversions > 0 ? m->versions[0].version : 0))
         goto bad;
+    if ((r = kv_meta_validate(m, err)) != 0)
+        goto out;
     *out = m;
     m = NULL;
     r = 0;
@@ -1005,10 +1016,25 @@ check_path(const char *path, struct rk_error *err)
     return path_validate(path, strlen(path), err);
 }
 
+/* The list marker "kv/meta/<path>": one per path, what kv_list walks. In the first layout it
+ * held the metadata itself; a marker written since holds MARKER_VALUE. */
+static int
+marker_key(const char *path, char *buf, size_t buflen, struct rk_error *err)
+{
+    int n = snprintf(buf, buflen, KV_META_PREFIX "%s", path);
+
+    if (n < 0 || (size_t)n >= buflen)
+        return rk_error_set(err, RK_EINVAL, "path is too long");
+    return 0;
+}
+
+/* The metadata record "kv/data/<path>@meta", next to the path's data keys: a put rewrites the
+ * metadata, the new version and the "@cur" record, and with the three side by side in the
+ * B-tree a commit usually writes one leaf page per put instead of two or three. */
 static int
 meta_key(const char *path, char *buf, size_t buflen, struct rk_error *err)
 {
-    int n = snprintf(buf, buflen, KV_META_PREFIX "%s", path);
+    int n = snprintf(buf, buflen, KV_DATA_PREFIX "%s" META_SUFFIX, path);
 
     if (n < 0 || (size_t)n >= buflen)
         return rk_error_set(err, RK_EINVAL, "path is too long");
@@ -1289,18 +1315,34 @@ out:
     return r;
 }
 
-/* Reads path's raw metadata and its revision. */
+/* Reads path's raw metadata and its revision. *legacy is set when it came from the first
+ * layout (the metadata in the list marker; see kv.h), which the next write moves. */
 static int
-meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, struct rk_error *err)
+meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, int *legacy,
+           struct rk_error *err)
 {
     char key[STORE_KEY_MAX];
     int r;
 
     *raw = NULL;
+    *legacy = 0;
     if ((r = check_path(path, err)) != 0 || (r = meta_key(path, key, sizeof(key), err)) != 0)
         return r;
     *rev = 0;
     r = barrier_get(kv->br, key, raw, rev, err);
+    if (r != -RK_ENOTFOUND)
+        return r;
+    if ((r = marker_key(path, key, sizeof(key), err)) != 0)
+        return r;
+    r = barrier_get(kv->br, key, raw, rev, err);
+    if (r == 0 && (*raw)->len > 0 && (*raw)->data[0] == '{') {
+        *legacy = 1;
+        return 0;
+    }
+    secret_free(*raw);
+    *raw = NULL;
+    if (r == 0)
+        return rk_error_set(err, RK_ECORRUPT, "%s: the metadata record is missing", path);
     if (r == -RK_ENOTFOUND)
         return rk_error_set(err, RK_ENOTFOUND, "no secret at %s", path);
     return r;
@@ -1308,15 +1350,19 @@ meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, s
 
 static int
 meta_decode_cached(struct kv *kv, const char *path, const struct secret *raw, int64_t rev,
-                   struct kv_meta **meta, struct rk_error *err)
+                   int legacy, struct kv_meta **meta, struct rk_error *err)
 {
     int r;
 
     if (cache_lookup(kv, path, rev, 1, meta, 0, NULL, NULL))
         return 0;
-    r = kv_meta_decode((const char *)raw->data, raw->len, meta, err);
+    if (raw->len > 0 && raw->data[0] == '{')
+        r = kv_meta_decode((const char *)raw->data, raw->len, meta, err);
+    else
+        r = kv_meta_decode_bin(raw->data, raw->len, meta, err);
     if (r != 0)
         return rk_error_prefix(err, "%s", path);
+    (*meta)->legacy = legacy;
     cache_store(kv, path, rev, *meta);
     return 0;
 }
@@ -1327,11 +1373,11 @@ kv_meta_load(struct kv *kv, const char *path, struct kv_meta **meta, int64_t *mo
 {
     struct secret *raw = NULL;
     int64_t rev = 0;
-    int r;
+    int r, legacy;
 
     *meta = NULL;
-    if ((r = meta_fetch(kv, path, &raw, &rev, err)) == 0)
-        r = meta_decode_cached(kv, path, raw, rev, meta, err);
+    if ((r = meta_fetch(kv, path, &raw, &rev, &legacy, err)) == 0)
+        r = meta_decode_cached(kv, path, raw, rev, legacy, meta, err);
     if (r == 0 && mod_rev != NULL)
         *mod_rev = rev;
     secret_free(raw);
@@ -1363,7 +1409,7 @@ kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_m
              int64_t mod_rev, uint64_t version, const struct secret *data, struct rk_error *err)
 {
     char key[STORE_KEY_MAX];
-    char *enc = NULL;
+    unsigned char *enc = NULL;
     size_t enclen = 0;
     struct del_ctx dc = {t, path, err};
     int r;
@@ -1380,11 +1426,24 @@ kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_m
     if ((r = meta_prune(meta, prune_del, &dc)) != 0)
         return r;
     meta->updated_us = time_now_us();
-    if ((r = kv_meta_encode(meta, &enc, &enclen, err)) != 0)
+    if ((r = kv_meta_encode_bin(meta, &enc, &enclen, err)) != 0)
         return r;
-    if (barrier_txn_cmp(t, key, mod_rev) != 0 || barrier_txn_put(t, key, enc, enclen) != 0) {
+    if (barrier_txn_cmp(t, key, meta->legacy ? 0 : mod_rev) != 0 ||
+        barrier_txn_put(t, key, enc, enclen) != 0) {
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
+    }
+    /* A new path gets its list marker; a path of the first layout has its metadata moved out of
+     * the marker (compared at the revision it was read at). */
+    if (mod_rev == 0 || meta->legacy) {
+        if ((r = marker_key(path, key, sizeof(key), err)) != 0)
+            goto out;
+        if ((meta->legacy && barrier_txn_cmp(t, key, mod_rev) != 0) ||
+            barrier_txn_put(t, key, MARKER_VALUE, sizeof(MARKER_VALUE) - 1) != 0) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        meta->legacy = 0;
     }
     /* The pruned version may be the one being written only if it was not current/pending. */
     if (data != NULL && kv_meta_find(meta, version) != NULL) {
@@ -1441,7 +1500,7 @@ read_version(struct kv *kv, const char *path, uint64_t version, struct secret **
     uint64_t current = 0;
     char key[STORE_KEY_MAX];
     int64_t rev = 0;
-    int r, filled = 0;
+    int r, filled = 0, legacy;
 
     if (data != NULL)
         *data = NULL;
@@ -1454,11 +1513,11 @@ read_version(struct kv *kv, const char *path, uint64_t version, struct secret **
     if (vmeta != NULL)
         memset(vmeta, 0, sizeof(*vmeta));
     memset(&vm, 0, sizeof(vm));
-    if ((r = meta_fetch(kv, path, &raw, &rev, err)) != 0)
+    if ((r = meta_fetch(kv, path, &raw, &rev, &legacy, err)) != 0)
         goto out;
     /* The common read (no whole metadata wanted) copies one record out of the cache. */
     if (metap != NULL || !cache_lookup(kv, path, rev, 0, NULL, version, &vm, &current)) {
-        if ((r = meta_decode_cached(kv, path, raw, rev, &meta, err)) != 0)
+        if ((r = meta_decode_cached(kv, path, raw, rev, legacy, &meta, err)) != 0)
             goto out;
         current = meta->current_version;
         f = kv_meta_find(meta, version != 0 ? version : current);
@@ -1907,7 +1966,7 @@ settings_mutate(struct kv_meta *meta, struct barrier_txn *t, const char *path, c
         return rk_error_set(err, RK_EINVAL, "delete_version_after must not be negative");
     if (s->has_custom_metadata) {
         json_t *c;
-        if ((r = custom_check(s->custom_metadata, err)) != 0)
+        if ((r = kv_custom_check(s->custom_metadata, err)) != 0)
             return r;
         if ((c = json_deep_copy(s->custom_metadata)) == NULL)
             return rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -1957,7 +2016,13 @@ kv_delete_metadata(struct kv *kv, const char *path, struct rk_error *err)
         }
         if ((r = meta_key(path, key, sizeof(key), err)) != 0)
             goto out;
-        if (barrier_txn_cmp(t, key, rev) != 0 || barrier_txn_del(t, key) != 0) {
+        if ((!meta->legacy && barrier_txn_cmp(t, key, rev) != 0) || barrier_txn_del(t, key) != 0) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((r = marker_key(path, key, sizeof(key), err)) != 0)
+            goto out;
+        if ((meta->legacy && barrier_txn_cmp(t, key, rev) != 0) || barrier_txn_del(t, key) != 0) {
             r = rk_error_set(err, RK_ENOMEM, "out of memory");
             goto out;
         }

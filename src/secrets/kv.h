@@ -1,8 +1,11 @@
 /* kv.h: the versioned key-value engine (HashiCorp Vault KV v2 semantics plus rotation stages).
  *
  * A secret lives at a logical path such as "secret/ai-gateway/litellm/master-key" (checked with
- * path_validate). Three kinds of storage keys, all encrypted by the barrier:
- *   "kv/meta/<path>"            JSON metadata (format below, decoded by kv_meta_decode)
+ * path_validate). Four kinds of storage keys, all encrypted by the barrier:
+ *   "kv/meta/<path>"            the list marker (kv_list walks these), written when the path is
+ *                               created and not touched by later writes
+ *   "kv/data/<path>@meta"       the metadata (binary format 2, kvmeta.h), next to the path's data
+ *                               keys so that a put's three writes share a B-tree page
  *   "kv/data/<path>@<version>"  the version's data: canonical JSON object text (sorted keys,
  *                               compact), e.g. {"key":"sk-litellm-..."}
  *   "kv/data/<path>@cur"        the current version's record: its kv_version_meta, the path's
@@ -17,6 +20,10 @@
  * custom_metadata in it. Reads of a given version, kv_read and the metadata calls use the
  * metadata as before. Because the record duplicates the current version, an older rekey must not
  * write a store this one has written (it would leave the record stale).
+ *
+ * Layout 1 (stores written before the "@meta" record): the metadata was JSON in "kv/meta/<path>".
+ * It is still read there when "@meta" is absent, and the path's next metadata write moves it
+ * (compared at the revision it was read at) and leaves a marker.
  *
  * Versions carry a stage: pending, current, previous, retired or failed. At most one version is
  * current and at most one is previous. A plain read returns the current version.
@@ -38,7 +45,7 @@
  *
  * Threads: a struct kv may be used from several threads at once. It caches decoded metadata
  * keyed by (path, mod_rev) under striped locks; the metadata is still read from the barrier on
- * every call that needs it, only the JSON decode is skipped on a hit.
+ * every call that needs it, only the decode is skipped on a hit.
  * This relies on a store's revisions only growing (true of sqlite and etcd).
  * Concurrent writers to one path are serialised by an optimistic compare on the metadata key's
  * mod_rev; kv_put/kv_patch retry internally unless a cas was given. */
@@ -98,6 +105,7 @@ struct kv_meta {
     json_t *custom_metadata;      /* object of string values, never NULL; owned by the meta */
     size_t nversions;
     struct kv_version_meta *versions; /* ascending by version; owned by the meta */
+    int legacy; /* kv.c's own: read from the first storage layout, moved by the next write */
 };
 
 struct kv;
@@ -321,6 +329,11 @@ int kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk
 /* Encodes meta as JSON into *out (malloc'd, NUL-terminated, caller frees; *len may be NULL).
  * Returns 0 or -RK_ENOMEM. */
 int kv_meta_encode(const struct kv_meta *meta, char **out, size_t *len, struct rk_error *err);
+
+/* Checks a custom_metadata object against Vault's limits (an object of at most
+ * KV_CUSTOM_MAX_KEYS string values; keys 1..KV_CUSTOM_KEY_MAX bytes, values at most
+ * KV_CUSTOM_VALUE_MAX bytes). err may be NULL. Returns 0 or -RK_EINVAL. */
+int kv_custom_check(const json_t *c, struct rk_error *err);
 
 /* 1 when vm is deleted at time now_us (deletion_us set and not in the future). */
 int kv_version_deleted(const struct kv_version_meta *vm, int64_t now_us);

@@ -1103,6 +1103,120 @@ test_no_plaintext_on_disk(void **state)
                  file_contains(path, "kv/meta/secret/ai-gateway/providers/anthropic")));
 }
 
+/* Writes path as a store of the first layout had it: JSON metadata in "kv/meta/<path>", the data
+ * keys, and no "@meta" record. */
+static void
+write_layout1(struct fx *f, const char *path, const char *json_meta, const char *v1, const char *v2)
+{
+    struct barrier_txn *t = barrier_txn_new(f->br);
+    struct rk_error err = {0};
+    char key[256];
+
+    assert_non_null(t);
+    snprintf(key, sizeof(key), "kv/meta/%s", path);
+    assert_int_equal(barrier_txn_put(t, key, json_meta, strlen(json_meta)), 0);
+    snprintf(key, sizeof(key), "kv/data/%s@1", path);
+    assert_int_equal(barrier_txn_put(t, key, v1, strlen(v1)), 0);
+    snprintf(key, sizeof(key), "kv/data/%s@2", path);
+    assert_int_equal(barrier_txn_put(t, key, v2, strlen(v2)), 0);
+    assert_int_equal(barrier_txn_commit(t, NULL, &err), 0);
+    barrier_txn_free(t);
+}
+
+static int
+names_has(char **names, size_t n, const char *want)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], want) == 0)
+            return 1;
+    return 0;
+}
+
+/* A store written by the first layout reads as before; the first write moves the metadata into
+ * "@meta" (binary) and leaves a marker; listing and deleting work in both layouts. */
+static void
+test_layout1_store(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct kv_meta *m = NULL;
+    struct secret *raw = NULL;
+    char **names = NULL;
+    size_t n = 0;
+    uint64_t v = 0;
+    const char *meta1 =
+        "{\"format\":1,\"created_time\":\"2026-01-01T00:00:00Z\",\"updated_time\":"
+        "\"2026-01-02T00:00:00Z\",\"current_version\":2,\"latest_version\":2,"
+        "\"oldest_version\":1,\"max_versions\":0,\"cas_required\":false,"
+        "\"delete_version_after\":0,\"custom_metadata\":{\"team\":\"gw\"},\"versions\":["
+        "{\"version\":1,\"created_time\":\"2026-01-01T00:00:00Z\",\"deletion_time\":\"\","
+        "\"destroyed\":false,\"stage\":\"previous\",\"author\":\"ops\",\"reason\":\"\","
+        "\"fingerprint\":\"sha256:000000000001\"},"
+        "{\"version\":2,\"created_time\":\"2026-01-02T00:00:00Z\",\"deletion_time\":\"\","
+        "\"destroyed\":false,\"stage\":\"current\",\"author\":\"ops\",\"reason\":\"r\","
+        "\"fingerprint\":\"sha256:000000000002\"}]}";
+
+    write_layout1(f, "secret/old/a", meta1, "{\"k\":\"one\"}", "{\"k\":\"two\"}");
+    write_layout1(f, "secret/old/b", meta1, "{\"k\":\"b1\"}", "{\"k\":\"b2\"}");
+
+    /* reads */
+    expect_data(f->kv, "secret/old/a", 0, "{\"k\":\"two\"}");
+    expect_data(f->kv, "secret/old/a", 1, "{\"k\":\"one\"}");
+    assert_int_equal(kv_metadata_get(f->kv, "secret/old/a", &m, &err), 0);
+    assert_int_equal(m->current_version, 2);
+    assert_string_equal(m->versions[0].author, "ops");
+    assert_string_equal(json_string_value(json_object_get(m->custom_metadata, "team")), "gw");
+    kv_meta_free(m);
+    m = NULL;
+    assert_int_equal(kv_list_names(f->kv, "secret/old", &names, &n, &err), 0);
+    assert_int_equal(n, 2);
+    kv_names_free(names);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
+                     -RK_ENOTFOUND);
+
+    /* the first write moves the metadata */
+    assert_int_equal(put_json(f->kv, "secret/old/a", "{\"k\":\"three\"}", NULL, &v, &err), 0);
+    assert_int_equal(v, 3);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err), 0);
+    assert_true(raw->len > 0 && raw->data[0] == 0x02);
+    secret_free(raw);
+    raw = NULL;
+    assert_int_equal(barrier_get(f->br, "kv/meta/secret/old/a", &raw, NULL, &err), 0);
+    assert_true(raw->len == 1 && raw->data[0] == 'P');
+    secret_free(raw);
+    raw = NULL;
+    expect_data(f->kv, "secret/old/a", 0, "{\"k\":\"three\"}");
+    expect_data(f->kv, "secret/old/a", 1, "{\"k\":\"one\"}");
+    assert_int_equal(stage_of(f->kv, "secret/old/a", 2), KV_STAGE_PREVIOUS);
+    assert_int_equal(kv_metadata_get(f->kv, "secret/old/a", &m, &err), 0);
+    assert_int_equal(m->nversions, 3);
+    assert_string_equal(json_string_value(json_object_get(m->custom_metadata, "team")), "gw");
+    kv_meta_free(m);
+    m = NULL;
+
+    /* a new path in the new layout, listed next to the old ones */
+    assert_int_equal(put_json(f->kv, "secret/old/c", "{\"k\":\"c\"}", NULL, NULL, &err), 0);
+    assert_int_equal(kv_list_names(f->kv, "secret/old", &names, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_true(names_has(names, n, "a") && names_has(names, n, "b") && names_has(names, n, "c"));
+    kv_names_free(names);
+
+    /* deleting the metadata removes every key of a path, in either layout */
+    assert_int_equal(kv_delete_metadata(f->kv, "secret/old/a", &err), 0);
+    assert_int_equal(kv_delete_metadata(f->kv, "secret/old/b", &err), 0);
+    assert_int_equal(kv_list_names(f->kv, "secret/old", &names, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "c");
+    kv_names_free(names);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/b@1", &raw, NULL, &err),
+                     -RK_ENOTFOUND);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
+                     -RK_ENOTFOUND);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@3", &raw, NULL, &err),
+                     -RK_ENOTFOUND);
+    assert_int_equal(kv_get(f->kv, "secret/old/a", 0, NULL, NULL, &err), -RK_ENOTFOUND);
+}
+
 static void
 test_stage_names(void **state)
 {
@@ -1138,6 +1252,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fingerprint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_puts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_layout1_store, setup, teardown),
         cmocka_unit_test(test_stage_names),
     };
 
