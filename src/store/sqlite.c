@@ -35,6 +35,7 @@
 #include "../util/fsutil.h"
 #include "../util/log.h"
 #include "faulty.h"
+#include "sqlite_mutex.h"
 
 #define SQ_APPLICATION_ID 0x726b7931 /* "rky1" */
 #define SQ_SCHEMA_VERSION 1
@@ -513,11 +514,13 @@ sq_close(struct backend *b)
 }
 
 /* SQLite's memory statistics take a global mutex on every allocation, which readers on several
- * threads would fight over. Only possible before SQLite initialises; harmless if too late. */
+ * threads would fight over; and its mutexes become adaptive ones (sqlite_mutex.c). Only possible
+ * before SQLite initialises; harmless if too late. */
 static void
 sq_global_init(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite_mutex_install();
     sqlite3_initialize();
 }
 
