@@ -10,7 +10,9 @@
  * queue their transactions; whichever caller finds no leader becomes the leader, takes the whole
  * queue, runs it as ONE SQLite transaction (each caller's transaction inside its own SAVEPOINT,
  * so a failed compare rolls back only that one), commits once (one fsync), and wakes every caller
- * with its own result and revision.
+ * with its own result and revision. Each waiting caller sleeps on its own semaphore: a commit
+ * wakes its callers one by one, instead of all of them fighting for the queue's lock on one
+ * condition variable, and callers that queued behind the batch get their own leader by hand-off.
  *
  * Gathering: right after a commit the callers it woke are busy preparing their next write (kv
  * work, encryption), and the first one back would otherwise commit alone, costing a whole fsync
@@ -24,6 +26,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +68,9 @@ struct sq_req {
     int must_exist; /* single-key delete: a missing key is -RK_ENOTFOUND */
     int result;
     int64_t rev;
-    int done;
+    int done;      /* under qlock: result and rev are final */
+    int lead;      /* under qlock: the previous leader handed the queue to this caller */
+    sem_t wake;    /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
     char msg[SQ_MSG_MAX];
     struct sq_req *next;
 };
@@ -112,7 +117,6 @@ struct sq_backend {
 
     /* group commit */
     pthread_mutex_t qlock;
-    pthread_cond_t qcond;
     pthread_cond_t lcond; /* the gathering leader waits on it for arrivals (CLOCK_MONOTONIC) */
     struct sq_req *qhead, *qtail;
     size_t qlen;
@@ -506,7 +510,6 @@ sq_close(struct backend *b)
     sqlite3_close_v2(sb->wdb);
     faulty_vfs_free(sb->fvfs);
     pthread_mutex_destroy(&sb->qlock);
-    pthread_cond_destroy(&sb->qcond);
     pthread_cond_destroy(&sb->lcond);
     pthread_mutex_destroy(&sb->rlock);
     free(sb->path);
@@ -548,7 +551,6 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
     }
     sb->base.ops = &sqlite_backend_ops;
     pthread_mutex_init(&sb->qlock, NULL);
-    pthread_cond_init(&sb->qcond, NULL);
     {
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -970,10 +972,65 @@ gather(struct sq_backend *sb)
     return 0;
 }
 
-/* Queues q and returns when it has been committed or has failed. */
+/* Passes the queue to its first caller, who leads the next batch; or, with nothing queued,
+ * frees the leader's slot. Called with qlock held by the leader (or by sq_trim). */
+static void
+handoff(struct sq_backend *sb)
+{
+    if (sb->qhead == NULL) {
+        sb->leader_active = 0;
+        return;
+    }
+    sb->qhead->lead = 1;
+    sem_post(&sb->qhead->wake);
+}
+
+/* Leads one batch: gathers, runs it, then wakes each of its callers on its own semaphore and
+ * hands the queue on. Called and returns with qlock held; leader_active is set. */
+static void
+lead(struct sq_backend *sb, struct sq_req *self)
+{
+    struct sq_req *batch, *next;
+    size_t n;
+    int64_t t0;
+    uint64_t nok;
+    int short_cut;
+
+    short_cut = gather(sb);
+    batch = sb->qhead;
+    n = sb->qlen;
+    sb->qhead = sb->qtail = NULL;
+    sb->qlen = 0;
+    pthread_mutex_unlock(&sb->qlock);
+    t0 = mono_ns();
+    nok = run_batch(sb, batch);
+    pthread_mutex_lock(&sb->qlock);
+    sb->last_commit_ns = mono_ns() - t0;
+    /* Those that queued meanwhile plus the callers of this batch form the load. */
+    if (short_cut)
+        sb->expect = n > 0 ? n : 1;
+    else if (n > sb->expect)
+        sb->expect = n;
+    if (nok > 0) {
+        sb->n_commits++;
+        sb->n_txns += nok;
+    }
+    for (; batch != NULL; batch = next) {
+        next = batch->next; /* read before done: a woken caller may return at once */
+        batch->done = 1;
+        if (batch != self)
+            sem_post(&batch->wake);
+    }
+    handoff(sb);
+}
+
+/* Queues q and returns when it has been committed or has failed. The first caller to find no
+ * leader leads; the others sleep on their own semaphore until their batch is done or the queue
+ * is handed to them. */
 static void
 submit(struct sq_backend *sb, struct sq_req *q)
 {
+    sem_init(&q->wake, 0, 0);
     pthread_mutex_lock(&sb->qlock);
     q->next = NULL;
     if (sb->qtail != NULL)
@@ -984,45 +1041,22 @@ submit(struct sq_backend *sb, struct sq_req *q)
     sb->qlen++;
     if (sb->leader_gathering)
         pthread_cond_signal(&sb->lcond);
+    if (!sb->leader_active) {
+        sb->leader_active = 1;
+        lead(sb, q);
+    }
     while (!q->done) {
-        if (!sb->leader_active) {
-            struct sq_req *batch, *next;
-            size_t n;
-            int64_t t0;
-            uint64_t nok;
-            int short_cut;
-
-            sb->leader_active = 1;
-            short_cut = gather(sb);
-            batch = sb->qhead;
-            n = sb->qlen;
-            sb->qhead = sb->qtail = NULL;
-            sb->qlen = 0;
-            pthread_mutex_unlock(&sb->qlock);
-            t0 = mono_ns();
-            nok = run_batch(sb, batch);
-            pthread_mutex_lock(&sb->qlock);
-            sb->last_commit_ns = mono_ns() - t0;
-            /* Those that queued meanwhile plus the callers of this batch form the load. */
-            if (short_cut)
-                sb->expect = n > 0 ? n : 1;
-            else if (n > sb->expect)
-                sb->expect = n;
-            if (nok > 0) {
-                sb->n_commits++;
-                sb->n_txns += nok;
-            }
-            for (; batch != NULL; batch = next) {
-                next = batch->next; /* read before done: a woken caller may return at once */
-                batch->done = 1;
-            }
-            sb->leader_active = 0;
-            pthread_cond_broadcast(&sb->qcond);
-        } else {
-            pthread_cond_wait(&sb->qcond, &sb->qlock);
+        pthread_mutex_unlock(&sb->qlock);
+        while (sem_wait(&q->wake) != 0)
+            ; /* EINTR */
+        pthread_mutex_lock(&sb->qlock);
+        if (!q->done && q->lead) {
+            q->lead = 0;
+            lead(sb, q);
         }
     }
     pthread_mutex_unlock(&sb->qlock);
+    sem_destroy(&q->wake);
 }
 
 static int
@@ -1111,8 +1145,7 @@ sq_trim(struct backend *b)
         pthread_mutex_unlock(&sb->qlock);
         sqlite3_db_release_memory(sb->wdb);
         pthread_mutex_lock(&sb->qlock);
-        sb->leader_active = 0;
-        pthread_cond_broadcast(&sb->qcond);
+        handoff(sb); /* callers that queued meanwhile wait for a leader */
     }
     pthread_mutex_unlock(&sb->qlock);
 }
