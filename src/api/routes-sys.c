@@ -6,6 +6,7 @@
 
 #include "api/app.h"
 #include "api/server.h"
+#include "api/sysbody.h"
 #include "util/enc.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -112,34 +113,36 @@ h_init(struct http_request *req, void *vapp, struct rk_error *err)
     struct api_app *app = vapp;
     struct secret **shares = NULL, *root = NULL;
     json_t *body = NULL, *keys = NULL, *keys64 = NULL;
-    json_int_t n = 0, k = 0;
-    int r;
+    struct sys_init_body b;
+    int n, k, r;
 
     if (http_request_method(req) == HTTP_GET)
         return http_respond_json(req, 200,
                                  json_pack("{s:b}", "initialized", api_app_initialized(app)));
     if (http_request_json(req, &body) != 0)
         return 0;
-    if (json_unpack(body, "{s:I, s:I}", "secret_shares", &n, "secret_threshold", &k) != 0) {
-        json_decref(body);
-        return http_respond_error(req, 400, "secret_shares and secret_threshold are required");
-    }
+    r = sys_init_body_decode(body, &b, err);
     json_decref(body);
+    if (r == -RK_EINVAL)
+        return http_respond_error(req, 400, "%s", err->msg);
+    /* A key-file server says so before a range error (-RK_ELIMIT), as it always has. */
     if (app->key_file != NULL)
         return http_respond_error(req, 400,
                                   "this server unseals with a key file (%s); initialise it with "
                                   "'rekey operator init -key-file PATH' instead",
                                   app->key_file);
-    if (n < 1 || n > 255 || k < 1 || k > 255)
-        return http_respond_error(req, 400, "secret_shares and secret_threshold must be 1..255");
-    r = api_app_init_shares(app, (int)n, (int)k, &shares, &root, err);
+    if (r != 0)
+        return http_respond_error(req, 400, "%s", err->msg);
+    n = b.secret_shares;
+    k = b.secret_threshold;
+    r = api_app_init_shares(app, n, k, &shares, &root, err);
     if (r == -RK_EEXISTS)
         return http_respond_error(req, 400, "Vault is already initialized");
     if (r != 0)
         return api_respond_rk(req, r, err);
     keys = json_array();
     keys64 = json_array();
-    for (json_int_t i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         size_t blen = shares[i]->len / 2;
         unsigned char *bin = malloc(blen + 1);
         char *b64 = NULL;
@@ -154,8 +157,8 @@ h_init(struct http_request *req, void *vapp, struct rk_error *err)
         secret_free(shares[i]);
     }
     free(shares);
-    log_info("sys/init from %s: %lld shares, threshold %lld; root token issued",
-             http_request_ip(req), (long long)n, (long long)k);
+    log_info("sys/init from %s: %d shares, threshold %d; root token issued", http_request_ip(req),
+             n, k);
     r = http_respond_json(req, 200,
                           json_pack("{s:o, s:o, s:s}", "keys", keys, "keys_base64", keys64,
                                     "root_token", (const char *)root->data));
@@ -170,26 +173,20 @@ h_unseal(struct http_request *req, void *vapp, struct rk_error *err)
 {
     struct api_app *app = vapp;
     json_t *body = NULL;
-    const char *key = NULL;
-    int reset = 0, migrate = 0, r = 0;
+    struct sys_unseal_body b;
+    int r = 0;
 
     if (http_request_json(req, &body) != 0)
         return 0;
-    if (json_unpack(body, "{s?s, s?b, s?b}", "key", &key, "reset", &reset, "migrate", &migrate) !=
-        0) {
+    if (sys_unseal_body_decode(body, &b, err) != 0) {
         json_decref(body);
-        return http_respond_error(req, 400, "'key' must be a string and 'reset' a boolean");
+        return http_respond_error(req, 400, "%s", err->msg);
     }
-    if (reset) {
+    if (b.reset)
         api_app_unseal_reset(app);
-    } else if (key == NULL) {
-        json_decref(body);
-        return http_respond_error(req, 400,
-                                  "'key' must be specified in request body as JSON, or "
-                                  "'reset' set to true");
-    } else {
-        r = api_app_unseal_share(app, key, err);
-    }
+    else
+        r = api_app_unseal_share(app, b.key, err);
+    /* b.key (the share) points into body: freeing body wipes it (json_wipe_on_free). */
     json_decref(body);
     if (r != 0) {
         log_warn("sys/unseal from %s: %s", http_request_ip(req), err->msg);
@@ -359,7 +356,7 @@ policy_route(struct http_request *req, struct api_app *app, int old, struct rk_e
     /* PUT / POST: write. */
     {
         json_t *body = NULL;
-        const char *text = NULL;
+        struct sys_policy_body b;
         struct policy *p = NULL;
         unsigned cap = CAP_UPDATE;
 
@@ -372,12 +369,11 @@ policy_route(struct http_request *req, struct api_app *app, int old, struct rk_e
             return 0;
         if (http_request_json(req, &body) != 0)
             return 0;
-        if (json_unpack(body, "{s:s}", "policy", &text) != 0 &&
-            json_unpack(body, "{s:s}", "rules", &text) != 0) {
+        if (sys_policy_body_decode(body, &b, err) != 0) {
             json_decref(body);
-            return http_respond_error(req, 400, "'policy' parameter not supplied or empty");
+            return http_respond_error(req, 400, "%s", err->msg);
         }
-        r = api_policy_put(app, name, text, strlen(text), err);
+        r = api_policy_put(app, name, b.text, b.len, err);
         json_decref(body);
         if (r == -RK_EINVAL || r == -RK_ELIMIT)
             return http_respond_error(req, 400, "failed to parse policy: %s", err->msg);
@@ -437,31 +433,22 @@ h_capabilities_self(struct http_request *req, void *vapp, struct rk_error *err)
 {
     struct api_app *app = vapp;
     struct token_info ti = {0};
-    json_t *body = NULL, *paths = NULL, *out = NULL, *one = NULL;
-    const char *path1 = NULL;
+    json_t *body = NULL, *out = NULL, *one = NULL;
+    struct sys_caps_body b;
     int r = 0;
 
     if (api_authorize(req, app, "sys/capabilities-self", CAP_UPDATE, &ti) != 0)
         return 0;
     if (http_request_json(req, &body) != 0)
         goto out;
-    if (json_unpack(body, "{s?o, s?s}", "paths", &paths, "path", &path1) != 0 ||
-        (paths != NULL && !json_is_array(paths) && !json_is_string(paths)) ||
-        (paths == NULL && path1 == NULL)) {
-        http_respond_error(req, 400, "'paths' must be a list of paths");
+    if (sys_caps_body_decode(body, &b, err) != 0) {
+        http_respond_error(req, 400, "%s", err->msg);
         goto out;
     }
     out = json_object();
-    size_t np = json_is_array(paths) ? json_array_size(paths) : 1;
-    for (size_t i = 0; i < np; i++) {
-        const char *p = paths == NULL           ? path1
-                        : json_is_string(paths) ? json_string_value(paths)
-                                                : json_string_value(json_array_get(paths, i));
+    for (size_t i = 0; i < b.npaths; i++) {
+        const char *p = sys_caps_body_path(&b, i);
         unsigned caps = 0;
-        if (p == NULL) {
-            http_respond_error(req, 400, "'paths' must be a list of strings");
-            goto out;
-        }
         if ((r = api_token_capabilities(app, &ti, p, &caps, err)) != 0) {
             api_respond_rk(req, r, err);
             goto out;
