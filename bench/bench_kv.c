@@ -328,6 +328,20 @@ out:
     return r;
 }
 
+/* Opens path as the raw baselines' database: WAL, synchronous=FULL, the store's table. */
+static int
+raw_open(const char *path, sqlite3 **db)
+{
+    return sqlite3_open(path, db) != SQLITE_OK ||
+                   sqlite3_exec(*db,
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+                                "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT "
+                                "NULL, mod_rev INTEGER NOT NULL) WITHOUT ROWID;",
+                                NULL, NULL, NULL) != SQLITE_OK
+               ? -1
+               : 0;
+}
+
 /* The baseline: raw SQLite, WAL, synchronous=FULL, one INSERT (its own fsynced transaction) per
  * row, one thread, values the size of a sealed secret. */
 static int
@@ -341,12 +355,7 @@ raw_sqlite(const char *path, struct result *res)
 
     memset(res, 0, sizeof(*res));
     memset(val, 0xa5, sizeof(val));
-    if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db,
-                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                     "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL,"
-                     " mod_rev INTEGER NOT NULL) WITHOUT ROWID;",
-                     NULL, NULL, NULL) != SQLITE_OK ||
+    if (raw_open(path, &db) != 0 ||
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", -1, &st, NULL) !=
             SQLITE_OK) {
         fprintf(stderr, "bench_kv: raw sqlite: %s\n", sqlite3_errmsg(db));
@@ -391,12 +400,7 @@ raw_sqlite_random(const char *path, size_t nkeys, struct result *res)
 
     memset(res, 0, sizeof(*res));
     memset(val, 0x5a, sizeof(val));
-    if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db,
-                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-                     "CREATE TABLE kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL,"
-                     " mod_rev INTEGER NOT NULL) WITHOUT ROWID;",
-                     NULL, NULL, NULL) != SQLITE_OK ||
+    if (raw_open(path, &db) != 0 ||
         sqlite3_prepare_v2(db, "INSERT INTO kv VALUES (?, ?, ?)", -1, &ins, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "UPDATE kv SET value = ?2, mod_rev = ?3 WHERE key = ?1", -1, &upd,
                            NULL) != SQLITE_OK)

@@ -790,7 +790,7 @@ kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk_err
     struct kv_meta *m = NULL;
     json_error_t jerr;
     json_t *root, *arr, *custom, *v;
-    uint64_t u, ncur = 0, nprev = 0;
+    uint64_t u;
     int64_t dva;
     const char *what = "metadata";
     int r = -RK_ECORRUPT;
@@ -868,20 +868,8 @@ kv_meta_decode(const char *json, size_t len, struct kv_meta **out, struct rk_err
         st = json_object_get(v, "stage");
         if (!json_is_string(st) || kv_stage_parse(json_string_value(st), &vm->stage) != 0)
             goto bad;
-        if (vm->stage == KV_STAGE_CURRENT) {
-            ncur++;
-            if (vm->version != m->current_version)
-                goto bad;
-        }
-        if (vm->stage == KV_STAGE_PREVIOUS)
-            nprev++;
     }
-    what = "stages";
-    if (ncur > 1 || nprev > 1 || (ncur == 0 && m->current_version != 0))
-        goto bad;
-    what = "oldest_version";
-    if (m->oldest_version != (m->nversions > 0 ? m->versions[0].version : 0))
-        goto bad;
+    /* The invariants between fields (stages, oldest_version, …) are the binary format's too. */
     if ((r = kv_meta_validate(m, err)) != 0)
         goto out;
     *out = m;

@@ -199,28 +199,15 @@ put_bytes(struct wbuf *w, const void *s, size_t n)
 }
 
 static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* upper case would not survive the compact form's round trip */
-}
-
-/* 1 (and the raw bytes in raw) when fp is "sha256:" + 12 lowercase hex digits. */
-static int
 fp_compact(const char *fp, size_t fl, unsigned char raw[FP_RAW])
 {
-    if (fl != FINGERPRINT_LEN || memcmp(fp, FP_PREFIX, FP_PREFIX_LEN) != 0)
+    const char *hex = fp + FP_PREFIX_LEN;
+
+    /* Lower case only: upper case would not survive the compact form's round trip. */
+    if (fl != FINGERPRINT_LEN || memcmp(fp, FP_PREFIX, FP_PREFIX_LEN) != 0 ||
+        strspn(hex, "0123456789abcdef") < 2 * FP_RAW)
         return 0;
-    for (size_t i = 0; i < FP_RAW; i++) {
-        int hi = hexval(fp[FP_PREFIX_LEN + 2 * i]), lo = hexval(fp[FP_PREFIX_LEN + 2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return 0;
-        raw[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return 1;
+    return hex_decode(hex, 2 * FP_RAW, raw, FP_RAW) == 0;
 }
 
 static int

@@ -374,6 +374,20 @@ hb_str(struct hb *h, const char *s)
         hb_byte(h, (unsigned char)s[i]);
 }
 
+/* A version record: version 1, created T0, not deleted, then bits and three strings (the
+ * fingerprint in its long form). */
+static void
+hb_vrec(struct hb *h, unsigned char bits, const char *author, const char *reason, const char *fp)
+{
+    hb_var(h, 1);
+    hb_var(h, (uint64_t)T0);
+    hb_var(h, 0);
+    hb_byte(h, bits);
+    hb_str(h, author);
+    hb_str(h, reason);
+    hb_str(h, fp);
+}
+
 /* The header of a record with no custom metadata, up to and including nversions. */
 static void
 hb_header(struct hb *h, uint64_t cur, uint64_t latest, uint64_t oldest, uint64_t nv)
@@ -521,13 +535,7 @@ test_hand_built(void **state)
     }
     /* A compact-shaped fingerprint stored long is not canonical; another shape is fine. */
     hb_header(&h, 1, 1, 1, 1);
-    hb_var(&h, 1);
-    hb_var(&h, (uint64_t)T0);
-    hb_var(&h, 0);
-    hb_byte(&h, KV_STAGE_CURRENT);
-    hb_str(&h, "");
-    hb_str(&h, "");
-    hb_str(&h, "sha256:abababababab");
+    hb_vrec(&h, KV_STAGE_CURRENT, "", "", "sha256:abababababab");
     assert_int_equal(hb_decode(&h, &err), -RK_ECORRUPT);
     assert_non_null(strstr(err.msg, "compact"));
     h.b[h.n - 1] = 'B';
@@ -537,23 +545,11 @@ test_hand_built(void **state)
     assert_int_equal(hb_decode(&h, &err), -RK_ECORRUPT);
     /* Too long fingerprint. */
     hb_header(&h, 0, 1, 1, 1);
-    hb_var(&h, 1);
-    hb_var(&h, (uint64_t)T0);
-    hb_var(&h, 0);
-    hb_byte(&h, KV_STAGE_RETIRED);
-    hb_str(&h, "");
-    hb_str(&h, "");
-    hb_str(&h, "sha256:abababababab0");
+    hb_vrec(&h, KV_STAGE_RETIRED, "", "", "sha256:abababababab0");
     assert_int_equal(hb_decode(&h, &err), -RK_ECORRUPT);
     /* Invalid UTF-8 in the reason. */
     hb_header(&h, 0, 1, 1, 1);
-    hb_var(&h, 1);
-    hb_var(&h, (uint64_t)T0);
-    hb_var(&h, 0);
-    hb_byte(&h, KV_STAGE_RETIRED);
-    hb_str(&h, "");
-    hb_str(&h, "\xc0\xaf");
-    hb_str(&h, "");
+    hb_vrec(&h, KV_STAGE_RETIRED, "", "\xc0\xaf", "");
     assert_int_equal(hb_decode(&h, &err), -RK_ECORRUPT);
     assert_non_null(strstr(err.msg, "reason"));
 
