@@ -31,7 +31,7 @@ struct http_config {
     size_t max_body;             /* bytes; 0 = 1 MiB */
     unsigned max_connections;    /* 0 = 1024 */
     unsigned per_ip_connections; /* 0 = 256 */
-    unsigned conn_timeout_s;     /* 0 = 30 */
+    unsigned conn_timeout_s;     /* 0 = 30; the config's server.request_timeout */
     size_t max_header_bytes;     /* per-connection header memory; 0 = 32 KiB */
     unsigned json_max_depth;     /* nesting of request JSON; 0 = 64 */
     unsigned drain_timeout_ms;   /* http_server_stop waits this long for requests; 0 = 10000 */

@@ -320,6 +320,8 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
         hc.tls_key_file = app->inv->tls_key;
         hc.tls_disable = app->inv->tls_disable;
     }
+    /* Honoured in dev mode too: it is a limit, not a place to listen (tests shorten it). */
+    hc.conn_timeout_s = (unsigned)app->inv->request_timeout;
     if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0)
         goto fail;
     if ((r = http_server_start(&hc, routes, nroutes, app, &srv, &ctx->err)) != 0) {
@@ -402,7 +404,8 @@ const struct cli_cmd cmd_server = {
             "(REKEY_KEY_FILE or store.key_file): unseal with PUT /v1/sys/unseal, or initialise a\n"
             "new store with PUT /v1/sys/init. The listener is server.listen; TLS with\n"
             "server.tls_cert and server.tls_key; a non-loopback address without TLS is refused\n"
-            "unless server.tls_disable is true.\n"
+            "unless server.tls_disable is true. A request must arrive within\n"
+            "server.request_timeout (default 30s) or the connection is closed.\n"
             "With -dev: a fresh store in a temporary directory (deleted at exit), unsealed, on\n"
             "127.0.0.1:8200 (-dev-listen-address), with a root token printed at start\n"
             "(-dev-root-token-id to choose it); the inventory is -config, else\n"
@@ -410,8 +413,9 @@ const struct cli_cmd cmd_server = {
             "While unsealed, the rotation scheduler runs inside the server (as `rekey run` does):\n"
             "due rotations, retries, finishes after grace, reminders for manual secrets.\n"
             "Signals: SIGHUP reloads the configuration (the scheduler re-plans) and the\n"
-            "certificate; SIGTERM or SIGINT stop accepting, let requests in progress finish,\n"
-            "let the rotation in flight finish, and exit 0.",
+            "certificate; the listener settings (server.*) are read at start only. SIGTERM or\n"
+            "SIGINT stop accepting, let requests in progress finish, let the rotation in flight\n"
+            "finish, and exit 0.",
     .min_args = 0,
     .max_args = 0,
     .needs = 0,

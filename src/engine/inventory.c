@@ -22,6 +22,8 @@
 #define INV_MAX_FILE (16u * 1024 * 1024)
 #define DEFAULT_TIMEOUT_MS 30000
 #define DEFAULT_CHECK_INTERVAL 60
+#define DEFAULT_REQUEST_TIMEOUT 30
+#define MAX_REQUEST_TIMEOUT 3600
 
 struct pos {
     int line, col; /* 1-based */
@@ -701,9 +703,9 @@ load_store(struct loader *L, struct ynode *v, struct pos kpos)
 static int
 load_server(struct loader *L, struct ynode *v, struct pos kpos)
 {
-    static const char *const keys[] = {"listen", "tls_cert", "tls_key", "tls_disable",
-                                       "check_interval"};
-    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_N };
+    static const char *const keys[] = {"listen",      "tls_cert",       "tls_key",
+                                       "tls_disable", "check_interval", "request_timeout"};
+    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_REQTIMEOUT, K_N };
     struct ment e[K_N];
     struct inventory *inv = L->inv;
     int r;
@@ -731,6 +733,18 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
         if (inv->check_interval <= 0)
             return lerr(L, val_pos(e[K_CHECK].val, e[K_CHECK].kpos), "server.check_interval",
                         "expected a duration greater than 0");
+    }
+    if (has(&e[K_REQTIMEOUT])) {
+        int64_t secs;
+        if ((r = get_duration(L, e[K_REQTIMEOUT].val, e[K_REQTIMEOUT].kpos,
+                              "server.request_timeout", &secs)) != 0)
+            return r;
+        /* Below 1s no real client gets a request through; above 1h the slow-loris protection
+         * it exists for is gone (a connection slot held for hours). */
+        if (secs < 1 || secs > MAX_REQUEST_TIMEOUT)
+            return lerr(L, val_pos(e[K_REQTIMEOUT].val, e[K_REQTIMEOUT].kpos),
+                        "server.request_timeout", "expected a duration from 1s to 1h");
+        inv->request_timeout = secs;
     }
     if ((inv->tls_cert == NULL) != (inv->tls_key == NULL))
         return lerr(L, kpos, inv->tls_cert ? "server.tls_key" : "server.tls_cert",
@@ -1066,6 +1080,9 @@ load_hook(struct loader *L, struct hook_def *h, struct ynode *k, struct ynode *v
             return lerr(L, e[K_WAIT].kpos, key,
                         "expected 0 < interval <= timeout (interval %llds, timeout %llds)",
                         (long long)iv, (long long)to);
+        /* Bounded like a hook's timeout; also keeps the milliseconds below from overflowing. */
+        if (to > 86400)
+            return lerr(L, val_pos(w[1].val, w[1].kpos), key, "expected a duration up to 24h");
         h->wait_interval_ms = iv * 1000;
         h->wait_timeout_ms = to * 1000;
     }
@@ -1954,6 +1971,7 @@ inventory_load_string(const char *name, const char *buf, size_t len, struct inve
         goto out;
     }
     L.inv->check_interval = DEFAULT_CHECK_INTERVAL;
+    L.inv->request_timeout = DEFAULT_REQUEST_TIMEOUT;
     if ((slash = strrchr(L.name, '/')) != NULL) {
         size_t dlen = slash == L.name ? 1 : (size_t)(slash - L.name);
         if ((L.dir = strndup(L.name, dlen)) == NULL) {

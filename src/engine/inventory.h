@@ -77,7 +77,10 @@ struct inventory {
     char *listen;          /* server: "127.0.0.1:8200" */
     char *tls_cert, *tls_key;
     int tls_disable;
-    int64_t check_interval; /* server: `check_interval`, seconds between scheduler checks (60) */
+    int64_t check_interval;  /* server: `check_interval`, seconds between scheduler checks (60) */
+    int64_t request_timeout; /* server: `request_timeout`, seconds a request (headers and body)
+                              * may take to arrive, from the connection opening or the previous
+                              * response (30; 1..3600); http_config.conn_timeout_s */
     char *audit_path;
     struct hook_def *hooks;
     size_t nhooks;

@@ -156,7 +156,7 @@ lint_secret(struct linter *l, const struct inv_secret *s)
                    dur(max_ttl, a, sizeof(a)), dur(ttl, b, sizeof(b)));
         /* A lease is renewed by the scheduler, which wakes every check_interval: a lease shorter
          * than two intervals can lapse between two checks. */
-        if (ttl > 0 && inv->check_interval > 0 && ttl < 2 * inv->check_interval)
+        if (ttl > 0 && inv->check_interval > 0 && ttl / 2 < inv->check_interval)
             report(l, "warning", s->line, s->col,
                    "%s: lease ttl %s is shorter than twice the check interval %s; leases may "
                    "expire before they are renewed",

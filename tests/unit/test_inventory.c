@@ -404,6 +404,97 @@ test_err_durations(void **state)
                "3:66", "secrets[0].ttl", "unknown unit 'y'");
 }
 
+/* server.request_timeout: default 30s, any duration syntax, 1s..1h inclusive; errors name
+ * file:line:col of the value, the key and the range. */
+static void
+test_request_timeout(void **state)
+{
+    static const struct {
+        const char *yaml;
+        int64_t want;
+    } ok[] = {
+        {HDR "secrets: []\n", 30},
+        {HDR "server:\n  listen: \"127.0.0.1:0\"\n", 30},
+        {HDR "server:\n  request_timeout: ~\n", 30}, /* null: the default, as for other keys */
+        {HDR "server:\n  request_timeout: 3s\n", 3},
+        {HDR "server:\n  request_timeout: 2m\n", 120},
+        {HDR "server: {request_timeout: 1m30s}\n", 90},
+        {HDR "server:\n  request_timeout: 45\n", 45}, /* plain seconds */
+        {HDR "server:\n  request_timeout: 1s\n", 1},
+        {HDR "server:\n  request_timeout: 1h\n", 3600},
+        {HDR "server:\n  request_timeout: 59m60s\n", 3600},
+    };
+    struct inventory *inv = NULL;
+    struct rk_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (load(ok[i].yaml, &inv, &err) != 0) {
+            print_error("case %zu: unexpected load error: %s\n", i, err.msg);
+            fail();
+        }
+        if (inv->request_timeout != ok[i].want) {
+            print_error("case %zu: request_timeout %lld, wanted %lld\n", i,
+                        (long long)inv->request_timeout, (long long)ok[i].want);
+            fail();
+        }
+        inventory_free(inv);
+        inv = NULL;
+    }
+
+    /* out of range: the value's position, the key, the accepted range */
+    expect_err(HDR "server:\n  listen: x\n  request_timeout: 0s\n", "4:20",
+               "server.request_timeout", "expected a duration from 1s to 1h");
+    expect_err(HDR "server:\n  request_timeout: 0\n", "3:20", "server.request_timeout",
+               "from 1s to 1h");
+    expect_err(HDR "server:\n  request_timeout: 1h1s\n", "3:20", "server.request_timeout",
+               "from 1s to 1h");
+    expect_err(HDR "server: {request_timeout: 2h}\n", "2:27", "server.request_timeout",
+               "from 1s to 1h");
+    expect_err(HDR "server:\n  request_timeout: 9999999999w\n", "3:20", "server.request_timeout");
+    /* not a duration */
+    expect_err(HDR "server:\n  request_timeout: soon\n", "3:20", "server.request_timeout",
+               "bad duration 'soon'");
+    expect_err(HDR "server:\n  request_timeout: 30x\n", "3:20", "server.request_timeout",
+               "unknown unit 'x'");
+    expect_err(HDR "server:\n  request_timeout: -5s\n", "3:20", "server.request_timeout");
+    expect_err(HDR "server:\n  request_timeout: \"\"\n", "3:20", "server.request_timeout",
+               "empty duration");
+    expect_err(HDR "server:\n  request_timeout:\n", "3:3", "server.request_timeout",
+               "empty duration"); /* as for check_interval: no value has no position of its own */
+    expect_err(HDR "server:\n  request_timeout: [3s]\n", "3:20", "server.request_timeout",
+               "a duration");
+    expect_err(HDR "server:\n  request_timeout: {s: 3}\n", "3:20", "server.request_timeout");
+    /* a misspelt key is refused and the right one suggested in the list */
+    expect_err(HDR "server:\n  request_timout: 3s\n", "3:3", "server",
+               "unknown key 'request_timout'", "request_timeout");
+    expect_err(HDR "server:\n  request_timeout: 3s\n  request_timeout: 4s\n", "4:3",
+               "duplicate key 'request_timeout'");
+}
+
+/* Found by fuzz/config-fuzzer: a huge hook wait.timeout overflowed its milliseconds (UBSan);
+ * it is now bounded like a hook's timeout. */
+static void
+test_wait_timeout_bounded(void **state)
+{
+    struct inventory *inv = NULL;
+    struct rk_error err;
+
+    (void)state;
+    expect_err(HDR "hooks:\n  h: {type: exec, command: [x], wait: {interval: 1s, timeout: "
+                   "6148914691236517204s}}\n",
+               "3:63", "hooks.h.wait.timeout", "up to 24h");
+    expect_err(HDR "hooks:\n  h: {type: exec, command: [x], wait: {interval: 1s, timeout: "
+                   "24h1s}}\n",
+               "3:63", "hooks.h.wait.timeout", "up to 24h");
+    assert_int_equal(load(HDR "hooks:\n  h: {type: exec, command: [x], wait: {interval: 1s, "
+                              "timeout: 24h}}\n",
+                          &inv, &err),
+                     0);
+    assert_int_equal(inv->hooks[0].wait_timeout_ms, 86400000);
+    inventory_free(inv);
+}
+
 static void
 test_err_paths(void **state)
 {
@@ -826,6 +917,8 @@ main(void)
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_err_unknown_keys),
         cmocka_unit_test(test_err_durations),
+        cmocka_unit_test(test_request_timeout),
+        cmocka_unit_test(test_wait_timeout_bounded),
         cmocka_unit_test(test_err_paths),
         cmocka_unit_test(test_err_required_and_kinds),
         cmocka_unit_test(test_err_hooks),
