@@ -58,29 +58,43 @@ rotations() {
     expect 200
     j 'sum(1 for e in d["data"]["events"] if e["op"] == "rotate" and e["result"] == "ok")'
 }
-# consistent PATH FIELD FILE PREFIX: over the API, exactly one current version, none pending,
-# no rotation in flight, and FILE holds PREFIX + the current value of FIELD.
-consistent() {
-    req GET "/v1/secret/metadata/${1#secret/}"
+# state PATH: the scheduler's state of PATH ("ok", "rotating", ...).
+state() {
+    req GET "/v1/rekey/status/$1"
     expect 200
-    $PY - <<'PY' || { cat resp.json; fail "the versions of $1 are not consistent"; }
-import json
+    j 'd["data"]["state"]'
+}
+# consistent PATH FIELD FILE PREFIX: over the API, exactly one current version, none pending,
+# no rotation in flight, and FILE holds PREFIX + the current value of FIELD. The scheduler keeps
+# rotating meanwhile, so it looks for a quiet moment: a look during which a rotation ran (or was
+# in flight) is taken again, up to 40 times; a quiet look that disagrees fails.
+consistent() {
+    local try n1 val file
+    for ((try = 0; try < 40; try++)); do
+        n1=$(rotations "$1")
+        [ "$(state "$1")" != rotating ] || { sleep 0.1; continue; }
+        req GET "/v1/secret/metadata/${1#secret/}"
+        expect 200
+        $PY - <<'PY' || { cat resp.json; fail "the versions of $1 are not consistent"; }
+import json, sys
 m = json.load(open("resp.json"))["data"]
 stages = [v["stage"] for v in m["versions"].values()]
+if "pending" in stages:
+    sys.exit(0)  # a rotation started since: the caller looks again
 assert stages.count("current") == 1, stages
-assert "pending" not in stages, stages
 nums = sorted(int(k) for k in m["versions"])
 assert nums == list(range(nums[0], nums[-1] + 1)), nums
 PY
-    req GET "/v1/rekey/status/$1"
-    expect 200
-    [ "$(j 'd["data"]["state"]')" != rotating ] || fail "$1 is still rotating"
-    req GET "/v1/secret/data/${1#secret/}"
-    expect 200
-    local val
-    val=$(j "d['data']['data']['$2']")
-    [ -n "$val" ] || fail "$1 has no value"
-    [ "$(cat "$3")" = "$4$val" ] || fail "$3 does not hold the current value of $1"
+        req GET "/v1/secret/data/${1#secret/}"
+        expect 200
+        val=$(j "d['data']['data']['$2']")
+        [ -n "$val" ] || fail "$1 has no value"
+        file=$(cat "$3")
+        [ "$(state "$1")" != rotating ] && [ "$(rotations "$1")" = "$n1" ] || { sleep 0.1; continue; }
+        [ "$file" = "$4$val" ] || fail "$3 does not hold the current value of $1"
+        return 0
+    done
+    fail "no quiet moment to compare $3 with $1 in 40 tries"
 }
 SERVER_PID=
 trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
