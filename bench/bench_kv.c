@@ -416,8 +416,7 @@ raw_sqlite_random(const char *path, size_t nkeys, struct result *res)
             goto fail;
         sqlite3_reset(ins);
     }
-    if (sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL) !=
-        SQLITE_OK)
+    if (sqlite3_exec(db, "COMMIT; PRAGMA wal_checkpoint(TRUNCATE);", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
     t0 = now_ns();
     end = t0 + (uint64_t)(run_seconds * 1e9);

@@ -68,9 +68,9 @@ struct sq_req {
     int must_exist; /* single-key delete: a missing key is -RK_ENOTFOUND */
     int result;
     int64_t rev;
-    int done;      /* under qlock: result and rev are final */
-    int lead;      /* under qlock: the previous leader handed the queue to this caller */
-    sem_t wake;    /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
+    int done;   /* under qlock: result and rev are final */
+    int lead;   /* under qlock: the previous leader handed the queue to this caller */
+    sem_t wake; /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
     char msg[SQ_MSG_MAX];
     struct sq_req *next;
 };

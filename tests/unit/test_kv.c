@@ -1208,12 +1208,10 @@ test_layout1_store(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(names[0], "c");
     kv_names_free(names);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/b@1", &raw, NULL, &err),
-                     -RK_ENOTFOUND);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/b@1", &raw, NULL, &err), -RK_ENOTFOUND);
     assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
                      -RK_ENOTFOUND);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@3", &raw, NULL, &err),
-                     -RK_ENOTFOUND);
+    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@3", &raw, NULL, &err), -RK_ENOTFOUND);
     assert_int_equal(kv_get(f->kv, "secret/old/a", 0, NULL, NULL, &err), -RK_ENOTFOUND);
 }
 

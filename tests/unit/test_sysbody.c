@@ -266,7 +266,7 @@ test_policy(void **state)
     expect_policy("{\"policy\":5,\"rules\":\"R\"}", "R");     /* a non-string policy falls back */
     expect_policy("{\"policy\":null,\"rules\":\"R\"}", "R");
     expect_policy("{\"policy\":\"P\",\"rules\":5}", "P"); /* rules unread when policy is ok */
-    expect_policy_fail("{\"policy\":\"\"}"); /* empty: refused, as Vault does */
+    expect_policy_fail("{\"policy\":\"\"}");              /* empty: refused, as Vault does */
     expect_policy("{\"policy\":\"P\",\"name\":\"x\",\"x\":[]}", "P"); /* extras ignored */
     expect_policy_fail("{}");
     expect_policy_fail("{\"policy\":5}");
