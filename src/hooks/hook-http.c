@@ -5,25 +5,15 @@
  * TLS verified unless tls_verify is false. Pass = the expected status. */
 #include "hook.h"
 
-#include <curl/curl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/curlload.h"
 #include "util/log.h"
 
 /* Bytes of a failing response that are logged (masked); 2^12 - 1 so that the block with the
  * secret's NUL byte is 4 KiB in the buddy-allocated secure heap. */
 #define BODY_LOG_MAX 4095
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc = CURLE_FAILED_INIT;
-
-static void
-curl_init(void)
-{
-    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
 
 static int
 token_char(unsigned char c)
@@ -111,8 +101,8 @@ http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
     long status = 0;
     int r = -RK_EINTERNAL;
 
-    if (pthread_once(&curl_once, curl_init) != 0 || curl_init_rc != CURLE_OK)
-        return rk_error_set(err, RK_EINTERNAL, "libcurl did not initialise");
+    if ((r = curl_load(err)) != 0)
+        return r;
     if (h->url == NULL)
         return rk_error_set(err, RK_ECONFIG, "no url");
     if ((r = hook_template_render_public(h->url, ctx, &url, err)) != 0) {
@@ -169,38 +159,38 @@ http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
         goto out;
     }
 
-    if ((c = curl_easy_init()) == NULL) {
+    if ((c = CURL_FN->easy_init()) == NULL) {
         r = rk_error_set(err, RK_ENOMEM, "curl_easy_init failed");
         goto out;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURL_FN->easy_setopt(c, CURLOPT_URL, url);
+    CURL_FN->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    CURL_FN->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURL_FN->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+    CURL_FN->easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never send a secret through an env-set proxy */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->tls_verify ? 1L : 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->tls_verify ? 2L : 0L);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "rekey/" REKEY_VERSION);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, nodes);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &rs);
+    CURL_FN->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    CURL_FN->easy_setopt(c, CURLOPT_PROXY, ""); /* never send a secret through an env-set proxy */
+    CURL_FN->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    CURL_FN->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    CURL_FN->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, h->tls_verify ? 1L : 0L);
+    CURL_FN->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, h->tls_verify ? 2L : 0L);
+    CURL_FN->easy_setopt(c, CURLOPT_USERAGENT, "rekey/" REKEY_VERSION);
+    CURL_FN->easy_setopt(c, CURLOPT_HTTPHEADER, nodes);
+    CURL_FN->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    CURL_FN->easy_setopt(c, CURLOPT_WRITEDATA, &rs);
     if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        CURL_FN->easy_setopt(c, CURLOPT_NOBODY, 1L);
     else
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        CURL_FN->easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body != NULL) {
         /* POSTFIELDS is not copied by libcurl: it reads straight from secure memory. */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body->data);
+        CURL_FN->easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+        CURL_FN->easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body->data);
     }
-    cc = curl_easy_perform(c);
+    cc = CURL_FN->easy_perform(c);
     if (cc == CURLE_OPERATION_TIMEDOUT) {
         r = rk_error_set(err, RK_ETIMEOUT, "%s %s: timed out after %lld ms", method, url,
                          (long long)timeout_ms);
@@ -208,10 +198,10 @@ http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
     }
     if (cc != CURLE_OK) {
         r = rk_error_set(err, RK_EHOOK, "%s %s: %s", method, url,
-                         errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+                         errbuf[0] != '\0' ? errbuf : CURL_FN->easy_strerror(cc));
         goto out;
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    CURL_FN->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status != expect) {
         hook_log_output(h, "response", rs.buf->data, rs.len, rs.truncated, ctx);
         r = rk_error_set(err, RK_EHOOK, "expected HTTP %d, got %ld (%s %s)", expect, status, method,
@@ -221,7 +211,7 @@ http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
     r = 0;
 out:
     if (c != NULL)
-        curl_easy_cleanup(c);
+        CURL_FN->easy_cleanup(c);
     if (lines != NULL)
         for (size_t i = 0; i < h->nheaders; i++)
             secret_free(lines[i]);
