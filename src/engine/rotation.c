@@ -931,6 +931,8 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
     snprintf(r.reason, sizeof(r.reason), "%s",
              opts->reason ? opts->reason : (r.op == ROT_OP_REVOKE ? "revoke" : ""));
     snprintf(r.author, sizeof(r.author), "%s", opts->author ? opts->author : "rekey");
+    utf8_trim_tail(r.reason); /* a long reason is cut, but at a character boundary */
+    utf8_trim_tail(r.author);
     if (opts->dry_run) {
         dry_run(&r);
         snprintf(res->message, sizeof(res->message), "dry run: nothing was changed");

@@ -374,6 +374,9 @@ kv_meta_add_version(struct kv_meta *meta, enum kv_stage stage, const char *autho
         return rk_error_set(err, RK_EINVAL, "author is longer than %d bytes", KV_AUTHOR_MAX - 1);
     if (reason != NULL && strlen(reason) >= KV_REASON_MAX)
         return rk_error_set(err, RK_EINVAL, "reason is longer than %d bytes", KV_REASON_MAX - 1);
+    if ((author != NULL && !utf8_valid((const unsigned char *)author, strlen(author))) ||
+        (reason != NULL && !utf8_valid((const unsigned char *)reason, strlen(reason))))
+        return rk_error_set(err, RK_EINVAL, "author and reason must be UTF-8 text");
     if (fp == NULL || strlen(fp) != FINGERPRINT_LEN)
         return rk_error_set(err, RK_EINVAL, "bad fingerprint");
     if (meta->latest_version == UINT64_MAX)
@@ -504,37 +507,6 @@ jb_int(struct jbuf *b, int64_t v)
     if (v < 0)
         tmp[--i] = '-';
     jb_raw(b, tmp + i, sizeof(tmp) - i);
-}
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid (jansson's rules:
- * no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-    uint32_t cp;
-    size_t len;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        len = 2, cp = s[0] & 0x1Fu;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        len = 3, cp = s[0] & 0x0Fu;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        len = 4, cp = s[0] & 0x07u;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 static void

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../util/enc.h"
+#include "../util/parse.h"
 
 #define FP_PREFIX "sha256:"
 #define FP_PREFIX_LEN (sizeof(FP_PREFIX) - 1)
@@ -26,44 +27,6 @@
 #define VREC_MIN 7
 
 /* ---- validation ---- */
-
-/* 1 when the n bytes at s are valid UTF-8 by jansson's rules (no overlong forms, no surrogates,
- * nothing above U+10FFFF), so anything accepted here survives a JSON round trip. */
-static int
-utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-
-    while (i < n) {
-        uint32_t cp;
-        size_t len;
-
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        if (s[i] >= 0xC2 && s[i] <= 0xDF)
-            len = 2, cp = s[i] & 0x1Fu;
-        else if (s[i] >= 0xE0 && s[i] <= 0xEF)
-            len = 3, cp = s[i] & 0x0Fu;
-        else if (s[i] >= 0xF0 && s[i] <= 0xF4)
-            len = 4, cp = s[i] & 0x07u;
-        else
-            return 0;
-        if (len > n - i)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + k] & 0x3Fu);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
 
 /* 1 when the string in arr (size bytes) is NUL-terminated within it and valid UTF-8. */
 static int

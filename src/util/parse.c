@@ -1,6 +1,7 @@
 #include "parse.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,4 +137,59 @@ parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    size_t len;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        len = 2, cp = s[0] & 0x1Fu;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        len = 3, cp = s[0] & 0x0Fu;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        len = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+int
+utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t k;
+
+    for (size_t i = 0; i < n; i += k)
+        if ((k = utf8_seq(s + i, n - i)) == 0)
+            return 0;
+    return 1;
+}
+
+void
+utf8_trim_tail(char *s)
+{
+    size_t n = strlen(s), start = n;
+
+    /* The last character starts at most 3 bytes before the end, at a non-continuation byte. */
+    while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80)
+        start--;
+    if (start == 0 || ((unsigned char)s[start - 1] & 0x80) == 0)
+        return;
+    start--; /* the lead byte of the last character */
+    if (utf8_seq((const unsigned char *)s + start, n - start) != n - start)
+        s[start] = '\0';
 }

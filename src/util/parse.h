@@ -21,6 +21,19 @@ void duration_format(int64_t secs, char *out, size_t outlen);
  * Returns 0 or -RK_EINVAL with the reason in err. */
 int path_validate(const char *p, size_t len, struct rk_error *err);
 
+/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 if invalid. The rules are
+ * jansson's (no overlong forms, no surrogates, nothing above U+10FFFF), so text that passes
+ * survives a JSON round trip. */
+size_t utf8_seq(const unsigned char *s, size_t n);
+
+/* 1 when the n bytes at s are valid UTF-8 (as utf8_seq), else 0. */
+int utf8_valid(const unsigned char *s, size_t n);
+
+/* Cuts the NUL-terminated UTF-8 string s (which snprintf may have cut anywhere) back to its
+ * last whole character, so a truncated text stays valid UTF-8; invalid bytes before the end
+ * are left for utf8_valid to refuse. */
+void utf8_trim_tail(char *s);
+
 /* strtoll with full checks: the whole string, base 10, within [min,max]. Returns 0 or -1. */
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 

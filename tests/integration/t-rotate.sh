@@ -98,6 +98,12 @@ expect_exit 0 "$REKEY" revoke $P
 "$REKEY" kv metadata -format=json $P > m.json
 /usr/bin/python3 -c 'import json; m=json.load(open("m.json")); assert not [v for v in m["versions"].values() if v["stage"]=="previous"], "revoke left a previous version"'
 
+# A reason longer than the history keeps is cut at a character boundary, not refused.
+long_reason=$(/usr/bin/python3 -c 'print("Schlüsselwechsel nach Vorfall " * 8)')
+expect_exit 0 "$REKEY" rotate --yes --reason "$long_reason" $P
+"$REKEY" history --json $P > h.json
+/usr/bin/python3 -c 'import json; e=json.load(open("h.json"))["events"][-1]; r=e["reason"]; assert e["result"]=="ok" and r.startswith("Schlüsselwechsel") and 0 < len(r.encode()) < 160, e'
+
 # Dry run touches nothing.
 before=$("$REKEY" kv metadata -format=json $P | md5sum)
 expect_exit 0 "$REKEY" rotate --dry-run $P

@@ -183,6 +183,52 @@ test_error(void **state)
     assert_string_equal(rk_strerror(-RK_ENOTFOUND), "not found");
 }
 
+/* UTF-8: jansson's rules, and cutting a text back to its last whole character. */
+static void
+test_utf8(void **state)
+{
+    static const struct {
+        const char *in, *want;
+    } trims[] = {
+        {"", ""},
+        {"abc", "abc"},
+        {"ab\xc3\xa9", "ab\xc3\xa9"},               /* whole 2-byte character */
+        {"ab\xc3", "ab"},                           /* lead byte alone */
+        {"a\xe2\x82\xac", "a\xe2\x82\xac"},         /* whole euro sign */
+        {"a\xe2\x82", "a"},                         /* 3-byte character cut after 2 */
+        {"a\xf0\x9f\x94\x91", "a\xf0\x9f\x94\x91"}, /* whole 4-byte character */
+        {"a\xf0\x9f\x94", "a"},                     /* cut after 3 */
+        {"\xc3", ""},
+        {"a\x80", "a\x80"}, /* a stray continuation byte is not a cut: left for utf8_valid */
+    };
+    char buf[16];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(trims) / sizeof(trims[0]); i++) {
+        snprintf(buf, sizeof(buf), "%s", trims[i].in);
+        utf8_trim_tail(buf);
+        assert_string_equal(buf, trims[i].want);
+    }
+    assert_true(utf8_valid((const unsigned char *)"caf\xc3\xa9", 5));
+    assert_false(utf8_valid((const unsigned char *)"caf\xc3", 4));
+    assert_false(utf8_valid((const unsigned char *)"\xc0\xaf", 2));         /* overlong */
+    assert_false(utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));     /* surrogate */
+    assert_false(utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+    assert_false(utf8_valid((const unsigned char *)"a\x80", 2));
+    /* What snprintf does to a long reason: 100 two-byte characters into 160 bytes. */
+    {
+        char reason[160], in[201];
+        for (int i = 0; i < 100; i++)
+            in[2 * i] = (char)0xc3, in[2 * i + 1] = (char)0xa9;
+        in[200] = '\0';
+        snprintf(reason, sizeof(reason), "%s", in);
+        assert_false(utf8_valid((const unsigned char *)reason, strlen(reason)));
+        utf8_trim_tail(reason);
+        assert_int_equal(strlen(reason), 158);
+        assert_true(utf8_valid((const unsigned char *)reason, strlen(reason)));
+    }
+}
+
 int
 main(void)
 {
@@ -191,7 +237,7 @@ main(void)
         cmocka_unit_test(test_duration_format), cmocka_unit_test(test_path),
         cmocka_unit_test(test_encodings),       cmocka_unit_test(test_secret),
         cmocka_unit_test(test_fs_atomic),       cmocka_unit_test(test_time),
-        cmocka_unit_test(test_error),
+        cmocka_unit_test(test_error),           cmocka_unit_test(test_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
