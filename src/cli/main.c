@@ -37,6 +37,7 @@ print_main_help(FILE *f)
         "  --version    print the version\n"
         "\nEnvironment: REKEY_CONFIG, REKEY_STORE (overrides the store location),\n"
         "REKEY_KEY_FILE (root key file for unattended unseal), REKEY_LOG (debug|info|warn|error),\n"
+        "REKEY_STORE_CACHE (the SQLite store's read cache in MiB, default 64, 0 for none),\n"
         "NO_COLOR.\n"
         "\nClient mode: with REKEY_ADDR (or VAULT_ADDR) set, the kv commands, status, rotate,\n"
         "rollback, revoke, recover, done, history and operator init/unseal/seal act through\n"

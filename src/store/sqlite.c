@@ -28,16 +28,20 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../util/fsutil.h"
 #include "../util/log.h"
+#include "../util/parse.h"
 #include "faulty.h"
+#include "sqcache.h"
 #include "sqlite_mutex.h"
 
 #define SQ_APPLICATION_ID 0x726b7931 /* "rky1" */
@@ -46,6 +50,8 @@
 #define SQ_MSG_MAX 256
 #define SQ_GATHER_MIN_NS 20000L /* bounds of a leader's wait for more transactions */
 #define SQ_GATHER_MAX_NS 1000000L
+#define SQ_CACHE_MIB_DEFAULT 64 /* the read cache's budget; $REKEY_STORE_CACHE (MiB) overrides */
+#define SQ_CACHE_MIB_MAX 65536
 
 struct sq_backend;
 
@@ -55,6 +61,7 @@ struct sq_reader {
     sqlite3_stmt *get;
     sqlite3_stmt *list_ge; /* key >= ?1 */
     sqlite3_stmt *list_gt; /* key > ?1 */
+    sqlite3_stmt *rev;     /* the global revision (read cache validation) */
     struct sq_backend *sb;
     struct sq_reader *prev, *next;
 };
@@ -130,6 +137,17 @@ struct sq_backend {
     int rkey_ok;
     pthread_mutex_t rlock;
     struct sq_reader *readers;
+
+    /* The shared read cache (sqcache.h; NULL: none) and what keeps it true to the file when
+     * other processes write it too. shm maps the head of the WAL index (read only). known is the
+     * WAL-index state (shm_state) at which the cache was last found to hold nothing but this
+     * process's own commits; own_rev is the revision of the latest commit the cache follows.
+     * vlock serialises validation (cache_validate) with the publication of a commit. */
+    struct sqcache *cache;
+    const void *shm;
+    pthread_mutex_t vlock;
+    _Atomic uint64_t known;
+    int64_t own_rev; /* under vlock */
 };
 
 static const char *const list_ge_sql =
@@ -306,6 +324,7 @@ reader_close(struct sq_reader *rd)
     sqlite3_finalize(rd->get);
     sqlite3_finalize(rd->list_ge);
     sqlite3_finalize(rd->list_gt);
+    sqlite3_finalize(rd->rev);
     sqlite3_close_v2(rd->db);
     free(rd);
 }
@@ -354,6 +373,8 @@ reader_get(struct sq_backend *sb, struct sq_reader **out, struct rk_error *err)
         (rc = sqlite3_prepare_v3(rd->db, list_ge_sql, -1, SQLITE_PREPARE_PERSISTENT, &rd->list_ge,
                                  NULL)) != SQLITE_OK ||
         (rc = sqlite3_prepare_v3(rd->db, list_gt_sql, -1, SQLITE_PREPARE_PERSISTENT, &rd->list_gt,
+                                 NULL)) != SQLITE_OK ||
+        (rc = sqlite3_prepare_v3(rd->db, wsql[W_GET_REV], -1, SQLITE_PREPARE_PERSISTENT, &rd->rev,
                                  NULL)) != SQLITE_OK) {
         r = sq_fail(err, rd->db, rc, sb->path, "preparing reads");
         goto fail;
@@ -373,6 +394,130 @@ reader_get(struct sq_backend *sb, struct sq_reader **out, struct rk_error *err)
 fail:
     reader_close(rd);
     return r;
+}
+
+/* ---- the read cache's coherence ------------------------------------------------------------
+ *
+ * Within this process the writer publishes each commit to the cache (run_batch). Another process
+ * writing the same file (the CLI beside a running server) is seen through the WAL index, the
+ * "-shm" file every connection to the database shares (https://www.sqlite.org/walformat.html):
+ * it begins with two copies of a 48-byte header, the second written first, and every commit
+ * changes their iChange and mxFrame. While the header is the one last validated, nothing has
+ * been committed since, and the cache can answer. When it has changed, cache_validate reads the
+ * revision row: if it is the revision of this process's latest commit, all the new commits were
+ * this process's own (already published); if not, another process wrote, and the cache is
+ * emptied. The writer also compares, in its write transaction, the revision it starts from with
+ * own_rev, and empties the cache when another process committed in between. */
+#define SQ_SHM_MAP 4096u
+#define SQ_WALINDEX_VERSION 3007000u
+
+/* The WAL-index state as one nonzero number, or 0 while a header write is in flight. */
+static uint64_t
+shm_state(const struct sq_backend *sb)
+{
+    const volatile uint32_t *h = sb->shm;
+    uint32_t change0 = h[2], frames0 = h[4], change1, frames1;
+
+    atomic_thread_fence(memory_order_acquire);
+    change1 = h[12 + 2];
+    frames1 = h[12 + 4];
+    if (change0 != change1 || frames0 != frames1)
+        return 0;
+    return (uint64_t)change0 << 32 | (frames0 & 0x7fffffffu) | 0x80000000u;
+}
+
+/* The revision row as the calling thread's reader sees it now: 0 or a negative RK_E*. */
+static int
+read_revision(struct sq_reader *rd, int64_t *rev)
+{
+    int rc = sqlite3_step(rd->rev);
+
+    if (rc == SQLITE_ROW)
+        *rev = sqlite3_column_int64(rd->rev, 0);
+    sqlite3_reset(rd->rev);
+    return rc == SQLITE_ROW ? 0 : -RK_EIO;
+}
+
+/* Called when the WAL index is at state, not the known one. Returns 1 when the cache may be
+ * used (it follows state now), 0 when not this time (another thread is validating or a commit
+ * is being published: read from SQLite). */
+static int
+cache_validate(struct sq_backend *sb, struct sq_reader *rd, uint64_t state)
+{
+    int64_t rev = 0;
+    int ok = 0;
+
+    if (pthread_mutex_trylock(&sb->vlock) != 0)
+        return 0;
+    if (atomic_load(&sb->known) != state) {
+        /* state was read before this read transaction began: the revision is at least as new
+         * as state, so a foreign commit up to state cannot go unseen. */
+        if (read_revision(rd, &rev) != 0)
+            goto out;
+        if (rev != sb->own_rev) {
+            sqcache_clear(sb->cache);
+            sb->own_rev = rev;
+        }
+        atomic_store(&sb->known, state);
+    }
+    ok = 1;
+out:
+    pthread_mutex_unlock(&sb->vlock);
+    return ok;
+}
+
+/* Sets up the read cache once the writer has the database open in WAL mode (which created and
+ * initialised the WAL index). Without a WAL index it can check (another SQLite, a VFS without
+ * shared memory), there is no cache, which costs speed only. */
+static void
+cache_setup(struct sq_backend *sb)
+{
+    const char *dbfile = sqlite3_db_filename(sb->wdb, "main"), *env = getenv("REKEY_STORE_CACHE");
+    int64_t mib = SQ_CACHE_MIB_DEFAULT, rev = 0;
+    char shmpath[PATH_MAX];
+    struct stat st;
+    void *m;
+    int fd, rc;
+
+    if (env != NULL && env[0] != '\0' && parse_int64(env, 0, SQ_CACHE_MIB_MAX, &mib) != 0) {
+        log_warn("REKEY_STORE_CACHE=%s is not a size in MiB from 0 to %d; using %d", env,
+                 SQ_CACHE_MIB_MAX, SQ_CACHE_MIB_DEFAULT);
+        mib = SQ_CACHE_MIB_DEFAULT;
+    }
+    if (mib == 0 || dbfile == NULL || dbfile[0] == '\0')
+        return;
+    if ((size_t)snprintf(shmpath, sizeof(shmpath), "%s-shm", dbfile) >= sizeof(shmpath))
+        return;
+    if ((fd = open(shmpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)SQ_SHM_MAP) {
+        close(fd);
+        return;
+    }
+    m = mmap(NULL, SQ_SHM_MAP, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (m == MAP_FAILED)
+        return;
+    sb->shm = m;
+    {
+        const volatile uint32_t *h = sb->shm;
+        const volatile unsigned char *b = sb->shm;
+
+        if (h[0] != SQ_WALINDEX_VERSION || b[12] != 1) {
+            log_debug("store %s: unexpected WAL index; no read cache", sb->path);
+            return;
+        }
+    }
+    /* own_rev starts at the revision now: nothing is cached yet, so the cache follows it. */
+    rc = sqlite3_step(sb->w[W_GET_REV]);
+    if (rc == SQLITE_ROW)
+        rev = sqlite3_column_int64(sb->w[W_GET_REV], 0);
+    sqlite3_reset(sb->w[W_GET_REV]);
+    if (rc != SQLITE_ROW)
+        return;
+    sb->own_rev = rev;
+    atomic_init(&sb->known, 0);
+    sb->cache = sqcache_new((size_t)mib << 20);
 }
 
 /* Creates the schema in a new file, or checks that an existing one is a rekey store. */
@@ -500,6 +645,10 @@ sq_close(struct backend *b)
         return;
     if (sb->rkey_ok)
         pthread_key_delete(sb->rkey);
+    sqcache_free(sb->cache);
+    if (sb->shm != NULL)
+        munmap((void *)sb->shm, SQ_SHM_MAP);
+    pthread_mutex_destroy(&sb->vlock);
     for (rd = sb->readers; rd != NULL; rd = next) {
         next = rd->next;
         reader_close(rd);
@@ -560,6 +709,7 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
     }
     sb->expect = 1;
     pthread_mutex_init(&sb->rlock, NULL);
+    pthread_mutex_init(&sb->vlock, NULL);
     if (fail_fsync_nth > 0 && (r = faulty_vfs_new(fail_fsync_nth, &sb->fvfs, &sb->vfs_name, err)))
         goto out;
     if ((r = open_conn(sb, &sb->wdb, err)) != 0)
@@ -597,6 +747,7 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
         goto out;
     }
     sb->rkey_ok = 1;
+    cache_setup(sb);
     if (sb->fvfs != NULL)
         faulty_vfs_arm(sb->fvfs);
     *out = &sb->base;
@@ -627,6 +778,14 @@ sqlite_backend_stats(struct backend *b, uint64_t *commits, uint64_t *txns)
     pthread_mutex_unlock(&sb->qlock);
 }
 
+void
+sqlite_backend_cache_stats(struct backend *b, struct sqcache_stats *st)
+{
+    struct sq_backend *sb = (struct sq_backend *)b;
+
+    sqcache_get_stats(b != NULL && b->ops == &sqlite_backend_ops ? sb->cache : NULL, st);
+}
+
 /* ---- reads ---------------------------------------------------------------------------------- */
 
 static int
@@ -636,12 +795,29 @@ sq_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, in
     struct sq_backend *sb = (struct sq_backend *)b;
     struct sq_reader *rd;
     sqlite3_stmt *st;
+    uint64_t token = 1, state;
+    int64_t rev = 0;
     int rc, r;
 
     *val = NULL;
     *vlen = 0;
     if ((r = key_ok(key, err)) != 0 || (r = reader_get(sb, &rd, err)) != 0)
         return r;
+    /* The cache answers when nothing was committed since it was last validated and no commit is
+     * being published; the token is taken before the SQLite read that may fill it. */
+    if (sb->cache != NULL && (state = shm_state(sb)) != 0 &&
+        (state == atomic_load(&sb->known) || cache_validate(sb, rd, state)) &&
+        ((token = sqcache_token(sb->cache)) & 1) == 0) {
+        int hit = sqcache_lookup(sb->cache, key, val, vlen, &rev);
+
+        if (hit < 0)
+            return rk_error_set(err, RK_ENOMEM, "out of memory");
+        if (hit > 0) {
+            if (mod_rev != NULL)
+                *mod_rev = rev;
+            return 0;
+        }
+    }
     st = rd->get;
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -656,8 +832,11 @@ sq_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, in
         if (n > 0)
             memcpy(*val, p, (size_t)n);
         *vlen = (size_t)n;
+        rev = sqlite3_column_int64(st, 1);
         if (mod_rev != NULL)
-            *mod_rev = sqlite3_column_int64(st, 1);
+            *mod_rev = rev;
+        if ((token & 1) == 0)
+            sqcache_fill(sb->cache, token, key, *val, *vlen, rev);
         r = 0;
     } else if (rc == SQLITE_DONE) {
         r = rk_error_set(err, RK_ENOTFOUND, "no such key");
@@ -867,6 +1046,45 @@ scrub_wal(struct sq_backend *sb)
                  sqlite3_errstr(rc));
 }
 
+/* The publication of a commit to the read cache: from just before COMMIT (when the commit can
+ * become visible to other connections) until the cache holds what it wrote, readers do not use
+ * the cache and fills of earlier reads are refused (sqcache.h). start is the revision the write
+ * transaction began from: if it is not the last one this process committed or validated,
+ * another process committed in between, and what the cache holds may be stale. */
+static void
+publish_begin(struct sq_backend *sb, int64_t start)
+{
+    pthread_mutex_lock(&sb->vlock);
+    sqcache_publish_begin(sb->cache);
+    if (start != sb->own_rev) {
+        sqcache_clear(sb->cache);
+        sb->own_rev = start;
+    }
+}
+
+/* batch: the committed batch, whose successful writes are published at revision rev; NULL when
+ * the commit failed and nothing changed. */
+static void
+publish_end(struct sq_backend *sb, const struct sq_req *batch, int64_t rev)
+{
+    for (const struct sq_req *q = batch; q != NULL; q = q->next) {
+        if (q->result != 0)
+            continue;
+        for (size_t i = 0; i < q->nops; i++) {
+            const struct store_op *op = &q->ops[i];
+
+            if (op->kind == STORE_PUT)
+                sqcache_refresh(sb->cache, op->key, op->val, op->vlen, q->rev);
+            else
+                sqcache_drop(sb->cache, op->key);
+        }
+    }
+    if (batch != NULL)
+        sb->own_rev = rev;
+    sqcache_publish_end(sb->cache);
+    pthread_mutex_unlock(&sb->vlock);
+}
+
 /* Runs a batch of queued transactions as one SQLite transaction. Called by the leader, without
  * qlock held. Sets result, rev and msg of every request. Returns the number committed. */
 static uint64_t
@@ -876,7 +1094,7 @@ run_batch(struct sq_backend *sb, struct sq_req *batch)
     sqlite3_stmt *st;
     int64_t rev = 0, start;
     uint64_t nok = 0;
-    int rc, commit_failed = 0;
+    int rc, commit_failed = 0, publishing = 0;
 
     if ((rc = wstep(sb, W_BEGIN)) != SQLITE_DONE) {
         for (q = batch; q != NULL; q = q->next)
@@ -925,6 +1143,10 @@ run_batch(struct sq_backend *sb, struct sq_req *batch)
         if (rc != SQLITE_DONE)
             goto fail_all;
     }
+    if (sb->cache != NULL) {
+        publish_begin(sb, start);
+        publishing = 1;
+    }
     if ((rc = wstep(sb, W_COMMIT)) != SQLITE_DONE) {
         commit_failed = 1;
         goto fail_all;
@@ -932,11 +1154,15 @@ run_batch(struct sq_backend *sb, struct sq_req *batch)
     for (q = batch; q != NULL; q = q->next)
         if (q->result == 0)
             nok++;
+    if (publishing)
+        publish_end(sb, batch, rev);
     return nok;
 
 fail_all:
     if (!sqlite3_get_autocommit(sb->wdb))
         wstep(sb, W_ROLLBACK);
+    if (publishing)
+        publish_end(sb, NULL, 0); /* rolled back: the cache keeps the state before it */
     if (commit_failed)
         scrub_wal(sb);
     for (q = batch; q != NULL; q = q->next)
@@ -1139,6 +1365,8 @@ sq_trim(struct backend *b)
 
     if (rd != NULL)
         sqlite3_db_release_memory(rd->db);
+    if (sb->cache != NULL)
+        sqcache_clear(sb->cache);
     pthread_mutex_lock(&sb->qlock);
     if (!sb->leader_active) {
         sb->leader_active = 1; /* no commit starts while the writer's cache is released */

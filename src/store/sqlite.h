@@ -22,4 +22,9 @@ int sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct bac
  * *txns = caller transactions (txn/put/del) committed in them. Both 0 if b is not sqlite. */
 void sqlite_backend_stats(struct backend *b, uint64_t *commits, uint64_t *txns);
 
+/* The read cache's counters (sqcache.h); all zero when b has no cache or is not sqlite. The
+ * cache's budget is $REKEY_STORE_CACHE MiB when set (0: no cache), else 64 MiB. */
+struct sqcache_stats;
+void sqlite_backend_cache_stats(struct backend *b, struct sqcache_stats *st);
+
 #endif

@@ -342,6 +342,25 @@ req GET /v1/auth/token/lookup-self "" root3.hdr.secret
 expect 200
 req PUT /v1/sys/init '{"secret_shares":3,"secret_threshold":2}' ""
 expect 400
+# The CLI on the store file beside the running server, i.e. another process writing it: each
+# sees the other's writes at once, though the server keeps what it reads in its read cache.
+export REKEY_KEY_FILE="$PWD/kf.key"
+printf 'from-cli-1' | "$REKEY" kv put secret/shared/k v=- >/dev/null || fail "cli kv put"
+for _ in 1 2; do # the second read comes from the server's cache
+    req GET /v1/secret/data/shared/k "" root3.hdr.secret
+    expect 200
+    jis 'd["data"]["data"]["v"], d["data"]["metadata"]["version"]' '(from-cli-1, 1)'
+done
+printf 'from-cli-2' | "$REKEY" kv put secret/shared/k v=- >/dev/null || fail "cli kv put"
+req GET /v1/secret/data/shared/k "" root3.hdr.secret
+jis 'd["data"]["data"]["v"], d["data"]["metadata"]["version"]' '(from-cli-2, 2)'
+req POST /v1/secret/data/shared/k '{"data":{"v":"from-api-3"}}' root3.hdr.secret
+expect 200
+[ "$("$REKEY" kv get -field=v secret/shared/k)" = from-api-3 ] || fail "the CLI missed the API's write"
+printf 'from-cli-4' | "$REKEY" kv put secret/shared/k v=- >/dev/null || fail "cli kv put"
+req GET /v1/secret/data/shared/k "" root3.hdr.secret
+jis 'd["data"]["data"]["v"], d["data"]["metadata"]["version"]' '(from-cli-4, 4)'
+unset REKEY_KEY_FILE
 stop_server
 
 # ======================= TLS, and SIGHUP reloading the certificate =======================

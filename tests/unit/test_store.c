@@ -17,6 +17,7 @@
 
 #include "store/backend.h"
 #include "store/faulty.h"
+#include "store/sqcache.h"
 #include "store/sqlite.h"
 #include "util/err.h"
 
@@ -556,6 +557,273 @@ test_two_handles(void **state)
     backend_close(b);
 }
 
+/* ---- the read cache -------------------------------------------------------------------------- */
+
+static struct sqcache_stats
+cache_stats(struct backend *b)
+{
+    struct sqcache_stats st;
+
+    sqlite_backend_cache_stats(b, &st);
+    return st;
+}
+
+/* Handle a caches what it read; writes through handle b (another process, as far as a's cache
+ * can tell: its own connection, its own cache) are seen by a's next read, whatever they are. */
+static void
+test_cache_two_handles(void **state)
+{
+    struct fixture *fx = *state;
+    struct backend *a = must_open(fx->path), *b = must_open(fx->path);
+    struct rk_error err = {0};
+    struct store_op ops[2] = {
+        {.kind = STORE_PUT, .key = "k", .val = "t1", .vlen = 2},
+        {.kind = STORE_PUT, .key = "j", .val = "t1", .vlen = 2},
+    };
+    int64_t mr;
+
+    assert_true(cache_stats(a).budget > 0);
+    put_ok(a, "k", "v1", NULL);
+    put_ok(a, "j", "w1", NULL);
+    expect(a, "k", "v1");
+    expect(a, "j", "w1");
+    assert_true(cache_stats(a).fills >= 2);
+    expect(a, "k", "v1");
+    assert_true(cache_stats(a).hits >= 1); /* the second read came from the cache */
+
+    put_ok(b, "k", "v2", NULL); /* foreign put */
+    expect(a, "k", "v2");
+    expect(a, "j", "w1");
+    expect(b, "k", "v2");
+    assert_int_equal(b->ops->txn(b, NULL, 0, ops, 2, NULL, &err), 0); /* foreign transaction */
+    expect(a, "k", "t1");
+    expect(a, "j", "t1");
+    assert_int_equal(b->ops->del(b, "k", NULL, &err), 0); /* foreign delete */
+    expect(a, "k", NULL);
+
+    /* A foreign commit right before one of a's own: a's writer sees it, and a's cached j (read
+     * before b wrote it) does not survive a's commit. */
+    expect(a, "j", "t1");
+    put_ok(b, "j", "w2", NULL);
+    put_ok(a, "other", "x", NULL);
+    expect(a, "j", "w2");
+
+    /* a's own writes refresh what it has cached; b, which cached k too, follows. */
+    put_ok(a, "k", "v3", NULL);
+    expect(b, "k", "v3");
+    mr = expect(a, "k", "v3");
+    put_ok(a, "k", "v4", NULL);
+    assert_true(expect(a, "k", "v4") > mr);
+    expect(b, "k", "v4");
+    assert_int_equal(a->ops->del(a, "k", NULL, &err), 0);
+    expect(a, "k", NULL);
+    expect(b, "k", NULL);
+    backend_close(a);
+    backend_close(b);
+}
+
+/* A compare that fails inside a batch leaves the cache with the value that stayed. */
+static void
+test_cache_failed_compare(void **state)
+{
+    struct fixture *fx = *state;
+    struct backend *a = must_open(fx->path);
+    struct rk_error err = {0};
+    struct store_cmp c = {.key = "k", .mod_rev = 999};
+    struct store_op op = {.kind = STORE_PUT, .key = "k", .val = "bad", .vlen = 3};
+
+    put_ok(a, "k", "good", NULL);
+    expect(a, "k", "good");
+    assert_int_equal(a->ops->txn(a, &c, 1, &op, 1, NULL, &err), -RK_ECONFLICT);
+    expect(a, "k", "good");
+    backend_close(a);
+}
+
+/* REKEY_STORE_CACHE=0 turns the cache off; the store works the same. */
+static void
+test_cache_off(void **state)
+{
+    struct fixture *fx = *state;
+    struct backend *a;
+
+    setenv("REKEY_STORE_CACHE", "0", 1);
+    a = must_open(fx->path);
+    unsetenv("REKEY_STORE_CACHE");
+    assert_int_equal(cache_stats(a).budget, 0);
+    put_ok(a, "k", "v", NULL);
+    expect(a, "k", "v");
+    expect(a, "k", "v");
+    assert_int_equal(cache_stats(a).hits, 0);
+    backend_close(a);
+}
+
+/* Counters on CACHE_KEYS keys, incremented by compare-and-set from writer threads on two handles
+ * while reader threads on both read them: no reader ever sees a counter go back (a stale cached
+ * value after a newer one), and at the end both handles read every counter's final value. */
+#define CACHE_KEYS 4
+#define CACHE_WRITERS 4
+#define CACHE_INCS 40
+#define CACHE_READERS 3
+
+struct cache_ctx {
+    struct backend *h[2];
+    int writers_left; /* under lock */
+    pthread_mutex_t lock;
+    long incs[CACHE_KEYS]; /* under lock */
+};
+
+struct cache_arg {
+    struct cache_ctx *cx;
+    int id;
+};
+
+static long
+read_counter(struct backend *b, const char *key, int64_t *mr, int *err_out)
+{
+    struct rk_error err = {0};
+    unsigned char *v = NULL;
+    size_t vl = 0;
+    char buf[32];
+    int r = b->ops->get(b, key, &v, &vl, mr, &err);
+
+    if (r == -RK_ENOTFOUND) {
+        *mr = 0;
+        return 0;
+    }
+    if (r != 0 || vl >= sizeof(buf)) {
+        *err_out = 1;
+        free(v);
+        return -1;
+    }
+    memcpy(buf, v, vl);
+    buf[vl] = '\0';
+    free(v);
+    return strtol(buf, NULL, 10);
+}
+
+static void *cache_writer_run(struct cache_arg *a);
+
+/* Whatever the outcome, the readers learn that this writer stopped. */
+static void *
+cache_writer(void *p)
+{
+    struct cache_arg *a = p;
+    void *ret = cache_writer_run(a);
+
+    pthread_mutex_lock(&a->cx->lock);
+    a->cx->writers_left--;
+    pthread_mutex_unlock(&a->cx->lock);
+    return ret;
+}
+
+static void *
+cache_writer_run(struct cache_arg *a)
+{
+    struct backend *b = a->cx->h[a->id % 2];
+    unsigned seed = (unsigned)a->id;
+
+    for (int i = 0; i < CACHE_INCS; i++) {
+        int k = (int)(rand_r(&seed) % CACHE_KEYS), bad = 0;
+        char key[8], buf[32];
+
+        snprintf(key, sizeof(key), "c%d", k);
+        for (int tries = 0;; tries++) {
+            struct rk_error err = {0};
+            int64_t mr = 0;
+            long cur = read_counter(b, key, &mr, &bad);
+            struct store_cmp c = {.key = key, .mod_rev = mr};
+            struct store_op op = {.kind = STORE_PUT, .key = key, .val = buf};
+            int r;
+
+            if (bad || tries > 100000) /* a stale read would make every compare fail */
+                return (void *)1;
+            snprintf(buf, sizeof(buf), "%ld", cur + 1);
+            op.vlen = strlen(buf);
+            r = b->ops->txn(b, &c, 1, &op, 1, NULL, &err);
+            if (r == 0)
+                break;
+            if (r != -RK_ECONFLICT)
+                return (void *)1;
+        }
+        pthread_mutex_lock(&a->cx->lock);
+        a->cx->incs[k]++;
+        pthread_mutex_unlock(&a->cx->lock);
+    }
+    return NULL;
+}
+
+static void *
+cache_reader(void *p)
+{
+    struct cache_arg *a = p;
+    struct backend *b = a->cx->h[a->id % 2];
+    long seen[CACHE_KEYS] = {0};
+    unsigned seed = (unsigned)a->id * 7919u;
+
+    for (;;) {
+        int k = (int)(rand_r(&seed) % CACHE_KEYS), bad = 0, left;
+        char key[8];
+        int64_t mr;
+        long v;
+
+        snprintf(key, sizeof(key), "c%d", k);
+        v = read_counter(b, key, &mr, &bad);
+        if (bad || v < seen[k])
+            return (void *)1;
+        seen[k] = v;
+        pthread_mutex_lock(&a->cx->lock);
+        left = a->cx->writers_left;
+        pthread_mutex_unlock(&a->cx->lock);
+        if (left == 0)
+            return NULL;
+    }
+}
+
+static void
+test_cache_stress(void **state)
+{
+    struct fixture *fx = *state;
+    struct cache_ctx cx = {.writers_left = CACHE_WRITERS};
+    struct cache_arg wa[CACHE_WRITERS], ra[CACHE_READERS];
+    pthread_t wt[CACHE_WRITERS], rt[CACHE_READERS];
+
+    pthread_mutex_init(&cx.lock, NULL);
+    cx.h[0] = must_open(fx->path);
+    cx.h[1] = must_open(fx->path);
+    for (int i = 0; i < CACHE_READERS; i++) {
+        ra[i] = (struct cache_arg){.cx = &cx, .id = i};
+        assert_int_equal(pthread_create(&rt[i], NULL, cache_reader, &ra[i]), 0);
+    }
+    for (int i = 0; i < CACHE_WRITERS; i++) {
+        wa[i] = (struct cache_arg){.cx = &cx, .id = i};
+        assert_int_equal(pthread_create(&wt[i], NULL, cache_writer, &wa[i]), 0);
+    }
+    for (int i = 0; i < CACHE_WRITERS; i++) {
+        void *ret = NULL;
+        pthread_join(wt[i], &ret);
+        assert_null(ret);
+    }
+    for (int i = 0; i < CACHE_READERS; i++) {
+        void *ret = NULL;
+        pthread_join(rt[i], &ret);
+        assert_null(ret);
+    }
+    for (int k = 0; k < CACHE_KEYS; k++) {
+        char key[8], want[32];
+
+        snprintf(key, sizeof(key), "c%d", k);
+        snprintf(want, sizeof(want), "%ld", cx.incs[k]);
+        if (cx.incs[k] > 0) {
+            expect(cx.h[0], key, want);
+            expect(cx.h[1], key, want);
+        }
+    }
+    assert_true(cache_stats(cx.h[0]).hits + cache_stats(cx.h[1]).hits > 0);
+    backend_close(cx.h[0]);
+    backend_close(cx.h[1]);
+    pthread_mutex_destroy(&cx.lock);
+}
+
 /* ---- locations and files -------------------------------------------------------------------- */
 
 static void
@@ -930,6 +1198,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cas_counter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_failed_compare, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_stress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_file, setup, teardown),
