@@ -62,6 +62,7 @@ struct sq_reader {
     sqlite3_stmt *list_ge; /* key >= ?1 */
     sqlite3_stmt *list_gt; /* key > ?1 */
     sqlite3_stmt *rev;     /* the global revision (read cache validation) */
+    int listing;           /* > 0 while a list on this connection is between its steps */
     struct sq_backend *sb;
     struct sq_reader *prev, *next;
 };
@@ -804,8 +805,10 @@ sq_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, in
     if ((r = key_ok(key, err)) != 0 || (r = reader_get(sb, &rd, err)) != 0)
         return r;
     /* The cache answers when nothing was committed since it was last validated and no commit is
-     * being published; the token is taken before the SQLite read that may fill it. */
-    if (sb->cache != NULL && (state = shm_state(sb)) != 0 &&
+     * being published; the token is taken before the SQLite read that may fill it. Not inside a
+     * list's callback: this connection's reads are then in the list's read transaction, whose
+     * snapshot may be older than the cache, and must neither validate nor fill it. */
+    if (sb->cache != NULL && rd->listing == 0 && (state = shm_state(sb)) != 0 &&
         (state == atomic_load(&sb->known) || cache_validate(sb, rd, state)) &&
         ((token = sqcache_token(sb->cache)) & 1) == 0) {
         int hit = sqcache_lookup(sb->cache, key, val, vlen, &rev);
@@ -916,6 +919,7 @@ sq_list(struct backend *b, const char *prefix, const char *start_after, size_t l
         sqlite3_bind_zeroblob(st, 2, 0);
     sqlite3_bind_int64(st, 3, limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit);
     r = 0;
+    rd->listing++;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
         const unsigned char *v = NULL;
@@ -943,6 +947,7 @@ sq_list(struct backend *b, const char *prefix, const char *start_after, size_t l
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
     }
+    rd->listing--;
     return r;
 }
 

@@ -639,6 +639,48 @@ test_cache_failed_compare(void **state)
     backend_close(a);
 }
 
+/* A read inside a list's callback reads in the list's snapshot, which may be older than the
+ * cache: it must not fill the cache with what was true then. */
+struct cache_nested_arg {
+    struct backend *b;
+    int calls;
+};
+
+static int
+cache_nested_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct cache_nested_arg *na = arg;
+    struct rk_error err = {0};
+    unsigned char *v = NULL;
+    size_t vl = 0;
+
+    (void)key, (void)val, (void)vlen, (void)mod_rev;
+    if (na->calls++ > 0)
+        return 0;
+    put_ok(na->b, "k", "v2", NULL); /* committed while the list's read transaction is open */
+    if (na->b->ops->get(na->b, "k", &v, &vl, NULL, &err) != 0)
+        return -RK_EIO;
+    free(v);
+    return 0;
+}
+
+static void
+test_cache_nested_read(void **state)
+{
+    struct fixture *fx = *state;
+    struct backend *a = must_open(fx->path);
+    struct rk_error err = {0};
+    struct cache_nested_arg na = {.b = a};
+
+    put_ok(a, "k", "v1", NULL);
+    put_ok(a, "l/1", "x", NULL);
+    put_ok(a, "l/2", "y", NULL);
+    assert_int_equal(a->ops->list(a, "l/", NULL, 0, 0, cache_nested_cb, &na, &err), 0);
+    assert_int_equal(na.calls, 2);
+    expect(a, "k", "v2");
+    backend_close(a);
+}
+
 /* REKEY_STORE_CACHE=0 turns the cache off; the store works the same. */
 static void
 test_cache_off(void **state)
@@ -1200,6 +1242,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_two_handles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_failed_compare, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_nested_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_stress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locations, setup, teardown),
