@@ -20,7 +20,8 @@ build: deps $(BUILD)/build.ninja
 run: build
 	scripts/run-example $(BUILD)/src/cli/rekey $(CONFIG)
 
-# The whole suite: normal build, then ASan+UBSan build, fuzz smoke, banned-function check.
+# The whole suite: normal build, then ASan+UBSan build, the store under TSan, fuzz smoke,
+# banned-function check.
 test: deps
 	scripts/test-all
 
@@ -34,4 +35,4 @@ format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-asan build-fuzz
+	rm -rf $(BUILD) build-asan build-tsan build-fuzz
