@@ -152,6 +152,88 @@ test_budget_lru(void **state)
     sqcache_free(c);
 }
 
+/* Random operations against a model (the value each key last got): whatever the evictions and
+ * rehashes, a hit always returns the key's latest value and mod_rev, a dropped or cleared key
+ * never hits, and the cache stays within its budget. */
+#define MODEL_KEYS 700
+#define MODEL_OPS 300000
+
+struct model_ent {
+    int present; /* 0: must miss */
+    int64_t rev;
+    size_t len;
+    unsigned char val[300];
+};
+
+static void
+test_model_random(void **state)
+{
+    const size_t budget = 64 * 2048;
+    struct sqcache *c = sqcache_new(budget);
+    struct model_ent *m = calloc(MODEL_KEYS, sizeof(*m));
+    struct sqcache_stats st;
+    unsigned seed = 12345;
+    int64_t rev = 0;
+    size_t hits = 0;
+
+    (void)state;
+    assert_non_null(m);
+    for (int i = 0; i < MODEL_OPS; i++) {
+        int k = (int)(rand_r(&seed) % MODEL_KEYS), op = (int)(rand_r(&seed) % 100);
+        char key[24];
+        unsigned char buf[300];
+        size_t len = (size_t)(rand_r(&seed) % sizeof(buf));
+
+        snprintf(key, sizeof(key), "kv/data/p%d@%d", k, k % 7);
+        for (size_t j = 0; j < len; j++)
+            buf[j] = (unsigned char)rand_r(&seed);
+        if (op < 50) { /* lookup */
+            unsigned char *v = NULL;
+            size_t vl = 0;
+            int64_t mr = 0;
+            int r = sqcache_lookup(c, key, &v, &vl, &mr);
+
+            assert_true(r == 0 || r == 1);
+            if (r == 1) {
+                assert_true(m[k].present);
+                assert_int_equal(mr, m[k].rev);
+                assert_int_equal(vl, m[k].len);
+                assert_memory_equal(v, m[k].val, vl);
+                free(v);
+                hits++;
+            }
+        } else if (op < 80) { /* a read from the store fills */
+            sqcache_fill(c, sqcache_token(c), key, buf, len, ++rev);
+            m[k] = (struct model_ent){.present = 1, .rev = rev, .len = len};
+            memcpy(m[k].val, buf, len);
+        } else if (op < 92) { /* a commit writes the key */
+            sqcache_publish_begin(c);
+            sqcache_refresh(c, key, buf, len, ++rev);
+            sqcache_publish_end(c);
+            m[k] = (struct model_ent){.present = 1, .rev = rev, .len = len};
+            memcpy(m[k].val, buf, len); /* if it was not cached it still must not hit stale */
+        } else if (op < 99) { /* a commit deletes it */
+            sqcache_publish_begin(c);
+            sqcache_drop(c, key);
+            sqcache_publish_end(c);
+            m[k].present = 0;
+        } else if (rand_r(&seed) % 20 == 0) {
+            sqcache_clear(c);
+            for (int j = 0; j < MODEL_KEYS; j++)
+                m[j].present = 0;
+        }
+        if (i % 1000 == 0) {
+            sqcache_get_stats(c, &st);
+            assert_true(st.bytes <= budget);
+        }
+    }
+    sqcache_get_stats(c, &st);
+    assert_true(hits > MODEL_OPS / 20); /* the test did exercise hits */
+    assert_true(st.evictions > 0);      /* and evictions */
+    free(m);
+    sqcache_free(c);
+}
+
 int
 main(void)
 {
@@ -160,6 +242,7 @@ main(void)
         cmocka_unit_test(test_token_rules),
         cmocka_unit_test(test_publish),
         cmocka_unit_test(test_budget_lru),
+        cmocka_unit_test(test_model_random),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
