@@ -212,7 +212,7 @@ test_model_random(void **state)
             sqcache_publish_end(c);
             m[k] = (struct model_ent){.present = 1, .rev = rev, .len = len};
             memcpy(m[k].val, buf, len); /* if it was not cached it still must not hit stale */
-        } else if (op < 99) { /* a commit deletes it */
+        } else if (op < 99) {           /* a commit deletes it */
             sqcache_publish_begin(c);
             sqcache_drop(c, key);
             sqcache_publish_end(c);
@@ -238,10 +238,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_basic),
-        cmocka_unit_test(test_token_rules),
-        cmocka_unit_test(test_publish),
-        cmocka_unit_test(test_budget_lru),
+        cmocka_unit_test(test_basic),        cmocka_unit_test(test_token_rules),
+        cmocka_unit_test(test_publish),      cmocka_unit_test(test_budget_lru),
         cmocka_unit_test(test_model_random),
     };
 
