@@ -1,6 +1,6 @@
 /* rekey status: one row per secret of the inventory; exit 1 when one is overdue or failed.
- * Both modes build the JSON of `rekey status --json` (locally from the store, in client mode
- * GET /v1/rekey/status, which answers the same entries) and print from it. */
+ * Locally the rows come from the store (schedule_status_all); in client mode from
+ * GET /v1/rekey/status, which answers the entries of `rekey status --json`. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,40 +60,146 @@ str(const json_t *o, const char *k)
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
-/* The entries of `status --json`, from the local store. */
-static int
-local_status(struct cli_ctx *ctx, json_t **out)
-{
-    struct secret_status *st = NULL;
-    json_t *a;
-    int r;
+/* One row of the table, from either source. Strings are borrowed. */
+struct row {
+    const char *path, *kind, *fingerprint, *state, *detail;
+    uint64_t version;
+    int64_t last_rotated, next_due; /* seconds; 0 = never / not scheduled */
+};
 
-    *out = NULL;
-    if ((r = schedule_status_all(ctx->kv, ctx->inv, time_now(), &st, &ctx->err)) != 0)
-        return r;
-    if ((a = json_array()) == NULL) {
-        free(st);
-        return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+static struct row
+row_local(const struct secret_status *st)
+{
+    return (struct row){.path = st->secret->path,
+                        .kind = st->secret->kind,
+                        .fingerprint = st->fingerprint,
+                        .state = secret_state_name(st->state),
+                        .detail = st->detail,
+                        .version = st->version,
+                        .last_rotated = st->last_rotated,
+                        .next_due = st->next_due};
+}
+
+static struct row
+row_remote(const json_t *e)
+{
+    json_int_t v = json_integer_value(json_object_get(e, "version"));
+
+    return (struct row){.path = str(e, "path"),
+                        .kind = str(e, "kind"),
+                        .fingerprint = str(e, "fingerprint"),
+                        .state = str(e, "state"),
+                        .detail = str(e, "detail"),
+                        .version = v > 0 ? (uint64_t)v : 0,
+                        .last_rotated =
+                            client_time_us(json_object_get(e, "last_rotated")) / 1000000,
+                        .next_due = client_time_us(json_object_get(e, "next_due")) / 1000000};
+}
+
+static void
+print_header(const struct cli_ctx *ctx, int w)
+{
+    printf("%s%-*s  %-14s %4s  %-19s  %-17s  %-17s  %s%s\n", cli_color(ctx, "bold"), w, "PATH",
+           "KIND", "VER", "FINGERPRINT", "LAST ROTATED", "NEXT DUE", "STATE",
+           cli_color(ctx, "reset"));
+}
+
+static void
+print_row(const struct cli_ctx *ctx, int w, const struct row *r)
+{
+    char last[32], next[32], ver[24];
+
+    fmt_time(r->last_rotated, last, sizeof(last));
+    if (r->next_due > 0)
+        fmt_time(r->next_due, next, sizeof(next));
+    else
+        snprintf(next, sizeof(next), "-");
+    if (r->version > 0)
+        snprintf(ver, sizeof(ver), "%llu", (unsigned long long)r->version);
+    else
+        snprintf(ver, sizeof(ver), "-");
+    printf("%-*s  %-14s %4s  %-19s  %-17s  %-17s  %s%s%s\n", w, r->path, r->kind, ver,
+           r->fingerprint[0] ? r->fingerprint : "-", last, next, state_color(ctx, r->state),
+           r->state, cli_color(ctx, "reset"));
+    if (r->detail[0] != '\0' && strcmp(r->state, "not-implemented") != 0)
+        printf("%-*s    %s\n", w, "", r->detail);
+}
+
+static void
+print_problems(int problems)
+{
+    if (problems > 0)
+        printf("\n%d secret%s overdue or failed.\n", problems, problems == 1 ? " is" : "s are");
+}
+
+/* Prints one element of the --json array as json_dumpf(array, JSON_INDENT(2)) would: each line
+ * indented by two more spaces. */
+static int
+print_json_element(const json_t *e, int first)
+{
+    char *txt = json_dumps(e, JSON_INDENT(2));
+
+    if (txt == NULL)
+        return -1;
+    fputs(first ? "[\n  " : ",\n  ", stdout);
+    for (const char *p = txt; *p != '\0'; p++) {
+        putchar(*p);
+        if (*p == '\n')
+            fputs("  ", stdout);
     }
-    for (size_t i = 0; i < ctx->inv->nsecrets; i++) {
-        if (json_array_append_new(a, kvjson_status(&st[i])) != 0) {
-            json_decref(a);
-            free(st);
-            return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-        }
-    }
-    free(st);
-    *out = a;
+    free(txt);
     return 0;
 }
 
+/* From the local store. The rows are printed as they are, and --json is written one element at
+ * a time: with 100,000 secrets, a JSON tree of the whole answer would cost ~100 MB. */
 static int
-remote_status(struct cli_ctx *ctx, json_t **out)
+local_status(struct cli_ctx *ctx, int *problems)
 {
-    json_t *resp = NULL, *a;
+    struct secret_status *st = NULL;
+    size_t n = ctx->inv->nsecrets, w = 4;
     int r;
 
-    *out = NULL;
+    if ((r = schedule_status_all(ctx->kv, ctx->inv, time_now(), &st, &ctx->err)) != 0)
+        return r;
+    for (size_t i = 0; i < n; i++) {
+        if (secret_state_is_problem(st[i].state))
+            (*problems)++;
+        if (strlen(st[i].secret->path) > w)
+            w = strlen(st[i].secret->path);
+    }
+    if (cli_opt(ctx, "json") != NULL) {
+        for (size_t i = 0; i < n; i++) {
+            json_t *e = kvjson_status(&st[i]);
+            int pr = e != NULL ? print_json_element(e, i == 0) : -1;
+
+            json_decref(e);
+            if (pr != 0) {
+                free(st);
+                return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+            }
+        }
+        puts(n > 0 ? "\n]" : "[]");
+    } else {
+        print_header(ctx, (int)w);
+        for (size_t i = 0; i < n; i++) {
+            struct row rw = row_local(&st[i]);
+            print_row(ctx, (int)w, &rw);
+        }
+        print_problems(*problems);
+    }
+    free(st);
+    return 0;
+}
+
+/* In client mode: GET /v1/rekey/status answers the same entries as --json. */
+static int
+remote_status(struct cli_ctx *ctx, int *problems)
+{
+    json_t *resp = NULL, *a, *e;
+    size_t w = 4, i;
+    int r;
+
     if ((r = client_request(ctx->remote, "GET", "/v1/rekey/status", NULL, NULL, &resp,
                             &ctx->err)) != 0) {
         json_decref(resp);
@@ -104,69 +210,39 @@ remote_status(struct cli_ctx *ctx, json_t **out)
         json_decref(resp);
         return rk_error_set(&ctx->err, RK_ECORRUPT, "the server's status answer has no secrets");
     }
-    *out = json_incref(a);
-    json_decref(resp);
-    return 0;
-}
-
-static void
-print_table(const struct cli_ctx *ctx, json_t *a, int problems)
-{
-    size_t w = 4, i;
-    json_t *e;
-
-    json_array_foreach(a, i, e) if (strlen(str(e, "path")) > w) w = strlen(str(e, "path"));
-    printf("%s%-*s  %-14s %4s  %-19s  %-17s  %-17s  %s%s\n", cli_color(ctx, "bold"), (int)w, "PATH",
-           "KIND", "VER", "FINGERPRINT", "LAST ROTATED", "NEXT DUE", "STATE",
-           cli_color(ctx, "reset"));
     json_array_foreach(a, i, e)
     {
-        char last[32], next[32], ver[24];
-        int64_t lu = client_time_us(json_object_get(e, "last_rotated"));
-        int64_t nu = client_time_us(json_object_get(e, "next_due"));
-        json_int_t v = json_integer_value(json_object_get(e, "version"));
-        const char *fp = str(e, "fingerprint"), *state = str(e, "state");
-        const char *detail = str(e, "detail");
-
-        fmt_time(lu / 1000000, last, sizeof(last));
-        if (nu > 0)
-            fmt_time(nu / 1000000, next, sizeof(next));
-        else
-            snprintf(next, sizeof(next), "-");
-        if (v > 0)
-            snprintf(ver, sizeof(ver), "%llu", (unsigned long long)v);
-        else
-            snprintf(ver, sizeof(ver), "-");
-        printf("%-*s  %-14s %4s  %-19s  %-17s  %-17s  %s%s%s\n", (int)w, str(e, "path"),
-               str(e, "kind"), ver, fp[0] ? fp : "-", last, next, state_color(ctx, state), state,
-               cli_color(ctx, "reset"));
-        if (detail[0] != '\0' && strcmp(state, "not-implemented") != 0)
-            printf("%-*s    %s\n", (int)w, "", detail);
+        if (is_problem(str(e, "state")))
+            (*problems)++;
+        if (strlen(str(e, "path")) > w)
+            w = strlen(str(e, "path"));
     }
-    if (problems > 0)
-        printf("\n%d secret%s overdue or failed.\n", problems, problems == 1 ? " is" : "s are");
+    if (cli_opt(ctx, "json") != NULL) {
+        json_dumpf(a, stdout, JSON_INDENT(2));
+        putchar('\n');
+    } else {
+        print_header(ctx, (int)w);
+        json_array_foreach(a, i, e)
+        {
+            struct row rw = row_remote(e);
+            print_row(ctx, (int)w, &rw);
+        }
+        print_problems(*problems);
+    }
+    json_decref(resp);
+    return 0;
 }
 
 static int
 exec_status(struct cli_ctx *ctx, int argc, char **argv)
 {
-    json_t *a = NULL, *e;
     int r, problems = 0;
-    size_t i;
 
     (void)argc;
     (void)argv;
-    r = ctx->remote != NULL ? remote_status(ctx, &a) : local_status(ctx, &a);
+    r = ctx->remote != NULL ? remote_status(ctx, &problems) : local_status(ctx, &problems);
     if (r != 0)
         return cli_fail(ctx, r);
-    json_array_foreach(a, i, e) if (is_problem(str(e, "state"))) problems++;
-    if (cli_opt(ctx, "json") != NULL) {
-        json_dumpf(a, stdout, JSON_INDENT(2));
-        putchar('\n');
-    } else {
-        print_table(ctx, a, problems);
-    }
-    json_decref(a);
     return problems > 0 ? CLI_PROBLEM : CLI_OK;
 }
 
