@@ -322,9 +322,10 @@ sqcache_publish_end(struct sqcache *c)
     atomic_fetch_add(&c->token, 1); /* even */
 }
 
-void
-sqcache_refresh(struct sqcache *c, const char *key, const unsigned char *val, size_t vlen,
-                int64_t mod_rev)
+/* refresh and drop: replaces (val != NULL) or removes (val == NULL) key's entry if it has one. */
+static void
+update_cached(struct sqcache *c, const char *key, const unsigned char *val, size_t vlen,
+              int64_t mod_rev)
 {
     size_t klen;
     uint64_t h = key_hash(key, &klen);
@@ -334,7 +335,7 @@ sqcache_refresh(struct sqcache *c, const char *key, const unsigned char *val, si
     pthread_mutex_lock(&s->lock);
     link = find_link(s, h, key, klen);
     if (*link != NULL) {
-        if (vlen > UINT32_MAX)
+        if (val == NULL || vlen > UINT32_MAX)
             remove_ent(s, link);
         else
             install(c, s, link, h, key, klen, val, vlen, mod_rev);
@@ -343,18 +344,16 @@ sqcache_refresh(struct sqcache *c, const char *key, const unsigned char *val, si
 }
 
 void
+sqcache_refresh(struct sqcache *c, const char *key, const unsigned char *val, size_t vlen,
+                int64_t mod_rev)
+{
+    update_cached(c, key, val != NULL ? val : (const unsigned char *)"", vlen, mod_rev);
+}
+
+void
 sqcache_drop(struct sqcache *c, const char *key)
 {
-    size_t klen;
-    uint64_t h = key_hash(key, &klen);
-    struct shard *s = shard_of(c, h);
-    struct ent **link;
-
-    pthread_mutex_lock(&s->lock);
-    link = find_link(s, h, key, klen);
-    if (*link != NULL)
-        remove_ent(s, link);
-    pthread_mutex_unlock(&s->lock);
+    update_cached(c, key, NULL, 0, 0);
 }
 
 void
