@@ -6,20 +6,9 @@
  * ciphertext does not linger in free pages).
  *
  * Reads use one connection per thread (a pthread key), so readers never queue behind the writer
- * or each other; their statements are prepared once. Writes go through group commit: callers
- * queue their transactions; whichever caller finds no leader becomes the leader, takes the whole
- * queue, runs it as ONE SQLite transaction (each caller's transaction inside its own SAVEPOINT,
- * so a failed compare rolls back only that one), commits once (one fsync), and wakes every caller
- * with its own result and revision. Each waiting caller sleeps on its own semaphore: a commit
- * wakes its callers one by one, instead of all of them fighting for the queue's lock on one
- * condition variable, and callers that queued behind the batch get their own leader by hand-off.
- *
- * Gathering: right after a commit the callers it woke are busy preparing their next write (kv
- * work, encryption), and the first one back would otherwise commit alone, costing a whole fsync
- * for one transaction while the rest queue behind it (batches alternate 1, n-1, 1, ...). So a new
- * leader with fewer queued transactions than the last batches had waits, at most half the last
- * commit's duration (bounded), for the others to arrive. A single writer never waits: its
- * expected batch is 1. The estimate follows the load: a batch cut short by the wait lowers it. */
+ * or each other; their statements are prepared once. Writes go through group commit (gcommit.h):
+ * the leader runs its whole batch as ONE SQLite transaction (each caller's transaction inside its
+ * own SAVEPOINT, so a failed compare rolls back only that one) and commits once (one fsync). */
 #include "sqlite.h"
 
 #include <errno.h>
@@ -41,15 +30,13 @@
 #include "../util/log.h"
 #include "../util/parse.h"
 #include "faulty.h"
+#include "gcommit.h"
 #include "sqcache.h"
 #include "sqlite_mutex.h"
 
 #define SQ_APPLICATION_ID 0x726b7931 /* "rky1" */
 #define SQ_SCHEMA_VERSION 1
 #define SQ_BUSY_TIMEOUT_MS 10000
-#define SQ_MSG_MAX 256
-#define SQ_GATHER_MIN_NS 20000L /* bounds of a leader's wait for more transactions */
-#define SQ_GATHER_MAX_NS 1000000L
 #define SQ_CACHE_MIB_DEFAULT 64 /* the read cache's budget; $REKEY_STORE_CACHE (MiB) overrides */
 #define SQ_CACHE_MIB_MAX 65536
 
@@ -65,22 +52,6 @@ struct sq_reader {
     int listing;           /* > 0 while a list on this connection is between its steps */
     struct sq_backend *sb;
     struct sq_reader *prev, *next;
-};
-
-/* One caller's transaction waiting in the group-commit queue. Lives on the caller's stack. */
-struct sq_req {
-    const struct store_cmp *cmps;
-    size_t ncmps;
-    const struct store_op *ops;
-    size_t nops;
-    int must_exist; /* single-key delete: a missing key is -RK_ENOTFOUND */
-    int result;
-    int64_t rev;
-    int done;   /* under qlock: result and rev are final */
-    int lead;   /* under qlock: the previous leader handed the queue to this caller */
-    sem_t wake; /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
-    char msg[SQ_MSG_MAX];
-    struct sq_req *next;
 };
 
 enum {
@@ -123,15 +94,7 @@ struct sq_backend {
     sqlite3 *wdb;
     sqlite3_stmt *w[W_NSTMT];
 
-    /* group commit */
-    pthread_mutex_t qlock;
-    pthread_cond_t lcond; /* the gathering leader waits on it for arrivals (CLOCK_MONOTONIC) */
-    struct sq_req *qhead, *qtail;
-    size_t qlen;
-    int leader_active, leader_gathering;
-    size_t expect;          /* batch size the recent load suggests (>= 1) */
-    int64_t last_commit_ns; /* duration of the last batch */
-    uint64_t n_commits, n_txns;
+    struct gcommit gc;
 
     /* readers */
     pthread_key_t rkey;
@@ -150,6 +113,8 @@ struct sq_backend {
     _Atomic uint64_t known;
     int64_t own_rev; /* under vlock */
 };
+
+static uint64_t run_batch(void *arg, struct gc_req *batch);
 
 static const char *const list_ge_sql =
     "SELECT key, value, mod_rev FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3";
@@ -178,19 +143,6 @@ sq_fail(struct rk_error *err, sqlite3 *db, int rc, const char *path, const char 
 }
 
 static int
-key_ok(const char *key, struct rk_error *err)
-{
-    size_t n;
-
-    if (key == NULL || key[0] == '\0')
-        return rk_error_set(err, RK_EINVAL, "store key is empty");
-    n = strnlen(key, STORE_KEY_MAX + 1);
-    if (n > STORE_KEY_MAX)
-        return rk_error_set(err, RK_EINVAL, "store key longer than %d bytes", STORE_KEY_MAX);
-    return 0;
-}
-
-static int
 bind_blob(sqlite3_stmt *st, int idx, const void *val, size_t vlen)
 {
     /* sqlite3_bind_blob with a NULL pointer binds SQL NULL; an empty value is an empty blob. */
@@ -207,15 +159,6 @@ exec_sql(sqlite3 *db, const char *sql)
 }
 
 /* ---- file checks ---------------------------------------------------------------------------- */
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static uint32_t
 be32(const unsigned char *p)
@@ -607,14 +550,14 @@ out:
 static int
 check_progress(void *arg)
 {
-    return mono_ns() > *(const int64_t *)arg; /* nonzero interrupts the statement */
+    return gcommit_mono_ns() > *(const int64_t *)arg; /* nonzero interrupts the statement */
 }
 
 static int
 quick_check(struct sq_backend *sb, struct rk_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int64_t deadline = mono_ns() + SQ_CHECK_BUDGET_NS;
+    int64_t deadline = gcommit_mono_ns() + SQ_CHECK_BUDGET_NS;
     int rc, bad = 0;
 
     sqlite3_progress_handler(sb->wdb, 10000, check_progress, &deadline);
@@ -659,8 +602,7 @@ sq_close(struct backend *b)
     /* The writer closes last so that its close checkpoints the WAL into the main file. */
     sqlite3_close_v2(sb->wdb);
     faulty_vfs_free(sb->fvfs);
-    pthread_mutex_destroy(&sb->qlock);
-    pthread_cond_destroy(&sb->lcond);
+    gcommit_destroy(&sb->gc);
     pthread_mutex_destroy(&sb->rlock);
     free(sb->path);
     free(sb);
@@ -700,15 +642,7 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
     sb->base.ops = &sqlite_backend_ops;
-    pthread_mutex_init(&sb->qlock, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&sb->lcond, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    sb->expect = 1;
+    gcommit_init(&sb->gc, run_batch, sb);
     pthread_mutex_init(&sb->rlock, NULL);
     pthread_mutex_init(&sb->vlock, NULL);
     if (fail_fsync_nth > 0 && (r = faulty_vfs_new(fail_fsync_nth, &sb->fvfs, &sb->vfs_name, err)))
@@ -771,12 +705,8 @@ sqlite_backend_stats(struct backend *b, uint64_t *commits, uint64_t *txns)
     struct sq_backend *sb = (struct sq_backend *)b;
 
     *commits = *txns = 0;
-    if (b == NULL || b->ops != &sqlite_backend_ops)
-        return;
-    pthread_mutex_lock(&sb->qlock);
-    *commits = sb->n_commits;
-    *txns = sb->n_txns;
-    pthread_mutex_unlock(&sb->qlock);
+    if (b != NULL && b->ops == &sqlite_backend_ops)
+        gcommit_stats(&sb->gc, commits, txns);
 }
 
 void
@@ -802,7 +732,7 @@ sq_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, in
 
     *val = NULL;
     *vlen = 0;
-    if ((r = key_ok(key, err)) != 0 || (r = reader_get(sb, &rd, err)) != 0)
+    if ((r = gcommit_key_ok(key, err)) != 0 || (r = reader_get(sb, &rd, err)) != 0)
         return r;
     /* The cache answers when nothing was committed since it was last validated and no commit is
      * being published; the token is taken before the SQLite read that may fill it. Not inside a
@@ -964,7 +894,7 @@ wstep(struct sq_backend *sb, int which)
 }
 
 static void
-req_fail(struct sq_req *q, struct sq_backend *sb, int rc, const char *what)
+req_fail(struct gc_req *q, struct sq_backend *sb, int rc, const char *what)
 {
     q->result = sq_is_corrupt_rc(rc) ? -RK_ECORRUPT : -RK_EIO;
     if (q->result == -RK_ECORRUPT)
@@ -979,7 +909,7 @@ req_fail(struct sq_req *q, struct sq_backend *sb, int rc, const char *what)
 /* Applies one caller's transaction at revision rev inside the open SQLite transaction.
  * Returns SQLITE_OK with q->result set (0, -RK_ECONFLICT, -RK_ENOTFOUND), or an SQLite error. */
 static int
-apply_req(struct sq_backend *sb, struct sq_req *q, int64_t rev)
+apply_req(struct sq_backend *sb, struct gc_req *q, int64_t rev)
 {
     sqlite3_stmt *st;
     int rc;
@@ -1070,9 +1000,9 @@ publish_begin(struct sq_backend *sb, int64_t start)
 /* batch: the committed batch, whose successful writes are published at revision rev; NULL when
  * the commit failed and nothing changed. */
 static void
-publish_end(struct sq_backend *sb, const struct sq_req *batch, int64_t rev)
+publish_end(struct sq_backend *sb, const struct gc_req *batch, int64_t rev)
 {
-    for (const struct sq_req *q = batch; q != NULL; q = q->next) {
+    for (const struct gc_req *q = batch; q != NULL; q = q->next) {
         if (q->result != 0)
             continue;
         for (size_t i = 0; i < q->nops; i++) {
@@ -1090,12 +1020,14 @@ publish_end(struct sq_backend *sb, const struct sq_req *batch, int64_t rev)
     pthread_mutex_unlock(&sb->vlock);
 }
 
-/* Runs a batch of queued transactions as one SQLite transaction. Called by the leader, without
- * qlock held. Sets result, rev and msg of every request. Returns the number committed. */
+/* Runs a batch of queued transactions as one SQLite transaction (gc_run_fn). Called by the
+ * leader without any gcommit lock. Sets result, rev and msg of every request. Returns the number
+ * committed. */
 static uint64_t
-run_batch(struct sq_backend *sb, struct sq_req *batch)
+run_batch(void *arg, struct gc_req *batch)
 {
-    struct sq_req *q;
+    struct sq_backend *sb = arg;
+    struct gc_req *q;
     sqlite3_stmt *st;
     int64_t rev = 0, start;
     uint64_t nok = 0;
@@ -1175,188 +1107,24 @@ fail_all:
     return 0;
 }
 
-/* The new leader waits (qlock held) until sb->expect transactions are queued or the deadline
- * passes. Returns 1 when the deadline cut the wait short. */
-static int
-gather(struct sq_backend *sb)
-{
-    int64_t wait_ns = sb->last_commit_ns / 2, deadline;
-    struct timespec ts;
-
-    if (sb->qlen >= sb->expect)
-        return 0;
-    if (wait_ns < SQ_GATHER_MIN_NS)
-        wait_ns = SQ_GATHER_MIN_NS;
-    if (wait_ns > SQ_GATHER_MAX_NS)
-        wait_ns = SQ_GATHER_MAX_NS;
-    deadline = mono_ns() + wait_ns;
-    ts.tv_sec = (time_t)(deadline / 1000000000);
-    ts.tv_nsec = (long)(deadline % 1000000000);
-    sb->leader_gathering = 1;
-    while (sb->qlen < sb->expect) {
-        if (pthread_cond_timedwait(&sb->lcond, &sb->qlock, &ts) != 0 && sb->qlen < sb->expect) {
-            sb->leader_gathering = 0;
-            return 1;
-        }
-    }
-    sb->leader_gathering = 0;
-    return 0;
-}
-
-/* Passes the queue to its first caller, who leads the next batch; or, with nothing queued,
- * frees the leader's slot. Called with qlock held by the leader (or by sq_trim). */
-static void
-handoff(struct sq_backend *sb)
-{
-    if (sb->qhead == NULL) {
-        sb->leader_active = 0;
-        return;
-    }
-    sb->qhead->lead = 1;
-    sem_post(&sb->qhead->wake);
-}
-
-/* Leads one batch: gathers, runs it, then wakes each of its callers on its own semaphore and
- * hands the queue on. Called and returns with qlock held; leader_active is set. */
-static void
-lead(struct sq_backend *sb, struct sq_req *self)
-{
-    struct sq_req *batch, *next;
-    size_t n;
-    int64_t t0;
-    uint64_t nok;
-    int short_cut;
-
-    short_cut = gather(sb);
-    batch = sb->qhead;
-    n = sb->qlen;
-    sb->qhead = sb->qtail = NULL;
-    sb->qlen = 0;
-    pthread_mutex_unlock(&sb->qlock);
-    t0 = mono_ns();
-    nok = run_batch(sb, batch);
-    pthread_mutex_lock(&sb->qlock);
-    sb->last_commit_ns = mono_ns() - t0;
-    /* Those that queued meanwhile plus the callers of this batch form the load. */
-    if (short_cut)
-        sb->expect = n > 0 ? n : 1;
-    else if (n > sb->expect)
-        sb->expect = n;
-    if (nok > 0) {
-        sb->n_commits++;
-        sb->n_txns += nok;
-    }
-    for (; batch != NULL; batch = next) {
-        next = batch->next; /* read before done: a woken caller may return at once */
-        batch->done = 1;
-        if (batch != self)
-            sem_post(&batch->wake);
-    }
-    handoff(sb);
-}
-
-/* Queues q and returns when it has been committed or has failed. The first caller to find no
- * leader leads; the others sleep on their own semaphore until their batch is done or the queue
- * is handed to them. */
-static void
-submit(struct sq_backend *sb, struct sq_req *q)
-{
-    sem_init(&q->wake, 0, 0);
-    pthread_mutex_lock(&sb->qlock);
-    q->next = NULL;
-    if (sb->qtail != NULL)
-        sb->qtail->next = q;
-    else
-        sb->qhead = q;
-    sb->qtail = q;
-    sb->qlen++;
-    if (sb->leader_gathering)
-        pthread_cond_signal(&sb->lcond);
-    if (!sb->leader_active) {
-        sb->leader_active = 1;
-        lead(sb, q);
-    }
-    while (!q->done) {
-        pthread_mutex_unlock(&sb->qlock);
-        while (sem_wait(&q->wake) != 0)
-            ; /* EINTR */
-        pthread_mutex_lock(&sb->qlock);
-        if (!q->done && q->lead) {
-            q->lead = 0;
-            lead(sb, q);
-        }
-    }
-    pthread_mutex_unlock(&sb->qlock);
-    sem_destroy(&q->wake);
-}
-
-static int
-finish(struct sq_req *q, int64_t *rev, struct rk_error *err)
-{
-    if (q->result == 0) {
-        if (rev != NULL)
-            *rev = q->rev;
-        return 0;
-    }
-    return rk_error_set(err, -q->result, "%s", q->msg);
-}
-
 static int
 sq_txn(struct backend *b, const struct store_cmp *cmps, size_t ncmps, const struct store_op *ops,
        size_t nops, int64_t *rev, struct rk_error *err)
 {
-    struct sq_req q = {0};
-    int r;
-
-    if ((ncmps > 0 && cmps == NULL) || (nops > 0 && ops == NULL))
-        return rk_error_set(err, RK_EINVAL, "transaction without its compares or operations");
-    for (size_t i = 0; i < ncmps; i++) {
-        if ((r = key_ok(cmps[i].key, err)) != 0)
-            return r;
-        if (cmps[i].mod_rev < 0)
-            return rk_error_set(err, RK_EINVAL, "negative mod_rev in a compare");
-    }
-    for (size_t i = 0; i < nops; i++) {
-        if ((r = key_ok(ops[i].key, err)) != 0)
-            return r;
-        if (ops[i].kind != STORE_PUT && ops[i].kind != STORE_DELETE)
-            return rk_error_set(err, RK_EINVAL, "unknown store operation %d", (int)ops[i].kind);
-        if (ops[i].kind == STORE_PUT && ops[i].vlen > 0 && ops[i].val == NULL)
-            return rk_error_set(err, RK_EINVAL, "store value is NULL");
-        if (ops[i].kind == STORE_PUT && ops[i].vlen > INT_MAX / 2)
-            return rk_error_set(err, RK_ELIMIT, "store value too large");
-    }
-    q.cmps = cmps;
-    q.ncmps = ncmps;
-    q.ops = ops;
-    q.nops = nops;
-    submit((struct sq_backend *)b, &q);
-    return finish(&q, rev, err);
+    return gcommit_txn(&((struct sq_backend *)b)->gc, cmps, ncmps, ops, nops, rev, err);
 }
 
 static int
 sq_put(struct backend *b, const char *key, const void *val, size_t vlen, int64_t *rev,
        struct rk_error *err)
 {
-    struct store_op op = {.kind = STORE_PUT, .key = key, .val = val, .vlen = vlen};
-
-    return sq_txn(b, NULL, 0, &op, 1, rev, err);
+    return gcommit_put(&((struct sq_backend *)b)->gc, key, val, vlen, rev, err);
 }
 
 static int
 sq_del(struct backend *b, const char *key, int64_t *rev, struct rk_error *err)
 {
-    struct store_op op = {.kind = STORE_DELETE, .key = key};
-    struct sq_req q = {0};
-    int r;
-
-    if ((r = key_ok(key, err)) != 0)
-        return r;
-    q.ops = &op;
-    q.nops = 1;
-    q.must_exist = 1;
-    submit((struct sq_backend *)b, &q);
-    return finish(&q, rev, err);
+    return gcommit_del(&((struct sq_backend *)b)->gc, key, rev, err);
 }
 
 /* Gives the calling thread's read connection's page cache back to the heap, and the writer's
@@ -1372,15 +1140,10 @@ sq_trim(struct backend *b)
         sqlite3_db_release_memory(rd->db);
     if (sb->cache != NULL)
         sqcache_clear(sb->cache);
-    pthread_mutex_lock(&sb->qlock);
-    if (!sb->leader_active) {
-        sb->leader_active = 1; /* no commit starts while the writer's cache is released */
-        pthread_mutex_unlock(&sb->qlock);
+    if (gcommit_try_pause(&sb->gc)) { /* no commit starts while the writer's cache is released */
         sqlite3_db_release_memory(sb->wdb);
-        pthread_mutex_lock(&sb->qlock);
-        handoff(sb); /* callers that queued meanwhile wait for a leader */
+        gcommit_resume(&sb->gc);
     }
-    pthread_mutex_unlock(&sb->qlock);
 }
 
 const struct backend_ops sqlite_backend_ops = {
