@@ -32,6 +32,7 @@
 #include "secrets/kv.h"
 #include "store/backend.h"
 #include "store/barrier.h"
+#include "store/logstore.h"
 #include "store/sqlite.h"
 #include "util/enc.h"
 #include "util/err.h"
@@ -252,6 +253,23 @@ run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), stru
     return 0;
 }
 
+/* The backend under test: $BENCH_BACKEND, "sqlite" (the default) or "log". */
+static const char *backend_name = "sqlite";
+
+/* Group-commit counters of either durable backend. */
+static void
+commit_stats(struct backend *be, uint64_t *commits, uint64_t *txns)
+{
+    struct logstore_stats ls;
+
+    sqlite_backend_stats(be, commits, txns);
+    logstore_backend_stats(be, &ls);
+    if (ls.commits > 0) {
+        *commits = ls.commits;
+        *txns = ls.txns;
+    }
+}
+
 /* Creates a store at path with a random root key and nkeys secrets. */
 static int
 make_store(const char *path, size_t nkeys, const char *keyfile, struct backend **be,
@@ -264,7 +282,7 @@ make_store(const char *path, size_t nkeys, const char *keyfile, struct backend *
     uint64_t t0;
     int r = -1;
 
-    snprintf(loc, sizeof(loc), "sqlite:%s", path);
+    snprintf(loc, sizeof(loc), "%s:%s", backend_name, path);
     if (root == NULL || RAND_bytes(root->data, ROOT_KEY_LEN) != 1)
         goto out;
     if (keyfile != NULL) {
@@ -493,6 +511,13 @@ main(int argc, char **argv)
         run_seconds = (double)ms;
     }
     secure_heap_init();
+    if (getenv("BENCH_BACKEND") != NULL)
+        backend_name = getenv("BENCH_BACKEND");
+    if (strcmp(backend_name, "sqlite") != 0 && strcmp(backend_name, "log") != 0) {
+        fprintf(stderr, "bench_kv: BENCH_BACKEND must be sqlite or log\n");
+        return 2;
+    }
+    printf("store backend: %s\n\n", backend_name);
     printf("| secrets | measurement | threads | ops/s | per thread | p50 µs | p99 µs | target |\n"
            "|---:|---|---:|---:|---:|---:|---:|---|\n");
     for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
@@ -533,12 +558,12 @@ main(int argc, char **argv)
         for (size_t k = 0; k < 3; k++) {
             uint64_t c0, x0, c1, x1;
 
-            sqlite_backend_stats(be, &c0, &x0);
+            commit_stats(be, &c0, &x0);
             if (run_threads(kv, sizes[s], put_threads[k], put_thread, &put[k]) != 0) {
                 rc = 1;
                 goto next;
             }
-            sqlite_backend_stats(be, &c1, &x1);
+            commit_stats(be, &c1, &x1);
             put[k].txns_per_commit = c1 > c0 ? (double)(x1 - x0) / (double)(c1 - c0) : 0;
         }
         snprintf(path, sizeof(path), "%s/raw-%zu-b.db", argv[1], sizes[s]);

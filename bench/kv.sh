@@ -2,7 +2,9 @@
 # bench/kv.sh: builds bench_kv and runs it on a temporary directory; prints a Markdown table:
 # kv_get (1 and 2 threads, p50/p99), durable kv_put (1, 2, 8 writers) against raw SQLite with one
 # fsynced transaction per row, for 10,000 and 100,000 secrets, and the peak RSS.
-# Usage: bench/kv.sh [SECONDS per measurement, default 1]  (about 15 s at 1)
+# Runs once per store backend: sqlite (the default) and log (the append-only store).
+# Usage: bench/kv.sh [SECONDS per measurement, default 1] [sqlite|log|both, default both]
+# (about 15 s per backend at 1)
 set -eu
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-bench}
@@ -14,4 +16,13 @@ dir=$(mktemp -d /tmp/rekey-bench-kv-XXXXXX)
 trap 'rm -rf "$dir"' EXIT INT TERM
 echo "store directory: $dir ($(df -T "$dir" | awk 'NR == 2 { print $2 " on " $1 }'))"
 echo
-"$build/bench/bench_kv" "$dir" "${1:-1}"
+case "${2:-both}" in
+  both) backends="sqlite log" ;;
+  sqlite|log) backends=$2 ;;
+  *) echo "usage: bench/kv.sh [SECONDS] [sqlite|log|both]" >&2; exit 2 ;;
+esac
+for b in $backends; do
+    rm -rf "${dir:?}"/*
+    BENCH_BACKEND=$b "$build/bench/bench_kv" "$dir" "${1:-1}"
+    echo
+done

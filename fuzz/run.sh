@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # fuzz/run.sh [SECONDS] [TARGET...]: build the libFuzzer targets with clang (build-fuzz, once)
-# and run each for SECONDS (default 5) on a copy of its seed corpus fuzz/corpus/NAME/.
+# and run each for SECONDS (default 5) on a copy of its seed corpus fuzz/corpus/NAME/, with the
+# target's extra libFuzzer flags from fuzz/NAME.options if there is one.
 # Fails if any target crashes, leaks or trips a sanitizer; the input is kept in
 # build-fuzz/artifacts/. Env: FUZZ_BUILD (build dir), FUZZ_JOBS (ninja -j).
 set -euo pipefail
@@ -62,6 +63,12 @@ for t in "${targets[@]}"; do
           -print_final_stats=0 -artifact_prefix="$artifacts/$t-")
     if [ -f "$root/fuzz/$t.dict" ]; then
         args+=(-dict="$root/fuzz/$t.dict")
+    fi
+    if [ -f "$root/fuzz/$t.options" ]; then
+        # The target's own flags, one per line ('#' comments): later flags win in libFuzzer.
+        while IFS= read -r opt; do
+            args+=("$opt")
+        done < <(grep -Ev '^[[:space:]]*(#|$)' "$root/fuzz/$t.options")
     fi
     if "$build/fuzz/$t-fuzzer" "${args[@]}" "$corpus" >"$work/$t.log" 2>&1; then
         runs=$(grep -Eo 'Done [0-9]+ runs' "$work/$t.log" | tail -1 || true)

@@ -649,7 +649,7 @@ load_store(struct loader *L, struct ynode *v, struct pos kpos)
     if ((r = map_collect(L, v, kpos, "store", "", keys, K_N, e)) != 0)
         return r;
     if (has(&e[K_BACKEND]) && (r = get_enum(L, e[K_BACKEND].val, e[K_BACKEND].kpos, "store.backend",
-                                            "sqlite|etcd", &inv->store_backend)) != 0)
+                                            "sqlite|log|etcd", &inv->store_backend)) != 0)
         return r;
     if (has(&e[K_PATH]) &&
         (r = get_file(L, e[K_PATH].val, e[K_PATH].kpos, "store.path", &inv->store_path)) != 0)
@@ -1944,7 +1944,7 @@ set_defaults(struct loader *L)
     if (strcmp(inv->store_backend, "etcd") == 0) {
         if (asprintf(&inv->store_location, "etcd:%s", inv->store_endpoints) < 0)
             inv->store_location = NULL;
-    } else if (asprintf(&inv->store_location, "sqlite:%s", inv->store_path) < 0) {
+    } else if (asprintf(&inv->store_location, "%s:%s", inv->store_backend, inv->store_path) < 0) {
         inv->store_location = NULL;
     }
     if (inv->store_location == NULL)

@@ -1,10 +1,13 @@
 /* backend.c: the backend registry and backend_open (location parsing, fault injection). */
 #include "backend.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "faulty.h"
+#include "logstore.h"
 #include "sqlite.h"
 
 /* One row per backend kind. A row with ops == NULL is a known scheme not implemented yet. */
@@ -13,6 +16,7 @@ static const struct {
     const struct backend_ops *ops;
 } registry[] = {
     {"sqlite", &sqlite_backend_ops},
+    {"log", &log_backend_ops},
     {"etcd", NULL},
 };
 
@@ -29,6 +33,21 @@ backend_find(const char *name)
     if (strcmp(name, faulty_backend_ops.name) == 0)
         return &faulty_backend_ops;
     return NULL;
+}
+
+/* Whether path is an existing log store file (it starts with the log's magic). */
+static int
+is_log_file(const char *path)
+{
+    char magic[8];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return 0;
+    n = read(fd, magic, sizeof(magic));
+    close(fd);
+    return n == (ssize_t)sizeof(magic) && memcmp(magic, "rekeylog", sizeof(magic)) == 0;
 }
 
 int
@@ -65,10 +84,14 @@ backend_open(const char *location, struct backend **out, struct rk_error *err)
     if (rest[0] == '\0')
         return rk_error_set(err, RK_EINVAL, "store location %s has no path", location);
 
+    if (rest == location && is_log_file(rest))
+        ops = &log_backend_ops; /* a plain path names either kind of store file */
     if (ops == &sqlite_backend_ops)
         r = sqlite_backend_open_ex(rest, spec.kind == FAULT_FSYNC ? spec.nth : 0, &b, err);
+    else if (ops == &log_backend_ops)
+        r = logstore_open_ex(rest, spec.kind == FAULT_FSYNC ? spec.nth : 0, &b, err);
     else if (spec.kind == FAULT_FSYNC)
-        return rk_error_set(err, RK_EINVAL, "REKEY_FAULT=fsync:N needs the sqlite backend");
+        return rk_error_set(err, RK_EINVAL, "REKEY_FAULT=fsync:N needs the sqlite or log backend");
     else
         r = ops->open(rest, &b, err);
     if (r != 0)

@@ -39,7 +39,7 @@ typedef int (*store_list_cb)(void *arg, const char *key, const unsigned char *va
 
 struct backend_ops {
     int version;      /* BACKEND_OPS_VERSION */
-    const char *name; /* "sqlite", "faulty", "etcd" */
+    const char *name; /* "sqlite", "log", "faulty", "etcd" */
 
     /* Opens (creating if missing) the store at location. *out is freed with close. */
     int (*open)(const char *location, struct backend **out, struct rk_error *err);
@@ -80,7 +80,8 @@ struct backend {
 /* The registry. Returns the ops named name, or NULL. */
 const struct backend_ops *backend_find(const char *name);
 
-/* Opens a backend from a location: "sqlite:PATH", "etcd:URL[,URL…]", or a plain PATH (sqlite).
+/* Opens a backend from a location: "sqlite:PATH", "log:PATH", "etcd:URL[,URL…]", or a plain PATH
+ * (an existing log store file opens as one; anything else is sqlite).
  * When REKEY_FAULT (test-only: "put:N", "txn:N", "fsync:N", "any:N") is set, the backend is
  * wrapped by the fault-injecting backend, which fails the Nth such call with -RK_EIO.
  * Returns 0 or a negative RK_E*. */

@@ -288,6 +288,16 @@ test_defaults(void **state)
     assert_string_equal(inv->store_path, "rekey.db");
     assert_string_equal(inv->store_location, "sqlite:rekey.db");
     assert_string_equal(inv->audit_path, "audit.log");
+    inventory_free(inv);
+    inv = NULL;
+    assert_int_equal(load(HDR "store: {backend: log, path: s.log}\nsecrets:\n" GEN("a/b")
+                              "    every: 1d\n",
+                          &inv, &err),
+                     0);
+    assert_string_equal(inv->store_location, "log:s.log");
+    inventory_free(inv);
+    inv = NULL;
+    assert_int_equal(load(HDR "secrets:\n" GEN("a/b") "    every: 1d\n", &inv, &err), 0);
     assert_int_equal(inv->check_interval, 60);
     s = inventory_find(inv, "a/b");
     assert_non_null(s);
@@ -571,7 +581,7 @@ test_err_required_and_kinds(void **state)
     expect_err("secrets: []\n", "1:1", "missing required key 'version'");
     expect_err("version: 2\n", "1:10", "version", "from 1 to 1");
     expect_err(HDR "store: {backend: etcd}\n", "2:1", "store.endpoints");
-    expect_err(HDR "store: {backend: mysql}\n", "2:18", "store.backend", "sqlite|etcd");
+    expect_err(HDR "store: {backend: mysql}\n", "2:18", "store.backend", "sqlite|log|etcd");
 }
 
 static void
