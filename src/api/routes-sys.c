@@ -39,6 +39,7 @@ seal_status(struct api_app *app)
     int init, sealed, t, n;
     size_t progress;
     char nonce[40], type[16];
+    const char *storage = app->be != NULL ? app->be->ops->name : "sqlite";
 
     api_app_rdlock(app);
     init = api_app_initialized(app);
@@ -56,7 +57,7 @@ seal_status(struct api_app *app)
                      "progress", (int)progress, "nonce", nonce, "version", API_VERSION_STRING,
                      "build_date", "2026-11-27T00:00:00Z", "migration", 0, "cluster_name",
                      init ? app->cluster_name : "", "cluster_id", init ? app->cluster_id : "",
-                     "recovery_seal", 0, "storage_type", "sqlite");
+                     "recovery_seal", 0, "storage_type", storage);
 }
 
 static int

@@ -115,16 +115,25 @@ out:
     return r;
 }
 
+/* The file of a file-backed store location ("sqlite:PATH", "log:PATH" or a plain PATH). */
+static const char *
+store_file_path(const char *loc)
+{
+    if (strncmp(loc, "sqlite:", 7) == 0)
+        return loc + 7;
+    if (strncmp(loc, "log:", 4) == 0)
+        return loc + 4;
+    return loc;
+}
+
 static int
 store_file_missing(const char *loc)
 {
     const char *p = loc;
 
-    if (strncmp(p, "sqlite:", 7) == 0)
-        p += 7;
-    else if (strchr(p, ':') != NULL && strncmp(p, "etcd:", 5) == 0)
+    if (strncmp(p, "etcd:", 5) == 0)
         return 0;
-    return access(p, F_OK) != 0;
+    return access(store_file_path(p), F_OK) != 0;
 }
 
 int
@@ -147,8 +156,7 @@ cli_open_store(struct cli_ctx *ctx, int sealed_ok)
         return rk_error_set(&ctx->err, RK_ENOTFOUND,
                             "no store at %s: run 'rekey operator init' first", loc);
     if (sealed_ok && store_file_missing(loc) && strncmp(loc, "etcd:", 5) != 0)
-        snprintf(ctx->created_store, sizeof(ctx->created_store), "%s",
-                 strncmp(loc, "sqlite:", 7) == 0 ? loc + 7 : loc);
+        snprintf(ctx->created_store, sizeof(ctx->created_store), "%s", store_file_path(loc));
     if ((r = backend_open(loc, &ctx->be, &ctx->err)) != 0)
         return rk_error_prefix(&ctx->err, "opening store %s", loc);
     if ((r = barrier_open(ctx->be, &ctx->br, &ctx->err)) != 0)

@@ -1,7 +1,8 @@
 """Compatibility tests: hvac, a real Vault client, against `rekey server`.
 
 Run by tests/compat/run.sh, which starts a dev server and sets VAULT_ADDR and VAULT_TOKEN (the
-root token); REKEY is the rekey binary (the seal tests start servers of their own with it).
+root token); REKEY is the rekey binary (the seal tests start servers of their own with it, on a
+store of REKEY_TEST_BACKEND: sqlite, the default, or log).
 Prints "hvac: N passed, N failed" last and exits non-zero on any failure.
 """
 
@@ -21,6 +22,8 @@ from hvac import exceptions as hexc
 ADDR = os.environ.get("VAULT_ADDR", "http://127.0.0.1:8200")
 ROOT = os.environ.get("VAULT_TOKEN", "")
 REKEY = os.environ.get("REKEY", "")
+# The store backend of the servers the seal tests start (the dev server's store is SQLite).
+BACKEND = os.environ.get("REKEY_TEST_BACKEND", "sqlite")
 
 
 class _SourceAddressAdapter(requests.adapters.HTTPAdapter):
@@ -403,7 +406,7 @@ class Server:
         self.tmp, self.port, self.proc = tmp, free_port(), None
         self.addr = "http://127.0.0.1:%d" % self.port
         self.env = clean_env()
-        self.env["REKEY_STORE"] = "sqlite:" + os.path.join(tmp, "store.db")
+        self.env["REKEY_STORE"] = BACKEND + ":" + os.path.join(tmp, "store.db")
         if key_file:
             self.env["REKEY_KEY_FILE"] = key_file
         self.cfg = os.path.join(tmp, "rekey.yaml")
@@ -496,7 +499,7 @@ class SealTests(unittest.TestCase):
 
     def test_key_file_seal_then_restart(self):
         key = os.path.join(self.tmp, "root.key")
-        env = clean_env(REKEY_STORE="sqlite:" + os.path.join(self.tmp, "store.db"))
+        env = clean_env(REKEY_STORE=BACKEND + ":" + os.path.join(self.tmp, "store.db"))
         out = subprocess.run([REKEY, "operator", "init", "-key-file=" + key], env=env,
                              capture_output=True, text=True, timeout=30)
         self.assertEqual(out.returncode, 0, out.stderr)

@@ -44,7 +44,7 @@ export HOME
 TOK="cli-root-$$-$RANDOM$RANDOM"
 cat >rekey.yaml <<EOF
 version: 1
-store: { path: local.db }
+$(store_yaml local.db)
 hooks:
   render:
     type: file
@@ -70,7 +70,7 @@ secrets:
 EOF
 
 # ---------------- the same commands on a local store, for comparison ----------------
-export REKEY_STORE="sqlite:$PWD/local.db" REKEY_KEY_FILE="$PWD/local.key"
+export REKEY_STORE=$(store_loc "$PWD/local.db") REKEY_KEY_FILE="$PWD/local.key"
 "$REKEY" operator init -key-file="$REKEY_KEY_FILE" >/dev/null
 run_kv_commands() { # DIR: writes each command's output to DIR/*.out
     local d=$1
@@ -125,6 +125,7 @@ grep -q "rc=1" local/status2.out || fail "local: status after a failed rotation 
 unset REKEY_STORE REKEY_KEY_FILE
 
 # ---------------- the same commands through a dev server ----------------
+# (a dev server's store is SQLite whatever the backend under test: the comparison still holds)
 PORT=$(free_port)
 A="http://127.0.0.1:$PORT"
 "$REKEY" server -dev -config "$PWD/rekey.yaml" -dev-listen-address "127.0.0.1:$PORT" \
@@ -235,11 +236,11 @@ PORT=$(free_port)
 A="http://127.0.0.1:$PORT"
 cat >shares.yaml <<EOF
 version: 1
-store: { path: $PWD/shares.db }
+$(store_yaml "$PWD/shares.db")
 server: { listen: "127.0.0.1:$PORT" }
 secrets: []
 EOF
-REKEY_STORE="sqlite:$PWD/shares.db" expect_exit 0 "$REKEY" operator init -key-shares=3 -key-threshold=2
+REKEY_STORE="$(store_loc "$PWD/shares.db")" expect_exit 0 "$REKEY" operator init -key-shares=3 -key-threshold=2
 cp last.out init-local.secret
 expect_in init-local.secret "Unseal Share 3: "
 S1=$(sed -n 's/^Unseal Share 1: //p' init-local.secret)

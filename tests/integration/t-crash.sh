@@ -3,9 +3,7 @@
 # agrees with it, no version lost, nothing left in flight.
 . "$REKEY_TOP/tests/integration/lib.sh"
 P=secret/gw/master-key
-cat > rekey.yaml <<'YAML'
-version: 1
-store: { path: store.db }
+{ echo "version: 1"; store_yaml store.db; cat <<'YAML'
 hooks:
   render:
     type: file
@@ -30,6 +28,7 @@ secrets:
     test: [check]
     reload: [jitter]
 YAML
+} > rekey.yaml
 init_store
 unset REKEY_STORE
 expect_exit 0 "$REKEY" rotate $P

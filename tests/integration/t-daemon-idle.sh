@@ -10,7 +10,7 @@ init_store
 
 gen_config() { # $1: number of secrets
   {
-    printf 'version: 1\nstore:\n  path: store.db\nsecrets:\n'
+    printf 'version: 1\n%s\nsecrets:\n' "$(store_yaml store.db)"
     for ((i = 1; i <= $1; i++)); do
       printf '  - path: secret/bulk/s%d\n    kind: generated\n    format: "tok-{hex:16}"\n' "$i"
       printf '    every: 30d\n    auto: true\n'

@@ -10,8 +10,7 @@ init_store
 dir=$PWD
 cat >rekey.yaml <<YAML
 version: 1
-store:
-  path: store.db
+$(store_yaml store.db)
 hooks:
   check:
     type: exec

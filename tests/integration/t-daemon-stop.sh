@@ -9,8 +9,7 @@ init_store
 dir=$PWD
 cat >rekey.yaml <<YAML
 version: 1
-store:
-  path: store.db
+$(store_yaml store.db)
 hooks:
   slow:
     type: exec

@@ -12,8 +12,7 @@ dir=$PWD
 write_config() { # $1: extra secrets text appended
   cat >rekey.yaml <<YAML
 version: 1
-store:
-  path: store.db
+$(store_yaml store.db)
 hooks:
   render:
     type: file

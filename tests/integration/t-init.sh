@@ -2,10 +2,11 @@
 . "$REKEY_TOP/tests/integration/lib.sh"
 
 # The bytes of the store and of any WAL/SHM file beside it: equal before and after = no write.
+# (A log store is one file.)
 store_sum() { sha256sum "$1"* 2>/dev/null; }
 
 # ---- key-file mode ----
-export REKEY_STORE="sqlite:$PWD/store.db"
+export REKEY_STORE=$(store_loc "$PWD/store.db")
 expect_exit 0 "$REKEY" operator init -key-file="$PWD/root.key"
 expect_in last.out "root key is in $PWD/root.key"
 [ -f root.key ] || fail "init did not write the key file"
@@ -34,7 +35,7 @@ expect_not_in last.out "Unseal Share"
 # init refuses to overwrite an existing key file (a new store).
 echo "keep me" >existing.key
 chmod 600 existing.key
-expect_exit 3 env REKEY_STORE="sqlite:$PWD/fresh.db" "$REKEY" operator init \
+expect_exit 3 env REKEY_STORE="$(store_loc "$PWD/fresh.db")" "$REKEY" operator init \
     -key-file="$PWD/existing.key"
 expect_in last.err "existing.key"
 expect_in last.err "exists"
@@ -74,7 +75,7 @@ expect_exit 0 "$REKEY" kv get -field=value secret/t/one
 unset REKEY_KEY_FILE
 
 # ---- bad init options ----
-export REKEY_STORE="sqlite:$PWD/opts.db"
+export REKEY_STORE=$(store_loc "$PWD/opts.db")
 expect_exit 2 "$REKEY" operator init -key-shares=3 -key-threshold=5
 expect_in last.err "cannot exceed"
 expect_exit 2 "$REKEY" operator init -key-shares=0
@@ -86,7 +87,7 @@ expect_in last.err "cannot be combined"
 [ ! -e x.key ] || fail "a usage error wrote a key file"
 
 # ---- shares mode ----
-export REKEY_STORE="sqlite:$PWD/shamir.db"
+export REKEY_STORE=$(store_loc "$PWD/shamir.db")
 expect_exit 0 "$REKEY" operator init -key-shares=5 -key-threshold=3
 [ "$(grep -c '^Unseal Share [1-5]: ' last.out)" -eq 5 ] || fail "expected 5 unseal shares"
 expect_in last.out "3 of them unseal it"
@@ -178,7 +179,7 @@ for s in "${S[@]}"; do
 done
 # A failed init (its key file already exists) leaves no store file behind.
 mkdir fresh && touch fresh/taken.key && chmod 600 fresh/taken.key
-REKEY_STORE="sqlite:$PWD/fresh/s.db" expect_exit 3 "$REKEY" operator init -key-file="$PWD/fresh/taken.key"
+REKEY_STORE="$(store_loc "$PWD/fresh/s.db")" expect_exit 3 "$REKEY" operator init -key-file="$PWD/fresh/taken.key"
 expect_in last.err "File exists"
 [ ! -e fresh/s.db ] || fail "a failed init left a store file behind"
 echo "init: ok"

@@ -4,9 +4,7 @@
 # command line or environment.
 . "$REKEY_TOP/tests/integration/lib.sh"
 P=secret/gw/master-key
-cat > rekey.yaml <<'YAML'
-version: 1
-store: { path: store.db }
+{ echo "version: 1"; store_yaml store.db; cat <<'YAML'
 hooks:
   render:
     type: file
@@ -35,6 +33,7 @@ secrets:
     test: [check]
     reload: [reload]
 YAML
+} > rekey.yaml
 init_store
 unset REKEY_STORE
 expect_exit 0 "$REKEY" rotate $P

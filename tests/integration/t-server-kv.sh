@@ -16,8 +16,7 @@ chmod 600 auth.hdr.secret
 
 cat >rekey.yaml <<EOF
 version: 1
-store:
-  path: rekey.db
+$(store_yaml rekey.db)
 hooks:
   master-env:
     type: file

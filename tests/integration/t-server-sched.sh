@@ -102,8 +102,7 @@ trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/
 write_config() { # $1: extra secrets appended
     cat >rekey.yaml <<EOF
 version: 1
-store:
-  path: store.db
+$(store_yaml store.db)
 hooks:
   render:
     type: file
@@ -192,8 +191,7 @@ expect_in server.log "scheduler stopped:"
 # ======================= shares: the scheduler follows unseal and seal =======================
 cat >srv.yaml <<EOF
 version: 1
-store:
-  path: shares.db
+$(store_yaml shares.db)
 server:
   listen: "127.0.0.1:PORT"
 hooks:
@@ -246,7 +244,7 @@ stop_server
 expect_not_in server.log "$K1"
 
 # ======================= key file: SIGTERM during a rotation =======================
-export REKEY_STORE="sqlite:$dir/kf.db"
+export REKEY_STORE=$(store_loc "$dir/kf.db")
 expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
 R3=$(sed -n 's/^Initial Root Token: //p' last.out)
 printf 'X-Vault-Token: %s\n' "$R3" >root.hdr.secret
@@ -254,8 +252,7 @@ PORT=$(free_port)
 A="http://127.0.0.1:$PORT"
 cat >kf.yaml <<EOF
 version: 1
-store:
-  path: kf.db
+$(store_yaml kf.db)
 server:
   listen: "127.0.0.1:$PORT"
 hooks:

@@ -247,8 +247,7 @@ expect_in server.log "SIGTERM: stopping"
 # ======================= shares over the API =======================
 cat >srv.yaml <<EOF
 version: 1
-store:
-  path: shares.db
+$(store_yaml shares.db)
 server:
   listen: "127.0.0.1:PORT"
 secrets: []
@@ -325,7 +324,7 @@ jis 'd["initialized"], d["sealed"]' '(True, True)'
 stop_server
 
 # ======================= key file server =======================
-export REKEY_STORE="sqlite:$PWD/kf.db"
+export REKEY_STORE=$(store_loc "$PWD/kf.db")
 expect_exit 0 "$REKEY" operator init -key-file="$PWD/kf.key"
 expect_in last.out "Initial Root Token: hvs."
 ROOT3=$(sed -n 's/^Initial Root Token: //p' last.out)
@@ -377,14 +376,13 @@ PORT=$(free_port)
 A="https://127.0.0.1:$PORT"
 cat >tls.yaml <<EOF
 version: 1
-store:
-  path: kf.db
+$(store_yaml kf.db)
 server:
   listen: "127.0.0.1:$PORT"
   tls_cert: $PWD/tls.pem
   tls_key: $PWD/tls.key
 EOF
-REKEY_STORE="sqlite:$PWD/kf.db" REKEY_KEY_FILE="$PWD/kf.key" "$REKEY" server -config "$PWD/tls.yaml" \
+REKEY_STORE="$(store_loc "$PWD/kf.db")" REKEY_KEY_FILE="$PWD/kf.key" "$REKEY" server -config "$PWD/tls.yaml" \
     >server.log 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do

@@ -68,7 +68,7 @@ assert rows["secret/team/manual-one"]["fingerprint"].startswith("sha256:"), rows
 expect_exit 0 env REKEY_NOW=$later "$REKEY" kv put secret/team/manual-one value=rotated-later
 expect_exit 0 env REKEY_NOW=$later "$REKEY" -c m.yaml status
 # Store-wide: status needs a store; a missing one is a clear error.
-expect_exit 3 env REKEY_STORE="sqlite:$PWD/none.db" "$REKEY" -c m.yaml status
+expect_exit 3 env REKEY_STORE="$(store_loc "$PWD/none.db")" "$REKEY" -c m.yaml status
 expect_in last.err "operator init"
 
 # ---- schedule ----
