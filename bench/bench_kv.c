@@ -197,7 +197,21 @@ struct result {
     double p50_us, p99_us;
     uint64_t errors;
     double txns_per_commit; /* group commit: caller transactions per SQLite commit */
+    double cpu_us;          /* process CPU time (user + system) per operation */
+    double sys_us;          /* ... of which in the kernel */
 };
+
+/* Process CPU time in nanoseconds: *sys gets the kernel's part. */
+static uint64_t
+cpu_ns(uint64_t *sys)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    *sys = (uint64_t)ru.ru_stime.tv_sec * 1000000000u + (uint64_t)ru.ru_stime.tv_usec * 1000u;
+    return *sys + (uint64_t)ru.ru_utime.tv_sec * 1000000000u +
+           (uint64_t)ru.ru_utime.tv_usec * 1000u;
+}
 
 static int
 run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), struct result *res)
@@ -207,7 +221,7 @@ run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), stru
     pthread_barrier_t start;
     uint32_t *all;
     size_t nall = 0;
-    uint64_t ops = 0, t0, t1;
+    uint64_t ops = 0, t0, t1, c0, c1, s0, s1;
 
     memset(w, 0, sizeof(w));
     memset(res, 0, sizeof(*res));
@@ -222,9 +236,11 @@ run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), stru
     }
     pthread_barrier_wait(&start);
     t0 = now_ns();
+    c0 = cpu_ns(&s0);
     for (int i = 0; i < nthreads; i++)
         pthread_join(tid[i], NULL);
     t1 = now_ns();
+    c1 = cpu_ns(&s1);
     pthread_barrier_destroy(&start);
     for (int i = 0; i < nthreads; i++) {
         ops += w[i].ops;
@@ -245,6 +261,8 @@ run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), stru
     }
     qsort(all, nall, sizeof(uint32_t), cmp_u32);
     res->ops_s = (double)ops / ((double)(t1 - t0) / 1e9);
+    res->cpu_us = ops > 0 ? (double)(c1 - c0) / 1000.0 / (double)ops : 0;
+    res->sys_us = ops > 0 ? (double)(s1 - s0) / 1000.0 / (double)ops : 0;
     if (nall > 0) {
         res->p50_us = all[nall / 2] / 1000.0;
         res->p99_us = all[(size_t)((double)nall * 0.99)] / 1000.0;
@@ -577,9 +595,10 @@ main(int argc, char **argv)
         for (size_t k = 0; k < 3; k++) {
             res = put[k];
             printf("| %zu | kv_put durable | %d | %.0f | %.0f | %.0f | %.0f | %.2f× baseline "
-                   "(%.1f txns/commit) |\n",
+                   "(%.1f txns/commit, %.0f µs CPU/put, %.0f in the kernel) |\n",
                    sizes[s], put_threads[k], res.ops_s, res.ops_s / put_threads[k], res.p50_us,
-                   res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0, res.txns_per_commit);
+                   res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0, res.txns_per_commit,
+                   res.cpu_us, res.sys_us);
         }
         put8 = put[2];
         printf("| %zu | raw SQLite put, 1 fsynced txn/row (baseline: before %.0f, after %.0f) "

@@ -150,7 +150,9 @@ submit(struct gcommit *gc, struct gc_req *q)
         gc->qhead = q;
     gc->qtail = q;
     gc->qlen++;
-    if (gc->leader_gathering)
+    /* Only the arrival that completes the expected batch wakes the gathering leader: waking it
+     * for each one would cost it a context switch per writer. */
+    if (gc->leader_gathering && gc->qlen >= gc->expect)
         pthread_cond_signal(&gc->lcond);
     if (!gc->leader_active) {
         gc->leader_active = 1;

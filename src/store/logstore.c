@@ -97,6 +97,26 @@
 #define LG_SHM_ID 16  /* u64: the store id (LG_H_ID) the word belongs to */
 #define LG_END_MASK ((UINT64_C(1) << 48) - 1)
 
+/* What the batch being written changes: the last write of each key, in a small open-addressing
+ * table over an array kept by the backend from batch to batch (no allocation per write, and no
+ * ordered tree: the batch is applied to idx in any order, as each key appears once). The keys
+ * point into the callers' operations, which live until the batch is done. */
+struct lg_write {
+    const char *key;
+    size_t klen;
+    uint64_t hash;
+    uint64_t off; /* LG_DELETED: deleted */
+    uint32_t vlen;
+    int64_t mod_rev;
+};
+
+struct lg_overlay {
+    struct lg_write *w;
+    size_t n, cap;
+    uint32_t *slot; /* index + 1 into w; 0 = empty */
+    size_t nslots;  /* a power of two, > 2 n */
+};
+
 struct lg_backend {
     struct backend base;
     char *path;
@@ -124,9 +144,11 @@ struct lg_backend {
     /* the leader's */
     unsigned char *wbuf;
     size_t wcap;
+    struct lg_overlay overlay;
 };
 
 static void retire_join(struct lg_backend *lg);
+static void overlay_free(struct lg_overlay *ov);
 
 /* ---- little-endian fields ------------------------------------------------------------------- */
 
@@ -786,6 +808,7 @@ lg_close(struct backend *b)
     gcommit_destroy(&lg->gc);
     pthread_rwlock_destroy(&lg->ilock);
     free(lg->wbuf);
+    overlay_free(&lg->overlay);
     free(lg->path);
     free(lg);
 }
@@ -1173,16 +1196,130 @@ wbuf_reserve(struct lg_backend *lg, size_t used, size_t more)
     return 0;
 }
 
+static uint64_t
+key_hash(const char *key, size_t *klen)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    const unsigned char *p = (const unsigned char *)key;
+
+    for (; *p != '\0'; p++)
+        h = (h ^ *p) * 0x100000001b3u;
+    *klen = (size_t)(p - (const unsigned char *)key);
+    return h ^ (h >> 29);
+}
+
+static void
+overlay_reset(struct lg_overlay *ov)
+{
+    ov->n = 0;
+    if (ov->slot != NULL)
+        memset(ov->slot, 0, ov->nslots * sizeof(*ov->slot));
+}
+
+static void
+overlay_free(struct lg_overlay *ov)
+{
+    free(ov->w);
+    free(ov->slot);
+    memset(ov, 0, sizeof(*ov));
+}
+
+static struct lg_write *
+overlay_find(const struct lg_overlay *ov, const char *key, size_t klen, uint64_t h)
+{
+    if (ov->nslots == 0)
+        return NULL;
+    for (size_t i = h & (ov->nslots - 1);; i = (i + 1) & (ov->nslots - 1)) {
+        struct lg_write *w;
+
+        if (ov->slot[i] == 0)
+            return NULL;
+        w = &ov->w[ov->slot[i] - 1];
+        if (w->hash == h && w->klen == klen && memcmp(w->key, key, klen) == 0)
+            return w;
+    }
+}
+
+/* Makes room for more writes, so that the overlay_set calls of one transaction cannot fail
+ * half-way. Returns 0 or -RK_ENOMEM. */
+static int
+overlay_reserve(struct lg_overlay *ov, size_t more)
+{
+    size_t need = ov->n + more;
+
+    if (need > UINT32_MAX / 4)
+        return -RK_ENOMEM;
+    if (need > ov->cap) {
+        size_t cap = ov->cap ? ov->cap : 64;
+        struct lg_write *nw;
+
+        while (cap < need)
+            cap *= 2;
+        if ((nw = realloc(ov->w, cap * sizeof(*nw))) == NULL)
+            return -RK_ENOMEM;
+        ov->w = nw;
+        ov->cap = cap;
+    }
+    if (2 * need >= ov->nslots) {
+        size_t ns = ov->nslots ? ov->nslots : 256;
+        uint32_t *sl;
+
+        while (2 * need >= ns)
+            ns *= 2;
+        if ((sl = calloc(ns, sizeof(*sl))) == NULL)
+            return -RK_ENOMEM;
+        free(ov->slot);
+        ov->slot = sl;
+        ov->nslots = ns;
+        for (size_t j = 0; j < ov->n; j++) {
+            size_t i = ov->w[j].hash & (ns - 1);
+
+            while (sl[i] != 0)
+                i = (i + 1) & (ns - 1);
+            sl[i] = (uint32_t)j + 1;
+        }
+    }
+    return 0;
+}
+
+/* Records a write of key (off LG_DELETED: a delete), in room overlay_reserve made. */
+static void
+overlay_set(struct lg_overlay *ov, const char *key, uint64_t off, uint32_t vlen, int64_t mod_rev)
+{
+    size_t klen;
+    uint64_t h = key_hash(key, &klen);
+    struct lg_write *w = overlay_find(ov, key, klen, h);
+
+    if (w == NULL) {
+        w = &ov->w[ov->n++];
+        w->key = key;
+        w->klen = klen;
+        w->hash = h;
+        {
+            size_t i = h & (ov->nslots - 1);
+
+            while (ov->slot[i] != 0)
+                i = (i + 1) & (ov->nslots - 1);
+            ov->slot[i] = (uint32_t)ov->n;
+        }
+    }
+    w->off = off;
+    w->vlen = vlen;
+    w->mod_rev = mod_rev;
+}
+
 /* The key's mod_rev as the batch so far leaves it (0: absent). */
 static int64_t
-batch_mod_rev(const struct lg_backend *lg, const struct keyidx *overlay, const char *key)
+batch_mod_rev(const struct lg_backend *lg, const struct lg_overlay *ov, const char *key)
 {
-    const struct keyidx_ent *e = keyidx_get(overlay, key);
+    size_t klen;
+    uint64_t h = key_hash(key, &klen);
+    const struct lg_write *w = overlay_find(ov, key, klen, h);
+    const struct keyidx_ent *e;
 
-    if (e == NULL)
-        e = keyidx_get(lg->idx, key);
-    else if (e->off == LG_DELETED)
-        return 0;
+    if (w != NULL)
+        return w->off == LG_DELETED ? 0 : w->mod_rev;
+    e = keyidx_get(lg->idx, key);
     return e != NULL ? e->mod_rev : 0;
 }
 
@@ -1190,7 +1327,7 @@ batch_mod_rev(const struct lg_backend *lg, const struct keyidx *overlay, const c
  * its writes in overlay. Returns 0, or -RK_ENOMEM / -RK_ELIMIT with q failed. */
 static int
 encode_txn(struct lg_backend *lg, struct gc_req *q, int64_t rev, uint64_t base, size_t *used,
-           struct keyidx *overlay)
+           struct lg_overlay *overlay)
 {
     size_t start = *used, pos = *used + LG_REC_HDR;
     uint64_t len = 0;
@@ -1204,7 +1341,8 @@ encode_txn(struct lg_backend *lg, struct gc_req *q, int64_t rev, uint64_t base, 
         snprintf(q->msg, sizeof(q->msg), "transaction too large for one log record");
         return q->result;
     }
-    if (wbuf_reserve(lg, *used, LG_REC_HDR + (size_t)len) != 0) {
+    if (wbuf_reserve(lg, *used, LG_REC_HDR + (size_t)len) != 0 ||
+        overlay_reserve(overlay, q->nops) != 0) {
         q->result = -RK_ENOMEM;
         snprintf(q->msg, sizeof(q->msg), "out of memory");
         return q->result;
@@ -1222,13 +1360,8 @@ encode_txn(struct lg_backend *lg, struct gc_req *q, int64_t rev, uint64_t base, 
         memcpy(p + LG_OP_HDR, op->key, klen);
         if (vlen > 0)
             memcpy(p + LG_OP_HDR + klen, op->val, vlen);
-        if (keyidx_put(overlay, op->key,
-                       op->kind == STORE_PUT ? base + pos + LG_OP_HDR + klen : LG_DELETED, vlen,
-                       rev, NULL) != 0) {
-            q->result = -RK_ENOMEM;
-            snprintf(q->msg, sizeof(q->msg), "out of memory");
-            return q->result;
-        }
+        overlay_set(overlay, op->key,
+                    op->kind == STORE_PUT ? base + pos + LG_OP_HDR + klen : LG_DELETED, vlen, rev);
         pos += LG_OP_HDR + klen + vlen;
     }
     p = lg->wbuf + start;
@@ -1245,7 +1378,7 @@ encode_txn(struct lg_backend *lg, struct gc_req *q, int64_t rev, uint64_t base, 
 /* Checks q's compares and its deletes' keys against the batch so far. Returns 0 when q may
  * commit; otherwise sets q's result. */
 static int
-check_req(const struct lg_backend *lg, const struct keyidx *overlay, struct gc_req *q)
+check_req(const struct lg_backend *lg, const struct lg_overlay *overlay, struct gc_req *q)
 {
     for (size_t i = 0; i < q->ncmps; i++) {
         int64_t cur = batch_mod_rev(lg, overlay, q->cmps[i].key);
@@ -1397,9 +1530,8 @@ run_batch(void *arg, struct gc_req *batch)
 {
     struct lg_backend *lg = arg;
     struct rk_error err = {0};
-    struct keyidx *overlay = NULL;
+    struct lg_overlay *overlay = &lg->overlay;
     struct gc_req *q;
-    struct keyidx_ent *e;
     size_t used = 0;
     uint64_t nok = 0, base;
     int64_t rev;
@@ -1412,11 +1544,7 @@ run_batch(void *arg, struct gc_req *batch)
         }
         return 0;
     }
-    if ((overlay = keyidx_new()) == NULL) {
-        errno = ENOMEM;
-        fail_batch(lg, batch, "out of memory", RK_ENOMEM);
-        goto unlock;
-    }
+    overlay_reset(overlay);
     /* Only this leader changes idx while it holds the file lock; the shared lock is for the
      * record of it. */
     pthread_rwlock_rdlock(&lg->ilock);
@@ -1450,8 +1578,10 @@ run_batch(void *arg, struct gc_req *batch)
             goto unlock;
         }
         pthread_rwlock_wrlock(&lg->ilock);
-        for (e = keyidx_seek(overlay, NULL, 0); e != NULL; e = keyidx_next(overlay, e)) {
-            if (idx_apply(lg->idx, &lg->live, e->key, e->klen, e->off, e->vlen, e->mod_rev) != 0) {
+        for (size_t i = 0; i < overlay->n; i++) {
+            const struct lg_write *w = &overlay->w[i];
+
+            if (idx_apply(lg->idx, &lg->live, w->key, w->klen, w->off, w->vlen, w->mod_rev) != 0) {
                 /* Committed on disk but not in memory: every reader would miss it. Reopen. */
                 log_warn("store %s: out of memory after a commit; reloading the index", lg->path);
                 lg->end = LG_HDR_SIZE;
@@ -1471,7 +1601,6 @@ run_batch(void *arg, struct gc_req *batch)
     if (need_compaction(lg) && compact_locked(lg, &err) != 0)
         log_warn("store %s: compaction failed, the log keeps growing: %s", lg->path, err.msg);
 unlock:
-    keyidx_free(overlay);
     flock(lg->fd, LOCK_UN);
     return nok;
 }
