@@ -273,6 +273,8 @@ run_threads(struct kv *kv, size_t nkeys, int nthreads, void *(*fn)(void *), stru
 
 /* The backend under test: $BENCH_BACKEND, "sqlite" (the default) or "log". */
 static const char *backend_name = "sqlite";
+/* $BENCH_PUT_THREADS: measure puts with only this many writers (for profiling), 0 = all. */
+static int only_threads;
 
 /* Group-commit counters of either durable backend. */
 static void
@@ -531,6 +533,15 @@ main(int argc, char **argv)
     secure_heap_init();
     if (getenv("BENCH_BACKEND") != NULL)
         backend_name = getenv("BENCH_BACKEND");
+    if (getenv("BENCH_PUT_THREADS") != NULL) {
+        int64_t t;
+
+        if (parse_int64(getenv("BENCH_PUT_THREADS"), 1, 8, &t) != 0) {
+            fprintf(stderr, "bench_kv: BENCH_PUT_THREADS must be 1..8\n");
+            return 2;
+        }
+        only_threads = (int)t;
+    }
     if (strcmp(backend_name, "sqlite") != 0 && strcmp(backend_name, "log") != 0) {
         fprintf(stderr, "bench_kv: BENCH_BACKEND must be sqlite or log\n");
         return 2;
@@ -576,6 +587,10 @@ main(int argc, char **argv)
         for (size_t k = 0; k < 3; k++) {
             uint64_t c0, x0, c1, x1;
 
+            if (only_threads > 0 && put_threads[k] != only_threads) {
+                memset(&put[k], 0, sizeof(put[k]));
+                continue;
+            }
             commit_stats(be, &c0, &x0);
             if (run_threads(kv, sizes[s], put_threads[k], put_thread, &put[k]) != 0) {
                 rc = 1;

@@ -931,35 +931,44 @@ cache_lookup(struct kv *kv, const char *path, int64_t rev, int want_meta, struct
     return hit;
 }
 
-/* Stores a copy of meta for (path, rev) unless the slot holds a newer revision of path. */
+/* Stores meta for (path, rev), taking it over (it is freed when not kept), unless the slot
+ * holds a newer revision of path. */
 static void
-cache_store(struct kv *kv, const char *path, int64_t rev, const struct kv_meta *meta)
+cache_take(struct kv *kv, const char *path, int64_t rev, struct kv_meta *meta)
 {
     size_t i = cache_index(path);
     struct cache_slot *sl = &kv->slots[i];
     pthread_mutex_t *lk = &kv->locks[i % KV_CACHE_LOCKS];
-    struct kv_meta *copy;
-    char *pcopy;
+    struct kv_meta *old;
+    char *pcopy, *oldpath;
 
-    if (rev <= 0 || (copy = kv_meta_dup(meta)) == NULL)
-        return;
-    if ((pcopy = strdup(path)) == NULL) {
-        kv_meta_free(copy);
+    if (rev <= 0 || meta == NULL || (pcopy = strdup(path)) == NULL) {
+        kv_meta_free(meta);
         return;
     }
     pthread_mutex_lock(lk);
     if (sl->meta != NULL && sl->rev >= rev && strcmp(sl->path, path) == 0) {
         pthread_mutex_unlock(lk);
         free(pcopy);
-        kv_meta_free(copy);
+        kv_meta_free(meta);
         return;
     }
-    free(sl->path);
-    kv_meta_free(sl->meta);
+    oldpath = sl->path;
+    old = sl->meta;
     sl->path = pcopy;
     sl->rev = rev;
-    sl->meta = copy;
+    sl->meta = meta;
     pthread_mutex_unlock(lk);
+    free(oldpath);
+    kv_meta_free(old);
+}
+
+/* Stores a copy of meta for (path, rev) unless the slot holds a newer revision of path. */
+static void
+cache_store(struct kv *kv, const char *path, int64_t rev, const struct kv_meta *meta)
+{
+    if (rev > 0)
+        cache_take(kv, path, rev, kv_meta_dup(meta));
 }
 
 struct barrier *
@@ -1748,8 +1757,9 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
         /* meta is now exactly what was stored at newrev: the next write or read of this path
          * finds it decoded (the cache is keyed by revision, so a stale entry never hits). */
         if (r == 0)
-            cache_store(kv, path, newrev, meta);
-        kv_meta_free(meta);
+            cache_take(kv, path, newrev, meta); /* the cache keeps it: no copy */
+        else
+            kv_meta_free(meta);
         meta = NULL;
         if (r != -RK_ECONFLICT)
             break;

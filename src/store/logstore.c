@@ -137,6 +137,11 @@ struct lg_backend {
     uint64_t gen;
     int64_t rev;
     uint64_t compactions;
+    /* Readers pread outside ilock: readers_out[epoch & 1] counts those reading the file of
+     * epoch, which moves each time the file is swapped (compaction, reopen). The old file is
+     * closed only once its epoch's count is back to zero. */
+    uint64_t epoch;
+    _Atomic int readers_out[2];
     int opened;        /* the open succeeded: a close pins the floor */
     pthread_t retirer; /* the thread retiring the file the last compaction replaced */
     int retiring;
@@ -894,6 +899,17 @@ lg_open(const char *location, struct backend **out, struct rk_error *err)
     return logstore_open_ex(location, 0, out, err);
 }
 
+/* Waits until no reader is still reading the file of the epoch before the current one. */
+static void
+drain_readers(struct lg_backend *lg, uint64_t old_epoch)
+{
+    while (atomic_load(&lg->readers_out[old_epoch & 1]) != 0) {
+        struct timespec ts = {0, 20000};
+
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* ---- keeping up with other processes ----------------------------------------------------------
  */
 
@@ -950,11 +966,18 @@ reload_locked(struct lg_backend *lg, struct rk_error *err)
             close(fd);
             return r;
         }
-        munmap(lg->hdr, LG_HDR_SIZE);
-        close(lg->fd);
+        {
+            int ofd = lg->fd;
+            unsigned char *ohdr = lg->hdr;
+
+            lg->fd = fd;
+            lg->hdr = hdr;
+            lg->epoch++;
+            drain_readers(lg, lg->epoch - 1);
+            munmap(ohdr, LG_HDR_SIZE);
+            close(ofd);
+        }
         keyidx_free(lg->idx);
-        lg->fd = fd;
-        lg->hdr = hdr;
         lg->idx = idx;
         lg->end = end;
         lg->alloc_end = size;
@@ -1013,16 +1036,16 @@ rdlock_current(struct lg_backend *lg, struct rk_error *err)
  */
 
 static int
-read_value(struct lg_backend *lg, const struct keyidx_ent *e, unsigned char **val,
+read_value(const struct lg_backend *lg, int fd, uint64_t off, uint32_t vlen, unsigned char **val,
            struct rk_error *err)
 {
-    unsigned char *v = malloc(e->vlen > 0 ? e->vlen : 1);
+    unsigned char *v = malloc(vlen > 0 ? vlen : 1);
     ssize_t got;
 
     if (v == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
-    got = pread_full(lg->fd, v, e->vlen, e->off);
-    if (got != (ssize_t)e->vlen) {
+    got = pread_full(fd, v, vlen, off);
+    if (got != (ssize_t)vlen) {
         free(v);
         if (got < 0)
             return lg_io_fail(err, lg->path, "reading a value");
@@ -1044,7 +1067,12 @@ lg_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, in
         return r;
     for (;;) {
         struct keyidx_ent *e;
-        int replaced;
+        const unsigned char *hdr;
+        uint64_t off;
+        uint32_t len;
+        int64_t mr;
+        int fd, replaced;
+        unsigned slot;
 
         if ((r = rdlock_current(lg, err)) != 0)
             return r;
@@ -1052,18 +1080,30 @@ lg_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, in
             pthread_rwlock_unlock(&lg->ilock);
             return rk_error_set(err, RK_ENOTFOUND, "no such key");
         }
-        r = read_value(lg, e, val, err);
-        if (r == 0) {
-            *vlen = e->vlen;
-            if (mod_rev != NULL)
-                *mod_rev = e->mod_rev;
-        }
+        /* The pread runs outside the lock, so that a reader the scheduler preempts there does
+         * not hold up the next commit's publication. The file it reads stays open and intact
+         * until the readers of its epoch are done (see lg_backend.readers_out). */
+        off = e->off;
+        len = e->vlen;
+        mr = e->mod_rev;
+        fd = lg->fd;
+        hdr = lg->hdr;
+        slot = (unsigned)(lg->epoch & 1);
+        atomic_fetch_add(&lg->readers_out[slot], 1);
+        pthread_rwlock_unlock(&lg->ilock);
+        r = read_value(lg, fd, off, len, val, err);
         /* Another process's compaction overwrites the old file with zeros after marking it:
          * a read that raced with it starts again on the new file. */
-        replaced = (hdr_flags(lg->hdr) & LG_F_SUPERSEDED) != 0;
-        pthread_rwlock_unlock(&lg->ilock);
-        if (!replaced)
+        replaced = (hdr_flags(hdr) & LG_F_SUPERSEDED) != 0;
+        atomic_fetch_sub(&lg->readers_out[slot], 1);
+        if (!replaced) {
+            if (r == 0) {
+                *vlen = len;
+                if (mod_rev != NULL)
+                    *mod_rev = mr;
+            }
             return r;
+        }
         if (r == 0)
             free(*val);
     }
@@ -1113,7 +1153,7 @@ again:
         (*n)++;
         x->mod_rev = e->mod_rev;
         x->vlen = e->vlen;
-        if (!keys_only && (r = read_value(lg, e, &x->val, err)) != 0)
+        if (!keys_only && (r = read_value(lg, lg->fd, e->off, e->vlen, &x->val, err)) != 0)
             break;
     }
     replaced = (hdr_flags(lg->hdr) & LG_F_SUPERSEDED) != 0;
@@ -1631,6 +1671,8 @@ flush_snap(int fd, unsigned char *buf, size_t used, int64_t rev, uint64_t *pos)
  * generation), overwrites its records with zeros so that old ciphertext does not stay on the
  * disk (the SQLite backend's secure_delete), and closes it, which drops its lock. */
 struct lg_retire {
+    struct lg_backend *lg;
+    uint64_t epoch; /* the old file's */
     int fd;
     unsigned char *hdr;
     uint64_t end;
@@ -1642,6 +1684,7 @@ retire_run(void *arg)
 {
     struct lg_retire *rt = arg;
 
+    drain_readers(rt->lg, rt->epoch);
     if (write_zeros(rt->fd, LG_HDR_SIZE, rt->end) != 0 || fdatasync(rt->fd) != 0)
         log_warn("store %s: could not overwrite the compacted-away records: %s", rt->path,
                  strerror(errno));
@@ -1671,10 +1714,13 @@ retire_start(struct lg_backend *lg, int fd, unsigned char *hdr, uint64_t end)
     if (rt == NULL || (rt->path = strdup(lg->path)) == NULL) {
         log_warn("store %s: out of memory: the compacted-away records stay on the disk", lg->path);
         free(rt);
+        drain_readers(lg, lg->epoch - 1);
         munmap(hdr, LG_HDR_SIZE);
         close(fd);
         return;
     }
+    rt->lg = lg;
+    rt->epoch = lg->epoch - 1; /* the swap moved the epoch on */
     rt->fd = fd;
     rt->hdr = hdr;
     rt->end = end;
@@ -1806,6 +1852,7 @@ compact_locked(struct lg_backend *lg, struct rk_error *err)
     lg->alloc_end = nsize;
     lg->live = live;
     lg->gen++;
+    lg->epoch++;
     lg->compactions++;
     pthread_rwlock_unlock(&lg->ilock);
     retire_start(lg, ofd, ohdr, old_end);
