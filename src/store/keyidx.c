@@ -22,6 +22,8 @@ struct keyidx {
     size_t nbuckets; /* a power of two */
     size_t n;
     size_t bytes;
+    struct keyidx_ent **pend; /* entries not in the tree yet (keyidx_put_unordered) */
+    size_t npend, pcap;
 };
 
 /* FNV-1a over at most STORE_KEY_MAX + 1 bytes (enough to tell a key too long), then a final
@@ -228,6 +230,7 @@ keyidx_free(struct keyidx *ix)
         }
     }
     free(ix->tab);
+    free(ix->pend);
     free(ix);
 }
 
@@ -242,15 +245,33 @@ keyidx_get(const struct keyidx *ix, const char *key)
     return *find_link(ix, h, key, klen);
 }
 
-int
-keyidx_put(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen, int64_t mod_rev,
-           struct keyidx_ent **ent)
+/* Links e, in the hash table already, into the tree. */
+static void
+tree_insert(struct keyidx *ix, struct keyidx_ent *e)
 {
-    struct keyidx_ent *e, *p = NULL, **at = &ix->root;
+    struct keyidx_ent *p = NULL, **at = &ix->root;
+    int d;
+
+    while (*at != NULL) {
+        p = *at;
+        d = strcmp(e->key, p->key) > 0;
+        at = &p->kid[d];
+    }
+    *at = e;
+    e->parent = p;
+    e->kid[0] = e->kid[1] = NULL;
+    e->height = 1;
+    rebalance(ix, p);
+}
+
+static int
+put(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen, int64_t mod_rev,
+    struct keyidx_ent **ent, int ordered)
+{
+    struct keyidx_ent *e;
     struct keyidx_ent **link;
     size_t klen;
     uint64_t h;
-    int d = 0;
 
     if (key == NULL)
         return -RK_EINVAL;
@@ -266,23 +287,30 @@ keyidx_put(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen, int6
                 return -RK_ENOMEM;
             link = find_link(ix, h, key, klen);
         }
+        if (!ordered && ix->npend == ix->pcap) {
+            size_t cap = ix->pcap ? 2 * ix->pcap : 64;
+            struct keyidx_ent **np = realloc(ix->pend, cap * sizeof(*np));
+
+            if (np == NULL)
+                return -RK_ENOMEM;
+            ix->bytes += (cap - ix->pcap) * sizeof(*np);
+            ix->pend = np;
+            ix->pcap = cap;
+        }
         if ((e = malloc(ent_size(klen))) == NULL)
             return -RK_ENOMEM;
         memset(e, 0, sizeof(*e));
         e->hash = h;
-        e->height = 1;
         e->klen = klen;
         memcpy(e->key, key, klen + 1);
         *link = e;
-
-        while (*at != NULL) {
-            p = *at;
-            d = strcmp(key, p->key) > 0;
-            at = &p->kid[d];
+        if (ordered) {
+            tree_insert(ix, e);
+        } else {
+            e->height = 0;
+            e->pidx = ix->npend;
+            ix->pend[ix->npend++] = e;
         }
-        *at = e;
-        e->parent = p;
-        rebalance(ix, p);
         ix->n++;
         ix->bytes += ent_size(klen);
     }
@@ -292,6 +320,41 @@ keyidx_put(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen, int6
     if (ent != NULL)
         *ent = e;
     return 0;
+}
+
+int
+keyidx_put(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen, int64_t mod_rev,
+           struct keyidx_ent **ent)
+{
+    return put(ix, key, off, vlen, mod_rev, ent, 1);
+}
+
+int
+keyidx_put_unordered(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen,
+                     int64_t mod_rev, struct keyidx_ent **ent)
+{
+    return put(ix, key, off, vlen, mod_rev, ent, 0);
+}
+
+size_t
+keyidx_pending(const struct keyidx *ix)
+{
+    return ix->npend;
+}
+
+static int
+cmp_ent(const void *a, const void *b)
+{
+    return strcmp((*(struct keyidx_ent *const *)a)->key, (*(struct keyidx_ent *const *)b)->key);
+}
+
+void
+keyidx_order(struct keyidx *ix)
+{
+    qsort(ix->pend, ix->npend, sizeof(*ix->pend), cmp_ent);
+    for (size_t i = 0; i < ix->npend; i++)
+        tree_insert(ix, ix->pend[i]);
+    ix->npend = 0;
 }
 
 int
@@ -307,7 +370,12 @@ keyidx_del(struct keyidx *ix, const char *key)
     if ((e = *link) == NULL)
         return 0;
     *link = e->hnext;
-    tree_remove(ix, e);
+    if (e->height == 0) {
+        ix->pend[e->pidx] = ix->pend[--ix->npend];
+        ix->pend[e->pidx]->pidx = e->pidx;
+    } else {
+        tree_remove(ix, e);
+    }
     ix->n--;
     ix->bytes -= ent_size(e->klen);
     free(e);
@@ -381,7 +449,7 @@ check_tree(struct check *ck, const struct keyidx_ent *e, const struct keyidx_ent
         return -1;
     if (ck->prev != NULL && strcmp(ck->prev->key, e->key) >= 0)
         return -1;
-    if (e->klen == 0 || e->klen > STORE_KEY_MAX || strlen(e->key) != e->klen)
+    if (e->klen == 0 || e->klen > STORE_KEY_MAX || strlen(e->key) != e->klen || e->height == 0)
         return -1;
     if (keyidx_get(ck->ix, e->key) != e)
         return -1;
@@ -418,9 +486,19 @@ keyidx_check(const struct keyidx *ix)
     }
     /* The tree holds n distinct keys, each found by the hash table, which holds n entries:
      * so both hold the same ones. */
-    if (chained != ix->n || check_tree(&ck, ix->root, NULL, 0) < 0 || ck.n != ix->n)
+    if (chained != ix->n || check_tree(&ck, ix->root, NULL, 0) < 0 || ck.n + ix->npend != ix->n ||
+        ix->npend > ix->pcap)
         return -RK_EINTERNAL;
-    if (ix->bytes != sizeof(*ix) + ix->nbuckets * sizeof(*ix->tab) + ck.bytes)
+    /* The unordered ones: each out of the tree, where its index says, found by the hash. */
+    for (size_t i = 0; i < ix->npend; i++) {
+        const struct keyidx_ent *e = ix->pend[i];
+
+        if (e->height != 0 || e->pidx != i || keyidx_get(ix, e->key) != e)
+            return -RK_EINTERNAL;
+        ck.bytes += ent_size(e->klen);
+    }
+    if (ix->bytes !=
+        sizeof(*ix) + ix->nbuckets * sizeof(*ix->tab) + ix->pcap * sizeof(*ix->pend) + ck.bytes)
         return -RK_EINTERNAL;
     return 0;
 }

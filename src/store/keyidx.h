@@ -26,7 +26,8 @@ struct keyidx_ent {
     struct keyidx_ent *parent; /* NULL at the root */
     struct keyidx_ent *hnext;  /* hash chain */
     uint64_t hash;
-    int32_t height; /* of the subtree rooted here; a leaf is 1 */
+    int32_t height; /* of the subtree rooted here; a leaf is 1; 0: not in the tree yet */
+    size_t pidx;    /* height 0: where it sits in the map's list of unordered entries */
 
     size_t klen; /* strlen(key) */
     char key[];  /* NUL-terminated copy of the key */
@@ -49,6 +50,19 @@ struct keyidx_ent *keyidx_get(const struct keyidx *ix, const char *key);
  * NULL, *ent gets the entry on success. */
 int keyidx_put(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen, int64_t mod_rev,
                struct keyidx_ent **ent);
+
+/* keyidx_put, but a new key goes to a list of unordered entries instead of into the tree: an
+ * insert then costs a hash insert, and keyidx_order does the tree's work later, in key order and
+ * many at a time, when the upper levels of the tree stay in the cache. Until then keyidx_get
+ * finds the key but keyidx_seek and keyidx_next do not. Same returns as keyidx_put. */
+int keyidx_put_unordered(struct keyidx *ix, const char *key, uint64_t off, uint32_t vlen,
+                         int64_t mod_rev, struct keyidx_ent **ent);
+
+/* The number of entries keyidx_put_unordered left out of the tree so far. */
+size_t keyidx_pending(const struct keyidx *ix);
+
+/* Puts every unordered entry into the tree. Cannot fail. */
+void keyidx_order(struct keyidx *ix);
 
 /* Removes key and frees its entry. Returns 1 if key was there, 0 if not. */
 int keyidx_del(struct keyidx *ix, const char *key);

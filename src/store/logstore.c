@@ -91,6 +91,7 @@
 #define LG_ZERO_CHUNK (1u << 20)
 #define LG_DELETED UINT64_MAX /* off of a key a batch deletes (its overlay) */
 #define LG_REOPEN_TRIES 20
+#define LG_ORDER_MAX 4096 /* new keys left out of the index's tree before a commit orders them */
 #define LG_SHM_MAGIC "rekeyshm"
 #define LG_SHM_SIZE 4096u
 #define LG_SHM_WORD 8 /* u64: generation << 48 | end */
@@ -544,7 +545,7 @@ idx_apply(struct keyidx *idx, uint64_t *live, const char *key, size_t klen, uint
         e->off = off;
         e->vlen = vlen;
         e->mod_rev = mod_rev;
-    } else if (keyidx_put(idx, key, off, vlen, mod_rev, NULL) != 0) {
+    } else if (keyidx_put_unordered(idx, key, off, vlen, mod_rev, NULL) != 0) {
         return -RK_ENOMEM;
     }
     *live += op_bytes(klen, vlen);
@@ -763,7 +764,9 @@ load_repair(struct lg_backend *lg, int fd, unsigned char *hdr, uint64_t size, st
     *end = LG_HDR_SIZE;
     *rev = 0;
     *live = 0;
-    if ((r = replay(fd, idx, end, size, rev, live, &damaged)) != 0)
+    r = replay(fd, idx, end, size, rev, live, &damaged);
+    keyidx_order(idx);
+    if (r != 0)
         return r == -RK_ENOMEM ? rk_error_set(err, RK_ENOMEM, "out of memory")
                                : lg_io_fail(err, lg->path, "reading");
     if (*end < floor)
@@ -949,6 +952,7 @@ reload_locked(struct lg_backend *lg, struct rk_error *err)
         else
             limit = hdr_load64(hdr, LG_H_FLOOR);
         r = replay(fd, idx, &end, limit, &rev, &live, &damaged);
+        keyidx_order(idx);
         if (r == 0 && end < limit && !(hdr_flags(hdr) & LG_F_SUPERSEDED))
             r = damaged_error(err, lg->path, end, limit);
         else if (r < 0)
@@ -1140,6 +1144,14 @@ again:
     *n = 0;
     if ((r = rdlock_current(lg, err)) != 0)
         return r;
+    if (keyidx_pending(lg->idx) > 0) {
+        /* New keys wait out of the index's tree (keyidx_put_unordered): order them first. */
+        pthread_rwlock_unlock(&lg->ilock);
+        pthread_rwlock_wrlock(&lg->ilock);
+        keyidx_order(lg->idx);
+        pthread_rwlock_unlock(&lg->ilock);
+        goto again;
+    }
     e = after != NULL ? keyidx_seek(lg->idx, after, 1) : keyidx_seek(lg->idx, prefix, 0);
     for (; e != NULL && *n < max && strncmp(e->key, prefix, plen) == 0;
          e = keyidx_next(lg->idx, e)) {
@@ -1632,6 +1644,8 @@ run_batch(void *arg, struct gc_req *batch)
             lg->end = base + used;
             lg->rev = rev;
         }
+        if (keyidx_pending(lg->idx) > LG_ORDER_MAX)
+            keyidx_order(lg->idx);
         pthread_rwlock_unlock(&lg->ilock);
         hdr_store64(lg->shm, LG_SHM_WORD, pub_word(lg->gen, base + used));
     }
@@ -1766,6 +1780,9 @@ compact_locked(struct lg_backend *lg, struct rk_error *err)
         r = lg_io_fail(err, tmp, "creating");
         goto fail;
     }
+    pthread_rwlock_wrlock(&lg->ilock);
+    keyidx_order(lg->idx);
+    pthread_rwlock_unlock(&lg->ilock);
     pthread_rwlock_rdlock(&lg->ilock);
     for (e = keyidx_seek(lg->idx, NULL, 0); e != NULL; e = keyidx_next(lg->idx, e)) {
         size_t need = LG_SNAP_OP_HDR + e->klen + e->vlen;

@@ -447,6 +447,79 @@ now_sec(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* keyidx_put_unordered: entries wait out of the tree until keyidx_order, and deletes, updates and
+ * lookups work on them meanwhile. A random mix against a presence model; every entry must be
+ * found by get at all times and, after keyidx_order, in the ordered walk, in order. */
+static void
+test_unordered(void **state)
+{
+    enum { NKEYS = 3000, NOPS = 60000 };
+    static unsigned char present[NKEYS];
+    struct keyidx *ix = keyidx_new();
+    char key[32], prev[32];
+    size_t n = 0;
+
+    (void)state;
+    assert_non_null(ix);
+    memset(present, 0, sizeof(present));
+    rng_state = 0x5eed1e55u;
+    for (int op = 0; op < NOPS; op++) {
+        uint64_t r = rng();
+        size_t k = (size_t)(r % NKEYS);
+        struct keyidx_ent *e;
+
+        snprintf(key, sizeof(key), "kv/data/p%05zu@v", k);
+        switch ((r >> 32) % 8) {
+        case 0:
+        case 1:
+        case 2: /* unordered put */
+            assert_int_equal(keyidx_put_unordered(ix, key, k, 1, op + 1, &e), 0);
+            assert_int_equal(e->mod_rev, op + 1);
+            n += !present[k];
+            present[k] = 1;
+            break;
+        case 3: /* ordered put */
+            assert_int_equal(keyidx_put(ix, key, k, 1, op + 1, NULL), 0);
+            n += !present[k];
+            present[k] = 1;
+            break;
+        case 4:
+        case 5: /* delete, pending or in the tree */
+            assert_int_equal(keyidx_del(ix, key), present[k]);
+            n -= present[k];
+            present[k] = 0;
+            break;
+        case 6: /* get */
+            e = keyidx_get(ix, key);
+            assert_int_equal(e != NULL, present[k]);
+            break;
+        default:
+            if ((r >> 40) % 50 == 0)
+                keyidx_order(ix);
+            break;
+        }
+        assert_int_equal(keyidx_count(ix), n);
+        if (op % 997 == 0)
+            assert_int_equal(keyidx_check(ix), 0);
+    }
+    assert_int_equal(keyidx_check(ix), 0);
+    keyidx_order(ix);
+    assert_int_equal(keyidx_pending(ix), 0);
+    assert_int_equal(keyidx_check(ix), 0);
+    {
+        size_t walked = 0;
+
+        prev[0] = '\0';
+        for (struct keyidx_ent *e = keyidx_seek(ix, NULL, 0); e != NULL; e = keyidx_next(ix, e)) {
+            assert_true(strcmp(prev, e->key) < 0);
+            snprintf(prev, sizeof(prev), "%s", e->key);
+            walked++;
+        }
+        assert_int_equal(walked, n);
+    }
+    keyidx_free(ix);
+}
+
 static void
 test_million(void **state)
 {
@@ -509,7 +582,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),   cmocka_unit_test(test_seek),
         cmocka_unit_test(test_orders),  cmocka_unit_test(test_model_random),
-        cmocka_unit_test(test_million),
+        cmocka_unit_test(test_million), cmocka_unit_test(test_unordered),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
