@@ -199,6 +199,7 @@ struct result {
     double txns_per_commit; /* group commit: caller transactions per SQLite commit */
     double cpu_us;          /* process CPU time (user + system) per operation */
     double sys_us;          /* ... of which in the kernel */
+    uint64_t compactions;   /* log store: compactions during the run */
 };
 
 /* Process CPU time in nanoseconds: *sys gets the kernel's part. */
@@ -288,6 +289,19 @@ commit_stats(struct backend *be, uint64_t *commits, uint64_t *txns)
         *commits = ls.commits;
         *txns = ls.txns;
     }
+}
+
+/* ", N compactions" for a log store run that compacted, else "". */
+static const char *
+compact_note(const struct result *res)
+{
+    static char buf[48];
+
+    if (res->compactions == 0)
+        return "";
+    snprintf(buf, sizeof(buf), ", %" PRIu64 " compaction%s", res->compactions,
+             res->compactions == 1 ? "" : "s");
+    return buf;
 }
 
 /* Creates a store at path with a random root key and nkeys secrets. */
@@ -586,18 +600,22 @@ main(int argc, char **argv)
         base_before = base.ops_s;
         for (size_t k = 0; k < 3; k++) {
             uint64_t c0, x0, c1, x1;
+            struct logstore_stats ls0, ls1;
 
             if (only_threads > 0 && put_threads[k] != only_threads) {
                 memset(&put[k], 0, sizeof(put[k]));
                 continue;
             }
             commit_stats(be, &c0, &x0);
+            logstore_backend_stats(be, &ls0);
             if (run_threads(kv, sizes[s], put_threads[k], put_thread, &put[k]) != 0) {
                 rc = 1;
                 goto next;
             }
             commit_stats(be, &c1, &x1);
+            logstore_backend_stats(be, &ls1);
             put[k].txns_per_commit = c1 > c0 ? (double)(x1 - x0) / (double)(c1 - c0) : 0;
+            put[k].compactions = ls1.compactions - ls0.compactions;
         }
         snprintf(path, sizeof(path), "%s/raw-%zu-b.db", argv[1], sizes[s]);
         if (raw_sqlite(path, &base) != 0) {
@@ -610,10 +628,10 @@ main(int argc, char **argv)
         for (size_t k = 0; k < 3; k++) {
             res = put[k];
             printf("| %zu | kv_put durable | %d | %.0f | %.0f | %.0f | %.0f | %.2f× baseline "
-                   "(%.1f txns/commit, %.0f µs CPU/put, %.0f in the kernel) |\n",
+                   "(%.1f txns/commit, %.0f µs CPU/put, %.0f in the kernel%s) |\n",
                    sizes[s], put_threads[k], res.ops_s, res.ops_s / put_threads[k], res.p50_us,
                    res.p99_us, base.ops_s > 0 ? res.ops_s / base.ops_s : 0, res.txns_per_commit,
-                   res.cpu_us, res.sys_us);
+                   res.cpu_us, res.sys_us, compact_note(&res));
         }
         put8 = put[2];
         printf("| %zu | raw SQLite put, 1 fsynced txn/row (baseline: before %.0f, after %.0f) "
