@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "../util/enc.h"
 #include "../util/err.h"
 
 #define MIN_BUCKETS 16
@@ -26,24 +27,11 @@ struct keyidx {
     size_t npend, pcap;
 };
 
-/* FNV-1a over at most STORE_KEY_MAX + 1 bytes (enough to tell a key too long), then a final
- * mix so that the low bits, which pick the bucket, depend on every byte. */
+/* The hash covers at most STORE_KEY_MAX + 1 bytes: enough to tell a key too long. */
 static uint64_t
 key_hash(const char *key, size_t *klen)
 {
-    const unsigned char *p = (const unsigned char *)key;
-    uint64_t h = 0xcbf29ce484222325u;
-    size_t n = 0;
-
-    for (; n <= STORE_KEY_MAX && p[n] != '\0'; n++) {
-        h ^= p[n];
-        h *= 0x100000001b3u;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    *klen = n;
-    return h;
+    return str_hash(key, STORE_KEY_MAX, klen);
 }
 
 static size_t

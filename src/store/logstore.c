@@ -57,6 +57,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "../util/enc.h"
 #include "../util/fsutil.h"
 #include "../util/log.h"
 #include "gcommit.h"
@@ -1251,13 +1252,7 @@ wbuf_reserve(struct lg_backend *lg, size_t used, size_t more)
 static uint64_t
 key_hash(const char *key, size_t *klen)
 {
-    uint64_t h = 0xcbf29ce484222325u;
-    const unsigned char *p = (const unsigned char *)key;
-
-    for (; *p != '\0'; p++)
-        h = (h ^ *p) * 0x100000001b3u;
-    *klen = (size_t)(p - (const unsigned char *)key);
-    return h ^ (h >> 29);
+    return str_hash(key, SIZE_MAX - 1, klen);
 }
 
 static void

@@ -9,7 +9,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "../util/enc.h"
 
 #define NSHARDS 64
 #define SHARD_BITS 6
@@ -43,23 +46,12 @@ struct sqcache {
     struct shard shards[NSHARDS];
 };
 
-/* FNV-1a, then a final mix so that the top bits (the shard) depend on every byte. */
+/* str_hash's final mix makes the top bits (the shard) depend on every byte. Keys reach the cache
+ * checked (at most STORE_KEY_MAX bytes). */
 static uint64_t
 key_hash(const char *key, size_t *klen)
 {
-    uint64_t h = 0xcbf29ce484222325u;
-    const unsigned char *p = (const unsigned char *)key;
-    size_t n = 0;
-
-    for (; p[n] != '\0'; n++) {
-        h ^= p[n];
-        h *= 0x100000001b3u;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    *klen = n;
-    return h;
+    return str_hash(key, SIZE_MAX - 1, klen);
 }
 
 static size_t

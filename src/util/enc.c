@@ -131,3 +131,21 @@ fingerprint(const void *data, size_t len, char out[FINGERPRINT_LEN + 1])
     memcpy(out, "sha256:", 7);
     hex_encode(md, 6, out + 7);
 }
+
+uint64_t
+str_hash(const char *s, size_t limit, size_t *len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    uint64_t h = 0xcbf29ce484222325u;
+    size_t n = 0;
+
+    for (; n <= limit && p[n] != '\0'; n++) {
+        h ^= p[n];
+        h *= 0x100000001b3u;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    *len = n;
+    return h;
+}

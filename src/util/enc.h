@@ -1,8 +1,9 @@
-/* enc.h: hex and base64 encodings and the human fingerprint of a secret. */
+/* enc.h: hex and base64 encodings, the human fingerprint of a secret, a string hash. */
 #ifndef REKEY_ENC_H
 #define REKEY_ENC_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define FINGERPRINT_LEN 19 /* "sha256:" + 12 hex */
 
@@ -24,5 +25,10 @@ size_t base64url_encode(const unsigned char *in, size_t len, char *out);
 
 /* "sha256:" + first 12 hex of SHA-256(data) into out (size >= FINGERPRINT_LEN + 1). */
 void fingerprint(const void *data, size_t len, char out[FINGERPRINT_LEN + 1]);
+
+/* A 64-bit hash of the string s for hash tables (FNV-1a, then a final mix so that the low bits
+ * depend on every byte). Reads at most limit + 1 bytes (enough to tell a string too long);
+ * *len gets the number hashed: strlen(s) when that is at most limit. */
+uint64_t str_hash(const char *s, size_t limit, size_t *len);
 
 #endif

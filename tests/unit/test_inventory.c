@@ -290,10 +290,10 @@ test_defaults(void **state)
     assert_string_equal(inv->audit_path, "audit.log");
     inventory_free(inv);
     inv = NULL;
-    assert_int_equal(load(HDR "store: {backend: log, path: s.log}\nsecrets:\n" GEN("a/b")
-                              "    every: 1d\n",
-                          &inv, &err),
-                     0);
+    assert_int_equal(
+        load(HDR "store: {backend: log, path: s.log}\nsecrets:\n" GEN("a/b") "    every: 1d\n",
+             &inv, &err),
+        0);
     assert_string_equal(inv->store_location, "log:s.log");
     inventory_free(inv);
     inv = NULL;

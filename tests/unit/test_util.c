@@ -229,6 +229,36 @@ test_utf8(void **state)
     }
 }
 
+/* str_hash: stable, length-reporting, bounded by its limit, and the mix spreads near-identical
+ * keys (the cache shards on the top bits, the tables bucket on the low ones). */
+static void
+test_str_hash(void **state)
+{
+    size_t n = 0, m = 0;
+    uint64_t a, b;
+    unsigned top = 0, low = 0;
+
+    (void)state;
+    a = str_hash("kv/data/a@cur", 1024, &n);
+    assert_int_equal(n, 13);
+    assert_true(a == str_hash("kv/data/a@cur", 1024, &m) && m == 13);
+    b = str_hash("kv/data/b@cur", 1024, &m);
+    assert_true(a != b);
+    str_hash("abcdef", 3, &n); /* reads limit + 1 bytes at most */
+    assert_int_equal(n, 4);
+    assert_true(str_hash("", 10, &n) != 0 && n == 0);
+    for (int i = 0; i < 64; i++) {
+        char k[32];
+
+        snprintf(k, sizeof(k), "kv/data/p%05d@v", i);
+        a = str_hash(k, 1024, &n);
+        top |= 1u << (unsigned)(a >> 59);
+        low |= 1u << (unsigned)(a & 31);
+    }
+    /* 64 consecutive keys land on most of 32 top-bit and 32 low-bit values. */
+    assert_true(__builtin_popcount(top) >= 20 && __builtin_popcount(low) >= 20);
+}
+
 int
 main(void)
 {
@@ -238,6 +268,7 @@ main(void)
         cmocka_unit_test(test_encodings),       cmocka_unit_test(test_secret),
         cmocka_unit_test(test_fs_atomic),       cmocka_unit_test(test_time),
         cmocka_unit_test(test_error),           cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_str_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
