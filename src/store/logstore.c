@@ -145,6 +145,7 @@ struct lg_backend {
     uint64_t epoch;
     _Atomic int readers_out[2];
     int opened;        /* the open succeeded: a close pins the floor */
+    int stale;         /* idx missed a commit (out of memory): read the file in again */
     pthread_t retirer; /* the thread retiring the file the last compaction replaced */
     int retiring;
 
@@ -925,10 +926,11 @@ behind(const struct lg_backend *lg)
     uint64_t w = hdr_load64(lg->shm, LG_SHM_WORD);
 
     return (w >> 48 == (lg->gen & 0xffff) && (w & LG_END_MASK) > lg->end) ||
-           (hdr_flags(lg->hdr) & LG_F_SUPERSEDED);
+           (hdr_flags(lg->hdr) & LG_F_SUPERSEDED) || lg->stale;
 }
 
-/* Reopens the path after a compaction replaced the file. ilock held exclusively. */
+/* Reopens the path after a compaction replaced the file, or reads it in again when idx missed a
+ * commit (lg->stale). ilock held exclusively. */
 static int
 reload_locked(struct lg_backend *lg, struct rk_error *err)
 {
@@ -989,6 +991,7 @@ reload_locked(struct lg_backend *lg, struct rk_error *err)
         lg->live = live;
         lg->rev = rev;
         lg->gen = hdr_load64(hdr, LG_H_GEN);
+        lg->stale = 0;
         return 0;
     }
     return rk_error_set(err, RK_EBUSY, "store %s: the file keeps being replaced", lg->path);
@@ -1001,7 +1004,7 @@ catch_up_locked(struct lg_backend *lg, struct rk_error *err)
     uint64_t limit;
     int damaged, r;
 
-    if (hdr_flags(lg->hdr) & LG_F_SUPERSEDED)
+    if ((hdr_flags(lg->hdr) & LG_F_SUPERSEDED) || lg->stale)
         return reload_locked(lg, err);
     limit = published_end(lg);
     if (limit <= lg->end)
@@ -1476,9 +1479,8 @@ ensure_alloc(struct lg_backend *lg, uint64_t need)
 static void
 fail_batch(struct lg_backend *lg, struct gc_req *batch, const char *what, int code)
 {
+    /* Every request: a compare, or a conflict, may have counted on a write that now failed. */
     for (struct gc_req *q = batch; q != NULL; q = q->next) {
-        if (q->result != 0 || q->nops == 0)
-            continue;
         q->result = -code;
         snprintf(q->msg, sizeof(q->msg), "store %s: %s: %s", lg->path, what, strerror(errno));
     }
@@ -1629,16 +1631,15 @@ run_batch(void *arg, struct gc_req *batch)
             const struct lg_write *w = &overlay->w[i];
 
             if (idx_apply(lg->idx, &lg->live, w->key, w->klen, w->off, w->vlen, w->mod_rev) != 0) {
-                /* Committed on disk but not in memory: every reader would miss it. Reopen. */
+                /* Committed on disk but not all in memory: the next reader or writer reads
+                 * the whole file in again (reload_locked). */
                 log_warn("store %s: out of memory after a commit; reloading the index", lg->path);
-                lg->end = LG_HDR_SIZE;
+                lg->stale = 1;
                 break;
             }
         }
-        if (lg->end != LG_HDR_SIZE || base == LG_HDR_SIZE) {
-            lg->end = base + used;
-            lg->rev = rev;
-        }
+        lg->end = base + used;
+        lg->rev = rev;
         if (keyidx_pending(lg->idx) > LG_ORDER_MAX)
             keyidx_order(lg->idx);
         pthread_rwlock_unlock(&lg->ilock);
