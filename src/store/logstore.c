@@ -1195,7 +1195,9 @@ lg_list(struct backend *b, const char *prefix, const char *start_after, size_t l
 
     if (prefix == NULL)
         prefix = "";
-    plen = strlen(prefix);
+    plen = strnlen(prefix, STORE_KEY_MAX + 1);
+    if (plen > STORE_KEY_MAX)
+        return rk_error_set(err, RK_EINVAL, "list prefix longer than %d bytes", STORE_KEY_MAX);
     if (start_after != NULL && strcmp(start_after, prefix) >= 0 &&
         (after = strdup(start_after)) == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -1214,10 +1216,10 @@ lg_list(struct backend *b, const char *prefix, const char *start_after, size_t l
             int c = cb(arg, it[i].key, keys_only ? NULL : it[i].val, it[i].vlen, it[i].mod_rev);
 
             sent++;
-            if (c < 0) {
-                r = rk_error_set(err, -c, "listing stopped by its caller");
-                stop = 1;
-            } else if (c > 0) {
+            if (c != 0) {
+                /* A negative result is the caller's error, its message already where it
+                 * wants it (as with the SQLite backend). */
+                r = c < 0 ? c : 0;
                 stop = 1;
             }
         }
