@@ -1497,12 +1497,14 @@ static int
 writer_catch_up(struct lg_backend *lg, struct rk_error *err)
 {
     unsigned char tag[4];
-    uint64_t gen = lg->gen, end = lg->end;
+    uint64_t gen, end;
     struct stat st;
     ssize_t got;
     int damaged, r, z;
 
     pthread_rwlock_wrlock(&lg->ilock);
+    gen = lg->gen;
+    end = lg->end;
     if ((r = catch_up_locked(lg, err)) != 0)
         goto out;
     got = pread_full(lg->fd, tag, sizeof(tag), lg->end);
