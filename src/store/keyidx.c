@@ -339,6 +339,8 @@ cmp_ent(const void *a, const void *b)
 void
 keyidx_order(struct keyidx *ix)
 {
+    if (ix->npend == 0)
+        return; /* and qsort must not see the list's NULL */
     qsort(ix->pend, ix->npend, sizeof(*ix->pend), cmp_ent);
     for (size_t i = 0; i < ix->npend; i++)
         tree_insert(ix, ix->pend[i]);
