@@ -128,7 +128,7 @@ lead(struct gcommit *gc, struct gc_req *self)
     }
     for (; batch != NULL; batch = next) {
         next = batch->next; /* read before done: a woken caller may return at once */
-        batch->done = 1;
+        atomic_store_explicit(&batch->done, 1, memory_order_release);
         if (batch != self)
             sem_post(&batch->wake);
     }
@@ -158,17 +158,22 @@ submit(struct gcommit *gc, struct gc_req *q)
         gc->leader_active = 1;
         lead(gc, q);
     }
-    while (!q->done) {
+    while (!atomic_load_explicit(&q->done, memory_order_acquire)) {
         pthread_mutex_unlock(&gc->qlock);
         while (sem_wait(&q->wake) != 0)
             ; /* EINTR */
+        /* Done: result and rev were written before done (release), so no lock is needed to
+         * read them, and the callers of a batch do not all queue for qlock as they wake. */
+        if (atomic_load_explicit(&q->done, memory_order_acquire))
+            goto out;
         pthread_mutex_lock(&gc->qlock);
-        if (!q->done && q->lead) {
+        if (q->lead) {
             q->lead = 0;
             lead(gc, q);
         }
     }
     pthread_mutex_unlock(&gc->qlock);
+out:
     sem_destroy(&q->wake);
 }
 

@@ -17,6 +17,7 @@
 #define REKEY_STORE_GCOMMIT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,7 +42,7 @@ struct gc_req {
     struct gc_req *next; /* the batch, in queue order */
 
     /* private to gcommit.c */
-    int done;   /* under qlock: result and rev are final */
+    _Atomic int done; /* set (release) once result and rev are final; read without qlock */
     int lead;   /* under qlock: the previous leader handed the queue to this caller */
     sem_t wake; /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
 };
