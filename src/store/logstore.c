@@ -21,11 +21,12 @@
  * publishes the new end. On open, the records are read from the start until the first one that
  * is missing, torn or fails its CRC; what follows is the remains of a commit that was never
  * acknowledged (a crash between write and fdatasync) and is overwritten with zeros. Truncation
- * is caught two ways: the file grows in whole chunks of zeros (LG_CHUNK), so a cut file has a
- * size that is not a whole number of them; and the header keeps a floor, an end known to be
- * durable, which the records must reach. The floor is rewritten only when the header is written
- * anyway (a new chunk, a compaction, a clean close): writing it on every commit would add a
- * second region to every fdatasync.
+ * and damage are caught three ways: the file grows in whole chunks of zeros (LG_CHUNK), so a
+ * cut file has a size that is not a whole number of them; the header keeps a floor, an end known
+ * to be durable, which the records must reach; and so must the end last published in PATH-shm
+ * (below), which survives a crash of the processes. The floor is rewritten only when the header
+ * is written anyway (a new chunk, a compaction, a clean close): writing it on every commit would
+ * add a second region to every fdatasync.
  *
  * Several processes (a server and the CLI) may share the file. The published end lives in a
  * side file, PATH-shm, mapped shared and never synced (SQLite's -shm plays the same part): a
@@ -34,9 +35,10 @@
  *
  * Compaction. Overwritten and deleted values stay in the log as dead bytes. When they exceed the
  * live ones (and 4 MiB), the leader writes the live entries into a new file, renames it over the
- * old one, marks the old one SUPERSEDED (other processes then reopen the path) and overwrites
- * the old records with zeros before closing it, so old ciphertext does not linger on disk (the
- * SQLite backend's secure_delete). */
+ * old one, marks the old one SUPERSEDED (other processes then reopen the path) and, on a thread
+ * of its own once this process's readers of it are done, overwrites the old records with zeros
+ * before closing it, so old ciphertext does not linger on disk (the SQLite backend's
+ * secure_delete). */
 #include "logstore.h"
 
 #include <endian.h>
