@@ -43,8 +43,8 @@ struct gc_req {
 
     /* private to gcommit.c */
     _Atomic int done; /* set (release) once result and rev are final; read without qlock */
-    int lead;   /* under qlock: the previous leader handed the queue to this caller */
-    sem_t wake; /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
+    int lead;         /* under qlock: the previous leader handed the queue to this caller */
+    sem_t wake;       /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
 };
 
 /* Applies the batch (linked by next) durably. Called by the leader without any gcommit lock.
