@@ -23,6 +23,8 @@
 #include "store/logstore.h"
 #include "util/err.h"
 
+#include "store_test.h"
+
 #define HDR_SIZE 4096 /* the log's header (logstore.c); records start here */
 #define GKEYS 72      /* 72 values of 64 KiB: a store past its first 4 MiB chunk */
 #define GVAL (64 * 1024)
@@ -44,13 +46,6 @@ rng(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ULL;
-}
-
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
 }
 
 static int
@@ -86,28 +81,6 @@ teardown(void **state)
 }
 
 /* ---- helpers -------------------------------------------------------------------------------- */
-
-static struct backend *
-must_open(const char *loc)
-{
-    struct backend *b = NULL;
-    struct rk_error err = {0};
-    int r = backend_open(loc, &b, &err);
-
-    if (r != 0)
-        fail_msg("backend_open(%s): %d %s", loc, r, err.msg);
-    return b;
-}
-
-static void
-put_ok(struct backend *b, const char *key, const char *val, int64_t *rev)
-{
-    struct rk_error err = {0};
-    int r = b->ops->put(b, key, val, strlen(val), rev, &err);
-
-    if (r != 0)
-        fail_msg("put %s: %d %s", key, r, err.msg);
-}
 
 static void
 putn_ok(struct backend *b, const char *key, const void *val, size_t vlen, int64_t *rev)
@@ -872,36 +845,6 @@ test_txn_empty(void **state)
 }
 
 /* ---- group commit --------------------------------------------------------------------------- */
-
-#define NTHREADS 8
-#define PER_THREAD 40
-
-struct worker {
-    struct backend *b;
-    int id;
-    int64_t revs[PER_THREAD];
-    int failures;
-};
-
-static void *
-writer_thread(void *arg)
-{
-    struct worker *w = arg;
-    char key[64], val[64];
-
-    for (int i = 0; i < PER_THREAD; i++) {
-        struct rk_error err = {0};
-        struct store_cmp cmp = {.key = key, .mod_rev = 0};
-        struct store_op op = {.kind = STORE_PUT, .key = key, .val = val};
-
-        snprintf(key, sizeof(key), "t%d/k%d", w->id, i);
-        snprintf(val, sizeof(val), "v%d-%d", w->id, i);
-        op.vlen = strlen(val);
-        if (w->b->ops->txn(w->b, &cmp, 1, &op, 1, &w->revs[i], &err) != 0)
-            w->failures++;
-    }
-    return NULL;
-}
 
 static int
 cmp_i64(const void *a, const void *b)
@@ -2272,23 +2215,6 @@ test_fault_fsync_compact(void **state)
 }
 
 /* A failing commit fails every transaction of its batch and applies none of them. */
-struct batch_worker {
-    struct backend *b;
-    int id;
-    int result;
-};
-
-static void *
-batch_thread(void *arg)
-{
-    struct batch_worker *w = arg;
-    struct rk_error err = {0};
-    char key[32];
-
-    snprintf(key, sizeof(key), "batch/%d", w->id);
-    w->result = w->b->ops->put(w->b, key, "v", 1, NULL, &err);
-    return NULL;
-}
 
 static void
 test_fault_fsync_batch(void **state)
