@@ -14,18 +14,7 @@
 #include "store/backend.h"
 #include "store/keyidx.h"
 #include "util/err.h"
-
-/* A deterministic generator (xorshift64*): tests must be reproducible, and rand() is banned. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ULL;
-}
+#include "test_rng.h"
 
 static void
 test_basic(void **state)

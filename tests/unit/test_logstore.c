@@ -24,6 +24,7 @@
 #include "util/err.h"
 
 #include "store_test.h"
+#include "test_rng.h"
 
 #define HDR_SIZE 4096 /* the log's header (logstore.c); records start here */
 #define GKEYS 72      /* 72 values of 64 KiB: a store past its first 4 MiB chunk */
@@ -35,18 +36,6 @@ struct fixture {
     char path[128];
     char loc[160]; /* "log:" + path */
 };
-
-/* A deterministic generator (xorshift64*): tests must be reproducible, and rand() is banned. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ULL;
-}
 
 static int
 setup(void **state)

@@ -13,18 +13,7 @@
 
 #include "engine/daemon.h"
 #include "engine/timerheap.h"
-
-/* A deterministic generator (xorshift64*): tests must be reproducible, and rand() is banned. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-
-static uint64_t
-rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 2685821657736338717ULL;
-}
+#include "test_rng.h"
 
 /* The reference: one record per id ever given out. */
 struct ref {
