@@ -1,5 +1,7 @@
 /* libFuzzer target: the KV metadata decoder (kv_meta_decode) and the secret-data canonicaliser
- * (kv_data_prepare). A decoded record must re-encode to JSON that decodes to the same encoding. */
+ * (kv_data_prepare). A decoded record must re-encode to JSON that decodes to the same encoding;
+ * kv_data_prepare (with its fast path for canonical input) must give exactly what the jansson
+ * path (kv_data_prepare_slow) gives. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,27 @@
 #include "secrets/kv.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Aborts unless kv_data_prepare and kv_data_prepare_slow agree on s: return code, error,
+ * bytes, fingerprint. */
+static void
+check_prepare_paths(const struct secret *s)
+{
+    struct rk_error e1 = {0}, e2 = {0};
+    struct secret *o1 = NULL, *o2 = NULL;
+    char f1[FINGERPRINT_LEN + 1] = "", f2[FINGERPRINT_LEN + 1] = "";
+    int r1 = kv_data_prepare(s, &o1, f1, &e1);
+    int r2 = kv_data_prepare_slow(s, &o2, f2, &e2);
+
+    if (r1 != r2 || e1.code != e2.code || strcmp(e1.msg, e2.msg) != 0 || strcmp(f1, f2) != 0)
+        abort();
+    if (r1 == 0 && (o1 == NULL || o2 == NULL || !secret_equal(o1, o2)))
+        abort();
+    if (r1 != 0 && (o1 != NULL || o2 != NULL))
+        abort();
+    secret_free(o1);
+    secret_free(o2);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -46,7 +69,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(e2);
 
     if ((s = secret_from(data, size)) != NULL) {
+        check_prepare_paths(s);
         if (kv_data_prepare(s, &canon, fp, &err) == 0) {
+            check_prepare_paths(canon);
             struct secret *again = NULL;
             char fp2[FINGERPRINT_LEN + 1];
             /* Canonical form is a fixed point. */

@@ -175,8 +175,8 @@ data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1], s
 }
 
 int
-kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
-                struct rk_error *err)
+kv_data_prepare_slow(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
+                     struct rk_error *err)
 {
     json_t *obj = NULL;
     int r;
@@ -187,6 +187,96 @@ kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPR
     r = data_canonical(obj, out, fp, err);
     json_wipe_decref(obj);
     return r;
+}
+
+/* The fast path of kv_data_prepare: for data that is already canonical, parsing and dumping it
+ * with jansson only copies it, so it is recognised in one pass and copied. For a flat object of
+ * strings, json_dumps(JSON_COMPACT | JSON_SORT_KEYS) writes '{', the members "key":"value"
+ * joined by ',' in key order, then '}'; in a string it writes a byte 0x20..0x7E other than '"'
+ * and '\\' as itself ('/' is escaped only under JSON_ESCAPE_SLASH). jansson sorts keys by memcmp,
+ * a shorter key first on a common prefix (older releases by strcmp: the same order for these
+ * bytes). So an input of exactly that shape, with strictly increasing keys (so no duplicates),
+ * is its own canonical form: the output is the input byte for byte, and an empty key is fine.
+ * Anything else (whitespace, escapes, DEL and non-ASCII bytes, non-string values, unsorted keys,
+ * over KV_DATA_MAX) takes the jansson path, with its errors. */
+
+/* Scans a string of plain bytes whose opening quote is at p[*i], within p[0..n); on success,
+ * p[*start..*start + *len) is its contents and *i is just past the closing quote. */
+static int
+plain_string(const unsigned char *p, size_t n, size_t *i, size_t *start, size_t *len)
+{
+    size_t j = *i;
+
+    if (j >= n || p[j] != '"')
+        return 0;
+    *start = ++j;
+    for (; j < n && p[j] != '"'; j++) {
+        if (p[j] < 0x20 || p[j] > 0x7e || p[j] == '\\')
+            return 0;
+    }
+    if (j >= n)
+        return 0;
+    *len = j - *start;
+    *i = j + 1;
+    return 1;
+}
+
+/* Whether key a sorts strictly before key b in JSON_SORT_KEYS order. Keys are field names;
+ * jansson compares them the same way. */
+static int
+key_before(const unsigned char *a, size_t alen, const unsigned char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+
+    return c < 0 || (c == 0 && alen < blen);
+}
+
+/* Whether p[0..n) is already canonical (see above). *nmembers gets the number of members and
+ * p[*val..*val + *vlen) the last value. */
+static int
+data_is_canonical(const unsigned char *p, size_t n, size_t *nmembers, size_t *val, size_t *vlen)
+{
+    size_t i = 1, m = 0, key = 0, klen = 0, pkey = 0, pklen = 0;
+
+    if (n < 2 || p[0] != '{' || p[n - 1] != '}')
+        return 0;
+    n--; /* the members are in p[1..n) */
+    while (i < n) {
+        if (m > 0 && p[i++] != ',')
+            return 0;
+        if (!plain_string(p, n, &i, &key, &klen) || i >= n || p[i++] != ':' ||
+            !plain_string(p, n, &i, val, vlen))
+            return 0;
+        if (m > 0 && !key_before(p + pkey, pklen, p + key, klen))
+            return 0;
+        pkey = key;
+        pklen = klen;
+        m++;
+    }
+    *nmembers = m;
+    return 1;
+}
+
+int
+kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
+                struct rk_error *err)
+{
+    size_t nmembers = 0, val = 0, vlen = 0;
+
+    *out = NULL;
+    if (data == NULL || data->data == NULL || data->len > KV_DATA_MAX ||
+        !data_is_canonical(data->data, data->len, &nmembers, &val, &vlen))
+        return kv_data_prepare_slow(data, out, fp, err);
+    if ((*out = secret_from(data->data, data->len)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    /* As data_canonical: a single string field is fingerprinted by its value. */
+    if (fp != NULL) {
+        if (nmembers == 1)
+            fingerprint(data->data + val, vlen, fp);
+        else
+            fingerprint(data->data, data->len, fp);
+    }
+    return 0;
 }
 
 int
@@ -1317,9 +1407,12 @@ meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, i
     return r;
 }
 
+/* Decodes raw, the metadata of path at rev, into *meta (the caller's own copy). With keep, a
+ * decode that missed the cache is cached too; a writer passes 0: it caches the metadata it
+ * writes once it is committed (cache_take), so a copy of the old one would only be thrown away. */
 static int
 meta_decode_cached(struct kv *kv, const char *path, const struct secret *raw, int64_t rev,
-                   int legacy, struct kv_meta **meta, struct rk_error *err)
+                   int legacy, int keep, struct kv_meta **meta, struct rk_error *err)
 {
     int r;
 
@@ -1332,13 +1425,14 @@ meta_decode_cached(struct kv *kv, const char *path, const struct secret *raw, in
     if (r != 0)
         return rk_error_prefix(err, "%s", path);
     (*meta)->legacy = legacy;
-    cache_store(kv, path, rev, *meta);
+    if (keep)
+        cache_store(kv, path, rev, *meta);
     return 0;
 }
 
-int
-kv_meta_load(struct kv *kv, const char *path, struct kv_meta **meta, int64_t *mod_rev,
-             struct rk_error *err)
+static int
+meta_load(struct kv *kv, const char *path, int keep, struct kv_meta **meta, int64_t *mod_rev,
+          struct rk_error *err)
 {
     struct secret *raw = NULL;
     int64_t rev = 0;
@@ -1346,11 +1440,18 @@ kv_meta_load(struct kv *kv, const char *path, struct kv_meta **meta, int64_t *mo
 
     *meta = NULL;
     if ((r = meta_fetch(kv, path, &raw, &rev, &legacy, err)) == 0)
-        r = meta_decode_cached(kv, path, raw, rev, legacy, meta, err);
+        r = meta_decode_cached(kv, path, raw, rev, legacy, keep, meta, err);
     if (r == 0 && mod_rev != NULL)
         *mod_rev = rev;
     secret_free(raw);
     return r;
+}
+
+int
+kv_meta_load(struct kv *kv, const char *path, struct kv_meta **meta, int64_t *mod_rev,
+             struct rk_error *err)
+{
+    return meta_load(kv, path, 1, meta, mod_rev, err);
 }
 
 struct del_ctx {
@@ -1486,7 +1587,7 @@ read_version(struct kv *kv, const char *path, uint64_t version, struct secret **
         goto out;
     /* The common read (no whole metadata wanted) copies one record out of the cache. */
     if (metap != NULL || !cache_lookup(kv, path, rev, 0, NULL, version, &vm, &current)) {
-        if ((r = meta_decode_cached(kv, path, raw, rev, legacy, &meta, err)) != 0)
+        if ((r = meta_decode_cached(kv, path, raw, rev, legacy, 1, &meta, err)) != 0)
             goto out;
         current = meta->current_version;
         f = kv_meta_find(meta, version != 0 ? version : current);
@@ -1722,7 +1823,7 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
         return r;
     for (int attempt = 0;; attempt++) {
         rev = 0;
-        r = kv_meta_load(kv, path, &meta, &rev, err);
+        r = meta_load(kv, path, 0, &meta, &rev, err);
         if (r == -RK_ENOTFOUND && !is_patch) {
             if ((meta = kv_meta_new()) == NULL) {
                 r = rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -1816,7 +1917,7 @@ meta_update(struct kv *kv, const char *path, int create, meta_mutator fn, const 
 
     for (int attempt = 0;; attempt++) {
         rev = 0;
-        r = kv_meta_load(kv, path, &meta, &rev, err);
+        r = meta_load(kv, path, 0, &meta, &rev, err);
         if (r == -RK_ENOTFOUND && create) {
             if ((meta = kv_meta_new()) == NULL) {
                 r = rk_error_set(err, RK_ENOMEM, "out of memory");

@@ -270,6 +270,11 @@ struct kv_version_meta *kv_meta_find(const struct kv_meta *meta, uint64_t versio
 int kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
                     struct rk_error *err);
 
+/* For tests and fuzzing only: kv_data_prepare without its fast path for already canonical
+ * input (always parses and dumps with jansson). Same contract and results. */
+int kv_data_prepare_slow(const struct secret *data, struct secret **out,
+                         char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
+
 /* The canonical data of a single string field {"field": value} in *out (a secret) and its
  * fingerprint (that of value). Returns 0, -RK_EINVAL, -RK_ENOMEM. */
 int kv_data_single(const char *field, const struct secret *value, struct secret **out,

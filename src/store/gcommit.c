@@ -3,9 +3,12 @@
 #include "gcommit.h"
 
 #include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define GC_GATHER_MIN_NS 20000L /* bounds of a leader's wait for more transactions */
 #define GC_GATHER_MAX_NS 1000000L
@@ -83,33 +86,65 @@ gather(struct gcommit *gc)
     return 0;
 }
 
-/* Passes the queue to its first caller, who leads the next batch; or, with nothing queued,
- * frees the leader's slot. Called with qlock held by the leader (or by gcommit_resume). */
 static void
-handoff(struct gcommit *gc)
+futex_wait(_Atomic uint32_t *word, uint32_t val)
 {
-    if (gc->qhead == NULL) {
-        gc->leader_active = 0;
-        return;
-    }
-    gc->qhead->lead = 1;
-    sem_post(&gc->qhead->wake);
+    /* Returns at once when *word != val (EAGAIN), on a wake, or on a signal (EINTR): the caller
+     * re-checks its state in every case. */
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 
-/* Leads one batch: gathers, runs it, then wakes each of its callers on its own semaphore and
- * hands the queue on. Called and returns with qlock held; leader_active is set. */
 static void
-lead(struct gcommit *gc, struct gc_req *self)
+futex_wake(_Atomic uint32_t *word, int n)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* Wakes to make once qlock is released, so that a woken caller does not block on it. */
+struct wakes {
+    int batch;   /* seq word of a finished batch whose other callers sleep, or -1 */
+    int handoff; /* seq word of the queue when a caller there must lead, or -1 */
+};
+
+/* Frees the leader's slot. With callers queued, one of them must lead the next batch: every
+ * caller sleeping on seq[qpar] is in the queue (the batch in flight sleeps on the other word),
+ * so waking one wakes a caller that can lead. Called with qlock held. */
+static void
+handoff(struct gcommit *gc, struct wakes *w)
+{
+    gc->leader_active = 0;
+    if (gc->qhead == NULL)
+        return;
+    atomic_fetch_add_explicit(&gc->seq[gc->qpar], 1, memory_order_release);
+    w->handoff = (int)gc->qpar;
+}
+
+static void
+do_wakes(struct gcommit *gc, const struct wakes *w)
+{
+    if (w->batch >= 0)
+        futex_wake(&gc->seq[w->batch], INT_MAX);
+    if (w->handoff >= 0)
+        futex_wake(&gc->seq[w->handoff], 1);
+}
+
+/* Leads one batch: gathers, runs it, marks its callers done and hands the queue on; *w gets
+ * the wakes to make. Called and returns with qlock held; leader_active is set. */
+static void
+lead(struct gcommit *gc, struct gc_req *self, struct wakes *w)
 {
     struct gc_req *batch, *next;
     size_t n;
     int64_t t0;
     uint64_t nok;
-    int short_cut;
+    unsigned par;
+    int short_cut, others = 0;
 
     short_cut = gather(gc);
     batch = gc->qhead;
     n = gc->qlen;
+    par = gc->qpar;
+    gc->qpar ^= 1; /* callers queued from now on are the next batch: they sleep on the other word */
     gc->qhead = gc->qtail = NULL;
     gc->qlen = 0;
     pthread_mutex_unlock(&gc->qlock);
@@ -128,22 +163,29 @@ lead(struct gcommit *gc, struct gc_req *self)
     }
     for (; batch != NULL; batch = next) {
         next = batch->next; /* read before done: a woken caller may return at once */
+        others |= batch != self;
         atomic_store_explicit(&batch->done, 1, memory_order_release);
-        if (batch != self)
-            sem_post(&batch->wake);
     }
-    handoff(gc);
+    w->batch = -1;
+    w->handoff = -1;
+    if (others) {
+        atomic_fetch_add_explicit(&gc->seq[par], 1, memory_order_release);
+        w->batch = (int)par;
+    }
+    handoff(gc, w);
 }
 
-/* Queues q and returns when it has been committed or has failed. The first caller to find no
- * leader leads; the others sleep on their own semaphore until their batch is done or the queue
- * is handed to them. */
+/* Queues q and returns when it has been committed or has failed. A caller that finds no leader
+ * leads; the others sleep on their batch's futex word until their batch is done or a leader is
+ * wanted. */
 static void
 submit(struct gcommit *gc, struct gc_req *q)
 {
-    sem_init(&q->wake, 0, 0);
+    struct wakes w = {-1, -1};
+
     pthread_mutex_lock(&gc->qlock);
     q->next = NULL;
+    q->par = gc->qpar;
     if (gc->qtail != NULL)
         gc->qtail->next = q;
     else
@@ -154,27 +196,32 @@ submit(struct gcommit *gc, struct gc_req *q)
      * for each one would cost it a context switch per writer. */
     if (gc->leader_gathering && gc->qlen >= gc->expect)
         pthread_cond_signal(&gc->lcond);
-    if (!gc->leader_active) {
-        gc->leader_active = 1;
-        lead(gc, q);
-    }
-    while (!atomic_load_explicit(&q->done, memory_order_acquire)) {
+    for (;;) {
+        uint32_t seen;
+
+        if (atomic_load_explicit(&q->done, memory_order_acquire))
+            break;
+        /* Still queued (not taken into a batch, which flips qpar) and nobody leads: lead. The
+         * batch led includes q, so q is done after it. */
+        if (!gc->leader_active && q->par == gc->qpar) {
+            gc->leader_active = 1;
+            lead(gc, q, &w);
+            break;
+        }
+        seen = atomic_load_explicit(&gc->seq[q->par], memory_order_acquire);
         pthread_mutex_unlock(&gc->qlock);
-        while (sem_wait(&q->wake) != 0)
-            ; /* EINTR */
+        /* done is set before seq moves (release), so a change that seen missed shows here or
+         * makes the wait return at once. */
+        if (!atomic_load_explicit(&q->done, memory_order_acquire))
+            futex_wait(&gc->seq[q->par], seen);
         /* Done: result and rev were written before done (release), so no lock is needed to
          * read them, and the callers of a batch do not all queue for qlock as they wake. */
         if (atomic_load_explicit(&q->done, memory_order_acquire))
-            goto out;
+            return;
         pthread_mutex_lock(&gc->qlock);
-        if (q->lead) {
-            q->lead = 0;
-            lead(gc, q);
-        }
     }
     pthread_mutex_unlock(&gc->qlock);
-out:
-    sem_destroy(&q->wake);
+    do_wakes(gc, &w);
 }
 
 static int
@@ -263,9 +310,12 @@ gcommit_try_pause(struct gcommit *gc)
 void
 gcommit_resume(struct gcommit *gc)
 {
+    struct wakes w = {-1, -1};
+
     pthread_mutex_lock(&gc->qlock);
-    handoff(gc); /* callers that queued meanwhile wait for a leader */
+    handoff(gc, &w); /* callers that queued meanwhile wait for a leader */
     pthread_mutex_unlock(&gc->qlock);
+    do_wakes(gc, &w);
 }
 
 void

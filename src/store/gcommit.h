@@ -2,10 +2,11 @@
  *
  * Callers queue their transactions; whichever caller finds no leader becomes the leader, takes
  * the whole queue and hands it to the backend's run function, which applies it as ONE durable
- * commit (one fsync) and sets each caller's own result and revision. Each waiting caller sleeps
- * on its own semaphore: a commit wakes its callers one by one, instead of all of them fighting
- * for the queue's lock on one condition variable, and callers that queued behind the batch get
- * their own leader by hand-off.
+ * commit (one fsync) and sets each caller's own result and revision. Waiting callers sleep on one
+ * of two futex words: the callers of the batch in flight on one, those queued behind it on the
+ * other. A commit wakes its whole batch with one call, after releasing the queue's lock (a woken
+ * caller that found it held would sleep again), and callers that queued behind the batch get a
+ * leader by hand-off: one of them is woken.
  *
  * Gathering: right after a commit the callers it woke are busy preparing their next write (kv
  * work, encryption), and the first one back would otherwise commit alone, costing a whole fsync
@@ -18,7 +19,6 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
-#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +43,7 @@ struct gc_req {
 
     /* private to gcommit.c */
     _Atomic int done; /* set (release) once result and rev are final; read without qlock */
-    int lead;         /* under qlock: the previous leader handed the queue to this caller */
-    sem_t wake;       /* posted once per done or lead, so a caller wakes alone (no herd on qlock) */
+    unsigned par;     /* the futex word (gcommit.seq) this caller sleeps on */
 };
 
 /* Applies the batch (linked by next) durably. Called by the leader without any gcommit lock.
@@ -57,6 +56,11 @@ struct gcommit {
     pthread_mutex_t qlock;
     pthread_cond_t lcond; /* the gathering leader waits on it for arrivals (CLOCK_MONOTONIC) */
     struct gc_req *qhead, *qtail;
+    /* Futex words: the callers of the batch in flight sleep on one, those queued behind it on
+     * the other (qpar), so a commit wakes its whole batch with one call and a hand-off wakes one
+     * queued caller, never a caller of the other group. */
+    _Atomic uint32_t seq[2];
+    unsigned qpar;
     size_t qlen;
     int leader_active, leader_gathering;
     size_t expect;          /* batch size the recent load suggests (>= 1) */

@@ -1,5 +1,6 @@
 /* Unit tests for src/secrets/kv: versions, stages, check-and-set, pruning, deletes, listing,
- * metadata, fingerprints, concurrency, and that nothing reaches the disk in plaintext. */
+ * metadata, fingerprints, concurrency, that nothing reaches the disk in plaintext, and that
+ * kv_data_prepare's fast path for canonical data agrees with the jansson path. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,8 @@
 #include "util/fsutil.h"
 #include "util/secret.h"
 #include "util/timeutil.h"
+
+#include "test_rng.h"
 
 struct fx {
     char dir[64];
@@ -1228,6 +1231,358 @@ test_stage_names(void **state)
     assert_int_equal(kv_stage_parse("bogus", &st), -RK_EINVAL);
 }
 
+/* ---- kv_data_prepare: the fast path for canonical input against the jansson path ---- */
+
+/* Runs kv_data_prepare and kv_data_prepare_slow on in and asserts identical results: return
+ * code, error, output bytes, fingerprint (and the same bytes without a fingerprint). Returns the
+ * return code; *same is set if the output equals the input. */
+static int
+prepare_both(const struct secret *in, int *same)
+{
+    struct secret *a = NULL, *b = NULL, *c = NULL;
+    struct rk_error ea = {0}, eb = {0}, ec = {0};
+    char fa[FINGERPRINT_LEN + 1] = "", fb[FINGERPRINT_LEN + 1] = "";
+    int ra, rb, rc;
+
+    ra = kv_data_prepare(in, &a, fa, &ea);
+    rb = kv_data_prepare_slow(in, &b, fb, &eb);
+    rc = kv_data_prepare(in, &c, NULL, &ec);
+    assert_int_equal(ra, rb);
+    assert_int_equal(ra, rc);
+    assert_int_equal(ea.code, eb.code);
+    assert_string_equal(ea.msg, eb.msg);
+    assert_string_equal(ea.msg, ec.msg);
+    if (ra == 0) {
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_non_null(c);
+        assert_true(secret_equal(a, b));
+        assert_true(secret_equal(a, c));
+        assert_int_equal(a->data[a->len], 0);
+        assert_string_equal(fa, fb);
+    } else {
+        assert_null(a);
+        assert_null(b);
+        assert_null(c);
+    }
+    if (same != NULL)
+        *same = ra == 0 && in != NULL && secret_equal(a, in);
+    secret_free(a);
+    secret_free(b);
+    secret_free(c);
+    return ra;
+}
+
+static int
+prepare_both_buf(const void *buf, size_t len, int *same)
+{
+    struct secret *in = secret_from(buf, len);
+    int r;
+
+    assert_non_null(in);
+    r = prepare_both(in, same);
+    secret_free(in);
+    return r;
+}
+
+struct text {
+    const char *s;
+    size_t len;
+};
+
+#define T(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+static void
+test_data_prepare_fast(void **state)
+{
+    /* Already canonical: the output is the input. */
+    static const struct text canon[] = {
+        T("{}"),
+        T("{\"a\":\"b\"}"),
+        T("{\"a\":\"\"}"),
+        T("{\"\":\"x\"}"),
+        T("{\"\":\"\"}"),
+        T("{\"\":\"x\",\"a\":\"b\"}"),
+        T("{\"a\":\"b\",\"c\":\"d\"}"),
+        T("{\"a\":\"b\",\"ab\":\"c\",\"b\":\"a\"}"),
+        T("{\" \":\"1\",\"!\":\"2\",\"A\":\"3\",\"a\":\"4\",\"~\":\"5\"}"),
+        T("{\"a/b\":\"c/d\",\"url\":\"https://x.example/p?q=1&r=2#f\"}"),
+        T("{\"key\":\" !#$%&'()*+,-./0123456789:;<=>?@AZ[]^_`az{|}~\"}"),
+        T("{\"a\":\"b\",\"key\":\"sk-litellm-two\"}"),
+        T("{\"password\":\"pw\",\"username\":\"u\"}"),
+    };
+    /* Everything else; both paths must agree whatever they make of it (some, such as an escaped
+     * '"', are canonical too, but only the jansson path can tell). */
+    static const struct text other[] = {
+        T(""),
+        T("{"),
+        T("}"),
+        T("{}}"),
+        T("{}x"),
+        T("{ }"),
+        T(" {}"),
+        T("{}\n"),
+        T("{\"a\": \"b\"}"),
+        T("{\"a\" :\"b\"}"),
+        T("{\"a\":\"b\" }"),
+        T("{\n\"a\":\"b\"}"),
+        T("{\"a\":\"b\",\t\"c\":\"d\"}"),
+        T("{\"c\":\"d\",\"a\":\"b\"}"),
+        T("{\"ab\":\"b\",\"a\":\"c\"}"),
+        T("{\"a\":\"b\",\"\":\"x\"}"),
+        T("{\"~\":\"1\",\"a\":\"2\"}"),
+        T("{\"a\":\"b\",\"a\":\"c\"}"),
+        T("{\"a\":\"b\",\"a\":\"b\"}"),
+        T("{\"\":\"x\",\"\":\"y\"}"),
+        T("{\"a\":\"b\",\"b\":\"c\",\"b\":\"d\"}"),
+        T("{\"a\":\"b\\\"c\"}"),
+        T("{\"a\":\"{}\",\"b\":\"\\\"\"}"),
+        T("{\"a\":\"b\\\\c\"}"),
+        T("{\"a\\\"\":\"b\"}"),
+        T("{\"a\":\"\\u0041\"}"),
+        T("{\"a\":\"\\/\"}"),
+        T("{\"a\":\"\\n\"}"),
+        T("{\"a\":\"\\u00e9\"}"),
+        T("{\"a\":\"\\ud83d\\ude00\"}"),
+        T("{\"a\":\"\\x\"}"),
+        T("{\"a\":\"\\\"}"),
+        T("{\"a\":\"\x7f\"}"),
+        T("{\"\x7f\":\"a\"}"),
+        T("{\"a\":\"\xc3\xa9\"}"),
+        T("{\"\xc3\xa9\":\"a\"}"),
+        T("{\"a\":\"\xff\"}"),
+        T("{\"a\":\"\xc3\"}"),
+        T("{\"a\":\"\xed\xa0\x80\"}"),
+        T("{\"a\":\"\t\"}"),
+        T("{\"a\":\"\n\"}"),
+        T("{\"a\":\"\x01\"}"),
+        T("{\"a\x1f\":\"b\"}"),
+        T("{\"a\":\"\0\"}"),
+        T("{\"\0\":\"a\"}"),
+        T("{\"a\":\"b\"}\0"),
+        T("\0{\"a\":\"b\"}"),
+        T("{\"a\":1}"),
+        T("{\"a\":-1.5e3}"),
+        T("{\"a\":true}"),
+        T("{\"a\":false}"),
+        T("{\"a\":null}"),
+        T("{\"a\":[]}"),
+        T("{\"a\":[\"b\"]}"),
+        T("{\"a\":{}}"),
+        T("{\"a\":{\"b\":\"c\"}}"),
+        T("{\"a\":\"b\",\"c\":1}"),
+        T("{\"a\":1,\"c\":\"d\"}"),
+        T("{\"a\":\"b\",}"),
+        T("{,\"a\":\"b\"}"),
+        T("{,}"),
+        T("{\"a\":\"b\",,\"c\":\"d\"}"),
+        T("{\"a\":\"b\"\"c\":\"d\"}"),
+        T("{\"a\"::\"b\"}"),
+        T("{\"a\"}"),
+        T("{\"a\":}"),
+        T("{:\"b\"}"),
+        T("{\"a\":\"}"),
+        T("{\"a\":\"b\""),
+        T("{\"a\":\"b"),
+        T("{\"a\":"),
+        T("{\"a\""),
+        T("{\""),
+        T("{\"a\":\"b\";\"c\":\"d\"}"),
+        T("{'a':'b'}"),
+        T("{a:\"b\"}"),
+        T("{\"a\":b}"),
+        T("[\"a\"]"),
+        T("[]"),
+        T("\"a\""),
+        T("1"),
+        T("null"),
+        T("{\"key\": \"sk-litellm-one\"}"),
+        T("{\"key\":\"sk-litellm-two\",\"a\":\"b\"}"),
+        T("{\"username\":\"u\", \"password\":\"pw\"}"),
+    };
+    struct secret none = {NULL, 0}, *in;
+    char want[FINGERPRINT_LEN + 1], got[FINGERPRINT_LEN + 1];
+    struct rk_error err = {0};
+    struct secret *out = NULL;
+    unsigned char *big;
+    char msg[128];
+    int same;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(canon) / sizeof(canon[0]); i++) {
+        assert_int_equal(prepare_both_buf(canon[i].s, canon[i].len, &same), 0);
+        assert_true(same);
+    }
+    for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+        (void)prepare_both_buf(other[i].s, other[i].len, NULL);
+    }
+    assert_int_equal(prepare_both(NULL, NULL), -RK_EINVAL);
+    assert_int_equal(prepare_both(&none, NULL), -RK_EINVAL);
+
+    /* The fingerprint rule: a single string field by its value, else the whole text. */
+    in = secret_from_str("{\"k\":\"sk-value\"}");
+    assert_non_null(in);
+    assert_int_equal(kv_data_prepare(in, &out, got, &err), 0);
+    fingerprint("sk-value", 8, want);
+    assert_string_equal(got, want);
+    secret_free(out);
+    secret_free(in);
+    in = secret_from_str("{}");
+    assert_non_null(in);
+    assert_int_equal(kv_data_prepare(in, &out, got, &err), 0);
+    fingerprint("{}", 2, want);
+    assert_string_equal(got, want);
+    secret_free(out);
+    secret_free(in);
+
+    /* The size limit: exactly KV_DATA_MAX bytes is taken as it is; one more is refused with the
+     * message of the jansson path, which does not quote the data. */
+    big = malloc(KV_DATA_MAX + 2);
+    assert_non_null(big);
+    memset(big, 'x', KV_DATA_MAX + 1);
+    memcpy(big, "{\"k\":\"", 6);
+    memcpy(big + KV_DATA_MAX - 2, "\"}", 2);
+    assert_int_equal(prepare_both_buf(big, KV_DATA_MAX, &same), 0);
+    assert_true(same);
+    memcpy(big + KV_DATA_MAX - 2, "x\"}", 3);
+    assert_int_equal(prepare_both_buf(big, KV_DATA_MAX + 1, &same), -RK_EINVAL);
+    in = secret_from(big, KV_DATA_MAX + 1);
+    assert_non_null(in);
+    assert_int_equal(kv_data_prepare(in, &out, got, &err), -RK_EINVAL);
+    assert_null(out);
+    snprintf(msg, sizeof(msg), "secret data is %d bytes long; the limit is %d", KV_DATA_MAX + 1,
+             KV_DATA_MAX);
+    assert_string_equal(err.msg, msg);
+    assert_null(strstr(err.msg, "xx"));
+    secret_free(in);
+    free(big);
+}
+
+/* A random field name or value: raw bytes, escaped when rendered. */
+struct field {
+    unsigned char b[16];
+    size_t len;
+};
+
+/* jansson's JSON_SORT_KEYS order. */
+static int
+field_cmp(const void *x, const void *y)
+{
+    const struct field *a = x, *b = y;
+    int c = memcmp(a->b, b->b, a->len < b->len ? a->len : b->len);
+
+    if (c != 0)
+        return c;
+    return (a->len > b->len) - (a->len < b->len);
+}
+
+/* Mostly bytes from a small alphabet (so names share prefixes and repeat), often any printable
+ * byte (with '"' and '\\'), rarely a control byte, DEL, UTF-8 or a stray byte >= 0x80. */
+static void
+random_field(struct field *f, size_t max)
+{
+    static const char common[] = "abAB~/ ";
+    size_t n = rng() % (max + 1);
+
+    f->len = 0;
+    while (f->len < n) {
+        uint64_t r = rng() % 64;
+
+        if (r < 44)
+            f->b[f->len++] = (unsigned char)common[rng() % (sizeof(common) - 1)];
+        else if (r < 60)
+            f->b[f->len++] = (unsigned char)(0x20 + rng() % 95);
+        else if (r == 60)
+            f->b[f->len++] = (unsigned char)(rng() % 0x20);
+        else if (r == 61)
+            f->b[f->len++] = 0x7f;
+        else if (r == 62)
+            f->b[f->len++] = (unsigned char)(0x80 + rng() % 0x80);
+        else if (f->len + 2 <= n) {
+            f->b[f->len++] = 0xc3;
+            f->b[f->len++] = 0xa9;
+        }
+    }
+}
+
+static size_t
+render_field(char *o, const struct field *f)
+{
+    size_t n = 0;
+
+    o[n++] = '"';
+    for (size_t i = 0; i < f->len; i++) {
+        unsigned char c = f->b[i];
+
+        if (c == '"' || c == '\\') {
+            o[n++] = '\\';
+            o[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(o + n, 7, "\\u%04x", c);
+        } else {
+            o[n++] = (char)c;
+        }
+    }
+    o[n++] = '"';
+    return n;
+}
+
+static void
+test_data_prepare_random(void **state)
+{
+    struct field keys[6], vals[6];
+    char buf[2048];
+    size_t n, nm;
+    int same, ok = 0, canonical = 0;
+
+    (void)state;
+    rng_state = 0x6b76646174610001ULL;
+    for (int iter = 0; iter < 20000; iter++) {
+        nm = rng() % 7;
+        for (size_t i = 0; i < nm; i++) {
+            random_field(&keys[i], rng() % 3 == 0 ? 2 : 8);
+            random_field(&vals[i], 16);
+        }
+        if (rng() % 4 != 0)
+            qsort(keys, nm, sizeof(keys[0]), field_cmp);
+        n = 0;
+        buf[n++] = '{';
+        for (size_t i = 0; i < nm; i++) {
+            if (i > 0)
+                buf[n++] = ',';
+            if (rng() % 32 == 0)
+                buf[n++] = ' ';
+            n += render_field(buf + n, &keys[i]);
+            buf[n++] = ':';
+            switch (rng() % 32) {
+            case 0: n += (size_t)snprintf(buf + n, 8, "%d", (int)(rng() % 1000)); break;
+            case 1: n += (size_t)snprintf(buf + n, 8, "{}"); break;
+            case 2: n += (size_t)snprintf(buf + n, 8, "true"); break;
+            default: n += render_field(buf + n, &vals[i]); break;
+            }
+        }
+        buf[n++] = '}';
+        switch (rng() % 16) {
+        case 0: buf[rng() % n] = (char)(rng() % 256); break;
+        case 1: n = rng() % n; break;
+        case 2: buf[n++] = ' '; break;
+        default: break;
+        }
+        assert_true(n < sizeof(buf));
+        if (prepare_both_buf(buf, n, &same) == 0)
+            ok++;
+        canonical += same;
+    }
+    /* The mix reaches both paths, and both outcomes of each. */
+    assert_true(ok > 5000);
+    assert_true(canonical > 2000);
+    assert_true(ok - canonical > 2000);
+    assert_true(20000 - ok > 2000);
+}
+
 int
 main(void)
 {
@@ -1252,6 +1607,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout1_store, setup, teardown),
         cmocka_unit_test(test_stage_names),
+        cmocka_unit_test(test_data_prepare_fast),
+        cmocka_unit_test(test_data_prepare_random),
     };
 
     secure_heap_init();
