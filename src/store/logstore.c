@@ -1571,12 +1571,15 @@ writer_lock(struct lg_backend *lg, struct rk_error *err)
     return rk_error_set(err, RK_EBUSY, "store %s: the file keeps being replaced", lg->path);
 }
 
+/* Compacts when the dead bytes exceed twice the live ones (and LG_COMPACT_MIN): the file stays
+ * within three times the live data, and each compaction's copy of the live data and zeroing of
+ * the old file is paid for by at least twice as many bytes of appends. */
 static int
 need_compaction(const struct lg_backend *lg)
 {
     uint64_t dead = lg->end - LG_HDR_SIZE - lg->live;
 
-    return dead > LG_COMPACT_MIN && dead > lg->live;
+    return dead > LG_COMPACT_MIN && dead / 2 > lg->live;
 }
 
 /* Runs a batch as one append and one fdatasync (gc_run_fn). */

@@ -136,15 +136,26 @@ uint64_t
 str_hash(const char *s, size_t limit, size_t *len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    uint64_t h = 0xcbf29ce484222325u;
-    size_t n = 0;
+    size_t n = strnlen(s, limit < SIZE_MAX ? limit + 1 : limit), i = 0;
+    uint64_t h = 0x9e3779b97f4a7c15u ^ ((uint64_t)n * 0xc2b2ae3d27d4eb4fu), w;
 
-    for (; n <= limit && p[n] != '\0'; n++) {
-        h ^= p[n];
-        h *= 0x100000001b3u;
+    /* Eight bytes a step: store keys share long prefixes and are hashed on every lookup. */
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * 0x100000001b3u;
+        h ^= h >> 32;
     }
+    if (i < n) {
+        w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ w) * 0x100000001b3u;
+        h ^= h >> 32;
+    }
+    /* Final mix (MurmurHash3's), so that the low bits and the top bits depend on every byte. */
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
     h ^= h >> 33;
     *len = n;
     return h;

@@ -26,9 +26,10 @@ size_t base64url_encode(const unsigned char *in, size_t len, char *out);
 /* "sha256:" + first 12 hex of SHA-256(data) into out (size >= FINGERPRINT_LEN + 1). */
 void fingerprint(const void *data, size_t len, char out[FINGERPRINT_LEN + 1]);
 
-/* A 64-bit hash of the string s for hash tables (FNV-1a, then a final mix so that the low bits
- * depend on every byte). Reads at most limit + 1 bytes (enough to tell a string too long);
- * *len gets the number hashed: strlen(s) when that is at most limit. */
+/* A 64-bit hash of the string s for in-memory hash tables (never stored: it may change), eight
+ * bytes at a time, then a final mix so that the low and the top bits depend on every byte. Reads at
+ * most limit + 1 bytes (enough to tell a string too long); *len gets the number hashed: strlen(s)
+ * when that is at most limit. */
 uint64_t str_hash(const char *s, size_t limit, size_t *len);
 
 #endif
