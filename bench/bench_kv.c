@@ -10,8 +10,10 @@
  * transactions): kv_get of random paths with 1 and 2 threads (ops/s, p50, p99; target 200,000/s
  * per thread), durable kv_put with 1, 2 and 8 writer threads (ops/s), and raw SQLite committing
  * one fsynced transaction per row (WAL, synchronous=FULL, one thread; target: 8-thread kv_put
- * at least 3x that). Ends with the peak RSS (getrusage ru_maxrss). SECONDS (default 1) is the
- * length of each measurement. Output: Markdown table rows.
+ * at least 3x that). The target's verdict row runs the 8-writer puts twice more, each followed by
+ * a baseline, and compares the median of the three put runs with the median of the four
+ * baselines. Ends with the peak RSS (getrusage ru_maxrss). SECONDS (default 1) is the length of
+ * each measurement. Output: Markdown table rows.
  *
  *   bench_kv --populate STORE N KEYFILE
  *
@@ -496,6 +498,52 @@ out:
     return r;
 }
 
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (sorts v). */
+static double
+median(double *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The 8-writer target's verdict: two more 8-writer runs, each followed by a baseline run, then
+ * the median of the three put runs against the median of the four baselines (the disk is shared
+ * and noisy: one pair of runs can land on either side of the target). Prints one row. */
+static int
+verdict_8(struct kv *kv, size_t nkeys, const char *dir, double put8, double before, double after)
+{
+    double p[3] = {put8, 0, 0}, b[4] = {before, after, 0, 0}, mp, mb;
+    struct result x;
+    char path[512];
+
+    for (int i = 1; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/raw-%zu-%d.db", dir, nkeys, i);
+        if (run_threads(kv, nkeys, 8, put_thread, &x) != 0)
+            return -1;
+        p[i] = x.ops_s;
+        if (raw_sqlite(path, &x) != 0)
+            return -1;
+        b[i + 1] = x.ops_s;
+    }
+    printf("| %zu | 8-thread kv_put, median of 3 runs (%.0f, %.0f, %.0f) against the median of "
+           "4 baselines (%.0f, %.0f, %.0f, %.0f) |",
+           nkeys, p[0], p[1], p[2], b[0], b[1], b[2], b[3]);
+    mp = median(p, 3);
+    mb = median(b, 4);
+    printf(" 8 | %.0f | | | | ≥ 3× baseline (%.0f/s): %s (%.2f×) |\n", mp, mb,
+           mb > 0 && mp >= 3 * mb ? "met" : "MISSED", mb > 0 ? mp / mb : 0);
+    fflush(stdout);
+    return 0;
+}
+
 static long
 peak_rss_kib(void)
 {
@@ -635,10 +683,14 @@ main(int argc, char **argv)
         }
         put8 = put[2];
         printf("| %zu | raw SQLite put, 1 fsynced txn/row (baseline: before %.0f, after %.0f) "
-               "| 1 | %.0f | %.0f | | | 8-thread kv_put ≥ 3× this: %s (%.2f×) |\n",
+               "| 1 | %.0f | %.0f | | | 8-thread kv_put / this: %.2f× |\n",
                sizes[s], base_before, base_after, base.ops_s, base.ops_s,
-               base.ops_s > 0 && put8.ops_s >= 3 * base.ops_s ? "met" : "MISSED",
                base.ops_s > 0 ? put8.ops_s / base.ops_s : 0);
+        if (put8.ops_s > 0 &&
+            verdict_8(kv, sizes[s], argv[1], put8.ops_s, base_before, base_after) != 0) {
+            rc = 1;
+            goto next;
+        }
         snprintf(path, sizeof(path), "%s/rawrand-%zu.db", argv[1], sizes[s]);
         if (raw_sqlite_random(path, sizes[s], &base) != 0) {
             rc = 1;
