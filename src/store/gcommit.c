@@ -152,7 +152,7 @@ lead(struct gcommit *gc, struct gc_req *self, struct wakes *w)
     nok = gc->run(gc->arg, batch);
     pthread_mutex_lock(&gc->qlock);
     gc->last_commit_ns = gcommit_mono_ns() - t0;
-    /* Those that queued meanwhile plus the callers of this batch form the load. */
+    /* The batch size is the load estimate: a batch the deadline cut short lowers it. */
     if (short_cut)
         gc->expect = n > 0 ? n : 1;
     else if (n > gc->expect)
