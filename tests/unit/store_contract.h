@@ -824,6 +824,15 @@ test_two_handles(void **state)
 
 /* ---- fault injection ------------------------------------------------------------------------ */
 
+/* Starts fx's store over in its known state and opens it with the fault spec injected. */
+static struct backend *
+refault(const struct fixture *fx, const char *spec)
+{
+    unlink(fx->path);
+    known_state(fx);
+    return open_faulted(fx->loc, spec);
+}
+
 /* REKEY_FAULT=txn:N wraps the store: its Nth write call (put, del or txn; a compare that fails
  * counts) fails before writing, read once at open. */
 static void
@@ -848,9 +857,7 @@ test_fault_txn(void **state)
     expect_known_state(fx->loc);
 
     /* the first call fails, a put; the call after the failing one succeeds again */
-    unlink(fx->path);
-    known_state(fx);
-    b = open_faulted(fx->loc, "txn:1");
+    b = refault(fx, "txn:1");
     assert_string_equal(b->ops->name, "faulty");
     assert_int_equal(b->ops->put(b, "k1", "X", 1, &rev, &err), -RK_EIO);
     assert_true(strstr(err.msg, "injected") != NULL);
@@ -860,9 +867,7 @@ test_fault_txn(void **state)
     backend_close(b);
 
     /* del counts as a write too */
-    unlink(fx->path);
-    known_state(fx);
-    b = open_faulted(fx->loc, "txn:1");
+    b = refault(fx, "txn:1");
     assert_int_equal(b->ops->del(b, "k2", &rev, &err), -RK_EIO);
     expect(b, "k2", "v2");
     assert_int_equal(b->ops->put(b, "k9", "v9", 1, &rev, &err), 0);

@@ -149,6 +149,17 @@ read_at(const char *path, uint64_t off, void *buf, size_t len)
     close(fd);
 }
 
+/* Flips the bits of mask in the byte at off of the file at path (damage that a CRC catches). */
+static void
+flip_bits(const char *path, uint64_t off, unsigned char mask)
+{
+    unsigned char byte;
+
+    read_at(path, off, &byte, 1);
+    byte ^= mask;
+    write_at(path, off, &byte, 1);
+}
+
 static void
 copy_file(const char *src, const char *dst)
 {
@@ -479,19 +490,13 @@ test_recover_flipped_byte(void **state)
 {
     struct fixture *fx = *state;
     uint64_t off[NREC + 1];
-    unsigned char byte;
 
     make_records(fx, off);
-    read_at(fx->path, off[NREC / 2] + REC_HDR + 20, &byte, 1);
-    byte ^= 0x04;
-    write_at(fx->path, off[NREC / 2] + REC_HDR + 20, &byte, 1);
+    flip_bits(fx->path, off[NREC / 2] + REC_HDR + 20, 0x04);
     expect_open_fails(fx, RK_ECORRUPT, NULL);
     /* and in the first record */
-    byte ^= 0x04;
-    write_at(fx->path, off[NREC / 2] + REC_HDR + 20, &byte, 1);
-    read_at(fx->path, off[0] + REC_HDR + 3, &byte, 1);
-    byte ^= 0x80;
-    write_at(fx->path, off[0] + REC_HDR + 3, &byte, 1);
+    flip_bits(fx->path, off[NREC / 2] + REC_HDR + 20, 0x04); /* undone */
+    flip_bits(fx->path, off[0] + REC_HDR + 3, 0x80);
     expect_open_fails(fx, RK_ECORRUPT, NULL);
 }
 
@@ -503,12 +508,9 @@ test_recover_flipped_byte_last_record(void **state)
 {
     struct fixture *fx = *state;
     uint64_t off[NREC + 1];
-    unsigned char byte;
 
     make_records(fx, off);
-    read_at(fx->path, off[NREC - 1] + REC_HDR + 20, &byte, 1);
-    byte ^= 0x04;
-    write_at(fx->path, off[NREC - 1] + REC_HDR + 20, &byte, 1);
+    flip_bits(fx->path, off[NREC - 1] + REC_HDR + 20, 0x04);
     expect_open_fails(fx, RK_ECORRUPT, "r/39");
 }
 
@@ -524,7 +526,6 @@ test_recover_flipped_byte_after_crash(void **state)
     uint64_t off[NREC + 1], coff[11];
     int fds[2], status = 0;
     char copy[192], cloc[200];
-    unsigned char byte;
     pid_t pid;
 
     make_records(fx, off);
@@ -588,9 +589,7 @@ test_recover_flipped_byte_after_crash(void **state)
         backend_close(b);
     }
 
-    read_at(fx->path, coff[3] + REC_HDR + 20, &byte, 1);
-    byte ^= 0x04;
-    write_at(fx->path, coff[3] + REC_HDR + 20, &byte, 1);
+    flip_bits(fx->path, coff[3] + REC_HDR + 20, 0x04);
     expect_open_fails(fx, RK_ECORRUPT, "c/09");
 }
 
