@@ -1,0 +1,53 @@
+# `make run` on a fresh state folder: scripts/run-example writes the make-run inventory from
+# examples/ai-gateway.yaml, starts the stand-in gateway and `rekey server -dev`, whose first
+# scheduled rotation (the master key) must succeed; then every command of the README's tour runs
+# as printed against the state folder's store, and none prints the master key.
+source "$REKEY_TOP/tests/integration/lib.sh"
+PY=/usr/bin/python3
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export REKEY_RUN_DIR="$PWD/run" REKEY_RUN_LISTEN="127.0.0.1:$(free_port)" REKEY_RUN_GATEWAY_PORT=$(free_port)
+
+setsid "$REKEY_TOP/scripts/run-example" "$REKEY" "$REKEY_TOP/examples/ai-gateway.yaml" >run.log 2>&1 &
+runner=$!
+trap 'kill -TERM -- -$runner 2>/dev/null || true; wait $runner 2>/dev/null || true' EXIT
+for _ in $(seq 150); do
+  grep -q 'rotated secret/ai-gateway/litellm/master-key' run.log && break
+  grep -q 'rolled back' run.log && break
+  sleep 0.2
+done
+grep -q 'rotated secret/ai-gateway/litellm/master-key v0 -> v1 (' run.log || { cat run.log; fail "make run: no successful first rotation"; }
+expect_not_in run.log "rolled back"
+grep -q 'kubectl -n ai-gateway rollout restart deployment/litellm' run/kubectl.log || fail "the stand-in kubectl was not called"
+kill -TERM -- -$runner; wait $runner || true
+trap - EXIT
+
+# The tour (README "A tour"), as printed, on the make-run store.
+export REKEY_CONFIG=$REKEY_RUN_DIR/ai-gateway.yaml
+export REKEY_STORE=sqlite:$REKEY_RUN_DIR/rekey.db
+export REKEY_KEY_FILE=$REKEY_RUN_DIR/root.key
+M=secret/ai-gateway/litellm/master-key
+expect_exit 0 "$REKEY" lint
+"$REKEY" status >status.out || true   # exits 1 while manual secrets are due
+expect_in status.out "$M"
+expect_exit 0 "$REKEY" schedule --months 3
+expect_exit 0 "$REKEY" rotate $M --dry-run
+# The stand-in gateway again, for the test hook of the rotations below.
+$PY "$REKEY_TOP/scripts/dev/litellm" "$REKEY_RUN_DIR/etc/litellm/master-key.env" "$REKEY_RUN_GATEWAY_PORT" 2>/dev/null &
+gw=$!
+trap 'kill $gw 2>/dev/null || true' EXIT
+sleep 0.5
+expect_exit 0 "$REKEY" rotate $M
+expect_exit 0 "$REKEY" history $M
+expect_in last.out rotate
+expect_exit 0 "$REKEY" rollback $M
+expect_exit 0 "$REKEY" rotate --due --yes
+expect_exit 0 "$REKEY" recover
+printf '%s' "sk-proj-Tour_Key-0123456789abcdefghijklmnop" >key.secret
+expect_exit 0 "$REKEY" kv put secret/ai-gateway/providers/openai api_key=- <key.secret
+expect_exit 0 "$REKEY" kv get -field=api_key secret/ai-gateway/providers/openai
+[ "$(cat last.out)" = "$(cat key.secret)" ] || fail "kv get does not give back what kv put stored"
+expect_exit 0 "$REKEY" kv list secret/ai-gateway
+expect_exit 0 "$REKEY" kv metadata secret/ai-gateway/providers/openai
+key=$("$REKEY" kv get -field=key $M)
+! grep -rqaF -- "$key" run.log status.out || fail "the master key was printed"
+echo "ok"
