@@ -11,7 +11,7 @@ deps:
 	@scripts/deps
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD)
+	meson setup $(BUILD) -Dtest_switches=false
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)

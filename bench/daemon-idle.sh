@@ -7,7 +7,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$top/build-bench}
 if [ -z "${REKEY:-}" ]; then
-  [ -f "$build/build.ninja" ] || meson setup "$build" "$top" -Dbuildtype=release -Dtests=false >/dev/null
+  [ -f "$build/build.ninja" ] || meson setup "$build" "$top" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
   ninja -C "$build" src/cli/rekey >/dev/null
 fi
 rekey=${REKEY:-$build/src/cli/rekey}

@@ -30,7 +30,7 @@ if [ -z "${REKEY:-}" ]; then
     build=${BUILD_DIR:-build-bench}
     if [ ! -f "$build/build.ninja" ]; then
         # werror off: GCC's -O3 maybe-uninitialized false positives must not stop a benchmark.
-        meson setup "$build" -Dbuildtype=release -Dtests=false -Dwerror=false >/dev/null
+        meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
     fi
     ninja -C "$build" src/cli/rekey >/dev/null
     REKEY=$top/$build/src/cli/rekey

@@ -11,7 +11,7 @@ set -eu
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-bench}
 if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
+    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
 fi
 ninja -C "$build" bench/bench_kv >/dev/null
 dir=$(mktemp -d /tmp/rekey-bench-kv-XXXXXX)

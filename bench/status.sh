@@ -10,7 +10,7 @@ top=$PWD
 build=${BUILD_DIR:-build-bench}
 n=${1:-10000}
 if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
+    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
 fi
 ninja -C "$build" bench/bench_kv src/cli/rekey >/dev/null
 rekey=$top/$build/src/cli/rekey

@@ -9,6 +9,7 @@
 #include "faulty.h"
 #include "logstore.h"
 #include "sqlite.h"
+#include "util/testsw.h"
 
 /* One row per backend kind. A row with ops == NULL is a known scheme not implemented yet. */
 static const struct {
@@ -63,7 +64,7 @@ backend_open(const char *location, struct backend **out, struct rk_error *err)
     if (location == NULL || location[0] == '\0')
         return rk_error_set(err, RK_EINVAL, "store location is empty");
     /* Read once, here: the fault applies to this store for its whole life. */
-    if ((r = fault_spec_parse(getenv("REKEY_FAULT"), &spec, err)) != 0)
+    if ((r = fault_spec_parse(test_switch("REKEY_FAULT"), &spec, err)) != 0)
         return r;
 
     /* "scheme:rest" when scheme is a known one; anything else is a path (paths may hold ':'). */

@@ -1,6 +1,6 @@
 /* faulty.h: fault injection for the store (SQLite's test VFS, curl's torture tests).
  *
- * Always compiled, inert unless REKEY_FAULT is set when a backend is opened. Forms:
+ * Always compiled; backend_open reads REKEY_FAULT only in a test build (util/testsw.h). Forms:
  *   "txn:N"   the Nth write call (txn, put or del) fails with -RK_EIO before writing
  *   "put:N"   the Nth put fails;  "del:N" the Nth del fails
  *   "get:N"   the Nth get fails;  "list:N" the Nth list fails

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "parse.h"
+#include "util/testsw.h"
 
 int64_t
 time_now(void)
@@ -17,7 +18,7 @@ int64_t
 time_now_us(void)
 {
     struct timespec ts;
-    const char *fake = getenv("REKEY_NOW");
+    const char *fake = test_switch("REKEY_NOW");
     int64_t v;
 
     if (fake != NULL && parse_int64(fake, 0, INT64_MAX / 1000000, &v) == 0)

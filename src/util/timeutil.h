@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Seconds since the epoch. REKEY_NOW (test builds and tests only: an epoch number) overrides it
+/* Seconds since the epoch. REKEY_NOW (an epoch number; a test switch, util/testsw.h) overrides it
  * so schedules can be tested without waiting. */
 int64_t time_now(void);
 
