@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/inventory.h"
+#include "inventory/inventory.h"
 #include "util/err.h"
 #include "util/secret.h"
 

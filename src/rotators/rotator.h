@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "../engine/inventory.h"
+#include "inventory/inventory.h"
 #include "../util/err.h"
 #include "../util/secret.h"
 
