@@ -23,15 +23,15 @@ h(struct http_request *req, void *app, struct rk_error *err)
 }
 
 static const struct route routes[] = {
-    {HTTP_GET, "/v1/sys/health", h},
-    {HTTP_PUT, "/v1/sys/health", h},
-    {HTTP_GET, "/v1/sys/", h},
-    {HTTP_GET | HTTP_LIST, "/v1/sys/policy/", h},
-    {HTTP_GET | HTTP_PUT | HTTP_DELETE, "/v1/secret/data/", h},
-    {HTTP_GET | HTTP_LIST, "/v1/secret/metadata/", h},
-    {HTTP_PUT | HTTP_POST, "/v1/transit/sign/", h},
-    {HTTP_GET, "/v1/database/creds/", h},
-    {HTTP_PUT, "/v1/auth/token/create", h},
+    {HTTP_GET, "/v1/sys/health", h, ROUTE_PARAM_NONE},
+    {HTTP_PUT, "/v1/sys/health", h, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/", h, ROUTE_PARAM_PATH},
+    {HTTP_GET | HTTP_LIST, "/v1/sys/policy/", h, ROUTE_PARAM_NAME_FOLD},
+    {HTTP_GET | HTTP_PUT | HTTP_DELETE, "/v1/secret/data/", h, ROUTE_PARAM_PATH},
+    {HTTP_GET | HTTP_LIST, "/v1/secret/metadata/", h, ROUTE_PARAM_PATH},
+    {HTTP_PUT | HTTP_POST, "/v1/transit/sign/", h, ROUTE_PARAM_NAME},
+    {HTTP_GET, "/v1/database/creds/", h, ROUTE_PARAM_NAME},
+    {HTTP_PUT, "/v1/auth/token/create", h, ROUTE_PARAM_NONE},
 };
 
 static struct router *rt;
@@ -56,6 +56,35 @@ check_clean(const char *p, size_t len)
                 abort();
         }
     }
+}
+
+/* router_path_canon keeps the length and everything but the name, which it accepts only in
+ * Vault's name characters and folds only for a case-insensitive name. */
+static void
+check_canon(const struct route *m, const char *p, size_t len, size_t off)
+{
+    char *c = malloc(len + 1);
+    size_t end = off;
+
+    if (c == NULL)
+        return;
+    while (end < len && p[end] != '/')
+        end++;
+    if (router_path_canon(m, p, len, off, c, len + 1) == 0) {
+        if (c[len] != '\0' || memcmp(c, p, off) != 0 || memcmp(c + end, p + end, len - end) != 0)
+            abort();
+        for (size_t i = off; i < end; i++) {
+            if (!router_route_names(m) && c[i] != p[i])
+                abort();
+            if (router_route_names(m) && router_name_check(c + i, 1) != 0)
+                abort();
+            if (m->param == ROUTE_PARAM_NAME_FOLD && c[i] >= 'A' && c[i] <= 'Z')
+                abort();
+        }
+    } else if (!router_route_names(m) || router_name_check(p + off, end - off) == 0) {
+        abort();
+    }
+    free(c);
 }
 
 int
@@ -94,6 +123,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             if ((m->methods & (meth == HTTP_HEAD ? HTTP_GET : meth)) == 0)
                 abort();
+            check_canon(m, path, plen, off);
             break;
         }
         case ROUTER_BAD_METHOD:

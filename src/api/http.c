@@ -56,6 +56,7 @@ struct http_request {
     size_t path_len;
     size_t param_off;
     const struct route *route;
+    char *canon; /* path with its name canonicalised (router_path_canon), or NULL */
     unsigned char *body;
     size_t body_len;
     size_t body_cap;
@@ -200,6 +201,7 @@ static void
 request_reset(struct http_request *req)
 {
     freezero(req->body, req->body_cap);
+    free(req->canon);
     for (size_t i = 0; i < req->nhdrs; i++) {
         free(req->hdrs[i].name);
         free(req->hdrs[i].value);
@@ -864,6 +866,19 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
     case ROUTER_OK: break;
     case ROUTER_BAD_METHOD: req->err_status = 405; return;
     default: req->err_status = 404; return;
+    }
+    /* A name in the path gets its one spelling here, before the handler's ACL check. */
+    if (router_route_names(req->route)) {
+        if ((req->canon = malloc(req->path_len + 1)) == NULL) {
+            req->err_status = 500;
+            return;
+        }
+        if (router_path_canon(req->route, url, req->path_len, req->param_off, req->canon,
+                              req->path_len + 1) != 0) {
+            req->err_status = 400;
+            return;
+        }
+        req->path = req->canon;
     }
     if (cl != NULL && len > 0 && body_reserve(req, (size_t)len) != 0)
         req->err_status = 500;

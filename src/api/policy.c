@@ -17,6 +17,9 @@
 #include <string.h>
 
 #include "../util/parse.h"
+#include "api/router.h"
+
+_Static_assert(POLICY_NAME_MAX == ROUTER_NAME_MAX, "a policy name is a name in a path");
 
 /* ---- the parsed form ---------------------------------------------------------------------- */
 
@@ -975,14 +978,16 @@ name_set(struct policy *pol, const char *name, struct rk_error *err)
     if (n == 0 || n > POLICY_NAME_MAX)
         return rk_error_set(err, RK_EINVAL, "policy name must be 1 to %d characters",
                             POLICY_NAME_MAX);
+    /* The rule for every name in a path (router.h), checked one byte at a time for the
+     * position; the name is then folded as the router folds it in a path. */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (!(isalnum(c) || c == '.' || c == '_' || c == '-' || c == '@'))
+        if (router_name_check(name + i, 1) != 0)
             return rk_error_set(err, RK_EINVAL,
                                 "policy name may hold only letters, digits, '.', '_', '-' and "
                                 "'@' (bad character at position %zu)",
                                 i + 1);
-        pol->name[i] = (char)tolower(c);
+        pol->name[i] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
     pol->name[n] = '\0';
     return 0;

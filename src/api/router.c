@@ -1,4 +1,5 @@
-/* router.c: route table compilation and matching, method parsing, request path checks. */
+/* router.c: route table compilation and matching, method parsing, request path checks and the
+ * canonical spelling of names carried in paths (router.h). */
 #include "router.h"
 
 #include <stdio.h>
@@ -116,6 +117,16 @@ router_new(const struct route *routes, size_t nroutes, struct router **out, stru
             router_path_check(rt->pattern, strlen(rt->pattern)) != 0) {
             rc = rk_error_set(err, RK_EINVAL, "route %zu: pattern '%s' is not a clean /v1/ path", i,
                               rt->pattern);
+            goto out;
+        }
+        /* A prefix route says what its parameter is, so no name reaches a handler (and its
+         * ACL check) unchecked because a new route forgot to say so. */
+        if ((unsigned)rt->param > ROUTE_PARAM_NAME_FOLD ||
+            (rt->param == ROUTE_PARAM_NONE) != !is_prefix_pattern(rt->pattern)) {
+            rc = rk_error_set(err, RK_EINVAL,
+                              "route %zu: '%s' needs ROUTE_PARAM_NONE when exact, else the kind "
+                              "of its parameter (router.h)",
+                              i, rt->pattern);
             goto out;
         }
         r->rows[i] = rt;
@@ -275,6 +286,51 @@ router_raw_path_check(const char *uri)
             return -RK_EINVAL;
         p += 2;
     }
+    return 0;
+}
+
+int
+router_name_check(const char *s, size_t len)
+{
+    if (len == 0 || len > ROUTER_NAME_MAX)
+        return -RK_EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* Spelled out rather than isalnum(): the locale must not widen what a name may hold. */
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-' || c == '@';
+        if (!ok)
+            return -RK_EINVAL;
+    }
+    return 0;
+}
+
+int
+router_route_names(const struct route *rt)
+{
+    return rt != NULL && (rt->param == ROUTE_PARAM_NAME || rt->param == ROUTE_PARAM_NAME_FOLD);
+}
+
+int
+router_path_canon(const struct route *rt, const char *path, size_t len, size_t param_off, char *out,
+                  size_t outlen)
+{
+    size_t end = param_off;
+
+    if (outlen <= len || param_off > len)
+        return -RK_EINVAL;
+    memcpy(out, path, len);
+    out[len] = '\0';
+    if (!router_route_names(rt) || param_off == len)
+        return 0;
+    while (end < len && path[end] != '/')
+        end++;
+    if (router_name_check(path + param_off, end - param_off) != 0)
+        return -RK_EINVAL;
+    if (rt->param == ROUTE_PARAM_NAME_FOLD)
+        for (size_t i = param_off; i < end; i++)
+            if (out[i] >= 'A' && out[i] <= 'Z')
+                out[i] = (char)(out[i] - 'A' + 'a');
     return 0;
 }
 

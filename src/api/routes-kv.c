@@ -553,11 +553,13 @@ h_config(struct http_request *req, void *vapp, struct rk_error *unused)
 }
 
 const struct route routes_kv[] = {
-    {HTTP_GET | HTTP_WRITE | HTTP_PATCH | HTTP_DELETE, "/v1/" KV_MOUNT "/data/", h_data},
-    {HTTP_GET | HTTP_LIST | HTTP_WRITE | HTTP_DELETE, "/v1/" KV_MOUNT "/metadata/", h_metadata},
-    {HTTP_WRITE, "/v1/" KV_MOUNT "/delete/", h_delete},
-    {HTTP_WRITE, "/v1/" KV_MOUNT "/undelete/", h_undelete},
-    {HTTP_WRITE, "/v1/" KV_MOUNT "/destroy/", h_destroy},
-    {HTTP_GET | HTTP_WRITE, "/v1/" KV_MOUNT "/config", h_config},
+    {HTTP_GET | HTTP_WRITE | HTTP_PATCH | HTTP_DELETE, "/v1/" KV_MOUNT "/data/", h_data,
+     ROUTE_PARAM_PATH},
+    {HTTP_GET | HTTP_LIST | HTTP_WRITE | HTTP_DELETE, "/v1/" KV_MOUNT "/metadata/", h_metadata,
+     ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/" KV_MOUNT "/delete/", h_delete, ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/" KV_MOUNT "/undelete/", h_undelete, ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/" KV_MOUNT "/destroy/", h_destroy, ROUTE_PARAM_PATH},
+    {HTTP_GET | HTTP_WRITE, "/v1/" KV_MOUNT "/config", h_config, ROUTE_PARAM_NONE},
 };
 const size_t routes_kv_count = sizeof(routes_kv) / sizeof(routes_kv[0]);

@@ -444,13 +444,13 @@ h_done(struct http_request *req, void *vapp, struct rk_error *unused)
 }
 
 const struct route routes_rekey[] = {
-    {HTTP_GET, "/v1/rekey/status/", h_status},
-    {HTTP_GET, "/v1/rekey/action-required", h_action_required},
-    {HTTP_GET, "/v1/rekey/history/", h_history},
-    {HTTP_WRITE, "/v1/rekey/rotate/", h_rotate},
-    {HTTP_WRITE, "/v1/rekey/rollback/", h_rollback},
-    {HTTP_WRITE, "/v1/rekey/revoke/", h_revoke},
-    {HTTP_WRITE, "/v1/rekey/recover", h_recover},
-    {HTTP_WRITE, "/v1/rekey/done/", h_done},
+    {HTTP_GET, "/v1/rekey/status/", h_status, ROUTE_PARAM_PATH},
+    {HTTP_GET, "/v1/rekey/action-required", h_action_required, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/rekey/history/", h_history, ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/rekey/rotate/", h_rotate, ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/rekey/rollback/", h_rollback, ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/rekey/revoke/", h_revoke, ROUTE_PARAM_PATH},
+    {HTTP_WRITE, "/v1/rekey/recover", h_recover, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/rekey/done/", h_done, ROUTE_PARAM_PATH},
 };
 const size_t routes_rekey_count = sizeof(routes_rekey) / sizeof(routes_rekey[0]);

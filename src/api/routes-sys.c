@@ -319,8 +319,11 @@ policy_route(struct http_request *req, struct api_app *app, int old, struct rk_e
         }
         return http_respond_json(req, 200, body);
     }
-    if (*name == '\0')
+    /* LIST names no policy (Vault answers it on the collection only); it is not a write. */
+    if (*name == '\0' || m == HTTP_LIST)
         return http_respond_error(req, 405, NULL);
+    /* name was lowercased by the router (ROUTE_PARAM_NAME_FOLD), so this is the path the
+     * policy is stored under, whatever case the client sent. */
     snprintf(acl, sizeof(acl), "%s/%s", base, name);
     if (m == HTTP_GET) {
         struct policy *p = NULL;
@@ -477,16 +480,19 @@ out:
 }
 
 const struct route routes_sys[] = {
-    {HTTP_GET, "/v1/sys/health", h_health},
-    {HTTP_GET, "/v1/sys/seal-status", h_seal_status},
-    {HTTP_GET | HTTP_WRITE, "/v1/sys/init", h_init},
-    {HTTP_WRITE, "/v1/sys/unseal", h_unseal},
-    {HTTP_WRITE, "/v1/sys/seal", h_seal},
-    {HTTP_GET, "/v1/sys/mounts", h_mounts},
-    {HTTP_GET, "/v1/sys/auth", h_auth_mounts},
-    {HTTP_GET, "/v1/sys/internal/ui/mounts/", h_ui_mount},
-    {HTTP_GET | HTTP_WRITE | HTTP_DELETE | HTTP_LIST, "/v1/sys/policies/acl/", h_policies_acl},
-    {HTTP_GET | HTTP_WRITE | HTTP_DELETE | HTTP_LIST, "/v1/sys/policy/", h_policy_old},
-    {HTTP_WRITE, "/v1/sys/capabilities-self", h_capabilities_self},
+    {HTTP_GET, "/v1/sys/health", h_health, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/seal-status", h_seal_status, ROUTE_PARAM_NONE},
+    {HTTP_GET | HTTP_WRITE, "/v1/sys/init", h_init, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/sys/unseal", h_unseal, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/sys/seal", h_seal, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/mounts", h_mounts, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/auth", h_auth_mounts, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/internal/ui/mounts/", h_ui_mount, ROUTE_PARAM_PATH},
+    /* Policy names are case-insensitive (Vault lowercases them): folded before the ACL check. */
+    {HTTP_GET | HTTP_WRITE | HTTP_DELETE | HTTP_LIST, "/v1/sys/policies/acl/", h_policies_acl,
+     ROUTE_PARAM_NAME_FOLD},
+    {HTTP_GET | HTTP_WRITE | HTTP_DELETE | HTTP_LIST, "/v1/sys/policy/", h_policy_old,
+     ROUTE_PARAM_NAME_FOLD},
+    {HTTP_WRITE, "/v1/sys/capabilities-self", h_capabilities_self, ROUTE_PARAM_NONE},
 };
 const size_t routes_sys_count = sizeof(routes_sys) / sizeof(routes_sys[0]);

@@ -485,15 +485,15 @@ h_revoke_accessor(struct http_request *req, void *vapp, struct rk_error *err)
 }
 
 const struct route routes_token[] = {
-    {HTTP_WRITE, "/v1/auth/token/create", h_create},
-    {HTTP_WRITE, "/v1/auth/token/create-orphan", h_create_orphan},
-    {HTTP_GET, "/v1/auth/token/lookup-self", h_lookup_self},
-    {HTTP_WRITE, "/v1/auth/token/lookup", h_lookup},
-    {HTTP_WRITE, "/v1/auth/token/lookup-accessor", h_lookup_accessor},
-    {HTTP_WRITE, "/v1/auth/token/renew-self", h_renew_self},
-    {HTTP_WRITE, "/v1/auth/token/renew", h_renew},
-    {HTTP_WRITE, "/v1/auth/token/revoke-self", h_revoke_self},
-    {HTTP_WRITE, "/v1/auth/token/revoke", h_revoke},
-    {HTTP_WRITE, "/v1/auth/token/revoke-accessor", h_revoke_accessor},
+    {HTTP_WRITE, "/v1/auth/token/create", h_create, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/create-orphan", h_create_orphan, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/auth/token/lookup-self", h_lookup_self, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/lookup", h_lookup, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/lookup-accessor", h_lookup_accessor, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/renew-self", h_renew_self, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/renew", h_renew, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/revoke-self", h_revoke_self, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/revoke", h_revoke, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/auth/token/revoke-accessor", h_revoke_accessor, ROUTE_PARAM_NONE},
 };
 const size_t routes_token_count = sizeof(routes_token) / sizeof(routes_token[0]);

@@ -7,11 +7,11 @@
 /* routes-kv.c and routes-rekey.c are written separately; meson defines HAVE_ROUTES_KV /
  * HAVE_ROUTES_REKEY when they exist, so the server builds before they land. */
 #ifndef HAVE_ROUTES_KV
-const struct route routes_kv[] = {{0, NULL, NULL}};
+const struct route routes_kv[] = {{0, NULL, NULL, ROUTE_PARAM_NONE}};
 const size_t routes_kv_count = 0;
 #endif
 #ifndef HAVE_ROUTES_REKEY
-const struct route routes_rekey[] = {{0, NULL, NULL}};
+const struct route routes_rekey[] = {{0, NULL, NULL, ROUTE_PARAM_NONE}};
 const size_t routes_rekey_count = 0;
 #endif
 

@@ -94,12 +94,12 @@ h_slow(struct http_request *req, void *app, struct rk_error *err)
 }
 
 static const struct route routes[] = {
-    {HTTP_GET, "/v1/sys/health", h_health},
-    {HTTP_PUT | HTTP_POST, "/v1/echo", h_echo},
-    {HTTP_GET | HTTP_LIST, "/v1/secret/metadata/", h_param},
-    {HTTP_GET | HTTP_PUT | HTTP_DELETE, "/v1/secret/data/", h_param},
-    {HTTP_PUT, "/v1/auth/login", h_login},
-    {HTTP_GET, "/v1/slow", h_slow},
+    {HTTP_GET, "/v1/sys/health", h_health, ROUTE_PARAM_NONE},
+    {HTTP_PUT | HTTP_POST, "/v1/echo", h_echo, ROUTE_PARAM_NONE},
+    {HTTP_GET | HTTP_LIST, "/v1/secret/metadata/", h_param, ROUTE_PARAM_PATH},
+    {HTTP_GET | HTTP_PUT | HTTP_DELETE, "/v1/secret/data/", h_param, ROUTE_PARAM_PATH},
+    {HTTP_PUT, "/v1/auth/login", h_login, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/slow", h_slow, ROUTE_PARAM_NONE},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -594,16 +594,18 @@ static void
 test_router(void **state)
 {
     static const struct route ok[] = {
-        {HTTP_GET, "/v1/sys/health", h_health},    {HTTP_PUT, "/v1/sys/health", h_echo},
-        {HTTP_GET, "/v1/sys/", h_param},           {HTTP_GET, "/v1/sys/policy/", h_param},
-        {HTTP_GET, "/v1/sys/policy/acl/", h_echo},
+        {HTTP_GET, "/v1/sys/health", h_health, ROUTE_PARAM_NONE},
+        {HTTP_PUT, "/v1/sys/health", h_echo, ROUTE_PARAM_NONE},
+        {HTTP_GET, "/v1/sys/", h_param, ROUTE_PARAM_PATH},
+        {HTTP_GET, "/v1/sys/policy/", h_param, ROUTE_PARAM_PATH},
+        {HTTP_GET, "/v1/sys/policy/acl/", h_echo, ROUTE_PARAM_PATH},
     };
     static const struct route overlap[] = {
-        {HTTP_GET | HTTP_PUT, "/v1/a", h_health},
-        {HTTP_PUT, "/v1/a", h_echo},
+        {HTTP_GET | HTTP_PUT, "/v1/a", h_health, ROUTE_PARAM_NONE},
+        {HTTP_PUT, "/v1/a", h_echo, ROUTE_PARAM_NONE},
     };
-    static const struct route badpat[] = {{HTTP_GET, "/v2/x", h_health}};
-    static const struct route dots[] = {{HTTP_GET, "/v1/x/../y", h_health}};
+    static const struct route badpat[] = {{HTTP_GET, "/v2/x", h_health, ROUTE_PARAM_NONE}};
+    static const struct route dots[] = {{HTTP_GET, "/v1/x/../y", h_health, ROUTE_PARAM_NONE}};
     struct router *rt = NULL;
     struct rk_error err = {0};
     const struct route *m;
