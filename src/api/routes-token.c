@@ -3,36 +3,88 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api/app.h"
 #include "api/server.h"
+#include "engine/inventory.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
 
-#define DEFAULT_TTL (768 * 3600) /* Vault's default max lease TTL: 32 days */
-
-/* A duration given as a number of seconds or a string ("1h", "90m", "3600"). */
+/* A duration given as a number of seconds or a string ("1h", "90m", "3600"), at most
+ * TOKEN_DURATION_MAX (a larger one is refused as Vault refuses it; a smaller one is capped by
+ * the system maximum later, token.h "Lifetimes"). */
 static int
 get_duration(json_t *body, const char *name, int64_t *out, struct rk_error *err)
 {
     json_t *v = json_object_get(body, name);
+    int64_t d = -1;
 
     *out = 0;
     if (v == NULL || json_is_null(v))
         return 0;
-    if (json_is_integer(v) && json_integer_value(v) >= 0) {
-        *out = json_integer_value(v);
-        return 0;
-    }
+    if (json_is_integer(v) && json_integer_value(v) >= 0)
+        d = json_integer_value(v);
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
+        struct rk_error e2;
         if (*s == '\0')
             return 0;
-        if (duration_parse(s, strlen(s), out, err) == 0)
-            return 0;
+        if (duration_parse(s, strlen(s), &d, &e2) != 0)
+            d = -1;
     }
-    return rk_error_set(err, RK_EINVAL, "'%s' must be a duration such as \"1h\" or seconds", name);
+    if (d < 0)
+        return rk_error_set(err, RK_EINVAL, "'%s' must be a duration such as \"1h\" or seconds",
+                            name);
+    if (d > TOKEN_DURATION_MAX)
+        return rk_error_set(err, RK_EINVAL, "'%s' is too large (at most %lld seconds)", name,
+                            (long long)TOKEN_DURATION_MAX);
+    *out = d;
+    return 0;
+}
+
+/* The system maximum TTL (server.max_lease_ttl; 0 = token.h's default), read under the app's
+ * lock since a SIGHUP reload replaces the inventory. */
+static int64_t
+max_lease_ttl(struct api_app *app)
+{
+    int64_t m;
+
+    api_app_rdlock(app);
+    m = app->inv != NULL ? app->inv->max_lease_ttl : 0;
+    api_app_unlock(app);
+    return m > 0 ? m : TOKEN_MAX_LEASE_TTL_DEFAULT;
+}
+
+/* Vault's warning when a requested TTL was cut to the system maximum, as a one-element JSON
+ * list for the envelope's "warnings" (NULL when nothing was cut). */
+static json_t *
+ttl_warning(int64_t asked, int64_t maxl)
+{
+    char a[32], m[32], msg[160];
+
+    if (asked <= maxl)
+        return NULL;
+    duration_format(asked, a, sizeof(a));
+    duration_format(maxl, m, sizeof(m));
+    snprintf(msg, sizeof(msg),
+             "TTL of \"%s\" exceeded the effective max_ttl of \"%s\"; TTL value is capped "
+             "accordingly",
+             a, m);
+    return json_pack("[s]", msg);
+}
+
+/* Answers 200 with Vault's envelope around auth, with warnings (stolen; may be NULL). */
+static int
+respond_auth(struct http_request *req, json_t *auth, json_t *warnings)
+{
+    json_t *env = api_envelope(NULL, auth);
+
+    if (env != NULL && warnings != NULL)
+        json_object_set(env, "warnings", warnings);
+    json_decref(warnings);
+    return http_respond_json(req, 200, env);
 }
 
 static json_t *
@@ -67,6 +119,14 @@ auth_json(const struct token_info *ti, const char *token)
                      ti->orphan, "mfa_requirement", "num_uses", (json_int_t)ti->num_uses);
 }
 
+/* A time in seconds kept within what RFC 3339 prints (years 0..9999), so a damaged record
+ * cannot overflow the conversion to microseconds. */
+static int64_t
+clamp_time(int64_t t)
+{
+    return t < 0 ? 0 : t > 253402300799 ? 253402300799 : t;
+}
+
 /* The "data" block of the lookup responses. id: the token (lookup-self, lookup), or "" when
  * looked up by accessor (Vault hides it then). */
 static json_t *
@@ -74,24 +134,27 @@ lookup_json(const struct token_info *ti, const char *id)
 {
     char ct[40], et[40];
     int64_t left = ti->expire_time == 0 ? 0 : ti->expire_time - time_now();
-    json_t *exp;
+    json_t *exp, *o;
 
-    time_format_rfc3339(ti->creation_time * 1000000, ct, sizeof(ct));
+    time_format_rfc3339(clamp_time(ti->creation_time) * 1000000, ct, sizeof(ct));
     if (ti->expire_time != 0) {
-        time_format_rfc3339(ti->expire_time * 1000000, et, sizeof(et));
+        time_format_rfc3339(clamp_time(ti->expire_time) * 1000000, et, sizeof(et));
         exp = json_string(et);
     } else {
         exp = json_null();
     }
-    return json_pack(
-        "{s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:I, s:s, s:s, s:o, s:I, s:b, s:s, "
-        "s:o, s:b, s:I}",
-        "id", id, "accessor", ti->accessor, "creation_time", (json_int_t)ti->creation_time,
-        "creation_ttl", (json_int_t)ti->ttl, "display_name", ti->display_name, "entity_id", "",
-        "expire_time", exp, "explicit_max_ttl", (json_int_t)ti->explicit_max_ttl, "issue_time", ct,
-        "path", "auth/token/create", "meta", meta_json(ti), "num_uses", (json_int_t)ti->num_uses,
-        "orphan", ti->orphan, "type", "service", "policies", policies_json(ti), "renewable",
-        ti->renewable, "ttl", (json_int_t)(left > 0 ? left : 0));
+    o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:I, s:s, s:s, s:o, s:I, s:b, s:s, "
+                  "s:o, s:b, s:I}",
+                  "id", id, "accessor", ti->accessor, "creation_time",
+                  (json_int_t)ti->creation_time, "creation_ttl", (json_int_t)ti->ttl,
+                  "display_name", ti->display_name, "entity_id", "", "expire_time", exp,
+                  "explicit_max_ttl", (json_int_t)ti->explicit_max_ttl, "issue_time", ct, "path",
+                  "auth/token/create", "meta", meta_json(ti), "num_uses", (json_int_t)ti->num_uses,
+                  "orphan", ti->orphan, "type", "service", "policies", policies_json(ti),
+                  "renewable", ti->renewable, "ttl", (json_int_t)(left > 0 ? left : 0));
+    if (o != NULL && ti->period > 0) /* Vault shows it for periodic tokens only */
+        json_object_set_new(o, "period", json_integer(ti->period));
+    return o;
 }
 
 /* Reads "policies" given as a list of strings. names[] are borrowed from body. */
@@ -156,11 +219,12 @@ token_create_body_decode(json_t *body, struct token_create_body *b, struct rk_er
     return 0;
 }
 
+/* Policy names are case-insensitive (the record holds them lowercased). */
 static int
 has_policy(const struct token_info *ti, const char *name)
 {
     for (size_t i = 0; i < ti->npolicies; i++)
-        if (strcmp(ti->policies[i], name) == 0)
+        if (strcasecmp(ti->policies[i], name) == 0)
             return 1;
     return 0;
 }
@@ -178,8 +242,9 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
     size_t np = 0;
     int no_parent = 0, no_default = 0, renewable = 1, wants_root = 0, r;
     json_int_t num_uses = 0;
-    int64_t ttl = 0, max_ttl = 0, period = 0;
+    int64_t ttl = 0, max_ttl = 0, period = 0, maxl;
     struct token_create_opts o = {0};
+    json_t *warn = NULL;
 
     if (api_authorize(req, app, acl, CAP_UPDATE, &parent) != 0)
         return 0;
@@ -213,15 +278,18 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
             goto out;
         }
     }
-    /* A non-root parent grants only policies it has itself (Vault's rule); none given: the
-     * parent's own. */
+    /* A non-root parent grants only policies it has itself (Vault's rule), "default"
+     * included: a parent without it (made with no_default_policy) cannot hand it on, neither
+     * asked for nor added automatically. None given: the parent's own. */
+    if (!parent.root && !has_policy(&parent, "default"))
+        no_default = 1;
     if (np == 0) {
         for (size_t i = 0; i < parent.npolicies && np < TOKEN_MAX_POLICIES; i++)
             if (!(no_default && strcmp(parent.policies[i], "default") == 0))
                 pols[np++] = parent.policies[i];
     } else if (!parent.root) {
         for (size_t i = 0; i < np; i++) {
-            if (strcmp(pols[i], "default") != 0 && !has_policy(&parent, pols[i])) {
+            if (!has_policy(&parent, pols[i])) {
                 http_respond_error(req, 400, "child policies must be subset of parent");
                 goto out;
             }
@@ -234,22 +302,18 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
                            "root tokens may not be created without parent token being root");
         goto out;
     }
-    if (period > 0) {
-        ttl = period;
+    if (period > 0)
         renewable = 1;
-    }
-    if (ttl == 0 && !wants_root)
-        ttl = DEFAULT_TTL;
-    /* A child never outlives a parent with an expiry (it is revoked with it anyway). */
-    if (parent.expire_time != 0 && !(no_parent || orphan_route)) {
-        int64_t left = parent.expire_time - time_now();
-        if (left > 0 && (ttl == 0 || ttl > left))
-            ttl = left;
-    }
+    /* token_create applies the lifetime rules (token.h "Lifetimes"): the system maximum, the
+     * explicit maximum, the default for a ttl of 0 and the parent's expiry for a child. */
+    maxl = max_lease_ttl(app);
+    warn = ttl_warning(period > 0 ? period : ttl, maxl);
     o.policies = pols;
     o.npolicies = np;
     o.no_default_policy = no_default;
     o.ttl = ttl;
+    o.period = period;
+    o.max_lease_ttl = maxl;
     o.explicit_max_ttl = max_ttl;
     o.num_uses = num_uses;
     o.renewable = renewable;
@@ -268,8 +332,10 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
     }
     log_info("token created: accessor %s by %s (accessor %s) from %s", ti.accessor,
              parent.display_name, parent.accessor, http_request_ip(req));
-    http_respond_json(req, 200, api_envelope(NULL, auth_json(&ti, (const char *)tok->data)));
+    respond_auth(req, auth_json(&ti, (const char *)tok->data), warn);
+    warn = NULL;
 out:
+    json_decref(warn);
     secret_free(tok);
     free(meta_s);
     json_decref(body);
@@ -380,18 +446,19 @@ renew(struct http_request *req, struct api_app *app, const struct token_info *tg
       json_t *body, struct rk_error *err)
 {
     struct token_info upd = {0};
-    int64_t inc = 0;
+    int64_t inc = 0, maxl;
     int r;
 
     if ((r = get_duration(body, "increment", &inc, err)) != 0)
         return http_respond_error(req, 400, "%s", err->msg);
-    r = token_renew(app->br, tgt->hash, inc, &upd, err);
+    maxl = max_lease_ttl(app);
+    r = token_renew(app->br, tgt->hash, inc, maxl, &upd, err);
     token_cache_flush(app->tokens); /* the cached record has the old expiry */
     if (r == -RK_EINVAL || r == -RK_ENOTFOUND)
         return http_respond_error(req, 400, "%s", err->msg);
     if (r != 0)
         return api_respond_rk(req, r, err);
-    http_respond_json(req, 200, api_envelope(NULL, auth_json(&upd, tok)));
+    respond_auth(req, auth_json(&upd, tok), upd.period > 0 ? NULL : ttl_warning(inc, maxl));
     token_info_clear(&upd);
     return 0;
 }

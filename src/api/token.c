@@ -3,10 +3,15 @@
  * Record (JSON, encrypted by the barrier) at "auth/token/id/<hash>":
  *   {"hash":"<hex>","accessor":"...","parent":"<hex>|","policies":[...],"display_name":"...",
  *    "meta":{...}|null,"creation_time":N,"expire_time":N,"ttl":N,"explicit_max_ttl":N,
- *    "num_uses":N,"renewable":bool,"orphan":bool} */
+ *    "num_uses":N,"renewable":bool,"orphan":bool,"period":N}   ("period" absent in old records)
+ *
+ * The expiry index entry of a record ("auth/token/expiry/<time>/<hash>", value "1") is written
+ * and deleted in the same transaction as the record whenever its expire_time changes, so the
+ * index and the records agree after any crash. */
 #include "api/token.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -23,10 +28,77 @@
 #define ID_PREFIX "auth/token/id/"
 #define ACC_PREFIX "auth/token/accessor/"
 #define PARENT_PREFIX "auth/token/parent/"
+#define EXP_PREFIX "auth/token/expiry/"
+#define EXP_DONE_KEY "auth/token/expiry-indexed"
+#define EXP_DIGITS 20 /* INT64_MAX has 19 digits: zero-padded, key order is time order */
+#define EXP_KEY_LEN (sizeof(EXP_PREFIX) + EXP_DIGITS + 1 + TOKEN_HASH_HEX)
+#define SWEEP_BATCH 256
 #define USE_RETRIES 64
 #define REVOKE_DEPTH_MAX 256
 
 static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/* --- time arithmetic: every sum of a time and a duration saturates (a stored record may hold
+ * anything; a request's durations are bounded by TOKEN_DURATION_MAX before they get here) --- */
+
+static int64_t
+add_sat(int64_t a, int64_t b)
+{
+    int64_t s;
+
+    if (__builtin_add_overflow(a, b, &s))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return s;
+}
+
+/* The earlier of two expiries where 0 means "none". */
+static int64_t
+exp_min(int64_t a, int64_t b)
+{
+    if (a == 0)
+        return b;
+    if (b == 0)
+        return a;
+    return a < b ? a : b;
+}
+
+static int64_t
+max_lease(int64_t configured)
+{
+    return configured > 0 ? configured : TOKEN_MAX_LEASE_TTL_DEFAULT;
+}
+
+static void
+exp_key(char out[EXP_KEY_LEN], int64_t t, const char *hash)
+{
+    snprintf(out, EXP_KEY_LEN, EXP_PREFIX "%0*" PRId64 "/%s", EXP_DIGITS, t > 0 ? t : 0, hash);
+}
+
+/* --- new expiries are told to a watcher (the server's sweeper) --- */
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*watch_fn)(void *, int64_t);
+static void *watch_arg;
+
+void
+token_expiry_watch(void (*fn)(void *arg, int64_t expire_time), void *arg)
+{
+    pthread_mutex_lock(&watch_mu);
+    watch_fn = fn;
+    watch_arg = arg;
+    pthread_mutex_unlock(&watch_mu);
+}
+
+static void
+watch_tell(int64_t expire_time)
+{
+    if (expire_time == 0)
+        return;
+    pthread_mutex_lock(&watch_mu);
+    if (watch_fn != NULL)
+        watch_fn(watch_arg, expire_time);
+    pthread_mutex_unlock(&watch_mu);
+}
 
 void
 token_info_clear(struct token_info *ti)
@@ -132,13 +204,14 @@ record_encode(const struct token_info *ti)
         json_array_append_new(pol, json_string(ti->policies[i]));
     if (ti->meta_json != NULL)
         meta = json_loads(ti->meta_json, 0, NULL);
-    o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:b, s:b}", "hash",
+    o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I}", "hash",
                   ti->hash, "accessor", ti->accessor, "parent", ti->parent, "policies", pol,
                   "display_name", ti->display_name, "meta", meta != NULL ? meta : json_null(),
                   "creation_time", (json_int_t)ti->creation_time, "expire_time",
                   (json_int_t)ti->expire_time, "ttl", (json_int_t)ti->ttl, "explicit_max_ttl",
                   (json_int_t)ti->explicit_max_ttl, "num_uses", (json_int_t)ti->num_uses,
-                  "renewable", ti->renewable, "orphan", ti->orphan);
+                  "renewable", ti->renewable, "orphan", ti->orphan, "period",
+                  (json_int_t)ti->period);
     return o;
 }
 
@@ -148,16 +221,16 @@ record_decode(const struct secret *val, struct token_info *ti, struct rk_error *
     json_t *root = json_loadb((const char *)val->data, val->len, 0, NULL), *pol = NULL,
            *meta = NULL;
     const char *hash = NULL, *acc = NULL, *parent = NULL, *dn = NULL;
-    json_int_t ct = 0, et = 0, ttl = 0, emt = 0, nu = 0;
+    json_int_t ct = 0, et = 0, ttl = 0, emt = 0, nu = 0, per = 0;
     int ren = 0, orphan = 0, r = -RK_ECORRUPT;
 
     memset(ti, 0, sizeof(*ti));
     if (root == NULL ||
-        json_unpack(root, "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:b, s:b}",
+        json_unpack(root, "{s:s, s:s, s:s, s:o, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s?I}",
                     "hash", &hash, "accessor", &acc, "parent", &parent, "policies", &pol,
                     "display_name", &dn, "meta", &meta, "creation_time", &ct, "expire_time", &et,
                     "ttl", &ttl, "explicit_max_ttl", &emt, "num_uses", &nu, "renewable", &ren,
-                    "orphan", &orphan) != 0 ||
+                    "orphan", &orphan, "period", &per) != 0 ||
         !json_is_array(pol) || strlen(hash) >= TOKEN_HASH_HEX ||
         strlen(acc) >= TOKEN_ACCESSOR_LEN || strlen(parent) >= TOKEN_HASH_HEX) {
         rk_error_set(err, RK_ECORRUPT, "a token record does not parse");
@@ -190,6 +263,7 @@ record_decode(const struct secret *val, struct token_info *ti, struct rk_error *
     ti->expire_time = et;
     ti->ttl = ttl;
     ti->explicit_max_ttl = emt;
+    ti->period = per;
     ti->num_uses = nu;
     ti->renewable = ren;
     ti->orphan = orphan;
@@ -336,14 +410,20 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
     char key[sizeof(PARENT_PREFIX) + 2 * TOKEN_HASH_HEX + sizeof(ACC_PREFIX) + 32];
     int r = -RK_EINTERNAL, root = 0, dflt = 0;
     size_t np = 0;
+    int64_t maxl = max_lease(o->max_lease_ttl), ttl;
 
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     *token = NULL;
     if (o->npolicies > TOKEN_MAX_POLICIES)
         return rk_error_set(err, RK_EINVAL, "too many policies (at most %d)", TOKEN_MAX_POLICIES);
-    if (o->ttl < 0 || o->explicit_max_ttl < 0 || o->num_uses < 0)
-        return rk_error_set(err, RK_EINVAL, "ttl, explicit_max_ttl and num_uses must be >= 0");
+    if (o->ttl < 0 || o->explicit_max_ttl < 0 || o->period < 0 || o->num_uses < 0)
+        return rk_error_set(err, RK_EINVAL,
+                            "ttl, explicit_max_ttl, period and num_uses must be >= 0");
+    if (o->ttl > TOKEN_DURATION_MAX || o->explicit_max_ttl > TOKEN_DURATION_MAX ||
+        o->period > TOKEN_DURATION_MAX || maxl > TOKEN_DURATION_MAX)
+        return rk_error_set(err, RK_EINVAL, "a duration is too large (at most %" PRId64 "s)",
+                            TOKEN_DURATION_MAX);
     if (o->display_name != NULL && strlen(o->display_name) >= TOKEN_DISPLAY_MAX - 8)
         return rk_error_set(err, RK_EINVAL, "display_name is too long");
     if (o->meta_json != NULL && strlen(o->meta_json) > TOKEN_META_MAX)
@@ -432,14 +512,21 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }
+    /* The lifetime (token.h, "Lifetimes"): a periodic token lives one period at a time; any
+     * other non-root token without a ttl gets the system maximum; everything is capped by the
+     * system maximum and explicit_max_ttl. */
     ti.creation_time = time_now();
-    ti.ttl = o->ttl;
     ti.explicit_max_ttl = o->explicit_max_ttl;
-    if (ti.explicit_max_ttl > 0 && (ti.ttl == 0 || ti.ttl > ti.explicit_max_ttl))
-        ti.ttl = ti.explicit_max_ttl;
-    ti.expire_time = ti.ttl > 0 ? ti.creation_time + ti.ttl : 0;
+    ti.period = o->period < maxl ? o->period : maxl;
+    ttl = ti.period > 0 ? ti.period : o->ttl;
+    if (ttl == 0 && !root)
+        ttl = maxl;
+    if (ttl > maxl)
+        ttl = maxl;
+    if (ti.explicit_max_ttl > 0 && (ttl == 0 || ttl > ti.explicit_max_ttl))
+        ttl = ti.explicit_max_ttl;
+    ti.expire_time = ttl > 0 ? add_sat(ti.creation_time, ttl) : 0;
     ti.num_uses = o->num_uses;
-    ti.renewable = o->renewable && ti.ttl > 0;
     ti.orphan = o->parent_hash == NULL || *o->parent_hash == '\0';
 
     if ((t = barrier_txn_new(br)) == NULL) {
@@ -450,6 +537,10 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
         /* The parent must still exist when the child is committed: compare its revision. */
         if ((r = token_lookup_hash(br, o->parent_hash, &parent, err)) != 0)
             goto out;
+        /* A child never outlives its parent (also a root child of an expiring root). */
+        ti.expire_time = exp_min(ti.expire_time, parent.expire_time);
+        if (ti.expire_time != 0)
+            ttl = ti.expire_time - ti.creation_time;
         snprintf(ti.parent, sizeof(ti.parent), "%s", parent.hash);
         snprintf(key, sizeof(key), ID_PREFIX "%s", parent.hash);
         if (barrier_txn_cmp(t, key, parent.mod_rev) != 0)
@@ -458,6 +549,8 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
         if (barrier_txn_put(t, key, "1", 1) != 0)
             goto nomem;
     }
+    ti.ttl = ttl;
+    ti.renewable = o->renewable && ti.ttl > 0;
     snprintf(key, sizeof(key), ID_PREFIX "%s", ti.hash);
     if (barrier_txn_cmp(t, key, 0) != 0)
         goto nomem;
@@ -466,6 +559,12 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
     snprintf(key, sizeof(key), ACC_PREFIX "%s", ti.accessor);
     if (barrier_txn_cmp(t, key, 0) != 0 || barrier_txn_put(t, key, ti.hash, 64) != 0)
         goto nomem;
+    if (ti.expire_time != 0) {
+        char ek[EXP_KEY_LEN];
+        exp_key(ek, ti.expire_time, ti.hash);
+        if (barrier_txn_put(t, ek, "1", 1) != 0)
+            goto nomem;
+    }
     r = barrier_txn_commit(t, NULL, err);
     if (r == -RK_ECONFLICT) {
         r = rk_error_set(err, o->id != NULL ? RK_EEXISTS : RK_ECONFLICT,
@@ -475,6 +574,7 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
     }
     if (r != 0)
         goto out;
+    watch_tell(ti.expire_time);
     *token = tok;
     tok = NULL;
     if (out != NULL) {
@@ -592,6 +692,12 @@ revoke_rec(struct barrier *br, const char *hash, size_t *count, int depth, struc
         snprintf(key, sizeof(key), PARENT_PREFIX "%s/%s", ti.parent, hash);
         if (ti.parent[0] != '\0' && barrier_txn_del(t, key) != 0)
             goto nomem;
+        if (ti.expire_time != 0) {
+            char ek[EXP_KEY_LEN];
+            exp_key(ek, ti.expire_time, hash);
+            if (barrier_txn_del(t, ek) != 0)
+                goto nomem;
+        }
     }
     if ((r = barrier_txn_commit(t, NULL, err)) != 0)
         goto out;
@@ -696,18 +802,22 @@ token_use(struct barrier *br, const char *token, struct token_info *ti, struct r
 }
 
 int
-token_renew(struct barrier *br, const char *hash, int64_t increment, struct token_info *out,
-            struct rk_error *err)
+token_renew(struct barrier *br, const char *hash, int64_t increment, int64_t max_lease_ttl,
+            struct token_info *out, struct rk_error *err)
 {
-    char key[sizeof(ID_PREFIX) + TOKEN_HASH_HEX];
-    struct token_info ti = {0};
+    char key[sizeof(ID_PREFIX) + TOKEN_HASH_HEX], ek[EXP_KEY_LEN];
+    struct token_info ti = {0}, parent = {0};
+    int64_t maxl = max_lease(max_lease_ttl);
     int r = -RK_ECONFLICT;
 
     if (increment < 0)
         return rk_error_set(err, RK_EINVAL, "increment must be >= 0");
+    if (increment > TOKEN_DURATION_MAX || maxl > TOKEN_DURATION_MAX)
+        return rk_error_set(err, RK_EINVAL, "increment is too large (at most %" PRId64 "s)",
+                            TOKEN_DURATION_MAX);
     for (int attempt = 0; attempt < USE_RETRIES; attempt++) {
         struct barrier_txn *t;
-        int64_t now = time_now(), inc, exp;
+        int64_t now = time_now(), inc, exp, old;
 
         if ((r = token_lookup_hash(br, hash, &ti, err)) != 0)
             return r;
@@ -715,17 +825,51 @@ token_renew(struct barrier *br, const char *hash, int64_t increment, struct toke
             token_info_clear(&ti);
             return rk_error_set(err, RK_EINVAL, "lease is not renewable");
         }
-        inc = increment > 0 ? increment : ti.ttl;
-        exp = now + inc;
-        if (ti.explicit_max_ttl > 0 && exp > ti.creation_time + ti.explicit_max_ttl)
-            exp = ti.creation_time + ti.explicit_max_ttl;
+        /* Vault's rules: a periodic token gets its period whatever was asked; any other the
+         * increment (else its ttl), within the system maximum from now and from creation. */
+        inc = ti.period > 0 ? ti.period : increment > 0 ? increment : ti.ttl;
+        exp = add_sat(now, inc < maxl ? inc : maxl);
+        if (ti.period == 0)
+            exp = exp_min(exp, add_sat(ti.creation_time, maxl));
+        if (ti.explicit_max_ttl > 0)
+            exp = exp_min(exp, add_sat(ti.creation_time, ti.explicit_max_ttl));
+        if (ti.parent[0] != '\0') {
+            /* Never past the parent's expiry. A parent that is gone takes this token with it
+             * (token_lookup_hash revokes an expired parent's subtree). */
+            r = token_lookup_hash(br, ti.parent, &parent, err);
+            if (r == -RK_ENOTFOUND) {
+                struct rk_error e2;
+                token_revoke_hash(br, ti.hash, NULL, &e2);
+                token_info_clear(&ti);
+                return rk_error_set(err, RK_ENOTFOUND, "no such token");
+            }
+            if (r != 0) {
+                token_info_clear(&ti);
+                return r;
+            }
+            exp = exp_min(exp, parent.expire_time);
+            token_info_clear(&parent);
+        }
+        if (exp <= now) {
+            token_info_clear(&ti);
+            return rk_error_set(err, RK_EINVAL, "the token has reached its maximum TTL");
+        }
+        old = ti.expire_time;
         ti.expire_time = exp;
         snprintf(key, sizeof(key), ID_PREFIX "%s", ti.hash);
         if ((t = barrier_txn_new(br)) == NULL) {
             token_info_clear(&ti);
             return rk_error_set(err, RK_ENOMEM, "out of memory");
         }
-        if (barrier_txn_cmp(t, key, ti.mod_rev) != 0 || record_put(t, &ti, err) != 0) {
+        r = barrier_txn_cmp(t, key, ti.mod_rev);
+        if (r == 0 && old != exp) {
+            exp_key(ek, old, ti.hash);
+            r = old != 0 ? barrier_txn_del(t, ek) : 0;
+            exp_key(ek, exp, ti.hash);
+            if (r == 0)
+                r = barrier_txn_put(t, ek, "1", 1);
+        }
+        if (r != 0 || record_put(t, &ti, err) != 0) {
             barrier_txn_free(t);
             token_info_clear(&ti);
             return rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -736,6 +880,8 @@ token_renew(struct barrier *br, const char *hash, int64_t increment, struct toke
             token_info_clear(&ti);
             continue;
         }
+        if (r == 0)
+            watch_tell(exp);
         if (r == 0 && out != NULL) {
             *out = ti;
             memset(&ti, 0, sizeof(ti));
@@ -762,6 +908,231 @@ token_count(struct barrier *br, size_t *count, struct rk_error *err)
 {
     *count = 0;
     return barrier_list(br, ID_PREFIX, NULL, 0, count_cb, count, err);
+}
+
+/* --- expiry: the sweeper's half (see token.h) --- */
+
+struct due {
+    int64_t t;
+    char key[EXP_KEY_LEN];
+    char hash[TOKEN_HASH_HEX]; /* "" for a malformed key (dropped) */
+};
+
+struct due_list {
+    int64_t now;
+    size_t max, n;
+    struct due *v;
+    int64_t next; /* the first entry not taken (0 = none seen) */
+};
+
+/* Parses "<20 digits>/<hash>" after the prefix. Returns 0 or -1. */
+static int
+exp_parse(const char *rest, int64_t *t, char hash[TOKEN_HASH_HEX])
+{
+    int64_t v = 0;
+
+    for (int i = 0; i < EXP_DIGITS; i++) {
+        if (rest[i] < '0' || rest[i] > '9' || v > (INT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (rest[i] - '0');
+    }
+    if (rest[EXP_DIGITS] != '/' || !hash_ok(rest + EXP_DIGITS + 1))
+        return -1;
+    *t = v;
+    memcpy(hash, rest + EXP_DIGITS + 1, TOKEN_HASH_HEX);
+    return 0;
+}
+
+static int
+due_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct due_list *dl = arg;
+    struct due d = {0};
+    size_t plen = strlen(EXP_PREFIX);
+
+    (void)val;
+    (void)vlen;
+    (void)mod_rev;
+    if (strlen(key) >= sizeof(d.key))
+        return 0; /* not one of ours (too long): left alone */
+    snprintf(d.key, sizeof(d.key), "%s", key);
+    if (strncmp(key, EXP_PREFIX, plen) != 0 || exp_parse(key + plen, &d.t, d.hash) != 0)
+        d.hash[0] = '\0'; /* malformed: taken, to be dropped */
+    else if (d.t > dl->now) {
+        dl->next = d.t; /* the index is in time order: nothing after this is due */
+        return 1;
+    }
+    if (dl->n == dl->max) {
+        dl->next = dl->now; /* more are due than one call takes: the caller comes back */
+        return 1;
+    }
+    dl->v[dl->n++] = d;
+    return 0;
+}
+
+int
+token_sweep(struct barrier *br, int64_t now, size_t max, size_t *revoked, int64_t *next_due,
+            struct rk_error *err)
+{
+    struct due_list dl = {.now = now, .max = max > 0 ? max : SWEEP_BATCH};
+    struct secret *val = NULL;
+    size_t count = 0;
+    int r;
+
+    if (revoked != NULL)
+        *revoked = 0;
+    if (next_due != NULL)
+        *next_due = 0;
+    if ((dl.v = calloc(dl.max, sizeof(*dl.v))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    /* One more than max is listed so that a full batch knows whether more follow. */
+    if ((r = barrier_list(br, EXP_PREFIX, NULL, dl.max + 1, due_cb, &dl, err)) != 0)
+        goto out;
+    for (size_t i = 0; i < dl.n; i++) {
+        struct due *d = &dl.v[i];
+        char key[sizeof(ID_PREFIX) + TOKEN_HASH_HEX];
+        struct token_info ti = {0};
+        size_t n = 0;
+        int stale = d->hash[0] == '\0';
+
+        if (!stale) {
+            /* The record decides: revoke only what has really expired at exactly this entry's
+             * time (a record's expiry and its entry change in one transaction). */
+            snprintf(key, sizeof(key), ID_PREFIX "%s", d->hash);
+            r = barrier_get(br, key, &val, NULL, err);
+            if (r == -RK_ENOTFOUND) {
+                stale = 1;
+            } else if (r != 0) {
+                goto out;
+            } else {
+                stale = record_decode(val, &ti, err) != 0 || ti.expire_time != d->t;
+                token_info_clear(&ti);
+                secret_free(val);
+                val = NULL;
+            }
+        }
+        if (!stale) {
+            r = token_revoke_hash(br, d->hash, &n, err);
+            count += n;
+            if (r == -RK_ENOTFOUND) /* revoked meanwhile, e.g. with its parent just now */
+                r = 0;
+            if (r != 0)
+                goto out;
+            continue;
+        }
+        if ((r = barrier_del(br, d->key, err)) != 0 && r != -RK_ENOTFOUND)
+            goto out;
+    }
+    r = 0;
+out:
+    if (r == 0 && next_due != NULL)
+        *next_due = dl.next;
+    if (revoked != NULL)
+        *revoked = count;
+    secret_free(val);
+    free(dl.v);
+    return r;
+}
+
+struct id_page {
+    char (*h)[TOKEN_HASH_HEX];
+    size_t n, listed, max;
+    char last[512]; /* the last key listed: the next page starts after it */
+};
+
+static int
+id_page_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct id_page *pg = arg;
+    size_t plen = strlen(ID_PREFIX);
+
+    (void)val;
+    (void)vlen;
+    (void)mod_rev;
+    pg->listed++;
+    snprintf(pg->last, sizeof(pg->last), "%s", key);
+    if (strlen(key) > plen && hash_ok(key + plen) && pg->n < pg->max)
+        memcpy(pg->h[pg->n++], key + plen, TOKEN_HASH_HEX);
+    return 0;
+}
+
+int
+token_expiry_backfill(struct barrier *br, size_t *added, struct rk_error *err)
+{
+    struct id_page pg = {.max = SWEEP_BATCH};
+    struct secret *val = NULL;
+    int r;
+
+    if (added != NULL)
+        *added = 0;
+    r = barrier_get(br, EXP_DONE_KEY, &val, NULL, err);
+    secret_free(val);
+    val = NULL;
+    if (r != -RK_ENOTFOUND)
+        return r; /* 0: done already */
+    if ((pg.h = calloc(pg.max, sizeof(*pg.h))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    for (;;) {
+        size_t got;
+        pg.n = pg.listed = 0;
+        r = barrier_list(br, ID_PREFIX, pg.last[0] != '\0' ? pg.last : NULL, pg.max, id_page_cb,
+                         &pg, err);
+        if (r != 0)
+            goto out;
+        got = pg.n;
+        for (size_t i = 0; i < got; i++) {
+            struct token_info ti = {0};
+            struct barrier_txn *t;
+            char ek[EXP_KEY_LEN];
+            int expired = 0;
+
+            r = read_hash(br, pg.h[i], &ti, &expired, err);
+            if (r == -RK_ENOTFOUND && expired) {
+                /* Expired before the index existed: revoke it (and its subtree) now. */
+                struct rk_error e2;
+                token_revoke_hash(br, pg.h[i], NULL, &e2);
+                continue;
+            }
+            if (r == -RK_ENOTFOUND || r == -RK_ECORRUPT)
+                continue;
+            if (r != 0)
+                goto out;
+            if (ti.expire_time == 0) {
+                token_info_clear(&ti);
+                continue;
+            }
+            /* The record's revision is compared: a concurrent renewal writes its own entry. */
+            snprintf(ek, sizeof(ek), ID_PREFIX "%s", ti.hash);
+            if ((t = barrier_txn_new(br)) == NULL || barrier_txn_cmp(t, ek, ti.mod_rev) != 0) {
+                barrier_txn_free(t);
+                token_info_clear(&ti);
+                r = rk_error_set(err, RK_ENOMEM, "out of memory");
+                goto out;
+            }
+            exp_key(ek, ti.expire_time, ti.hash);
+            if (barrier_txn_put(t, ek, "1", 1) != 0) {
+                barrier_txn_free(t);
+                token_info_clear(&ti);
+                r = rk_error_set(err, RK_ENOMEM, "out of memory");
+                goto out;
+            }
+            r = barrier_txn_commit(t, NULL, err);
+            barrier_txn_free(t);
+            token_info_clear(&ti);
+            if (r == -RK_ECONFLICT)
+                r = 0;
+            else if (r != 0)
+                goto out;
+            else if (added != NULL)
+                (*added)++;
+        }
+        if (pg.listed < pg.max)
+            break;
+    }
+    r = barrier_put(br, EXP_DONE_KEY, "1", 1, err);
+out:
+    free(pg.h);
+    return r;
 }
 
 /* --- the validated-token cache (see token.h) --- */

@@ -4,11 +4,24 @@
  *   "auth/token/id/<hex>"                 JSON record (accessor, policies, ttl, times, uses...)
  *   "auth/token/accessor/<accessor>"      the hex hash of the token with that accessor
  *   "auth/token/parent/<phex>/<chex>"     child index: revoking a parent revokes its children
+ *   "auth/token/expiry/<20 digits>/<hex>" expiry index: the expire_time (zero-padded, so key
+ *                                         order is time order) of every token that has one
+ *   "auth/token/expiry-indexed"           set once the index covers every record (records
+ *                                         written before the index existed: token_expiry_backfill)
  * The token itself never reaches the store, a log line or an error message. A looked-up token
  * is compared with its record's hash with CRYPTO_memcmp.
  *
- * Lifetimes: ttl 0 means no expiry (the root token). An expired record is treated as absent
- * (and removed lazily). num_uses > 0 counts down on every authorised request (token_use); the
+ * Lifetimes (docs/server.md, "Token lifetimes"): ttl 0 means no expiry (root tokens only; any
+ * other token without a ttl gets the system maximum). Every ttl, period and renewal is capped by
+ * the system maximum (max_lease_ttl: server.max_lease_ttl, default 768h); a renewal also by
+ * creation + max_lease_ttl (not for periodic tokens), by creation + explicit_max_ttl, and, for a
+ * child, by its parent's expire_time: a child's expiry is never later than its parent's, at
+ * creation and at every renewal. A parent renewed to an EARLIER expiry than its children's (or
+ * a record from before these rules) is handled by the expiry index: token_sweep revokes every
+ * expired token with its subtree, as revocation does, without waiting for anyone to present it.
+ * An expired record is treated as absent (and also removed lazily on lookup). Durations above
+ * TOKEN_DURATION_MAX are refused (-RK_EINVAL); all arithmetic on times saturates.
+ * num_uses > 0 counts down on every authorised request (token_use); the
  * record is revoked when it reaches 0. The decrement is a compare-and-set on the record's
  * revision, retried on conflict, so concurrent requests never spend a use twice.
  *
@@ -32,6 +45,11 @@
 #define TOKEN_MAX_POLICIES 64
 #define TOKEN_DISPLAY_MAX 128
 #define TOKEN_META_MAX 4096 /* bytes of the compact JSON metadata object */
+/* The system maximum TTL when none is configured: Vault's default max_lease_ttl (32 days). */
+#define TOKEN_MAX_LEASE_TTL_DEFAULT ((int64_t)768 * 3600)
+/* The largest duration accepted anywhere (a ttl, period, increment, max_lease_ttl): what Vault's
+ * Go durations hold (2^63-1 ns, about 292 years); a larger one is refused, a smaller one capped. */
+#define TOKEN_DURATION_MAX ((int64_t)(INT64_MAX / 1000000000))
 
 /* What a token record says; a plain value except policies and meta_json (token_info_clear). */
 struct token_info {
@@ -46,6 +64,7 @@ struct token_info {
     int64_t expire_time;      /* 0 = never */
     int64_t ttl;              /* seconds granted at create/renew (0 = no expiry) */
     int64_t explicit_max_ttl; /* 0 = none */
+    int64_t period;           /* 0 = not periodic; else a renewal grants exactly this */
     int64_t num_uses;         /* 0 = unlimited; remaining uses otherwise */
     int renewable;
     int orphan;
@@ -60,9 +79,11 @@ struct token_create_opts {
     const char *const *policies; /* names (checked: policy names or "root"); may be NULL if n 0 */
     size_t npolicies;
     int no_default_policy;    /* else "default" is added (never to a root token) */
-    int64_t ttl;              /* seconds; 0 = no expiry (only allowed when parent is root
-                               * or no parent: the caller enforces Vault's rules) */
+    int64_t ttl;              /* seconds; 0 = the system maximum, or no expiry for a root token
+                               * (the caller enforces who may create one) */
     int64_t explicit_max_ttl; /* seconds; 0 = none; caps ttl and renewals */
+    int64_t period;           /* seconds; 0 = none; else the ttl and every renewal's grant */
+    int64_t max_lease_ttl;    /* the system maximum (server.max_lease_ttl); 0 = the default */
     int64_t num_uses;         /* 0 = unlimited */
     int renewable;
     const char *display_name; /* NULL = "token" */
@@ -75,10 +96,13 @@ struct token_create_opts {
 /* Hashes a presented token to hex (out: TOKEN_HASH_HEX bytes). */
 void token_hash_hex(const char *token, size_t len, char out[TOKEN_HASH_HEX]);
 
-/* Creates a token and stores its record (and the accessor and child index) in one transaction.
+/* Creates a token and stores its record (and the accessor, child and expiry index) in one
+ * transaction. The ttl (or period) is capped by max_lease_ttl and explicit_max_ttl, and a
+ * child's expiry by its parent's (see "Lifetimes" above; ti->ttl is what was granted).
  * *token gets the token text (caller frees with secret_free), *ti (may be NULL) its record.
- * Returns 0, -RK_EINVAL (bad option, message in err), -RK_EEXISTS (a chosen id already exists),
- * -RK_ENOTFOUND (the parent is gone), -RK_ESEALED, -RK_EIO, -RK_ENOMEM. */
+ * Returns 0, -RK_EINVAL (bad option or a duration above TOKEN_DURATION_MAX, message in err),
+ * -RK_EEXISTS (a chosen id already exists), -RK_ENOTFOUND (the parent is gone), -RK_ECONFLICT
+ * (the parent changed meanwhile), -RK_ESEALED, -RK_EIO, -RK_ENOMEM. */
 int token_create(struct barrier *br, const struct token_create_opts *o, struct secret **token,
                  struct token_info *ti, struct rk_error *err);
 
@@ -105,12 +129,15 @@ int token_lookup_accessor(struct barrier *br, const char *accessor, struct token
  * uses ran out meanwhile. ti->num_uses is the count before this use (Vault reports that). */
 int token_use(struct barrier *br, const char *token, struct token_info *ti, struct rk_error *err);
 
-/* Renews the token with hash: new expiry = now + increment (increment 0: the token's ttl),
- * capped by explicit_max_ttl from creation. Returns 0 with *ti updated (may be NULL),
- * -RK_ENOTFOUND, -RK_EINVAL (not renewable, or no ttl to renew), -RK_ECONFLICT after retries,
- * -RK_ESEALED, -RK_EIO. */
-int token_renew(struct barrier *br, const char *hash, int64_t increment, struct token_info *ti,
-                struct rk_error *err);
+/* Renews the token with hash: new expiry = now + increment (increment 0: the token's ttl; a
+ * periodic token always gets its period), capped by max_lease_ttl (0 = the default) from now
+ * and, unless periodic, from creation; by explicit_max_ttl from creation; and by the parent's
+ * expiry. Never past TOKEN_DURATION_MAX arithmetic. Returns 0 with *ti updated (may be NULL),
+ * -RK_ENOTFOUND (also when its parent is gone: the token is revoked then), -RK_EINVAL (not
+ * renewable, no ttl to renew, an increment above TOKEN_DURATION_MAX, or nothing left of its
+ * maximum), -RK_ECONFLICT after retries, -RK_ESEALED, -RK_EIO. */
+int token_renew(struct barrier *br, const char *hash, int64_t increment, int64_t max_lease_ttl,
+                struct token_info *ti, struct rk_error *err);
 
 /* Revokes the token with hash and, recursively, every token created from it (children first,
  * so a crash leaves no orphan that thinks it has a parent). Returns 0, -RK_ENOTFOUND (no such
@@ -119,6 +146,29 @@ int token_revoke_hash(struct barrier *br, const char *hash, size_t *count, struc
 
 /* Counts stored tokens (for tests and status). */
 int token_count(struct barrier *br, size_t *count, struct rk_error *err);
+
+/* --- Expiry: revoking expired tokens with their children without waiting for a lookup ---
+ *
+ * token_sweep reads the expiry index in time order from its start: every token whose expiry
+ * is <= now is revoked with its subtree (token_revoke_hash), at most max (0 = 256) per call;
+ * stale index entries (no record, or a record with another expiry) are dropped. Its cost is the
+ * number of due entries, never the number of tokens. *revoked (may be NULL) gets the number of
+ * tokens revoked (children included); *next_due (may be NULL) the earliest expiry still in the
+ * index (0 = none; <= now when max was reached and more are due). A server calls it from one
+ * thread at the next due time (it also learns of new expiries through token_expiry_watch).
+ * Returns 0, -RK_ESEALED, -RK_EIO, -RK_ECORRUPT, -RK_ENOMEM. */
+int token_sweep(struct barrier *br, int64_t now, size_t max, size_t *revoked, int64_t *next_due,
+                struct rk_error *err);
+
+/* Adds the expiry index entries of records written before the index existed, once per store
+ * (marked done at "auth/token/expiry-indexed"; later calls read that one key). O(tokens) the one
+ * time it runs. *added (may be NULL) gets the number of entries written. Returns 0 or -RK_E*. */
+int token_expiry_backfill(struct barrier *br, size_t *added, struct rk_error *err);
+
+/* Registers fn (NULL: none) to be called with every expiry token_create and token_renew commit
+ * in this process (a sweeper sleeping until a later time wakes earlier). One per process; fn
+ * runs on the caller's thread and must not call back into this module. */
+void token_expiry_watch(void (*fn)(void *arg, int64_t expire_time), void *arg);
 
 /* --- The validated-token cache of a server ---
  *
@@ -177,8 +227,9 @@ struct token_create_body {
 };
 
 /* Decodes and checks a token-create body (types, durations, policy list, meta values) without
- * touching any store: a pure function, fuzzed by fuzz/tokenbody-fuzzer.c. Returns 0 or -RK_EINVAL
- * with a message fit for a 400 answer (it never quotes a value). */
+ * touching any store: a pure function, fuzzed by fuzz/tokenbody-fuzzer.c. A duration above
+ * TOKEN_DURATION_MAX is refused (Vault cannot parse one either); a smaller one is capped later.
+ * Returns 0 or -RK_EINVAL with a message fit for a 400 answer (it never quotes a value). */
 int token_create_body_decode(json_t *body, struct token_create_body *b, struct rk_error *err);
 
 #endif

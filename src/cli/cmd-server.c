@@ -8,6 +8,11 @@
  * The scheduler (the rotation daemon, engine/daemon.h) runs as a thread while the store is
  * unsealed: started by the app's on_unseal hook (dev mode and a key file at start, the API's
  * unseal later), stopped by on_seal (the API's seal, shutdown) after its rotation in flight.
+ * The token sweeper runs beside it, the same way: it sleeps until the earliest token expiry in
+ * the store's expiry index (token_sweep), or until a token created or renewed here expires
+ * sooner (token_expiry_watch), and revokes each expired token with its children, so a child
+ * stops working when its parent expires even if nobody presents the parent again. An idle
+ * server with no token due makes no wake-up for it.
  *
  * Signals are blocked in every thread and taken by the main thread with sigwaitinfo, so the
  * HTTP workers and the scheduler never run a signal handler: SIGTERM/SIGINT stop accepting,
@@ -23,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/app.h"
@@ -34,13 +40,15 @@
 #include "store/barrier.h"
 #include "unseal.h"
 #include "util/log.h"
+#include "util/timeutil.h"
 
 static const struct cli_opt opts[] = {
     {"config", OPT_VALUE, "FILE", "the configuration (inventory YAML); same as -c"},
     {"dev", OPT_FLAG, NULL, "development mode: a temporary in-place store, unsealed, root token"},
     {"dev-listen-address", OPT_VALUE, "ADDR", "dev mode: listen here (default 127.0.0.1:8200)"},
     {"dev-root-token-id", OPT_VALUE, "TOKEN",
-     "dev mode: use this root token instead of a random one"},
+     "dev mode: use this root token instead of a random one (visible to other local users in "
+     "the process list: prefer $REKEY_DEV_ROOT_TOKEN_ID or $VAULT_DEV_ROOT_TOKEN_ID)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -103,12 +111,140 @@ find_example(char *buf, size_t len)
 
 static const char empty_inventory[] = "version: 1\n";
 
+/* --- the token sweeper thread --- */
+
+#define SWEEP_RETRY_S 5 /* after a store error, the next try */
+
+struct sweeper {
+    pthread_mutex_t mu; /* guards everything below; never held while joining */
+    pthread_cond_t cv;
+    pthread_t th;
+    int running, stop;
+    int64_t next; /* the earliest expiry known (0 = none): the thread wakes then */
+    struct api_app *app;
+};
+
+/* token_expiry_watch callback: a new expiry, from any request thread. */
+static void
+sweeper_tell(void *arg, int64_t expire_time)
+{
+    struct sweeper *sw = arg;
+
+    pthread_mutex_lock(&sw->mu);
+    if (sw->next == 0 || expire_time < sw->next) {
+        sw->next = expire_time;
+        pthread_cond_signal(&sw->cv);
+    }
+    pthread_mutex_unlock(&sw->mu);
+}
+
+static void *
+sweeper_main(void *arg)
+{
+    struct sweeper *sw = arg;
+    struct api_app *app = sw->app;
+    struct rk_error err = {0};
+    size_t n = 0;
+    int warned = 0;
+
+    /* Records from before the expiry index get their entries (once per store). */
+    if (token_expiry_backfill(app->br, &n, &err) != 0)
+        log_warn("token sweeper: indexing older tokens failed (%s); retried at the next unseal",
+                 err.msg);
+    else if (n > 0)
+        log_info("token sweeper: indexed the expiry of %zu older token%s", n, n == 1 ? "" : "s");
+    pthread_mutex_lock(&sw->mu);
+    while (!sw->stop) {
+        int64_t now, due = 0, wait_s;
+        int r;
+
+        sw->next = 0; /* what is told from now on is newer than this sweep's view */
+        pthread_mutex_unlock(&sw->mu);
+        now = time_now();
+        r = token_sweep(app->br, now, 0, &n, &due, &err);
+        if (n > 0) {
+            token_cache_flush(app->tokens);
+            log_info("token sweeper: revoked %zu expired token%s with their children", n,
+                     n == 1 ? "" : "s");
+        }
+        if (r != 0 && r != -RK_ESEALED && !warned++)
+            log_warn("token sweeper: %s; retrying every %ds", err.msg, SWEEP_RETRY_S);
+        if (r == 0)
+            warned = 0;
+        pthread_mutex_lock(&sw->mu);
+        if (r == -RK_ESEALED)
+            due = 0; /* on_seal stops this thread; an unseal starts a new one */
+        else if (r != 0)
+            due = now + SWEEP_RETRY_S;
+        if (due != 0 && (sw->next == 0 || due < sw->next))
+            sw->next = due;
+        while (!sw->stop && sw->next == 0)
+            pthread_cond_wait(&sw->cv, &sw->mu);
+        /* Sleep until the second sw->next starts (expiries are whole seconds): the wait is
+         * computed from time_now() so a faked clock (REKEY_NOW) never spins. */
+        while (!sw->stop && (wait_s = sw->next - time_now()) > 0) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += (time_t)wait_s;
+            ts.tv_nsec = 0;
+            pthread_cond_timedwait(&sw->cv, &sw->mu, &ts); /* told of an earlier one, or due */
+        }
+    }
+    pthread_mutex_unlock(&sw->mu);
+    return NULL;
+}
+
+/* Starts the sweeper (on_unseal: the write lock is held; the thread does not take it). */
+static void
+sweeper_start(struct sweeper *sw, struct api_app *app)
+{
+    int failed = 0;
+
+    /* Told first, outside sw->mu (the watch calls sweeper_tell, which takes it, under its own
+     * lock): an expiry committed before the thread's first sweep is in what it reads, one
+     * committed after is told. */
+    token_expiry_watch(sweeper_tell, sw);
+    pthread_mutex_lock(&sw->mu);
+    if (!sw->running) {
+        sw->app = app;
+        sw->stop = 0;
+        sw->next = 0;
+        if (pthread_create(&sw->th, NULL, sweeper_main, sw) == 0)
+            sw->running = 1;
+        else
+            failed = 1;
+    }
+    pthread_mutex_unlock(&sw->mu);
+    if (failed) {
+        token_expiry_watch(NULL, NULL);
+        log_error("the token sweeper did not start: expired tokens are revoked when next "
+                  "looked up (a child never outlives its parent's expiry all the same)");
+    }
+}
+
+static void
+sweeper_stop(struct sweeper *sw)
+{
+    int running;
+
+    token_expiry_watch(NULL, NULL);
+    pthread_mutex_lock(&sw->mu);
+    running = sw->running;
+    sw->running = 0;
+    sw->stop = 1;
+    pthread_cond_signal(&sw->cv);
+    pthread_mutex_unlock(&sw->mu);
+    if (running)
+        pthread_join(sw->th, NULL);
+}
+
 /* --- the scheduler thread --- */
 
 struct sched {
     pthread_mutex_t mu; /* guards th and closed; never held while waiting for the thread */
     struct daemon_thread *th;
     int closed; /* shutting down: an unseal no longer starts it */
+    struct sweeper sweep;
 };
 
 static void
@@ -135,6 +271,8 @@ sched_on_unseal(struct api_app *app)
         daemon_thread_start(app->kv, &app->inv, sched_rdlock, sched_unlock, app, &app->inv_gen,
                             &s->th, &err) != 0)
         log_error("the scheduler did not start: %s; due rotations wait for a restart", err.msg);
+    if (!s->closed)
+        sweeper_start(&s->sweep, app);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -159,7 +297,10 @@ sched_stop(struct sched *s, int closing)
 static void
 sched_on_seal(struct api_app *app)
 {
-    sched_stop(app->server_ctx, 0);
+    struct sched *s = app->server_ctx;
+
+    sweeper_stop(&s->sweep);
+    sched_stop(s, 0);
 }
 
 /* Shutdown, first half: no new rotation starts and no unseal starts a scheduler; returns at
@@ -226,12 +367,35 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     struct http_server *srv = NULL;
     struct route *routes = NULL;
     size_t nroutes = 0;
-    struct sched sched = {.mu = PTHREAD_MUTEX_INITIALIZER, .th = NULL, .closed = 0};
+    struct sched sched = {
+        .mu = PTHREAD_MUTEX_INITIALIZER,
+        .th = NULL,
+        .closed = 0,
+        .sweep = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}};
+    struct secret *env_root_id = NULL;
     sigset_t mask;
     int r, rc = CLI_ERROR, have_tmp = 0;
 
     (void)argc;
     (void)argv;
+    /* The dev root token id may come from the environment (Vault's VAULT_DEV_ROOT_TOKEN_ID, or
+     * REKEY_DEV_ROOT_TOKEN_ID first), which other users cannot read, unlike the command line.
+     * It is copied and then wiped and removed, so no hook (a child) inherits it. The flag wins. */
+    for (size_t i = 0; i < 2; i++) {
+        const char *name = i == 0 ? "REKEY_DEV_ROOT_TOKEN_ID" : "VAULT_DEV_ROOT_TOKEN_ID";
+        char *v = getenv(name);
+        if (v != NULL && *v != '\0' && dev && root_id == NULL && env_root_id == NULL &&
+            (env_root_id = secret_from_str(v)) == NULL) {
+            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (v != NULL) {
+            secure_wipe(v, strlen(v));
+            unsetenv(name);
+        }
+    }
+    if (env_root_id != NULL)
+        root_id = (const char *)env_root_id->data;
     if (!dev && (dev_listen != NULL || root_id != NULL))
         return cli_usage_error(ctx, "-dev-listen-address and -dev-root-token-id need -dev");
     if (root_id != NULL && *root_id == '\0')
@@ -322,6 +486,7 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     }
     /* Honoured in dev mode too: it is a limit, not a place to listen (tests shorten it). */
     hc.conn_timeout_s = (unsigned)app->inv->request_timeout;
+    hc.trusted_proxies = app->inv->trusted_proxies; /* likewise: whose X-Forwarded-For counts */
     if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0)
         goto fail;
     if ((r = http_server_start(&hc, routes, nroutes, app, &srv, &ctx->err)) != 0) {
@@ -380,8 +545,10 @@ out:
      * step), and only then the store closes. */
     sched_close(&sched);
     http_server_stop(srv);
+    sweeper_stop(&sched.sweep);
     sched_stop(&sched, 1);
     api_app_free(app);
+    secret_free(env_root_id);
     inventory_free(inv);
     free(routes);
     secret_free(root_key);
@@ -408,8 +575,13 @@ const struct cli_cmd cmd_server = {
             "server.request_timeout (default 30s) or the connection is closed.\n"
             "With -dev: a fresh store in a temporary directory (deleted at exit), unsealed, on\n"
             "127.0.0.1:8200 (-dev-listen-address), with a root token printed at start\n"
-            "(-dev-root-token-id to choose it); the inventory is -config, else\n"
-            "examples/ai-gateway.yaml from the current directory or the source tree.\n"
+            "(-dev-root-token-id, or better $REKEY_DEV_ROOT_TOKEN_ID or $VAULT_DEV_ROOT_TOKEN_ID,\n"
+            "to choose it: a flag's value is visible to every local user in the process list);\n"
+            "the inventory is -config, else examples/ai-gateway.yaml from the current directory\n"
+            "or the source tree.\n"
+            "Tokens: every TTL and renewal is capped by server.max_lease_ttl (default 768h); a\n"
+            "child token never outlives its parent, and expired tokens are revoked with their\n"
+            "children as they expire (docs/server.md, \"Token lifetimes\").\n"
             "While unsealed, the rotation scheduler runs inside the server (as `rekey run` does):\n"
             "due rotations, retries, finishes after grace, reminders for manual secrets.\n"
             "Signals: SIGHUP reloads the configuration (the scheduler re-plans) and the\n"

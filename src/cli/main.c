@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -215,6 +216,8 @@ main(int argc, char **argv)
 
     memset(&ctx, 0, sizeof(ctx));
     process_harden();
+    /* No exec from here on (hooks run as children) can gain privileges: setuid, file caps. */
+    (void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     secure_heap_init();
     json_wipe_on_free();
     while (i < argc && argv[i][0] == '-') {

@@ -24,6 +24,9 @@
 #define DEFAULT_CHECK_INTERVAL 60
 #define DEFAULT_REQUEST_TIMEOUT 30
 #define MAX_REQUEST_TIMEOUT 3600
+/* server.max_lease_ttl: at most what Vault's Go durations hold (~292 years), as
+ * TOKEN_DURATION_MAX in api/token.h, so token arithmetic on it never overflows. */
+#define MAX_LEASE_TTL_LIMIT (INT64_MAX / 1000000000)
 
 struct pos {
     int line, col; /* 1-based */
@@ -703,9 +706,10 @@ load_store(struct loader *L, struct ynode *v, struct pos kpos)
 static int
 load_server(struct loader *L, struct ynode *v, struct pos kpos)
 {
-    static const char *const keys[] = {"listen",      "tls_cert",       "tls_key",
-                                       "tls_disable", "check_interval", "request_timeout"};
-    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_REQTIMEOUT, K_N };
+    static const char *const keys[] = {"listen",       "tls_cert",       "tls_key",
+                                       "tls_disable",  "check_interval", "request_timeout",
+                                       "max_lease_ttl"};
+    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_REQTIMEOUT, K_MAXLEASE, K_N };
     struct ment e[K_N];
     struct inventory *inv = L->inv;
     int r;
@@ -745,6 +749,16 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
             return lerr(L, val_pos(e[K_REQTIMEOUT].val, e[K_REQTIMEOUT].kpos),
                         "server.request_timeout", "expected a duration from 1s to 1h");
         inv->request_timeout = secs;
+    }
+    if (has(&e[K_MAXLEASE])) {
+        int64_t secs;
+        if ((r = get_duration(L, e[K_MAXLEASE].val, e[K_MAXLEASE].kpos, "server.max_lease_ttl",
+                              &secs)) != 0)
+            return r;
+        if (secs < 1 || secs > MAX_LEASE_TTL_LIMIT)
+            return lerr(L, val_pos(e[K_MAXLEASE].val, e[K_MAXLEASE].kpos), "server.max_lease_ttl",
+                        "expected a duration from 1s to 106751d (e.g. 768h)");
+        inv->max_lease_ttl = secs;
     }
     if ((inv->tls_cert == NULL) != (inv->tls_key == NULL))
         return lerr(L, kpos, inv->tls_cert ? "server.tls_key" : "server.tls_cert",

@@ -92,6 +92,8 @@ struct inventory {
     int64_t request_timeout; /* server: `request_timeout`, seconds a request (headers and body)
                               * may take to arrive, from the connection opening or the previous
                               * response (30; 1..3600); http_config.conn_timeout_s */
+    int64_t max_lease_ttl;   /* server: `max_lease_ttl`, the longest TTL a token gets, at
+                              * creation or renewal (0 = unset: token.h's default, 768h) */
     char *audit_path;
     struct hook_def *hooks;
     size_t nhooks;

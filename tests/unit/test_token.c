@@ -1,12 +1,15 @@
 /* Unit tests for src/api/token: create, lookup, expiry, use limits (also under concurrency),
  * revocation of a parent with its children, renewal, accessors, and that only hashes reach the
- * disk. Runs on a real SQLite store behind an unsealed barrier in a temporary directory. */
+ * disk; the lifetime rules (system maximum, parent's expiry, oversized durations) and the
+ * expiry sweep that revokes an expired parent's subtree (with REKEY_NOW as the clock). Runs on
+ * a real SQLite store behind an unsealed barrier in a temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <ftw.h>
+#include <inttypes.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 #include "store/barrier.h"
 #include "util/err.h"
 #include "util/secret.h"
+#include "util/testsw.h"
 
 struct fixture {
     char dir[64];
@@ -304,12 +308,12 @@ test_renew(void **state)
     struct secret *tok = NULL, *root = NULL;
 
     assert_int_equal(token_create(fx->br, &o, &tok, &ti, &err), 0);
-    assert_int_equal(token_renew(fx->br, ti.hash, 30, &up, &err), 0);
+    assert_int_equal(token_renew(fx->br, ti.hash, 30, 0, &up, &err), 0);
     assert_true(up.expire_time <= ti.creation_time + 31 + 1);
     assert_true(up.expire_time >= ti.creation_time + 30);
     token_info_clear(&up);
     /* Capped by explicit_max_ttl from creation. */
-    assert_int_equal(token_renew(fx->br, ti.hash, 10000, &up, &err), 0);
+    assert_int_equal(token_renew(fx->br, ti.hash, 10000, 0, &up, &err), 0);
     assert_int_equal(up.expire_time, ti.creation_time + 100);
     token_info_clear(&up);
     token_info_clear(&ti);
@@ -318,12 +322,12 @@ test_renew(void **state)
     /* Not renewable: refused. The root token (no ttl) is not renewable. */
     o.renewable = 0;
     assert_int_equal(token_create(fx->br, &o, &tok, &ti, &err), 0);
-    assert_int_equal(token_renew(fx->br, ti.hash, 10, &up, &err), -RK_EINVAL);
+    assert_int_equal(token_renew(fx->br, ti.hash, 10, 0, &up, &err), -RK_EINVAL);
     token_info_clear(&ti);
     secret_free(tok);
     assert_int_equal(token_create_root(fx->br, NULL, &root, &err), 0);
     assert_int_equal(token_lookup(fx->br, (char *)root->data, &ti, &err), 0);
-    assert_int_equal(token_renew(fx->br, ti.hash, 10, &up, &err), -RK_EINVAL);
+    assert_int_equal(token_renew(fx->br, ti.hash, 10, 0, &up, &err), -RK_EINVAL);
     token_info_clear(&ti);
     secret_free(root);
 }
@@ -347,6 +351,294 @@ test_bad_options(void **state)
     assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_ESEALED);
     struct token_info ti = {0};
     assert_int_equal(token_lookup(fx->br, "hvs.x", &ti, &err), -RK_ESEALED);
+}
+
+/* --- lifetimes (issue 11, findings 2 and 9) --- */
+
+/* Makes a token with the given ttl, system maximum and parent; fails the test on error. */
+static struct secret *
+mk_life(struct fixture *fx, int64_t ttl, int64_t maxl, const char *parent, struct token_info *ti)
+{
+    const char *pols[1] = {"p"};
+    struct token_create_opts o = {.policies = pols,
+                                  .npolicies = 1,
+                                  .ttl = ttl,
+                                  .max_lease_ttl = maxl,
+                                  .renewable = 1,
+                                  .parent_hash = parent};
+    struct secret *tok = NULL;
+    struct rk_error err = {0};
+    int r = token_create(fx->br, &o, &tok, ti, &err);
+
+    if (r != 0)
+        fail_msg("token_create: %d %s", r, err.msg);
+    return tok;
+}
+
+/* A 100-year increment is capped by the system maximum, from now and from creation; a ttl
+ * above it too; a token without a ttl gets it. Before the fix the renewal granted 100 years. */
+static void
+test_renew_capped_by_max_lease(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0}, up = {0};
+    struct rk_error err = {0};
+    const int64_t century = (int64_t)876000 * 3600;
+    struct secret *tok = mk_life(fx, 10, 100, NULL, &ti);
+
+    assert_int_equal(token_renew(fx->br, ti.hash, century, 100, &up, &err), 0);
+    assert_true(up.expire_time <= ti.creation_time + 100);
+    assert_true(up.expire_time >= ti.creation_time + 99);
+    token_info_clear(&up);
+    token_info_clear(&ti);
+    secret_free(tok);
+
+    /* The default maximum (768h) when none is configured. */
+    tok = mk_life(fx, 10, 0, NULL, &ti);
+    assert_int_equal(token_renew(fx->br, ti.hash, century, 0, &up, &err), 0);
+    assert_true(up.expire_time <= ti.creation_time + TOKEN_MAX_LEASE_TTL_DEFAULT + 1);
+    assert_true(up.expire_time >= ti.creation_time + TOKEN_MAX_LEASE_TTL_DEFAULT - 2);
+    token_info_clear(&up);
+    token_info_clear(&ti);
+    secret_free(tok);
+
+    /* A ttl above the maximum is capped at creation; no ttl means the maximum. */
+    tok = mk_life(fx, century, 50, NULL, &ti);
+    assert_int_equal(ti.ttl, 50);
+    assert_int_equal(ti.expire_time, ti.creation_time + 50);
+    token_info_clear(&ti);
+    secret_free(tok);
+    tok = mk_life(fx, 0, 70, NULL, &ti);
+    assert_int_equal(ti.expire_time, ti.creation_time + 70);
+    token_info_clear(&ti);
+    secret_free(tok);
+}
+
+/* 2^63-1 seconds (and anything above what Vault's durations hold) is refused, not overflowed;
+ * the largest accepted duration is capped without overflow (UBSan checks the arithmetic). */
+static void
+test_huge_durations(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0}, up = {0};
+    struct rk_error err = {0};
+    struct secret *tok = NULL;
+    const char *pols[1] = {"p"};
+    struct token_create_opts o = {.policies = pols, .npolicies = 1, .renewable = 1};
+
+    o.ttl = INT64_MAX;
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_EINVAL);
+    o.ttl = 0;
+    o.explicit_max_ttl = INT64_MAX;
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_EINVAL);
+    o.explicit_max_ttl = 0;
+    o.period = TOKEN_DURATION_MAX + 1;
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_EINVAL);
+    o.period = 0;
+    o.max_lease_ttl = INT64_MAX;
+    assert_int_equal(token_create(fx->br, &o, &tok, NULL, &err), -RK_EINVAL);
+    assert_null(tok);
+
+    /* The largest accepted values everywhere: capped, no overflow. */
+    o.max_lease_ttl = TOKEN_DURATION_MAX;
+    o.ttl = TOKEN_DURATION_MAX;
+    o.explicit_max_ttl = TOKEN_DURATION_MAX;
+    assert_int_equal(token_create(fx->br, &o, &tok, &ti, &err), 0);
+    assert_int_equal(ti.expire_time, ti.creation_time + TOKEN_DURATION_MAX);
+    assert_int_equal(token_renew(fx->br, ti.hash, INT64_MAX, 0, &up, &err), -RK_EINVAL);
+    assert_int_equal(token_renew(fx->br, ti.hash, TOKEN_DURATION_MAX + 1, 0, &up, &err),
+                     -RK_EINVAL);
+    assert_int_equal(token_renew(fx->br, ti.hash, 1, INT64_MAX, &up, &err), -RK_EINVAL);
+    assert_int_equal(
+        token_renew(fx->br, ti.hash, TOKEN_DURATION_MAX, TOKEN_DURATION_MAX, &up, &err), 0);
+    assert_true(up.expire_time > ti.creation_time);
+    token_info_clear(&up);
+    token_info_clear(&ti);
+    secret_free(tok);
+}
+
+/* A child's expiry never passes its parent's: at creation (also a root child of an expiring
+ * root token) and at every renewal. Before the fix a renewal took the child past it. */
+static void
+test_child_capped_by_parent(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info p = {0}, c = {0}, up = {0};
+    struct rk_error err = {0};
+    struct secret *tp = mk_life(fx, 100, 0, NULL, &p);
+    struct secret *tc = mk_life(fx, 1000, 0, p.hash, &c);
+
+    assert_int_equal(c.expire_time, p.expire_time);
+    assert_true(c.ttl <= 100);
+    assert_int_equal(token_renew(fx->br, c.hash, 3600, 0, &up, &err), 0);
+    assert_int_equal(up.expire_time, p.expire_time);
+    token_info_clear(&up);
+    /* Renewing the parent lets the child be renewed further, never past it. */
+    assert_int_equal(token_renew(fx->br, p.hash, 500, 0, &up, &err), 0);
+    int64_t pexp = up.expire_time;
+    token_info_clear(&up);
+    assert_int_equal(token_renew(fx->br, c.hash, 3600, 0, &up, &err), 0);
+    assert_int_equal(up.expire_time, pexp);
+    token_info_clear(&up);
+    token_info_clear(&c);
+    secret_free(tc);
+    token_info_clear(&p);
+    secret_free(tp);
+
+    /* A root token with a ttl creates a root child without one: it gets the parent's expiry. */
+    const char *root[1] = {"root"};
+    struct token_create_opts o = {.policies = root, .npolicies = 1, .ttl = 60};
+    assert_int_equal(token_create(fx->br, &o, &tp, &p, &err), 0);
+    o = (struct token_create_opts){
+        .policies = root, .npolicies = 1, .ttl = 0, .parent_hash = p.hash};
+    assert_int_equal(token_create(fx->br, &o, &tc, &c, &err), 0);
+    assert_int_equal(c.expire_time, p.expire_time);
+    token_info_clear(&c);
+    token_info_clear(&p);
+    secret_free(tc);
+    secret_free(tp);
+}
+
+/* Sets the fake clock (REKEY_NOW); a test using it is skipped in a build without the test
+ * switches (make test builds with them). */
+static void
+set_now(int64_t t)
+{
+    char b[32];
+
+    if (!test_switches_built())
+        skip();
+
+    snprintf(b, sizeof(b), "%" PRId64, t);
+    setenv("REKEY_NOW", b, 1);
+}
+
+/* A parent renewed to expire before its child: at the parent's expiry the sweep revokes the
+ * child with it, although neither is presented. Before the fix the child kept working until
+ * the parent was looked up again. */
+static void
+test_sweep_revokes_subtree(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info p = {0}, c = {0}, g = {0}, o = {0}, up = {0}, x = {0};
+    struct rk_error err = {0};
+    const int64_t t0 = 2000000000;
+    size_t n = 9;
+    int64_t next = -1;
+
+    set_now(t0);
+    struct secret *tp = mk_life(fx, 1000, 0, NULL, &p);
+    struct secret *tc = mk_life(fx, 500, 0, p.hash, &c);
+    struct secret *tg = mk_life(fx, 400, 0, c.hash, &g); /* a grandchild */
+    struct secret *other = mk_life(fx, 300, 0, NULL, &o);
+    assert_int_equal(token_renew(fx->br, p.hash, 10, 0, &up, &err), 0);
+    assert_int_equal(up.expire_time, t0 + 10);
+    token_info_clear(&up);
+
+    /* Nothing due yet: the earliest expiry is the parent's. */
+    assert_int_equal(token_sweep(fx->br, t0 + 5, 0, &n, &next, &err), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(next, t0 + 10);
+
+    set_now(t0 + 10);
+    assert_int_equal(token_sweep(fx->br, t0 + 10, 0, &n, &next, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(next, t0 + 300); /* the unrelated token is next, untouched */
+    assert_int_equal(token_lookup(fx->br, (char *)tc->data, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, (char *)tg->data, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup_accessor(fx->br, c.accessor, &x, &err), -RK_ENOTFOUND);
+    assert_int_equal(token_lookup(fx->br, (char *)other->data, &x, &err), 0);
+    token_info_clear(&x);
+    assert_int_equal(token_count(fx->br, &n, &err), 0);
+    assert_int_equal(n, 1);
+
+    /* A batch smaller than what is due says "come back now". */
+    set_now(t0 + 20);
+    struct secret *a = mk_life(fx, 5, 0, NULL, NULL), *b = mk_life(fx, 6, 0, NULL, NULL);
+    assert_int_equal(token_sweep(fx->br, t0 + 30, 1, &n, &next, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(next, t0 + 30);
+    assert_int_equal(token_sweep(fx->br, t0 + 30, 1, &n, &next, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(next, t0 + 300);
+    unsetenv("REKEY_NOW");
+
+    secret_free(a);
+    secret_free(b);
+    token_info_clear(&p);
+    token_info_clear(&c);
+    token_info_clear(&g);
+    token_info_clear(&o);
+    secret_free(tp);
+    secret_free(tc);
+    secret_free(tg);
+    secret_free(other);
+}
+
+/* Records from before the index: the backfill indexes them once (and revokes the expired),
+ * then the sweep finds them. */
+static void
+test_expiry_backfill(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info p = {0}, c = {0}, x = {0};
+    struct rk_error err = {0};
+    const int64_t t0 = 2000000000;
+    char key[256];
+    size_t n = 0;
+
+    set_now(t0);
+    struct secret *tp = mk_life(fx, 10, 0, NULL, &p);
+    struct secret *tc = mk_life(fx, 10, 0, p.hash, &c);
+    /* Forget both index entries, as a store written before the index would have none. */
+    snprintf(key, sizeof(key), "auth/token/expiry/%020" PRId64 "/%s", p.expire_time, p.hash);
+    assert_int_equal(barrier_del(fx->br, key, &err), 0);
+    snprintf(key, sizeof(key), "auth/token/expiry/%020" PRId64 "/%s", c.expire_time, c.hash);
+    assert_int_equal(barrier_del(fx->br, key, &err), 0);
+    assert_int_equal(token_sweep(fx->br, t0 + 20, 0, &n, NULL, &err), 0);
+    assert_int_equal(n, 0); /* the sweep cannot see them */
+
+    assert_int_equal(token_expiry_backfill(fx->br, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(token_expiry_backfill(fx->br, &n, &err), 0);
+    assert_int_equal(n, 0); /* once per store */
+    assert_int_equal(token_sweep(fx->br, t0 + 20, 0, &n, NULL, &err), 0);
+    assert_int_equal(n, 2);
+    set_now(t0 + 1);
+    assert_int_equal(token_lookup(fx->br, (char *)tc->data, &x, &err), -RK_ENOTFOUND);
+    unsetenv("REKEY_NOW");
+    token_info_clear(&p);
+    token_info_clear(&c);
+    secret_free(tp);
+    secret_free(tc);
+}
+
+static int64_t watched;
+
+static void
+watch_cb(void *arg, int64_t t)
+{
+    (void)arg;
+    watched = t;
+}
+
+/* Creations and renewals tell the watcher their expiry (the server's sweeper wakes on it). */
+static void
+test_expiry_watch(void **state)
+{
+    struct fixture *fx = *state;
+    struct token_info ti = {0}, up = {0};
+    struct rk_error err = {0};
+
+    token_expiry_watch(watch_cb, NULL);
+    struct secret *tok = mk_life(fx, 40, 0, NULL, &ti);
+    assert_int_equal(watched, ti.expire_time);
+    assert_int_equal(token_renew(fx->br, ti.hash, 20, 0, &up, &err), 0);
+    assert_int_equal(watched, up.expire_time);
+    token_expiry_watch(NULL, NULL);
+    token_info_clear(&ti);
+    token_info_clear(&up);
+    secret_free(tok);
 }
 
 /* Only hashes reach the disk: no token text in the store file, its WAL or anything else. */
@@ -427,6 +719,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_revoke_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_renew_capped_by_max_lease, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_durations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_child_capped_by_parent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_revokes_subtree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_backfill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_hashes_on_disk, setup, teardown),
     };
     secure_heap_init();
