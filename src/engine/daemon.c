@@ -44,10 +44,10 @@
 #include "rotstate.h"
 #include "schedule.h"
 #include "timerheap.h"
+#include "util/backoff.h"
 
 #define DAEMON_AUTHOR "rekey-daemon"
 #define DAEMON_REASON "scheduled"
-#define MAX_BACKOFF 21600 /* 6 h */
 /* A schedule timer is skipped (re-planned) when the secret's next due time, re-read just before
  * acting, lies this far ahead: someone rotated it meanwhile (`rekey rotate`, another daemon). */
 #define SLACK_MS 1000
@@ -78,25 +78,6 @@ struct daemon {
     int stop, reload;
     int stop_sig;
 };
-
-int64_t
-daemon_backoff(int64_t every, int failures)
-{
-    int64_t base = every / 10, cap = every > 0 ? every : MAX_BACKOFF, d;
-
-    if (base > 60)
-        base = 60;
-    if (base < 1)
-        base = 1;
-    if (cap > MAX_BACKOFF)
-        cap = MAX_BACKOFF;
-    d = base;
-    for (int i = 1; i < failures && d < cap; i++)
-        d *= 2;
-    if (d > cap)
-        d = cap;
-    return d < 1 ? 1 : d;
-}
 
 void
 daemon_fmt_duration(int64_t secs, char *buf, size_t len)
@@ -251,7 +232,7 @@ plan_secret(struct daemon *d, size_t i, int64_t now_s, struct plan_counts *pc, s
         return rk_error_prefix(err, "%s", s->path);
     if (r == 0 && rs.state == ROT_FAILED) {
         int64_t retry =
-            rs.next_retry > 0 ? rs.next_retry : rs.since + daemon_backoff(s->every, rs.failures);
+            rs.next_retry > 0 ? rs.next_retry : rs.since + backoff_retry_delay(s->every, rs.failures);
         d->ent[i].failures = rs.failures;
         if (pc != NULL)
             pc->retries++;
@@ -405,7 +386,7 @@ run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
     }
     if (r == -RK_EBUSY) {
         /* Another process holds the rotation lock: not a failure of the secret. */
-        delay = daemon_backoff(s->every, 1);
+        delay = backoff_retry_delay(s->every, 1);
         daemon_fmt_duration(delay, dur, sizeof(dur));
         log_info("%s is being rotated by another process; checking again in %s", s->path, dur);
         (void)set_timer(d, i, kind, now_ms() + delay * 1000);
@@ -420,7 +401,7 @@ run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
             rs.failures > en->failures)
             en->failures = rs.failures;
     }
-    delay = daemon_backoff(s->every, en->failures);
+    delay = backoff_retry_delay(s->every, en->failures);
     daemon_fmt_duration(delay, dur, sizeof(dur));
     log_warn("rotation of %s failed: %s, retry in %s (failure %d in a row)", s->path,
              err.msg[0] ? err.msg : rk_strerror(r), dur, en->failures);
@@ -462,7 +443,7 @@ run_finish(struct daemon *d, size_t i)
         }
     }
     en->finish_failures++;
-    delay = daemon_backoff(s->every, en->finish_failures);
+    delay = backoff_retry_delay(s->every, en->finish_failures);
     daemon_fmt_duration(delay, dur, sizeof(dur));
     log_warn("finishing %s failed: %s, retry in %s", s->path, err.msg[0] ? err.msg : rk_strerror(r),
              dur);

@@ -60,7 +60,7 @@ struct daemon_stats {
  * writes or frees *inv (the host owns it); pid_file and once are ignored.
  * Returns 0 after a clean stop, or -RK_E* when it cannot start (pid file held, signalfd,
  * engine) with the message in err. Failed rotations are not errors: they are logged, counted
- * in stats->failed and retried with backoff. */
+ * in stats->failed and retried with backoff (util/backoff.h). */
 int daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts,
                struct daemon_stats *stats, struct rk_error *err);
 
@@ -87,11 +87,6 @@ void daemon_thread_request_stop(struct daemon_thread *t);
  * read lock). Returns the thread's daemon_run result (0 after a clean stop). *stats (may be
  * NULL) gets its counters. Accepts NULL (returns 0). */
 int daemon_thread_stop(struct daemon_thread *t, struct daemon_stats *stats);
-
-/* The delay in seconds before retrying a rotation that failed `failures` times in a row (>= 1):
- * base = min(60 s, max(1 s, every/10)), doubled per further failure, capped at min(6 h, every)
- * (6 h when every <= 0). Always >= 1. */
-int64_t daemon_backoff(int64_t every, int failures);
 
 /* Formats a duration in seconds for log lines: "45s", "2m", "1h30m", "3d". */
 void daemon_fmt_duration(int64_t secs, char *buf, size_t len);

@@ -27,6 +27,7 @@
 #include "../util/parse.h"
 #include "../util/timeutil.h"
 #include "rotstate.h"
+#include "util/backoff.h"
 
 #define LOCK_TTL 900 /* seconds; refreshed at every step */
 #define KEY_MAX (PATH_MAX_LEN + 64)
@@ -146,23 +147,6 @@ txn_put_json(struct barrier_txn *t, const char *key, json_t *j)
     r = barrier_txn_put(t, key, text, strlen(text));
     free(text);
     return r;
-}
-
-static int64_t
-backoff(const struct inv_secret *s, int failures)
-{
-    int64_t base = s->every / 10, cap = s->every > 0 ? s->every : 21600, d;
-
-    if (base > 60)
-        base = 60;
-    if (base < 1)
-        base = 1;
-    if (cap > 21600)
-        cap = 21600;
-    d = base;
-    for (int i = 1; i < failures && d < cap; i++)
-        d *= 2;
-    return d < cap ? d : cap;
 }
 
 /* ---- engine ---- */
@@ -609,7 +593,7 @@ do_undo(struct rot *r, struct rk_error *err)
         st.state = ROT_FAILED;
         st.since = time_now();
         st.failures = failures + 1;
-        st.next_retry = st.since + backoff(r->s, st.failures);
+        st.next_retry = st.since + backoff_retry_delay(r->s->every, st.failures);
         snprintf(st.message, sizeof(st.message), "%s", r->undo_msg);
         rc = rotstate_put(t, r->s->path, &st);
     }

@@ -1,7 +1,7 @@
 /* test_timerheap.c: the daemon's timer heap against a reference model: random push, pop,
  * update and remove (small heaps checked after every operation against a linear scan), then
  * 100,000 timers whose pop order must equal the reference sorted by (due, sequence); and the
- * daemon's retry backoff. */
+ * daemon's duration format (the backoff: test_backoff.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -295,35 +295,13 @@ test_random_100k(void **state)
     free(m.r);
 }
 
-/* The daemon's retry backoff: base min(60 s, max(1 s, every/10)), doubling, capped at
- * min(6 h, every). */
+/* The daemon's durations in log lines (the backoff itself: test_backoff.c). */
 static void
-test_backoff(void **state)
+test_fmt_duration(void **state)
 {
     char buf[32];
 
     (void)state;
-    /* every 3 s: base 1 s, cap 3 s */
-    assert_int_equal(daemon_backoff(3, 1), 1);
-    assert_int_equal(daemon_backoff(3, 2), 2);
-    assert_int_equal(daemon_backoff(3, 3), 3);
-    assert_int_equal(daemon_backoff(3, 50), 3);
-    /* every 30 d: base 60 s, 2 m, 4 m, ... capped at 6 h */
-    assert_int_equal(daemon_backoff(30 * 86400, 1), 60);
-    assert_int_equal(daemon_backoff(30 * 86400, 2), 120);
-    assert_int_equal(daemon_backoff(30 * 86400, 3), 240);
-    assert_int_equal(daemon_backoff(30 * 86400, 9), 15360);
-    assert_int_equal(daemon_backoff(30 * 86400, 10), 21600);
-    assert_int_equal(daemon_backoff(30 * 86400, 1000000), 21600);
-    /* every 5 m: base 30 s, cap 5 m */
-    assert_int_equal(daemon_backoff(300, 1), 30);
-    assert_int_equal(daemon_backoff(300, 4), 240);
-    assert_int_equal(daemon_backoff(300, 5), 300);
-    /* no period: base 1 s, cap 6 h; never below 1 s */
-    assert_int_equal(daemon_backoff(0, 1), 1);
-    assert_int_equal(daemon_backoff(0, 0), 1);
-    assert_int_equal(daemon_backoff(1, -3), 1);
-
     daemon_fmt_duration(45, buf, sizeof(buf));
     assert_string_equal(buf, "45s");
     daemon_fmt_duration(120, buf, sizeof(buf));
@@ -347,7 +325,7 @@ main(void)
         cmocka_unit_test(test_basics),
         cmocka_unit_test(test_random_small),
         cmocka_unit_test(test_random_100k),
-        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_fmt_duration),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
