@@ -1,39 +1,75 @@
 /* lint.c: checks of a loaded inventory that go beyond the schema: schedules that cannot work,
- * settings that contradict each other, hooks nobody uses. The rules are listed in
- * docs/config.md ("Lint rules"); each finding names file:line:col and the secret's path. */
+ * settings that contradict each other, hooks nobody uses. The generic rules are here; each
+ * kind's own rules live in its file (rotators/<kind>.c `check` and `lint`, hooks/hook-<kind>.c
+ * `check` and `lint`) and are run for every entry through the registries. The rules are listed
+ * in docs/config.md ("Lint rules"); each finding names file:line:col and the secret's path or
+ * the hook's name. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "../util/parse.h"
-#include "inventory.h"
+#include "engine/inventory.h"
+#include "hooks/hook.h"
+#include "rotators/rotator.h"
+#include "util/parse.h"
 
 struct linter {
     const struct inventory *inv;
     inventory_lint_cb cb;
     void *arg;
     int errors;
+    /* the entry or hook whose kind is reporting (kind_report) */
+    int line, col;
+    char prefix[300];
 };
 
 static void report(struct linter *l, const char *severity, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+static void vreport(struct linter *l, const char *severity, int line, int col, const char *prefix,
+                    const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
+
 static void
-report(struct linter *l, const char *severity, int line, int col, const char *fmt, ...)
+vreport(struct linter *l, const char *severity, int line, int col, const char *prefix,
+        const char *fmt, va_list ap)
 {
     char where[600], msg[1024];
-    va_list ap;
+    size_t off;
 
     snprintf(where, sizeof(where), "%s:%d:%d", l->inv->file ? l->inv->file : "<config>", line, col);
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    off = (size_t)snprintf(msg, sizeof(msg), "%s", prefix);
+    if (off < sizeof(msg))
+        vsnprintf(msg + off, sizeof(msg) - off, fmt, ap);
     if (strcmp(severity, "error") == 0)
         l->errors++;
     if (l->cb != NULL)
         l->cb(l->arg, severity, where, msg);
+}
+
+static void
+report(struct linter *l, const char *severity, int line, int col, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(l, severity, line, col, "", fmt, ap);
+    va_end(ap);
+}
+
+/* The inv_lint_report_fn handed to a kind: the entry's position and prefix come from l. */
+static void kind_report(void *arg, const char *severity, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+kind_report(void *arg, const char *severity, const char *fmt, ...)
+{
+    struct linter *l = arg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreport(l, severity, l->line, l->col, l->prefix, fmt, ap);
+    va_end(ap);
 }
 
 static const char *
@@ -77,13 +113,6 @@ lint_duplicates(struct linter *l)
     free(v);
 }
 
-/* A file hook whose template holds a secret must not be readable by group or others. */
-static int
-template_has_secret(const char *t)
-{
-    return t != NULL && (strstr(t, "{{new") != NULL || strstr(t, "{{old") != NULL);
-}
-
 static void
 lint_hooks(struct linter *l)
 {
@@ -91,103 +120,63 @@ lint_hooks(struct linter *l)
 
     for (size_t i = 0; i < inv->nhooks; i++) {
         const struct hook_def *h = &inv->hooks[i];
+        const char *name = h->name ? h->name : "?";
+        struct rk_error e = {0};
+
         if (h->used == 0)
             report(l, "warning", h->line, h->col,
-                   "hook '%s' is defined but no secret uses it (apply, test or reload)", h->name);
-        if (h->type == HOOK_FILE && template_has_secret(h->template) && (h->mode & 077) != 0)
-            report(l, "error", h->line, h->col,
-                   "hook '%s' writes a secret to %s with mode %04o; use 0600 or 0400", h->name,
-                   h->path ? h->path : "?", (unsigned)h->mode);
-        if (h->type == HOOK_HTTP && h->url != NULL && strncmp(h->url, "http://", 7) == 0) {
-            int secret = 0;
-            for (size_t k = 0; k < h->nheaders; k++)
-                secret |= template_has_secret(h->headers[k].value);
-            secret |= template_has_secret(h->body);
-            /* Plain HTTP is fine on loopback; elsewhere it would send a secret in clear. */
-            if (secret && strncmp(h->url, "http://127.", 11) != 0 &&
-                strncmp(h->url, "http://localhost", 16) != 0 &&
-                strncmp(h->url, "http://[::1]", 12) != 0)
-                report(l, "error", h->line, h->col,
-                       "hook '%s' sends a secret over plain http to a non-loopback address; "
-                       "use https",
-                       h->name);
-        }
+                   "hook '%s' is defined but no secret uses it (apply, test or reload)", name);
+        /* The loader has run it already; a hand-built inventory has not. */
+        if (hook_check(h, &e) != 0)
+            report(l, "error", h->line, h->col, "%s", e.msg);
+        l->line = h->line;
+        l->col = h->col;
+        snprintf(l->prefix, sizeof(l->prefix), "hook '%s' ", name);
+        hook_lint(h, kind_report, l);
     }
 }
 
 static void
 lint_secret(struct linter *l, const struct inv_secret *s)
 {
-    const struct inventory *inv = l->inv;
     const char *path = s->path ? s->path : "?";
-    const char *kind = s->kind ? s->kind : "";
+    const struct rotator_ops *ops = rotator_kind(s->kind);
+    struct rk_error e = {0};
     char a[32], b[32];
-    int64_t ttl = 0, max_ttl = 0, rb = 0, min_iv = 0;
 
-    if (s->every <= 0 && strcmp(kind, "certificate") != 0)
+    if (s->every <= 0)
         report(l, "error", s->line, s->col, "%s: no rotation schedule (every)", path);
     if (s->every > 0 && s->grace >= s->every)
         report(l, "error", s->line, s->col,
                "%s: grace %s is not shorter than every %s: the previous version would still be "
                "valid when the next rotation starts",
                path, dur(s->grace, a, sizeof(a)), dur(s->every, b, sizeof(b)));
-    if (s->auto_rotate && strcmp(kind, "manual") == 0)
-        report(l, "error", s->line, s->col,
-               "%s: auto: true on a manual secret; a person must supply each new value "
-               "(rekey opens an action item on schedule instead)",
-               path);
-    if (strcmp(kind, "provider-key") == 0) {
-        if (inv_param_duration(s, "min_interval", 0, &min_iv) == 0 && min_iv > 0 && s->every > 0 &&
-            s->every < min_iv)
-            report(l, "error", s->line, s->col,
-                   "%s: every %s is shorter than the provider's min_interval %s", path,
-                   dur(s->every, a, sizeof(a)), dur(min_iv, b, sizeof(b)));
-        if (s->auto_rotate && inv_param(s, "admin_key_path") == NULL)
-            report(l, "error", s->line, s->col,
-                   "%s: auto: true needs admin_key_path (an admin key to mint new keys with); "
-                   "without one a person rotates this key",
-                   path);
+    if (ops == NULL) {
+        report(l, "error", s->line, s->col, "%s: unknown kind '%s'", path, s->kind ? s->kind : "");
+        return;
     }
-    if (strcmp(kind, "database") == 0) {
-        inv_param_duration(s, "ttl", 0, &ttl);
-        inv_param_duration(s, "max_ttl", 0, &max_ttl);
-        if (ttl > 0 && max_ttl > 0 && max_ttl < ttl)
-            report(l, "error", s->line, s->col, "%s: max_ttl %s is shorter than ttl %s", path,
-                   dur(max_ttl, a, sizeof(a)), dur(ttl, b, sizeof(b)));
-        /* A lease is renewed by the scheduler, which wakes every check_interval: a lease shorter
-         * than two intervals can lapse between two checks. */
-        if (ttl > 0 && inv->check_interval > 0 && ttl / 2 < inv->check_interval)
-            report(l, "warning", s->line, s->col,
-                   "%s: lease ttl %s is shorter than twice the check interval %s; leases may "
-                   "expire before they are renewed",
-                   path, dur(ttl, a, sizeof(a)), dur(inv->check_interval, b, sizeof(b)));
-    }
-    if (strcmp(kind, "certificate") == 0) {
-        inv_param_duration(s, "ttl", 0, &ttl);
-        inv_param_duration(s, "renew_before", 0, &rb);
-        if (ttl > 0 && rb >= ttl)
-            report(l, "error", s->line, s->col,
-                   "%s: renew_before %s is not shorter than ttl %s: the certificate would be "
-                   "renewed as soon as it is issued",
-                   path, dur(rb, a, sizeof(a)), dur(ttl, b, sizeof(b)));
-        else if (ttl > 0 && s->every > ttl - rb)
-            report(l, "error", s->line, s->col,
-                   "%s: every %s is longer than ttl - renew_before = %s: renewal would come %s",
-                   path, dur(s->every, a, sizeof(a)), dur(ttl - rb, b, sizeof(b)),
-                   s->every >= ttl ? "after the certificate expires"
-                                   : "later than the renew_before window allows");
-        if (s->every <= 0 && ttl <= rb)
-            report(l, "error", s->line, s->col, "%s: no renewal schedule", path);
+    /* The kind's own rules: its check (run at load too) and its lint. */
+    if (ops->check != NULL && ops->check(s, &e) != 0)
+        report(l, "error", s->line, s->col, "%s: %s", path, e.msg);
+    if (ops->lint != NULL) {
+        l->line = s->line;
+        l->col = s->col;
+        snprintf(l->prefix, sizeof(l->prefix), "%s: ", path);
+        ops->lint(s, l->inv, kind_report, l);
     }
 }
 
 int
 inventory_lint(const struct inventory *inv, inventory_lint_cb cb, void *arg)
 {
-    struct linter l = {inv, cb, arg, 0};
+    struct linter l;
 
     if (inv == NULL)
         return 0;
+    memset(&l, 0, sizeof(l));
+    l.inv = inv;
+    l.cb = cb;
+    l.arg = arg;
     lint_duplicates(&l);
     for (size_t i = 0; i < inv->nsecrets; i++)
         lint_secret(&l, &inv->secrets[i]);

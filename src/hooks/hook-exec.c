@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -498,10 +499,32 @@ out:
     return r;
 }
 
+static const struct inv_setting exec_settings[] = {
+    {.name = "command",
+     .type = IS_ARGV,
+     .flags = IS_REQUIRED,
+     .help = "a list: [program, arg, ...]",
+     .offset = offsetof(struct hook_def, argv),
+     .count_offset = offsetof(struct hook_def, argc)},
+    {.name = "workdir",
+     .type = IS_FILE,
+     .help = "the directory the program runs in",
+     .offset = offsetof(struct hook_def, workdir)},
+    {.name = "stdin",
+     .type = IS_ENUM,
+     .def = "none",
+     .flags = IS_INDEX, /* in the order of enum hook_stdin */
+     .choices = "none|new|old",
+     .help = "what the program reads on stdin: nothing, the new or the old value",
+     .offset = offsetof(struct hook_def, stdin_mode)},
+    {0},
+};
+
 const struct hook_ops hook_exec_ops = {
     .version = HOOK_OPS_VERSION,
     .type = HOOK_EXEC,
     .name = "exec",
     .check = exec_check,
     .run = exec_run,
+    .settings = exec_settings,
 };

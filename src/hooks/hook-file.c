@@ -2,6 +2,7 @@
  * hook's mode (0600 unless configured), so a consumer never reads a half-written file. */
 #include "hook.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "util/fsutil.h"
@@ -60,10 +61,40 @@ out:
     return r;
 }
 
+static const struct inv_setting file_settings[] = {
+    {.name = "path",
+     .type = IS_FILE,
+     .flags = IS_REQUIRED,
+     .help = "the file to render",
+     .offset = offsetof(struct hook_def, path)},
+    {.name = "template",
+     .type = IS_TEMPLATE,
+     .flags = IS_REQUIRED,
+     .help = "the file's content, e.g. \"KEY={{new}}\\n\"",
+     .offset = offsetof(struct hook_def, template)},
+    {.name = "mode",
+     .type = IS_MODE,
+     .def = "0600",
+     .help = "the file's permissions",
+     .offset = offsetof(struct hook_def, mode)},
+    {0},
+};
+
+/* A secret written where the group or others can read it. */
+static void
+file_lint(const struct hook_def *h, inv_lint_report_fn report, void *arg)
+{
+    if (hook_template_has_secret(h->template) && (h->mode & 077) != 0)
+        report(arg, "error", "writes a secret to %s with mode %04o; use 0600 or 0400",
+               h->path != NULL ? h->path : "?", (unsigned)h->mode);
+}
+
 const struct hook_ops hook_file_ops = {
     .version = HOOK_OPS_VERSION,
     .type = HOOK_FILE,
     .name = "file",
     .check = file_check,
     .run = file_run,
+    .settings = file_settings,
+    .lint = file_lint,
 };

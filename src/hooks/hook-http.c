@@ -5,6 +5,7 @@
  * TLS verified unless tls_verify is false. Pass = the expected status. */
 #include "hook.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,10 +147,81 @@ out:
     return r;
 }
 
+static const struct inv_setting http_settings[] = {
+    {.name = "url",
+     .type = IS_URL,
+     .flags = IS_REQUIRED,
+     .help = "http:// or https:// URL",
+     .offset = offsetof(struct hook_def, url)},
+    {.name = "method",
+     .type = IS_ENUM,
+     .def = "GET",
+     .choices = "GET|HEAD|POST|PUT|PATCH|DELETE",
+     .help = "the request method",
+     .offset = offsetof(struct hook_def, method)},
+    {.name = "headers",
+     .type = IS_HEADERS,
+     .help = "header name: value (one line each)",
+     .offset = offsetof(struct hook_def, headers),
+     .count_offset = offsetof(struct hook_def, nheaders)},
+    {.name = "body",
+     .type = IS_TEMPLATE,
+     .help = "the request body",
+     .offset = offsetof(struct hook_def, body)},
+    {.name = "expect_status",
+     .type = IS_INT,
+     .def = "200",
+     .min = 100,
+     .max = 599,
+     .help = "the status that passes",
+     .offset = offsetof(struct hook_def, expect_status)},
+    {.name = "tls_verify",
+     .type = IS_BOOL,
+     .def = "true",
+     .help = "verify the server's certificate",
+     .offset = offsetof(struct hook_def, tls_verify)},
+    {0},
+};
+
+/* 1 when the host of an http:// URL is a loopback address: localhost, 127.x.y.z or [::1] (and
+ * not a name that merely starts like one, such as localhost.example.com). */
+static int
+url_is_loopback(const char *url)
+{
+    const char *host = url + 7;
+    size_t n = strcspn(host, ":/?#");
+
+    if ((n == 9 && strncmp(host, "localhost", 9) == 0) ||
+        (n == 5 && strncmp(host, "[::1]", 5) == 0))
+        return 1;
+    if (n < 5 || strncmp(host, "127.", 4) != 0)
+        return 0;
+    for (size_t i = 4; i < n; i++)
+        if ((host[i] < '0' || host[i] > '9') && host[i] != '.')
+            return 0;
+    return 1;
+}
+
+/* Plain http is fine on loopback; elsewhere a secret in a header or the body goes in clear. */
+static void
+http_lint(const struct hook_def *h, inv_lint_report_fn report, void *arg)
+{
+    int secret = hook_template_has_secret(h->body);
+
+    if (h->url == NULL || strncmp(h->url, "http://", 7) != 0)
+        return;
+    for (size_t k = 0; k < h->nheaders; k++)
+        secret |= hook_template_has_secret(h->headers[k].value);
+    if (secret && !url_is_loopback(h->url))
+        report(arg, "error", "sends a secret over plain http to a non-loopback address; use https");
+}
+
 const struct hook_ops hook_http_ops = {
     .version = HOOK_OPS_VERSION,
     .type = HOOK_HTTP,
     .name = "http",
     .check = http_check,
     .run = http_run,
+    .settings = http_settings,
+    .lint = http_lint,
 };

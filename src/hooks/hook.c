@@ -11,6 +11,7 @@
 
 #include "util/enc.h"
 #include "util/log.h"
+#include "util/template.h"
 #include "util/timeutil.h"
 
 static const struct hook_ops *const registry[] = {
@@ -20,7 +21,7 @@ static const struct hook_ops *const registry[] = {
 };
 
 #define NREGISTRY (sizeof(registry) / sizeof(registry[0]))
-#define FIELD_NAME_MAX 128
+#define FIELD_NAME_MAX TEMPLATE_FIELD_MAX
 #define JSON_DEPTH_MAX 64
 
 static const struct hook_ops *
@@ -38,6 +39,37 @@ hook_type_name(enum hook_type type)
     const struct hook_ops *ops = ops_for(type);
 
     return ops != NULL ? ops->name : "unknown";
+}
+
+const struct hook_ops *
+hook_kind_at(size_t i)
+{
+    size_t n = 0;
+
+    for (size_t t = 0; t < NREGISTRY; t++)
+        if (ops_for((enum hook_type)t) != NULL && n++ == i)
+            return registry[t];
+    return NULL;
+}
+
+const struct hook_ops *
+hook_kind_find(const char *name, size_t len)
+{
+    const struct hook_ops *ops;
+
+    for (size_t i = 0; (ops = hook_kind_at(i)) != NULL; i++)
+        if (strlen(ops->name) == len && memcmp(ops->name, name, len) == 0)
+            return ops;
+    return NULL;
+}
+
+void
+hook_lint(const struct hook_def *h, inv_lint_report_fn report, void *arg)
+{
+    const struct hook_ops *ops = ops_for(h->type);
+
+    if (ops != NULL && ops->lint != NULL)
+        ops->lint(h, report, arg);
 }
 
 /* ---- output sinks: count first, then write into a buffer of exactly that size ---- */
@@ -296,59 +328,12 @@ js_lookup(const struct secret *js, const char *name, size_t namelen, struct sink
 
 /* ---- templates ---- */
 
-enum ph_kind { PH_NEW, PH_OLD, PH_NEW_FIELD, PH_OLD_FIELD, PH_PATH, PH_VERSION };
-
+/* A placeholder of the one template grammar (util/template.h). */
 struct ph {
-    enum ph_kind kind;
+    enum tpl_kind kind;
     const char *field;
     size_t fieldlen;
 };
-
-static int
-field_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
-static int
-ph_parse(const char *name, size_t len, struct ph *ph)
-{
-    static const struct {
-        const char *word;
-        enum ph_kind kind, field_kind;
-    } words[] = {{"new", PH_NEW, PH_NEW_FIELD},
-                 {"old", PH_OLD, PH_OLD_FIELD},
-                 {"path", PH_PATH, PH_PATH},
-                 {"version", PH_VERSION, PH_VERSION}};
-
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        size_t wl = strlen(words[i].word);
-        if (len < wl || strncmp(name, words[i].word, wl) != 0)
-            continue;
-        if (len == wl) {
-            ph->kind = words[i].kind;
-            return 0;
-        }
-        if (name[wl] != '.' || words[i].field_kind == words[i].kind || len == wl + 1 ||
-            len - wl - 1 > FIELD_NAME_MAX)
-            return -1;
-        for (size_t j = wl + 1; j < len; j++)
-            if (!field_char(name[j]))
-                return -1;
-        ph->kind = words[i].field_kind;
-        ph->field = name + wl + 1;
-        ph->fieldlen = len - wl - 1;
-        return 0;
-    }
-    return -1;
-}
-
-static int
-ph_is_secret(enum ph_kind k)
-{
-    return k != PH_PATH && k != PH_VERSION;
-}
 
 static int
 emit_value(const struct ph *ph, const char *name, size_t namelen, const struct hook_ctx *ctx,
@@ -358,37 +343,37 @@ emit_value(const struct ph *ph, const char *name, size_t namelen, const struct h
     char num[24];
 
     switch (ph->kind) {
-    case PH_PATH:
+    case TPL_PATH:
         if (ctx->path == NULL)
             return rk_error_set(err, RK_EINVAL, "{{%.*s}}: no secret path is known here",
                                 (int)namelen, name);
         sink_put(out, ctx->path, strlen(ctx->path));
         return 0;
-    case PH_VERSION:
+    case TPL_VERSION:
         snprintf(num, sizeof(num), "%lld", (long long)ctx->version);
         sink_put(out, num, strlen(num));
         return 0;
-    case PH_NEW:
-    case PH_OLD:
-        v = ph->kind == PH_NEW ? ctx->new_value : ctx->old_value;
+    case TPL_NEW:
+    case TPL_OLD:
+        v = ph->kind == TPL_NEW ? ctx->new_value : ctx->old_value;
         if (v == NULL)
             return rk_error_set(err, RK_EINVAL, "{{%.*s}}: there is no %s value here", (int)namelen,
-                                name, ph->kind == PH_NEW ? "new" : "old");
+                                name, ph->kind == TPL_NEW ? "new" : "old");
         sink_put(out, v->data, v->len);
         return 0;
-    case PH_NEW_FIELD:
-    case PH_OLD_FIELD:
-        v = ph->kind == PH_NEW_FIELD ? ctx->new_fields_json : ctx->old_fields_json;
+    case TPL_NEW_FIELD:
+    case TPL_OLD_FIELD:
+        v = ph->kind == TPL_NEW_FIELD ? ctx->new_fields_json : ctx->old_fields_json;
         if (v == NULL)
             return rk_error_set(err, RK_EINVAL,
                                 "{{%.*s}}: the fields of the %s version are not "
                                 "available here",
-                                (int)namelen, name, ph->kind == PH_NEW_FIELD ? "new" : "old");
+                                (int)namelen, name, ph->kind == TPL_NEW_FIELD ? "new" : "old");
         switch (js_lookup(v, ph->field, ph->fieldlen, out)) {
         case 1: return 0;
         case 0:
             return rk_error_set(err, RK_EINVAL, "{{%.*s}}: the %s version has no field \"%.*s\"",
-                                (int)namelen, name, ph->kind == PH_NEW_FIELD ? "new" : "old",
+                                (int)namelen, name, ph->kind == TPL_NEW_FIELD ? "new" : "old",
                                 (int)ph->fieldlen, ph->field);
         default:
             return rk_error_set(err, RK_EINVAL,
@@ -396,67 +381,46 @@ emit_value(const struct ph *ph, const char *name, size_t namelen, const struct h
                                 "JSON object",
                                 (int)namelen, name);
         }
+    case TPL_TEXT: break;
     }
     return rk_error_set(err, RK_EINTERNAL, "bad placeholder kind");
 }
 
-/* Walks tpl: literal text and placeholder values go to out. ctx NULL: syntax check only.
- * allow_secret 0: secret placeholders are an error. */
+/* Walks tpl with the one grammar (util/template.h): literal text and placeholder values go to
+ * out. ctx NULL: syntax check only. allow_secret 0: secret placeholders are an error. */
 static int
 tpl_walk(const char *tpl, const struct hook_ctx *ctx, int allow_secret, struct sink *out,
          struct rk_error *err)
 {
-    const char *p = tpl;
+    struct tpl_token t;
+    size_t off = 0;
+    int r;
 
     if (tpl == NULL)
         return 0;
-    for (;;) {
-        const char *open = strstr(p, "{{"), *close, *name, *nend;
-        struct ph ph = {0};
-        int r;
+    if (!allow_secret && (r = template_check(tpl, TEMPLATE_PUBLIC, err)) != 0)
+        return r;
+    while ((r = template_next(tpl, &off, &t, err)) == 1) {
+        struct ph ph = {t.kind, t.field, t.fieldlen};
 
-        if (open == NULL) {
-            sink_put(out, p, strlen(p));
-            return 0;
-        }
-        sink_put(out, p, (size_t)(open - p));
-        close = strstr(open + 2, "}}");
-        if (close == NULL)
-            return rk_error_set(err, RK_EINVAL, "unterminated \"{{\" at position %zu",
-                                (size_t)(open - tpl) + 1);
-        name = open + 2;
-        nend = close;
-        while (name < nend && (*name == ' ' || *name == '\t'))
-            name++;
-        while (nend > name && (nend[-1] == ' ' || nend[-1] == '\t'))
-            nend--;
-        if (ph_parse(name, (size_t)(nend - name), &ph) != 0)
-            return rk_error_set(err, RK_EINVAL,
-                                "unknown placeholder {{%.*s}} at position %zu (known: new, old, "
-                                "new.FIELD, old.FIELD, path, version)",
-                                (int)((nend - name) > 64 ? 64 : (nend - name)), name,
-                                (size_t)(open - tpl) + 1);
-        if (!allow_secret && ph_is_secret(ph.kind))
-            return rk_error_set(err, RK_EINVAL,
-                                "{{%.*s}} at position %zu is not allowed here: it would expose "
-                                "a secret (pass it on stdin, in a header or body, or in a file)",
-                                (int)(nend - name), name, (size_t)(open - tpl) + 1);
-        if (ctx != NULL && (r = emit_value(&ph, name, (size_t)(nend - name), ctx, out, err)) != 0)
+        if (t.kind == TPL_TEXT)
+            sink_put(out, t.text, t.len);
+        else if (ctx != NULL && (r = emit_value(&ph, t.text, t.len, ctx, out, err)) != 0)
             return r;
-        p = close + 2;
     }
+    return r;
 }
 
 int
 hook_template_check(const char *tpl, struct rk_error *err)
 {
-    return tpl_walk(tpl, NULL, 1, NULL, err);
+    return template_check(tpl, 0, err);
 }
 
 int
 hook_template_has_secret(const char *tpl)
 {
-    return tpl_walk(tpl, NULL, 1, NULL, NULL) == 0 && tpl_walk(tpl, NULL, 0, NULL, NULL) != 0;
+    return template_has_secret(tpl);
 }
 
 int

@@ -77,6 +77,19 @@ int hook_template_render_public(const char *tpl, const struct hook_ctx *ctx, cha
 /* 1 if tpl contains a secret placeholder, else 0 (also 0 for a malformed template). */
 int hook_template_has_secret(const char *tpl);
 
+/* ---- the registry of hook kinds (the loader, lint, the contract tests) ---- */
+
+struct hook_ops;
+
+/* The hook kind named name[0..len) ("exec", "http", "file"), or NULL. */
+const struct hook_ops *hook_kind_find(const char *name, size_t len);
+
+/* The i-th hook kind (0-based), or NULL past the last. */
+const struct hook_ops *hook_kind_at(size_t i);
+
+/* Runs the lint rules of h's kind (nothing for an unknown kind). */
+void hook_lint(const struct hook_def *h, inv_lint_report_fn report, void *arg);
+
 /* ---- for the hook kinds (hook-*.c); not for other modules ---- */
 
 #define HOOK_OPS_VERSION 1
@@ -92,6 +105,13 @@ struct hook_ops {
     /* One attempt, bounded by timeout_ms (> 0). Same returns as hook_run. */
     int (*run)(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_ms,
                struct rk_error *err);
+    /* The kind's own keys besides type, timeout and wait (inventory/setting.h), ended by a row
+     * with name NULL; the loader parses each into the member of struct hook_def the row names
+     * (or params) and fills defaults. NULL: none. */
+    const struct inv_setting *settings;
+    /* The kind's lint rules (a secret written with a loose mode, sent over plain http…),
+     * reported through report without the "hook 'NAME' " the linter puts first. May be NULL. */
+    void (*lint)(const struct hook_def *h, inv_lint_report_fn report, void *arg);
 };
 
 extern const struct hook_ops hook_exec_ops;

@@ -18,6 +18,7 @@
  * struct secret (secure heap); the random bytes and encoding scratch live on the stack and are
  * wiped before returning. */
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -333,10 +334,21 @@ out:
     return r;
 }
 
+static const struct inv_setting generated_settings[] = {
+    {.name = "format",
+     .type = IS_STRING,
+     .flags = IS_REQUIRED,
+     .help = "e.g. \"sk-litellm-{hex:48}\"",
+     .offset = offsetof(struct inv_secret, format)},
+    {0},
+};
+
 const struct rotator_ops rotator_generated = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "generated",
     .flags = 0,
     .check = generated_check,
     .create = generated_create,
+    .settings = generated_settings,
+    .default_field = "value",
 };

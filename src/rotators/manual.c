@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <regex.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <termios.h>
@@ -21,6 +22,7 @@
 #include "../util/fsutil.h"
 #include "../util/secret.h"
 #include "rotator.h"
+#include "util/ere.h"
 
 #define MANUAL_MAX_VALUE (64 * 1024)
 
@@ -243,20 +245,15 @@ out:
 
 /* ---- validation ---- */
 
-/* Compiles the entry's pattern; err names the entry. */
+/* Compiles the entry's pattern with the configuration's one regex check (util/ere.h); err
+ * names the setting ("pattern: …") so the loader points at it. */
 static int
 compile_pattern(const struct inv_secret *s, regex_t *re, struct rk_error *err)
 {
-    int rc = regcomp(re, s->pattern, REG_EXTENDED | REG_NOSUB);
+    struct rk_error e = {0};
 
-    if (rc != 0) {
-        char why[128];
-        regerror(rc, re, why, sizeof(why));
-        return rk_error_set(err, RK_ECONFIG,
-                            "%s: pattern: bad regular expression: %s "
-                            "(expected POSIX ERE)",
-                            s->path, why);
-    }
+    if (ere_compile(s->pattern, re, &e) != 0)
+        return rk_error_set(err, RK_ECONFIG, "pattern: %s", e.msg);
     return 0;
 }
 
@@ -285,7 +282,7 @@ manual_validate(const struct inv_secret *s, const struct secret *v, struct rk_er
     if (s->pattern == NULL)
         return 0;
     if ((r = compile_pattern(s, &re, err)) != 0)
-        return r;
+        return rk_error_prefix(err, "%s", s->path);
     rc = regexec(&re, (const char *)v->data, 0, NULL, 0);
     regfree(&re);
     if (rc == REG_NOMATCH)
@@ -349,10 +346,36 @@ out:
     return r;
 }
 
+static const struct inv_setting manual_settings[] = {
+    {.name = "pattern",
+     .type = IS_REGEX,
+     .help = "a POSIX ERE every new value must match",
+     .offset = offsetof(struct inv_secret, pattern)},
+    {.name = "console",
+     .type = IS_URL,
+     .help = "where a person issues and revokes the value (shown in action items)"},
+    {0},
+};
+
+/* A person supplies every value, so the daemon can only remind. */
+static void
+manual_lint(const struct inv_secret *s, const struct inventory *inv, inv_lint_report_fn report,
+            void *arg)
+{
+    (void)inv;
+    if (s->auto_rotate)
+        report(arg, "error",
+               "auto: true on a manual secret; a person must supply each new value (rekey opens "
+               "an action item on schedule instead)");
+}
+
 const struct rotator_ops rotator_manual = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "manual",
     .flags = ROT_F_MANUAL_INPUT,
     .check = manual_check,
     .create = manual_create,
+    .settings = manual_settings,
+    .default_field = "value",
+    .lint = manual_lint,
 };

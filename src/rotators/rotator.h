@@ -5,6 +5,7 @@
 #ifndef REKEY_ROTATOR_H
 #define REKEY_ROTATOR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "inventory/inventory.h"
@@ -54,9 +55,49 @@ struct rotator_ops {
     int (*retire)(struct rot_ctx *c, struct rk_error *err);
     /* Frees c->priv. May be NULL. */
     void (*cleanup)(struct rot_ctx *c);
+
+    /* ---- the kind's settings, defaults and rules (the loader, lint and the API's entries) ----
+     * A kind with settings but no create is a planned kind: its entries load and lint, and the
+     * engine answers "kind X is not implemented yet". */
+    /* The kind's own keys (inventory/setting.h), ended by a row with name NULL; NULL: none.
+     * The loader refuses any other key besides the generic ones (path, kind, description,
+     * every, auto, grace, field, apply, test, reload), parses each by its type and fills
+     * defaults (rotator_entry_finish). */
+    const struct inv_setting *settings;
+    /* The field that holds the value when the entry names none ("value", "api_key"). */
+    const char *default_field;
+    /* 1: the entry may not choose its field (a kind whose fields have fixed names). */
+    int fixed_field;
+    /* Defaults that depend on other settings (a provider's base_url, a database role from the
+     * path, a certificate's every); runs after the table's defaults, before check. Returns 0
+     * or -RK_E* with the reason in err. May be NULL. */
+    int (*defaults)(struct inv_secret *s, struct rk_error *err);
+    /* The kind's lint rules beyond check: reports findings through report (inventory.h); inv
+     * gives the server settings (check_interval). May be NULL. */
+    void (*lint)(const struct inv_secret *s, const struct inventory *inv, inv_lint_report_fn report,
+                 void *arg);
 };
 
-/* The rotator for kind, or NULL when no rotator exists yet for it. */
+/* The rotator for kind, or NULL when the kind is unknown or planned (no create yet). */
 const struct rotator_ops *rotator_find(const char *kind);
+
+/* The registry's row for kind, implemented or planned, or NULL for an unknown kind. */
+const struct rotator_ops *rotator_kind(const char *kind);
+
+/* The i-th row of the registry (0-based), or NULL past the last: for listing the kinds and for
+ * the contract tests. */
+const struct rotator_ops *rotator_at(size_t i);
+
+/* The generic keys of an entry, which the loader owns (NULL-terminated); a kind's settings may
+ * not reuse them. */
+extern const char *const rotator_generic_keys[];
+
+/* Completes an entry whose kind settings have been parsed and stored (inv_setting_parse,
+ * inv_setting_store): a required setting missing is an error ("missing required key 'X'
+ * (what)"), absent ones get the table's default, s->field the kind's default_field, then the
+ * kind's defaults and check run. Used by the YAML loader and for entries defined through the
+ * API. Returns 0 or -RK_ECONFIG / -RK_ENOMEM with the reason in err; when one setting is at
+ * fault the message starts with its name and ": ". */
+int rotator_entry_finish(const struct rotator_ops *ops, struct inv_secret *s, struct rk_error *err);
 
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "hooks/hook.h"
+#include "util/template.h"
 #include "util/enc.h"
 #include "util/timeutil.h"
 
@@ -849,6 +850,100 @@ test_http_hook(void **state)
     secret_free(crlf);
 }
 
+/* ---- the hook contract: every registered hook kind ---- */
+
+static void hook_lint_count(void *arg, const char *severity, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+hook_lint_count(void *arg, const char *severity, const char *fmt, ...)
+{
+    (void)fmt;
+    if (strcmp(severity, "error") == 0)
+        (*(int *)arg)++;
+}
+
+static void
+test_hook_contract(void **state)
+{
+    static const char *const generic[] = {"type", "timeout", "wait", NULL};
+    const struct hook_ops *ops;
+    size_t n = 0;
+    (void)state;
+
+    for (size_t i = 0; (ops = hook_kind_at(i)) != NULL; i++, n++) {
+        struct rk_error err = {0};
+
+        assert_int_equal(ops->version, HOOK_OPS_VERSION);
+        assert_ptr_equal(hook_kind_find(ops->name, strlen(ops->name)), ops);
+        assert_string_equal(hook_type_name(ops->type), ops->name);
+        assert_non_null(ops->check);
+        assert_non_null(ops->run);
+        if (inv_settings_check_table(ops->settings, generic, &err) != 0)
+            fail_msg("hook kind %s: settings: %s", ops->name, err.msg);
+        /* a hook with none of its required settings is refused by its check */
+        for (const struct inv_setting *st = ops->settings; st && st->name; st++) {
+            struct hook_def bare = make_hook(ops->type, "bare");
+            if (st->flags & IS_REQUIRED)
+                assert_int_equal(hook_check(&bare, &err), -RK_ECONFIG);
+        }
+    }
+    assert_int_equal(n, 3);
+    assert_null(hook_kind_find("smoke", 5));
+    assert_null(hook_kind_at(n));
+
+    /* the kinds' lint rules, through hook_lint */
+    {
+        struct hook_def f = make_hook(HOOK_FILE, "f");
+        char *hv = (char *)"Bearer {{ new }}";
+        struct inv_pair hdr = {(char *)"Authorization", hv};
+        int errors = 0;
+
+        f.path = (char *)"/run/x.env";
+        f.template = (char *)"K={{ new }}\n";
+        f.mode = 0600;
+        hook_lint(&f, hook_lint_count, &errors);
+        assert_int_equal(errors, 0);
+        f.mode = 0644;
+        hook_lint(&f, hook_lint_count, &errors);
+        assert_int_equal(errors, 1);
+
+        struct hook_def w = make_hook(HOOK_HTTP, "w");
+        w.url = (char *)"http://localhost:4000/v1/models";
+        w.headers = &hdr;
+        w.nheaders = 1;
+        errors = 0;
+        hook_lint(&w, hook_lint_count, &errors);
+        assert_int_equal(errors, 0);
+        w.url = (char *)"http://localhost.example.com/v1/models";
+        hook_lint(&w, hook_lint_count, &errors);
+        assert_int_equal(errors, 1);
+        w.url = (char *)"http://127.0.0.1.example.com/";
+        hook_lint(&w, hook_lint_count, &errors);
+        assert_int_equal(errors, 2);
+    }
+}
+
+/* The grammar's field-name limit is the renderer's: a longer {{new.FIELD}} is refused by the
+ * check the loader runs, not first at rotation time. */
+static void
+test_template_field_limit(void **state)
+{
+    char tpl[TEMPLATE_FIELD_MAX + 16];
+    struct rk_error err = {0};
+    (void)state;
+
+    snprintf(tpl, sizeof(tpl), "{{new.%0*d}}", TEMPLATE_FIELD_MAX, 0);
+    assert_int_equal(hook_template_check(tpl, &err), 0);
+    snprintf(tpl, sizeof(tpl), "{{new.%0*d}}", TEMPLATE_FIELD_MAX + 1, 0);
+    assert_int_equal(hook_template_check(tpl, &err), -RK_EINVAL);
+    assert_non_null(strstr(err.msg, "at most 128"));
+    assert_int_equal(template_check("{{ new }}", 0, &err), 0);
+    assert_int_equal(template_check("{{ new }}", TEMPLATE_PUBLIC, &err), -RK_EINVAL);
+    assert_non_null(strstr(err.msg, "stdin"));
+    assert_int_equal(template_check("a }} {b} { {{path}}", TEMPLATE_PUBLIC, &err), 0);
+}
+
 int
 main(void)
 {
@@ -856,6 +951,8 @@ main(void)
         cmocka_unit_test(test_template_render),
         cmocka_unit_test(test_template_errors),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_hook_contract),
+        cmocka_unit_test(test_template_field_limit),
         cmocka_unit_test(test_exec_status),
         cmocka_unit_test(test_exec_stdin_clean_child),
         cmocka_unit_test(test_exec_output_masked),

@@ -1,5 +1,6 @@
-/* Unit tests for src/engine/inventory.c and lint.c: the reference example, every error case
- * with its file:line:col, lint findings, and the load time of a 10,000-entry inventory. */
+/* Unit tests for the YAML loader (src/engine/inventory.c, config-*.c) and lint.c: the reference
+ * example, every error case with its file:line:col, the kinds' settings tables, lint findings
+ * (generic and each kind's), and the load time of a 10,000-entry inventory. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -803,6 +804,138 @@ test_lint_hooks_and_duplicates(void **state)
     inventory_free(inv);
 }
 
+/* ---- one template grammar, kind settings and kind rules (issue 12) ---- */
+
+/* What loads renders and what is refused at load is refused everywhere: the loader uses the
+ * renderer's grammar (util/template.h). */
+static void
+test_template_grammar_at_load(void **state)
+{
+    struct inventory *inv = NULL;
+    struct rk_error err;
+    char yaml[1024], field[201];
+
+    (void)state;
+    /* {{ new }} with spaces renders, so it loads (it used to be refused here) */
+    assert_int_equal(load(HDR "hooks:\n  f: {type: file, path: /x, template: \"K={{ new }}\\n\"}\n"
+                              "  w: {type: http, url: \"https://x/{{ path }}\", headers: "
+                              "{X-Key: \"{{ new.key }}\"}}\n",
+                          &inv, &err),
+                     0);
+    inventory_free(inv);
+    inv = NULL;
+    /* a field name longer than the renderer takes is refused at load, at the value */
+    memset(field, 'f', 200);
+    field[200] = '\0';
+    snprintf(yaml, sizeof(yaml),
+             HDR "hooks:\n  f: {type: file, path: /x, template: \"{{new.%s}}\"}\n", field);
+    expect_err(yaml, "3:39", "hooks.f.template", "200 bytes", "at most 128");
+    /* a secret placeholder in a file name or a workdir is refused (they show in logs) */
+    expect_err(HDR "hooks:\n  f: {type: file, path: \"/x/{{new}}\", template: a}\n", "3:25",
+               "hooks.f.path", "not allowed");
+    expect_err(HDR "hooks:\n  e: {type: exec, command: [x], workdir: \"/{{ old }}\"}\n", "3:42",
+               "hooks.e.workdir", "not allowed");
+    /* {{path}} and {{version}} may name the file */
+    assert_int_equal(load(HDR
+                          "hooks:\n  f: {type: file, path: \"/x/{{version}}.env\", template: a}\n",
+                          &inv, &err),
+                     0);
+    assert_non_null(strstr(inv->hooks[0].path, "{{version}}"));
+    inventory_free(inv);
+    /* an unknown placeholder in a file name: refused at load, not at rotation time */
+    expect_err(HDR "hooks:\n  f: {type: file, path: \"/x/{{nope}}\", template: a}\n", "3:25",
+               "hooks.f.path", "unknown placeholder '{{nope}}'");
+}
+
+/* The keys of a kind come from its settings table: unknown keys name the kind's keys, types
+ * are checked, defaults filled, and planned kinds load as before. */
+static void
+test_kind_settings(void **state)
+{
+    struct inventory *inv = NULL;
+    struct rk_error err;
+    const struct inv_secret *s;
+
+    (void)state;
+    expect_err(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    ttl: 1h\n", "7:5",
+               "unknown key 'ttl' for kind generated", "format");
+    expect_err(HDR
+               "secrets:\n  - {path: a/b, kind: database, connection: x, every: 1d, field: u}\n",
+               "3:59", "unknown key 'field' for kind database", "connection", "max_ttl");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: provider-key, provider: xai, every: 1d, "
+                   "base_url: \"ftp://x\"}\n",
+               "3:73", "secrets[0].base_url", "http://");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: provider-key, provider: xai, every: 1d, "
+                   "admin_key_path: /bad}\n",
+               "3:79", "secrets[0].admin_key_path");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: transit, key_type: ed25519, every: 1d, "
+                   "exportable: maybe}\n",
+               "3:74", "secrets[0].exportable", "true or false");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: certificate, common_name: c, every: 1d, "
+                   "alt_names: [a, \"\"]}\n",
+               "3:78", "secrets[0].alt_names", "non-empty");
+    expect_err(HDR "secrets:\n  - {path: a/b, kind: manual, every: 1d, console: \"x\"}\n", "3:51",
+               "secrets[0].console", "http://");
+    assert_int_equal(load(HDR "secrets:\n"
+                              "  - {path: m/a, kind: manual, every: 1d, console: "
+                              "\"https://console.example/keys\"}\n"
+                              "  - {path: r/a, kind: redis-password, address: \"h:6379\", "
+                              "every: 1d}\n"
+                              "  - {path: t/a, kind: transit, key_type: ed25519, every: 7d}\n",
+                          &inv, &err),
+                     0);
+    s = inventory_find(inv, "m/a");
+    assert_string_equal(inv_param(s, "console"), "https://console.example/keys");
+    assert_string_equal(s->field, "value");
+    s = inventory_find(inv, "r/a");
+    assert_string_equal(inv_param(s, "username"), "default");
+    assert_string_equal(s->field, "password");
+    s = inventory_find(inv, "t/a");
+    assert_string_equal(inv_param(s, "exportable"), "false");
+    assert_string_equal(s->field, "key");
+    inventory_free(inv);
+}
+
+/* lint runs each kind's check and lint op for every entry, and each hook kind's lint. */
+static void
+test_lint_kind_rules(void **state)
+{
+    struct findings f;
+    struct inventory *inv = NULL;
+    struct rk_error err;
+
+    (void)state;
+    /* a check failure in an inventory built by hand (the loader would have refused it) */
+    assert_int_equal(load(HDR "secrets:\n" GEN("a/b") "    every: 1d\n", &inv, &err), 0);
+    free(inv->secrets[0].format);
+    inv->secrets[0].format = strdup("constant");
+    memset(&f, 0, sizeof(f));
+    assert_int_equal(inventory_lint(inv, collect, &f), 1);
+    assert_true(has_finding(&f, "error", "a/b: format"));
+    assert_true(has_finding(&f, "t.yaml:3:5", "random bits"));
+    inventory_free(inv);
+    /* a secret over plain http to a host that only starts like localhost */
+    assert_int_equal(
+        lint_of(HDR
+                "hooks:\n  w: {type: http, url: \"http://localhost.example.com/\", headers: "
+                "{X-Key: \"{{ new }}\"}}\nsecrets:\n" GEN("a/b") "    every: 1d\n    test: [w]\n",
+                &f),
+        1);
+    assert_true(has_finding(&f, "error", "hook 'w' sends a secret over plain http"));
+    assert_int_equal(
+        lint_of(HDR "hooks:\n  w: {type: http, url: \"http://127.0.0.1:9/\", headers: "
+                    "{X-Key: \"{{new}}\"}}\nsecrets:\n" GEN("a/b") "    every: 1d\n    test: [w]\n",
+                &f),
+        0);
+    /* {{ new }} with spaces in a loose file counts as a secret too */
+    assert_int_equal(
+        lint_of(HDR "hooks:\n  f: {type: file, path: /x, template: \"{{ new }}\", "
+                    "mode: \"0640\"}\nsecrets:\n" GEN("a/b") "    every: 1d\n    reload: [f]\n",
+                &f),
+        1);
+    assert_true(has_finding(&f, "error", "hook 'f' writes a secret to /x with mode 0640"));
+}
+
 /* ---- scale ---- */
 
 static double
@@ -938,6 +1071,9 @@ main(void)
         cmocka_unit_test(test_lint_database),
         cmocka_unit_test(test_lint_schedules),
         cmocka_unit_test(test_lint_hooks_and_duplicates),
+        cmocka_unit_test(test_template_grammar_at_load),
+        cmocka_unit_test(test_kind_settings),
+        cmocka_unit_test(test_lint_kind_rules),
         cmocka_unit_test(test_load_10k),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

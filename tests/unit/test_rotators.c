@@ -22,7 +22,7 @@
 
 static char tmpdir[64];
 
-/* The loose provider patterns of the inventory (src/engine/inventory.c). */
+/* The loose provider patterns (src/rotators/provider-key.c). */
 #define PAT_OPENAI "^sk-([a-z]+-)?[A-Za-z0-9_-]{20,}$"
 #define PAT_ANTHROPIC "^sk-ant-[A-Za-z0-9_-]{20,}$"
 #define PAT_XAI "^xai-[A-Za-z0-9_-]{20,}$"
@@ -497,7 +497,12 @@ test_manual_check(void **state)
     s.pattern = (char *)"^sk-([a-z";
     assert_int_equal(ops->check(&s, &err), -RK_ECONFIG);
     assert_non_null(strstr(err.msg, "bad regular expression"));
-    assert_non_null(strstr(err.msg, "secret/test/value"));
+    /* "pattern: …": the loader points at the setting by its name */
+    assert_int_equal(strncmp(err.msg, "pattern: ", 9), 0);
+    /* the one regex check of util/ere.h: stacked repetitions are refused before regcomp */
+    s.pattern = (char *)"^x+++$";
+    assert_int_equal(ops->check(&s, &err), -RK_ECONFIG);
+    assert_non_null(strstr(err.msg, "position 4"));
 }
 
 /* Runs manual create with data piped into fd 0. */
@@ -682,6 +687,202 @@ test_manual_prompt(void **state)
     assert_null(strstr(out, "not-an-xai"));
 }
 
+/* ---- the rotator contract: every registered kind, implemented or planned ----
+ * Each kind must have a row in `examples` below (a kind added without one fails here): its
+ * settings table is well-formed, its example entry is completed and accepted by its check and
+ * its lint, and each bad entry is refused. Entries are built the way entries defined through the
+ * API are: inv_setting_parse + inv_setting_store per key, then rotator_entry_finish. */
+
+struct kv {
+    const char *k, *v;
+};
+
+#define MAX_KV 6
+#define MAX_BAD 4
+
+static const struct contract_example {
+    const char *kind;
+    struct kv good[MAX_KV];
+    const char *bad_why[MAX_BAD]; /* a word the refusal must contain */
+    struct kv bad[MAX_BAD][MAX_KV];
+} examples[] = {
+    {"generated",
+     {{"format", "sk-litellm-{hex:48}"}},
+     {"random bits", "unterminated", "unknown key"},
+     {{{"format", "constant"}}, {{"format", "x{hex:"}}, {{"format", "{hex:32}"}, {"ttl", "1h"}}}},
+    {"manual",
+     {{"pattern", PAT_OPENAI}, {"console", "https://platform.openai.com/api-keys"}},
+     {"bad regular expression", "position 4", "http://"},
+     {{{"pattern", "a("}}, {{"pattern", "^x+++$"}}, {{"console", "ftp://x"}}}},
+    {"provider-key",
+     {{"provider", "anthropic"}, {"admin_key_path", "secret/admin/anthropic"}},
+     {"openai|anthropic|xai", "missing required key 'provider'", "segments", "http://"},
+     {{{"provider", "google"}},
+      {{"min_interval", "7d"}},
+      {{"provider", "xai"}, {"admin_key_path", "/abs"}},
+      {{"provider", "xai"}, {"base_url", "api.x.ai"}}}},
+    {"database",
+     {{"connection", "host=db dbname=app"}, {"ttl", "1h"}, {"max_ttl", "4h"}},
+     {"missing required key 'connection'", "greater than 0", "unknown unit"},
+     {{{"ttl", "1h"}},
+      {{"connection", "x"}, {"ttl", "0s"}},
+      {{"connection", "x"}, {"max_ttl", "1y"}}}},
+    {"transit",
+     {{"key_type", "ed25519"}, {"exportable", "false"}},
+     {"rsa-4096|ed25519|ecdsa-p256", "true or false"},
+     {{{"key_type", "rsa-1024"}}, {{"key_type", "ed25519"}, {"exportable", "maybe"}}}},
+    {"redis-password",
+     {{"address", "127.0.0.1:6379"}, {"username", "litellm"}},
+     {"missing required key 'address'", "non-empty"},
+     {{{"username", "x"}}, {{"address", ""}}}},
+    {"certificate",
+     {{"common_name", "gateway.example.com"}, {"alt_names", "gateway.example.com,api.example.com"}},
+     {"acme_directory", "renew_before must be shorter", "internal|acme"},
+     {{{"common_name", "a"}, {"issuer", "acme"}},
+      {{"common_name", "a"}, {"ttl", "10d"}, {"renew_before", "10d"}},
+      {{"common_name", "a"}, {"issuer", "self"}}}},
+};
+
+/* A one-entry inventory, so inventory_free frees whatever the build set. */
+static struct inventory *
+contract_inv(const struct rotator_ops *ops, int64_t every)
+{
+    struct inventory *inv = calloc(1, sizeof(*inv));
+
+    assert_non_null(inv);
+    assert_non_null(inv->secrets = calloc(1, sizeof(*inv->secrets)));
+    inv->nsecrets = 1;
+    inv->check_interval = 60;
+    assert_non_null(inv->secrets[0].path = strdup("secret/contract/entry"));
+    assert_non_null(inv->secrets[0].kind = strdup(ops->kind));
+    inv->secrets[0].every = every;
+    return inv;
+}
+
+static int
+contract_build(const struct rotator_ops *ops, const struct kv *kvs, struct inv_secret *s,
+               struct rk_error *err)
+{
+    for (size_t i = 0; i < MAX_KV && kvs[i].k != NULL; i++) {
+        const struct inv_setting *st = inv_setting_find(ops->settings, kvs[i].k, strlen(kvs[i].k));
+        char *text = NULL;
+        int r;
+
+        if (st == NULL)
+            return rk_error_set(err, RK_ECONFIG, "unknown key '%s' for kind %s", kvs[i].k,
+                                ops->kind);
+        if ((r = inv_setting_parse(st, kvs[i].v, strlen(kvs[i].v), &text, err)) != 0 ||
+            (r = inv_setting_store(st, s, &s->params, &s->nparams, text, err)) != 0)
+            return r;
+    }
+    return rotator_entry_finish(ops, s, err);
+}
+
+struct contract_findings {
+    int errors;
+    char last[300];
+};
+
+static void contract_report(void *arg, const char *severity, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+contract_report(void *arg, const char *severity, const char *fmt, ...)
+{
+    struct contract_findings *f = arg;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(f->last, sizeof(f->last), fmt, ap);
+    va_end(ap);
+    if (strcmp(severity, "error") == 0)
+        f->errors++;
+}
+
+static const struct contract_example *
+contract_example_for(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++)
+        if (strcmp(examples[i].kind, kind) == 0)
+            return &examples[i];
+    return NULL;
+}
+
+static void
+test_rotator_contract(void **state)
+{
+    const struct rotator_ops *ops;
+    size_t nkinds = 0;
+
+    (void)state;
+    for (size_t k = 0; (ops = rotator_at(k)) != NULL; k++, nkinds++) {
+        const struct contract_example *ex = contract_example_for(ops->kind);
+        struct rk_error err = {0};
+        struct inventory *inv;
+        struct inv_secret *s;
+        struct contract_findings f = {0};
+
+        print_message("    kind %s%s\n", ops->kind, ops->create == NULL ? " (planned)" : "");
+        if (ex == NULL)
+            fail_msg("kind %s has no example in the rotator contract suite", ops->kind);
+        /* the row */
+        assert_int_equal(ops->version, ROTATOR_OPS_VERSION);
+        assert_true(ops->kind != NULL && ops->kind[0] != '\0');
+        assert_ptr_equal(rotator_kind(ops->kind), ops);
+        assert_ptr_equal(rotator_find(ops->kind), ops->create != NULL ? ops : NULL);
+        for (size_t j = 0; j < k; j++)
+            assert_string_not_equal(rotator_at(j)->kind, ops->kind);
+        assert_non_null(ops->default_field);
+        assert_true(ops->default_field[0] != '\0');
+        /* the settings table */
+        if (inv_settings_check_table(ops->settings, rotator_generic_keys, &err) != 0)
+            fail_msg("kind %s: settings: %s", ops->kind, err.msg);
+        for (const struct inv_setting *st = ops->settings; st && st->name; st++)
+            if (st->offset != 0 && !inv_setting_is_text(st))
+                fail_msg("kind %s: setting %s: a member of inv_secret holds text only", ops->kind,
+                         st->name);
+
+        /* the example entry: completed, checked and linted clean */
+        inv = contract_inv(ops, 30 * 86400);
+        s = &inv->secrets[0];
+        if (contract_build(ops, ex->good, s, &err) != 0)
+            fail_msg("kind %s: the example is refused: %s", ops->kind, err.msg);
+        assert_non_null(s->field);
+        assert_true(s->every > 0);
+        for (const struct inv_setting *st = ops->settings; st && st->name; st++)
+            if ((st->flags & IS_REQUIRED) && st->offset == 0)
+                assert_non_null(inv_param(s, st->name));
+            else if (st->def != NULL && st->offset == 0 && inv_param(s, st->name) == NULL)
+                fail_msg("kind %s: %s has a default but none was filled", ops->kind, st->name);
+        if (ops->check != NULL && ops->check(s, &err) != 0)
+            fail_msg("kind %s: check refuses the completed example: %s", ops->kind, err.msg);
+        if (ops->lint != NULL)
+            ops->lint(s, inv, contract_report, &f);
+        if (f.errors != 0)
+            fail_msg("kind %s: lint finds an error in the example: %s", ops->kind, f.last);
+        inventory_free(inv);
+
+        /* each bad entry is refused, and says why */
+        for (size_t b = 0; b < MAX_BAD && ex->bad[b][0].k != NULL; b++) {
+            inv = contract_inv(ops, 0);
+            rk_error_clear(&err);
+            if (contract_build(ops, ex->bad[b], &inv->secrets[0], &err) == 0)
+                fail_msg("kind %s: bad example %zu is accepted", ops->kind, b);
+            if (ex->bad_why[b] == NULL || strstr(err.msg, ex->bad_why[b]) == NULL)
+                fail_msg("kind %s: bad example %zu: \"%s\" lacks \"%s\"", ops->kind, b, err.msg,
+                         ex->bad_why[b] ? ex->bad_why[b] : "(no reason given)");
+            inventory_free(inv);
+        }
+    }
+    /* every example names a registered kind */
+    for (size_t i = 0; i < sizeof(examples) / sizeof(examples[0]); i++)
+        assert_non_null(rotator_kind(examples[i].kind));
+    assert_int_equal(nkinds, sizeof(examples) / sizeof(examples[0]));
+    assert_null(rotator_kind("nonexistent"));
+    assert_null(rotator_find("provider-key")); /* planned: a row, no rotator */
+    assert_non_null(rotator_kind("provider-key"));
+}
+
 int
 main(void)
 {
@@ -699,6 +900,7 @@ main(void)
         cmocka_unit_test(test_manual_check),
         cmocka_unit_test(test_manual_from_stdin),
         cmocka_unit_test(test_manual_prompt),
+        cmocka_unit_test(test_rotator_contract),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
