@@ -25,6 +25,8 @@ static const char *const names[RK_ECODE_MAX] = {
     [RK_ECONFIG] = "invalid configuration",
     [RK_ECANCELED] = "canceled",
     [RK_ELIMIT] = "limit exceeded",
+    [RK_EREJECTED] = "rejected by the target",
+    [RK_EUNAVAILABLE] = "target unavailable",
 };
 
 const char *

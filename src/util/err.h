@@ -26,6 +26,9 @@ enum rk_code {
     RK_ECONFIG,       /* the configuration is invalid */
     RK_ECANCELED,     /* stopped by the user or a signal */
     RK_ELIMIT,        /* a size or count limit was exceeded */
+    RK_EREJECTED,     /* a target refused a value (wrong or revoked): the candidate is undone */
+    RK_EUNAVAILABLE,  /* a target did not answer (timeout, refused connection, 429, 5xx): the
+                       * candidate stays pending and is tried again */
     RK_ECODE_MAX
 };
 
