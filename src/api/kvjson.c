@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rotators/rotator.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
 
@@ -756,21 +757,38 @@ kvjson_config_encode(const struct kvjson_config *cfg)
                      "delete_version_after", dva, "max_versions", (json_int_t)cfg->max_versions);
 }
 
+/* Adds "needs_input" to a status element j (taken): the entry's rotator flags say a person
+ * types the value, and no candidate is pending (a rotation takes that one up again). */
+static json_t *
+status_needs_input(json_t *j, const struct secret_status *st)
+{
+    unsigned flags = rotator_flags(rotator_find(st->secret->kind), st->secret);
+    int needs = (flags & ROT_F_MANUAL_INPUT) != 0 && st->state != STATE_PENDING;
+
+    if (j != NULL && json_object_set_new(j, "needs_input", json_boolean(needs)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
 json_t *
 kvjson_status(const struct secret_status *st)
 {
     char last[40] = "", next[40] = "";
+    json_t *j;
 
     if (st->last_rotated > 0)
         time_format_rfc3339(st->last_rotated * 1000000, last, sizeof(last));
     if (st->next_due > 0)
         time_format_rfc3339(st->next_due * 1000000, next, sizeof(next));
-    return json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:b, s:s}", "path", st->secret->path,
-                     "kind", st->secret->kind, "version", (json_int_t)st->version, "fingerprint",
-                     st->fingerprint[0] ? st->fingerprint : NULL, "last_rotated",
-                     last[0] ? last : NULL, "next_due", next[0] ? next : NULL, "state",
-                     secret_state_name(st->state), "auto", st->secret->auto_rotate ? 1 : 0,
-                     "detail", st->detail);
+    j = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:b, s:s}", "path", st->secret->path,
+                  "kind", st->secret->kind, "version", (json_int_t)st->version, "fingerprint",
+                  st->fingerprint[0] ? st->fingerprint : NULL, "last_rotated",
+                  last[0] ? last : NULL, "next_due", next[0] ? next : NULL, "state",
+                  secret_state_name(st->state), "auto", st->secret->auto_rotate ? 1 : 0, "detail",
+                  st->detail);
+    return status_needs_input(j, st);
 }
 
 /* A fixed-size char array from a struct may lack its NUL if a writer filled it: bound it. */

@@ -157,7 +157,9 @@ json_t *kvjson_config_encode(const struct kvjson_config *cfg);
 
 /* One secret's status, the shape of `rekey status --json`: {"path", "kind", "version",
  * "fingerprint" (or null), "last_rotated" (or null), "next_due" (or null), "state", "auto",
- * "detail"}. */
+ * "detail", "needs_input"}. needs_input: the next rotation needs a value from a person (the
+ * entry's rotator flags, rotator_flags), never while a candidate is pending (a rotation takes it
+ * up again); a client prompts only when it is true. */
 json_t *kvjson_status(const struct secret_status *st);
 
 /* One history event: {"time", "op", "result", "from_version", "to_version", "author",

@@ -90,8 +90,10 @@ respond_engine_error(struct http_request *req, int r, const struct rk_error *err
     case RK_EBUSY:
     case RK_ECONFLICT: status = 409; break;
     case RK_ENOTIMPL: status = 501; break;
-    case RK_EHOOK: status = 502; break;
-    case RK_ESEALED: status = 503; break;
+    case RK_EHOOK:
+    case RK_EREJECTED: status = 502; break;
+    case RK_ESEALED:
+    case RK_EUNAVAILABLE: status = 503; break;
     case RK_ETIMEOUT: status = 504; break;
     default: status = 500; break;
     }
@@ -171,7 +173,7 @@ h_action_required(struct http_request *req, void *vapp, struct rk_error *unused)
     struct token_info ti = {0};
     struct rk_error err = {0};
     struct secret_status *st = NULL;
-    json_t *keys, *details;
+    json_t *keys, *details, *actions;
     int r;
 
     (void)unused;
@@ -183,23 +185,32 @@ h_action_required(struct http_request *req, void *vapp, struct rk_error *unused)
     }
     keys = json_array();
     details = json_object();
-    for (size_t i = 0; keys != NULL && details != NULL && i < app->inv->nsecrets; i++) {
+    actions = json_object(); /* what a person must do (the rotator's action hint) */
+    for (size_t i = 0; keys != NULL && details != NULL && actions != NULL && i < app->inv->nsecrets;
+         i++) {
+        char what[160];
         if (st[i].state != STATE_ACTION_REQUIRED)
             continue;
+        if (engine_action(app->engine, st[i].secret->path, what, sizeof(what), &err) != 0)
+            snprintf(what, sizeof(what), "%s", st[i].detail);
         if (json_array_append_new(keys, json_string(st[i].secret->path)) != 0 ||
-            json_object_set_new(details, st[i].secret->path, json_string(st[i].detail)) != 0) {
+            json_object_set_new(details, st[i].secret->path, json_string(st[i].detail)) != 0 ||
+            json_object_set_new(actions, st[i].secret->path, json_string(what)) != 0) {
             json_decref(keys);
             keys = NULL;
         }
     }
     free(st);
     end(app, &ti);
-    if (keys == NULL || details == NULL) {
+    if (keys == NULL || details == NULL || actions == NULL) {
         json_decref(keys);
         json_decref(details);
+        json_decref(actions);
         return respond_data(req, 200, NULL);
     }
-    return respond_data(req, 200, json_pack("{s:o, s:o}", "keys", keys, "details", details));
+    return respond_data(
+        req, 200,
+        json_pack("{s:o, s:o, s:o}", "keys", keys, "details", details, "actions", actions));
 }
 
 /* ---- GET rekey/history/:path ---- */
@@ -343,6 +354,10 @@ rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
         goto out_noapp;
     }
     out = kvjson_rotate_result(path, &res);
+    if (out != NULL && json_object_set_new(out, "pending", json_boolean(res.pending)) != 0) {
+        json_decref(out);
+        out = NULL;
+    }
     if (out != NULL && plan.steps != NULL) {
         json_object_set_new(out, "steps", plan.steps);
         plan.steps = NULL;

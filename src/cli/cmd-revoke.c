@@ -42,7 +42,8 @@ remote_revoke(struct cli_ctx *ctx, const char *path, struct rotate_result *res)
         json_decref(body);
         return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
     }
-    /* Without --from-*, a terminal is prompted only when the server says the kind is manual. */
+    /* Without --from-*, a terminal is prompted only when the server says the entry needs a
+     * value (needs_input: a manual entry with no candidate waiting for its target). */
     if ((r = cli_read_value(ctx, path, from_stdin, from_file, 0, &value)) != 0)
         goto out;
     if (value == NULL && isatty(STDIN_FILENO)) {
@@ -50,12 +51,9 @@ remote_revoke(struct cli_ctx *ctx, const char *path, struct rotate_result *res)
         size_t ul = (size_t)snprintf(url, sizeof(url), "/v1/rekey/status/");
         json_t *resp = NULL;
         struct rk_error err = {0};
-        const char *kind;
-        const struct rotator_ops *ops;
         if (client_path_escape(path, url, sizeof(url), &ul) == 0 &&
             client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &err) == 0 &&
-            (kind = json_string_value(json_object_get(client_data(resp), "kind"))) != NULL &&
-            (ops = rotator_find(kind)) != NULL && (ops->flags & ROT_F_MANUAL_INPUT))
+            json_is_true(json_object_get(client_data(resp), "needs_input")))
             r = cli_read_value(ctx, path, 0, NULL, 1, &value);
         json_decref(resp);
         if (r != 0)

@@ -78,32 +78,30 @@ rotate_one(struct cli_ctx *ctx, struct engine *e, const char *path, int verbose,
 
 /* ---- client mode: the same output through POST /v1/rekey/rotate/P ---- */
 
+/* 1 when the server says the next rotation of an entry (a status element) needs a value from
+ * a person: the entry's flags (rotator_flags on the server), and no candidate waits for its
+ * target (a pending one is taken up again, no second value is asked for). */
 static int
-kind_is_manual(const char *kind)
+entry_needs_input(const json_t *e)
 {
-    const struct rotator_ops *ops = kind != NULL ? rotator_find(kind) : NULL;
-
-    return ops != NULL && (ops->flags & ROT_F_MANUAL_INPUT) != 0;
+    return json_is_true(json_object_get(e, "needs_input"));
 }
 
-/* The kind of path in the server's inventory, or NULL (kind is copied into buf). */
-static const char *
-remote_kind(struct cli_ctx *ctx, const char *path, char *buf, size_t cap)
+/* entry_needs_input of path, asked of the server; 0 when it cannot say. */
+static int
+remote_needs_input(struct cli_ctx *ctx, const char *path)
 {
     char url[PATH_MAX_LEN * 3 + 64];
     size_t ul = (size_t)snprintf(url, sizeof(url), "/v1/rekey/status/");
-    json_t *resp = NULL, *k;
+    json_t *resp = NULL;
     struct rk_error err = {0};
-    const char *out = NULL;
+    int needs = 0;
 
     if (client_path_escape(path, url, sizeof(url), &ul) == 0 &&
-        client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &err) == 0 &&
-        json_is_string(k = json_object_get(client_data(resp), "kind"))) {
-        snprintf(buf, cap, "%s", json_string_value(k));
-        out = buf;
-    }
+        client_request(ctx->remote, "GET", url, NULL, NULL, &resp, &err) == 0)
+        needs = entry_needs_input(client_data(resp));
     json_decref(resp);
-    return out;
+    return needs;
 }
 
 /* rotate_one through the API. value: a manual kind's new value, or NULL. The server does not
@@ -175,7 +173,7 @@ remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const stru
 
 /* The new value of a manual kind: --from-stdin, --from-file, or a prompt on a terminal. */
 static int
-remote_value(struct cli_ctx *ctx, const char *path, const char *kind, struct secret **value)
+remote_value(struct cli_ctx *ctx, const char *path, int needs_input, struct secret **value)
 {
     int from_stdin = cli_opt(ctx, "from-stdin") != NULL;
     const char *from_file = cli_opt(ctx, "from-file");
@@ -183,12 +181,19 @@ remote_value(struct cli_ctx *ctx, const char *path, const char *kind, struct sec
     *value = NULL;
     if (cli_opt(ctx, "dry-run") != NULL)
         return 0;
-    if (!from_stdin && from_file == NULL && !kind_is_manual(kind))
+    if (!from_stdin && from_file == NULL && !needs_input)
         return 0;
     return cli_read_value(ctx, path, from_stdin, from_file, 1, value);
 }
 
-/* The local selection of --all (implemented kinds) and --due (due, overdue, failed). */
+/* What --due picks: due, overdue, failed, and a candidate waiting for its target. */
+static int
+state_is_due(enum secret_state s)
+{
+    return s == STATE_DUE || s == STATE_OVERDUE || s == STATE_FAILED || s == STATE_PENDING;
+}
+
+/* The local selection of --all (implemented kinds) and --due (state_is_due). */
 static int
 picked(const json_t *e, int due)
 {
@@ -196,7 +201,8 @@ picked(const json_t *e, int due)
 
     if (s == NULL || strcmp(s, "not-implemented") == 0)
         return 0;
-    return !due || strcmp(s, "due") == 0 || strcmp(s, "overdue") == 0 || strcmp(s, "failed") == 0;
+    return !due || strcmp(s, "due") == 0 || strcmp(s, "overdue") == 0 || strcmp(s, "failed") == 0 ||
+           strcmp(s, "pending") == 0;
 }
 
 static int
@@ -206,15 +212,14 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
     json_t *resp = NULL, *list, *e;
     size_t n = 0, ok = 0, failed = 0, skipped = 0, i;
     struct secret *value = NULL;
-    char kbuf[64];
     int r;
 
     if (argc == 1) {
-        const char *kind = NULL;
+        int needs = 0;
         if (!dry && cli_opt(ctx, "from-stdin") == NULL && cli_opt(ctx, "from-file") == NULL &&
             isatty(STDIN_FILENO))
-            kind = remote_kind(ctx, argv[0], kbuf, sizeof(kbuf));
-        if ((r = remote_value(ctx, argv[0], kind, &value)) != 0)
+            needs = remote_needs_input(ctx, argv[0]);
+        if ((r = remote_value(ctx, argv[0], needs, &value)) != 0)
             return cli_fail(ctx, r);
         printf("%s%s:\n", dry ? "plan for " : "rotating ", argv[0]);
         r = remote_rotate_one(ctx, argv[0], 1, value, wait_ms);
@@ -265,7 +270,7 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
         const char *kind = json_string_value(json_object_get(e, "kind"));
         if (path == NULL || !picked(e, due))
             continue;
-        if (!dry && !isatty(STDIN_FILENO) && kind_is_manual(kind)) {
+        if (!dry && !isatty(STDIN_FILENO) && entry_needs_input(e)) {
             printf("%s: skipped: kind %s needs a value from a person: rekey rotate %s\n", path,
                    kind, path);
             skipped++;
@@ -274,7 +279,7 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
         if (dry)
             printf("plan for %s:\n", path);
         value = NULL;
-        if (remote_value(ctx, path, kind, &value) != 0) {
+        if (remote_value(ctx, path, entry_needs_input(e), &value) != 0) {
             fprintf(stderr, "%s: %s\n", path, ctx->err.msg);
             failed++;
             continue;
@@ -351,7 +356,7 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             enum secret_state s = st[i].state;
             if (s == STATE_NOT_IMPLEMENTED)
                 continue;
-            if (due && s != STATE_DUE && s != STATE_OVERDUE && s != STATE_FAILED)
+            if (due && !state_is_due(s))
                 continue;
             n++;
         }
@@ -385,11 +390,12 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             enum secret_state state = st[i].state;
             if (state == STATE_NOT_IMPLEMENTED)
                 continue;
-            if (due && state != STATE_DUE && state != STATE_OVERDUE && state != STATE_FAILED)
+            if (due && !state_is_due(state))
                 continue;
-            if (!dry && !isatty(STDIN_FILENO) && rotator_find(s->kind) != NULL &&
-                (rotator_find(s->kind)->flags & ROT_F_MANUAL_INPUT)) {
-                /* A person must supply this value; in a batch without a terminal, report it. */
+            if (!dry && !isatty(STDIN_FILENO) && state != STATE_PENDING &&
+                (rotator_flags(rotator_find(s->kind), s) & ROT_F_MANUAL_INPUT)) {
+                /* A person must supply this value; in a batch without a terminal, report it. A
+                 * pending candidate needs none: it is tried again. */
                 printf("%s: skipped: kind %s needs a value from a person: rekey rotate %s\n",
                        s->path, s->kind, s->path);
                 skipped++;

@@ -182,7 +182,7 @@ kind_is_automatic(const struct inv_secret *s)
 {
     const struct rotator_ops *ops = rotator_find(s->kind);
 
-    return ops != NULL && s->auto_rotate && !(ops->flags & ROT_F_MANUAL_INPUT);
+    return ops != NULL && s->auto_rotate && !(rotator_flags(ops, s) & ROT_F_MANUAL_INPUT);
 }
 
 /* The first due time of secret s strictly after now in a schedule of period every starting at

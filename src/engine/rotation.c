@@ -2,8 +2,11 @@
  *
  * Store records (all encrypted by the barrier):
  *   rot/lock/<path>      {"owner","expires"}              who rotates path now
- *   rot/journal/<path>   {"op","step","candidate","old",…} the step reached, committed with it
- *   rot/state/<path>     see rotstate.h                    failed / action-required
+ *   rot/journal/<path>   {"op","step","candidate","old",…} the step reached, committed with it;
+ *                        with "unavailable" (and no lock) the candidate is parked: its target
+ *                        did not answer, and the step runs again on the next `rekey rotate`
+ *   rot/state/<path>     see rotstate.h                    failed / action-required / pending
+ *   rot/fields/<path>    {"internal":[names]}              fields never rendered into consumers
  *   rot/finish/<path>    {"version","due","person"}        the previous value to retire
  *   rot/history/<path> <seq>                               one event per rotation
  * Every step commits its effect, the journal and a refreshed lock in one transaction whose
@@ -69,8 +72,13 @@ struct rot {
     char reason[160];
     char author[64];
     char undo_msg[256];
-    struct secret *new_value, *old_value;   /* the field's values */
-    struct secret *new_fields, *old_fields; /* whole data JSON */
+    char unavailable[256]; /* why the candidate is parked ("" while it runs) */
+    int attempts;          /* the candidate's tries that found the target unavailable */
+    const struct secret *new_value, *old_value; /* the entry's field, borrowed from the maps */
+    struct secret *new_fields, *old_fields;     /* whole data JSON */
+    struct rot_fields new_map, old_map;         /* the string fields of that data */
+    char **internal; /* names of fields never rendered (rot/fields/<path>), NULL-terminated */
+    size_t ninternal;
     struct rot_ctx rctx;
 };
 
@@ -267,23 +275,83 @@ lock_acquire(struct engine *e, const char *path, int64_t wait_ms, int64_t *rev,
 
 /* ---- loading values ---- */
 
+/* Reads the names of path's internal fields (rot/fields/<path>) into r->internal, once. */
 static int
-load_field(struct rot *r, uint64_t version, struct secret **value, struct secret **fields,
-           struct rk_error *err)
+load_internal(struct rot *r, struct rk_error *err)
+{
+    char key[KEY_MAX];
+    json_t *rec = NULL, *arr, *v;
+    size_t i;
+    int rc;
+
+    if (r->internal != NULL)
+        return 0;
+    key_of(key, sizeof(key), "fields", r->s->path);
+    rc = json_get_record(r->e->br, key, &rec, NULL, err);
+    if (rc == -RK_ENOTFOUND)
+        rk_error_clear(err);
+    else if (rc != 0)
+        return rc;
+    arr = json_object_get(rec, "internal");
+    if ((r->internal = calloc(json_array_size(arr) + 1, sizeof(*r->internal))) == NULL) {
+        json_decref(rec);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    json_array_foreach(arr, i, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        if ((r->internal[r->ninternal] = strdup(json_string_value(v))) == NULL) {
+            json_decref(rec);
+            return rk_error_set(err, RK_ENOMEM, "out of memory");
+        }
+        r->ninternal++;
+    }
+    json_decref(rec);
+    return 0;
+}
+
+/* Loads a version: its data (*json), the data's string fields (*map) and the entry's field
+ * (*value, borrowed from *map; NULL when the version lacks it, e.g. written by hand). */
+static int
+load_version(struct rot *r, uint64_t version, struct secret **json, struct rot_fields *map,
+             const struct secret **value, struct rk_error *err)
 {
     int rc;
-    const char *field = r->s->field ? r->s->field : "value";
 
-    rc = kv_get(r->e->kv, r->s->path, version, fields, NULL, err);
-    if (rc != 0)
+    *value = NULL;
+    if ((rc = load_internal(r, err)) != 0)
         return rc;
-    rc = kv_get_field(r->e->kv, r->s->path, version, field, value, err);
-    if (rc == -RK_ENOTFOUND) {
-        /* A version without the field (written by hand): treat as no value. */
-        *value = NULL;
-        return 0;
-    }
-    return rc;
+    if ((rc = kv_get(r->e->kv, r->s->path, version, json, NULL, err)) != 0)
+        return rc;
+    if ((rc = rot_fields_from_json(*json, (const char *const *)r->internal, r->ninternal, map,
+                                   err)) != 0)
+        return rc;
+    *value = rot_fields_get(map, rotator_field(r->s));
+    return 0;
+}
+
+/* The narrow reader a rotator gets in rot_ctx: one field of the current version of another
+ * secret (an admin key). The value goes to the rotator only; log lines and messages name the
+ * path and the field, never the value. */
+static int
+read_secret(void *arg, const char *path, const char *field, struct secret **out,
+            struct rk_error *err)
+{
+    struct rot *r = arg;
+    int rc;
+
+    *out = NULL;
+    if (path == NULL || field == NULL || field[0] == '\0')
+        return rk_error_set(err, RK_EINVAL, "%s: reading a secret needs a path and a field",
+                            r->s->path);
+    if (path_validate(path, strlen(path), err) != 0)
+        return rk_error_prefix(err, "%s: reading another secret", r->s->path);
+    rc = kv_get_field(r->e->kv, path, 0, field, out, err);
+    if (rc != 0)
+        return rk_error_prefix(err, "%s: reading field %.64s of %.256s", r->s->path, field, path);
+    log_debug("%s: the %s rotator read field %s of %s", r->s->path, r->s->kind, field, path);
+    return 0;
 }
 
 static void
@@ -293,8 +361,12 @@ rot_set_ctx(struct rot *r)
     r->rctx.input = r->opts ? r->opts->input : NULL;
     r->rctx.old_value = r->old_value;
     r->rctx.new_value = r->new_value;
+    r->rctx.old_fields = r->old_fields != NULL ? &r->old_map : NULL;
+    r->rctx.new_fields = r->new_fields != NULL ? &r->new_map : NULL;
     r->rctx.old_version = r->old;
     r->rctx.new_version = r->candidate;
+    r->rctx.read_secret = read_secret;
+    r->rctx.read_arg = r;
 }
 
 static void
@@ -302,11 +374,47 @@ rot_clear(struct rot *r)
 {
     if (r->ops != NULL && r->ops->cleanup != NULL)
         r->ops->cleanup(&r->rctx);
-    secret_free(r->new_value);
-    secret_free(r->old_value);
+    rot_fields_clear(&r->new_map);
+    rot_fields_clear(&r->old_map);
     secret_free(r->new_fields);
     secret_free(r->old_fields);
-    r->new_value = r->old_value = r->new_fields = r->old_fields = NULL;
+    r->new_value = r->old_value = NULL;
+    r->new_fields = r->old_fields = NULL;
+    for (size_t i = 0; i < r->ninternal; i++)
+        free(r->internal[i]);
+    free(r->internal);
+    r->internal = NULL;
+    r->ninternal = 0;
+}
+
+/* 1 when a journal record parks a candidate whose target was unavailable. */
+static int
+journal_parked(json_t *journal)
+{
+    return json_is_string(json_object_get(journal, "unavailable"));
+}
+
+/* 1 when a journal record is of operation op ("rotate", "rollback", "revoke"). */
+static int
+journal_op_is(json_t *journal, const char *op)
+{
+    const char *v = json_string_value(json_object_get(journal, "op"));
+
+    return v != NULL && strcmp(v, op) == 0;
+}
+
+/* Releases path's lock (best effort: a lock left behind expires and is taken over). */
+static void
+lock_release(struct engine *e, const char *path, int64_t rev)
+{
+    struct barrier_txn *t = barrier_txn_new(e->br);
+    struct rk_error e2 = {0};
+    char lk[KEY_MAX];
+
+    key_of(lk, sizeof(lk), "lock", path);
+    if (t != NULL && barrier_txn_cmp(t, lk, rev) == 0 && barrier_txn_del(t, lk) == 0)
+        (void)barrier_txn_commit(t, NULL, &e2);
+    barrier_txn_free(t);
 }
 
 /* ---- journal and step commits ---- */
@@ -314,16 +422,32 @@ rot_clear(struct rot *r)
 static json_t *
 journal_record(struct rot *r)
 {
-    return json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:s}", "op", op_names[r->op],
-                     "step", step_names[r->step], "candidate", (json_int_t)r->candidate, "old",
-                     (json_int_t)r->old, "reason", r->reason, "author", r->author, "started",
-                     (json_int_t)r->started_us, "promoted", r->promoted, "target_stage",
-                     kv_stage_name(r->target_stage), "undo_msg", r->undo_msg);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:s, s:i}", "op", op_names[r->op],
+                  "step", step_names[r->step], "candidate", (json_int_t)r->candidate, "old",
+                  (json_int_t)r->old, "reason", r->reason, "author", r->author, "started",
+                  (json_int_t)r->started_us, "promoted", r->promoted, "target_stage",
+                  kv_stage_name(r->target_stage), "undo_msg", r->undo_msg, "attempts", r->attempts);
+
+    if (j != NULL && r->unavailable[0] != '\0' &&
+        json_object_set_new(j, "unavailable", json_string(r->unavailable)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
-/* Adds the lock refresh (fenced by the lock's revision) and the journal to t, commits it. */
+/* What a step's commit does with the lock and the journal. */
+enum commit_mode {
+    COMMIT_DONE = 0, /* the rotation ended: both go */
+    COMMIT_STEP = 1, /* the lock is refreshed, the journal records the step */
+    COMMIT_PARK = 2, /* the journal stays (parked candidate), the lock goes */
+};
+
+/* Adds the lock refresh or removal (fenced by the lock's revision) and the journal to t,
+ * commits it. */
 static int
-commit_step(struct rot *r, struct barrier_txn *t, int keep_journal, struct rk_error *err)
+commit_step(struct rot *r, struct barrier_txn *t, enum commit_mode mode, struct rk_error *err)
 {
     char lk[KEY_MAX], jk[KEY_MAX];
     int rc;
@@ -332,9 +456,9 @@ commit_step(struct rot *r, struct barrier_txn *t, int keep_journal, struct rk_er
     key_of(jk, sizeof(jk), "journal", r->s->path);
     rc = barrier_txn_cmp(t, lk, r->lock_rev);
     if (rc == 0)
-        rc = keep_journal ? txn_put_json(t, lk, lock_record(r->e)) : barrier_txn_del(t, lk);
+        rc = mode == COMMIT_STEP ? txn_put_json(t, lk, lock_record(r->e)) : barrier_txn_del(t, lk);
     if (rc == 0)
-        rc = keep_journal ? txn_put_json(t, jk, journal_record(r)) : barrier_txn_del(t, jk);
+        rc = mode != COMMIT_DONE ? txn_put_json(t, jk, journal_record(r)) : barrier_txn_del(t, jk);
     if (rc != 0)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     rc = barrier_txn_commit(t, &r->lock_rev, err);
@@ -438,6 +562,8 @@ run_hooks(struct rot *r, const char *step, struct hook_def *const *hooks, size_t
     hc.old_value = oldv;
     hc.new_fields_json = newf;
     hc.old_fields_json = oldf;
+    hc.internal_fields = (const char *const *)r->internal;
+    hc.ninternal = r->ninternal;
     progress(r, step, "running %zu hook%s", n, n == 1 ? "" : "s");
     return hook_run_list(hooks, n, &hc, err);
 }
@@ -532,7 +658,7 @@ do_complete(struct rot *r, struct rk_error *err)
         rc = txn_put_json(t, fk,
                           json_pack("{s:I, s:I, s:b}", "version", (json_int_t)r->old, "due",
                                     (json_int_t)(time_now() + grace), "person",
-                                    (r->ops->flags & ROT_F_PERSON_FINISHES) != 0));
+                                    (rotator_flags(r->ops, r->s) & ROT_F_PERSON_FINISHES) != 0));
     snprintf(msg, sizeof(msg), "v%llu -> v%llu (%s)", (unsigned long long)r->old,
              (unsigned long long)r->candidate, r->res->new_fp);
     if (rc == 0)
@@ -620,6 +746,65 @@ fail_and_undo(struct rot *r, const char *step, struct rk_error *err)
     return do_undo(r, err);
 }
 
+/* The target did not answer: the candidate stays pending. The journal keeps the step reached
+ * and why, the lock goes, the rotation record says `pending` with a retry time, and the
+ * history gets a "pending" event; `rekey rotate PATH` (or the daemon after next_retry) runs
+ * the step again with the same candidate. Nothing is undone, so a value a person typed in is
+ * never lost to an outage. Returns -RK_EUNAVAILABLE, or a store error. */
+static int
+do_park(struct rot *r, const char *step, struct rk_error *err)
+{
+    struct barrier_txn *t;
+    struct rot_state st;
+    int rc;
+
+    r->attempts++;
+    snprintf(r->unavailable, sizeof(r->unavailable), "%s: %s", step, err->msg);
+    utf8_trim_tail(r->unavailable);
+    if ((t = barrier_txn_new(r->e->br)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    memset(&st, 0, sizeof(st));
+    st.state = ROT_PENDING;
+    st.since = time_now();
+    st.failures = r->attempts;
+    st.next_retry = st.since + backoff_retry_delay(r->s->every, r->attempts);
+    snprintf(st.message, sizeof(st.message), "target unavailable: %s", r->unavailable);
+    utf8_trim_tail(st.message);
+    rc = rotstate_put(t, r->s->path, &st);
+    if (rc == 0)
+        rc = history_add(t, r->s->path, op_names[r->op], "pending", r->old, r->candidate, r->author,
+                         r->reason, st.message, (time_now_us() - r->started_us) / 1000);
+    if (rc == 0)
+        rc = commit_step(r, t, COMMIT_PARK, err);
+    else
+        rk_error_set(err, RK_ENOMEM, "out of memory");
+    barrier_txn_free(t);
+    if (rc != 0)
+        return rc;
+    r->res->pending = 1;
+    snprintf(r->res->message, sizeof(r->res->message),
+             "v%llu stays pending: target unavailable: %s", (unsigned long long)r->candidate,
+             r->unavailable);
+    utf8_trim_tail(r->res->message);
+    log_warn("%s: v%llu stays pending (try %d): target unavailable: %s", r->s->path,
+             (unsigned long long)r->candidate, r->attempts, r->unavailable);
+    return rk_error_set(err, RK_EUNAVAILABLE,
+                        "target unavailable: %s; v%llu stays pending: 'rekey rotate %s' tries "
+                        "it again",
+                        r->unavailable, (unsigned long long)r->candidate, r->s->path);
+}
+
+/* A step failed: a target that did not answer parks the candidate, anything else undoes it.
+ * A reload that timed out is undone (a rollout that hangs may be the new value's fault); one
+ * whose target says it is unavailable waits like the others. */
+static int
+step_failed(struct rot *r, const char *step, int rc, struct rk_error *err)
+{
+    if (rc == -RK_EUNAVAILABLE || (rc == -RK_ETIMEOUT && r->step != STEP_PROMOTED))
+        return do_park(r, step, err);
+    return fail_and_undo(r, step, err);
+}
+
 /* Runs the retire of the previous value (finish step), inside the engine lock. */
 static int finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
                          struct rk_error *err);
@@ -634,7 +819,7 @@ run_from(struct rot *r, struct rk_error *err)
     case STEP_CREATED:
         progress(r, "apply", "making the target accept v%llu", (unsigned long long)r->candidate);
         if ((rc = do_apply(r, err)) != 0)
-            return rc == -RK_EBUSY || rc == -RK_EIO ? rc : fail_and_undo(r, "apply", err);
+            return rc == -RK_EBUSY || rc == -RK_EIO ? rc : step_failed(r, "apply", rc, err);
         if ((rc = commit_journal_only(r, STEP_APPLIED, err)) != 0)
             return rc;
         crash_point("apply");
@@ -642,7 +827,7 @@ run_from(struct rot *r, struct rk_error *err)
     case STEP_APPLIED:
         progress(r, "test", "proving v%llu works", (unsigned long long)r->candidate);
         if ((rc = do_test(r, err)) != 0)
-            return fail_and_undo(r, "test", err);
+            return step_failed(r, "test", rc, err);
         if ((rc = commit_journal_only(r, STEP_TESTED, err)) != 0)
             return rc;
         crash_point("test");
@@ -657,7 +842,7 @@ run_from(struct rot *r, struct rk_error *err)
     case STEP_PROMOTED:
         progress(r, "reload", "telling the consumers");
         if ((rc = do_reload(r, err)) != 0)
-            return fail_and_undo(r, "reload", err);
+            return step_failed(r, "reload", rc, err);
         if ((rc = do_complete(r, err)) != 0)
             return rc;
         crash_point("reload");
@@ -684,12 +869,12 @@ prior_failures(struct rot *r)
     return 0;
 }
 
-/* Builds the new data: the current data with the field replaced (other fields kept). */
+/* Builds the new data: the current data with every field create made set (the other fields
+ * kept); one made field over a current version of at most one field is stored alone. */
 static int
-build_data(struct rot *r, const struct secret *value, struct secret **data, char *fp,
+build_data(struct rot *r, const struct rot_fields *made, struct secret **data, char *fp,
            struct rk_error *err)
 {
-    const char *field = r->s->field ? r->s->field : "value";
     json_t *obj = NULL;
     json_error_t jerr;
     char *text;
@@ -700,11 +885,19 @@ build_data(struct rot *r, const struct secret *value, struct secret **data, char
         obj = json_loadb((const char *)r->old_fields->data, r->old_fields->len, 0, &jerr);
     if (obj == NULL || json_object_size(obj) <= 1) {
         json_decref(obj);
-        return kv_data_single(field, value, data, fp, err);
+        if (made->n == 1)
+            return kv_data_single(made->v[0].name, made->v[0].value, data, fp, err);
+        if ((obj = json_object()) == NULL)
+            return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
-    if (json_object_set_new(obj, field, json_stringn((const char *)value->data, value->len)) != 0) {
-        json_decref(obj);
-        return rk_error_set(err, RK_EINVAL, "the new value is not valid UTF-8");
+    for (size_t i = 0; i < made->n; i++) {
+        const struct rot_field *f = &made->v[i];
+        if (json_object_set_new(obj, f->name,
+                                json_stringn((const char *)f->value->data, f->value->len)) != 0) {
+            json_decref(obj);
+            return rk_error_set(err, RK_EINVAL, "the new value of field %s is not valid UTF-8",
+                                f->name);
+        }
     }
     text = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(obj);
@@ -719,21 +912,85 @@ build_data(struct rot *r, const struct secret *value, struct secret **data, char
     return rc;
 }
 
+/* Checks what create made (at least one field; the entry's own field never internal) and adds
+ * the names of its internal fields to r->internal. *rec gets the new rot/fields record when a
+ * name was added, else NULL. */
+static int
+merge_internal(struct rot *r, const struct rot_fields *made, json_t **rec, struct rk_error *err)
+{
+    const char *field = rotator_field(r->s);
+    size_t add = 0;
+    char **nv;
+    json_t *arr;
+
+    *rec = NULL;
+    if (made->n == 0)
+        return rk_error_set(err, RK_EINTERNAL, "kind %s made no value for %s", r->s->kind,
+                            r->s->path);
+    for (size_t i = 0; i < made->n; i++) {
+        int known = 0;
+        if (!(made->v[i].flags & ROT_FIELD_INTERNAL))
+            continue;
+        if (strcmp(made->v[i].name, field) == 0)
+            return rk_error_set(err, RK_EINTERNAL,
+                                "kind %s marked the entry's field %s of %s internal", r->s->kind,
+                                field, r->s->path);
+        for (size_t j = 0; j < r->ninternal; j++)
+            known |= strcmp(r->internal[j], made->v[i].name) == 0;
+        add += !known;
+    }
+    if (add == 0)
+        return 0;
+    if ((nv = realloc(r->internal, (r->ninternal + add + 1) * sizeof(*nv))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    r->internal = nv;
+    for (size_t i = 0; i < made->n; i++) {
+        int known = 0;
+        if (!(made->v[i].flags & ROT_FIELD_INTERNAL))
+            continue;
+        for (size_t j = 0; j < r->ninternal; j++)
+            known |= strcmp(r->internal[j], made->v[i].name) == 0;
+        if (known)
+            continue;
+        if ((r->internal[r->ninternal] = strdup(made->v[i].name)) == NULL)
+            return rk_error_set(err, RK_ENOMEM, "out of memory");
+        r->ninternal++;
+    }
+    r->internal[r->ninternal] = NULL;
+    if ((arr = json_array()) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    for (size_t j = 0; j < r->ninternal; j++)
+        if (json_array_append_new(arr, json_string(r->internal[j])) != 0) {
+            json_decref(arr);
+            return rk_error_set(err, RK_ENOMEM, "out of memory");
+        }
+    if ((*rec = json_pack("{s:o}", "internal", arr)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    return 0;
+}
+
 static int
 do_create(struct rot *r, struct rk_error *err)
 {
-    struct secret *value = NULL, *data = NULL;
+    struct rot_fields made;
+    struct secret *data = NULL;
     struct kv_meta *m = NULL;
     struct barrier_txn *t = NULL;
     struct rot_state st;
+    json_t *internal = NULL;
     int64_t rev = 0;
-    char fp[FINGERPRINT_LEN + 1];
+    char fp[FINGERPRINT_LEN + 1], fk[KEY_MAX];
     int rc;
 
-    rot_set_ctx(r);
-    if ((rc = r->ops->create(&r->rctx, &value, err)) != 0)
+    rot_fields_init(&made);
+    if ((rc = load_internal(r, err)) != 0)
         return rc;
-    if ((rc = build_data(r, value, &data, fp, err)) != 0)
+    rot_set_ctx(r);
+    if ((rc = r->ops->create(&r->rctx, &made, err)) != 0)
+        goto out;
+    if ((rc = merge_internal(r, &made, &internal, err)) != 0)
+        goto out;
+    if ((rc = build_data(r, &made, &data, fp, err)) != 0)
         goto out;
     rc = kv_meta_load(r->e->kv, r->s->path, &m, &rev, err);
     if (rc == -RK_ENOTFOUND) {
@@ -761,20 +1018,31 @@ do_create(struct rot *r, struct rk_error *err)
         goto out;
     if ((rc = rotstate_put(t, r->s->path, &st)) != 0)
         goto out;
+    key_of(fk, sizeof(fk), "fields", r->s->path);
+    if (internal != NULL) {
+        rc = txn_put_json(t, fk, internal); /* takes internal */
+        internal = NULL;
+        if (rc != 0)
+            goto out;
+    }
     r->step = STEP_CREATED;
-    if ((rc = commit_step(r, t, 1, err)) != 0)
+    if ((rc = commit_step(r, t, COMMIT_STEP, err)) != 0)
         goto out;
     memcpy(r->res->new_fp, fp, sizeof(r->res->new_fp));
     r->res->new_version = r->candidate;
-    r->new_value = value;
-    value = NULL;
     r->new_fields = data;
     data = NULL;
+    /* The candidate's fields as a resumed rotation reads them: the whole stored data. */
+    if ((rc = rot_fields_from_json(r->new_fields, (const char *const *)r->internal, r->ninternal,
+                                   &r->new_map, err)) != 0)
+        goto out;
+    r->new_value = rot_fields_get(&r->new_map, rotator_field(r->s));
     progress(r, "create", "stored v%llu (%s) as pending", (unsigned long long)r->candidate, fp);
 out:
     barrier_txn_free(t);
     kv_meta_free(m);
-    secret_free(value);
+    rot_fields_clear(&made);
+    json_decref(internal);
     secret_free(data);
     return rc;
 }
@@ -826,12 +1094,11 @@ prepare_rollback(struct rot *r, struct rk_error *err)
     memcpy(r->res->new_fp, vm->fingerprint, sizeof(r->res->new_fp));
     r->res->new_version = r->candidate;
     kv_meta_free(m);
-    if ((rc = load_field(r, r->candidate, &r->new_value, &r->new_fields, err)) != 0)
+    if ((rc = load_version(r, r->candidate, &r->new_fields, &r->new_map, &r->new_value, err)) != 0)
         return rc;
     if (r->new_value == NULL)
         return rk_error_set(err, RK_EINVAL, "version %llu of %s has no field %s",
-                            (unsigned long long)r->candidate, r->s->path,
-                            r->s->field ? r->s->field : "value");
+                            (unsigned long long)r->candidate, r->s->path, rotator_field(r->s));
     t = barrier_txn_new(r->e->br);
     if (t == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -857,12 +1124,29 @@ prepare_rollback(struct rot *r, struct rk_error *err)
 static void
 dry_run(struct rot *r)
 {
-    char grace[24];
+    unsigned flags = rotator_flags(r->ops, r->s);
+    char grace[24], jk[KEY_MAX];
+    json_t *journal = NULL;
+    struct rk_error e2 = {0};
 
+    key_of(jk, sizeof(jk), "journal", r->s->path);
+    if (r->op != ROT_OP_ROLLBACK && json_get_record(r->e->br, jk, &journal, NULL, &e2) == 0 &&
+        journal_parked(journal)) {
+        /* A candidate waits for its target: a rotation takes it up again, it makes no other. */
+        progress(r, "resume", "would try v%lld again from its %s step (target unavailable: %s)",
+                 (long long)json_integer_value(json_object_get(journal, "candidate")),
+                 json_string_value(json_object_get(journal, "step"))
+                     ? json_string_value(json_object_get(journal, "step"))
+                     : "?",
+                 json_string_value(json_object_get(journal, "unavailable")));
+        json_decref(journal);
+        return;
+    }
+    json_decref(journal);
     if (r->op == ROT_OP_ROLLBACK)
         progress(r, "create", "would roll back to %s",
                  r->opts->to_version ? "the given version" : "the previous version");
-    else if (r->ops->flags & ROT_F_MANUAL_INPUT)
+    else if (flags & ROT_F_MANUAL_INPUT)
         progress(r, "create", "would read a new value from a person (stdin, file or prompt)%s%s",
                  r->s->pattern ? " and check it against " : "", r->s->pattern ? r->s->pattern : "");
     else
@@ -879,12 +1163,20 @@ dry_run(struct rot *r)
              r->s->nreload == 1 ? "" : "s");
     duration_format(r->op == ROT_OP_REVOKE ? 0 : r->s->grace, grace, sizeof(grace));
     progress(r, "finish", "would retire the previous value after a grace of %s%s", grace,
-             (r->ops->flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)" : "");
+             (flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)" : "");
 }
 
 static int resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
-                       const struct rotate_opts *opts, struct rotate_result *res,
+                       const struct rotate_opts *opts, int op, int drop, struct rotate_result *res,
                        struct rk_error *err);
+
+/* 1 when the caller hands create a value (a manual kind's --from-stdin, --from-file, a value in
+ * an API request); a prompt that may be shown is not one. */
+static int
+input_given(const struct rot_input *in)
+{
+    return in != NULL && (in->value != NULL || in->from_stdin || in->from_file != NULL);
+}
 
 int
 engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts,
@@ -924,14 +1216,38 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
     }
     if ((rc = lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
         return rc;
-    /* An interrupted rotation of this path goes first: finish or undo it. */
     key_of(jk, sizeof(jk), "journal", path);
     rc = json_get_record(e->br, jk, &journal, NULL, err);
-    if (rc == 0) {
-        struct rotate_result prev;
-        memset(&prev, 0, sizeof(prev));
-        rc = resume_path(e, path, r.lock_rev, journal, NULL, &prev, err);
+    if (rc == 0 && journal_parked(journal) &&
+        (r.op != ROT_OP_ROLLBACK || journal_op_is(journal, "rollback"))) {
+        /* A candidate waits for its target: this rotation is that one, tried again (a revoke
+         * retires the old value at once when it passes). A second value would leave two. */
+        if (input_given(opts->input)) {
+            rc = rk_error_set(err, RK_EINVAL,
+                              "v%lld of %s waits for its target (unavailable: %.200s); run "
+                              "'rekey rotate %s' without a new value to try it again",
+                              (long long)json_integer_value(json_object_get(journal, "candidate")),
+                              path, json_string_value(json_object_get(journal, "unavailable")),
+                              path);
+            json_decref(journal);
+            lock_release(e, path, r.lock_rev);
+            return rc;
+        }
+        rc = resume_path(e, path, r.lock_rev, journal, opts,
+                         r.op == ROT_OP_REVOKE ? ROT_OP_REVOKE : -1, 0, res, err);
         json_decref(journal);
+        return rc;
+    }
+    if (rc == 0) {
+        /* An interrupted rotation of this path goes first: finish or undo it. A rollback drops a
+         * candidate that waits for its target (a person asked for a known version). */
+        struct rotate_result prev;
+        int parked = journal_parked(journal);
+        memset(&prev, 0, sizeof(prev));
+        rc = resume_path(e, path, r.lock_rev, journal, NULL, -1, parked, &prev, err);
+        json_decref(journal);
+        if (rc == -RK_EUNAVAILABLE)
+            *res = prev;
         if (rc != 0 && rc != -RK_EHOOK)
             return rc;
         log_info("%s: recovered an interrupted rotation first: %s", path, prev.message);
@@ -950,7 +1266,7 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
         if (rc == 0) {
             r.old = vm.version;
             memcpy(res->old_fp, vm.fingerprint, sizeof(res->old_fp));
-            rc = load_field(&r, r.old, &r.old_value, &r.old_fields, err);
+            rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err);
         } else if (rc == -RK_ENOTFOUND) {
             rc = 0;
             rk_error_clear(err);
@@ -961,13 +1277,7 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
         rc = r.op == ROT_OP_ROLLBACK ? prepare_rollback(&r, err) : do_create(&r, err);
     if (rc != 0) {
         /* Nothing was stored: release the lock (best effort) and report. */
-        struct barrier_txn *t = barrier_txn_new(e->br);
-        struct rk_error e2 = {0};
-        char lk[KEY_MAX];
-        key_of(lk, sizeof(lk), "lock", path);
-        if (t != NULL && barrier_txn_cmp(t, lk, r.lock_rev) == 0 && barrier_txn_del(t, lk) == 0)
-            (void)barrier_txn_commit(t, NULL, &e2);
-        barrier_txn_free(t);
+        lock_release(e, path, r.lock_rev);
         rot_clear(&r);
         return rc;
     }
@@ -983,17 +1293,20 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
     return rc;
 }
 
-/* Rebuilds a rotation from its journal and runs it to the end (or undoes it). */
+/* Rebuilds a rotation from its journal and runs it to the end (or undoes it). op >= 0
+ * replaces the journal's operation (a revoke takes up a parked rotation); drop undoes the
+ * candidate instead of running it (a rollback over a parked candidate). */
 static int
 resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
-            const struct rotate_opts *opts, struct rotate_result *res, struct rk_error *err)
+            const struct rotate_opts *opts, int op_override, int drop, struct rotate_result *res,
+            struct rk_error *err)
 {
     struct rot r;
     struct rotate_opts none;
     const char *op = NULL, *step = NULL, *reason = "", *author = "", *tstage = "retired";
-    const char *undo = "";
+    const char *undo = "", *unavailable = NULL;
     json_int_t cand = 0, old = 0, started = 0;
-    int promoted = 0, rc;
+    int promoted = 0, attempts = 0, rc;
 
     memset(&r, 0, sizeof(r));
     memset(&none, 0, sizeof(none));
@@ -1001,10 +1314,11 @@ resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journa
     r.opts = opts ? opts : &none;
     r.res = res;
     r.lock_rev = lock_rev;
-    if (json_unpack(journal, "{s:s, s:s, s:I, s:I, s?s, s?s, s?I, s?b, s?s, s?s}", "op", &op,
-                    "step", &step, "candidate", &cand, "old", &old, "reason", &reason, "author",
-                    &author, "started", &started, "promoted", &promoted, "target_stage", &tstage,
-                    "undo_msg", &undo) != 0)
+    if (json_unpack(journal, "{s:s, s:s, s:I, s:I, s?s, s?s, s?I, s?b, s?s, s?s, s?i, s?s}", "op",
+                    &op, "step", &step, "candidate", &cand, "old", &old, "reason", &reason,
+                    "author", &author, "started", &started, "promoted", &promoted, "target_stage",
+                    &tstage, "undo_msg", &undo, "attempts", &attempts, "unavailable",
+                    &unavailable) != 0)
         return rk_error_set(err, RK_ECORRUPT, "the rotation journal of %s does not parse", path);
     r.s = inventory_find(e->inv, path);
     if (r.s == NULL)
@@ -1018,6 +1332,9 @@ resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journa
     for (int i = 0; i < 3; i++)
         if (strcmp(op, op_names[i]) == 0)
             r.op = (enum rot_op)i;
+    if (op_override >= 0)
+        r.op = (enum rot_op)op_override;
+    r.attempts = attempts;
     r.step = STEP_CREATED;
     for (int i = 0; i < 5; i++)
         if (strcmp(step, step_names[i]) == 0)
@@ -1032,15 +1349,26 @@ resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journa
     snprintf(r.undo_msg, sizeof(r.undo_msg), "%s", undo);
     res->old_version = r.old;
     res->new_version = r.candidate;
-    rc = load_field(&r, r.candidate, &r.new_value, &r.new_fields, err);
+    rc = load_version(&r, r.candidate, &r.new_fields, &r.new_map, &r.new_value, err);
     if (rc == 0 && r.old != 0)
-        rc = load_field(&r, r.old, &r.old_value, &r.old_fields, err);
+        rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err);
     if (rc == 0) {
         struct kv_version_meta vm;
         if (kv_get(e->kv, path, r.candidate, NULL, &vm, err) == 0)
             memcpy(res->new_fp, vm.fingerprint, sizeof(res->new_fp));
         rk_error_clear(err);
-        rc = run_from(&r, err);
+        if (drop && r.step != STEP_UNDOING) {
+            snprintf(r.undo_msg, sizeof(r.undo_msg),
+                     "v%llu dropped for a rollback (it waited for its target: %s)",
+                     (unsigned long long)r.candidate, unavailable ? unavailable : "?");
+            utf8_trim_tail(r.undo_msg);
+            rc = do_undo(&r, err);
+        } else {
+            if (unavailable != NULL)
+                progress(&r, "resume", "v%llu waited for its target (%s); trying again",
+                         (unsigned long long)r.candidate, unavailable);
+            rc = run_from(&r, err);
+        }
     }
     if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
         struct rk_error e2 = {0};
@@ -1118,14 +1446,31 @@ engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *
         key_of(jk, sizeof(jk), "journal", path);
         if (rc == 0)
             rc = json_get_record(e->br, jk, &journal, NULL, &e2);
+        if (rc == 0 && journal_parked(journal)) {
+            /* Not interrupted: a candidate waits for its target. Recovery neither undoes nor
+             * retries it; `rekey rotate PATH` and the daemon (after next_retry) do. */
+            char msg[400];
+            snprintf(msg, sizeof(msg), "v%lld waits for its target (unavailable: %s)",
+                     (long long)json_integer_value(json_object_get(journal, "candidate")),
+                     json_string_value(json_object_get(journal, "unavailable")));
+            utf8_trim_tail(msg);
+            json_decref(journal);
+            lock_release(e, path, lock_rev);
+            if (cb)
+                cb(arg, path, "pending", msg);
+            continue;
+        }
         if (rc == 0)
-            rc = resume_path(e, path, lock_rev, journal, NULL, &res, &e2);
+            rc = resume_path(e, path, lock_rev, journal, NULL, -1, 0, &res, &e2);
         json_decref(journal);
         acted++;
         if (rc == 0) {
             log_info("recovered %s: resumed and completed: %s", path, res.message);
             if (cb)
                 cb(arg, path, "resumed", res.message);
+        } else if (rc == -RK_EUNAVAILABLE && res.pending) {
+            if (cb)
+                cb(arg, path, "pending", res.message);
         } else if (rc == -RK_EHOOK && res.rolled_back) {
             log_warn("recovered %s: rolled back: %s", path, res.message);
             if (cb)
@@ -1170,6 +1515,22 @@ engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *
     return first;
 }
 
+/* What a person must do for an action-required item of version: the rotator's hint (with the
+ * console URL) or a generic line. Never a secret. */
+static void
+action_line(const struct rotator_ops *ops, const struct inv_secret *s, uint64_t version, char *buf,
+            size_t len)
+{
+    char hint[160] = "";
+
+    if (ops != NULL && ops->action_hint != NULL && ops->action_hint(s, hint, sizeof(hint)) == 0 &&
+        hint[0] != '\0')
+        snprintf(buf, len, "v%llu: %s", (unsigned long long)version, hint);
+    else
+        snprintf(buf, len, "retire v%llu at the provider", (unsigned long long)version);
+    utf8_trim_tail(buf);
+}
+
 static int
 finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, struct rk_error *err)
 {
@@ -1206,7 +1567,7 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
     if (r.ops == NULL)
         return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", s->kind);
     if (r.ops->retire != NULL) {
-        if ((rc = load_field(&r, r.old, &r.old_value, &r.old_fields, err)) != 0 &&
+        if ((rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err)) != 0 &&
             rc != -RK_ENOTFOUND)
             goto out;
         rot_set_ctx(&r);
@@ -1234,14 +1595,14 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
         rc = barrier_txn_cmp(t, fk, frev);
     if (rc == 0)
         rc = barrier_txn_del(t, fk);
-    if (rc == 0 && (person || (r.ops->flags & ROT_F_PERSON_FINISHES))) {
+    if (rc == 0 && (person || (rotator_flags(r.ops, s) & ROT_F_PERSON_FINISHES))) {
         struct rot_state st;
         memset(&st, 0, sizeof(st));
         st.state = ROT_ACTION_REQUIRED;
         st.since = time_now();
-        snprintf(st.message, sizeof(st.message),
-                 "retire v%llu at the provider, then run: rekey done %s", (unsigned long long)r.old,
-                 s->path);
+        action_line(r.ops, s, r.old, st.action, sizeof(st.action));
+        snprintf(st.message, sizeof(st.message), "%s, then run: rekey done %s", st.action, s->path);
+        utf8_trim_tail(st.message);
         rc = rotstate_put(t, s->path, &st);
     }
     if (rc == 0)
@@ -1325,6 +1686,20 @@ engine_pending_finishes(struct engine *e, finish_cb cb, void *arg, struct rk_err
     struct finish_iter fi = {e, cb, arg};
 
     return barrier_list(e->br, "rot/finish/", NULL, 0, finish_iter_cb, &fi, err);
+}
+
+int
+engine_action(struct engine *e, const char *path, char *buf, size_t len, struct rk_error *err)
+{
+    struct rot_state st;
+    int rc;
+
+    if ((rc = rotstate_get(e->br, path, &st, err)) != 0 || st.state != ROT_ACTION_REQUIRED)
+        return rc == 0 || rc == -RK_ENOTFOUND
+                   ? rk_error_set(err, RK_ENOTFOUND, "%s has no open action-required item", path)
+                   : rc;
+    snprintf(buf, len, "%s", st.action[0] != '\0' ? st.action : st.message);
+    return 0;
 }
 
 int

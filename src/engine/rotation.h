@@ -44,6 +44,7 @@ struct rotate_result {
     uint64_t old_version, new_version;
     char old_fp[FINGERPRINT_LEN + 1], new_fp[FINGERPRINT_LEN + 1];
     int rolled_back;   /* the candidate failed and the old value was kept */
+    int pending;       /* the target was unavailable: the candidate waits (new_version) */
     char message[256]; /* what happened, for people; never a secret */
 };
 
@@ -55,17 +56,24 @@ void engine_free(struct engine *e);
 void engine_set_inventory(struct engine *e, const struct inventory *inv);
 
 /* Rotates (or rolls back, or revokes) path. Returns 0 when the new value is current and the
- * consumers reloaded; -RK_EHOOK / -RK_ETIMEOUT when a step failed and the old value was kept
- * (res->rolled_back = 1); -RK_EBUSY when another rotation holds the lock; -RK_ENOTIMPL for a kind
- * with no rotator ("kind X is not implemented yet"); -RK_ENOTFOUND for a path not in the
- * inventory; or a store error (the journal then lets the next start finish or undo the step). */
+ * consumers reloaded; -RK_EHOOK when a step failed and the old value was kept
+ * (res->rolled_back = 1); -RK_EUNAVAILABLE when the target did not answer (timeout, refused
+ * connection, 429, 5xx) and the candidate stays pending (res->pending = 1; the journal keeps it
+ * and the rotation record says `pending`); -RK_EBUSY when another rotation holds the lock;
+ * -RK_ENOTIMPL for a kind with no rotator ("kind X is not implemented yet"); -RK_ENOTFOUND for
+ * a path not in the inventory; -RK_EINVAL for a new value given while a candidate is pending;
+ * or a store error (the journal then lets the next start finish or undo the step).
+ * A pending candidate is taken up again, never replaced: a rotate (or revoke) of its path runs
+ * its step again with the same value and asks for no other; a rollback drops it first. */
 int engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts,
                   struct rotate_result *res, struct rk_error *err);
 
-/* What recovery did for one path: "resumed", "rolled back", "finished", "nothing". */
+/* What recovery did for one path: "resumed", "rolled back", "finished", "pending", "busy",
+ * "failed". */
 typedef void (*recover_cb)(void *arg, const char *path, const char *what, const char *msg);
 
-/* Finishes or undoes every interrupted rotation (journals whose lock holder is gone), then runs
+/* Finishes or undoes every interrupted rotation (journals whose lock holder is gone; a pending
+ * candidate is not interrupted: it is reported as "pending" and left alone), then runs
  * the finish step of every rotation whose grace has passed at now. Returns 0, or the first error
  * (the other paths are still processed). *count (may be NULL) gets the number of paths acted on. */
 int engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *count,
@@ -79,6 +87,11 @@ int engine_finish(struct engine *e, const char *path, int64_t now, int force, st
 typedef int (*finish_cb)(void *arg, const char *path, int64_t due);
 int engine_pending_finishes(struct engine *e, finish_cb cb, void *arg, struct rk_error *err);
 
+/* What path's open action-required item asks a person to do (the rotator's action hint, e.g.
+ * "v3: delete the old key at https://…"), into buf. Returns 0 or -RK_ENOTFOUND when none is
+ * open. Never a secret. */
+int engine_action(struct engine *e, const char *path, char *buf, size_t len, struct rk_error *err);
+
 /* Closes path's action-required item (a person retired the old value). Returns 0 or
  * -RK_ENOTFOUND when none is open. */
 int engine_done(struct engine *e, const char *path, const char *author, struct rk_error *err);
@@ -87,7 +100,7 @@ int engine_done(struct engine *e, const char *path, const char *author, struct r
 struct rot_event {
     int64_t time_us;
     char op[16];     /* rotate, rollback, revoke, put, finish, done, recover */
-    char result[16]; /* ok, failed, rolled-back */
+    char result[16]; /* ok, failed, rolled-back, pending */
     uint64_t from_version, to_version;
     char author[64];
     char reason[160];

@@ -17,6 +17,7 @@ static const char *const state_names[] = {
     [STATE_FAILED] = "failed",
     [STATE_ACTION_REQUIRED] = "action-required",
     [STATE_NOT_IMPLEMENTED] = "not-implemented",
+    [STATE_PENDING] = "pending",
 };
 
 const char *
@@ -121,6 +122,8 @@ status_one(struct kv *kv, const struct inv_secret *s, int64_t now, enum rot_know
         st->state = STATE_FAILED;
     else if (rs.state == ROT_ACTION_REQUIRED)
         st->state = STATE_ACTION_REQUIRED;
+    else if (rs.state == ROT_PENDING)
+        st->state = STATE_PENDING;
     snprintf(st->detail, sizeof(st->detail), "%s", rs.message);
     return 0;
 }

@@ -21,6 +21,7 @@ enum secret_state {
     STATE_FAILED,          /* the last rotation failed */
     STATE_ACTION_REQUIRED, /* a person must finish something (rekey done PATH) */
     STATE_NOT_IMPLEMENTED, /* the kind has no rotator yet */
+    STATE_PENDING,         /* a candidate waits for its target (unavailable); retried */
 };
 
 struct secret_status {
@@ -33,7 +34,8 @@ struct secret_status {
     char detail[160]; /* why (e.g. the failure message), may be "" */
 };
 
-/* The state's name: ok, due, overdue, rotating, failed, action-required, not-implemented. */
+/* The state's name: ok, due, overdue, rotating, failed, action-required, not-implemented,
+ * pending. */
 const char *secret_state_name(enum secret_state st);
 
 /* 1 when st makes `rekey status` exit 1 (overdue, failed). */

@@ -453,6 +453,9 @@ exec_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
                          argv[0], (long long)timeout_ms);
     else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
         r = 0;
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == HOOK_EXIT_UNAVAILABLE)
+        r = rk_error_set(err, RK_EUNAVAILABLE, "%s exited with status %d (EX_TEMPFAIL)", argv[0],
+                         HOOK_EXIT_UNAVAILABLE);
     else if (WIFEXITED(status))
         r = rk_error_set(err, RK_EHOOK, "%s exited with status %d", argv[0], WEXITSTATUS(status));
     else if (WIFSIGNALED(status))

@@ -335,6 +335,17 @@ struct ph {
     size_t fieldlen;
 };
 
+/* 1 when field (len bytes) is one of ctx's internal fields: stored, never rendered. */
+static int
+field_is_internal(const struct hook_ctx *ctx, const char *field, size_t len)
+{
+    for (size_t i = 0; i < ctx->ninternal; i++)
+        if (ctx->internal_fields[i] != NULL && strlen(ctx->internal_fields[i]) == len &&
+            memcmp(ctx->internal_fields[i], field, len) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 emit_value(const struct ph *ph, const char *name, size_t namelen, const struct hook_ctx *ctx,
            struct sink *out, struct rk_error *err)
@@ -364,6 +375,11 @@ emit_value(const struct ph *ph, const char *name, size_t namelen, const struct h
     case TPL_NEW_FIELD:
     case TPL_OLD_FIELD:
         v = ph->kind == TPL_NEW_FIELD ? ctx->new_fields_json : ctx->old_fields_json;
+        if (field_is_internal(ctx, ph->field, ph->fieldlen))
+            return rk_error_set(err, RK_EINVAL,
+                                "{{%.*s}}: field \"%.*s\" is internal to the rotator and is never "
+                                "rendered into a consumer's file or request",
+                                (int)namelen, name, (int)ph->fieldlen, ph->field);
         if (v == NULL)
             return rk_error_set(err, RK_EINVAL,
                                 "{{%.*s}}: the fields of the %s version are not "

@@ -7,7 +7,9 @@
  * exec: posix_spawn, no shell; PATH is fixed (/usr/local/sbin:...:/bin) and the environment is
  *   only PATH, REKEY_PATH, REKEY_VERSION, REKEY_HOOK; stdin is /dev/null, or with `stdin: new|old`
  *   the raw value (no trailing newline) then EOF; own process group, killed (TERM, 2 s, KILL) on
- *   timeout; passes on exit status 0; stdout/stderr (64 KiB each) logged masked.
+ *   timeout; passes on exit status 0; status 75 (EX_TEMPFAIL) says the target is unavailable
+ *   (-RK_EUNAVAILABLE: the candidate waits), any other refuses; stdout/stderr (64 KiB each)
+ *   logged masked.
  * http: libcurl, http/https only, no redirects followed, no proxy (environment proxies are
  *   ignored), TLS verified when tls_verify; passes on expect_status (default 200); a failing
  *   response's first 4 KiB is logged masked.
@@ -34,6 +36,10 @@ struct hook_ctx {
     /* Further values to mask in logged output (new_value and old_value always are). */
     const struct secret *const *redact;
     size_t nredact;
+    /* Fields of the new and old versions that are internal to the rotator (an id it needs at
+     * retire): stored, never rendered: {{new.F}} / {{old.F}} of one of them is refused. */
+    const char *const *internal_fields;
+    size_t ninternal;
 };
 
 /* Runs one hook, repeating it every wait_interval_ms until it passes or wait_timeout_ms has
@@ -93,6 +99,9 @@ void hook_lint(const struct hook_def *h, inv_lint_report_fn report, void *arg);
 /* ---- for the hook kinds (hook-*.c); not for other modules ---- */
 
 #define HOOK_OPS_VERSION 1
+/* An exec hook that exits with this status (EX_TEMPFAIL) says its target is unavailable: the
+ * engine keeps the candidate pending instead of undoing it. */
+#define HOOK_EXIT_UNAVAILABLE 75
 #define HOOK_DEFAULT_TIMEOUT_MS 30000
 #define HOOK_OUTPUT_MAX (64 * 1024) /* bytes captured per stream (one less, in fact) */
 

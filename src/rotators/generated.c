@@ -295,7 +295,7 @@ generated_check(const struct inv_secret *s, struct rk_error *err)
 }
 
 static int
-generated_create(struct rot_ctx *c, struct secret **out, struct rk_error *err)
+generated_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err)
 {
     const char *f = c->secret->format;
     struct secret *v = NULL;
@@ -304,7 +304,6 @@ generated_create(struct rot_ctx *c, struct secret **out, struct rk_error *err)
     unsigned bits;
     int r;
 
-    *out = NULL;
     /* The config was checked at load time; checked again so a bad format never yields a weak
      * value even when a caller skipped the check. */
     if ((r = generated_check(c->secret, err)) != 0 || (r = gen_measure(f, &len, &bits, err)) != 0)
@@ -326,9 +325,9 @@ generated_create(struct rot_ctx *c, struct secret **out, struct rk_error *err)
         r = rk_error_set(err, RK_EINTERNAL, "format: produced %zu bytes, expected %zu", at, len);
         goto out;
     }
-    *out = v;
+    /* One field: the entry's. rot_fields_set takes v, also on failure. */
+    r = rot_fields_set(out, rotator_field(c->secret), v, 0, err);
     v = NULL;
-    r = 0;
 out:
     secret_free(v);
     return r;
@@ -346,7 +345,6 @@ static const struct inv_setting generated_settings[] = {
 const struct rotator_ops rotator_generated = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "generated",
-    .flags = 0,
     .check = generated_check,
     .create = generated_create,
     .settings = generated_settings,

@@ -311,14 +311,13 @@ manual_check(const struct inv_secret *s, struct rk_error *err)
 }
 
 static int
-manual_create(struct rot_ctx *c, struct secret **out, struct rk_error *err)
+manual_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err)
 {
     const struct inv_secret *s = c->secret;
     const struct rot_input *in = c->input;
     struct secret *v = NULL;
     int r;
 
-    *out = NULL;
     if (in != NULL && in->value != NULL)
         r = (v = secret_from(in->value->data, in->value->len)) != NULL
                 ? 0
@@ -339,11 +338,37 @@ manual_create(struct rot_ctx *c, struct secret **out, struct rk_error *err)
     strip_newline(v);
     if ((r = manual_validate(s, v, err)) != 0)
         goto out;
-    *out = v;
+    /* One field: the entry's. rot_fields_set takes v, also on failure. */
+    r = rot_fields_set(out, rotator_field(s), v, 0, err);
     v = NULL;
 out:
     secret_free(v);
     return r;
+}
+
+/* A person always types the value; retiring the old one is left to the hooks. */
+static unsigned
+manual_flags_for(const struct inv_secret *s)
+{
+    (void)s;
+    return ROT_F_MANUAL_INPUT;
+}
+
+/* Where the value was issued is only known to the person, or to the entry's `console` URL.
+ * (The params are read directly: the inventory model is not linked into the rotators yet.) */
+static int
+manual_action_hint(const struct inv_secret *s, char *buf, size_t len)
+{
+    const char *console = NULL;
+
+    for (size_t i = 0; i < s->nparams; i++)
+        if (strcmp(s->params[i].key, "console") == 0)
+            console = s->params[i].value;
+    if (console != NULL)
+        snprintf(buf, len, "revoke the old value at %s", console);
+    else
+        snprintf(buf, len, "revoke the old value where it was issued");
+    return 0;
 }
 
 static const struct inv_setting manual_settings[] = {
@@ -372,9 +397,10 @@ manual_lint(const struct inv_secret *s, const struct inventory *inv, inv_lint_re
 const struct rotator_ops rotator_manual = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "manual",
-    .flags = ROT_F_MANUAL_INPUT,
+    .flags_for = manual_flags_for,
     .check = manual_check,
     .create = manual_create,
+    .action_hint = manual_action_hint,
     .settings = manual_settings,
     .default_field = "value",
     .lint = manual_lint,

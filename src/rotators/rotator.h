@@ -11,8 +11,9 @@
 #include "inventory/inventory.h"
 #include "../util/err.h"
 #include "../util/secret.h"
+#include "rotators/fields.h"
 
-#define ROTATOR_OPS_VERSION 1
+#define ROTATOR_OPS_VERSION 2
 
 /* Where a manual value comes from (rekey rotate --from-stdin / --from-file / a no-echo prompt). */
 struct rot_input {
@@ -22,28 +23,50 @@ struct rot_input {
     int allow_prompt; /* a terminal is attached */
 };
 
+/* Reads field `field` of the current version of another secret (an admin key, a database admin
+ * password). *out is the caller's (secret_free). Returns 0, -RK_ENOTFOUND (no such path, no
+ * current version, no such field), -RK_EINVAL (bad path, or the field is not a string), or a
+ * store error. Neither the reader nor its messages ever log or print the value. */
+typedef int (*rot_read_fn)(void *arg, const char *path, const char *field, struct secret **out,
+                           struct rk_error *err);
+
 struct rot_ctx {
     const struct inv_secret *secret;
     const struct rot_input *input;  /* may be NULL (daemon) */
-    const struct secret *old_value; /* the field's current value, NULL if none */
-    const struct secret *new_value; /* the candidate (set after create) */
+    const struct secret *old_value; /* the entry's field in the current version, NULL if none */
+    const struct secret *new_value; /* the entry's field in the candidate (set after create) */
+    const struct rot_fields *old_fields; /* every string field of the current version; may be
+                                          * NULL (no current version) */
+    const struct rot_fields *new_fields; /* every string field of the candidate (after create) */
     uint64_t old_version, new_version;
+    rot_read_fn read_secret; /* the narrow reader of other secrets; always set by the engine */
+    void *read_arg;
     void *priv; /* the rotator's own state between steps */
 };
 
+/* Per-entry capabilities, from flags_for (a provider key is manual without an admin key and
+ * automatic with one). */
 enum {
     ROT_F_MANUAL_INPUT = 1 << 0,    /* create needs a value from a person */
     ROT_F_PERSON_FINISHES = 1 << 1, /* retire at the target needs a person (action-required) */
 };
 
+/* The outcomes of apply, test (and the reload hooks): 0 accepted; -RK_EREJECTED (or any other
+ * error) the target refused the value: the engine undoes the candidate; -RK_EUNAVAILABLE or
+ * -RK_ETIMEOUT the target did not answer (timeout, refused connection, 429, 5xx): the candidate
+ * stays pending and the step runs again later (`rekey rotate PATH`, the daemon). */
 struct rotator_ops {
     int version;      /* ROTATOR_OPS_VERSION */
     const char *kind; /* as in the inventory: "generated", "manual", … */
-    unsigned flags;
+    /* The entry's ROT_F_* flags. NULL: none. Read through rotator_flags(). */
+    unsigned (*flags_for)(const struct inv_secret *s);
     /* Checks the entry's settings at load/lint time (format, pattern…). May be NULL. */
     int (*check)(const struct inv_secret *s, struct rk_error *err);
-    /* Produces the candidate value (*out, a secret). Required. */
-    int (*create)(struct rot_ctx *c, struct secret **out, struct rk_error *err);
+    /* Produces the candidate: sets every field of the new version in *out (empty on entry;
+     * the engine clears it). A one-field kind puts its value under the entry's field
+     * (s->field); a field the rotator needs later but no consumer may see gets
+     * ROT_FIELD_INTERNAL. Required. */
+    int (*create)(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err);
     /* Makes the target accept the candidate (ALTER ROLE, ACL SETUSER >new). May be NULL.
      * Must be safe to run twice. */
     int (*apply)(struct rot_ctx *c, struct rk_error *err);
@@ -55,6 +78,11 @@ struct rotator_ops {
     int (*retire)(struct rot_ctx *c, struct rk_error *err);
     /* Frees c->priv. May be NULL. */
     void (*cleanup)(struct rot_ctx *c);
+    /* What a person must do when the entry waits for one (retire the old value at the
+     * provider's console, with its URL), one line into buf[0..len), never a secret. Returns 0,
+     * or -RK_ENOTFOUND when the kind has nothing to say (the engine then writes a generic
+     * line). May be NULL. */
+    int (*action_hint)(const struct inv_secret *s, char *buf, size_t len);
 
     /* ---- the kind's settings, defaults and rules (the loader, lint and the API's entries) ----
      * A kind with settings but no create is a planned kind: its entries load and lint, and the
@@ -77,6 +105,21 @@ struct rotator_ops {
     void (*lint)(const struct inv_secret *s, const struct inventory *inv, inv_lint_report_fn report,
                  void *arg);
 };
+
+/* The entry's ROT_F_* flags (0 for ops NULL). The one place flags are read: the daemon,
+ * rotate --due/--all, revoke, the dry run and the API's needs_input all ask here. */
+static inline unsigned
+rotator_flags(const struct rotator_ops *ops, const struct inv_secret *s)
+{
+    return ops != NULL && ops->flags_for != NULL ? ops->flags_for(s) : 0;
+}
+
+/* The entry's field (where a one-field kind puts its value): s->field, or "value". */
+static inline const char *
+rotator_field(const struct inv_secret *s)
+{
+    return s->field != NULL && s->field[0] != '\0' ? s->field : "value";
+}
 
 /* The rotator for kind, or NULL when the kind is unknown or planned (no create yet). */
 const struct rotator_ops *rotator_find(const char *kind);

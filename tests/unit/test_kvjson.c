@@ -677,7 +677,7 @@ test_engine_shapes(void **state)
     j = kvjson_status(&st);
     assert_json(j, "{\"path\":\"secret/ai-gateway/litellm/master-key\",\"kind\":\"generated\","
                    "\"version\":0,\"fingerprint\":null,\"last_rotated\":null,\"next_due\":null,"
-                   "\"state\":\"ok\",\"auto\":true,\"detail\":\"\"}");
+                   "\"state\":\"ok\",\"auto\":true,\"detail\":\"\",\"needs_input\":false}");
     json_decref(j);
     st.version = 2;
     snprintf(st.fingerprint, sizeof(st.fingerprint), "sha256:0123456789ab");

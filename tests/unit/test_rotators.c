@@ -66,6 +66,27 @@ mk_secret(const char *kind, const char *format, const char *pattern)
     return s;
 }
 
+/* create through the field map (ROTATOR_OPS_VERSION 2): *out gets the entry's field, the one
+ * field the one-field kinds make; NULL on failure. */
+static int
+create_one(const struct rotator_ops *ops, struct rot_ctx *c, struct secret **out,
+           struct rk_error *err)
+{
+    struct rot_fields f;
+    const struct secret *v;
+    int r;
+
+    rot_fields_init(&f);
+    *out = NULL;
+    r = ops->create(c, &f, err);
+    if (r == 0 && (f.n != 1 || (v = rot_fields_get(&f, rotator_field(c->secret))) == NULL))
+        r = rk_error_set(err, RK_EINTERNAL, "create made %zu fields, not the entry's one", f.n);
+    if (r == 0 && (*out = secret_from(v->data, v->len)) == NULL)
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    rot_fields_clear(&f);
+    return r;
+}
+
 /* Generates one value from format; fails the test if that does not work. */
 static struct secret *
 gen(const char *format)
@@ -78,7 +99,7 @@ gen(const char *format)
 
     assert_non_null(ops);
     assert_int_equal(ops->check(&s, &err), 0);
-    if (ops->create(&c, &v, &err) != 0)
+    if (create_one(ops, &c, &v, &err) != 0)
         fail_msg("create(%s): %s", format, err.msg);
     assert_non_null(v);
     assert_int_equal(strlen((char *)v->data), v->len);
@@ -117,8 +138,12 @@ test_registry(void **state)
     assert_non_null(m->create);
     assert_non_null(g->check);
     assert_non_null(m->check);
-    assert_true(m->flags & ROT_F_MANUAL_INPUT);
-    assert_false(g->flags & ROT_F_MANUAL_INPUT);
+    {
+        struct inv_secret sm = mk_secret("manual", NULL, NULL);
+        struct inv_secret sg = mk_secret("generated", "{hex:32}", NULL);
+        assert_true(rotator_flags(m, &sm) & ROT_F_MANUAL_INPUT);
+        assert_false(rotator_flags(g, &sg) & ROT_F_MANUAL_INPUT);
+    }
     assert_null(m->apply);
     assert_null(m->test);
     assert_null(m->retire);
@@ -310,7 +335,7 @@ test_generated_format_errors(void **state)
             fail_msg("format \"%s\": message \"%s\" lacks \"%s\"", cases[i].format, err.msg,
                      cases[i].want);
         /* create refuses it too, even if the load-time check was skipped */
-        assert_int_equal(ops->create(&c, &v, &err), -RK_ECONFIG);
+        assert_int_equal(create_one(ops, &c, &v, &err), -RK_ECONFIG);
         assert_null(v);
     }
     {
@@ -350,7 +375,7 @@ manual_from_file(const char *pattern, const char *data, size_t len, struct secre
     snprintf(path, sizeof(path), "%s/value", tmpdir);
     write_file(path, data, len);
     assert_int_equal(rotator_find("manual")->check(&s, err), 0);
-    r = rotator_find("manual")->create(&c, out, err);
+    r = create_one(rotator_find("manual"), &c, out, err);
     unlink(path);
     return r;
 }
@@ -458,7 +483,7 @@ test_manual_refused(void **state)
         struct inv_secret s = mk_secret("manual", NULL, NULL);
         struct rot_input in = {.from_file = "/nonexistent/rekey/value"};
         struct rot_ctx c = {.secret = &s, .input = &in};
-        assert_int_equal(rotator_find("manual")->create(&c, &v, &err), -RK_ENOTFOUND);
+        assert_int_equal(create_one(rotator_find("manual"), &c, &v, &err), -RK_ENOTFOUND);
         assert_non_null(strstr(err.msg, "/nonexistent/rekey/value"));
     }
 }
@@ -474,12 +499,12 @@ test_manual_no_input(void **state)
     struct secret *v = NULL;
 
     (void)state;
-    assert_int_equal(ops->create(&c, &v, &err), -RK_EINVAL);
+    assert_int_equal(create_one(ops, &c, &v, &err), -RK_EINVAL);
     assert_non_null(strstr(err.msg, "kind manual needs a value: pass --from-stdin or "
                                     "--from-file FILE, or run on a terminal"));
     assert_null(v);
     c.input = &in;
-    assert_int_equal(ops->create(&c, &v, &err), -RK_EINVAL);
+    assert_int_equal(create_one(ops, &c, &v, &err), -RK_EINVAL);
     assert_non_null(strstr(err.msg, "kind manual needs a value"));
 }
 
@@ -536,7 +561,7 @@ manual_from_stdin(const char *pattern, const char *data, size_t len, struct secr
     assert_true(saved >= 0);
     assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
     close(fds[0]);
-    r = rotator_find("manual")->create(&c, out, err);
+    r = create_one(rotator_find("manual"), &c, out, err);
     assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
     close(saved);
     waitpid(pid, NULL, 0);
@@ -630,7 +655,7 @@ run_prompt(const char *pattern, const char *first, const char *second, int *rc, 
         int r;
 
         close(res[0]);
-        r = rotator_find("manual")->create(&c, &v, &err);
+        r = create_one(rotator_find("manual"), &c, &v, &err);
         snprintf(line, sizeof(line), "%d %s", r, r == 0 ? (char *)v->data : err.msg);
         if (write(res[1], line, strlen(line)) < 0)
             _exit(2);
