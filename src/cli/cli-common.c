@@ -19,6 +19,131 @@
 #include "util/parse.h"
 #include "util/secret.h"
 
+/* The length of the valid UTF-8 sequence at p (n bytes left, p[0] >= 0x80), or 0 when it is
+ * not one (overlong forms, surrogates and code points above U+10FFFF are not). */
+static size_t
+utf8_seq_len(const unsigned char *p, size_t n)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t k;
+
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        k = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        k = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        k = 4;
+    else
+        return 0;
+    if (p[0] == 0xe0)
+        lo = 0xa0;
+    else if (p[0] == 0xed)
+        hi = 0x9f;
+    else if (p[0] == 0xf0)
+        lo = 0x90;
+    else if (p[0] == 0xf4)
+        hi = 0x8f;
+    if (n < k || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < k; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf)
+            return 0;
+    return k;
+}
+
+/* How the character at p (n > 0 bytes left) is shown. Sets *adv to the bytes it takes; returns
+ * 0 when they are shown as they are, else the length of the escape written to esc. */
+static size_t
+esc_char(const unsigned char *p, size_t n, size_t *adv, char esc[8])
+{
+    size_t k;
+    unsigned cp;
+
+    *adv = 1;
+    if (p[0] == '\n' || p[0] == '\r' || p[0] == '\t') {
+        esc[0] = '\\';
+        esc[1] = p[0] == '\n' ? 'n' : p[0] == '\r' ? 'r' : 't';
+        esc[2] = '\0';
+        return 2;
+    }
+    if (p[0] < 0x20 || p[0] == 0x7f)
+        return (size_t)snprintf(esc, 8, "\\x%02x", p[0]);
+    if (p[0] < 0x80)
+        return 0;
+    if ((k = utf8_seq_len(p, n)) == 0) /* a stray byte: 0x9b alone is CSI on some terminals */
+        return (size_t)snprintf(esc, 8, "\\x%02x", p[0]);
+    *adv = k;
+    if (k == 2)
+        cp = (unsigned)(p[0] & 0x1f) << 6 | (p[1] & 0x3f);
+    else if (k == 3)
+        cp = (unsigned)(p[0] & 0x0f) << 12 | (unsigned)(p[1] & 0x3f) << 6 | (p[2] & 0x3f);
+    else
+        return 0;
+    /* C1 controls; U+2028/U+2029 line and paragraph separators; the bidirectional embeddings,
+     * overrides and isolates, which reorder what is shown. */
+    if (cp <= 0x9f || (cp >= 0x2028 && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069))
+        return (size_t)snprintf(esc, 8, "\\u%04x", cp);
+    return 0;
+}
+
+void
+cli_fput_esc(FILE *f, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0;
+
+    while (i < len) {
+        char esc[8];
+        size_t adv, el = esc_char(p + i, len - i, &adv, esc);
+        if (el == 0) {
+            i += adv;
+            continue;
+        }
+        fwrite(p + run, 1, i - run, f);
+        fwrite(esc, 1, el, f);
+        i += adv;
+        run = i;
+    }
+    fwrite(p + run, 1, len - run, f);
+}
+
+const char *
+cli_esc(const char *s)
+{
+    static char *slots[CLI_ESC_SLOTS];
+    static size_t slot_cap[CLI_ESC_SLOTS];
+    static unsigned next;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t len, need = 0, o = 0, adv;
+    int clean = 1;
+    char esc[8], *out;
+
+    if (s == NULL)
+        return "";
+    len = strlen(s);
+    for (size_t i = 0; i < len; i += adv) {
+        size_t el = esc_char(p + i, len - i, &adv, esc);
+        need += el != 0 ? el : adv;
+        clean &= el == 0;
+    }
+    if (clean)
+        return s;
+    next = (next + 1) % CLI_ESC_SLOTS;
+    if (slots[next] != NULL)
+        freezero(slots[next], slot_cap[next]);
+    slots[next] = out = malloc(need + 1);
+    slot_cap[next] = out != NULL ? need + 1 : 0;
+    if (out == NULL)
+        return "(unprintable)";
+    for (size_t i = 0; i < len; i += adv) {
+        size_t el = esc_char(p + i, len - i, &adv, esc);
+        memcpy(out + o, el != 0 ? esc : (const char *)p + i, el != 0 ? el : adv);
+        o += el != 0 ? el : adv;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 const char *
 cli_color(const struct cli_ctx *ctx, const char *which)
 {

@@ -92,6 +92,24 @@ char *cli_read_noecho(const char *prompt, size_t *len);
 int cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char *from_file,
                    int prompt, struct secret **out);
 
+/* Output that a person reads never carries a stored, remote or configured string raw: a KV
+ * reason, an author, a server's error message or a path may hold escape sequences that retitle
+ * or clear the terminal, move the cursor or forge a line. Everything human-readable goes through
+ * these two (JSON output is escaped by jansson instead). They show C0 controls and DEL as \xNN
+ * (\n, \r, \t as such), C1 controls (raw or UTF-8), bidirectional overrides and U+2028/U+2029
+ * as \uNNNN, and bytes that are not valid UTF-8 as \xNN; other text, UTF-8 included, is kept.
+ * A backslash is kept as it is: the form is for a reader, not to be parsed back. */
+
+/* Returns s itself when nothing in it needs escaping, else an escaped copy owned by this module
+ * that stays valid until CLI_ESC_SLOTS more calls (so up to CLI_ESC_SLOTS of them fit in one
+ * printf). NULL gives "". Never returns NULL (on allocation failure: "(unprintable)"). Not for
+ * secret values: the copy is wiped only when its slot is reused (use cli_fput_esc). */
+#define CLI_ESC_SLOTS 8
+const char *cli_esc(const char *s);
+
+/* Writes s[0..len) to f escaped as cli_esc does, without copying it (fit for secret values). */
+void cli_fput_esc(FILE *f, const char *s, size_t len);
+
 /* ANSI colour helpers: return "" when colour is off. */
 const char *cli_color(const struct cli_ctx *ctx, const char *which);
 

@@ -8,6 +8,7 @@
 
 #include "api/kvjson.h"
 #include "secrets/kv.h"
+#include "cli.h"
 #include "util/curlload.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
@@ -624,7 +625,6 @@ client_print_steps(const json_t *data)
     json_array_foreach(json_object_get(data, "steps"), i, s)
     {
         const json_t *step = json_object_get(s, "step"), *msg = json_object_get(s, "message");
-        printf("  %-8s %s\n", json_is_string(step) ? json_string_value(step) : "",
-               json_is_string(msg) ? json_string_value(msg) : "");
+        printf("  %-8s %s\n", cli_esc(json_string_value(step)), cli_esc(json_string_value(msg)));
     }
 }

@@ -33,8 +33,9 @@ print_event(void *arg, const struct rot_event *ev)
                                            "duration_ms", (json_int_t)ev->duration_ms));
         return 0;
     }
-    printf("%-21s %-9s %-12s %-14s %s%s%s\n", ts, ev->op, ev->result, ev->author, ev->message,
-           ev->reason[0] ? " reason: " : "", ev->reason);
+    printf("%-21s %-9s %-12s %-14s %s%s%s\n", ts, cli_esc(ev->op), cli_esc(ev->result),
+           cli_esc(ev->author), cli_esc(ev->message), ev->reason[0] ? " reason: " : "",
+           cli_esc(ev->reason));
     return 0;
 }
 
@@ -95,7 +96,7 @@ exec_history(struct cli_ctx *ctx, int argc, char **argv)
     (void)argc;
     if (path_validate(argv[0], strlen(argv[0]), &perr) != 0) {
         json_decref(events);
-        return cli_usage_error(ctx, "bad path '%s': %s", argv[0], perr.msg);
+        return cli_usage_error(ctx, "bad path '%s': %s", cli_esc(argv[0]), perr.msg);
     }
     if (ctx->remote == NULL && (r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0) {
         json_decref(events);
@@ -142,8 +143,8 @@ exec_history(struct cli_ctx *ctx, int argc, char **argv)
             char ts[40];
             time_format_rfc3339(v->created_us - v->created_us % 1000000, ts, sizeof(ts));
             printf("%-8llu %-9s %-21s %-19s %-14s %s\n", (unsigned long long)v->version,
-                   v->destroyed ? "destroyed" : kv_stage_name(v->stage), ts, v->fingerprint,
-                   v->author, v->reason);
+                   v->destroyed ? "destroyed" : kv_stage_name(v->stage), ts,
+                   cli_esc(v->fingerprint), cli_esc(v->author), cli_esc(v->reason));
         }
     }
     kv_meta_free(m);

@@ -82,7 +82,9 @@ cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The table of `kv get`: path, version metadata, then the fields in key order. */
+/* The table of `kv get`: path, version metadata, then the fields in key order. Keys and values
+ * are escaped (cli_esc): a value with a newline or an escape sequence shows as \n or \x1b here;
+ * -field and -format=json give it as it is. */
 static void
 print_table(const char *path, const struct kv_version_meta *vm, json_t *obj)
 {
@@ -91,28 +93,30 @@ print_table(const char *path, const struct kv_version_meta *vm, json_t *obj)
     const char *k;
     json_t *v;
 
-    printf("== Secret Path ==\n%s\n\n== Metadata ==\n", path);
+    printf("== Secret Path ==\n%s\n\n== Metadata ==\n", cli_esc(path));
     kvfmt_version_rows(stdout, vm);
     printf("\n== Data ==\n");
     json_object_foreach(obj, k, v)
     {
         if (keys != NULL)
             keys[i++] = k;
-        if (strlen(k) > w)
-            w = strlen(k);
+        if (strlen(cli_esc(k)) > w)
+            w = strlen(cli_esc(k));
     }
     if (keys != NULL)
         qsort(keys, i, sizeof(*keys), cmp_str);
     printf("%-*s %s\n%-*s %s\n", (int)w, "Key", "Value", (int)w, "---", "-----");
     for (size_t j = 0; keys != NULL && j < i; j++) {
         v = json_object_get(obj, keys[j]);
+        printf("%-*s ", (int)w, cli_esc(keys[j]));
         if (json_is_string(v)) {
-            printf("%-*s %s\n", (int)w, keys[j], json_string_value(v));
+            cli_fput_esc(stdout, json_string_value(v), json_string_length(v));
         } else {
             char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS);
-            printf("%-*s %s\n", (int)w, keys[j], t ? t : "?");
+            cli_fput_esc(stdout, t ? t : "?", t ? strlen(t) : 1);
             freezero(t, t ? strlen(t) : 0);
         }
+        putchar('\n');
     }
     free(keys);
 }

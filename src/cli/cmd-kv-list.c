@@ -110,7 +110,7 @@ exec_kv_list(struct cli_ctx *ctx, int argc, char **argv)
     } else {
         printf("Keys\n----\n");
         for (size_t i = 0; i < n; i++)
-            printf("%s\n", names[i]);
+            printf("%s\n", cli_esc(names[i]));
     }
     kv_names_free(names);
     return CLI_OK;

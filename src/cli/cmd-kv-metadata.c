@@ -55,7 +55,7 @@ exec_kv_metadata(struct cli_ctx *ctx, int argc, char **argv)
         putchar('\n');
         json_decref(j);
     } else {
-        printf("== Metadata Path ==\n%s\n\n== Metadata ==\n", path);
+        printf("== Metadata Path ==\n%s\n\n== Metadata ==\n", cli_esc(path));
         printf("%-22s %s\n%-22s %s\n", "Key", "Value", "---", "-----");
         printf("%-22s %s\n", "created_time", ts);
         printf("%-22s %s\n", "updated_time", ts2);
@@ -72,8 +72,9 @@ exec_kv_metadata(struct cli_ctx *ctx, int argc, char **argv)
             const struct kv_version_meta *v = &m->versions[i];
             time_format_rfc3339(v->created_us, ts, sizeof(ts));
             printf("%-8llu %-9s %-27s %-19s %s%s\n", (unsigned long long)v->version,
-                   v->destroyed ? "destroyed" : kv_stage_name(v->stage), ts, v->fingerprint,
-                   v->reason, kv_version_deleted(v, time_now_us()) ? " (deleted)" : "");
+                   v->destroyed ? "destroyed" : kv_stage_name(v->stage), ts,
+                   cli_esc(v->fingerprint), cli_esc(v->reason),
+                   kv_version_deleted(v, time_now_us()) ? " (deleted)" : "");
         }
     }
     kv_meta_free(m);

@@ -143,6 +143,11 @@ exec_kv_put(struct cli_ctx *ctx, int argc, char **argv)
         goto usage;
     }
     po.reason = cli_opt(ctx, "reason");
+    if (po.reason != NULL && strcmp(cli_esc(po.reason), po.reason) != 0) {
+        r = cli_usage_error(ctx, "-reason must be text without control characters, got '%s'",
+                            cli_esc(po.reason));
+        goto usage;
+    }
     po.author = kvfmt_author();
     for (int i = 1; i < argc; i++) {
         const char *eq = strchr(argv[i], '=');
@@ -183,9 +188,11 @@ exec_kv_put(struct cli_ctx *ctx, int argc, char **argv)
             goto out;
         }
     }
-    if (inline_value && isatty(STDERR_FILENO))
-        fprintf(stderr, "warning: a value given on the command line is visible in the process "
-                        "list and shell history; prefer field=- (stdin) or field=@file\n");
+    /* Always, not only on a terminal: a script's log is where a reviewer sees it. One line. */
+    if (inline_value)
+        fprintf(stderr, "rekey kv put: warning: a value given on the command line is visible in "
+                        "the process list and shell history; prefer field=- (stdin) or "
+                        "field=@file\n");
     if (ctx->remote != NULL) {
         if ((r = remote_put(ctx, path, obj, po.cas, po.reason, &vm)) != 0) {
             rc = cli_fail(ctx, r);
@@ -218,7 +225,7 @@ print:
         putchar('\n');
         json_decref(j);
     } else {
-        printf("== Secret Path ==\n%s\n\n== Metadata ==\n", path);
+        printf("== Secret Path ==\n%s\n\n== Metadata ==\n", cli_esc(path));
         kvfmt_version_rows(stdout, &vm);
     }
     rc = CLI_OK;

@@ -17,7 +17,7 @@ report(void *arg, const char *severity, const char *where, const char *msg)
         st->errors++;
     else
         st->warnings++;
-    printf("%s: %s: %s\n", where, severity, msg);
+    printf("%s: %s: %s\n", cli_esc(where), severity, cli_esc(msg));
 }
 
 static int

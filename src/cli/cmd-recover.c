@@ -10,7 +10,7 @@ static void
 report(void *arg, const char *path, const char *what, const char *msg)
 {
     (void)arg;
-    printf("%s: %s: %s\n", path, what, msg);
+    printf("%s: %s: %s\n", cli_esc(path), cli_esc(what), cli_esc(msg));
 }
 
 /* Client mode: POST /v1/rekey/recover; its actions are reported as the local ones. */

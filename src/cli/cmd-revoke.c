@@ -22,7 +22,7 @@ show(void *arg, const char *path, const char *step, const char *msg)
 {
     (void)arg;
     (void)path;
-    printf("  %-8s %s\n", step, msg);
+    printf("  %-8s %s\n", cli_esc(step), cli_esc(msg));
 }
 
 /* Client mode: POST /v1/rekey/revoke/P, a manual kind's value read here and sent in the body. */
@@ -113,7 +113,8 @@ exec_revoke(struct cli_ctx *ctx, int argc, char **argv)
     if (r != 0)
         return cli_fail(ctx, r);
     printf("%s: v%llu (%s) is current; v%llu was retired without grace\n", argv[0],
-           (unsigned long long)res.new_version, res.new_fp, (unsigned long long)res.old_version);
+           (unsigned long long)res.new_version, cli_esc(res.new_fp),
+           (unsigned long long)res.old_version);
     return CLI_OK;
 }
 

@@ -21,7 +21,7 @@ show(void *arg, const char *path, const char *step, const char *msg)
 {
     (void)arg;
     (void)path;
-    printf("  %-8s %s\n", step, msg);
+    printf("  %-8s %s\n", cli_esc(step), cli_esc(msg));
 }
 
 /* Client mode: POST /v1/rekey/rollback/P; the answer's steps and result fill the local output. */
@@ -88,7 +88,7 @@ exec_rollback(struct cli_ctx *ctx, int argc, char **argv)
         printf("dry run: nothing was changed\n");
     else
         printf("%s: v%llu is current again (%s); v%llu is previous\n", argv[0],
-               (unsigned long long)res.new_version, res.new_fp,
+               (unsigned long long)res.new_version, cli_esc(res.new_fp),
                (unsigned long long)res.old_version);
     return CLI_OK;
 }

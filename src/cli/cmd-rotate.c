@@ -33,7 +33,7 @@ show_progress(void *arg, const char *path, const char *step, const char *msg)
     int verbose = *(int *)arg;
 
     if (verbose)
-        printf("  %-8s %s\n", step, msg);
+        printf("  %-8s %s\n", cli_esc(step), cli_esc(msg));
     (void)path;
 }
 
@@ -62,17 +62,17 @@ rotate_one(struct cli_ctx *ctx, struct engine *e, const char *path, int verbose,
         return r;
     }
     if (r == 0)
-        printf("%s%s%s: rotated v%llu -> v%llu (%s)\n", cli_color(ctx, "green"), path,
+        printf("%s%s%s: rotated v%llu -> v%llu (%s)\n", cli_color(ctx, "green"), cli_esc(path),
                cli_color(ctx, "reset"), (unsigned long long)res.old_version,
-               (unsigned long long)res.new_version, res.new_fp);
+               (unsigned long long)res.new_version, cli_esc(res.new_fp));
     else
-        fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
-                ctx->err.msg);
+        fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), cli_esc(path),
+                cli_color(ctx, "reset"), cli_esc(ctx->err.msg));
     if (r == -RK_EIO || r == -RK_ECORRUPT)
         fprintf(stderr,
                 "%s: the rotation stopped between two steps; its journal is kept, and "
                 "'rekey recover' (or the daemon) finishes or undoes it\n",
-                path);
+                cli_esc(path));
     return r;
 }
 
@@ -146,27 +146,25 @@ remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const stru
         if (r == 0)
             printf("dry run: nothing was changed\n");
         else
-            fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
-                    ctx->err.msg);
+            fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), cli_esc(path),
+                    cli_color(ctx, "reset"), cli_esc(ctx->err.msg));
         json_decref(data);
         return r;
     }
     if (r == 0)
-        printf("%s%s%s: rotated v%llu -> v%llu (%s)\n", cli_color(ctx, "green"), path,
+        printf("%s%s%s: rotated v%llu -> v%llu (%s)\n", cli_color(ctx, "green"), cli_esc(path),
                cli_color(ctx, "reset"),
                (unsigned long long)json_integer_value(json_object_get(data, "old_version")),
                (unsigned long long)json_integer_value(json_object_get(data, "new_version")),
-               json_string_value(json_object_get(data, "new_fingerprint"))
-                   ? json_string_value(json_object_get(data, "new_fingerprint"))
-                   : "");
+               cli_esc(json_string_value(json_object_get(data, "new_fingerprint"))));
     else
-        fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), path, cli_color(ctx, "reset"),
-                ctx->err.msg);
+        fprintf(stderr, "%s%s%s: %s\n", cli_color(ctx, "red"), cli_esc(path),
+                cli_color(ctx, "reset"), cli_esc(ctx->err.msg));
     if (r == -RK_EIO && data != NULL)
         fprintf(stderr,
                 "%s: the rotation stopped between two steps; its journal is kept, and "
                 "'rekey recover' (or the daemon) finishes or undoes it\n",
-                path);
+                cli_esc(path));
     json_decref(data);
     return r;
 }
@@ -233,7 +231,8 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
     if (!dry) {
         r = client_rekey_post(ctx->remote, "recover", NULL, NULL, NULL, &ctx->err);
         if (r != 0 && r != -RK_EPERM)
-            fprintf(stderr, "rekey rotate: recovering interrupted rotations: %s\n", ctx->err.msg);
+            fprintf(stderr, "rekey rotate: recovering interrupted rotations: %s\n",
+                    cli_esc(ctx->err.msg));
     }
     if ((r = client_request(ctx->remote, "GET", "/v1/rekey/status", NULL, NULL, &resp,
                             &ctx->err)) != 0) {
@@ -271,16 +270,16 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
         if (path == NULL || !picked(e, due))
             continue;
         if (!dry && !isatty(STDIN_FILENO) && entry_needs_input(e)) {
-            printf("%s: skipped: kind %s needs a value from a person: rekey rotate %s\n", path,
-                   kind, path);
+            printf("%s: skipped: kind %s needs a value from a person: rekey rotate %s\n",
+                   cli_esc(path), cli_esc(kind), cli_esc(path));
             skipped++;
             continue;
         }
         if (dry)
-            printf("plan for %s:\n", path);
+            printf("plan for %s:\n", cli_esc(path));
         value = NULL;
         if (remote_value(ctx, path, entry_needs_input(e), &value) != 0) {
-            fprintf(stderr, "%s: %s\n", path, ctx->err.msg);
+            fprintf(stderr, "%s: %s\n", cli_esc(path), cli_esc(ctx->err.msg));
             failed++;
             continue;
         }

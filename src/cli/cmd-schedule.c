@@ -104,8 +104,8 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
     if ((r = schedule_status_all(ctx->kv, ctx->inv, now, &st, &ctx->err)) != 0)
         return cli_fail(ctx, r);
     for (size_t i = 0; i < ctx->inv->nsecrets; i++)
-        if (strlen(st[i].secret->path) > w)
-            w = strlen(st[i].secret->path);
+        if (strlen(cli_esc(st[i].secret->path)) > w)
+            w = strlen(cli_esc(st[i].secret->path));
     if (json) {
         char f[16];
         snprintf(f, sizeof(f), "%04d-%02d", g.year0, g.mon0 + 1);
@@ -152,7 +152,8 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
                                             "first_rotations", g.dates));
             continue;
         }
-        printf("%-*s %-6s", (int)w, s->path, st[i].state == STATE_NOT_IMPLEMENTED ? "n/a" : every);
+        printf("%-*s %-6s", (int)w, cli_esc(s->path),
+               st[i].state == STATE_NOT_IMPLEMENTED ? "n/a" : every);
         for (int m = 0; m < g.months; m++) {
             printf(" |");
             for (int k = 0; k < WEEKS; k++) {

@@ -118,11 +118,11 @@ print_row(const struct cli_ctx *ctx, int w, const struct row *r)
         snprintf(ver, sizeof(ver), "%llu", (unsigned long long)r->version);
     else
         snprintf(ver, sizeof(ver), "-");
-    printf("%-*s  %-14s %4s  %-19s  %-17s  %-17s  %s%s%s\n", w, r->path, r->kind, ver,
-           r->fingerprint[0] ? r->fingerprint : "-", last, next, state_color(ctx, r->state),
-           r->state, cli_color(ctx, "reset"));
+    printf("%-*s  %-14s %4s  %-19s  %-17s  %-17s  %s%s%s\n", w, cli_esc(r->path), cli_esc(r->kind),
+           ver, r->fingerprint[0] ? cli_esc(r->fingerprint) : "-", last, next,
+           state_color(ctx, r->state), cli_esc(r->state), cli_color(ctx, "reset"));
     if (r->detail[0] != '\0' && strcmp(r->state, "not-implemented") != 0)
-        printf("%-*s    %s\n", w, "", r->detail);
+        printf("%-*s    %s\n", w, "", cli_esc(r->detail));
 }
 
 static void
@@ -165,8 +165,8 @@ local_status(struct cli_ctx *ctx, int *problems)
     for (size_t i = 0; i < n; i++) {
         if (secret_state_is_problem(st[i].state))
             (*problems)++;
-        if (strlen(st[i].secret->path) > w)
-            w = strlen(st[i].secret->path);
+        if (strlen(cli_esc(st[i].secret->path)) > w)
+            w = strlen(cli_esc(st[i].secret->path));
     }
     if (cli_opt(ctx, "json") != NULL) {
         for (size_t i = 0; i < n; i++) {
@@ -214,8 +214,8 @@ remote_status(struct cli_ctx *ctx, int *problems)
     {
         if (is_problem(str(e, "state")))
             (*problems)++;
-        if (strlen(str(e, "path")) > w)
-            w = strlen(str(e, "path"));
+        if (strlen(cli_esc(str(e, "path"))) > w)
+            w = strlen(cli_esc(str(e, "path")));
     }
     if (cli_opt(ctx, "json") != NULL) {
         json_dumpf(a, stdout, JSON_INDENT(2));

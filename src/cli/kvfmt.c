@@ -11,20 +11,9 @@
 void
 kvfmt_escape(const char *in, char *out, size_t outlen)
 {
-    size_t o = 0;
+    const char *e = cli_esc(in);
 
-    for (size_t i = 0; in[i] != '\0' && o + 8 < outlen; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (i >= 80) {
-            o += (size_t)snprintf(out + o, outlen - o, "...");
-            break;
-        }
-        if (c < 0x20 || c >= 0x7f)
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
-        else
-            out[o++] = (char)c;
-    }
-    out[o] = '\0';
+    snprintf(out, outlen, "%.80s%s", e, strlen(e) > 80 ? "..." : "");
 }
 
 int
@@ -67,11 +56,11 @@ kvfmt_version_rows(FILE *f, const struct kv_version_meta *vm)
     fprintf(f, "%-16s %s\n", "destroyed", vm->destroyed ? "true" : "false");
     fprintf(f, "%-16s %llu\n", "version", (unsigned long long)vm->version);
     fprintf(f, "%-16s %s\n", "stage", kv_stage_name(vm->stage));
-    fprintf(f, "%-16s %s\n", "fingerprint", vm->fingerprint);
+    fprintf(f, "%-16s %s\n", "fingerprint", cli_esc(vm->fingerprint));
     if (vm->author[0])
-        fprintf(f, "%-16s %s\n", "author", vm->author);
+        fprintf(f, "%-16s %s\n", "author", cli_esc(vm->author));
     if (vm->reason[0])
-        fprintf(f, "%-16s %s\n", "reason", vm->reason);
+        fprintf(f, "%-16s %s\n", "reason", cli_esc(vm->reason));
 }
 
 json_t *

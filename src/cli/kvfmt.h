@@ -7,14 +7,14 @@
 #include "cli.h"
 #include "secrets/kv.h"
 
-/* Copies in to out with non-printable bytes as \xNN, cut after 80 characters, so a bad path
- * can be shown without reaching the terminal raw. */
+/* Copies in to out escaped as cli_esc does, cut after 80 characters, so a bad path can be
+ * shown without reaching the terminal raw. */
 void kvfmt_escape(const char *in, char *out, size_t outlen);
 
 /* Joins -mount (if given) and path into buf. Returns 0 or a usage error code. */
 int kvfmt_path(struct cli_ctx *ctx, const char *path, char *buf, size_t buflen);
 
-/* Prints one version's metadata as Key/Value rows. */
+/* Prints one version's metadata as Key/Value rows (its strings through cli_esc). */
 void kvfmt_version_rows(FILE *f, const struct kv_version_meta *vm);
 
 /* The version's metadata as a JSON object (new reference). */

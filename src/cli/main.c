@@ -102,7 +102,8 @@ cli_fail(struct cli_ctx *ctx, int r)
 {
     const char *msg = ctx->err.msg[0] ? ctx->err.msg : rk_strerror(r);
 
-    fprintf(stderr, "rekey %s: %s\n", ctx->cmd ? ctx->cmd->name : "", msg);
+    /* The message may quote a server's answer or a stored string: escaped (cli.h). */
+    fprintf(stderr, "rekey %s: %s\n", ctx->cmd ? ctx->cmd->name : "", cli_esc(msg));
     return r == -RK_EINVAL ? CLI_USAGE : CLI_ERROR;
 }
 
