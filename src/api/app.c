@@ -301,33 +301,6 @@ out:
     return 0;
 }
 
-/* Shares arrive as shamir_split prints them (hex) or base64 of the same bytes (Vault's
- * keys_base64). Returns a hex share in a secret, or NULL. */
-static struct secret *
-share_normalise(const char *s)
-{
-    size_t n = strlen(s), blen = 0;
-    int hex = n >= 4 && n % 2 == 0;
-    unsigned char *bin;
-    struct secret *out;
-
-    for (size_t i = 0; hex && i < n; i++)
-        hex = isxdigit((unsigned char)s[i]);
-    if (hex) {
-        if ((out = secret_from_str(s)) != NULL)
-            for (size_t i = 0; i < out->len; i++)
-                out->data[i] = (unsigned char)tolower(out->data[i]);
-        return out;
-    }
-    if ((bin = base64_decode(s, n, &blen)) == NULL)
-        return NULL;
-    out = blen >= 2 ? secret_new(2 * blen) : NULL;
-    if (out != NULL)
-        hex_encode(bin, blen, (char *)out->data);
-    freezero(bin, blen + 1);
-    return out;
-}
-
 int
 api_app_unseal_share(struct api_app *app, const char *share, struct rk_error *err)
 {
@@ -347,10 +320,11 @@ api_app_unseal_share(struct api_app *app, const char *share, struct rk_error *er
                          "REKEY_KEY_FILE or store.key_file set");
         goto out;
     }
-    if ((s = share_normalise(share)) == NULL) {
-        r = rk_error_set(err, RK_EINVAL, "'key' must be a valid hex or base64 string");
+    /* Hex as shamir_split prints it or base64 (Vault's keys_base64), of a share of this root
+     * key: a share of another length or encoding is refused here, before it counts towards the
+     * threshold, so the progress stays as it was. */
+    if ((r = shamir_share_parse(share, strlen(share), ROOT_KEY_LEN, &s, err)) != 0)
         goto out;
-    }
     for (size_t i = 0; i < app->nprogress; i++) {
         if (secret_equal(app->progress[i], s)) {
             r = rk_error_set(err, RK_EINVAL, "this key share was already provided");

@@ -203,7 +203,8 @@ cli_read_noecho(const char *prompt, size_t *len)
     return buf;
 }
 
-/* Asks for threshold shares at a no-echo prompt and combines them. */
+/* Asks for threshold shares at a no-echo prompt and combines them. A share of the wrong length
+ * or encoding is refused as soon as it is typed. */
 static int
 unseal_with_shares(struct cli_ctx *ctx, int threshold, struct secret **key)
 {
@@ -225,10 +226,10 @@ unseal_with_shares(struct cli_ctx *ctx, int threshold, struct secret **key)
             r = rk_error_set(&ctx->err, RK_ECANCELED, "no unseal share was entered");
             goto out;
         }
-        shares[got] = secret_from(line, n);
+        r = shamir_share_parse(line, n, ROOT_KEY_LEN, &shares[got], &ctx->err);
         freezero(line, n + 1);
-        if (shares[got] == NULL) {
-            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
+        if (r != 0) {
+            rk_error_prefix(&ctx->err, "unseal share %d is malformed", got + 1);
             goto out;
         }
         got++;

@@ -1,7 +1,8 @@
 /* rekey operator unseal: gives unseal shares to a sealed rekey server (PUT /v1/sys/unseal), like
  * `vault operator unseal`. A share is never taken from the command line: it is typed at a no-echo
  * prompt, or read from stdin when stdin is not a terminal (one share per line; each is sent until
- * the server is unsealed). Prints the seal status the server answers. */
+ * the server is unsealed). A share of the wrong length or encoding is refused here, before it is
+ * sent (the server refuses it too). Prints the seal status the server answers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,8 @@
 
 #include "cli.h"
 #include "client.h"
+#include "store/barrier.h"
+#include "store/shamir.h"
 
 #define SHARE_LINE_MAX 1024
 
@@ -27,7 +30,7 @@ print_status(const json_t *st)
     const char *version = json_string_value(json_object_get(st, "version"));
 
     printf("%-18s %s\n%-18s %s\n", "Key", "Value", "---", "-----");
-    printf("%-18s %s\n", "Seal Type", type ? type : "shamir");
+    printf("%-18s %s\n", "Seal Type", type ? cli_esc(type) : "shamir");
     printf("%-18s %s\n", "Initialized",
            json_is_true(json_object_get(st, "initialized")) ? "true" : "false");
     printf("%-18s %s\n", "Sealed", sealed ? "true" : "false");
@@ -37,9 +40,9 @@ print_status(const json_t *st)
         printf("%-18s %lld/%lld\n", "Unseal Progress",
                (long long)json_integer_value(json_object_get(st, "progress")),
                (long long)json_integer_value(json_object_get(st, "t")));
-        printf("%-18s %s\n", "Unseal Nonce", nonce ? nonce : "");
+        printf("%-18s %s\n", "Unseal Nonce", cli_esc(nonce));
     }
-    printf("%-18s %s\n", "Version", version ? version : "");
+    printf("%-18s %s\n", "Version", cli_esc(version));
 }
 
 /* Reads one line of stdin (a share) into buf; returns its length, or -1 at the end. */
@@ -82,7 +85,9 @@ exec_unseal(struct cli_ctx *ctx, int argc, char **argv)
 {
     json_t *st = NULL;
     char *line = NULL;
+    struct secret *share = NULL;
     size_t n = 0;
+    long lineno = 0;
     int r, rc = CLI_ERROR, tty = isatty(STDIN_FILENO), sent = 0;
 
     (void)argc;
@@ -132,15 +137,26 @@ exec_unseal(struct cli_ctx *ctx, int argc, char **argv)
                 break;
             }
             n = (size_t)got;
+            lineno++;
             if (n == 0) {
                 freezero(line, SHARE_LINE_MAX);
                 line = NULL;
                 continue;
             }
         }
-        r = send_share(ctx, line, n, &st);
+        r = shamir_share_parse(line, n, ROOT_KEY_LEN, &share, &ctx->err);
         freezero(line, tty ? n + 1 : SHARE_LINE_MAX);
         line = NULL;
+        if (r != 0) {
+            if (!tty)
+                rk_error_prefix(&ctx->err, "line %ld of stdin, not sent", lineno);
+            else
+                rk_error_prefix(&ctx->err, "not sent");
+            goto fail;
+        }
+        r = send_share(ctx, (const char *)share->data, share->len, &st);
+        secret_free(share);
+        share = NULL;
         if (r != 0)
             goto fail;
         sent++;

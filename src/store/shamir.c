@@ -129,6 +129,72 @@ share_trim(const struct secret *s, const char **p, size_t *len)
 }
 
 int
+shamir_share_parse(const char *text, size_t len, size_t secret_len, struct secret **out,
+                   struct rk_error *err)
+{
+    const size_t want = 1 + secret_len;
+    const char *p = text, *e = text + len;
+    unsigned char *bin = NULL, *b64 = NULL;
+    size_t n, blen = 0, got = 0;
+    int hex = 1, r = -RK_EINVAL;
+
+    if (out == NULL)
+        return rk_error_set(err, RK_EINVAL, "shamir share: no output");
+    *out = NULL;
+    if (secret_len == 0 || secret_len > SHAMIR_SECRET_MAX)
+        return rk_error_set(err, RK_EINVAL, "shamir share: a secret of %zu bytes cannot be shared",
+                            secret_len);
+    if (text == NULL)
+        return rk_error_set(err, RK_EINVAL, "the key share is empty");
+    while (p < e && isspace((unsigned char)*p))
+        p++;
+    while (e > p && isspace((unsigned char)e[-1]))
+        e--;
+    n = (size_t)(e - p);
+    if (n == 0)
+        return rk_error_set(err, RK_EINVAL, "the key share is empty");
+    if ((bin = OPENSSL_secure_malloc(want)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "shamir share: out of secure memory");
+    for (size_t i = 0; hex && i < n; i++)
+        hex = isxdigit((unsigned char)p[i]) != 0;
+    /* Hex first: a base64 share (44 characters for a root key) never has the hex length. */
+    if (hex && n % 2 == 0) {
+        got = n / 2;
+        if (got == want && hex_decode(p, n, bin, want) != 0)
+            got = 0;
+    } else if ((b64 = base64_decode(p, n, &blen)) != NULL) {
+        got = blen;
+        if (blen == want)
+            memcpy(bin, b64, want);
+        freezero(b64, blen + 1);
+    } else {
+        rk_error_set(err, RK_EINVAL, "'key' must be a valid hex or base64 string");
+        goto out;
+    }
+    if (got != want) {
+        rk_error_set(err, RK_EINVAL,
+                     "the key share holds %zu bytes; a share of this key holds %zu (%zu hex "
+                     "digits, or base64)",
+                     got, want, 2 * want);
+        goto out;
+    }
+    if (bin[0] == 0) {
+        rk_error_set(err, RK_EINVAL,
+                     "the key share is malformed: its first byte (the share number) is 0");
+        goto out;
+    }
+    if ((*out = secret_new(2 * want)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "shamir share: out of secure memory");
+        goto out;
+    }
+    hex_encode(bin, want, (char *)(*out)->data);
+    r = 0;
+out:
+    OPENSSL_secure_clear_free(bin, want);
+    return r;
+}
+
+int
 shamir_combine(struct secret *const *shares, unsigned k, struct secret **out, struct rk_error *err)
 {
     unsigned char xs[SHAMIR_MAX_SHARES];

@@ -399,6 +399,78 @@ test_combine_forgiving(void **state)
     secret_free(out);
 }
 
+/* shamir_share_parse: what sys/unseal and the CLI accept before a share can count. */
+static void
+test_share_parse(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *msg; /* a word the message must contain */
+    } bad[] = {
+        {"0102", "holds 2 bytes"},         /* the review's reproduction: too short */
+        {"01020304", "holds 4 bytes"},     /* still too short */
+        {"014242424242", "holds 6 bytes"}, /* one byte too long */
+        {"AQI=", "holds 2 bytes"},         /* base64, too short */
+        {"", "empty"},                     /* nothing */
+        {"  \n", "empty"},                 /* only whitespace */
+        {"01424242g", "hex or base64"},    /* neither hex nor base64 */
+        {"014 24242", "hex or base64"},    /* whitespace inside */
+        {"0042424242", "share number"},    /* x = 0 */
+        {"AEJCQkI=", "share number"},      /* x = 0 in base64 */
+        {"01424242\x1b", "hex or base64"}, /* a control byte */
+    };
+    struct rk_error err = {0};
+    struct secret *out = NULL;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        rk_error_clear(&err);
+        out = NULL;
+        assert_int_equal(shamir_share_parse(bad[i].text, strlen(bad[i].text), 4, &out, &err),
+                         -RK_EINVAL);
+        assert_null(out);
+        if (strstr(err.msg, bad[i].msg) == NULL)
+            fail_msg("case %zu: message \"%s\" lacks \"%s\"", i, err.msg, bad[i].msg);
+        assert_null(strstr(err.msg, "4242"));
+    }
+    /* Hex in either case, or base64 of the same bytes; whitespace around is forgiven. The
+     * answer is always the lowercase hex that shamir_split prints. */
+    static const char *const good[] = {"03a1b2c3d4", "03A1B2C3D4", " 03a1b2c3d4\r\n",
+                                       "A6Gyw9Q=", "A6Gyw9Q=\n"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(shamir_share_parse(good[i], strlen(good[i]), 4, &out, &err), 0);
+        assert_int_equal(out->len, 10);
+        assert_string_equal((const char *)out->data, "03a1b2c3d4");
+        secret_free(out);
+    }
+    /* The length is the caller's: a 32-byte key's share is 66 hex digits or 44 base64. */
+    {
+        struct secret *key = secret_new(32), *sh[3] = {0}, *parsed = NULL;
+        unsigned char bin[33];
+        char *b64;
+        assert_int_equal(RAND_bytes(key->data, 32), 1);
+        assert_int_equal(shamir_split(key, 3, 2, sh, &err), 0);
+        assert_int_equal(
+            shamir_share_parse((const char *)sh[1]->data, sh[1]->len, 32, &parsed, &err), 0);
+        assert_true(secret_equal(parsed, sh[1]));
+        secret_free(parsed);
+        assert_int_equal(hex_decode((const char *)sh[1]->data, sh[1]->len, bin, 33), 0);
+        b64 = base64_encode(bin, 33);
+        assert_int_equal(strlen(b64), 44);
+        assert_int_equal(shamir_share_parse(b64, 44, 32, &parsed, &err), 0);
+        assert_true(secret_equal(parsed, sh[1]));
+        secret_free(parsed);
+        assert_int_equal(
+            shamir_share_parse((const char *)sh[1]->data, sh[1]->len, 16, &parsed, &err),
+            -RK_EINVAL);
+        assert_int_equal(shamir_share_parse(b64, 44, 0, &parsed, &err), -RK_EINVAL);
+        freezero(b64, 44);
+        for (int i = 0; i < 3; i++)
+            secret_free(sh[i]);
+        secret_free(key);
+    }
+}
+
 int
 main(void)
 {
@@ -407,7 +479,7 @@ main(void)
         cmocka_unit_test(test_every_subset_5_of_3), cmocka_unit_test(test_split_is_random),
         cmocka_unit_test(test_one_of_one),          cmocka_unit_test(test_255_shares),
         cmocka_unit_test(test_split_bad_args),      cmocka_unit_test(test_combine_bad_input),
-        cmocka_unit_test(test_combine_forgiving),
+        cmocka_unit_test(test_combine_forgiving),   cmocka_unit_test(test_share_parse),
     };
     secure_heap_init();
     return cmocka_run_group_tests(tests, NULL, NULL);
