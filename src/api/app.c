@@ -495,22 +495,21 @@ authenticate(struct http_request *req, struct api_app *app, struct token_info *t
     struct http_server *s = http_request_server(req);
     const char *ip = http_request_ip(req), *tok;
     struct rk_error err = {0};
-    int r;
+    int r = -RK_ENOTFOUND;
 
-    if (s != NULL && ip != NULL && http_throttle_blocked(s, ip)) {
-        http_respond_throttled(req);
-        return -RK_EPERM;
-    }
     if (api_require_unsealed(req, app) != 0)
         return -RK_ESEALED;
+    /* The throttle limits failures, not addresses: a valid token is served even while its
+     * address is throttled (a 256-bit token is not guessed; what the throttle bounds is a
+     * guesser's rate and its log lines). A failure while throttled gets 429, uncounted. */
     tok = http_request_token(req);
-    if (tok == NULL || *tok == '\0') {
-        auth_fail(req, "no token");
-        return -RK_EPERM;
-    }
-    r = token_lookup_cached(app->tokens, app->br, tok, ti, &err);
+    if (tok != NULL && *tok != '\0')
+        r = token_lookup_cached(app->tokens, app->br, tok, ti, &err);
     if (r == -RK_ENOTFOUND || r == -RK_EINVAL) {
-        auth_fail(req, "invalid token");
+        if (s != NULL && ip != NULL && http_throttle_blocked(s, ip))
+            http_respond_throttled(req);
+        else
+            auth_fail(req, tok == NULL || *tok == '\0' ? "no token" : "invalid token");
         return -RK_EPERM;
     }
     if (r != 0) {

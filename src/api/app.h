@@ -191,10 +191,11 @@ int api_require_unsealed(struct http_request *req, struct api_app *app);
 /* Authenticates the request's token (X-Vault-Token or Bearer) and checks that its policies
  * grant every bit of cap (enum capability in policy.h) on acl_path. Spends one use of a
  * limited token. Returns 0 when allowed, with *ti (may be NULL) filled: the caller calls
- * token_info_clear. Otherwise it has answered: 429 while the client is throttled, 403
- * {"errors":["permission denied"]} for a missing, unknown, expired or revoked token (counted
- * by http_throttle_fail, logged with the client IP, never the token) or a denied path, 503
- * when sealed, 500 on a store error; and returns -RK_EPERM (or the store's code). */
+ * token_info_clear. Otherwise it has answered: 403 {"errors":["permission denied"]} for a
+ * missing, unknown, expired or revoked token (counted by http_throttle_fail, logged with the
+ * client IP, never the token), or 429 instead while the client is throttled (a valid token is
+ * served all the same), 403 for a denied path, 503 when sealed, 500 on a store error; and
+ * returns -RK_EPERM (or the store's code). */
 int api_authorize(struct http_request *req, struct api_app *app, const char *acl_path, unsigned cap,
                   struct token_info *ti);
 

@@ -30,6 +30,7 @@
 
 #include "util/fsutil.h"
 #include "util/log.h"
+#include "util/netaddr.h"
 #include "util/parse.h"
 #include "util/secret.h"
 #include "util/timeutil.h"
@@ -40,6 +41,8 @@
 #define REAPER_PERIOD_MS 200
 #define HTTP_THREADS_MIN 16 /* default worker count: 8 per core, within these bounds */
 #define HTTP_THREADS_MAX 64
+#define XFF_HEADERS_MAX 8 /* X-Forwarded-For headers looked at (the last ones) */
+#define XFF_HOPS_MAX 32   /* addresses walked back through trusted proxies */
 
 struct resp_header {
     char *name;
@@ -60,7 +63,10 @@ struct http_request {
     unsigned char *body;
     size_t body_len;
     size_t body_cap;
-    unsigned err_status; /* an answer decided before the handler (400/404/405), or 0 */
+    unsigned err_status;   /* an answer decided before the handler (400/404/405), or 0 */
+    const char *bad_frame; /* why the request's framing was refused (400, then close), or NULL */
+    const char *ip;        /* the client address (http_request_ip); NULL = the peer's */
+    char fwd_ip[NETADDR_TEXT_MAX]; /* the client address X-Forwarded-For gave, when trusted */
     unsigned allow;
     size_t discarded; /* body bytes read after an early answer */
     int counted;      /* counted in inst->inflight */
@@ -75,6 +81,10 @@ struct conn {
     int cut;
     _Atomic int64_t deadline_ms; /* the next request must have arrived by then; 0 = none due */
     char ip[INET6_ADDRSTRLEN];
+    struct netaddr peer; /* ip, parsed; peer_ok when it parsed */
+    int peer_ok;
+    const char *raw_uri; /* the request target as the URI log callback saw it (MHD's buffer) */
+    size_t raw_uri_len;
     struct http_request req;
 };
 
@@ -132,6 +142,10 @@ struct http_server {
     uint32_t lru_head, lru_tail; /* head = most recently seen */
     double tb_burst, tb_rate;
     uint64_t sip_k0, sip_k1;
+
+    struct netaddr_cidr *proxies; /* trusted_proxies */
+    size_t nproxies;
+    int head_check; /* this libmicrohttpd parses in place: NULs in the head can be found */
 };
 
 /* Marks a request whose raw target failed router_raw_path_check (MHD's URI log callback runs
@@ -267,7 +281,7 @@ http_request_token(const struct http_request *req)
 const char *
 http_request_ip(const struct http_request *req)
 {
-    return req->conn->ip;
+    return req->ip != NULL ? req->ip : req->conn->ip;
 }
 
 const unsigned char *
@@ -778,6 +792,13 @@ respond_early(struct http_request *req)
 {
     char allow[64];
 
+    if (req->bad_frame != NULL) {
+        /* Where this request ends is in doubt, so nothing after it on the connection can be
+         * trusted to start a request: close. */
+        (void)http_response_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+        http_respond_error(req, 400, "malformed request: %s", req->bad_frame);
+        return;
+    }
     switch (req->err_status) {
     case 404: respond_literal(req, 404, "{\"errors\":[]}"); break;
     case 405:
@@ -832,13 +853,201 @@ body_reserve(struct http_request *req, size_t need)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Request framing and the client address, read from the request head before routing.
+ *
+ * libmicrohttpd 0.9 parses the head in place: the method, the request target (as the URI log
+ * callback sees it, before decoding), the version and every header name and value stay in one
+ * buffer, NUL-terminated where the separators were, in the order they arrived; the head is
+ * MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE bytes from the method. It measures each string with
+ * strlen (MHD_lookup_connection_value_n reports the same cut length), so a NUL byte sent inside
+ * the target or a value hides what follows: "/v1/secret/data/a\0x" is served as ".../a" and
+ * "X-Vault-Token: T\0junk" authenticates as T. What lies between the end of one string and the
+ * start of the next must therefore be only what the parser replaced or skipped: the space after
+ * the method (and more spaces), the one space before the version, a colon and blanks after a
+ * name, a line end (CR LF or LF: one or two NULs now), the empty line closing the head. Any
+ * other byte there was hidden behind a NUL. The walk also refuses a layout it does not know
+ * (a string outside the head or out of order, as a folded header line gives), so a parser
+ * that differs fails closed; http_server_start turns the check off, with a warning, for a
+ * libmicrohttpd whose parser it was not written against (see docs/server.md). */
+
+struct head_walk {
+    int check;        /* look for hidden bytes (the server's head_check) */
+    const char *end;  /* the end of the head in MHD's buffer (it starts at the method) */
+    const char *prev; /* the end of the previous string */
+    int hidden;       /* bytes hidden behind a NUL, or a layout the walk does not know */
+    unsigned ncl, nte;
+    const char *te;
+    const char *xff[XFF_HEADERS_MAX]; /* a ring: the last XFF_HEADERS_MAX values */
+    unsigned nxff;
+};
+
+/* 1 when p lies in the head at or after the previous string's end. */
+static int
+head_in_order(const struct head_walk *w, const char *p)
+{
+    uintptr_t u = (uintptr_t)p;
+    return p != NULL && u >= (uintptr_t)w->prev && u <= (uintptr_t)w->end;
+}
+
+/* 1 when [from, to) holds min..max bytes, every one a NUL (a replaced line end). */
+static int
+head_nuls(const char *from, const char *to, size_t min, size_t max)
+{
+    size_t n = (size_t)((uintptr_t)to - (uintptr_t)from);
+
+    if ((uintptr_t)to < (uintptr_t)from || n < min || n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (from[i] != '\0')
+            return 0;
+    return 1;
+}
+
+/* 1 when [from, to) is a replaced separator (one NUL) followed by blanks from set. */
+static int
+head_sep(const char *from, const char *to, const char *set)
+{
+    size_t n = (size_t)((uintptr_t)to - (uintptr_t)from);
+
+    if ((uintptr_t)to <= (uintptr_t)from || from[0] != '\0')
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if (from[i] == '\0' || strchr(set, from[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+static enum MHD_Result
+head_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen, const char *value,
+            size_t vlen)
+{
+    struct head_walk *w = cls;
+
+    (void)kind;
+    if (value == NULL)
+        value = "";
+    if (w->check && !w->hidden) {
+        /* the line end before this line, the name, ':' and blanks, the value */
+        if (!head_in_order(w, key) || !head_nuls(w->prev, key, 1, 2))
+            w->hidden = 1;
+        else if (!head_in_order(w, value) || !head_sep(key + klen, value, " \t"))
+            w->hidden = 1;
+        else
+            w->prev = value + vlen;
+    }
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        w->ncl++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        w->nte++;
+        w->te = value;
+    } else if (strcasecmp(key, "X-Forwarded-For") == 0) {
+        w->xff[w->nxff % XFF_HEADERS_MAX] = value;
+        w->nxff++;
+    }
+    return MHD_YES;
+}
+
+/* Walks the head: returns why its framing is refused, or NULL; fills w for client_address. */
+static const char *
+head_check(struct http_server *s, struct conn *c, struct MHD_Connection *mc, const char *method,
+           const char *url, const char *version, struct head_walk *w)
+{
+    const union MHD_ConnectionInfo *hs;
+
+    memset(w, 0, sizeof(*w));
+    w->check = s->head_check;
+    if (w->check) {
+        hs = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+        w->end = hs != NULL ? method + hs->header_size : NULL;
+        w->prev = method + strlen(method);
+        /* "GET", a space (now a NUL) and maybe more spaces, the target, one space (now a
+         * NUL), the version */
+        if (w->end == NULL || c->raw_uri != url || !head_in_order(w, url) ||
+            !head_sep(w->prev, url, " ") || version == NULL || !head_in_order(w, version) ||
+            (uintptr_t)url + c->raw_uri_len + 1 != (uintptr_t)version)
+            w->hidden = 1;
+        else
+            w->prev = version + strlen(version);
+    }
+    MHD_get_connection_values_n(mc, MHD_HEADER_KIND, head_header, w);
+    /* the last line end and the empty line: two to four NULs up to the end of the head */
+    if (w->check && !w->hidden && !head_nuls(w->prev, w->end, 2, 4))
+        w->hidden = 1;
+    if (w->hidden)
+        return "a NUL byte in the request line or a header, or a folded header line";
+    if (w->nte > 0 && w->ncl > 0)
+        return "both Content-Length and Transfer-Encoding";
+    if (w->ncl > 1)
+        return "more than one Content-Length";
+    if (w->nte > 1)
+        return "more than one Transfer-Encoding";
+    /* exactly what MHD decodes as chunked; anything else it would read until the close */
+    if (w->nte == 1 && strcasecmp(w->te, "chunked") != 0)
+        return "unsupported Transfer-Encoding (only chunked is accepted)";
+    return NULL;
+}
+
+static int
+proxy_trusted(const struct http_server *s, const struct netaddr *a)
+{
+    for (size_t i = 0; i < s->nproxies; i++)
+        if (netaddr_cidr_contains(&s->proxies[i], a))
+            return 1;
+    return 0;
+}
+
+/* The client address: the peer, unless the peer is a trusted proxy; then, walking
+ * X-Forwarded-For from the right (each proxy appends the address it was connected from), the
+ * first address that is not a trusted proxy. An entry that does not parse ends the walk at the
+ * last trusted hop: the proxy that wrote it is then taken as the client. */
+static void
+client_address(struct http_server *s, struct http_request *req, const struct head_walk *w)
+{
+    const struct conn *c = req->conn;
+    struct netaddr cur = c->peer, a;
+    unsigned hops = 0;
+
+    if (s->nproxies == 0 || !c->peer_ok || w->nxff == 0)
+        return;
+    for (unsigned k = w->nxff; k > 0 && w->nxff - k < XFF_HEADERS_MAX; k--) {
+        const char *v = w->xff[(k - 1) % XFF_HEADERS_MAX], *e = v + strlen(v);
+        for (;;) {
+            const char *b = e, *eb;
+            if (!proxy_trusted(s, &cur) || hops++ >= XFF_HOPS_MAX)
+                goto done;
+            while (b > v && b[-1] != ',')
+                b--;
+            eb = e;
+            while (b < eb && (*b == ' ' || *b == '\t'))
+                b++;
+            while (eb > b && (eb[-1] == ' ' || eb[-1] == '\t'))
+                eb--;
+            if (netaddr_parse(b, (size_t)(eb - b), &a) != 0)
+                goto done;
+            cur = a;
+            while (b > v && b[-1] != ',')
+                b--;
+            if (b == v)
+                break;
+            e = b - 1;
+        }
+    }
+done:
+    if (memcmp(&cur, &c->peer, sizeof(cur)) != 0) {
+        netaddr_format(&cur, req->fwd_ip, sizeof(req->fwd_ip));
+        req->ip = req->fwd_ip;
+    }
+}
+
 static void
 request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const char *url,
-              const char *method, int raw_bad)
+              const char *method, const char *version, int raw_bad)
 {
     struct http_server *s = in->srv;
     struct http_request *req = &c->req;
     const char *list = NULL, *cl;
+    struct head_walk w;
     int64_t len;
 
     request_reset(req);
@@ -852,6 +1061,11 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
         list = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "list");
     req->method = router_method_parse(method, list);
+    if ((req->bad_frame = head_check(s, c, mc, method, url, version, &w)) != NULL) {
+        req->err_status = 400;
+        return;
+    }
+    client_address(s, req, &w);
     if (raw_bad || router_path_check(url, req->path_len) != 0) {
         req->err_status = 400;
         return;
@@ -894,15 +1108,15 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *met
     struct conn *c = ci != NULL ? ci->socket_context : NULL;
     struct http_request *req;
 
-    (void)version;
     if (c == NULL)
         return MHD_NO; /* no per-connection state (out of memory): drop it */
     req = &c->req;
     if (*con_cls != req) {
-        request_begin(in, c, mc, url, method, *con_cls == &raw_bad_marker);
+        request_begin(in, c, mc, url, method, version, *con_cls == &raw_bad_marker);
         *con_cls = req;
-        /* 413 at once (before "100 Continue"); MHD closes since the body stays unread. */
-        if (req->err_status == 413)
+        /* 413 and bad framing at once (before "100 Continue", before reading a body whose
+         * length is in doubt); MHD closes since the body stays unread. */
+        if (req->err_status == 413 || req->bad_frame != NULL)
             respond_early(req);
         return MHD_YES;
     }
@@ -993,6 +1207,7 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
                           c->ip, sizeof(c->ip));
         }
+        c->peer_ok = netaddr_parse(c->ip, strlen(c->ip), &c->peer) == 0;
         atomic_store(&c->deadline_ms, time_mono_ms() + (int64_t)s->timeout_s * 1000);
         pthread_mutex_lock(&s->reap_lock);
         c->next = s->conns;
@@ -1023,8 +1238,17 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = ci != NULL ? ci->socket_context : NULL;
+
     (void)cls;
-    (void)mc;
+    /* head_check compares the raw length with where the version starts: measured now,
+     * before MHD splits off the query and decodes the path in place. */
+    if (c != NULL) {
+        c->raw_uri = uri;
+        c->raw_uri_len = strlen(uri);
+    }
     return router_raw_path_check(uri) != 0 ? &raw_bad_marker : NULL;
 }
 
@@ -1315,6 +1539,7 @@ server_free(struct http_server *s)
     free(s->key_file);
     free(s->tb);
     free(s->tb_buckets);
+    free(s->proxies);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->reap_lock);
     pthread_cond_destroy(&s->reap_cv);
@@ -1377,6 +1602,20 @@ http_server_start(const struct http_config *cfg, const struct route *routes, siz
         rk_error_set(err, -rc, "cannot set up the throttle table");
         goto out;
     }
+    if ((rc = netaddr_cidr_list_parse(cfg->trusted_proxies, &s->proxies, &s->nproxies, err)) != 0) {
+        if (rc == -RK_EINVAL)
+            rc = -RK_ECONFIG;
+        if (err != NULL)
+            err->code = -rc;
+        rk_error_prefix(err, "server.trusted_proxies");
+        goto out;
+    }
+    /* The NUL check reads MHD's buffer as 0.9's parser leaves it (see head_check). */
+    s->head_check = strncmp(MHD_get_version(), "0.9.", 4) == 0;
+    if (!s->head_check)
+        log_warn("http: libmicrohttpd %s: a NUL byte hidden in the request target or a header "
+                 "is not detected (the check knows the 0.9 parser only)",
+                 MHD_get_version());
     if ((rc = router_new(routes, nroutes, &s->router, err)) != 0)
         goto out;
     if ((rc = listen_open(s, cfg->listen ? cfg->listen : DEFAULT_LISTEN, s->cert_file != NULL,

@@ -8,7 +8,12 @@
  * accumulated upload says so; each request (headers and body) must arrive within
  * conn_timeout_s of the connection opening or of the previous response (a reaper thread cuts
  * slow-loris clients; MHD's own timeout only measures idleness); header memory, connection
- * count and connections per IP are bounded. Paths are checked before routing (router.h). */
+ * count and connections per IP are bounded. Paths are checked before routing (router.h).
+ *
+ * Framing: a request with both Content-Length and Transfer-Encoding, more than one of either,
+ * a transfer coding other than chunked, or a NUL byte in the request line or a header value
+ * (which libmicrohttpd would cut the string at) is answered 400 and the connection closed,
+ * before any handler runs. */
 #ifndef REKEY_API_HTTP_H
 #define REKEY_API_HTTP_H
 
@@ -38,12 +43,15 @@ struct http_config {
     unsigned throttle_burst;     /* failed auths allowed at once per client; 0 = 10 */
     unsigned throttle_per_s;     /* then this many per second; 0 = 1 */
     unsigned throttle_slots;     /* clients remembered (oldest evicted); 0 = 4096 */
+    const char *trusted_proxies; /* comma-separated addresses or CIDR ranges whose
+                                  * X-Forwarded-For is believed (http_request_ip); NULL = none */
 };
 
 /* Starts listening and serving routes (checked by router_new; the table and app are borrowed
  * and must outlive the server). Refuses a non-loopback address without TLS unless tls_disable,
- * and TLS when MHD lacks it. Returns 0, -RK_ECONFIG, -RK_EINVAL, -RK_EIO (bind, TLS files) or
- * -RK_ENOMEM; *out is stopped and freed with http_server_stop. */
+ * TLS when MHD lacks it, and a trusted_proxies entry that is not an address or CIDR range.
+ * Returns 0, -RK_ECONFIG, -RK_EINVAL, -RK_EIO (bind, TLS files) or -RK_ENOMEM; *out is stopped
+ * and freed with http_server_stop. */
 int http_server_start(const struct http_config *cfg, const struct route *routes, size_t nroutes,
                       void *app, struct http_server **out, struct rk_error *err);
 
@@ -63,11 +71,14 @@ int http_server_reload_tls(struct http_server *s, struct rk_error *err);
 /* The bound port (useful with port 0). */
 unsigned http_server_port(const struct http_server *s);
 
-/* Failed-auth throttling, a token bucket per client (IPv4 address, or IPv6 /64): burst
- * failures at once, then throttle_per_s per second. http_throttle_fail records one failure
- * (logged with the IP, never a token) and returns 1 if the client is now throttled, else 0.
- * http_throttle_blocked returns 1 while the client has no failure left (answer 429: see
- * http_respond_throttled), else 0. Bounded table, O(1) per call, least recently seen evicted. */
+/* Failed-auth throttling, a token bucket per client (IPv4 address, or IPv6 /64; the address is
+ * http_request_ip's): burst failures at once, then throttle_per_s per second. It limits
+ * failures, not requests: a caller answers 429 only to a request that has failed to
+ * authenticate while the client is blocked, and serves one whose token is valid.
+ * http_throttle_fail records one failure (logged with the IP, never a token) and returns 1 if
+ * the client is now throttled, else 0. http_throttle_blocked returns 1 while the client has no
+ * failure left (answer 429: see http_respond_throttled), else 0. Bounded table (throttle_slots
+ * entries, only failures add one), O(1) per call, least recently seen evicted. */
 int http_throttle_fail(struct http_server *s, const char *ip);
 int http_throttle_blocked(struct http_server *s, const char *ip);
 
@@ -90,7 +101,9 @@ const char *http_request_header(const struct http_request *req, const char *name
  * Never log it. */
 const char *http_request_token(const struct http_request *req);
 
-/* The peer address as text ("127.0.0.1", "::1"). X-Forwarded-For is not trusted. */
+/* The client address as text ("127.0.0.1", "::1"): the peer's; or, when the peer is one of
+ * trusted_proxies, the right-most address of X-Forwarded-For (all such headers, in order) that
+ * is not a trusted proxy. X-Forwarded-For from any other peer is ignored. */
 const char *http_request_ip(const struct http_request *req);
 
 /* The body (may hold secrets; wiped when the request ends) and its length. */

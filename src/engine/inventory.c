@@ -16,6 +16,7 @@
 
 #include "engine/config.h"
 #include "../util/fsutil.h"
+#include "../util/netaddr.h"
 #include "../util/parse.h"
 
 #define INV_MAX_FILE (16u * 1024 * 1024)
@@ -93,13 +94,71 @@ load_store(struct loader *L, struct ynode *v, struct pos kpos)
     return 0;
 }
 
+/* server.trusted_proxies: a list of addresses or CIDR ranges (or one string of them, comma-
+ * separated), each checked by netaddr_cidr_parse, kept comma-joined for http_config. */
+static int
+get_proxies(struct loader *L, struct ynode *v, struct pos kpos, char **out)
+{
+    static const char *const key = "server.trusted_proxies";
+    static const char *const what = "an IP address or CIDR range such as 10.0.0.0/8";
+    struct netaddr_cidr c;
+    void *it = NULL;
+    struct ynode *item;
+    size_t off = 0, cap = 0;
+    char *acc = NULL;
+    int r;
+
+    for (item = y_is_seq(v) ? y_seq_next(v, &it) : v; item != NULL;
+         item = y_is_seq(v) ? y_seq_next(v, &it) : NULL) {
+        const char *s = NULL, *p, *e;
+        size_t len = 0;
+        if ((r = get_scalar(L, item, kpos, key, what, &s, &len)) != 0)
+            goto fail;
+        for (p = s; p <= s + len; p = e + 1) { /* each comma-separated part */
+            const char *b = p;
+            e = memchr(p, ',', (size_t)(s + len - p));
+            e = e != NULL ? e : s + len;
+            while (b < e && (*b == ' ' || *b == '\t'))
+                b++;
+            size_t n = (size_t)(e - b);
+            while (n > 0 && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+                n--;
+            if (netaddr_cidr_parse(b, n, &c) != 0) {
+                r = lerr(L, val_pos(item, kpos), key, "'%.*s' is not %s", (int)(n > 64 ? 64 : n), b,
+                         what);
+                goto fail;
+            }
+            if (off + n + 2 > cap) {
+                char *na;
+                cap = (off + n + 2) * 2;
+                if ((na = realloc(acc, cap)) == NULL) {
+                    r = enomem(L);
+                    goto fail;
+                }
+                acc = na;
+            }
+            if (off > 0)
+                acc[off++] = ',';
+            memcpy(acc + off, b, n);
+            off += n;
+            acc[off] = '\0';
+        }
+    }
+    free(*out);
+    *out = acc;
+    return 0;
+fail:
+    free(acc);
+    return r;
+}
+
 static int
 load_server(struct loader *L, struct ynode *v, struct pos kpos)
 {
-    static const char *const keys[] = {"listen",       "tls_cert",       "tls_key",
-                                       "tls_disable",  "check_interval", "request_timeout",
-                                       "max_lease_ttl"};
-    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_REQTIMEOUT, K_MAXLEASE, K_N };
+    static const char *const keys[] = {"listen",        "tls_cert",       "tls_key",
+                                       "tls_disable",   "check_interval", "request_timeout",
+                                       "max_lease_ttl", "trusted_proxies"};
+    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_REQTIMEOUT, K_MAXLEASE, K_PROXIES, K_N };
     struct ment e[K_N];
     struct inventory *inv = L->inv;
     int r;
@@ -150,6 +209,9 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
                         "expected a duration from 1s to 106751d (e.g. 768h)");
         inv->max_lease_ttl = secs;
     }
+    if (has(&e[K_PROXIES]) &&
+        (r = get_proxies(L, e[K_PROXIES].val, e[K_PROXIES].kpos, &inv->trusted_proxies)) != 0)
+        return r;
     if ((inv->tls_cert == NULL) != (inv->tls_key == NULL))
         return lerr(L, kpos, inv->tls_cert ? "server.tls_key" : "server.tls_cert",
                     "tls_cert and tls_key go together; only one is set");

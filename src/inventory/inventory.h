@@ -94,6 +94,8 @@ struct inventory {
                               * response (30; 1..3600); http_config.conn_timeout_s */
     int64_t max_lease_ttl;   /* server: `max_lease_ttl`, the longest TTL a token gets, at
                               * creation or renewal (0 = unset: token.h's default, 768h) */
+    char *trusted_proxies;   /* server: `trusted_proxies`, addresses/CIDRs comma-joined, checked
+                              * (netaddr.h); http_config.trusted_proxies; NULL = none */
     char *audit_path;
     struct hook_def *hooks;
     size_t nhooks;

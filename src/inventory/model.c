@@ -70,6 +70,7 @@ inventory_free(struct inventory *inv)
     free(inv->listen);
     free(inv->tls_cert);
     free(inv->tls_key);
+    free(inv->trusted_proxies);
     free(inv->audit_path);
     free(inv);
 }

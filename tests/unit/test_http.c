@@ -74,13 +74,13 @@ h_login(struct http_request *req, void *app, struct rk_error *err)
     const char *tok = http_request_token(req);
     (void)app;
     atomic_fetch_add(&handler_calls, 1);
+    /* as api_authorize does: a valid token is served; a failure while throttled gets 429 */
+    if (tok != NULL && strcmp(tok, "good") == 0)
+        return http_respond_no_content(req);
     if (http_throttle_blocked(s, http_request_ip(req)))
         return http_respond_throttled(req);
-    if (tok == NULL || strcmp(tok, "good") != 0) {
-        http_throttle_fail(s, http_request_ip(req));
-        return rk_error_set(err, RK_EPERM, "permission denied");
-    }
-    return http_respond_no_content(req);
+    http_throttle_fail(s, http_request_ip(req));
+    return rk_error_set(err, RK_EPERM, "permission denied");
 }
 
 static int
@@ -552,16 +552,19 @@ test_throttle_http(void **state)
         request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Vault-Token: wrong", &r);
         assert_int_equal(r.status, 403);
     }
-    request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Vault-Token: good", &r);
+    request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Vault-Token: wrong", &r);
     assert_int_equal(r.status, 429);
     assert_non_null(strcasestr(r.headers, "Retry-After: 1"));
-    /* X-Forwarded-For is not trusted to escape the throttle */
-    request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Forwarded-For: 10.9.9.9", &r);
-    assert_int_equal(r.status, 429);
-    /* one token back after a second */
-    sleep(1);
+    /* a valid token is still served: failures are throttled, not the client */
     request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Vault-Token: good", &r);
     assert_int_equal(r.status, 204);
+    /* X-Forwarded-For is not trusted (no trusted_proxies) to escape the throttle */
+    request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Forwarded-For: 10.9.9.9", &r);
+    assert_int_equal(r.status, 429);
+    /* one failure allowed again after a second */
+    sleep(1);
+    request(h, f->base, "PUT", "/v1/auth/login", NULL, "X-Vault-Token: wrong", &r);
+    assert_int_equal(r.status, 403);
     curl_easy_cleanup(h);
 }
 
@@ -588,6 +591,221 @@ test_throttle_table(void **state)
     }
     assert_int_equal(http_throttle_blocked(f->srv, "10.0.0.1"), 0);
     assert_int_equal(http_throttle_blocked(f->srv, "2001:db8:1:2::1"), 0);
+}
+
+/* ---- request framing: raw bytes, since no client library sends these ---- */
+
+/* Sends len bytes of raw on a new connection and reads until the server closes it or 2 s pass.
+ * *closed is 1 when the server closed the connection. */
+static void
+raw_send(unsigned port, const char *raw, size_t len, char *out, size_t outlen, int *closed)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    size_t got = 0;
+
+    *closed = 0;
+    out[0] = '\0';
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(send(fd, raw, len, MSG_NOSIGNAL), (ssize_t)len);
+    while (got + 1 < outlen && poll(&p, 1, 2000) > 0) {
+        ssize_t n = recv(fd, out + got, outlen - 1 - got, 0);
+        if (n <= 0) {
+            *closed = 1;
+            break;
+        }
+        got += (size_t)n;
+        out[got] = '\0';
+    }
+    close(fd);
+}
+
+#define RAW(s) s, sizeof(s) - 1
+
+static void
+test_framing(void **state)
+{
+    static const struct {
+        const char *raw;
+        size_t len;
+    } bad[] = {
+        /* Content-Length and Transfer-Encoding together */
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+             "Content-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\n")},
+        /* an unknown coding, a list, two headers, two lengths */
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\n\r\n"
+             "2\r\n{}\r\n0\r\n\r\n")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+             "2\r\n{}\r\n0\r\n\r\n")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+             "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 9\r\n\r\n"
+             "{}")},
+        /* a NUL in the target, the method, a header value (also the last one, also followed
+         * by what looks like the end of the head), and a folded header line */
+        {RAW("GET /v1/sys/health\0xyz HTTP/1.1\r\nHost: x\r\n\r\n")},
+        {RAW("GET /v1/sys/health\0 HTTP/1.1\r\nHost: x\r\n\r\n")},
+        {RAW("GET /v1/sys/health\0?a=b HTTP/1.1\r\nHost: x\r\n\r\n")},
+        {RAW("GET\0X /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n")},
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nX-Vault-Token: good\0junk\r\nHost: x\r\n\r\n")},
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-Vault-Token: good\0junk\r\n\r\n")},
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-Vault-Token: good\0\0\0\0j\r\n\r\n")},
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-A:\0junk\r\n\r\n")},
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-A: b\r\n folded\r\n\r\n")},
+    };
+    static const struct {
+        const char *raw;
+        size_t len;
+    } good[] = {
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")},
+        {RAW("GET /v1/sys/health HTTP/1.0\r\n\r\n")},
+        {RAW("GET /v1/sys/health?x=%00&y=a%20b HTTP/1.1\r\nHost: x\r\nX-A:\r\nX-B: \t v \t\r\n"
+             "Connection: close\r\n\r\n")},
+        {RAW("GET  /v1/sys/health HTTP/1.1\nHost: x\nConnection: close\n\n")},
+        {RAW("GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nCookie: a=b; c=d\r\n"
+             "Connection: close\r\n\r\n")},
+        {RAW("\r\nGET /v1/sys/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:  Chunked\r\n"
+             "Connection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n")},
+        {RAW("PUT /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+             "{}")},
+    };
+    struct fixture *f = *state;
+    unsigned port = http_server_port(f->srv);
+    char out[4096];
+    int closed, before = atomic_load(&handler_calls);
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        raw_send(port, bad[i].raw, bad[i].len, out, sizeof(out), &closed);
+        if (strncmp(out, "HTTP/1.1 400 ", 13) != 0 || strstr(out, "malformed request") == NULL ||
+            strcasestr(out, "Connection: close\r\n") == NULL || !closed)
+            fail_msg("bad[%zu] (closed %d): %s", i, closed, out);
+    }
+    assert_int_equal(atomic_load(&handler_calls), before);
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        raw_send(port, good[i].raw, good[i].len, out, sizeof(out), &closed);
+        if (strncmp(out, "HTTP/1.1 200 ", 13) != 0)
+            fail_msg("good[%zu]: %s", i, out);
+    }
+    /* What libmicrohttpd answers itself, recorded: a NUL in a header name or after the
+     * version is its own 400 (an HTML body) and a close; a NUL in a chunked body's trailer is
+     * not seen (MHD cuts the trailer's value; rekey reads no trailer), so the request is
+     * served. */
+    static const char mhd_name[] = "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\nX-A\0b: c\r\n\r\n";
+    raw_send(port, mhd_name, sizeof(mhd_name) - 1, out, sizeof(out), &closed);
+    assert_int_equal(strncmp(out, "HTTP/1.1 400 ", 13), 0);
+    assert_null(strstr(out, "malformed request"));
+    assert_true(closed);
+    static const char mhd_version[] = "GET /v1/sys/health HTTP/1.1\0x\r\nHost: x\r\n\r\n";
+    raw_send(port, mhd_version, sizeof(mhd_version) - 1, out, sizeof(out), &closed);
+    assert_int_equal(strncmp(out, "HTTP/1.1 400 ", 13), 0);
+    assert_true(closed);
+    static const char trailer[] =
+        "PUT /v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n2\r\n{}\r\n0\r\nX-T: a\0b\r\n\r\n";
+    raw_send(port, trailer, sizeof(trailer) - 1, out, sizeof(out), &closed);
+    assert_int_equal(strncmp(out, "HTTP/1.1 200 ", 13), 0);
+    /* a bad request on a keep-alive connection: the one before it is answered, the one
+     * pipelined after it is not (the connection is closed) */
+    static const char pipe3[] = "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /v1/sys/health\0x HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n";
+    raw_send(port, pipe3, sizeof(pipe3) - 1, out, sizeof(out), &closed);
+    assert_true(closed);
+    assert_non_null(strstr(out, "HTTP/1.1 200 "));
+    assert_non_null(strstr(out, "HTTP/1.1 400 "));
+    assert_null(strstr(strstr(out, "HTTP/1.1 400 "), "HTTP/1.1 200 "));
+}
+
+/* ---- X-Forwarded-For from trusted proxies ---- */
+
+static int
+h_ip(struct http_request *req, void *app, struct rk_error *err)
+{
+    (void)app;
+    (void)err;
+    return http_respond_text(req, 200, "text/plain", http_request_ip(req),
+                             strlen(http_request_ip(req)));
+}
+
+static const struct route fwd_routes[] = {
+    {.methods = HTTP_GET, .pattern = "/v1/ip", .handler = h_ip},
+    {.methods = HTTP_PUT, .pattern = "/v1/auth/login", .handler = h_login},
+};
+
+static void
+test_forwarded(void **state)
+{
+    static const struct {
+        const char *xff[2];
+        const char *want;
+    } cases[] = {
+        {{NULL, NULL}, "127.0.0.1"},
+        {{"203.0.113.9", NULL}, "203.0.113.9"},
+        {{" 198.51.100.1 ,10.1.2.3", NULL}, "198.51.100.1"},        /* a trusted hop skipped */
+        {{"198.51.100.1, 203.0.113.9", NULL}, "203.0.113.9"},       /* the right-most untrusted */
+        {{"198.51.100.1", "10.0.0.5"}, "198.51.100.1"},             /* headers in order */
+        {{"198.51.100.1", "203.0.113.9, 10.0.0.5"}, "203.0.113.9"}, /* across headers */
+        {{"not-an-ip, 10.0.0.5", NULL}, "10.0.0.5"},                /* ends at the last hop */
+        {{"198.51.100.1, ", NULL}, "127.0.0.1"},                    /* an empty entry too */
+        {{"10.0.0.7, 10.0.0.5", NULL}, "10.0.0.7"},                 /* all trusted: left-most */
+        {{"[2001:db8::1]:443", NULL}, "2001:db8::1"},
+        {{"192.0.2.1:5678", NULL}, "192.0.2.1"},
+        {{"::ffff:192.0.2.2", NULL}, "192.0.2.2"},
+    };
+    struct http_config c = test_config();
+    struct http_server *s = NULL;
+    struct rk_error err = {0};
+    char base[64], h1[128], h2[128];
+    CURL *h = curl_easy_init();
+    struct resp r;
+    (void)state;
+
+    /* a bad entry refuses to start */
+    c.trusted_proxies = "127.0.0.1, 10.0.0.0/33";
+    assert_int_equal(http_server_start(&c, fwd_routes, 2, NULL, &s, &err), -RK_ECONFIG);
+    assert_non_null(strstr(err.msg, "10.0.0.0/33"));
+    c.trusted_proxies = "127.0.0.1, 10.0.0.0/8";
+    assert_int_equal(http_server_start(&c, fwd_routes, 2, NULL, &s, &err), 0);
+    snprintf(base, sizeof(base), "http://127.0.0.1:%u", http_server_port(s));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct curl_slist *hl = NULL;
+        char url[128];
+        memset(&r, 0, sizeof(r));
+        snprintf(url, sizeof(url), "%s/v1/ip", base);
+        curl_easy_reset(h);
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+        for (int k = 0; k < 2; k++) {
+            if (cases[i].xff[k] == NULL)
+                continue;
+            snprintf(k ? h2 : h1, sizeof(h1), "X-Forwarded-For: %s", cases[i].xff[k]);
+            hl = curl_slist_append(hl, k ? h2 : h1);
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+        assert_int_equal(curl_easy_perform(h), CURLE_OK);
+        curl_slist_free_all(hl);
+        if (strcmp(r.body, cases[i].want) != 0)
+            fail_msg("case %zu: got %s, want %s", i, r.body, cases[i].want);
+    }
+    /* the throttle counts the forwarded client, not the proxy */
+    for (int i = 0; i < 3; i++) {
+        request(h, base, "PUT", "/v1/auth/login", NULL, "X-Forwarded-For: 203.0.113.9", &r);
+        assert_int_equal(r.status, 403);
+    }
+    assert_int_equal(http_throttle_blocked(s, "203.0.113.9"), 1);
+    assert_int_equal(http_throttle_blocked(s, "127.0.0.1"), 0);
+    request(h, base, "PUT", "/v1/auth/login", NULL, "X-Forwarded-For: 198.51.100.1", &r);
+    assert_int_equal(r.status, 403); /* another client behind the same proxy */
+    curl_easy_cleanup(h);
+    http_server_stop(s);
 }
 
 static void
@@ -843,6 +1061,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_slowloris, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttle_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
+        cmocka_unit_test(test_forwarded),
         cmocka_unit_test(test_router),
         cmocka_unit_test(test_refuse_plain_public),
         cmocka_unit_test(test_ipv6),

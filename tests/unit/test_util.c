@@ -13,6 +13,8 @@
 #include "util/enc.h"
 #include "util/err.h"
 #include "util/fsutil.h"
+#include "util/log.h"
+#include "util/netaddr.h"
 #include "util/parse.h"
 #include "util/secret.h"
 #include "util/timeutil.h"
@@ -259,6 +261,121 @@ test_str_hash(void **state)
     assert_true(__builtin_popcount(top) >= 20 && __builtin_popcount(low) >= 20);
 }
 
+static void
+test_netaddr(void **state)
+{
+    struct netaddr_cidr c, *v = NULL;
+    struct netaddr a;
+    struct rk_error err = {0};
+    char txt[NETADDR_TEXT_MAX];
+    size_t n = 0;
+
+    (void)state;
+#define IN(cidr, addr)                                                                             \
+    (netaddr_cidr_parse(cidr, strlen(cidr), &c) == 0 && netaddr_parse(addr, strlen(addr), &a) == 0 \
+         ? netaddr_cidr_contains(&c, &a)                                                           \
+         : -1)
+    assert_int_equal(IN("10.1.2.3/8", "10.255.0.1"), 1); /* host bits cleared */
+    assert_int_equal(IN("10.0.0.0/8", "11.0.0.1"), 0);
+    assert_int_equal(IN("192.0.2.7", "192.0.2.7"), 1);
+    assert_int_equal(IN("192.0.2.7", "192.0.2.8"), 0);
+    assert_int_equal(IN("192.0.2.0/25", "192.0.2.127"), 1);
+    assert_int_equal(IN("192.0.2.0/25", "192.0.2.128"), 0);
+    assert_int_equal(IN("0.0.0.0/0", "198.51.100.1"), 1);
+    assert_int_equal(IN("0.0.0.0/0", "2001:db8::1"), 0); /* IPv4 only */
+    assert_int_equal(IN("::/0", "2001:db8::1"), 1);
+    assert_int_equal(IN("2001:db8::/32", "2001:db8:ffff::1"), 1);
+    assert_int_equal(IN("2001:db8::/33", "2001:db8:8000::1"), 0);
+    assert_int_equal(IN("10.0.0.0/8", "::ffff:10.9.9.9"), 1); /* mapped is IPv4 */
+    assert_int_equal(IN("10.0.0.0/8", "[::ffff:10.9.9.9]:80"), 1);
+    assert_int_equal(IN("10.0.0.0/8", "10.9.9.9:8080"), 1);
+    assert_int_equal(IN("::1", "[::1]"), 1);
+#undef IN
+    static const char *const bad_cidr[] = {"10.0.0.0/33", "::/129",    "1.2.3.4/",   "/8",
+                                           "abc",         "1.2.3.4/x", "1.2.3.4/-1", "[::1]",
+                                           "1.2.3.4:80",  ""};
+    for (size_t i = 0; i < sizeof(bad_cidr) / sizeof(bad_cidr[0]); i++)
+        if (netaddr_cidr_parse(bad_cidr[i], strlen(bad_cidr[i]), &c) == 0)
+            fail_msg("'%s' parsed as a CIDR range", bad_cidr[i]);
+    static const char *const bad_addr[] = {"[::1", "[::1]x",    "1.2.3",       "host",
+                                           "",     "1.2.3.4/8", "fe80::1%eth0"};
+    for (size_t i = 0; i < sizeof(bad_addr) / sizeof(bad_addr[0]); i++)
+        if (netaddr_parse(bad_addr[i], strlen(bad_addr[i]), &a) == 0)
+            fail_msg("'%s' parsed as an address", bad_addr[i]);
+    assert_int_equal(netaddr_parse("2001:DB8:0::1", 13, &a), 0);
+    netaddr_format(&a, txt, sizeof(txt));
+    assert_string_equal(txt, "2001:db8::1");
+    assert_int_equal(netaddr_parse("::ffff:192.0.2.1", 16, &a), 0);
+    netaddr_format(&a, txt, sizeof(txt));
+    assert_string_equal(txt, "192.0.2.1");
+    assert_int_equal(netaddr_cidr_list_parse(" 10.0.0.0/8 ,::1,\t192.0.2.1 ", &v, &n, &err), 0);
+    assert_int_equal(n, 3);
+    free(v);
+    assert_int_equal(netaddr_cidr_list_parse(NULL, &v, &n, &err), 0);
+    assert_int_equal(n, 0);
+    assert_null(v);
+    assert_int_equal(netaddr_cidr_list_parse("10.0.0.0/8, nope", &v, &n, &err), -RK_EINVAL);
+    assert_non_null(strstr(err.msg, "'nope'"));
+}
+
+/* Runs log_msg with stderr on a pipe and returns what it wrote (static buffer). */
+static const char *
+captured_log(const char *msg)
+{
+    static char out[8192];
+    int fds[2], saved = dup(STDERR_FILENO);
+    ssize_t n;
+
+    assert_int_equal(pipe(fds), 0);
+    assert_true(dup2(fds[1], STDERR_FILENO) >= 0);
+    log_msg(LOG_ERROR, "m=%s", msg);
+    assert_true(dup2(saved, STDERR_FILENO) >= 0);
+    close(saved);
+    close(fds[1]);
+    n = read(fds[0], out, sizeof(out) - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    out[n] = '\0';
+    return out;
+}
+
+static void
+test_log_escape(void **state)
+{
+    char buf[64];
+    const char *line;
+
+    (void)state;
+    /* a forged line: one line comes out, the newline spelled \n */
+    line = captured_log("x\n2026-01-01T00:00:00Z info  root token created");
+    assert_non_null(strstr(line, "m=x\\n2026-01-01T00:00:00Z info  root token created\n"));
+    assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
+    /* CR, tab, ESC, other C0, DEL, the C1 CSI in UTF-8; plain UTF-8 and backslash stay */
+    line = captured_log("a\rb\tc\x1b[31md\x01\x7f\xc2\x9b"
+                        "2J \xc3\xa9 \\n");
+    assert_non_null(strstr(line, "m=a\\rb\\tc\\x1b[31md\\x01\\x7f\\xc2\\x9b2J \xc3\xa9 \\n\n"));
+    for (const char *p = line; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 && p[1] != '\0')
+            fail_msg("a raw control byte at offset %zu", (size_t)(p - line));
+    /* log_escape never splits an escape or a character */
+    assert_int_equal(log_escape("ab\n", buf, 4), 2);
+    assert_string_equal(buf, "ab");
+    assert_int_equal(log_escape("ab\n", buf, 5), 4);
+    assert_string_equal(buf, "ab\\n");
+    assert_int_equal(log_escape("a\xc3\xa9", buf, 3), 1);
+    assert_string_equal(buf, "a");
+    assert_int_equal(log_escape("\x1b", buf, 5), 4);
+    assert_string_equal(buf, "\\x1b");
+    assert_int_equal(log_escape("\x1b", buf, 4), 0);
+    /* a long message is cut, still one line */
+    char big[3000];
+    memset(big, 'z', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    big[100] = '\n';
+    line = captured_log(big);
+    assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
+}
+
 int
 main(void)
 {
@@ -268,7 +385,8 @@ main(void)
         cmocka_unit_test(test_encodings),       cmocka_unit_test(test_secret),
         cmocka_unit_test(test_fs_atomic),       cmocka_unit_test(test_time),
         cmocka_unit_test(test_error),           cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_str_hash),
+        cmocka_unit_test(test_str_hash),        cmocka_unit_test(test_log_escape),
+        cmocka_unit_test(test_netaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
