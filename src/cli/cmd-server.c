@@ -487,7 +487,6 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     /* Honoured in dev mode too: it is a limit, not a place to listen (tests shorten it). */
     hc.conn_timeout_s = (unsigned)app->inv->request_timeout;
     hc.trusted_proxies = app->inv->trusted_proxies; /* likewise: whose X-Forwarded-For counts */
-    hc.trusted_proxies = app->inv->trusted_proxies; /* likewise: whose X-Forwarded-For counts */
     if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0)
         goto fail;
     if ((r = http_server_start(&hc, routes, nroutes, app, &srv, &ctx->err)) != 0) {
