@@ -775,19 +775,24 @@ status_needs_input(json_t *j, const struct secret_status *st)
 json_t *
 kvjson_status(const struct secret_status *st)
 {
-    char last[40] = "", next[40] = "";
+    char last[40] = "", next[40] = "", exp[40] = "";
     json_t *j;
 
     if (st->last_rotated > 0)
         time_format_rfc3339(st->last_rotated * 1000000, last, sizeof(last));
     if (st->next_due > 0)
         time_format_rfc3339(st->next_due * 1000000, next, sizeof(next));
-    j = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s, s:b, s:s}", "path", st->secret->path,
-                  "kind", st->secret->kind, "version", (json_int_t)st->version, "fingerprint",
-                  st->fingerprint[0] ? st->fingerprint : NULL, "last_rotated",
-                  last[0] ? last : NULL, "next_due", next[0] ? next : NULL, "state",
-                  secret_state_name(st->state), "auto", st->secret->auto_rotate ? 1 : 0, "detail",
-                  st->detail);
+    if (st->expires_at > 0)
+        time_format_rfc3339(st->expires_at * 1000000, exp, sizeof(exp));
+    /* expires_at: from the kind's status op (null when it does not say); source: "config" for
+     * an inventory entry, "store" for one defined through the API. */
+    j = json_pack("{s:s, s:s, s:I, s:s?, s:s?, s:s?, s:s?, s:s, s:b, s:s, s:s}", "path",
+                  st->secret->path, "kind", st->secret->kind, "version", (json_int_t)st->version,
+                  "fingerprint", st->fingerprint[0] ? st->fingerprint : NULL, "last_rotated",
+                  last[0] ? last : NULL, "next_due", next[0] ? next : NULL, "expires_at",
+                  exp[0] ? exp : NULL, "state", secret_state_name(st->state), "auto",
+                  st->secret->auto_rotate ? 1 : 0, "detail", st->detail, "source",
+                  st->in_store ? "store" : "config");
     return status_needs_input(j, st);
 }
 

@@ -1,8 +1,9 @@
 /* routes-rekey.c: rekey's own API under /v1/rekey/ (status, history, rotate, rollback, recover,
- * revoke, action-required, done): what the CLI does on a local store, over HTTP. ACL paths are
- * "rekey/<route>[/<secret path>]", e.g. "rekey/rotate/secret/ai-gateway/litellm/master-key";
- * reads need read, actions need update. The engine and the inventory are used under the app's
- * read lock (a seal or a reload waits for a rotation in flight). docs/api.md has the shapes. */
+ * revoke, action-required, done, entries): what the CLI does on a local store, over HTTP. ACL
+ * paths are "rekey/<route>[/<secret path>]", e.g.
+ * "rekey/rotate/secret/ai-gateway/litellm/master-key"; reads need read, actions need update.
+ * The engine and the inventory are used under the app's read lock (a seal or a reload waits for
+ * a rotation in flight). docs/api.md has the shapes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "api/policy.h"
 #include "api/router.h"
 #include "api/token.h"
+#include "engine/entries.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "engine/schedule.h"
@@ -111,11 +113,12 @@ h_status(struct http_request *req, void *vapp, struct rk_error *unused)
     struct api_app *app = vapp;
     struct token_info ti = {0};
     struct rk_error err = {0};
-    struct secret_status *st = NULL, one;
+    struct schedule_list sl;
+    struct secret_status one;
     const char *param = http_request_param(req);
     char acl[ACL_MAX];
     json_t *arr = NULL;
-    size_t n = 0, problems = 0;
+    size_t problems = 0;
     int r;
 
     (void)unused;
@@ -126,38 +129,36 @@ h_status(struct http_request *req, void *vapp, struct rk_error *unused)
     if (begin(req, app, acl, CAP_READ, &ti) != 0)
         return 0;
     if (param[0] != '\0') {
-        const struct inv_secret *s = inventory_find(app->inv, param);
-        if (s == NULL) {
-            end(app, &ti);
-            (void)http_respond_error(req, 404, "%.512s is not in the inventory", param);
-            return 0;
+        /* The inventory's entry or the store's (engine/entries.h). */
+        struct entry_ref ref;
+        if ((r = engine_entry_find(app->kv, app->inv, param, &ref, &err)) == 0)
+            r = schedule_status_one(app->kv, ref.s, time_now(), &one, &err);
+        if (r == 0) {
+            one.in_store = ref.in_store;
+            respond_data(req, 200, kvjson_status(&one));
+        } else {
+            respond_engine_error(req, r, &err, NULL);
         }
-        memset(&one, 0, sizeof(one));
-        if ((r = schedule_status_one(app->kv, s, time_now(), &one, &err)) != 0) {
-            end(app, &ti);
-            return respond_engine_error(req, r, &err, NULL);
-        }
-        respond_data(req, 200, kvjson_status(&one));
+        entry_ref_release(&ref);
         end(app, &ti);
         return 0;
     }
-    if ((r = schedule_status_all(app->kv, app->inv, time_now(), &st, &err)) != 0) {
+    if ((r = schedule_status_list(app->kv, app->inv, time_now(), &sl, &err)) != 0) {
         end(app, &ti);
         return respond_engine_error(req, r, &err, NULL);
     }
-    n = app->inv->nsecrets;
     if ((arr = json_array()) != NULL) {
-        for (size_t i = 0; i < n; i++) {
-            if (secret_state_is_problem(st[i].state))
+        for (size_t i = 0; i < sl.n; i++) {
+            if (secret_state_is_problem(sl.st[i].state))
                 problems++;
-            if (json_array_append_new(arr, kvjson_status(&st[i])) != 0) {
+            if (json_array_append_new(arr, kvjson_status(&sl.st[i])) != 0) {
                 json_decref(arr);
                 arr = NULL;
                 break;
             }
         }
     }
-    free(st);
+    schedule_list_free(&sl);
     end(app, &ti);
     return respond_data(
         req, 200,
@@ -172,22 +173,24 @@ h_action_required(struct http_request *req, void *vapp, struct rk_error *unused)
     struct api_app *app = vapp;
     struct token_info ti = {0};
     struct rk_error err = {0};
-    struct secret_status *st = NULL;
+    struct schedule_list sl;
+    struct secret_status *st;
     json_t *keys, *details, *actions;
     int r;
 
     (void)unused;
     if (begin(req, app, "rekey/action-required", CAP_READ, &ti) != 0)
         return 0;
-    if ((r = schedule_status_all(app->kv, app->inv, time_now(), &st, &err)) != 0) {
+    /* Every entry: the inventory's and the store's. */
+    if ((r = schedule_status_list(app->kv, app->inv, time_now(), &sl, &err)) != 0) {
         end(app, &ti);
         return respond_engine_error(req, r, &err, NULL);
     }
+    st = sl.st;
     keys = json_array();
     details = json_object();
     actions = json_object(); /* what a person must do (the rotator's action hint) */
-    for (size_t i = 0; keys != NULL && details != NULL && actions != NULL && i < app->inv->nsecrets;
-         i++) {
+    for (size_t i = 0; keys != NULL && details != NULL && actions != NULL && i < sl.n; i++) {
         char what[160];
         if (st[i].state != STATE_ACTION_REQUIRED)
             continue;
@@ -200,7 +203,7 @@ h_action_required(struct http_request *req, void *vapp, struct rk_error *unused)
             keys = NULL;
         }
     }
-    free(st);
+    schedule_list_free(&sl);
     end(app, &ti);
     if (keys == NULL || details == NULL || actions == NULL) {
         json_decref(keys);
@@ -458,6 +461,135 @@ h_done(struct http_request *req, void *vapp, struct rk_error *unused)
     return 0;
 }
 
+/* ---- rekey/entries/:path: entries defined in the store (engine/entries.h) ----
+ * GET     the definition ({"path", "kind", "every", ...}); ACL read
+ * PUT     define or replace it (a JSON object: the settings of a YAML entry); ACL create for a
+ *         new entry, update for an existing one; answers {"path", "created"}
+ * DELETE  delete it (its versions and history stay); ACL delete
+ * LIST    the paths under the parameter (a prefix), ?after=PATH&limit=N (1000 by default, at
+ *         most 10000): {"keys": [...], "next": PATH or null}; ACL list on rekey/entries[/prefix]
+ * The scheduler plans a written or deleted entry at once. */
+
+#define ENTRIES_LIST_DEFAULT 1000
+#define ENTRIES_LIST_MAX 10000
+
+static int
+collect_path(void *arg, const char *path)
+{
+    return json_array_append_new(arg, json_string(path)) == 0 ? 0 : -RK_ENOMEM;
+}
+
+static int
+entries_list(struct http_request *req, struct api_app *app, const char *prefix)
+{
+    const char *after = http_request_query(req, "after"), *lim = http_request_query(req, "limit");
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    int64_t limit = ENTRIES_LIST_DEFAULT;
+    char acl[ACL_MAX];
+    json_t *keys, *next = NULL;
+    int r;
+
+    if (lim != NULL && parse_int64(lim, 1, ENTRIES_LIST_MAX, &limit) != 0)
+        return http_respond_error(req, 400, "invalid \"limit\": expected 1 to %d",
+                                  ENTRIES_LIST_MAX);
+    if (prefix[0] == '\0')
+        snprintf(acl, sizeof(acl), "rekey/entries");
+    else
+        snprintf(acl, sizeof(acl), "rekey/entries/%s", prefix);
+    if (begin(req, app, acl, CAP_LIST, &ti) != 0)
+        return 0;
+    if ((keys = json_array()) == NULL) {
+        end(app, &ti);
+        return respond_data(req, 200, NULL);
+    }
+    /* One more than asked: whether a next page exists. */
+    r = engine_entry_list(app->kv, prefix, after, (size_t)limit + 1, collect_path, keys, &err);
+    end(app, &ti);
+    if (r != 0) {
+        json_decref(keys);
+        return respond_engine_error(req, r, &err, NULL);
+    }
+    if (json_array_size(keys) > (size_t)limit) {
+        (void)json_array_remove(keys, (size_t)limit);
+        next = json_incref(json_array_get(keys, (size_t)limit - 1));
+    }
+    return respond_data(req, 200, json_pack("{s:o, s:o?}", "keys", keys, "next", next));
+}
+
+static int
+h_entries(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    const char *path = http_request_param(req);
+    unsigned m = http_request_method(req);
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    char acl[ACL_MAX];
+    json_t *body = NULL, *def = NULL;
+    int r, created = 0, exists;
+
+    (void)unused;
+    if (m == HTTP_LIST) {
+        size_t len = strlen(path);
+        char prefix[PATH_MAX_LEN + 2];
+        /* "secret/app" and "secret/app/" both list under "secret/app/". */
+        if (len > PATH_MAX_LEN ||
+            (len > 0 && path_validate(path, len - (path[len - 1] == '/'), &err) != 0))
+            return http_respond_error(req, 400, "invalid prefix: %s", err.msg);
+        snprintf(prefix, sizeof(prefix), "%s%s", path,
+                 len > 0 && path[len - 1] != '/' ? "/" : "");
+        return entries_list(req, app, prefix);
+    }
+    if (secret_path(req, "entries", acl, sizeof(acl)) != 0)
+        return 0;
+    if (m & HTTP_WRITE) {
+        if (api_require_unsealed(req, app) != 0)
+            return 0;
+        /* create for a new entry, update for an existing one, as KV writes are checked */
+        r = engine_entry_get(app->kv, path, &def, &err);
+        json_decref(def);
+        if (r != 0 && r != -RK_ENOTFOUND)
+            return respond_engine_error(req, r, &err, NULL);
+        exists = r == 0;
+        rk_error_clear(&err);
+        if (begin(req, app, acl, exists ? CAP_UPDATE : CAP_CREATE, &ti) != 0)
+            return 0;
+        if (http_request_json(req, &body) != 0) {
+            end(app, &ti);
+            return 0;
+        }
+        r = engine_entry_put(app->kv, app->inv, path, body, &created, &err);
+        end(app, &ti);
+        json_decref(body);
+        if (r != 0)
+            return respond_engine_error(req, r == -RK_EEXISTS ? -RK_EINVAL : r, &err, NULL);
+        return respond_data(req, 200,
+                            json_pack("{s:s, s:b}", "path", path, "created", created));
+    }
+    if (m == HTTP_DELETE) {
+        if (begin(req, app, acl, CAP_DELETE, &ti) != 0)
+            return 0;
+        if (inventory_find(app->inv, path) != NULL) {
+            end(app, &ti);
+            return http_respond_error(req, 400,
+                                      "%s is defined in the configuration; remove it there", path);
+        }
+        r = engine_entry_delete(app->kv, path, &err);
+        end(app, &ti);
+        if (r != 0)
+            return respond_engine_error(req, r, &err, NULL);
+        return http_respond_no_content(req);
+    }
+    if (begin(req, app, acl, CAP_READ, &ti) != 0)
+        return 0;
+    r = engine_entry_get(app->kv, path, &def, &err);
+    end(app, &ti);
+    if (r != 0)
+        return respond_engine_error(req, r, &err, NULL);
+    return respond_data(req, 200, def);
+}
+
 const struct route routes_rekey[] = {
     {HTTP_GET, "/v1/rekey/status/", h_status, ROUTE_PARAM_PATH},
     {HTTP_GET, "/v1/rekey/action-required", h_action_required, ROUTE_PARAM_NONE},
@@ -467,5 +599,7 @@ const struct route routes_rekey[] = {
     {HTTP_WRITE, "/v1/rekey/revoke/", h_revoke, ROUTE_PARAM_PATH},
     {HTTP_WRITE, "/v1/rekey/recover", h_recover, ROUTE_PARAM_NONE},
     {HTTP_WRITE, "/v1/rekey/done/", h_done, ROUTE_PARAM_PATH},
+    {HTTP_GET | HTTP_WRITE | HTTP_DELETE | HTTP_LIST, "/v1/rekey/entries/", h_entries,
+     ROUTE_PARAM_PATH},
 };
 const size_t routes_rekey_count = sizeof(routes_rekey) / sizeof(routes_rekey[0]);

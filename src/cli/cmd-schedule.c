@@ -1,4 +1,5 @@
-/* rekey schedule: the rotation calendar, month by week, computed from the inventory and the
+/* rekey schedule: the rotation calendar, month by week, computed from the entries (the
+ * inventory's and the store's), their kinds (a status op may say when an entry is due) and the
  * history, so nobody types a schedule table by hand. */
 #include <jansson.h>
 #include <stdio.h>
@@ -71,7 +72,8 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
 {
     const char *from = cli_opt(ctx, "from"), *ms = cli_opt(ctx, "months");
     int json = cli_opt(ctx, "json") != NULL;
-    struct secret_status *st = NULL;
+    struct schedule_list sl;
+    struct secret_status *st;
     int64_t now = time_now(), months = 3, start, end;
     struct grid g;
     json_t *out = NULL;
@@ -101,9 +103,10 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
     g.months = (int)months;
     start = month_start(g.year0, g.mon0);
     end = month_start(g.year0, g.mon0 + g.months);
-    if ((r = schedule_status_all(ctx->kv, ctx->inv, now, &st, &ctx->err)) != 0)
+    if ((r = schedule_status_list(ctx->kv, ctx->inv, now, &sl, &ctx->err)) != 0)
         return cli_fail(ctx, r);
-    for (size_t i = 0; i < ctx->inv->nsecrets; i++)
+    st = sl.st;
+    for (size_t i = 0; i < sl.n; i++)
         if (strlen(cli_esc(st[i].secret->path)) > w)
             w = strlen(cli_esc(st[i].secret->path));
     if (json) {
@@ -125,7 +128,7 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
             printf(" | W1 W2 W3 W4 W5 ");
         putchar('\n');
     }
-    for (size_t i = 0; i < ctx->inv->nsecrets; i++) {
+    for (size_t i = 0; i < sl.n; i++) {
         const struct inv_secret *s = st[i].secret;
         char every[24];
         size_t n;
@@ -133,7 +136,11 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
         memset(g.counts, 0, sizeof(g.counts));
         g.dates = json ? json_array() : NULL;
         n = schedule_occurrences(&st[i], start, end, 0, occ, &g);
-        duration_format(s->every, every, sizeof(every));
+        /* The period the kind's status gave (the calendar's), else the entry's every. */
+        if (st[i].period > 0 || s->every > 0)
+            duration_format(st[i].period > 0 ? st[i].period : s->every, every, sizeof(every));
+        else
+            snprintf(every, sizeof(every), "-");
         if (json) {
             json_t *weeks = json_object();
             for (int m = 0; m < g.months; m++)
@@ -173,7 +180,7 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
         putchar('\n');
         json_decref(out);
     }
-    free(st);
+    schedule_list_free(&sl);
     return CLI_OK;
 }
 

@@ -1,5 +1,6 @@
-/* rekey status: one row per secret of the inventory; exit 1 when one is overdue or failed.
- * Locally the rows come from the store (schedule_status_all); in client mode from
+/* rekey status: one row per entry (the inventory's, then those defined in the store through the
+ * API); exit 1 when one is overdue or failed.
+ * Locally the rows come from the store (schedule_status_list); in client mode from
  * GET /v1/rekey/status, which answers the entries of `rekey status --json`. */
 #include <jansson.h>
 #include <stdio.h>
@@ -38,7 +39,8 @@ state_color(const struct cli_ctx *ctx, const char *st)
 {
     if (strcmp(st, "ok") == 0)
         return cli_color(ctx, "green");
-    if (strcmp(st, "due") == 0 || strcmp(st, "rotating") == 0 || strcmp(st, "action-required") == 0)
+    if (strcmp(st, "due") == 0 || strcmp(st, "rotating") == 0 ||
+        strcmp(st, "action-required") == 0 || strcmp(st, "pending") == 0)
         return cli_color(ctx, "yellow");
     if (strcmp(st, "overdue") == 0 || strcmp(st, "failed") == 0)
         return cli_color(ctx, "red");
@@ -65,6 +67,7 @@ struct row {
     const char *path, *kind, *fingerprint, *state, *detail;
     uint64_t version;
     int64_t last_rotated, next_due; /* seconds; 0 = never / not scheduled */
+    int64_t expires_at;             /* seconds; 0 = unknown (the kind's status op says) */
 };
 
 static struct row
@@ -77,7 +80,8 @@ row_local(const struct secret_status *st)
                         .detail = st->detail,
                         .version = st->version,
                         .last_rotated = st->last_rotated,
-                        .next_due = st->next_due};
+                        .next_due = st->next_due,
+                        .expires_at = st->expires_at};
 }
 
 static struct row
@@ -93,7 +97,9 @@ row_remote(const json_t *e)
                         .version = v > 0 ? (uint64_t)v : 0,
                         .last_rotated =
                             client_time_us(json_object_get(e, "last_rotated")) / 1000000,
-                        .next_due = client_time_us(json_object_get(e, "next_due")) / 1000000};
+                        .next_due = client_time_us(json_object_get(e, "next_due")) / 1000000,
+                        .expires_at =
+                            client_time_us(json_object_get(e, "expires_at")) / 1000000};
 }
 
 static void
@@ -123,6 +129,11 @@ print_row(const struct cli_ctx *ctx, int w, const struct row *r)
            state_color(ctx, r->state), cli_esc(r->state), cli_color(ctx, "reset"));
     if (r->detail[0] != '\0' && strcmp(r->state, "not-implemented") != 0)
         printf("%-*s    %s\n", w, "", cli_esc(r->detail));
+    if (r->expires_at > 0) {
+        char exp[32];
+        fmt_time(r->expires_at, exp, sizeof(exp));
+        printf("%-*s    expires %s\n", w, "", exp);
+    }
 }
 
 static void
@@ -156,12 +167,15 @@ print_json_element(const json_t *e, int first)
 static int
 local_status(struct cli_ctx *ctx, int *problems)
 {
-    struct secret_status *st = NULL;
-    size_t n = ctx->inv->nsecrets, w = 4;
+    struct schedule_list sl;
+    struct secret_status *st;
+    size_t n, w = 4;
     int r;
 
-    if ((r = schedule_status_all(ctx->kv, ctx->inv, time_now(), &st, &ctx->err)) != 0)
+    if ((r = schedule_status_list(ctx->kv, ctx->inv, time_now(), &sl, &ctx->err)) != 0)
         return r;
+    st = sl.st;
+    n = sl.n;
     for (size_t i = 0; i < n; i++) {
         if (secret_state_is_problem(st[i].state))
             (*problems)++;
@@ -175,7 +189,7 @@ local_status(struct cli_ctx *ctx, int *problems)
 
             json_decref(e);
             if (pr != 0) {
-                free(st);
+                schedule_list_free(&sl);
                 return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
             }
         }
@@ -188,7 +202,7 @@ local_status(struct cli_ctx *ctx, int *problems)
         }
         print_problems(*problems);
     }
-    free(st);
+    schedule_list_free(&sl);
     return 0;
 }
 
@@ -252,8 +266,10 @@ const struct cli_cmd cmd_status = {
     .summary = "show every secret: version, fingerprint, last and next rotation, state",
     .help = "States: ok, due (in its reminder window or waiting for the daemon), overdue,\n"
             "rotating, failed, action-required (a person must finish: rekey done PATH),\n"
-            "not-implemented (the kind has no rotator yet). Exit code 1 when a secret is overdue\n"
-            "or failed, so cron and CI can alert on it.",
+            "not-implemented (the kind has no rotator yet), pending (a new value waits for its\n"
+            "target: it is tried again). Exit code 1 when a secret is overdue or failed, so\n"
+            "cron and CI can alert on it. Entries defined in the store through the API\n"
+            "(rekey/entries) are listed after the configuration's.",
     .min_args = 0,
     .max_args = 0,
     .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,

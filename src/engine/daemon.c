@@ -15,8 +15,21 @@
  * entries' indexes, the timers' borrowed paths) only while holding the host's read lock, and
  * before using them checks that the inventory is still the one it planned on; if not, it
  * re-plans. Entries then carry a copy of their path, the only thing a re-plan needs from the
- * old inventory. */
-#include "daemon.h"
+ * old inventory.
+ *
+ * Entries defined in the store through the API (engine/entries.h) have slots of their own
+ * (d->sent, found by path through d->smap; a timer's index has STORE_BIT set for them). They
+ * are planned with the inventory's at start and at each re-plan (one listing of the store), and
+ * one at a time when engine_entry_put/delete in this process says a path changed: the notice
+ * goes through a pipe the loop polls, so a change costs O(1) here, never a re-plan of all. A
+ * store slot keeps only its path and timers: each timer reads its entry's definition again
+ * (O(log n)), so a definition changed by another process is used at its next timer.
+ *
+ * When an entry is due comes from schedule.c (the kind's status op, or last rotation + every).
+ * A rotation whose target is unavailable leaves its candidate pending: it is retried, like a
+ * failure, after the backoff of util/backoff.h (the engine records the same policy's
+ * next_retry, which a restart uses). */
+#include "engine/daemon.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -32,52 +45,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../rotators/rotator.h"
-#include "../secrets/kv.h"
-#include "../store/backend.h"
-#include "../store/barrier.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/parse.h"
-#include "../util/timeutil.h"
-#include "rotation.h"
-#include "rotstate.h"
-#include "schedule.h"
-#include "timerheap.h"
+#include "engine/daemon-int.h"
+#include "engine/entries.h"
+#include "engine/rotation.h"
+#include "engine/rotstate.h"
+#include "engine/schedule.h"
+#include "engine/timerheap.h"
+#include "rotators/rotator.h"
+#include "secrets/kv.h"
+#include "store/backend.h"
+#include "store/barrier.h"
 #include "util/backoff.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/strmap.h"
+#include "util/timeutil.h"
 
 #define DAEMON_AUTHOR "rekey-daemon"
 #define DAEMON_REASON "scheduled"
 /* A schedule timer is skipped (re-planned) when the secret's next due time, re-read just before
  * acting, lies this far ahead: someone rotated it meanwhile (`rekey rotate`, another daemon). */
 #define SLACK_MS 1000
-
-struct entry {
-    uint32_t timer;  /* ROTATE / RETRY / REMIND timer id, or TIMER_ID_NONE */
-    uint32_t finish; /* FINISH timer id, or TIMER_ID_NONE */
-    int failures;    /* consecutive failures seen here (the engine's count wins) */
-    int finish_failures;
-    int64_t reminded_due; /* the due time (s) of the last reminder: one per due period */
-    char *path;           /* embedded: a copy of the secret's path (see the top comment) */
-};
-
-struct daemon {
-    struct kv *kv;
-    struct inventory **invp;
-    const struct inventory *inv; /* the inventory the entries and timers were planned on */
-    const struct daemon_opts *opts;
-    const struct daemon_embed *emb; /* NULL: `rekey run` */
-    struct daemon_stats *stats;
-    struct engine *eng;
-    struct timerheap *heap;
-    struct entry *ent; /* nent entries, one per secret of inv */
-    size_t nent;
-    uint64_t gen; /* *emb->generation when planned */
-    int sfd, tfd; /* sfd: the signalfd (`rekey run`), else -1 */
-    int once;
-    int stop, reload;
-    int stop_sig;
-};
 
 void
 daemon_fmt_duration(int64_t secs, char *buf, size_t len)
@@ -103,19 +92,7 @@ now_ms(void)
     return time_now_us() / 1000;
 }
 
-static void
-fmt_when(int64_t ms, char *buf, size_t len)
-{
-    time_format_rfc3339(ms / 1000 * 1000000, buf, len);
-}
-
-/* ---- timers ---- */
-
-static const struct inventory *
-inv_of(const struct daemon *d)
-{
-    return d->inv;
-}
+/* ---- the host's lock ---- */
 
 /* The host's read lock (embedded only). */
 static void
@@ -144,183 +121,6 @@ inventory_changed(const struct daemon *d)
     return d->emb->generation != NULL && *d->emb->generation != d->gen;
 }
 
-/* Sets secret i's schedule timer (creating or moving it). */
-static int
-set_timer(struct daemon *d, size_t i, enum timer_kind kind, int64_t due_ms)
-{
-    struct entry *en = &d->ent[i];
-    struct timer t;
-
-    if (en->timer != TIMER_ID_NONE)
-        return timerheap_update(d->heap, en->timer, due_ms, kind);
-    t.due_ms = due_ms;
-    t.kind = kind;
-    t.index = i;
-    t.path = inv_of(d)->secrets[i].path;
-    return timerheap_push(d->heap, &t, &en->timer);
-}
-
-static int
-set_finish(struct daemon *d, size_t i, int64_t due_ms)
-{
-    struct entry *en = &d->ent[i];
-    struct timer t;
-
-    if (en->finish != TIMER_ID_NONE)
-        return timerheap_update(d->heap, en->finish, due_ms, TIMER_FINISH);
-    t.due_ms = due_ms;
-    t.kind = TIMER_FINISH;
-    t.index = i;
-    t.path = inv_of(d)->secrets[i].path;
-    return timerheap_push(d->heap, &t, &en->finish);
-}
-
-/* 1 when the daemon may rotate the kind on its own: a rotator exists and it does not need a
- * value from a person (those get reminders; the daemon never invents a value). */
-static int
-kind_is_automatic(const struct inv_secret *s)
-{
-    const struct rotator_ops *ops = rotator_find(s->kind);
-
-    return ops != NULL && s->auto_rotate && !(rotator_flags(ops, s) & ROT_F_MANUAL_INPUT);
-}
-
-/* The first due time of secret s strictly after now in a schedule of period every starting at
- * due (seconds). */
-static int64_t
-next_period(int64_t due, int64_t every, int64_t now)
-{
-    if (every <= 0)
-        return 0;
-    if (due > now)
-        return due;
-    return due + ((now - due) / every + 1) * every;
-}
-
-struct plan_counts {
-    size_t automatic, manual, retries, finishes, skipped;
-};
-
-/* Plans secret i's schedule timer from the store: ROTATE at its next due time (now when never
- * rotated), RETRY at the engine's next_retry after a failure, REMIND for a manual secret. */
-static int
-plan_secret(struct daemon *d, size_t i, int64_t now_s, struct plan_counts *pc, struct rk_error *err)
-{
-    const struct inv_secret *s = &inv_of(d)->secrets[i];
-    struct secret_status st;
-    struct rot_state rs;
-    int r;
-
-    if ((r = schedule_status_one(d->kv, s, now_s, &st, err)) != 0)
-        return rk_error_prefix(err, "%s", s->path);
-    if (st.state == STATE_NOT_IMPLEMENTED || st.next_due <= 0 || s->every <= 0) {
-        if (pc != NULL)
-            pc->skipped++;
-        return 0;
-    }
-    if (!kind_is_automatic(s)) {
-        int64_t due = st.next_due;
-        /* Already reminded for this period (before a reload): the next period's reminder. */
-        if (d->ent[i].reminded_due != 0 && d->ent[i].reminded_due >= due)
-            due = next_period(due, s->every, now_s);
-        if (pc != NULL)
-            pc->manual++;
-        return set_timer(d, i, TIMER_REMIND, due * 1000);
-    }
-    r = rotstate_get(kv_barrier(d->kv), s->path, &rs, err);
-    if (r != 0 && r != -RK_ENOTFOUND)
-        return rk_error_prefix(err, "%s", s->path);
-    if (r == 0 && rs.state == ROT_FAILED) {
-        int64_t retry =
-            rs.next_retry > 0 ? rs.next_retry : rs.since + backoff_retry_delay(s->every, rs.failures);
-        d->ent[i].failures = rs.failures;
-        if (pc != NULL)
-            pc->retries++;
-        return set_timer(d, i, TIMER_RETRY, retry * 1000);
-    }
-    rk_error_clear(err);
-    if (pc != NULL)
-        pc->automatic++;
-    return set_timer(d, i, TIMER_ROTATE, st.next_due * 1000);
-}
-
-struct finish_plan {
-    struct daemon *d;
-    const char *only; /* NULL: every path */
-    size_t count, orphans;
-    int r;
-};
-
-static int
-finish_plan_cb(void *arg, const char *path, int64_t due)
-{
-    struct finish_plan *fp = arg;
-    const struct inv_secret *s;
-
-    if (fp->only != NULL && strcmp(fp->only, path) != 0)
-        return 0;
-    s = inventory_find(inv_of(fp->d), path);
-    if (s == NULL) {
-        /* The engine finishes only what the inventory names (it needs the kind's rotator). */
-        log_warn("%s waits for its finish step but is no longer in %s: put it back, or retire "
-                 "its previous value by hand",
-                 path, inv_of(fp->d)->file ? inv_of(fp->d)->file : "the configuration");
-        fp->orphans++;
-        return 0;
-    }
-    fp->r = set_finish(fp->d, (size_t)(s - inv_of(fp->d)->secrets), due * 1000);
-    fp->count++;
-    return fp->r;
-}
-
-/* Schedules the FINISH timer of path (NULL: of every pending finish). */
-static int
-plan_finishes(struct daemon *d, const char *only, size_t *count, struct rk_error *err)
-{
-    struct finish_plan fp = {d, only, 0, 0, 0};
-    int r;
-
-    r = engine_pending_finishes(d->eng, finish_plan_cb, &fp, err);
-    if (r == 0 && fp.r != 0)
-        r = rk_error_set(err, -fp.r, "out of memory");
-    if (count != NULL)
-        *count = fp.count;
-    return r;
-}
-
-/* Clears the heap and plans every timer from the store. */
-static int
-build_heap(struct daemon *d, struct rk_error *err)
-{
-    const struct inventory *inv = inv_of(d);
-    struct plan_counts pc = {0};
-    int64_t now_s = time_now();
-    struct timer first;
-    size_t nfin = 0;
-    int r;
-
-    timerheap_clear(d->heap);
-    for (size_t i = 0; i < inv->nsecrets; i++) {
-        d->ent[i].timer = TIMER_ID_NONE;
-        d->ent[i].finish = TIMER_ID_NONE;
-    }
-    for (size_t i = 0; i < inv->nsecrets; i++)
-        if ((r = plan_secret(d, i, now_s, &pc, err)) != 0)
-            return r;
-    if ((r = plan_finishes(d, NULL, &nfin, err)) != 0)
-        return r;
-    log_info("scheduled %zu secret%s: %zu automatic, %zu manual (reminders), %zu retr%s, "
-             "%zu finish%s; %zu not scheduled (no rotator or no period)",
-             inv->nsecrets, inv->nsecrets == 1 ? "" : "s", pc.automatic, pc.manual, pc.retries,
-             pc.retries == 1 ? "y" : "ies", nfin, nfin == 1 ? "" : "es", pc.skipped);
-    if (timerheap_peek(d->heap, &first, NULL) == 0) {
-        char when[40];
-        fmt_when(first.due_ms, when, sizeof(when));
-        log_info("next: %s %s at %s", timer_kind_name(first.kind), first.path, when);
-    }
-    return 0;
-}
-
 /* ---- running timers ---- */
 
 static void
@@ -330,31 +130,99 @@ progress_cb(void *arg, const char *path, const char *step, const char *msg)
     log_debug("%s: %s: %s", path, step, msg);
 }
 
+/* When entry s is due after a successful rotation now: last rotation + every, or, for a kind
+ * with a status op, what the op says (never sooner than a retry's delay: a kind that calls
+ * its fresh value due at once must not make the daemon spin). */
+static int64_t
+next_after_rotation(struct daemon *d, const struct inv_secret *s)
+{
+    const struct rotator_ops *ops = rotator_find(s->kind);
+    int64_t now = now_ms(), floor_ms = now + backoff_retry_delay(s->every, 1) * 1000;
+    struct secret_status st;
+    struct rk_error err = {0};
+
+    if (ops == NULL || ops->status == NULL)
+        return s->every > 0 ? now + s->every * 1000 : 0;
+    if (schedule_status_one(d->kv, s, now / 1000, &st, &err) != 0 || st.next_due <= 0)
+        return s->every > 0 ? now + s->every * 1000 : 0;
+    return st.next_due * 1000 > floor_ms ? st.next_due * 1000 : floor_ms;
+}
+
+/* After a rotation that did not complete: when the target was unavailable (the candidate is
+ * pending) or the rotation failed, the RETRY timer after the backoff. */
+static void
+plan_retry(struct daemon *d, size_t i, const struct inv_secret *s, int r,
+           const struct rk_error *err)
+{
+    struct entry *en = daemon_entry(d, i);
+    struct rot_state rs;
+    struct rk_error e2 = {0};
+    int pending = r == -RK_EUNAVAILABLE, have;
+    int64_t delay;
+    char dur[32];
+
+    /* The engine's record says what became of the candidate, and its count survives a
+     * restart; ours covers a record that lost it. */
+    have = rotstate_get(kv_barrier(d->kv), s->path, &rs, &e2) == 0;
+    if (have && rs.state == ROT_PENDING)
+        pending = 1;
+    en->failures++;
+    if (have && (rs.state == ROT_FAILED || rs.state == ROT_PENDING) && rs.failures > en->failures)
+        en->failures = rs.failures;
+    delay = backoff_retry_delay(s->every, en->failures);
+    daemon_fmt_duration(delay, dur, sizeof(dur));
+    if (pending) {
+        d->stats->unavailable++;
+        log_warn("%s: the candidate stays pending, retry in %s (attempt %d): %s", s->path, dur,
+                 en->failures, err->msg[0] ? err->msg : "the target is unavailable");
+    } else {
+        d->stats->failed++;
+        log_warn("rotation of %s failed: %s, retry in %s (failure %d in a row)", s->path,
+                 err->msg[0] ? err->msg : rk_strerror(r), dur, en->failures);
+    }
+    (void)daemon_set_timer(d, i, TIMER_RETRY, now_ms() + delay * 1000);
+}
+
 static void
 run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
 {
-    const struct inv_secret *s = &inv_of(d)->secrets[i];
-    struct entry *en = &d->ent[i];
+    struct entry *en = daemon_entry(d, i);
+    const struct inv_secret *s;
+    struct entry_ref ref;
     struct rotate_opts ro;
     struct rotate_result res;
     struct secret_status st;
-    struct rot_state rs;
     struct rk_error err = {0};
-    int64_t t0 = now_ms(), delay;
+    int64_t t0 = now_ms(), delay, next;
     char dur[32];
     int r;
 
+    if ((r = daemon_entry_find(d, i, &ref, &err)) != 0) {
+        if (r == -RK_ENOTFOUND && (i & STORE_BIT)) {
+            log_info("%s: no longer defined in the store; not scheduled any more",
+                     daemon_entry_path(d, i));
+            daemon_slot_drop(d, i);
+            return;
+        }
+        delay = backoff_retry_delay(0, ++en->failures);
+        daemon_fmt_duration(delay, dur, sizeof(dur));
+        log_error("%s: %s; checking again in %s", daemon_entry_path(d, i), err.msg, dur);
+        (void)daemon_set_timer(d, i, kind, now_ms() + delay * 1000);
+        return;
+    }
+    s = ref.s;
     /* Re-read the schedule: a person (`rekey rotate`) or another daemon may have rotated it. */
     if (schedule_status_one(d->kv, s, t0 / 1000, &st, &err) == 0) {
         if (st.state == STATE_NOT_IMPLEMENTED)
-            return;
-        if (st.state != STATE_FAILED && st.last_rotated > 0 && st.next_due * 1000 > t0 + SLACK_MS) {
+            goto out;
+        if (st.state != STATE_FAILED && st.state != STATE_PENDING && st.last_rotated > 0 &&
+            st.next_due * 1000 > t0 + SLACK_MS) {
             daemon_fmt_duration(st.next_due - t0 / 1000, dur, sizeof(dur));
             log_info("%s was rotated meanwhile (v%llu); next due in %s", s->path,
                      (unsigned long long)st.version, dur);
             en->failures = 0;
-            (void)set_timer(d, i, TIMER_ROTATE, st.next_due * 1000);
-            return;
+            (void)daemon_set_timer(d, i, TIMER_ROTATE, st.next_due * 1000);
+            goto out;
         }
     }
     rk_error_clear(&err);
@@ -371,105 +239,113 @@ run_rotate(struct daemon *d, size_t i, enum timer_kind kind)
         log_info("rotated %s v%llu -> v%llu (%s) in %lld ms", s->path,
                  (unsigned long long)res.old_version, (unsigned long long)res.new_version,
                  res.new_fp, (long long)(now_ms() - t0));
-        (void)set_timer(d, i, TIMER_ROTATE, now_ms() + s->every * 1000);
+        if ((next = next_after_rotation(d, s)) > 0)
+            (void)daemon_set_timer(d, i, TIMER_ROTATE, next);
         if (s->grace > 0) {
             rk_error_clear(&err);
-            if (plan_finishes(d, s->path, NULL, &err) != 0)
+            if (daemon_plan_finish(d, i, &err) != 0)
                 log_error("%s: reading its finish record: %s", s->path, err.msg);
         }
-        return;
+        goto out;
     }
     if (r == -RK_ENOTIMPL || r == -RK_ENOTFOUND) {
-        log_error("%s: %s; not scheduled any more (fix the configuration and send SIGHUP)", s->path,
-                  err.msg);
-        return;
+        log_error("%s: %s; not scheduled any more (fix the %s)", s->path, err.msg,
+                  ref.in_store ? "entry through the API" : "configuration and send SIGHUP");
+        goto out;
     }
     if (r == -RK_EBUSY) {
         /* Another process holds the rotation lock: not a failure of the secret. */
         delay = backoff_retry_delay(s->every, 1);
         daemon_fmt_duration(delay, dur, sizeof(dur));
         log_info("%s is being rotated by another process; checking again in %s", s->path, dur);
-        (void)set_timer(d, i, kind, now_ms() + delay * 1000);
-        return;
+        (void)daemon_set_timer(d, i, kind, now_ms() + delay * 1000);
+        goto out;
     }
-    d->stats->failed++;
-    en->failures++;
-    {
-        /* The engine's count survives a restart; ours covers a record that lost it. */
-        struct rk_error e2 = {0};
-        if (rotstate_get(kv_barrier(d->kv), s->path, &rs, &e2) == 0 && rs.state == ROT_FAILED &&
-            rs.failures > en->failures)
-            en->failures = rs.failures;
-    }
-    delay = backoff_retry_delay(s->every, en->failures);
-    daemon_fmt_duration(delay, dur, sizeof(dur));
-    log_warn("rotation of %s failed: %s, retry in %s (failure %d in a row)", s->path,
-             err.msg[0] ? err.msg : rk_strerror(r), dur, en->failures);
-    (void)set_timer(d, i, TIMER_RETRY, now_ms() + delay * 1000);
+    plan_retry(d, i, s, r, &err);
+out:
+    entry_ref_release(&ref);
 }
 
 static void
 run_finish(struct daemon *d, size_t i)
 {
-    const struct inv_secret *s = &inv_of(d)->secrets[i];
-    struct entry *en = &d->ent[i];
+    struct entry *en = daemon_entry(d, i);
+    const char *path = daemon_entry_path(d, i);
+    struct entry_ref ref;
     struct rk_error err = {0};
     struct rot_state rs;
-    int64_t delay;
+    int64_t delay, every = 0;
     char dur[32];
     int r;
 
-    r = engine_finish(d->eng, s->path, time_now(), 0, &err);
+    /* The engine finds the entry itself; its period only sizes the retry's backoff. */
+    if (daemon_entry_find(d, i, &ref, &err) == 0)
+        every = ref.s->every;
+    entry_ref_release(&ref);
+    rk_error_clear(&err);
+    r = engine_finish(d->eng, path, time_now(), 0, &err);
     if (r == 0) {
         /* The engine logs "finished PATH: retired vN". */
         d->stats->finished++;
         en->finish_failures = 0;
-        if (rotstate_get(kv_barrier(d->kv), s->path, &rs, &err) == 0 &&
+        if (rotstate_get(kv_barrier(d->kv), path, &rs, &err) == 0 &&
             rs.state == ROT_ACTION_REQUIRED)
-            log_warn("%s: action required: %s", s->path, rs.message);
+            log_warn("%s: action required: %s", path, rs.message);
         return;
     }
     if (r == -RK_ENOTFOUND) {
-        log_debug("%s: no finish waits any more", s->path);
+        log_debug("%s: no finish waits any more", path);
         return;
     }
     if (r == -RK_EBUSY) {
         /* The grace has not passed (clock moved back) or the lock is held: plan again. */
         rk_error_clear(&err);
-        if (plan_finishes(d, s->path, NULL, &err) == 0 && en->finish != TIMER_ID_NONE) {
+        if (daemon_plan_finish(d, i, &err) == 0 && en->finish != TIMER_ID_NONE) {
             struct timer t;
             if (timerheap_get(d->heap, en->finish, &t) == 0 && t.due_ms > now_ms())
                 return;
         }
     }
     en->finish_failures++;
-    delay = backoff_retry_delay(s->every, en->finish_failures);
+    delay = backoff_retry_delay(every, en->finish_failures);
     daemon_fmt_duration(delay, dur, sizeof(dur));
-    log_warn("finishing %s failed: %s, retry in %s", s->path, err.msg[0] ? err.msg : rk_strerror(r),
+    log_warn("finishing %s failed: %s, retry in %s", path, err.msg[0] ? err.msg : rk_strerror(r),
              dur);
-    (void)set_finish(d, i, now_ms() + delay * 1000);
+    (void)daemon_set_finish(d, i, now_ms() + delay * 1000);
 }
 
 static void
 run_remind(struct daemon *d, size_t i)
 {
-    const struct inv_secret *s = &inv_of(d)->secrets[i];
-    struct entry *en = &d->ent[i];
+    struct entry *en = daemon_entry(d, i);
+    const struct inv_secret *s;
+    struct entry_ref ref;
     struct rk_error err = {0};
     struct secret_status st;
     int64_t now_s = time_now();
+    int r;
 
-    if (schedule_status_one(d->kv, s, now_s, &st, &err) != 0) {
-        log_error("%s: reading its status: %s; reminder in 1h", s->path, err.msg);
-        (void)set_timer(d, i, TIMER_REMIND, (now_s + 3600) * 1000);
+    if ((r = daemon_entry_find(d, i, &ref, &err)) != 0) {
+        if (r == -RK_ENOTFOUND && (i & STORE_BIT)) {
+            daemon_slot_drop(d, i);
+            return;
+        }
+        log_error("%s: %s; reminder in 1h", daemon_entry_path(d, i), err.msg);
+        (void)daemon_set_timer(d, i, TIMER_REMIND, (now_s + 3600) * 1000);
         return;
     }
+    s = ref.s;
+    if (schedule_status_one(d->kv, s, now_s, &st, &err) != 0) {
+        log_error("%s: reading its status: %s; reminder in 1h", s->path, err.msg);
+        (void)daemon_set_timer(d, i, TIMER_REMIND, (now_s + 3600) * 1000);
+        goto out;
+    }
     if (st.next_due <= 0 || st.state == STATE_NOT_IMPLEMENTED)
-        return;
+        goto out;
     if (st.next_due > now_s) {
         /* Someone rotated it: remind at the new due time. */
-        (void)set_timer(d, i, TIMER_REMIND, st.next_due * 1000);
-        return;
+        (void)daemon_set_timer(d, i, TIMER_REMIND, st.next_due * 1000);
+        goto out;
     }
     if (en->reminded_due != st.next_due || st.last_rotated == 0) {
         d->stats->reminded++;
@@ -482,7 +358,51 @@ run_remind(struct daemon *d, size_t i)
             log_warn("secret %s is due: a person must rotate it: rekey rotate %s", s->path,
                      s->path);
     }
-    (void)set_timer(d, i, TIMER_REMIND, next_period(st.next_due, s->every, now_s) * 1000);
+    (void)daemon_set_timer(d, i, TIMER_REMIND,
+                           daemon_next_reminder(st.next_due, st.period, now_s) * 1000);
+out:
+    entry_ref_release(&ref);
+}
+
+/* ---- change notices (engine_entries_subscribe) ---- */
+
+/* In the writer's thread: queue path and wake the loop. Never blocks on the loop. */
+static void
+on_entry_change(void *arg, const char *path)
+{
+    struct notices *nq = arg;
+    char *p = strdup(path);
+    ssize_t n;
+
+    pthread_mutex_lock(&nq->mu);
+    if (p != NULL && nq->n == nq->cap) {
+        size_t ncap = nq->cap ? nq->cap * 2 : 16;
+        char **np = realloc(nq->paths, ncap * sizeof(*np));
+        if (np != NULL) {
+            nq->paths = np;
+            nq->cap = ncap;
+        }
+    }
+    if (p != NULL && nq->n < nq->cap) {
+        nq->paths[nq->n++] = p;
+    } else {
+        free(p);
+        nq->lost = 1;
+    }
+    pthread_mutex_unlock(&nq->mu);
+    /* EAGAIN: the pipe is full of unread bytes, which wake the loop anyway. */
+    do
+        n = write(nq->fd[1], "E", 1);
+    while (n < 0 && errno == EINTR);
+}
+
+static void
+drain_notices(struct daemon *d)
+{
+    char buf[256];
+
+    while (read(d->nq.fd[0], buf, sizeof(buf)) > 0)
+        d->changes = 1;
 }
 
 /* ---- signals, reload ---- */
@@ -521,6 +441,7 @@ drain_signals(struct daemon *d)
 {
     struct signalfd_siginfo si;
 
+    drain_notices(d);
     if (d->emb != NULL) {
         drain_control(d);
         return;
@@ -633,7 +554,7 @@ do_reload(struct daemon *d)
     d->ent = nent;
     d->nent = ninv->nsecrets;
     inventory_free(old);
-    if (build_heap(d, &err) != 0)
+    if (daemon_plan_all(d, &err) != 0)
         log_error("planning after the reload: %s (some secrets are not scheduled)", err.msg);
     else
         log_info("reloaded %s", file);
@@ -668,7 +589,7 @@ replan(struct daemon *d, struct rk_error *err)
     d->gen = d->emb->generation != NULL ? *d->emb->generation : 0;
     engine_set_inventory(d->eng, ninv);
     log_info("scheduler: re-planning from %s", ninv->file ? ninv->file : "the configuration");
-    if (build_heap(d, &e2) != 0)
+    if (daemon_plan_all(d, &e2) != 0)
         log_error("scheduler: planning: %s (some secrets are not scheduled)", e2.msg);
     backend_trim(barrier_backend(kv_barrier(d->kv)));
     malloc_trim(0);
@@ -720,9 +641,9 @@ run_due(struct daemon *d)
         }
         (void)timerheap_pop(d->heap, &t, NULL);
         if (t.kind == TIMER_FINISH)
-            d->ent[t.index].finish = TIMER_ID_NONE;
+            daemon_entry(d, t.index)->finish = TIMER_ID_NONE;
         else
-            d->ent[t.index].timer = TIMER_ID_NONE;
+            daemon_entry(d, t.index)->timer = TIMER_ID_NONE;
         switch (t.kind) {
         case TIMER_ROTATE:
         case TIMER_RETRY: run_rotate(d, t.index, t.kind); break;
@@ -793,6 +714,8 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     d.once = opts->once && d.emb == NULL;
     d.stats = stats ? stats : &dummy;
     d.sfd = d.tfd = -1;
+    d.nq.fd[0] = d.nq.fd[1] = -1;
+    pthread_mutex_init(&d.nq.mu, NULL);
     memset(d.stats, 0, sizeof(*d.stats));
 
     if (d.emb == NULL) {
@@ -828,6 +751,21 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     }
     if ((r = timerheap_new(&d.heap, err)) != 0)
         goto out;
+    if (strmap_new(&d.smap) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (pipe2(d.nq.fd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        d.nq.fd[0] = d.nq.fd[1] = -1;
+        r = rk_error_set(err, RK_EINTERNAL, "scheduler: pipe: %s", strerror(errno));
+        goto out;
+    }
+    /* From here on, a store entry written in this process (the API) is noticed. */
+    if (engine_entries_subscribe(kv, on_entry_change, &d.nq) != 0) {
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+        goto out;
+    }
+    d.subscribed = 1;
     /* Embedded: *inv is the host's, read only under its read lock. */
     host_lock(&d);
     locked = d.emb != NULL;
@@ -853,7 +791,7 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
         log_info("recovery: %zu interrupted rotation%s or due finish%s handled", nrec,
                  nrec == 1 ? "" : "s", nrec == 1 ? "" : "es");
     }
-    if ((r = build_heap(&d, err)) != 0)
+    if ((r = daemon_plan_all(&d, err)) != 0)
         goto out;
     if (locked) {
         host_unlock(&d);
@@ -865,7 +803,7 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
     malloc_trim(0);
 
     for (;;) {
-        struct pollfd pfd[2];
+        struct pollfd pfd[3];
         uint64_t exp;
 
         drain_signals(&d);
@@ -877,6 +815,8 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
             drain_signals(&d); /* a re-plan asked for before we held the lock */
             if (!d.stop && (d.reload || inventory_changed(&d)) && (r = replan(&d, err)) != 0)
                 goto out;
+            if (!d.stop && d.changes)
+                daemon_plan_notices(&d);
             host_unlock(&d);
             locked = 0;
             if (d.stop)
@@ -884,6 +824,8 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
         } else if (d.reload) {
             do_reload(&d);
             continue;
+        } else if (d.changes) {
+            daemon_plan_notices(&d);
         }
         run_due(&d);
         if (d.stop || d.once)
@@ -896,7 +838,9 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
         pfd[0].events = POLLIN;
         pfd[1].fd = d.tfd;
         pfd[1].events = POLLIN;
-        if (ppoll(pfd, 2, NULL, NULL) < 0 && errno != EINTR) {
+        pfd[2].fd = d.nq.fd[0];
+        pfd[2].events = POLLIN;
+        if (ppoll(pfd, 3, NULL, NULL) < 0 && errno != EINTR) {
             r = rk_error_set(err, RK_EINTERNAL, "ppoll: %s", strerror(errno));
             goto out;
         }
@@ -918,9 +862,22 @@ daemon_run(struct kv *kv, struct inventory **inv, const struct daemon_opts *opts
 out:
     if (locked)
         host_unlock(&d);
+    /* No notice runs once this returns: the queue and the pipe may go. */
+    if (d.subscribed)
+        engine_entries_unsubscribe(kv, on_entry_change, &d.nq);
     engine_free(d.eng);
     timerheap_free(d.heap);
     entries_free(d.ent, d.nent);
+    entries_free(d.sent, d.nsent);
+    free(d.sfree);
+    strmap_free(d.smap);
+    for (size_t j = 0; j < d.nq.n; j++)
+        free(d.nq.paths[j]);
+    free(d.nq.paths);
+    for (int j = 0; j < 2; j++)
+        if (d.nq.fd[j] >= 0)
+            close(d.nq.fd[j]);
+    pthread_mutex_destroy(&d.nq.mu);
     if (d.sfd >= 0)
         close(d.sfd);
     if (d.tfd >= 0)
@@ -931,117 +888,5 @@ out:
      * with the default action (exit status 143) on the way out, so the mask stays. */
     if (masked && !d.stop)
         sigprocmask(SIG_SETMASK, &oldmask, NULL);
-    return r;
-}
-
-/* ---- the daemon as a thread of a host process ---- */
-
-struct daemon_thread {
-    pthread_t tid;
-    int rfd, wfd; /* the control pipe */
-    struct kv *kv;
-    struct inventory **inv;
-    struct daemon_embed emb;
-    struct daemon_opts opts;
-    struct daemon_stats stats;
-    struct rk_error err;
-    int result;
-};
-
-static void *
-thread_main(void *arg)
-{
-    struct daemon_thread *t = arg;
-
-    t->result = daemon_run(t->kv, t->inv, &t->opts, &t->stats, &t->err);
-    if (t->result != 0)
-        log_error("scheduler stopped: %s", t->err.msg);
-    return NULL;
-}
-
-static void
-thread_send(struct daemon_thread *t, char msg)
-{
-    ssize_t n;
-
-    if (t == NULL || t->wfd < 0)
-        return;
-    /* EAGAIN: the pipe is full of unread messages, which wake the thread anyway. */
-    do
-        n = write(t->wfd, &msg, 1);
-    while (n < 0 && errno == EINTR);
-}
-
-int
-daemon_thread_start(struct kv *kv, struct inventory **inv, void (*rdlock)(void *),
-                    void (*unlock)(void *), void *lock_arg, const uint64_t *generation,
-                    struct daemon_thread **out, struct rk_error *err)
-{
-    struct daemon_thread *t;
-    sigset_t all, old;
-    int fds[2], e;
-
-    *out = NULL;
-    if ((t = calloc(1, sizeof(*t))) == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        e = errno;
-        free(t);
-        return rk_error_set(err, RK_EINTERNAL, "scheduler: pipe: %s", strerror(e));
-    }
-    t->rfd = fds[0];
-    t->wfd = fds[1];
-    t->kv = kv;
-    t->inv = inv;
-    t->emb.control_fd = t->rfd;
-    t->emb.rdlock = rdlock;
-    t->emb.unlock = unlock;
-    t->emb.lock_arg = lock_arg;
-    t->emb.generation = generation;
-    t->opts.embed = &t->emb;
-    /* The thread never takes a signal: the host's main thread handles them. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    e = pthread_create(&t->tid, NULL, thread_main, t);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (e != 0) {
-        close(t->rfd);
-        close(t->wfd);
-        free(t);
-        return rk_error_set(err, RK_EINTERNAL, "scheduler: starting its thread: %s", strerror(e));
-    }
-    *out = t;
-    return 0;
-}
-
-void
-daemon_thread_replan(struct daemon_thread *t)
-{
-    thread_send(t, DAEMON_MSG_REPLAN);
-}
-
-void
-daemon_thread_request_stop(struct daemon_thread *t)
-{
-    thread_send(t, DAEMON_MSG_STOP);
-}
-
-int
-daemon_thread_stop(struct daemon_thread *t, struct daemon_stats *stats)
-{
-    int r;
-
-    if (t == NULL)
-        return 0;
-    thread_send(t, DAEMON_MSG_STOP);
-    /* The end of the pipe also means stop, should the message not fit. */
-    close(t->wfd);
-    t->wfd = -1;
-    pthread_join(t->tid, NULL);
-    close(t->rfd);
-    r = t->result;
-    if (stats != NULL)
-        *stats = t->stats;
-    free(t);
     return r;
 }

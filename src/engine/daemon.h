@@ -50,6 +50,7 @@ struct daemon_opts {
 
 struct daemon_stats {
     unsigned long rotated, failed, finished, reminded, reloads;
+    unsigned long unavailable; /* tries that left the candidate pending (target unavailable) */
 };
 
 /* Runs the daemon on an unsealed store's KV until SIGTERM/SIGINT (or, with opts->once, until

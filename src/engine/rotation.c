@@ -29,6 +29,7 @@
 #include "../util/log.h"
 #include "../util/parse.h"
 #include "../util/timeutil.h"
+#include "engine/entries.h"
 #include "rotstate.h"
 #include "util/backoff.h"
 
@@ -1178,9 +1179,10 @@ input_given(const struct rot_input *in)
     return in != NULL && (in->value != NULL || in->from_stdin || in->from_file != NULL);
 }
 
-int
-engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts,
-              struct rotate_result *res, struct rk_error *err)
+/* engine_rotate of the entry s found for path. */
+static int
+rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
+             const struct rotate_opts *opts, struct rotate_result *res, struct rk_error *err)
 {
     struct rot r;
     struct rotate_result dummy;
@@ -1196,10 +1198,7 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
     r.opts = opts;
     r.res = res;
     r.op = opts->op;
-    r.s = inventory_find(e->inv, path);
-    if (r.s == NULL)
-        return rk_error_set(err, RK_ENOTFOUND, "%s is not in the inventory (%s)", path,
-                            e->inv->file ? e->inv->file : "config");
+    r.s = s;
     r.ops = rotator_find(r.s->kind);
     if (r.ops == NULL)
         return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet (%s)", r.s->kind,
@@ -1297,9 +1296,9 @@ engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts
  * replaces the journal's operation (a revoke takes up a parked rotation); drop undoes the
  * candidate instead of running it (a rollback over a parked candidate). */
 static int
-resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
-            const struct rotate_opts *opts, int op_override, int drop, struct rotate_result *res,
-            struct rk_error *err)
+resume_found(struct engine *e, const struct inv_secret *s, const char *path, int64_t lock_rev,
+             json_t *journal, const struct rotate_opts *opts, int op_override, int drop,
+             struct rotate_result *res, struct rk_error *err)
 {
     struct rot r;
     struct rotate_opts none;
@@ -1320,12 +1319,7 @@ resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journa
                     &tstage, "undo_msg", &undo, "attempts", &attempts, "unavailable",
                     &unavailable) != 0)
         return rk_error_set(err, RK_ECORRUPT, "the rotation journal of %s does not parse", path);
-    r.s = inventory_find(e->inv, path);
-    if (r.s == NULL)
-        return rk_error_set(err, RK_ENOTFOUND,
-                            "an interrupted rotation of %s is journalled but the path is no "
-                            "longer in the inventory; restore it to let rekey finish it",
-                            path);
+    r.s = s;
     r.ops = rotator_find(r.s->kind);
     if (r.ops == NULL)
         return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", r.s->kind);
@@ -1375,6 +1369,46 @@ resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journa
         (void)engine_finish(e, path, time_now(), 1, &e2);
     }
     rot_clear(&r);
+    return rc;
+}
+
+/* The entry of path is found in one place (engine/entries.h: the inventory, then the store)
+ * and held for the whole call. */
+int
+engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts,
+              struct rotate_result *res, struct rk_error *err)
+{
+    struct entry_ref ref;
+    int rc;
+
+    if (res != NULL)
+        memset(res, 0, sizeof(*res));
+    if ((rc = engine_entry_find(e->kv, e->inv, path, &ref, err)) != 0)
+        return rc;
+    rc = rotate_found(e, ref.s, path, opts, res, err);
+    entry_ref_release(&ref);
+    return rc;
+}
+
+static int
+resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
+            const struct rotate_opts *opts, int op_override, int drop, struct rotate_result *res,
+            struct rk_error *err)
+{
+    struct entry_ref ref;
+    int rc;
+
+    rc = engine_entry_find(e->kv, e->inv, path, &ref, err);
+    if (rc == -RK_ENOTFOUND)
+        return rk_error_set(err, RK_ENOTFOUND,
+                            "an interrupted rotation of %s is journalled but the path is no "
+                            "longer in the inventory nor in the store; restore it to let rekey "
+                            "finish it",
+                            path);
+    if (rc != 0)
+        return rc;
+    rc = resume_found(e, ref.s, path, lock_rev, journal, opts, op_override, drop, res, err);
+    entry_ref_release(&ref);
     return rc;
 }
 
@@ -1622,10 +1656,11 @@ out:
     return rc;
 }
 
-int
-engine_finish(struct engine *e, const char *path, int64_t now, int force, struct rk_error *err)
+/* engine_finish of the entry s found for path. */
+static int
+finish_found(struct engine *e, const struct inv_secret *s, const char *path, int64_t now,
+             int force, struct rk_error *err)
 {
-    const struct inv_secret *s = inventory_find(e->inv, path);
     char fk[KEY_MAX], lk[KEY_MAX];
     json_t *rec = NULL;
     json_int_t due = 0;
@@ -1652,6 +1687,19 @@ engine_finish(struct engine *e, const char *path, int64_t now, int force, struct
             (void)barrier_txn_commit(t, NULL, &e2);
         barrier_txn_free(t);
     }
+    return rc;
+}
+
+int
+engine_finish(struct engine *e, const char *path, int64_t now, int force, struct rk_error *err)
+{
+    struct entry_ref ref;
+    int rc;
+
+    if ((rc = engine_entry_find(e->kv, e->inv, path, &ref, err)) != 0)
+        return rc;
+    rc = finish_found(e, ref.s, path, now, force, err);
+    entry_ref_release(&ref);
     return rc;
 }
 

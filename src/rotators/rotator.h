@@ -51,6 +51,31 @@ enum {
     ROT_F_PERSON_FINISHES = 1 << 1, /* retire at the target needs a person (action-required) */
 };
 
+/* What `status` sees of an entry's current value (for a kind whose due time comes from its own
+ * data: a certificate's notAfter, a lease's expiry, a keyring's versions). */
+struct rot_status_in {
+    int64_t now;          /* seconds */
+    int64_t last_rotated; /* when the current version was written (seconds); 0 = none yet */
+    uint64_t version;     /* the current version; 0 = none */
+    /* Reads field `field` of the current version; *out is the caller's (secret_free). Returns
+     * 0, -RK_ENOTFOUND (no current version, no such field) or a store error. Never logs the
+     * value. Always set. */
+    int (*read_current)(void *arg, const char *field, struct secret **out, struct rk_error *err);
+    void *read_arg;
+};
+
+/* A kind's answer to `status`. The engine fills it with its own rule first (next_due = last
+ * rotation + every, or now when never rotated; period = every; the rest 0 / ""), so the op
+ * changes only what it knows. */
+struct rot_due {
+    int64_t next_due;   /* seconds: when the entry is due (the daemon rotates or reminds then);
+                         * 0 = not scheduled */
+    int64_t overdue_at; /* seconds: past it the entry is overdue; 0 = the engine's tolerance */
+    int64_t expires_at; /* seconds: when the current value stops working; 0 = unknown/never */
+    int64_t period;     /* seconds between later rotations, for the calendar; 0 = none known */
+    char detail[160];   /* shown beside the state (status, the API); never a secret */
+};
+
 /* The outcomes of apply, test (and the reload hooks): 0 accepted; -RK_EREJECTED (or any other
  * error) the target refused the value: the engine undoes the candidate; -RK_EUNAVAILABLE or
  * -RK_ETIMEOUT the target did not answer (timeout, refused connection, 429, 5xx): the candidate
@@ -83,6 +108,12 @@ struct rotator_ops {
      * or -RK_ENOTFOUND when the kind has nothing to say (the engine then writes a generic
      * line). May be NULL. */
     int (*action_hint)(const struct inv_secret *s, char *buf, size_t len);
+    /* When the entry is due and what to show, from the kind's own data (see struct rot_due):
+     * used by status, schedule, their --json, the API's status route and the daemon's timers.
+     * Returns 0, or -RK_E* (a store error is passed on; any other keeps the engine's rule and
+     * shows err's message). May be NULL: last rotation + every. */
+    int (*status)(const struct inv_secret *s, const struct rot_status_in *in, struct rot_due *out,
+                  struct rk_error *err);
 
     /* ---- the kind's settings, defaults and rules (the loader, lint and the API's entries) ----
      * A kind with settings but no create is a planned kind: its entries load and lint, and the

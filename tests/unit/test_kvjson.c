@@ -677,7 +677,8 @@ test_engine_shapes(void **state)
     j = kvjson_status(&st);
     assert_json(j, "{\"path\":\"secret/ai-gateway/litellm/master-key\",\"kind\":\"generated\","
                    "\"version\":0,\"fingerprint\":null,\"last_rotated\":null,\"next_due\":null,"
-                   "\"state\":\"ok\",\"auto\":true,\"detail\":\"\",\"needs_input\":false}");
+                   "\"expires_at\":null,\"state\":\"ok\",\"auto\":true,\"detail\":\"\","
+                   "\"source\":\"config\",\"needs_input\":false}");
     json_decref(j);
     st.version = 2;
     snprintf(st.fingerprint, sizeof(st.fingerprint), "sha256:0123456789ab");
@@ -690,6 +691,13 @@ test_engine_shapes(void **state)
     assert_str(j, "fingerprint", "sha256:0123456789ab");
     assert_str(j, "last_rotated", "2026-11-27T04:05:06Z");
     assert_str(j, "next_due", "2026-12-27T04:05:06Z");
+    json_decref(j);
+    /* A kind's status op may say when the value expires; a store entry says so. */
+    st.expires_at = 1795752306 + 40 * 86400;
+    st.in_store = 1;
+    j = kvjson_status(&st);
+    assert_str(j, "expires_at", "2027-01-06T04:05:06Z");
+    assert_str(j, "source", "store");
     json_decref(j);
 
     /* Event strings are bounded even without a NUL. */
