@@ -346,24 +346,21 @@ out:
     return r;
 }
 
-/* A person always types the value; retiring the old one is left to the hooks. */
+/* A person always types the value. Retiring the old one is left to the hooks, unless the entry
+ * names the `console` where values are issued: then a person revokes the old value there, and
+ * the finish step opens an action-required item that says so (rekey done closes it). */
 static unsigned
 manual_flags_for(const struct inv_secret *s)
 {
-    (void)s;
-    return ROT_F_MANUAL_INPUT;
+    return ROT_F_MANUAL_INPUT | (inv_param(s, "console") != NULL ? ROT_F_PERSON_FINISHES : 0);
 }
 
-/* Where the value was issued is only known to the person, or to the entry's `console` URL.
- * (The params are read directly: the inventory model is not linked into the rotators yet.) */
+/* Where the value was issued is only known to the person, or to the entry's `console` URL. */
 static int
 manual_action_hint(const struct inv_secret *s, char *buf, size_t len)
 {
-    const char *console = NULL;
+    const char *console = inv_param(s, "console");
 
-    for (size_t i = 0; i < s->nparams; i++)
-        if (strcmp(s->params[i].key, "console") == 0)
-            console = s->params[i].value;
     if (console != NULL)
         snprintf(buf, len, "revoke the old value at %s", console);
     else

@@ -282,8 +282,10 @@ set_outcome(struct fx *f, int code)
     fclose(fp);
 }
 
+/* The store and an inventory of one manual entry PATH with a test hook; extra: more YAML keys
+ * of the entry (indented by four spaces). */
 static int
-engine_setup(void **state)
+engine_setup_with(void **state, const char *extra)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct rk_error err = {0};
@@ -313,14 +315,29 @@ engine_setup(void **state)
                  "  - path: " PATH "\n"
                  "    kind: manual\n"
                  "    every: 30d\n"
-                 "    test: [probe]\n",
-                 db, f->dir);
+                 "    test: [probe]\n"
+                 "%s",
+                 db, f->dir, extra);
     assert_true(n > 0 && (size_t)n < sizeof(yaml));
     if (inventory_load_string("contract.yaml", yaml, (size_t)n, &f->inv, &err) != 0)
         fail_msg("inventory: %s", err.msg);
     assert_int_equal(engine_open(f->kv, f->inv, &f->e, &err), 0);
     *state = f;
     return 0;
+}
+
+static int
+engine_setup(void **state)
+{
+    return engine_setup_with(state, "");
+}
+
+#define CONSOLE "https://console.example.test/keys"
+
+static int
+engine_setup_console(void **state)
+{
+    return engine_setup_with(state, "    console: " CONSOLE "\n");
 }
 
 static int
@@ -480,6 +497,31 @@ test_engine_outcomes(void **state)
     assert_int_equal(st.state, ROT_FAILED);
 }
 
+/* A manual entry with a console: per-entry flags make a person finish, and the action-required
+ * item carries the rotator's hint with the console URL; rekey done closes it. */
+static void
+test_engine_action_hint(void **state)
+{
+    struct fx *f = *state;
+    struct rotate_result res;
+    struct rk_error err = {0};
+    struct rot_state st;
+    char what[160];
+
+    assert_true(rotator_flags(rotator_find("manual"), &f->inv->secrets[0]) & ROT_F_PERSON_FINISHES);
+    set_outcome(f, 0);
+    assert_int_equal(rotate(f, VALUE_A, &res, &err), 0);
+    assert_int_equal(rotate(f, VALUE_B, &res, &err), 0); /* grace 0: v1 is finished at once */
+    assert_int_equal(rotstate_get(f->br, PATH, &st, &err), 0);
+    assert_int_equal(st.state, ROT_ACTION_REQUIRED);
+    assert_non_null(strstr(st.message, "v1: revoke the old value at " CONSOLE));
+    assert_non_null(strstr(st.message, "rekey done " PATH));
+    assert_int_equal(engine_action(f->e, PATH, what, sizeof(what), &err), 0);
+    assert_string_equal(what, "v1: revoke the old value at " CONSOLE);
+    assert_int_equal(engine_done(f->e, PATH, "test", &err), 0);
+    assert_int_equal(engine_action(f->e, PATH, what, sizeof(what), &err), -RK_ENOTFOUND);
+}
+
 /* A rollback drops a candidate that waits (a person asked for a known version). */
 static void
 test_engine_rollback_drops_pending(void **state)
@@ -520,6 +562,8 @@ main(void)
         cmocka_unit_test(test_exec_exit_unavailable),
         cmocka_unit_test_setup_teardown(test_engine_outcomes, engine_setup, engine_teardown),
         cmocka_unit_test_setup_teardown(test_engine_rollback_drops_pending, engine_setup,
+                                        engine_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_action_hint, engine_setup_console,
                                         engine_teardown),
     };
 
