@@ -49,9 +49,9 @@ exec_done(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (r != 0)
         return cli_fail(ctx, r);
-    printf("%s: action-required item closed\n", argv[0]);
+    printf("%s: action-required item closed\n", cli_esc(argv[0]));
     if (what[0] != '\0')
-        printf("  confirmed: %s\n", what);
+        printf("  confirmed: %s\n", cli_esc(what));
     return CLI_OK;
 }
 
