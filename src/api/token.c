@@ -508,6 +508,12 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
     } else {
         snprintf(ti.display_name, sizeof(ti.display_name), "%s", root ? "root" : "token");
     }
+    /* As Vault does: every byte outside [A-Za-z0-9-] becomes '-', so a display name (shown in
+     * logs, the audit log and `rekey history`) can carry no control character or markup. */
+    for (char *c = ti.display_name; *c != '\0'; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-'))
+            *c = '-';
     if (o->meta_json != NULL && (ti.meta_json = strdup(o->meta_json)) == NULL) {
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;

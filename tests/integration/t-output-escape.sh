@@ -88,6 +88,10 @@ code=$(printf '{"display_name":"x\\u001b]0;pwn\\u0007\\u001b[2J","policies":["ro
 if [ "$code" = 200 ]; then
     CHILD=$($PY -c 'import json; print(json.load(open("api.out"))["auth"]["client_token"])')
     printf 'X-Vault-Token: %s\n' "$CHILD" >hdr2.secret
+    # As in Vault, every byte of a display name outside [A-Za-z0-9-] becomes '-'.
+    curl -s -o lookup.out -H @hdr2.secret "$A/v1/auth/token/lookup-self"
+    dn=$($PY -c 'import json; print(json.load(open("lookup.out"))["data"]["display_name"])')
+    [ "$dn" = "token-x--0-pwn---2J" ] || fail "display_name not cleaned: '$dn'"
     code=$(printf '{"data":{"k":"v2"},"options":{"reason":"%s"}}' "$REASON_JSON" |
         curl -s -o api.out -w '%{http_code}' -X POST -H @hdr2.secret --data-binary @- "$A/v1/secret/data/esc/app")
     [ "$code" = 200 ] || { cat api.out; fail "write by the child token: HTTP $code"; }
