@@ -5,7 +5,7 @@
  * connection, so the keep-alive hot path allocates only the response. A handler is called on
  * the last access-handler call of a request (never the first: queueing a response on the first
  * call makes MHD close the connection). */
-#include "http.h"
+#include "api/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

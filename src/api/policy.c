@@ -6,7 +6,7 @@
  * error can point at the exact token. Checking walks the rules of all policies once, with no
  * allocation: a rule keeps its literal prefix (the bytes before the first wildcard) so most
  * non-matching rules are rejected by one memcmp. */
-#include "policy.h"
+#include "api/policy.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/parse.h"
+#include "util/parse.h"
 #include "api/router.h"
 
 _Static_assert(POLICY_NAME_MAX == ROUTER_NAME_MAX, "a policy name is a name in a path");

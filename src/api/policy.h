@@ -42,7 +42,7 @@
 
 #include <stddef.h>
 
-#include "../util/err.h"
+#include "util/err.h"
 
 #define POLICY_TEXT_MAX (64 * 1024) /* bytes of policy text */
 #define POLICY_RULES_MAX 1024       /* path blocks per policy (after merging duplicates) */

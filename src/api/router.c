@@ -1,6 +1,6 @@
 /* router.c: route table compilation and matching, method parsing, request path checks and the
  * canonical spelling of names carried in paths (router.h). */
-#include "router.h"
+#include "api/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>

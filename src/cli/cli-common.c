@@ -8,13 +8,13 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "engine/inventory.h"
 #include "secrets/kv.h"
 #include "store/backend.h"
 #include "store/barrier.h"
 #include "store/shamir.h"
-#include "unseal.h"
+#include "cli/unseal.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
 #include "util/secret.h"

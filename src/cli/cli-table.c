@@ -1,5 +1,5 @@
 /* cli-table.c: the list of commands. Adding a command = one cmd-*.c file + one line here. */
-#include "cli.h"
+#include "cli/cli.h"
 
 extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_lint, cmd_kv_put,
     cmd_kv_get, cmd_kv_list, cmd_kv_metadata, cmd_status, cmd_schedule, cmd_rotate, cmd_rollback,

@@ -1,6 +1,6 @@
 /* client.c: the CLI's HTTP client for `rekey server` (see client.h). One easy handle per
  * request: the CLI sends a handful at most, and a fresh handle keeps no state between them. */
-#include "client.h"
+#include "cli/client.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "api/kvjson.h"
 #include "secrets/kv.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "util/curlload.h"
 #include "util/fsutil.h"
 #include "util/parse.h"

@@ -3,10 +3,10 @@
  * rotator's action hint), so the log of a session shows what was confirmed. */
 #include <stdio.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/rotation.h"
-#include "kvfmt.h"
+#include "cli/kvfmt.h"
 
 /* What the open item of path asks (GET /v1/rekey/action-required, "actions"), into buf; ""
  * when the server does not say. */

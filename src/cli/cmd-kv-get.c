@@ -7,8 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "kvfmt.h"
+#include "cli/client.h"
+#include "cli/kvfmt.h"
 #include "util/parse.h"
 
 static const struct cli_opt opts[] = {

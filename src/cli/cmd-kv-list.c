@@ -3,8 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "kvfmt.h"
+#include "cli/client.h"
+#include "cli/kvfmt.h"
 #include "util/parse.h"
 
 static const struct cli_opt opts[] = {

@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
-#include "kvfmt.h"
+#include "cli/client.h"
+#include "cli/kvfmt.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
 

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client.h"
-#include "kvfmt.h"
+#include "cli/client.h"
+#include "cli/kvfmt.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
 

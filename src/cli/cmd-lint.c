@@ -1,7 +1,7 @@
 /* rekey lint: reports what a reviewer of the inventory would catch. */
 #include <stdio.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "engine/inventory.h"
 
 struct lint_state {

@@ -6,11 +6,11 @@
 #include <unistd.h>
 
 #include "api/token.h"
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "store/barrier.h"
 #include "store/shamir.h"
-#include "unseal.h"
+#include "cli/unseal.h"
 #include "util/parse.h"
 
 static const struct cli_opt opts[] = {

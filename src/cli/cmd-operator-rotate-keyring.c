@@ -1,7 +1,7 @@
 /* rekey operator rotate-keyring: adds a data key; new writes use it, old entries stay readable. */
 #include <stdio.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "store/barrier.h"
 
 static int

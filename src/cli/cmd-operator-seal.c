@@ -2,8 +2,8 @@
  * like `vault operator seal`. The server then answers 503 until it is unsealed again. */
 #include <stdio.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 
 static int
 exec_seal(struct cli_ctx *ctx, int argc, char **argv)

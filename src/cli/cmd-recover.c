@@ -1,8 +1,8 @@
 /* rekey recover: finishes or undoes interrupted rotations now and says what it did. */
 #include <stdio.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/rotation.h"
 #include "util/timeutil.h"
 

@@ -3,10 +3,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/rotation.h"
-#include "kvfmt.h"
+#include "cli/kvfmt.h"
 #include "rotators/rotator.h"
 #include "util/parse.h"
 

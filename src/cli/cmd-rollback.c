@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/rotation.h"
-#include "kvfmt.h"
+#include "cli/kvfmt.h"
 #include "util/parse.h"
 
 static const struct cli_opt opts[] = {

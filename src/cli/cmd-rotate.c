@@ -4,12 +4,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "engine/schedule.h"
-#include "kvfmt.h"
+#include "cli/kvfmt.h"
 #include "rotators/rotator.h"
 #include "util/parse.h"
 #include "util/timeutil.h"

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "engine/inventory.h"
 #include "engine/schedule.h"
 #include "util/parse.h"

@@ -34,11 +34,11 @@
 #include "api/app.h"
 #include "api/http.h"
 #include "api/server.h"
-#include "cli.h"
+#include "cli/cli.h"
 #include "engine/daemon.h"
 #include "engine/inventory.h"
 #include "store/barrier.h"
-#include "unseal.h"
+#include "cli/unseal.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 

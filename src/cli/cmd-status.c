@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "api/kvjson.h"
-#include "cli.h"
-#include "client.h"
+#include "cli/cli.h"
+#include "cli/client.h"
 #include "engine/inventory.h"
 #include "engine/schedule.h"
 #include "util/timeutil.h"

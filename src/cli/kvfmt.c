@@ -1,4 +1,4 @@
-#include "kvfmt.h"
+#include "cli/kvfmt.h"
 
 #include <pwd.h>
 #include <stdlib.h>

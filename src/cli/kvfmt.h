@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "secrets/kv.h"
 
 /* Copies in to out escaped as cli_esc does, cut after 80 characters, so a bad path can be

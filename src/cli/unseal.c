@@ -1,4 +1,4 @@
-#include "unseal.h"
+#include "cli/unseal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/err.h"
-#include "inventory.h"
+#include "util/err.h"
+#include "engine/inventory.h"
 
 struct kv;
 

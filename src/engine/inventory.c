@@ -5,7 +5,7 @@
  *
  * The document is walked once; every mapping is checked against a table of allowed keys so a
  * typo is an error that names file:line:column, the key and what was expected. */
-#include "inventory.h"
+#include "engine/inventory.h"
 
 #include <ctype.h>
 #include <libfyaml.h>
@@ -15,9 +15,9 @@
 #include <string.h>
 
 #include "engine/config.h"
-#include "../util/fsutil.h"
-#include "../util/netaddr.h"
-#include "../util/parse.h"
+#include "util/fsutil.h"
+#include "util/netaddr.h"
+#include "util/parse.h"
 
 #define INV_MAX_FILE (16u * 1024 * 1024)
 #define DEFAULT_CHECK_INTERVAL 60

@@ -11,7 +11,7 @@
  *   rot/history/<path> <seq>                               one event per rotation
  * Every step commits its effect, the journal and a refreshed lock in one transaction whose
  * compare on the lock's revision fences out a holder whose lock was taken over. */
-#include "rotation.h"
+#include "engine/rotation.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -23,14 +23,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../hooks/hook.h"
-#include "../secrets/kv.h"
-#include "../store/barrier.h"
-#include "../util/log.h"
-#include "../util/parse.h"
-#include "../util/timeutil.h"
+#include "hooks/hook.h"
+#include "secrets/kv.h"
+#include "store/barrier.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "util/timeutil.h"
 #include "engine/entries.h"
-#include "rotstate.h"
+#include "engine/rotstate.h"
 #include "util/backoff.h"
 
 #define LOCK_TTL 900 /* seconds; refreshed at every step */

@@ -14,10 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../rotators/rotator.h"
-#include "../util/enc.h"
-#include "../util/err.h"
-#include "inventory.h"
+#include "rotators/rotator.h"
+#include "util/enc.h"
+#include "util/err.h"
+#include "engine/inventory.h"
 
 struct kv;
 struct engine;

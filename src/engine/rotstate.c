@@ -1,12 +1,12 @@
-#include "rotstate.h"
+#include "engine/rotstate.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../store/barrier.h"
-#include "../util/parse.h"
+#include "store/barrier.h"
+#include "util/parse.h"
 
 static const char *const names[ROT_NSTATES] = {"idle", "running", "failed", "action-required",
                                                "pending"};

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "../util/err.h"
+#include "util/err.h"
 
 struct barrier;
 struct barrier_txn;

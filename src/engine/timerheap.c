@@ -2,7 +2,7 @@
  * position in the heap (the "index position per entry" that makes update/remove O(log n));
  * freed slots are chained in a free list so ids are reused and memory stays at the high-water
  * mark. Order: due time, then a sequence number taken at push/update (FIFO among equals). */
-#include "timerheap.h"
+#include "engine/timerheap.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/err.h"
+#include "util/err.h"
 
 enum timer_kind {
     TIMER_ROTATE = 0, /* an automatic rotation is due */

@@ -2,7 +2,7 @@
  * (PATH, REKEY_PATH, REKEY_VERSION, REKEY_HOOK), its own process group, no inherited fds, and a
  * secret only on stdin. Its stdout and stderr are captured (bounded) and logged with secrets
  * masked. On timeout the whole process group gets SIGTERM, then SIGKILL, and is reaped. */
-#include "hook.h"
+#include "hooks/hook.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 /* hook-file.c: render a template (rendered in secure memory) and write it atomically with the
  * hook's mode (0600 unless configured), so a consumer never reads a half-written file. */
-#include "hook.h"
+#include "hooks/hook.h"
 
 #include <stddef.h>
 #include <stdlib.h>

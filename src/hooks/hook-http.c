@@ -3,7 +3,7 @@
  * copies of ours (the header list nodes point into the rendered secrets); the URL may hold only
  * {{path}} and {{version}}. http and https only, no redirects, no proxy from the environment,
  * TLS verified unless tls_verify is false. Pass = the expected status. */
-#include "hook.h"
+#include "hooks/hook.h"
 
 #include <stddef.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* hook.c: the registry of hook kinds, dispatch with the `wait` loop, template rendering into
  * secure memory, and the masking of secrets in a hook's logged output. */
-#include "hook.h"
+#include "hooks/hook.h"
 
 #include <errno.h>
 #include <openssl/crypto.h>

@@ -26,9 +26,9 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "../util/enc.h"
-#include "../util/secret.h"
-#include "rotator.h"
+#include "util/enc.h"
+#include "util/secret.h"
+#include "rotators/rotator.h"
 
 #define GEN_MAX_N 1024
 #define GEN_MAX_VALUE 65536

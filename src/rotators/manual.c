@@ -18,10 +18,10 @@
 
 #include <openssl/crypto.h>
 
-#include "../util/enc.h"
-#include "../util/fsutil.h"
-#include "../util/secret.h"
-#include "rotator.h"
+#include "util/enc.h"
+#include "util/fsutil.h"
+#include "util/secret.h"
+#include "rotators/rotator.h"
 #include "util/ere.h"
 
 #define MANUAL_MAX_VALUE (64 * 1024)

@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 #include "inventory/inventory.h"
-#include "../util/err.h"
-#include "../util/secret.h"
+#include "util/err.h"
+#include "util/secret.h"
 #include "rotators/fields.h"
 
 #define ROTATOR_OPS_VERSION 2

@@ -8,8 +8,8 @@
  *    "custom_metadata":{…},"versions":[{"version":1,"created_time":"…","deletion_time":"",
  *    "destroyed":false,"stage":"previous","author":"","reason":"","fingerprint":"sha256:…"},…]}
  * Versions are kept in ascending order, so lookups are a binary search. */
-#include "kv.h"
-#include "kvmeta.h"
+#include "secrets/kv.h"
+#include "secrets/kvmeta.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../util/parse.h"
-#include "../util/timeutil.h"
+#include "util/parse.h"
+#include "util/timeutil.h"
 
 #define KV_META_PREFIX "kv/meta/"
 #define KV_DATA_PREFIX "kv/data/"

@@ -56,10 +56,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../store/barrier.h"
-#include "../util/enc.h"
-#include "../util/err.h"
-#include "../util/secret.h"
+#include "store/barrier.h"
+#include "util/enc.h"
+#include "util/err.h"
+#include "util/secret.h"
 
 #define KV_DEFAULT_MAX_VERSIONS 10
 #define KV_AUTHOR_MAX 128 /* bytes, including the NUL */

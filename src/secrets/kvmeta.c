@@ -4,14 +4,14 @@
  * (minimal varints, sorted custom keys, the compact fingerprint form whenever it applies, no
  * trailing bytes), so a fuzzer can demand decode-then-encode be the identity, and a stored record
  * never has two spellings. */
-#include "kvmeta.h"
+#include "secrets/kvmeta.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/enc.h"
-#include "../util/parse.h"
+#include "util/enc.h"
+#include "util/parse.h"
 
 #define FP_PREFIX "sha256:"
 #define FP_PREFIX_LEN (sizeof(FP_PREFIX) - 1)

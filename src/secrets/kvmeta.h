@@ -28,8 +28,8 @@
 
 #include <stddef.h>
 
-#include "../util/err.h"
-#include "kv.h"
+#include "util/err.h"
+#include "secrets/kv.h"
 
 #define KV_META_BIN_FORMAT 0x02
 

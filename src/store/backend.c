@@ -1,14 +1,14 @@
 /* backend.c: the backend registry and backend_open (location parsing, fault injection). */
-#include "backend.h"
+#include "store/backend.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "faulty.h"
-#include "logstore.h"
-#include "sqlite.h"
+#include "store/faulty.h"
+#include "store/logstore.h"
+#include "store/sqlite.h"
 #include "util/testsw.h"
 
 /* One row per backend kind. A row with ops == NULL is a known scheme not implemented yet. */

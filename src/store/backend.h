@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/err.h"
+#include "util/err.h"
 
 #define BACKEND_OPS_VERSION 1
 #define STORE_KEY_MAX 1024

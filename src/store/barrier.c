@@ -24,7 +24,7 @@
  * thread's mutex is uncontended. Writes do the same with a second per-thread context (`ectx`)
  * keyed to the active term, and draw their random nonces NONCE_BATCH at a time (a forked child
  * discards the batch it inherited). Lock order: a thread's tctx mutex, then the rwlock. */
-#include "barrier.h"
+#include "store/barrier.h"
 
 #include <jansson.h>
 #include <limits.h>

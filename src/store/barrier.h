@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/err.h"
-#include "../util/secret.h"
-#include "backend.h"
+#include "util/err.h"
+#include "util/secret.h"
+#include "store/backend.h"
 
 #define ROOT_KEY_LEN 32
 #define BARRIER_FORMAT_VERSION 1

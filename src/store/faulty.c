@@ -1,6 +1,6 @@
 /* faulty.c: fault injection for the store: a wrapper backend that fails the Nth call of a kind,
  * and an SQLite VFS shim that fails the Nth fsync. Both are inert unless REKEY_FAULT asks. */
-#include "faulty.h"
+#include "store/faulty.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../util/log.h"
+#include "util/log.h"
 
 /* ---- the spec ------------------------------------------------------------------------------- */
 

@@ -13,8 +13,8 @@
 
 #include <stdint.h>
 
-#include "../util/err.h"
-#include "backend.h"
+#include "util/err.h"
+#include "store/backend.h"
 
 enum fault_kind {
     FAULT_NONE = 0,

@@ -1,6 +1,6 @@
 /* gcommit.c: group commit (gcommit.h), moved out of the SQLite backend so that every durable
  * backend batches its writers the same way. */
-#include "gcommit.h"
+#include "store/gcommit.h"
 
 #include <limits.h>
 #include <linux/futex.h>

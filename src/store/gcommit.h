@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/err.h"
-#include "backend.h"
+#include "util/err.h"
+#include "store/backend.h"
 
 #define GC_MSG_MAX 256
 

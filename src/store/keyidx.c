@@ -5,14 +5,14 @@
  * next. One allocation per entry holds both sets of links and the key. An AVL tree rather than a
  * red-black one because its rebalancing fits in one short loop (rebalance) and its invariant is
  * easy to check; it is also the shallower of the two, which favours seeks. */
-#include "keyidx.h"
+#include "store/keyidx.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "../util/enc.h"
-#include "../util/err.h"
+#include "store/backend.h"
+#include "util/enc.h"
+#include "util/err.h"
 
 #define MIN_BUCKETS 16
 #define CHECK_DEPTH_MAX 128 /* an AVL tree of 2^64 entries is less than 93 deep */

@@ -39,7 +39,7 @@
  * of its own once this process's readers of it are done, overwrites the old records with zeros
  * before closing it, so old ciphertext does not linger on disk (the SQLite backend's
  * secure_delete). */
-#include "logstore.h"
+#include "store/logstore.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -59,11 +59,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../util/enc.h"
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "gcommit.h"
-#include "keyidx.h"
+#include "util/enc.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "store/gcommit.h"
+#include "store/keyidx.h"
 
 #define LG_MAGIC "rekeylog"
 #define LG_VERSION 1

@@ -4,7 +4,7 @@
  * as the secret). Shares are numbered 1..n in the order they are returned, so "share 3" is the
  * one whose x-coordinate is 3. libgfshare draws the polynomial's coefficients from its global
  * gfshare_fill_rand hook, which we point at OpenSSL's RAND_bytes once per process. */
-#include "shamir.h"
+#include "store/shamir.h"
 
 #include <ctype.h>
 #include <libgfshare.h>
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../util/enc.h"
+#include "util/enc.h"
 
 /* Longest secret we agree to split: far above a root key, far below anything silly. */
 #define SHAMIR_SECRET_MAX 1024

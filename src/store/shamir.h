@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#include "../util/err.h"
-#include "../util/secret.h"
+#include "util/err.h"
+#include "util/secret.h"
 
 #define SHAMIR_MAX_SHARES 255
 

@@ -4,7 +4,7 @@
  * comes from the top bits of its hash, its bucket from the low bits. A shard owns budget/64
  * bytes and evicts from the cold end of its list when a fill or refresh would exceed them. The
  * token is one atomic counter for the whole cache. */
-#include "sqcache.h"
+#include "store/sqcache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../util/enc.h"
+#include "util/enc.h"
 
 #define NSHARDS 64
 #define SHARD_BITS 6

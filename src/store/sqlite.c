@@ -9,7 +9,7 @@
  * or each other; their statements are prepared once. Writes go through group commit (gcommit.h):
  * the leader runs its whole batch as ONE SQLite transaction (each caller's transaction inside its
  * own SAVEPOINT, so a failed compare rolls back only that one) and commits once (one fsync). */
-#include "sqlite.h"
+#include "store/sqlite.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,13 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../util/fsutil.h"
-#include "../util/log.h"
-#include "../util/parse.h"
-#include "faulty.h"
-#include "gcommit.h"
-#include "sqcache.h"
-#include "sqlite_mutex.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/parse.h"
+#include "store/faulty.h"
+#include "store/gcommit.h"
+#include "store/sqcache.h"
+#include "store/sqlite_mutex.h"
 
 #define SQ_APPLICATION_ID 0x726b7931 /* "rky1" */
 #define SQ_SCHEMA_VERSION 1

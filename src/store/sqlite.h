@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#include "../util/err.h"
-#include "backend.h"
+#include "util/err.h"
+#include "store/backend.h"
 
 extern const struct backend_ops sqlite_backend_ops;
 

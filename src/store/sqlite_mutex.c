@@ -7,7 +7,7 @@
  * the holder leaves within a microsecond: measured here, 2 reader threads then did about 1.15x
  * of what 1 did. An adaptive mutex spins briefly before sleeping. This is SQLite's documented
  * SQLITE_CONFIG_MUTEX hook; the semantics (recursive or not, static mutexes) are SQLite's. */
-#include "sqlite_mutex.h"
+#include "store/sqlite_mutex.h"
 
 #include <pthread.h>
 #include <sqlite3.h>

@@ -1,4 +1,4 @@
-#include "enc.h"
+#include "util/enc.h"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>

@@ -1,4 +1,4 @@
-#include "fsutil.h"
+#include "util/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "secret.h"
+#include "util/secret.h"
 
 int
 fs_sync_dir_of(const char *path, struct rk_error *err)

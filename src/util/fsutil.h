@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "err.h"
+#include "util/err.h"
 
 /* Writes buf to path atomically: a temporary file in the same directory created with mode,
  * written, fsynced, renamed over path, then the directory fsynced. Returns 0 or -RK_EIO. */

@@ -1,4 +1,4 @@
-#include "secret.h"
+#include "util/secret.h"
 
 #include <jansson.h>
 #include <malloc.h>

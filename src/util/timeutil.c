@@ -1,11 +1,11 @@
-#include "timeutil.h"
+#include "util/timeutil.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "parse.h"
+#include "util/parse.h"
 #include "util/testsw.h"
 
 int64_t
