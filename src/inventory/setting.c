@@ -232,7 +232,8 @@ params_put(struct inv_pair **params, size_t *nparams, const char *key, char *tex
             return 0;
         }
     }
-    if ((k = strdup(key)) == NULL || (np = realloc(*params, (*nparams + 1) * sizeof(*np))) == NULL) {
+    if ((k = strdup(key)) == NULL ||
+        (np = realloc(*params, (*nparams + 1) * sizeof(*np))) == NULL) {
         free(k);
         free(text);
         return rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -295,9 +296,7 @@ inv_setting_store(const struct inv_setting *st, void *base, struct inv_pair **pa
         duration_parse(text, strlen(text), &secs, NULL);
         memcpy(member, &secs, sizeof(secs));
         break;
-    default:
-        free(text);
-        return rk_error_set(err, RK_EINVAL, "%s: not a scalar setting", st->name);
+    default: free(text); return rk_error_set(err, RK_EINVAL, "%s: not a scalar setting", st->name);
     }
     free(text);
     return 0;
@@ -319,8 +318,7 @@ inv_settings_check_table(const struct inv_setting *table, const char *const *res
                 return rk_error_set(err, RK_EINVAL, "%s: declared twice", st->name);
         for (size_t i = 0; reserved != NULL && reserved[i] != NULL; i++)
             if (strcmp(reserved[i], st->name) == 0)
-                return rk_error_set(err, RK_EINVAL, "%s: a generic key the loader owns",
-                                    st->name);
+                return rk_error_set(err, RK_EINVAL, "%s: a generic key the loader owns", st->name);
         if (st->type < IS_STRING || st->type > IS_HEADERS)
             return rk_error_set(err, RK_EINVAL, "%s: unknown type %d", st->name, (int)st->type);
         if (st->type == IS_ENUM && (st->choices == NULL || st->choices[0] == '\0'))
@@ -335,8 +333,9 @@ inv_settings_check_table(const struct inv_setting *table, const char *const *res
             return rk_error_set(err, RK_EINVAL, "%s: an integer without a range", st->name);
         if ((st->type == IS_ARGV || st->type == IS_HEADERS) &&
             (st->offset == 0 || st->count_offset == 0 || st->def != NULL))
-            return rk_error_set(err, RK_EINVAL, "%s: a list or mapping needs a member and a count"
-                                                " and takes no default",
+            return rk_error_set(err, RK_EINVAL,
+                                "%s: a list or mapping needs a member and a count"
+                                " and takes no default",
                                 st->name);
         if (st->help == NULL || st->help[0] == '\0')
             return rk_error_set(err, RK_EINVAL, "%s: no help text", st->name);
@@ -345,8 +344,8 @@ inv_settings_check_table(const struct inv_setting *table, const char *const *res
         if (st->flags & IS_REQUIRED)
             return rk_error_set(err, RK_EINVAL, "%s: required and with a default", st->name);
         if (inv_setting_parse(st, st->def, strlen(st->def), &v, &e) != 0)
-            return rk_error_set(err, RK_EINVAL, "%s: the default '%s' does not parse: %s",
-                                st->name, st->def, e.msg);
+            return rk_error_set(err, RK_EINVAL, "%s: the default '%s' does not parse: %s", st->name,
+                                st->def, e.msg);
         free(v);
     }
     return 0;
