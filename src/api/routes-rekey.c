@@ -537,8 +537,7 @@ h_entries(struct http_request *req, void *vapp, struct rk_error *unused)
         if (len > PATH_MAX_LEN ||
             (len > 0 && path_validate(path, len - (path[len - 1] == '/'), &err) != 0))
             return http_respond_error(req, 400, "invalid prefix: %s", err.msg);
-        snprintf(prefix, sizeof(prefix), "%s%s", path,
-                 len > 0 && path[len - 1] != '/' ? "/" : "");
+        snprintf(prefix, sizeof(prefix), "%s%s", path, len > 0 && path[len - 1] != '/' ? "/" : "");
         return entries_list(req, app, prefix);
     }
     if (secret_path(req, "entries", acl, sizeof(acl)) != 0)
@@ -564,8 +563,7 @@ h_entries(struct http_request *req, void *vapp, struct rk_error *unused)
         json_decref(body);
         if (r != 0)
             return respond_engine_error(req, r == -RK_EEXISTS ? -RK_EINVAL : r, &err, NULL);
-        return respond_data(req, 200,
-                            json_pack("{s:s, s:b}", "path", path, "created", created));
+        return respond_data(req, 200, json_pack("{s:s, s:b}", "path", path, "created", created));
     }
     if (m == HTTP_DELETE) {
         if (begin(req, app, acl, CAP_DELETE, &ti) != 0)

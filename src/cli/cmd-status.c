@@ -98,8 +98,7 @@ row_remote(const json_t *e)
                         .last_rotated =
                             client_time_us(json_object_get(e, "last_rotated")) / 1000000,
                         .next_due = client_time_us(json_object_get(e, "next_due")) / 1000000,
-                        .expires_at =
-                            client_time_us(json_object_get(e, "expires_at")) / 1000000};
+                        .expires_at = client_time_us(json_object_get(e, "expires_at")) / 1000000};
 }
 
 static void

@@ -154,23 +154,52 @@ loader_view(const char *path, const json_t *def, const struct inventory *inv, st
     return view;
 }
 
-/* Loads the document of views (a JSON array of loader views) into *out. */
+/* Loads the document of views (a JSON array of loader views) into *out. The document is YAML
+ * with one flow mapping (the compact JSON of a view) per line: libfyaml takes ~4 times longer
+ * on one line holding a flow sequence of 100,000 mappings. */
 static int
 load_views(json_t *views, struct inventory **out, struct rk_error *err)
 {
-    json_t *doc = json_pack("{s:i, s:O}", "version", 1, "secrets", views);
-    char *text;
-    int r;
+    static const char head[] = "version: 1\nsecrets:\n";
+    char *doc = NULL, *line;
+    size_t len = sizeof(head) - 1, cap = 0, i;
+    json_t *v;
+    int r = 0;
 
     *out = NULL;
-    if (doc == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    text = json_dumps(doc, JSON_COMPACT);
-    json_decref(doc);
-    if (text == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    r = inventory_load_string(DOC_NAME, text, strlen(text), out, err);
-    free(text);
+    json_array_foreach(views, i, v)
+    {
+        size_t n;
+        if ((line = json_dumps(v, JSON_COMPACT)) == NULL) {
+            r = -RK_ENOMEM;
+            break;
+        }
+        n = strlen(line);
+        if (len + n + 4 > cap) {
+            size_t ncap = (len + n + 4) * 2;
+            char *nd = realloc(doc, ncap);
+            if (nd == NULL) {
+                free(line);
+                r = -RK_ENOMEM;
+                break;
+            }
+            if (doc == NULL)
+                memcpy(nd, head, sizeof(head) - 1);
+            doc = nd;
+            cap = ncap;
+        }
+        memcpy(doc + len, "- ", 2);
+        memcpy(doc + len + 2, line, n);
+        doc[len + 2 + n] = '\n';
+        len += n + 3;
+        free(line);
+    }
+    if (r == 0)
+        r = inventory_load_string(DOC_NAME, doc != NULL ? doc : head,
+                                  doc != NULL ? len : sizeof(head) - 1, out, err);
+    else
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    free(doc);
     return r;
 }
 
