@@ -354,7 +354,7 @@ make_store(const char *path, size_t nkeys, const char *keyfile, struct backend *
             r = -RK_ENOMEM;
         else if (m == NULL || v == NULL)
             r = -RK_ENOMEM;
-        else if ((r = kv_data_single("api_key", v, &data, fp, &err)) == 0 &&
+        else if ((r = kv_data_single(*kv, "api_key", v, &data, fp, &err)) == 0 &&
                  (r = kv_meta_add_version(m, KV_STAGE_CURRENT, "bench", NULL, fp, &ver, &err)) ==
                      0) {
             bench_path(p, sizeof(p), i);

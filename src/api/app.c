@@ -80,8 +80,16 @@ seal_config_load_locked(struct api_app *app)
 static int
 after_unseal_locked(struct api_app *app, struct rk_error *err)
 {
+    struct rk_error fe = {0};
+    size_t nfp = 0;
     int r;
 
+    /* After the unseal that made the fingerprint key, stored ones are recomputed (kv.h). */
+    if (kv_fingerprints_migrate(app->kv, &nfp, &fe) != 0)
+        log_warn("recomputing the fingerprints of older versions failed: %s", fe.msg);
+    else if (nfp > 0)
+        log_info("recomputed the fingerprints of %zu secret%s as keyed ones", nfp,
+                 nfp == 1 ? "" : "s");
     if (app->engine == NULL && (r = engine_open(app->kv, app->inv, &app->engine, err)) != 0) {
         barrier_seal(app->br);
         return r;

@@ -7,10 +7,20 @@
  * existence check decides between create and update for writes), then the body. The body is
  * decoded only for an authorised request. KV calls need no app lock (kv.h is thread-safe).
  *
+ * A write that only `create` allows (the path did not exist, and the token may not update it)
+ * is made as check-and-set 0, in the store's own transaction: of racing writers to a new path,
+ * one creates version 1 and the others get Vault's failed check-and-set answer, 400 "check-and-set
+ * parameter did not match the current version", so `create` never adds a second version.
+ *
  * The mount configuration (secret/config) is stored behind the barrier at
  * "sys/kvconfig/secret". Its cas_required applies to every write at once, as in Vault; its
  * max_versions and delete_version_after are copied into a path's metadata when a write creates
- * the path (Vault reads them at each write instead; see docs/api.md). */
+ * the path, in the write's transaction (Vault reads them at each write instead; see
+ * docs/api.md).
+ *
+ * Also here, since it is about KV versions: POST /v1/rekey/fingerprint (ACL path
+ * "rekey/fingerprint", update), the store's fingerprint of a value in the body (see h_fingerprint).
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,25 +169,23 @@ config_forget(struct api_app *app)
     pthread_mutex_unlock(&app->kvcfg.mu);
 }
 
-/* Applies the mount's max_versions and delete_version_after to a path about to be created. */
-static int
-config_apply_new(struct api_app *app, const char *path, const struct kvjson_config *cfg,
-                 struct rk_error *err)
+/* The mount's max_versions and delete_version_after as settings for a path a write creates
+ * (kv_put_opts.new_path), or NULL when there are none. */
+static const struct kv_meta_settings *
+config_new_path(const struct kvjson_config *cfg, struct kv_meta_settings *s)
 {
-    struct kv_meta_settings s;
-
     if (cfg->max_versions == 0 && cfg->delete_version_after == 0)
-        return 0;
-    memset(&s, 0, sizeof(s));
+        return NULL;
+    memset(s, 0, sizeof(*s));
     if (cfg->max_versions != 0) {
-        s.has_max_versions = 1;
-        s.max_versions = cfg->max_versions;
+        s->has_max_versions = 1;
+        s->max_versions = cfg->max_versions;
     }
     if (cfg->delete_version_after != 0) {
-        s.has_delete_version_after = 1;
-        s.delete_version_after = cfg->delete_version_after;
+        s->has_delete_version_after = 1;
+        s->delete_version_after = cfg->delete_version_after;
     }
-    return kv_metadata_put(app->kv, path, &s, err);
+    return s;
 }
 
 /* ---- secret/data/:path ---- */
@@ -246,12 +254,13 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
     struct token_info ti = {0};
     struct kvjson_write w;
     struct kvjson_config cfg;
+    struct kv_meta_settings fresh;
     struct secret *text = NULL;
     struct kv_meta *before = NULL;
     struct kv_version_meta wvm;
     json_t *body = NULL;
-    unsigned cap;
-    int exists, r;
+    unsigned cap, caps = 0;
+    int exists, create_only = 0, r;
 
     if (patch) {
         const char *ct = http_request_header(req, "Content-Type");
@@ -268,7 +277,14 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
         return 0;
     cap = patch ? CAP_PATCH : (exists ? CAP_UPDATE : CAP_CREATE);
     if (api_authorize(req, app, kr->acl, cap, &ti) != 0)
-        return 0;
+        goto out; /* answered; before is freed */
+    if (cap == CAP_CREATE) {
+        if ((r = api_token_capabilities(app, &ti, kr->acl, &caps, &err)) != 0) {
+            api_respond_rk(req, r, &err);
+            goto out;
+        }
+        create_only = (caps & CAP_UPDATE) == 0;
+    }
     if (patch && !exists) {
         (void)http_respond_error(req, 404, NULL);
         goto out;
@@ -287,15 +303,18 @@ data_write(struct http_request *req, struct api_app *app, const struct kv_req *k
         (void)http_respond_error(req, 400, "check-and-set parameter required for this call");
         goto out;
     }
+    if (create_only && w.cas > 0) {
+        /* No version N of a path that did not exist; updating one is not the token's to do. */
+        (void)http_respond_error(req, 400,
+                                 "check-and-set parameter did not match the current version");
+        goto out;
+    }
     if ((r = kvjson_data_text(w.data, &text, &err)) != 0) {
         api_respond_rk(req, r, &err);
         goto out;
     }
-    if (!exists && !patch && (r = config_apply_new(app, kr->path, &cfg, &err)) != 0) {
-        api_respond_rk(req, r, &err);
-        goto out;
-    }
-    opts.cas = w.cas;
+    opts.cas = create_only ? 0 : w.cas;
+    opts.new_path = patch ? NULL : config_new_path(&cfg, &fresh);
     opts.author = ti.display_name[0] ? ti.display_name : NULL;
     opts.reason = w.reason;
     memset(&wvm, 0, sizeof(wvm));
@@ -511,6 +530,48 @@ h_destroy(struct http_request *req, void *vapp, struct rk_error *unused)
     return versions_op(req, vapp, "destroy", kv_destroy_versions);
 }
 
+/* ---- rekey/fingerprint ---- */
+
+/* POST /v1/rekey/fingerprint {"value":"…"} answers {"data":{"fingerprint":"hmac:…"}}: this
+ * store's fingerprint of the value, which is what a version holding it as its only field shows
+ * (for several fields, pass the canonical JSON text of the data), so a person can check a value
+ * they hold without it ever being shown. Whoever may call it can test guesses against every
+ * fingerprint they can see, so the ACL path "rekey/fingerprint" (update) is granted like read
+ * access to the values. The value never reaches a log or an error message. */
+static int
+h_fingerprint(struct http_request *req, void *vapp, struct rk_error *unused)
+{
+    struct api_app *app = vapp;
+    struct token_info ti = {0};
+    struct rk_error err = {0};
+    struct secret *v = NULL;
+    json_t *body = NULL, *jv;
+    char fp[FINGERPRINT_LEN + 1];
+    int r;
+
+    (void)unused;
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    if (api_authorize(req, app, "rekey/fingerprint", CAP_UPDATE, &ti) != 0)
+        return 0;
+    token_info_clear(&ti);
+    if (http_request_json(req, &body) != 0)
+        return 0;
+    jv = json_is_object(body) ? json_object_get(body, "value") : NULL;
+    if (!json_is_string(jv) || json_object_size(body) != 1) {
+        (void)http_respond_error(req, 400, "expected {\"value\": \"…\"}");
+    } else if ((v = secret_from(json_string_value(jv), json_string_length(jv))) == NULL) {
+        (void)http_respond_error(req, 500, "out of memory");
+    } else if ((r = kv_fingerprint(app->kv, v, fp, &err)) != 0) {
+        api_respond_rk(req, r, &err);
+    } else {
+        respond_data(req, 200, json_pack("{s:s}", "fingerprint", fp));
+    }
+    secret_free(v);
+    json_decref(body); /* wipes the value (json_wipe_on_free) */
+    return 0;
+}
+
 /* ---- secret/config ---- */
 
 static int
@@ -561,5 +622,6 @@ const struct route routes_kv[] = {
     {HTTP_WRITE, "/v1/" KV_MOUNT "/undelete/", h_undelete, ROUTE_PARAM_PATH},
     {HTTP_WRITE, "/v1/" KV_MOUNT "/destroy/", h_destroy, ROUTE_PARAM_PATH},
     {HTTP_GET | HTTP_WRITE, "/v1/" KV_MOUNT "/config", h_config, ROUTE_PARAM_NONE},
+    {HTTP_WRITE, "/v1/rekey/fingerprint", h_fingerprint, ROUTE_PARAM_NONE},
 };
 const size_t routes_kv_count = sizeof(routes_kv) / sizeof(routes_kv[0]);

@@ -321,6 +321,13 @@ cli_open_store(struct cli_ctx *ctx, int sealed_ok)
         r = barrier_unseal(ctx->br, key, &ctx->err);
     if (r == 0)
         r = kv_open(ctx->br, &ctx->kv, &ctx->err);
+    if (r == 0) {
+        /* After the unseal that made the fingerprint key, stored ones are recomputed (kv.h). */
+        struct rk_error fe = {0};
+        if (kv_fingerprints_migrate(ctx->kv, NULL, &fe) != 0)
+            fprintf(stderr, "rekey: warning: recomputing older fingerprints failed: %s\n",
+                    cli_esc(fe.msg));
+    }
     secret_free(key);
     free(seal);
     return r;

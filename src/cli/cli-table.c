@@ -3,7 +3,7 @@
 
 extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_lint, cmd_kv_put,
     cmd_kv_get, cmd_kv_list, cmd_kv_metadata, cmd_status, cmd_schedule, cmd_rotate, cmd_rollback,
-    cmd_revoke, cmd_recover, cmd_done, cmd_history;
+    cmd_revoke, cmd_recover, cmd_done, cmd_history, cmd_fingerprint;
 
 extern const struct cli_cmd cmd_operator_unseal, cmd_operator_seal;
 extern const struct cli_cmd cmd_run;
@@ -25,6 +25,7 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_kv_get,
     &cmd_kv_list,
     &cmd_kv_metadata,
+    &cmd_fingerprint,
     &cmd_operator_init,
     &cmd_operator_unseal,
     &cmd_operator_seal,

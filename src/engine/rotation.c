@@ -553,6 +553,8 @@ run_hooks(struct rot *r, const char *step, struct hook_def *const *hooks, size_t
           const struct secret *oldf, uint64_t version, struct rk_error *err)
 {
     struct hook_ctx hc;
+    struct fp_key *key;
+    int rc;
 
     if (n == 0)
         return 0;
@@ -565,8 +567,12 @@ run_hooks(struct rot *r, const char *step, struct hook_def *const *hooks, size_t
     hc.old_fields_json = oldf;
     hc.internal_fields = (const char *const *)r->internal;
     hc.ninternal = r->ninternal;
+    /* Output that shows a value shows its fingerprint in this store (NULL: "(secret)"). */
+    hc.fp_key = key = barrier_fp_key(r->e->br);
     progress(r, step, "running %zu hook%s", n, n == 1 ? "" : "s");
-    return hook_run_list(hooks, n, &hc, err);
+    rc = hook_run_list(hooks, n, &hc, err);
+    fp_key_unref(key);
+    return rc;
 }
 
 static int
@@ -887,7 +893,7 @@ build_data(struct rot *r, const struct rot_fields *made, struct secret **data, c
     if (obj == NULL || json_object_size(obj) <= 1) {
         json_decref(obj);
         if (made->n == 1)
-            return kv_data_single(made->v[0].name, made->v[0].value, data, fp, err);
+            return kv_data_single(r->e->kv, made->v[0].name, made->v[0].value, data, fp, err);
         if ((obj = json_object()) == NULL)
             return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
@@ -908,7 +914,7 @@ build_data(struct rot *r, const struct rot_fields *made, struct secret **data, c
     freezero(text, strlen(text));
     if (raw == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
-    rc = kv_data_prepare(raw, data, fp, err);
+    rc = kv_data_prepare(r->e->kv, raw, data, fp, err);
     secret_free(raw);
     return rc;
 }

@@ -497,7 +497,11 @@ struct mask {
     char fp[FINGERPRINT_LEN + 1];
 };
 
+/* What a masked value shows without a fingerprint key (hook_ctx.fp_key NULL). */
+#define MASK_NO_KEY "(secret)"
+
 struct masks {
+    const struct fp_key *key; /* the store's fingerprint key, or NULL */
     struct mask *m;
     size_t n, cap;
     struct secret **owned; /* decoded JSON string values */
@@ -522,7 +526,8 @@ masks_add(struct masks *ms, const unsigned char *data, size_t len)
     }
     ms->m[ms->n].data = data;
     ms->m[ms->n].len = len;
-    fingerprint(data, len, ms->m[ms->n].fp);
+    if (fingerprint(ms->key, data, len, ms->m[ms->n].fp) != 0)
+        snprintf(ms->m[ms->n].fp, sizeof(ms->m[ms->n].fp), "%s", MASK_NO_KEY);
     ms->n++;
     return 0;
 }
@@ -603,7 +608,7 @@ mask_apply(const struct masks *ms, const unsigned char *in, size_t len, int trun
                 return;
         }
         if (j < ms->n) {
-            sink_put(out, ms->m[j].fp, FINGERPRINT_LEN);
+            sink_put(out, ms->m[j].fp, strlen(ms->m[j].fp));
             i += ms->m[j].len;
         } else {
             sink_byte(out, in[i++]);
@@ -625,6 +630,7 @@ hook_log_output(const struct hook_def *h, const char *label, const unsigned char
     if (len == 0 && !truncated)
         return;
     if (ctx != NULL) {
+        ms.key = ctx->fp_key;
         if (masks_add(&ms, ctx->new_value ? ctx->new_value->data : NULL,
                       ctx->new_value ? ctx->new_value->len : 0) != 0 ||
             masks_add(&ms, ctx->old_value ? ctx->old_value->data : NULL,

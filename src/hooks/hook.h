@@ -36,6 +36,9 @@ struct hook_ctx {
     /* Further values to mask in logged output (new_value and old_value always are). */
     const struct secret *const *redact;
     size_t nredact;
+    /* The store's fingerprint key: a masked value shows as its fingerprint (util/enc.h); with
+     * NULL as "(secret)". */
+    const struct fp_key *fp_key;
     /* Fields of the new and old versions that are internal to the rotator (an id it needs at
      * retire): stored, never rendered: {{new.F}} / {{old.F}} of one of them is refused. */
     const char *const *internal_fields;
@@ -128,7 +131,8 @@ extern const struct hook_ops hook_http_ops;
 extern const struct hook_ops hook_file_ops;
 
 /* Logs buf[0..len) line by line with log_info as "hook NAME: LABEL: line", each value of ctx
- * (new, old, redact[], string fields) replaced by its fingerprint and control bytes by '?'.
+ * (new, old, redact[], string fields) replaced by its fingerprint (ctx->fp_key) and control
+ * bytes by '?'.
  * truncated = 1 appends a note and drops a trailing partial match of a secret. buf is not
  * modified; the working copy lives in secure memory. */
 void hook_log_output(const struct hook_def *h, const char *label, const unsigned char *buf,

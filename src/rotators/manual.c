@@ -3,9 +3,11 @@
  *
  * One trailing newline ("\n" or "\r\n") is stripped, as `echo` and editors add one. The value
  * is checked before anything is stored: not empty, no NUL byte, at most 64 KiB, and matching
- * the entry's `pattern` (POSIX ERE) when one is set. Errors name the secret, the pattern, the
- * value's length and fingerprint, never the value. Nothing is echoed. Applying the value at the
- * target, testing and retiring are left to the entry's hooks, so those steps are NULL here. */
+ * the entry's `pattern` (POSIX ERE) when one is set. Errors name the secret, the pattern and the
+ * value's length, never the value nor a hash of it (a refused value is in no store, so it has no
+ * fingerprint to compare with; an unkeyed hash would confirm a guess). Nothing is echoed. Applying
+ * the value at the target, testing and retiring are left to the entry's hooks, so those steps are
+ * NULL here. */
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
@@ -261,7 +263,6 @@ compile_pattern(const struct inv_secret *s, regex_t *re, struct rk_error *err)
 static int
 manual_validate(const struct inv_secret *s, const struct secret *v, struct rk_error *err)
 {
-    char fp[FINGERPRINT_LEN + 1];
     regex_t re;
     int r, rc;
 
@@ -272,13 +273,12 @@ manual_validate(const struct inv_secret *s, const struct secret *v, struct rk_er
         return rk_error_set(err, RK_ELIMIT,
                             "the new value for %s is longer than %d bytes; nothing was stored",
                             s->path, MANUAL_MAX_VALUE);
-    fingerprint(v->data, v->len, fp);
     /* A NUL would end the string regexec sees, so the rest would escape the pattern. */
     if (memchr(v->data, '\0', v->len) != NULL)
         return rk_error_set(err, RK_EINVAL,
-                            "the new value for %s contains a NUL byte (%zu bytes, %s); nothing "
-                            "was stored",
-                            s->path, v->len, fp);
+                            "the new value for %s contains a NUL byte (%zu bytes); nothing was "
+                            "stored",
+                            s->path, v->len);
     if (s->pattern == NULL)
         return 0;
     if ((r = compile_pattern(s, &re, err)) != 0)
@@ -288,8 +288,8 @@ manual_validate(const struct inv_secret *s, const struct secret *v, struct rk_er
     if (rc == REG_NOMATCH)
         return rk_error_set(err, RK_EINVAL,
                             "the new value does not match the pattern for %s: expected %.160s "
-                            "(got %zu bytes, %s); nothing was stored",
-                            s->path, s->pattern, v->len, fp);
+                            "(got %zu bytes); nothing was stored",
+                            s->path, s->pattern, v->len);
     if (rc != 0)
         return rk_error_set(err, RK_EINTERNAL, "matching the pattern for %s failed (%d)", s->path,
                             rc);

@@ -6,7 +6,7 @@
  *   {"format":1,"created_time":"…","updated_time":"…","current_version":3,"latest_version":3,
  *    "oldest_version":1,"max_versions":0,"cas_required":false,"delete_version_after":0,
  *    "custom_metadata":{…},"versions":[{"version":1,"created_time":"…","deletion_time":"",
- *    "destroyed":false,"stage":"previous","author":"","reason":"","fingerprint":"sha256:…"},…]}
+ *    "destroyed":false,"stage":"previous","author":"","reason":"","fingerprint":"hmac:…"},…]}
  * Versions are kept in ascending order, so lookups are a binary search. */
 #include "secrets/kv.h"
 #include "secrets/kvmeta.h"
@@ -136,13 +136,30 @@ secret_json_object(const struct secret *s, const char *what, json_t **out, struc
     return 0;
 }
 
-/* Dumps a data object canonically (sorted keys, compact) into a secret, with its fingerprint. */
+/* fingerprint() under key into fp, with kv's errors. */
 static int
-data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
+data_fingerprint(const struct fp_key *key, const void *p, size_t len, char fp[FINGERPRINT_LEN + 1],
+                 struct rk_error *err)
+{
+    int r = fingerprint(key, p, len, fp);
+
+    if (r == -RK_EINVAL)
+        return rk_error_set(err, RK_ESEALED, "no fingerprint key: the store is sealed");
+    if (r != 0)
+        return rk_error_set(err, -r, "computing a fingerprint failed");
+    return 0;
+}
+
+/* Dumps a data object canonically (sorted keys, compact) into a secret, with its fingerprint
+ * under key when fp is not NULL. */
+static int
+data_canonical(const struct fp_key *key, json_t *obj, struct secret **out,
+               char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
 {
     char *txt;
     size_t len;
     json_t *v;
+    int r = 0;
 
     *out = NULL;
     txt = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
@@ -160,23 +177,23 @@ data_canonical(json_t *obj, struct secret **out, char fp[FINGERPRINT_LEN + 1], s
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
     if (fp != NULL) {
-        if (json_object_size(obj) == 1) {
-            v = json_object_iter_value(json_object_iter(obj));
-            if (v != NULL && json_is_string(v))
-                fingerprint(json_string_value(v), json_string_length(v), fp);
-            else
-                fingerprint(txt, len, fp);
-        } else {
-            fingerprint(txt, len, fp);
-        }
+        v = json_object_size(obj) == 1 ? json_object_iter_value(json_object_iter(obj)) : NULL;
+        if (v != NULL && json_is_string(v))
+            r = data_fingerprint(key, json_string_value(v), json_string_length(v), fp, err);
+        else
+            r = data_fingerprint(key, txt, len, fp, err);
     }
     freezero(txt, len);
-    return 0;
+    if (r != 0) {
+        secret_free(*out);
+        *out = NULL;
+    }
+    return r;
 }
 
 int
-kv_data_prepare_slow(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
-                     struct rk_error *err)
+kv_data_prepare_slow(const struct fp_key *key, const struct secret *data, struct secret **out,
+                     char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
 {
     json_t *obj = NULL;
     int r;
@@ -184,7 +201,7 @@ kv_data_prepare_slow(const struct secret *data, struct secret **out, char fp[FIN
     *out = NULL;
     if ((r = secret_json_object(data, "secret data", &obj, err)) != 0)
         return r;
-    r = data_canonical(obj, out, fp, err);
+    r = data_canonical(key, obj, out, fp, err);
     json_wipe_decref(obj);
     return r;
 }
@@ -258,31 +275,67 @@ data_is_canonical(const unsigned char *p, size_t n, size_t *nmembers, size_t *va
 }
 
 int
-kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
-                struct rk_error *err)
+kv_data_prepare_key(const struct fp_key *key, const struct secret *data, struct secret **out,
+                    char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
 {
     size_t nmembers = 0, val = 0, vlen = 0;
+    int r = 0;
 
     *out = NULL;
     if (data == NULL || data->data == NULL || data->len > KV_DATA_MAX ||
         !data_is_canonical(data->data, data->len, &nmembers, &val, &vlen))
-        return kv_data_prepare_slow(data, out, fp, err);
+        return kv_data_prepare_slow(key, data, out, fp, err);
     if ((*out = secret_from(data->data, data->len)) == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     /* As data_canonical: a single string field is fingerprinted by its value. */
     if (fp != NULL) {
         if (nmembers == 1)
-            fingerprint(data->data + val, vlen, fp);
+            r = data_fingerprint(key, data->data + val, vlen, fp, err);
         else
-            fingerprint(data->data, data->len, fp);
+            r = data_fingerprint(key, data->data, data->len, fp, err);
     }
+    if (r != 0) {
+        secret_free(*out);
+        *out = NULL;
+    }
+    return r;
+}
+
+/* kv's fingerprint key when fp asks for a fingerprint (*key NULL otherwise). Returns 0 or as
+ * barrier_no_fp_key. */
+static int
+want_key(struct kv *kv, const char *fp, struct fp_key **key, struct rk_error *err)
+{
+    *key = NULL;
+    if (fp == NULL)
+        return 0;
+    if (kv == NULL)
+        return rk_error_set(err, RK_ESEALED, "no fingerprint key: the store is sealed");
+    if ((*key = barrier_fp_key(kv->br)) == NULL)
+        return barrier_no_fp_key(kv->br, err);
     return 0;
 }
 
 int
-kv_data_single(const char *field, const struct secret *value, struct secret **out,
+kv_data_prepare(struct kv *kv, const struct secret *data, struct secret **out,
+                char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
+{
+    struct fp_key *key;
+    int r;
+
+    *out = NULL;
+    if ((r = want_key(kv, fp, &key, err)) != 0)
+        return r;
+    r = kv_data_prepare_key(key, data, out, fp, err);
+    fp_key_unref(key);
+    return r;
+}
+
+int
+kv_data_single(struct kv *kv, const char *field, const struct secret *value, struct secret **out,
                char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
 {
+    struct fp_key *key = NULL;
     json_t *obj = NULL, *s;
     int r = -RK_ENOMEM;
 
@@ -291,15 +344,20 @@ kv_data_single(const char *field, const struct secret *value, struct secret **ou
         return rk_error_set(err, RK_EINVAL, "a field name and a value are required");
     if ((s = json_stringn((const char *)value->data, value->len)) == NULL)
         return rk_error_set(err, RK_EINVAL, "the value of field %.64s is not valid UTF-8", field);
+    if ((r = want_key(kv, fp, &key, err)) != 0) {
+        json_wipe_decref(s);
+        return r;
+    }
     if ((obj = json_object()) == NULL || json_object_set_new(obj, field, s) != 0) {
         if (obj == NULL)
             json_wipe_decref(s);
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }
-    r = data_canonical(obj, out, fp, err);
+    r = data_canonical(key, obj, out, fp, err);
 out:
     json_wipe_decref(obj);
+    fp_key_unref(key);
     return r;
 }
 
@@ -467,7 +525,7 @@ kv_meta_add_version(struct kv_meta *meta, enum kv_stage stage, const char *autho
     if ((author != NULL && !utf8_valid((const unsigned char *)author, strlen(author))) ||
         (reason != NULL && !utf8_valid((const unsigned char *)reason, strlen(reason))))
         return rk_error_set(err, RK_EINVAL, "author and reason must be UTF-8 text");
-    if (fp == NULL || strlen(fp) != FINGERPRINT_LEN)
+    if (!fingerprint_valid(fp))
         return rk_error_set(err, RK_EINVAL, "bad fingerprint");
     if (meta->latest_version == UINT64_MAX)
         return rk_error_set(err, RK_ELIMIT, "version numbers exhausted");
@@ -1172,7 +1230,7 @@ cur_encode(const struct kv_version_meta *vm, const char *custom, size_t cl,
            const struct secret *data)
 {
     size_t al = strnlen(vm->author, KV_AUTHOR_MAX - 1), rl = strnlen(vm->reason, KV_REASON_MAX - 1);
-    size_t fl = strnlen(vm->fingerprint, FINGERPRINT_LEN), dl = data != NULL ? data->len : 0;
+    size_t fl = strnlen(vm->fingerprint, KV_FP_SIZE - 1), dl = data != NULL ? data->len : 0;
     struct secret *s;
     unsigned char *p;
 
@@ -1224,7 +1282,7 @@ cur_decode(const struct secret *raw, struct kv_version_meta *vm, struct cur_cust
     fl = p[31];
     if (p[0] == CUR_FORMAT)
         cl = (size_t)be_get(p + 32, 4);
-    if (al >= KV_AUTHOR_MAX || rl >= KV_REASON_MAX || fl > FINGERPRINT_LEN || cl > raw->len - hdr ||
+    if (al >= KV_AUTHOR_MAX || rl >= KV_REASON_MAX || fl >= KV_FP_SIZE || cl > raw->len - hdr ||
         hdr + al + rl + fl > raw->len - cl || p[26] > KV_STAGE_FAILED)
         return 0;
     memset(vm, 0, sizeof(*vm));
@@ -1240,6 +1298,8 @@ cur_decode(const struct secret *raw, struct kv_version_meta *vm, struct cur_cust
     memcpy(vm->author, p, al);
     memcpy(vm->reason, p + al, rl);
     memcpy(vm->fingerprint, p + al + rl, fl);
+    if (!fingerprint_valid(vm->fingerprint))
+        vm->fingerprint[0] = '\0'; /* unkeyed (older rekey): never shown, see kv.h */
     if (vm->version == 0)
         return 0;
     return hdr + al + rl + fl + cl;
@@ -1400,11 +1460,33 @@ meta_fetch(struct kv *kv, const char *path, struct secret **raw, int64_t *rev, i
     }
     secret_free(*raw);
     *raw = NULL;
-    if (r == 0)
+    if (r == 0) {
+        /* A marker without "@meta": the write that created the path (both in one transaction)
+         * may have committed between the two reads. Only if "@meta" is still absent is it lost. */
+        if ((r = meta_key(path, key, sizeof(key), err)) != 0)
+            return r;
+        *rev = 0;
+        if ((r = barrier_get(kv->br, key, raw, rev, err)) != -RK_ENOTFOUND)
+            return r;
         return rk_error_set(err, RK_ECORRUPT, "%s: the metadata record is missing", path);
+    }
     if (r == -RK_ENOTFOUND)
         return rk_error_set(err, RK_ENOTFOUND, "no secret at %s", path);
     return r;
+}
+
+/* Blanks every fingerprint that is not a keyed one (written by rekey before keyed fingerprints:
+ * an unkeyed hash confirms a guessed value) and marks meta so the next write recomputes them. */
+static void
+meta_scrub_fps(struct kv_meta *meta)
+{
+    for (size_t i = 0; i < meta->nversions; i++) {
+        char *fp = meta->versions[i].fingerprint;
+        if (fp[0] != '\0' && !fingerprint_valid(fp)) {
+            memset(fp, 0, sizeof(meta->versions[i].fingerprint));
+            meta->fp_stale = 1;
+        }
+    }
 }
 
 /* Decodes raw, the metadata of path at rev, into *meta (the caller's own copy). With keep, a
@@ -1425,6 +1507,7 @@ meta_decode_cached(struct kv *kv, const char *path, const struct secret *raw, in
     if (r != 0)
         return rk_error_prefix(err, "%s", path);
     (*meta)->legacy = legacy;
+    meta_scrub_fps(*meta);
     if (keep)
         cache_store(kv, path, rev, *meta);
     return 0;
@@ -1474,9 +1557,69 @@ prune_del(void *arg, uint64_t version)
     return 0;
 }
 
+/* Recomputes the fingerprints meta_scrub_fps blanked, from the versions' data (version's is
+ * data when given); a destroyed version, or one whose data is missing or does not parse, keeps
+ * "". Clears fp_stale. Returns 0, -RK_ESEALED, -RK_EIO, -RK_ENOMEM. */
+static int
+fp_recompute(struct kv *kv, const char *path, struct kv_meta *meta, uint64_t version,
+             const struct secret *data, struct rk_error *err)
+{
+    struct fp_key *key = NULL;
+    char dkey[STORE_KEY_MAX];
+    int r = 0;
+
+    for (size_t i = 0; i < meta->nversions && r == 0; i++) {
+        struct kv_version_meta *vm = &meta->versions[i];
+        struct secret *own = NULL, *canon = NULL;
+        const struct secret *src = data;
+        struct rk_error e2 = {0};
+        char fp[FINGERPRINT_LEN + 1];
+
+        if (vm->fingerprint[0] != '\0' || vm->destroyed)
+            continue;
+        if (key == NULL && (key = barrier_fp_key(kv->br)) == NULL) {
+            r = barrier_no_fp_key(kv->br, err);
+            break;
+        }
+        if (data == NULL || vm->version != version) {
+            if ((r = data_key(path, vm->version, dkey, sizeof(dkey), err)) != 0)
+                break;
+            r = barrier_get(kv->br, dkey, &own, NULL, &e2);
+            if (r == -RK_ESEALED || r == -RK_EIO || r == -RK_ENOMEM) {
+                r = rk_error_set(err, -r, "%s", e2.msg);
+                break;
+            }
+            r = 0;
+            if ((src = own) == NULL)
+                continue; /* missing or corrupt: stays unknown, reads report it */
+        }
+        if (kv_data_prepare_key(key, src, &canon, fp, &e2) == 0)
+            memcpy(vm->fingerprint, fp, sizeof(fp));
+        secret_free(canon);
+        secret_free(own);
+    }
+    fp_key_unref(key);
+    if (r == 0)
+        meta->fp_stale = 0;
+    return r;
+}
+
+static int stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
+                     int64_t mod_rev, uint64_t version, const struct secret *data, int touch,
+                     struct rk_error *err);
+
 int
 kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
              int64_t mod_rev, uint64_t version, const struct secret *data, struct rk_error *err)
+{
+    return stage_put(kv, t, path, meta, mod_rev, version, data, 1, err);
+}
+
+/* kv_stage_put; touch 0 keeps updated_time (a rewrite that changes nothing a user did). */
+static int
+stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
+          int64_t mod_rev, uint64_t version, const struct secret *data, int touch,
+          struct rk_error *err)
 {
     char key[STORE_KEY_MAX];
     unsigned char *enc = NULL;
@@ -1495,7 +1638,10 @@ kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_m
     }
     if ((r = meta_prune(meta, prune_del, &dc)) != 0)
         return r;
-    meta->updated_us = time_now_us();
+    if (meta->fp_stale && (r = fp_recompute(kv, path, meta, version, data, err)) != 0)
+        return r;
+    if (touch)
+        meta->updated_us = time_now_us();
     if ((r = kv_meta_encode_bin(meta, &enc, &enclen, err)) != 0)
         return r;
     if (barrier_txn_cmp(t, key, meta->legacy ? 0 : mod_rev) != 0 ||
@@ -1759,13 +1905,13 @@ merge_patch(json_t *target, json_t *patch)
 
 /* Builds the patched data of the current version in *out (canonical) with its fingerprint. */
 static int
-patch_data(struct kv *kv, const char *path, const struct kv_meta *meta, json_t *patch,
-           struct secret **out, char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
+patch_data(struct kv *kv, const struct fp_key *key, const char *path, const struct kv_meta *meta,
+           json_t *patch, struct secret **out, char fp[FINGERPRINT_LEN + 1], struct rk_error *err)
 {
     struct kv_version_meta *vm;
     struct secret *cur = NULL;
     json_t *obj = NULL;
-    char key[STORE_KEY_MAX];
+    char dkey[STORE_KEY_MAX];
     int r;
 
     *out = NULL;
@@ -1773,9 +1919,9 @@ patch_data(struct kv *kv, const char *path, const struct kv_meta *meta, json_t *
         return rk_error_set(err, RK_ENOTFOUND, "%s has no current version to patch", path);
     if (vm->destroyed || kv_version_deleted(vm, time_now_us()))
         return rk_error_set(err, RK_ENOTFOUND, "the current version of %s is deleted", path);
-    if ((r = data_key(path, vm->version, key, sizeof(key), err)) != 0)
+    if ((r = data_key(path, vm->version, dkey, sizeof(dkey), err)) != 0)
         return r;
-    if ((r = barrier_get(kv->br, key, &cur, NULL, err)) != 0)
+    if ((r = barrier_get(kv->br, dkey, &cur, NULL, err)) != 0)
         return r == -RK_ENOTFOUND ? rk_error_set(err, RK_ECORRUPT, "data of %s is missing", path)
                                   : r;
     if (secret_json_object(cur, "stored data", &obj, err) != 0) {
@@ -1786,12 +1932,15 @@ patch_data(struct kv *kv, const char *path, const struct kv_meta *meta, json_t *
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
         goto out;
     }
-    r = data_canonical(obj, out, fp, err);
+    r = data_canonical(key, obj, out, fp, err);
 out:
     json_wipe_decref(obj);
     secret_free(cur);
     return r;
 }
+
+static int settings_mutate(struct kv_meta *meta, struct barrier_txn *t, const char *path,
+                           const void *arg, struct rk_error *err);
 
 static int
 kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
@@ -1801,6 +1950,7 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
     struct kv_meta *meta = NULL;
     struct secret *data = NULL;
     struct barrier_txn *t = NULL;
+    struct fp_key *key = NULL;
     json_t *patch = NULL;
     char fp[FINGERPRINT_LEN + 1];
     struct kv_version_meta written, *f;
@@ -1815,12 +1965,14 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
         return r;
     if (opts->stage != KV_STAGE_CURRENT && opts->stage != KV_STAGE_PENDING)
         return rk_error_set(err, RK_EINVAL, "a new version is either current or pending");
+    if ((key = barrier_fp_key(kv->br)) == NULL)
+        return barrier_no_fp_key(kv->br, err);
     if (is_patch)
         r = secret_json_object(in, "patch", &patch, err);
     else
-        r = kv_data_prepare(in, &data, fp, err);
+        r = kv_data_prepare_key(key, in, &data, fp, err);
     if (r != 0)
-        return r;
+        goto out;
     for (int attempt = 0;; attempt++) {
         rev = 0;
         r = meta_load(kv, path, 0, &meta, &rev, err);
@@ -1830,6 +1982,9 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
                 goto out;
             }
             rev = 0;
+            if (opts->new_path != NULL &&
+                (r = settings_mutate(meta, NULL, path, opts->new_path, err)) != 0)
+                goto out;
         } else if (r != 0) {
             goto out;
         }
@@ -1838,7 +1993,7 @@ kv_write(struct kv *kv, const char *path, const struct secret *in, int is_patch,
         if (is_patch) {
             secret_free(data);
             data = NULL;
-            if ((r = patch_data(kv, path, meta, patch, &data, fp, err)) != 0)
+            if ((r = patch_data(kv, key, path, meta, patch, &data, fp, err)) != 0)
                 goto out;
         }
         if ((r = kv_meta_add_version(meta, opts->stage, opts->author, opts->reason, fp, &v, err)) !=
@@ -1884,6 +2039,7 @@ out:
     kv_meta_free(meta);
     secret_free(data);
     json_wipe_decref(patch);
+    fp_key_unref(key);
     return r;
 }
 
@@ -2271,4 +2427,132 @@ kv_names_free(char **names)
     for (size_t i = 0; names[i] != NULL; i++)
         free(names[i]);
     free(names);
+}
+
+/* ---- keyed fingerprints ---- */
+
+int
+kv_fingerprint(struct kv *kv, const struct secret *value, char out[FINGERPRINT_LEN + 1],
+               struct rk_error *err)
+{
+    out[0] = '\0';
+    if (value == NULL || value->data == NULL)
+        return rk_error_set(err, RK_EINVAL, "no value");
+    return barrier_fingerprint(kv->br, value->data, value->len, out, err);
+}
+
+struct path_list {
+    char **v;
+    size_t n, cap;
+    int nomem;
+};
+
+static int
+collect_path(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    struct path_list *pl = arg;
+    const size_t plen = sizeof(KV_META_PREFIX) - 1;
+
+    (void)val;
+    (void)vlen;
+    (void)mod_rev;
+    if (strncmp(key, KV_META_PREFIX, plen) != 0 || key[plen] == '\0')
+        return 0;
+    if (pl->n == pl->cap) {
+        size_t cap = pl->cap ? pl->cap * 2 : 64;
+        char **v = realloc(pl->v, cap * sizeof(*v));
+        if (v == NULL) {
+            pl->nomem = 1;
+            return 1;
+        }
+        pl->v = v;
+        pl->cap = cap;
+    }
+    if ((pl->v[pl->n] = strdup(key + plen)) == NULL) {
+        pl->nomem = 1;
+        return 1;
+    }
+    pl->n++;
+    return 0;
+}
+
+/* Rewrites path's metadata when it holds blanked fingerprints, or with all every fingerprint
+ * (stage_put recomputes them). *done is set when it wrote. Returns 0 (also when the path is gone
+ * or does not decode) or a store error. */
+static int
+fp_migrate_path(struct kv *kv, const char *path, int all, int *done, struct rk_error *err)
+{
+    struct kv_meta *meta = NULL;
+    struct barrier_txn *t = NULL;
+    int64_t rev;
+    int r;
+
+    *done = 0;
+    for (int attempt = 0;; attempt++) {
+        struct rk_error e2 = {0};
+
+        rev = 0;
+        r = meta_load(kv, path, 0, &meta, &rev, &e2);
+        if (r == -RK_ENOTFOUND || r == -RK_ECORRUPT || r == -RK_EINVAL || r == -RK_EVERSION)
+            return 0; /* gone, or unreadable: nothing is shown of it either */
+        if (r != 0)
+            return rk_error_set(err, -r, "%s", e2.msg);
+        for (size_t i = 0; all && i < meta->nversions; i++) {
+            memset(meta->versions[i].fingerprint, 0, sizeof(meta->versions[i].fingerprint));
+            meta->fp_stale = 1;
+        }
+        if (!meta->fp_stale) {
+            kv_meta_free(meta);
+            return 0;
+        }
+        if ((t = barrier_txn_new(kv->br)) == NULL) {
+            r = rk_error_set(err, RK_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((r = stage_put(kv, t, path, meta, rev, 0, NULL, 0, err)) != 0)
+            goto out;
+        r = barrier_txn_commit(t, NULL, err);
+        barrier_txn_free(t);
+        t = NULL;
+        kv_meta_free(meta);
+        meta = NULL;
+        if (r == 0)
+            *done = 1;
+        if (r != -RK_ECONFLICT || attempt + 1 >= KV_PUT_RETRIES)
+            break;
+        rk_error_clear(err);
+        conflict_backoff(attempt);
+    }
+out:
+    barrier_txn_free(t);
+    kv_meta_free(meta);
+    return r;
+}
+
+int
+kv_fingerprints_migrate(struct kv *kv, size_t *npaths, struct rk_error *err)
+{
+    struct path_list pl = {0};
+    size_t n = 0;
+    int r, done;
+
+    if (npaths != NULL)
+        *npaths = 0;
+    /* Only after the unseal that made the store's key: fingerprints before it are unkeyed ones
+     * (or a lost key's), every one to be recomputed. Any other time there is nothing to do. */
+    if (!barrier_fp_key_take_new(kv->br))
+        return 0;
+    r = barrier_list(kv->br, KV_META_PREFIX, NULL, 0, collect_path, &pl, err);
+    if (r == 0 && pl.nomem)
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    for (size_t i = 0; r == 0 && i < pl.n; i++) {
+        if ((r = fp_migrate_path(kv, pl.v[i], 1, &done, err)) == 0 && done)
+            n++;
+    }
+    for (size_t i = 0; i < pl.n; i++)
+        free(pl.v[i]);
+    free(pl.v);
+    if (r == 0 && npaths != NULL)
+        *npaths = n;
+    return r;
 }

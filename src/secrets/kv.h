@@ -36,9 +36,16 @@
  *   Vault versions{N: created_time, deletion_time, destroyed} = kv_meta.versions[i]
  *   Vault "check-and-set" options.cas                  = kv_put_opts.cas
  *
- * Fingerprint of a version: "sha256:" + 12 hex (util/enc.h fingerprint) of the value of the only
- * field when the data has exactly one field and it is a string (so it matches the fingerprint
- * shown for a generated key), otherwise of the canonical JSON text.
+ * Fingerprint of a version: "hmac:" + 12 hex, keyed with the store's fingerprint key (util/enc.h
+ * fingerprint, barrier_fp_key), of the value of the only field when the data has exactly one
+ * field and it is a string (so it matches the fingerprint shown for a generated key and what
+ * `rekey fingerprint` prints for the value), otherwise of the canonical JSON text.
+ *
+ * Fingerprints of rekey before keyed ones ("sha256:" + 12 hex, an unkeyed hash that confirms a
+ * guessed value) are never shown: every metadata decode here blanks them (and the "@cur"
+ * record's) and marks the metadata fp_stale; the next write of that metadata recomputes them
+ * from the versions' data (a destroyed or unreadable version keeps ""), and
+ * kv_fingerprints_migrate does so for every path after the unseal that made the store's key.
  *
  * Deleted: a version is deleted when deletion_us != 0 and deletion_us <= now (a future
  * deletion_time comes from delete_version_after, as in Vault). Destroyed: its data is gone.
@@ -70,6 +77,7 @@
 #define KV_CUSTOM_KEY_MAX 128
 #define KV_CUSTOM_VALUE_MAX 512
 #define KV_PUT_RETRIES 64 /* internal retries on a mod_rev conflict (no cas given) */
+#define KV_FP_SIZE 20     /* bytes for a stored fingerprint and its NUL (see kv_version_meta) */
 
 enum kv_stage {
     KV_STAGE_PENDING = 0,
@@ -88,7 +96,9 @@ struct kv_version_meta {
     enum kv_stage stage;
     char author[KV_AUTHOR_MAX]; /* "" if none */
     char reason[KV_REASON_MAX]; /* "" if none */
-    char fingerprint[FINGERPRINT_LEN + 1];
+    /* fingerprint_valid, or "" (destroyed before it was recomputed, or unknown). Sized for what
+     * a stored record may hold (an old "sha256:" one, blanked before it leaves kv.c). */
+    char fingerprint[KV_FP_SIZE];
 };
 
 /* A path's metadata. Public so the rotation engine and the API layer can read and mutate it;
@@ -105,10 +115,13 @@ struct kv_meta {
     json_t *custom_metadata;      /* object of string values, never NULL; owned by the meta */
     size_t nversions;
     struct kv_version_meta *versions; /* ascending by version; owned by the meta */
-    int legacy; /* kv.c's own: read from the first storage layout, moved by the next write */
+    int legacy;   /* kv.c's own: read from the first storage layout, moved by the next write */
+    int fp_stale; /* kv.c's own: unkeyed fingerprints were blanked; the next write recomputes */
 };
 
 struct kv;
+
+struct kv_meta_settings;
 
 /* Options for kv_put / kv_patch. Initialise with KV_PUT_OPTS_INIT. */
 struct kv_put_opts {
@@ -118,10 +131,13 @@ struct kv_put_opts {
     enum kv_stage stage; /* KV_STAGE_CURRENT (a plain put) or KV_STAGE_PENDING (rotation) */
     /* May be NULL; on success gets the new version's metadata as stored (saves a read). */
     struct kv_version_meta *out_vm;
+    /* May be NULL: settings applied (as kv_metadata_put) when this write creates the path, in
+     * the same transaction (the API's mount defaults). */
+    const struct kv_meta_settings *new_path;
 };
 #define KV_PUT_OPTS_INIT                                                                           \
     {                                                                                              \
-        -1, NULL, NULL, KV_STAGE_CURRENT, NULL                                                     \
+        -1, NULL, NULL, KV_STAGE_CURRENT, NULL, NULL                                               \
     }
 
 /* Settings for kv_metadata_put: only the fields whose has_* flag is set change. */
@@ -209,6 +225,20 @@ int kv_undelete_versions(struct kv *kv, const char *path, const uint64_t *versio
 int kv_destroy_versions(struct kv *kv, const char *path, const uint64_t *versions, size_t n,
                         struct rk_error *err);
 
+/* Call after an unseal. When that unseal made the store's fingerprint key (barrier_unseal: a
+ * store from before keyed fingerprints, or one whose key record was lost), recomputes every
+ * stored fingerprint under it (see the top of this file), each path in its own transaction
+ * (compared, so concurrent writers are safe), keeping updated_time; otherwise returns 0 at once.
+ * Runs once per such unseal (barrier_fp_key_take_new): if it fails part way, the rest is left
+ * to each path's next write. A path whose metadata does not decode is skipped. *npaths (may be
+ * NULL) gets the number of paths rewritten. Returns 0, -RK_ESEALED, -RK_EIO, -RK_ENOMEM. */
+int kv_fingerprints_migrate(struct kv *kv, size_t *npaths, struct rk_error *err);
+
+/* The store's fingerprint of a value (what a version holding {"field": value} shows), as
+ * barrier_fingerprint. */
+int kv_fingerprint(struct kv *kv, const struct secret *value, char out[FINGERPRINT_LEN + 1],
+                   struct rk_error *err);
+
 /* Removes the metadata and every version of path. Returns 0, -RK_ENOTFOUND, or a store error. */
 int kv_delete_metadata(struct kv *kv, const char *path, struct rk_error *err);
 
@@ -241,7 +271,7 @@ void kv_names_free(char **names);
  * The engine combines KV changes and its own journal record in one barrier transaction:
  *
  *   kv_meta_load(kv, path, &meta, &rev, err)            (or kv_meta_new on -RK_ENOTFOUND, rev 0)
- *   kv_data_prepare(raw, &data, fp, err)
+ *   kv_data_prepare(kv, raw, &data, fp, err)
  *   kv_meta_add_version(meta, KV_STAGE_PENDING, author, reason, fp, &v, err)
  *   t = barrier_txn_new(kv_barrier(kv));
  *   kv_stage_put(kv, t, path, meta, rev, v, data, err); barrier_txn_put(t, journal...);
@@ -266,24 +296,29 @@ int kv_meta_load(struct kv *kv, const char *path, struct kv_meta **meta, int64_t
 struct kv_version_meta *kv_meta_find(const struct kv_meta *meta, uint64_t version);
 
 /* Checks data (a JSON object text, at most KV_DATA_MAX bytes) and returns its canonical form in
- * *out (a secret, caller frees) and its fingerprint in fp. Returns 0, -RK_EINVAL, -RK_ENOMEM. */
-int kv_data_prepare(const struct secret *data, struct secret **out, char fp[FINGERPRINT_LEN + 1],
-                    struct rk_error *err);
-
-/* For tests and fuzzing only: kv_data_prepare without its fast path for already canonical
- * input (always parses and dumps with jansson). Same contract and results. */
-int kv_data_prepare_slow(const struct secret *data, struct secret **out,
-                         char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
+ * *out (a secret, caller frees) and, when fp is not NULL, its fingerprint in kv's store in fp (kv
+ * may be NULL when fp is). Returns 0, -RK_EINVAL, -RK_ENOMEM, and with fp -RK_ESEALED or
+ * -RK_EIO (barrier_no_fp_key). */
+int kv_data_prepare(struct kv *kv, const struct secret *data, struct secret **out,
+                    char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
 
 /* The canonical data of a single string field {"field": value} in *out (a secret) and its
- * fingerprint (that of value). Returns 0, -RK_EINVAL, -RK_ENOMEM. */
-int kv_data_single(const char *field, const struct secret *value, struct secret **out,
-                   char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
+ * fingerprint (that of value; as kv_data_prepare). Returns as kv_data_prepare. */
+int kv_data_single(struct kv *kv, const char *field, const struct secret *value,
+                   struct secret **out, char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
+
+/* For tests and fuzzing only: kv_data_prepare with the fingerprint key given (key may be NULL
+ * when fp is; a NULL key with fp gives -RK_ESEALED), and the same without its fast path for
+ * already canonical input (always parses and dumps with jansson). Same results. */
+int kv_data_prepare_key(const struct fp_key *key, const struct secret *data, struct secret **out,
+                        char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
+int kv_data_prepare_slow(const struct fp_key *key, const struct secret *data, struct secret **out,
+                         char fp[FINGERPRINT_LEN + 1], struct rk_error *err);
 
 /* Adds version latest_version+1 (created now) with stage (KV_STAGE_CURRENT promotes it as
- * kv_meta_promote does) and fingerprint fp; author and reason may be NULL. Applies
- * delete_version_after. *version gets the number. Returns 0, -RK_EINVAL (too long author or
- * reason, bad stage), -RK_ENOMEM. */
+ * kv_meta_promote does) and fingerprint fp (fingerprint_valid); author and reason may be NULL.
+ * Applies delete_version_after. *version gets the number. Returns 0, -RK_EINVAL (too long author
+ * or reason, bad stage or fingerprint), -RK_ENOMEM. */
 int kv_meta_add_version(struct kv_meta *meta, enum kv_stage stage, const char *author,
                         const char *reason, const char *fp, uint64_t *version,
                         struct rk_error *err);
@@ -307,8 +342,9 @@ int kv_meta_set_stage(struct kv_meta *meta, uint64_t version, enum kv_stage stag
 /* Adds to t: a compare that path's metadata still has mod_rev (0 = must not exist), the put of
  * meta and, when data is not NULL, the put of version's data. Prunes versions beyond max_versions
  * (oldest first, never current, previous or pending: removed from meta and their data deleted in
- * t) and sets updated_time, so meta matches what will be stored. The caller commits t.
- * Returns 0, -RK_EINVAL, -RK_ENOMEM. */
+ * t), recomputes blanked fingerprints (fp_stale, reading the versions' data) and sets
+ * updated_time, so meta matches what will be stored. The caller commits t.
+ * Returns 0, -RK_EINVAL, -RK_ENOMEM, and with fp_stale -RK_ESEALED, -RK_EIO. */
 int kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
                  int64_t mod_rev, uint64_t version, const struct secret *data,
                  struct rk_error *err);

@@ -13,15 +13,18 @@
 #include "util/enc.h"
 #include "util/parse.h"
 
-#define FP_PREFIX "sha256:"
-#define FP_PREFIX_LEN (sizeof(FP_PREFIX) - 1)
+/* The two compact fingerprint forms: the keyed one (util/enc.h) and the unkeyed one of stores
+ * from before keyed fingerprints (still decoded, and encoded again for the codec's round trip;
+ * kv.c never shows one and rewrites them, see kv.h). */
+#define FP_OLD_PREFIX "sha256:"
 #define FP_RAW 6 /* bytes behind the 12 hex digits */
 
 #define FLAG_CAS 0x01u
 
 #define VB_STAGE 0x07u
 #define VB_DESTROYED 0x08u
-#define VB_FPCOMPACT 0x10u
+#define VB_FPCOMPACT 0x10u /* "sha256:" + 12 hex */
+#define VB_FPKEYED 0x20u   /* FINGERPRINT_PREFIX + 12 hex */
 
 /* The smallest version record: six one-byte varints or bytes and an empty fingerprint length. */
 #define VREC_MIN 7
@@ -161,16 +164,26 @@ put_bytes(struct wbuf *w, const void *s, size_t n)
     w->len += n;
 }
 
-static int
+/* The compact form's bit for fp (fl bytes) with its 6 raw bytes in raw, or 0 when fp has none. */
+static unsigned
 fp_compact(const char *fp, size_t fl, unsigned char raw[FP_RAW])
 {
-    const char *hex = fp + FP_PREFIX_LEN;
+    static const struct {
+        const char *prefix;
+        unsigned bit;
+    } forms[] = {{FINGERPRINT_PREFIX, VB_FPKEYED}, {FP_OLD_PREFIX, VB_FPCOMPACT}};
 
-    /* Lower case only: upper case would not survive the compact form's round trip. */
-    if (fl != FINGERPRINT_LEN || memcmp(fp, FP_PREFIX, FP_PREFIX_LEN) != 0 ||
-        strspn(hex, "0123456789abcdef") < 2 * FP_RAW)
-        return 0;
-    return hex_decode(hex, 2 * FP_RAW, raw, FP_RAW) == 0;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        size_t pl = strlen(forms[i].prefix);
+        const char *hex = fp + pl;
+
+        /* Lower case only: upper case would not survive the compact form's round trip. */
+        if (fl == pl + 2 * FP_RAW && memcmp(fp, forms[i].prefix, pl) == 0 &&
+            strspn(hex, "0123456789abcdef") >= 2 * FP_RAW &&
+            hex_decode(hex, 2 * FP_RAW, raw, FP_RAW) == 0)
+            return forms[i].bit;
+    }
+    return 0;
 }
 
 static int
@@ -204,13 +217,11 @@ encode_into(const struct kv_meta *m, const char *const *keys, size_t nkeys, stru
         const struct kv_version_meta *vm = &m->versions[i];
         size_t fl = strlen(vm->fingerprint);
         unsigned char raw[FP_RAW];
-        int compact = fp_compact(vm->fingerprint, fl, raw);
-        unsigned bits = (unsigned)vm->stage;
+        unsigned compact = fp_compact(vm->fingerprint, fl, raw);
+        unsigned bits = (unsigned)vm->stage | compact;
 
         if (vm->destroyed)
             bits |= VB_DESTROYED;
-        if (compact)
-            bits |= VB_FPCOMPACT;
         put_varint(w, vm->version);
         put_varint(w, (uint64_t)vm->created_us);
         put_varint(w, (uint64_t)vm->deletion_us);
@@ -418,7 +429,8 @@ get_version(struct rbuf *r, struct kv_version_meta *vm)
     if (get_varint(r, &vm->version) != 0 || get_i64(r, &vm->created_us) != 0 ||
         get_i64(r, &vm->deletion_us) != 0 || get_byte(r, &c) != 0)
         return -1;
-    if (c & ~(VB_STAGE | VB_DESTROYED | VB_FPCOMPACT)) {
+    if ((c & ~(VB_STAGE | VB_DESTROYED | VB_FPCOMPACT | VB_FPKEYED)) ||
+        (c & (VB_FPCOMPACT | VB_FPKEYED)) == (VB_FPCOMPACT | VB_FPKEYED)) {
         r->why = "unknown flag bits";
         return -1;
     }
@@ -427,13 +439,16 @@ get_version(struct rbuf *r, struct kv_version_meta *vm)
     if (get_str_into(r, vm->author, sizeof(vm->author)) != 0 ||
         get_str_into(r, vm->reason, sizeof(vm->reason)) != 0)
         return -1;
-    if (c & VB_FPCOMPACT) {
+    if (c & (VB_FPCOMPACT | VB_FPKEYED)) {
+        const char *prefix = (c & VB_FPKEYED) ? FINGERPRINT_PREFIX : FP_OLD_PREFIX;
+        size_t pl = strlen(prefix);
+
         if (r->len - r->off < FP_RAW) {
             r->why = "truncated";
             return -1;
         }
-        memcpy(vm->fingerprint, FP_PREFIX, FP_PREFIX_LEN);
-        hex_encode(r->p + r->off, FP_RAW, vm->fingerprint + FP_PREFIX_LEN);
+        memcpy(vm->fingerprint, prefix, pl);
+        hex_encode(r->p + r->off, FP_RAW, vm->fingerprint + pl);
         r->off += FP_RAW;
     } else {
         if (get_str_into(r, vm->fingerprint, sizeof(vm->fingerprint)) != 0)

@@ -15,10 +15,14 @@
  *   nversions v | nversions x version record
  * version record:
  *   version v | created_us v | deletion_us v (0 = none) |
- *   bits u8 (bits 0-2 stage, bit 3 destroyed, bit 4 compact fingerprint, bits 5-7 0) |
+ *   bits u8 (bits 0-2 stage, bit 3 destroyed, bit 4 compact unkeyed fingerprint, bit 5 compact
+ *     keyed fingerprint, never both; bits 6-7 0) |
  *   author_len v | author | reason_len v | reason |
- *   fingerprint: with bit 4, 6 bytes whose 12 lowercase hex digits follow "sha256:"; without it,
- *   fp_len v | fp (used only for a fingerprint that is not "sha256:" + 12 lowercase hex).
+ *   fingerprint: with bit 5, 6 bytes whose 12 lowercase hex digits follow "hmac:" (the keyed
+ *   fingerprint, util/enc.h); with bit 4, the same after "sha256:" (the unkeyed one of rekey
+ *   before keyed fingerprints: still read, blanked by kv.c, see kv.h); with neither,
+ *   fp_len v | fp (used only for a fingerprint in neither compact form, e.g. "").
+ * A rekey from before bit 5 refuses a record that uses it (-RK_ECORRUPT, "unknown flag bits").
  * Times are microseconds since the epoch; every valid time is positive (see kv_meta_validate),
  * so they are stored as plain unsigned varints. custom_metadata keys are in strictly ascending
  * byte order. Strings hold no NUL and no length terminator. Nothing may follow the last record.

@@ -4,12 +4,24 @@
  *   core/format   plaintext JSON {"format":1}: refused with -RK_EVERSION when newer
  *   core/seal     plaintext: the seal configuration (shares, threshold) for status output
  *   core/keyring  the keyring, sealed under the root key in the value envelope with term 0
+ *   core/fpkey    the fingerprint key (util/enc.h), sealed in the value envelope under the data
+ *                 key that was active when it was made (aad "core/fpkey")
  *
  * Keyring plaintext (version 1), all integers big-endian:
  *   0x01 | active term u32 | count u32 | count * (term u32 | created unix seconds i64 | key 32)
+ * Fingerprint key plaintext (version 1): 0x01 | key 32.
  *
- * Locking: `lock` (a writer-preferring rwlock) guards kr and root. Readers (get, commit) hold it
- * shared while they use a data key. Everything that replaces the keyring (init, unseal, seal,
+ * The fingerprint key is random, made once per store (by init, or for a store from before keyed
+ * fingerprints by its first unseal that can write: compared absent, so two servers sharing a
+ * store agree on one; that unseal is flagged, barrier_fp_key_take_new, so the KV layer
+ * recomputes the stored fingerprints) and never derived from a data key: rotating the keyring
+ * keeps every term readable and leaves the record alone, so fingerprints stay what they were. An
+ * unseal that finds no record and cannot write one still unseals; fingerprints then cannot be
+ * computed (barrier_fp_key fails) until an unseal with write access. An older rekey ignores the
+ * record.
+ *
+ * Locking: `lock` (a writer-preferring rwlock) guards kr, root and fpk. Readers (get, commit) hold
+ * it shared while they use a data key. Everything that replaces the keyring (init, unseal, seal,
  * rotate, reload) first takes `wmu`, so such writers are serialised among themselves and may
  * read kr/root without the rwlock; they take it exclusively only to swap the pointers.
  *
@@ -54,6 +66,9 @@
 #define KEY_FORMAT "core/format"
 #define KEY_SEAL "core/seal"
 #define KEY_KEYRING "core/keyring"
+#define KEY_FPKEY "core/fpkey"
+#define FPKEY_FORMAT 1
+#define FPKEY_PLAIN (1 + FP_KEY_LEN)
 #define CORE_PREFIX "core/"
 
 struct kr_entry {
@@ -93,6 +108,8 @@ struct barrier {
     pthread_mutex_t wmu;
     struct keyring *kr;       /* NULL when sealed */
     struct secret *root;      /* kept while unsealed: rotation re-seals the keyring with it */
+    struct fp_key *fpk;       /* NULL when sealed, or when the store has no fingerprint key */
+    atomic_int fpk_new;       /* the last unseal made fpk for a store that had none */
     atomic_uint_fast64_t gen; /* bumped on every keyring change */
     atomic_int unsealed;      /* kr != NULL, readable without the rwlock */
     pthread_key_t tkey;       /* this thread's struct tctx */
@@ -474,6 +491,196 @@ out:
     return r;
 }
 
+/* ---- the fingerprint key -------------------------------------------------------------------- */
+
+/* Draws a fresh fingerprint key: *raw (FP_KEY_LEN bytes, secret_free) and its record sealed under
+ * kr's active data key (*blob, *blen, malloc'd). */
+static int
+fpkey_make(const struct keyring *kr, struct secret **raw, unsigned char **blob, size_t *blen,
+           struct rk_error *err)
+{
+    const struct kr_entry *e = keyring_find(kr, kr->active);
+    struct secret *pt = NULL;
+    int r;
+
+    *raw = NULL;
+    if (e == NULL)
+        return rk_error_set(err, RK_EINTERNAL, "the keyring has no active key");
+    if ((pt = secret_new(FPKEY_PLAIN)) == NULL || (*raw = secret_new(FP_KEY_LEN)) == NULL) {
+        secret_free(pt);
+        return rk_error_set(err, RK_ENOMEM, "fingerprint key: out of secure memory");
+    }
+    if (RAND_priv_bytes((*raw)->data, FP_KEY_LEN) != 1) {
+        r = rk_error_set(err, RK_EINTERNAL, "the random generator failed");
+        goto out;
+    }
+    pt->data[0] = FPKEY_FORMAT;
+    memcpy(pt->data + 1, (*raw)->data, FP_KEY_LEN);
+    r = envelope_seal(e->key, e->term, KEY_FPKEY, pt->data, pt->len, blob, blen, err);
+out:
+    secret_free(pt);
+    if (r != 0) {
+        secret_free(*raw);
+        *raw = NULL;
+    }
+    return r;
+}
+
+/* Prepares raw (FP_KEY_LEN bytes) as the in-memory key *out. */
+static int
+fpkey_prepare(const struct secret *raw, struct fp_key **out, struct rk_error *err)
+{
+    int r = fp_key_new(raw->data, raw->len, out);
+
+    if (r == -RK_ENOMEM)
+        return rk_error_set(err, RK_ENOMEM, "fingerprint key: out of memory");
+    if (r != 0)
+        return rk_error_set(err, RK_EINTERNAL, "OpenSSL has no HMAC-SHA256");
+    return 0;
+}
+
+/* Reads core/fpkey and opens it with the data key of its term in kr. Returns 0 with *out,
+ * -RK_ENOTFOUND (no record), -RK_ECORRUPT, -RK_EVERSION, -RK_EIO, -RK_ENOMEM. */
+static int
+fpkey_load(struct backend *b, const struct keyring *kr, struct fp_key **out, struct rk_error *err)
+{
+    const struct kr_entry *e;
+    unsigned char *blob = NULL;
+    struct secret *pt = NULL, *raw = NULL;
+    size_t blen = 0;
+    uint32_t term = 0;
+    int r;
+
+    *out = NULL;
+    if ((r = b->ops->get(b, KEY_FPKEY, &blob, &blen, NULL, err)) != 0)
+        goto out;
+    if ((r = envelope_check(KEY_FPKEY, blob, blen, &term, err)) != 0)
+        goto out;
+    if ((e = keyring_find(kr, term)) == NULL) {
+        r = rk_error_set(err, RK_ECORRUPT,
+                         "core/fpkey is sealed under term %u, which the keyring "
+                         "does not hold",
+                         term);
+        goto out;
+    }
+    if ((pt = secret_new(blen - OVERHEAD)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "fingerprint key: out of secure memory");
+        goto out;
+    }
+    if ((r = envelope_open(e->key, KEY_FPKEY, blob, blen, pt->data)) != 0) {
+        r = r == 1 ? rk_error_set(err, RK_ECORRUPT, "core/fpkey fails authentication")
+                   : rk_error_set(err, -r, "opening core/fpkey failed in OpenSSL");
+        goto out;
+    }
+    if (pt->len < 1 || pt->data[0] != FPKEY_FORMAT) {
+        r = pt->len >= 1 && pt->data[0] > FPKEY_FORMAT
+                ? rk_error_set(err, RK_EVERSION,
+                               "core/fpkey was written by format %u; this rekey reads up to %d: "
+                               "upgrade rekey",
+                               pt->data[0], FPKEY_FORMAT)
+                : rk_error_set(err, RK_ECORRUPT, "core/fpkey has a bad format");
+        goto out;
+    }
+    if (pt->len != FPKEY_PLAIN) {
+        r = rk_error_set(err, RK_ECORRUPT, "core/fpkey has a bad length");
+        goto out;
+    }
+    if ((raw = secret_from(pt->data + 1, FP_KEY_LEN)) == NULL) {
+        r = rk_error_set(err, RK_ENOMEM, "fingerprint key: out of secure memory");
+        goto out;
+    }
+    r = fpkey_prepare(raw, out, err);
+out:
+    secret_free(raw);
+    secret_free(pt);
+    free(blob);
+    return r;
+}
+
+/* The store's fingerprint key under the keyring kr: loads it, or, for a store from before keyed
+ * fingerprints, makes and stores one (compared absent; on losing that race, loads the winner's),
+ * and then sets *made. *out is NULL (and 0 returned) when the record is absent and cannot be
+ * written: see the top of this file. Other errors (a damaged record) fail. Caller holds wmu. */
+static int
+fpkey_ensure(struct barrier *br, const struct keyring *kr, struct fp_key **out, int *made,
+             struct rk_error *err)
+{
+    struct rk_error werr = {0};
+    struct secret *raw = NULL;
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int r;
+
+    if ((r = fpkey_load(br->b, kr, out, err)) != -RK_ENOTFOUND)
+        return r;
+    rk_error_clear(err);
+    if ((r = fpkey_make(kr, &raw, &blob, &blen, err)) != 0)
+        return r;
+    {
+        const struct store_cmp cmp = {KEY_FPKEY, 0};
+        const struct store_op op = {STORE_PUT, KEY_FPKEY, blob, blen};
+        r = br->b->ops->txn(br->b, &cmp, 1, &op, 1, NULL, &werr);
+    }
+    if (r == 0) {
+        if ((r = fpkey_prepare(raw, out, err)) == 0)
+            *made = 1;
+    } else if (r == -RK_ECONFLICT) {
+        r = fpkey_load(br->b, kr, out, err);
+    } else {
+        r = 0; /* no write access: unsealed without fingerprints */
+    }
+    secret_free(raw);
+    free(blob);
+    return r;
+}
+
+struct fp_key *
+barrier_fp_key(struct barrier *br)
+{
+    struct fp_key *k = NULL;
+
+    if (br == NULL)
+        return NULL;
+    pthread_rwlock_rdlock(&br->lock);
+    if (br->kr != NULL)
+        k = fp_key_ref(br->fpk);
+    pthread_rwlock_unlock(&br->lock);
+    return k;
+}
+
+int
+barrier_fp_key_take_new(struct barrier *br)
+{
+    return br != NULL && atomic_exchange(&br->fpk_new, 0) != 0;
+}
+
+int
+barrier_fingerprint(struct barrier *br, const void *data, size_t len, char out[FINGERPRINT_LEN + 1],
+                    struct rk_error *err)
+{
+    struct fp_key *k = barrier_fp_key(br);
+    int r;
+
+    out[0] = '\0';
+    if (k == NULL)
+        return barrier_no_fp_key(br, err);
+    r = fingerprint(k, data, len, out);
+    fp_key_unref(k);
+    if (r != 0)
+        return rk_error_set(err, -r, "computing a fingerprint failed");
+    return 0;
+}
+
+int
+barrier_no_fp_key(struct barrier *br, struct rk_error *err)
+{
+    if (barrier_sealed(br))
+        return rk_error_set(err, RK_ESEALED, "the store is sealed");
+    return rk_error_set(err, RK_EIO,
+                        "the store has no fingerprint key: it was unsealed without write access; "
+                        "unseal it once with write access to create one");
+}
+
 /* ---- per-thread decryption contexts ---------------------------------------------------------- */
 
 /* Wipes every thread's cached key schedule (after a seal), waiting for one in use. */
@@ -549,12 +756,15 @@ tctx_get(struct barrier *br)
     return tc;
 }
 
-/* Replaces the in-memory keyring (and root when root_new is not NULL). Caller holds wmu. */
+/* Replaces the in-memory keyring (and root and the fingerprint key when root_new is not NULL,
+ * taking both over; a seal, kr NULL, drops all three). Caller holds wmu. */
 static void
-keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new)
+keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new,
+                struct fp_key *fpk_new)
 {
     struct keyring *old_kr;
     struct secret *old_root = NULL;
+    struct fp_key *old_fpk = NULL;
 
     pthread_rwlock_wrlock(&br->lock);
     old_kr = br->kr;
@@ -562,6 +772,8 @@ keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new)
     if (root_new != NULL || kr == NULL) {
         old_root = br->root;
         br->root = root_new;
+        old_fpk = br->fpk;
+        br->fpk = fpk_new;
     }
     atomic_fetch_add(&br->gen, 1);
     atomic_store(&br->unsealed, kr != NULL);
@@ -570,6 +782,7 @@ keyring_install(struct barrier *br, struct keyring *kr, struct secret *root_new)
         tctx_wipe_all(br);
     keyring_free(old_kr);
     secret_free(old_root);
+    fp_key_unref(old_fpk); /* a user's own reference keeps it until that user is done */
 }
 
 /* Another server may have rotated the keyring (shared etcd store): reload it if the stored one
@@ -588,7 +801,7 @@ keyring_refresh(struct barrier *br, struct rk_error *err)
     if ((r = keyring_load(br->b, br->root, &kr, err)) != 0)
         goto out;
     if (kr->mod_rev != br->kr->mod_rev) {
-        keyring_install(br, kr, NULL);
+        keyring_install(br, kr, NULL, NULL);
         kr = NULL;
     }
 out:
@@ -683,6 +896,7 @@ barrier_open(struct backend *b, struct barrier **out, struct rk_error *err)
     pthread_mutex_init(&br->tclock, NULL);
     atomic_init(&br->gen, 1);
     atomic_init(&br->unsealed, 0);
+    atomic_init(&br->fpk_new, 0);
     br->tkey_ok = pthread_key_create(&br->tkey, tctx_destroy) == 0;
     *out = br;
     r = 0;
@@ -738,9 +952,10 @@ barrier_init(struct barrier *br, const struct secret *root_key, const char *seal
 {
     static const char format_rec[] = "{\"format\":1}";
     struct keyring *kr = NULL;
-    struct secret *root = NULL;
-    unsigned char *blob = NULL;
-    size_t blen = 0;
+    struct secret *root = NULL, *fpraw = NULL;
+    struct fp_key *fpk = NULL;
+    unsigned char *blob = NULL, *fpblob = NULL;
+    size_t blen = 0, fpblen = 0;
     int64_t rev = 0;
     int r, locked = 0;
 
@@ -753,7 +968,9 @@ barrier_init(struct barrier *br, const struct secret *root_key, const char *seal
     pthread_mutex_lock(&br->wmu);
     locked = 1;
     if ((r = keyring_extend(NULL, &kr, err)) != 0 ||
-        (r = keyring_seal(kr, root_key, &blob, &blen, err)) != 0)
+        (r = keyring_seal(kr, root_key, &blob, &blen, err)) != 0 ||
+        (r = fpkey_make(kr, &fpraw, &fpblob, &fpblen, err)) != 0 ||
+        (r = fpkey_prepare(fpraw, &fpk, err)) != 0)
         goto out;
     if ((root = secret_from(root_key->data, root_key->len)) == NULL) {
         r = rk_error_set(err, RK_ENOMEM, "barrier_init: out of secure memory");
@@ -761,12 +978,13 @@ barrier_init(struct barrier *br, const struct secret *root_key, const char *seal
     }
     {
         const struct store_cmp cmp = {KEY_KEYRING, 0};
-        const struct store_op ops[3] = {
+        const struct store_op ops[4] = {
             {STORE_PUT, KEY_FORMAT, format_rec, sizeof(format_rec) - 1},
             {STORE_PUT, KEY_SEAL, seal_config, strlen(seal_config)},
             {STORE_PUT, KEY_KEYRING, blob, blen},
+            {STORE_PUT, KEY_FPKEY, fpblob, fpblen},
         };
-        r = br->b->ops->txn(br->b, &cmp, 1, ops, 3, &rev, err);
+        r = br->b->ops->txn(br->b, &cmp, 1, ops, 4, &rev, err);
     }
     if (r == -RK_ECONFLICT) {
         r = rk_error_set(err, RK_EEXISTS, "the store is already initialised");
@@ -775,15 +993,19 @@ barrier_init(struct barrier *br, const struct secret *root_key, const char *seal
     if (r != 0)
         goto out;
     kr->mod_rev = rev;
-    keyring_install(br, kr, root);
+    keyring_install(br, kr, root, fpk);
     kr = NULL;
     root = NULL;
+    fpk = NULL;
 out:
     if (locked)
         pthread_mutex_unlock(&br->wmu);
     keyring_free(kr);
     secret_free(root);
+    secret_free(fpraw);
+    fp_key_unref(fpk);
     free(blob);
+    free(fpblob);
     return r;
 }
 
@@ -810,26 +1032,31 @@ barrier_unseal(struct barrier *br, const struct secret *root_key, struct rk_erro
 {
     struct keyring *kr = NULL;
     struct secret *root = NULL;
-    int r;
+    struct fp_key *fpk = NULL;
+    int r, made = 0;
 
     if (br == NULL)
         return rk_error_set(err, RK_EINVAL, "barrier_unseal: no barrier");
     if ((r = root_check(root_key, err)) != 0)
         return r;
     pthread_mutex_lock(&br->wmu);
-    if ((r = keyring_load(br->b, root_key, &kr, err)) != 0)
+    if ((r = keyring_load(br->b, root_key, &kr, err)) != 0 ||
+        (r = fpkey_ensure(br, kr, &fpk, &made, err)) != 0)
         goto out;
     if ((root = secret_from(root_key->data, root_key->len)) == NULL) {
         r = rk_error_set(err, RK_ENOMEM, "barrier_unseal: out of secure memory");
         goto out;
     }
-    keyring_install(br, kr, root);
+    keyring_install(br, kr, root, fpk);
+    atomic_store(&br->fpk_new, made);
     kr = NULL;
     root = NULL;
+    fpk = NULL;
 out:
     pthread_mutex_unlock(&br->wmu);
     keyring_free(kr);
     secret_free(root);
+    fp_key_unref(fpk);
     return r;
 }
 
@@ -839,7 +1066,7 @@ barrier_seal(struct barrier *br)
     if (br == NULL)
         return;
     pthread_mutex_lock(&br->wmu);
-    keyring_install(br, NULL, NULL);
+    keyring_install(br, NULL, NULL, NULL);
     pthread_mutex_unlock(&br->wmu);
 }
 
@@ -887,7 +1114,7 @@ barrier_rotate_keyring(struct barrier *br, uint32_t *term, struct rk_error *err)
             kr->mod_rev = rev;
             if (term != NULL)
                 *term = kr->active;
-            keyring_install(br, kr, NULL);
+            keyring_install(br, kr, NULL, NULL);
             kr = NULL;
             goto out;
         }
@@ -898,7 +1125,7 @@ barrier_rotate_keyring(struct barrier *br, uint32_t *term, struct rk_error *err)
         /* Another server wrote the keyring: take its version and extend that one. */
         if ((r = keyring_load(br->b, br->root, &fresh, err)) != 0)
             goto out;
-        keyring_install(br, fresh, NULL);
+        keyring_install(br, fresh, NULL, NULL);
         r = rk_error_set(err, RK_ECONFLICT, "the keyring kept changing during the rotation");
     }
 out:

@@ -2,6 +2,9 @@
  * AES-256-GCM under the active data key, a fresh 96-bit nonce, and the storage key as
  * associated data. The data keys form a keyring stored at "core/keyring", itself sealed by the
  * root key. Keys under "core/" that the barrier owns are not reachable through barrier_get.
+ * The barrier also keeps the store's fingerprint key ("core/fpkey", util/enc.h): made at init
+ * (or at the first unseal of an older store that can write), loaded at unseal, unchanged by
+ * keyring rotation, so a value's fingerprint is the same for the life of the store.
  *
  * Value format (version 1): 0x01 | term (u32 big-endian) | nonce (12) | ciphertext | tag (16).
  * The keyring format has its own version; a store written by a newer format is refused with
@@ -12,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/enc.h"
 #include "util/err.h"
 #include "util/secret.h"
 #include "store/backend.h"
@@ -41,8 +45,10 @@ int barrier_init(struct barrier *br, const struct secret *root_key, const char *
 /* The seal configuration written at init, malloc'd (caller frees), or NULL if not initialised. */
 char *barrier_seal_config(struct barrier *br);
 
-/* Opens the keyring with root_key. Returns 0, -RK_EBADKEY (wrong key: nothing changes),
- * -RK_ECORRUPT, -RK_EVERSION. */
+/* Opens the keyring with root_key and loads the fingerprint key, making and storing one when the
+ * store has none (a store from before keyed fingerprints; when that write fails the barrier
+ * unseals all the same, without one). Returns 0, -RK_EBADKEY (wrong key: nothing changes),
+ * -RK_ECORRUPT (also a damaged fingerprint key record), -RK_EVERSION, -RK_EIO. */
 int barrier_unseal(struct barrier *br, const struct secret *root_key, struct rk_error *err);
 
 /* Wipes the keyring from memory. */
@@ -52,8 +58,27 @@ void barrier_seal(struct barrier *br);
 int barrier_sealed(struct barrier *br);
 
 /* Adds a new data key and makes it active for new writes; old entries stay readable under their
- * term. *term (may be NULL) gets the new term. Returns 0, -RK_ESEALED, -RK_EIO. */
+ * term, and the fingerprint key is untouched. *term (may be NULL) gets the new term. Returns 0,
+ * -RK_ESEALED, -RK_EIO. */
 int barrier_rotate_keyring(struct barrier *br, uint32_t *term, struct rk_error *err);
+
+/* A new reference to the store's fingerprint key (release it with fp_key_unref; it stays usable
+ * after a seal, so take one per operation), or NULL when sealed or when the store has none. */
+struct fp_key *barrier_fp_key(struct barrier *br);
+
+/* 1 once after an unseal that made the fingerprint key for a store that had none (made before
+ * keyed fingerprints, or its key record lost): the fingerprints stored so far are not this
+ * key's (secrets/kv.h kv_fingerprints_migrate). Later calls, and after any other unseal, 0. */
+int barrier_fp_key_take_new(struct barrier *br);
+
+/* The store's fingerprint of data[0..len) into out (util/enc.h fingerprint). Returns 0, or as
+ * barrier_no_fp_key; out is "" on failure. */
+int barrier_fingerprint(struct barrier *br, const void *data, size_t len,
+                        char out[FINGERPRINT_LEN + 1], struct rk_error *err);
+
+/* The error for a NULL barrier_fp_key: -RK_ESEALED when sealed, else -RK_EIO (the store has no
+ * fingerprint key: unsealed without write access). */
+int barrier_no_fp_key(struct barrier *br, struct rk_error *err);
 
 /* The backend under the barrier (borrowed), e.g. for backend_trim. */
 struct backend *barrier_backend(struct barrier *br);

@@ -80,7 +80,7 @@ expect_in last.err "another rekey run (pid $pid)"
 sleep 8
 v=$(current_version secret/app/token)
 [ "$v" -ge 3 ] || { cat run.log; fail "expected at least 3 versions (2 scheduled rotations) after 8 s, got $v"; }
-expect_in run.log "rotated secret/app/token v1 -> v2 (sha256:"
+expect_in run.log "rotated secret/app/token v1 -> v2 (hmac:"
 [ "$(cat token.secret)" = "$("$REKEY" kv get -field=key secret/app/token)" ] ||
   fail "the rendered file differs from the current value"
 # graced: the previous value is retired by a FINISH timer once its 2 s grace passed.

@@ -16,7 +16,7 @@ FILE_VAL='from-file-0a1b2c3d4e5f'
 # Round trip of one field, and -field prints the raw value.
 expect_exit 0 "$REKEY" kv put secret/ai-gateway/providers/openai api_key="$OPENAI"
 expect_in last.out "secret/ai-gateway/providers/openai"
-expect_in last.out "sha256:"
+expect_in last.out "hmac:"
 expect_not_in last.out "$OPENAI" # put never prints values
 expect_exit 0 "$REKEY" kv get -field=api_key secret/ai-gateway/providers/openai
 [ "$(cat last.out)" = "$OPENAI" ] || fail "kv get -field returned '$(cat last.out)'"

@@ -302,7 +302,7 @@ jis 'd["errors"]' "['invalid \"dry_run\": expected a boolean, got string']"
 req POST "/v1/rekey/rotate/$M" '{"reason":"first"}'
 expect 200
 jis 'd["data"]["new_version"]' 1
-jis 'd["data"]["new_fingerprint"].startswith("sha256:")' True
+jis 'd["data"]["new_fingerprint"].startswith("hmac:")' True
 req GET /v1/secret/data/ai-gateway/litellm/master-key
 expect 200
 KEY1=$(j 'd["data"]["data"]["key"]')

@@ -48,7 +48,7 @@ expect_exit 0 "$REKEY" kv put secret/team/manual-one value=written-now
 expect_exit 0 "$REKEY" kv put secret/team/manual-two value=written-now-too
 expect_exit 0 "$REKEY" -c m.yaml status
 grep -qE '^secret/team/manual-one .* ok$' last.out || fail "fresh manual secret not ok: $(cat last.out)"
-expect_in last.out "sha256:"
+expect_in last.out "hmac:"
 expect_not_in last.out "written-now"
 later=$(($(date +%s) + 100 * 86400))
 expect_exit 1 env REKEY_NOW=$later "$REKEY" -c m.yaml status
@@ -62,7 +62,7 @@ rows = {r["path"]: r for r in json.load(open("last.out"))}
 assert rows["secret/team/manual-one"]["state"] == "overdue", rows
 assert rows["secret/team/manual-two"]["state"] == "ok", rows
 assert rows["secret/team/manual-one"]["version"] == 1, rows
-assert rows["secret/team/manual-one"]["fingerprint"].startswith("sha256:"), rows
+assert rows["secret/team/manual-one"]["fingerprint"].startswith("hmac:"), rows
 ' || fail "status --json when overdue: $(cat last.out)"
 # A new version fixes it (at that later time).
 expect_exit 0 env REKEY_NOW=$later "$REKEY" kv put secret/team/manual-one value=rotated-later

@@ -1,6 +1,6 @@
 /* Unit tests for src/store/barrier over the real SQLite backend: init, seal and unseal, wrong
  * keys, encryption at rest, AAD binding, keyring rotation, format versions, transactions,
- * reserved keys, concurrent use and a rough speed figure. */
+ * reserved keys, the fingerprint key (core/fpkey), concurrent use and a rough speed figure. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +19,7 @@
 
 #include "store/backend.h"
 #include "store/barrier.h"
+#include "store/faulty.h"
 #include "util/err.h"
 #include "util/secret.h"
 
@@ -634,6 +635,9 @@ test_keyring_versions(void **state)
     unsigned char kr[1 + 4 + 4 + 44] = {2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
 
     barrier_seal(fx->br);
+    /* The hand-made keyring replaces the data key core/fpkey is sealed under: drop the record
+     * (the unseal that opens the keyring makes a new one, as for a store from before it). */
+    assert_int_equal(fx->b->ops->del(fx->b, "core/fpkey", NULL, &err), 0);
     seal_keyring_blob(fx->root, kr, sizeof(kr), 1, fx->b);
     assert_int_equal(barrier_unseal(fx->br, fx->root, &err), -RK_EVERSION);
     assert_true(barrier_sealed(fx->br));
@@ -655,6 +659,140 @@ test_keyring_versions(void **state)
     seal_keyring_blob(fx->root, kr, sizeof(kr), 3, fx->b);
     assert_int_equal(barrier_unseal(fx->br, fx->root, &err), -RK_EVERSION);
     assert_true(barrier_sealed(fx->br));
+}
+
+/* ---- the fingerprint key ---- */
+
+static void
+fp_of(struct barrier *br, const char *value, char out[FINGERPRINT_LEN + 1])
+{
+    struct rk_error err = {0};
+    int r = barrier_fingerprint(br, value, strlen(value), out, &err);
+
+    if (r != 0)
+        fail_msg("barrier_fingerprint: %d %s", r, err.msg);
+    assert_true(fingerprint_valid(out));
+}
+
+/* Keyed per store, kept in core/fpkey: the same across seal, restart and keyring rotation
+ * (also seen by a second server), another in another store, never the plain SHA-256. */
+static void
+test_fingerprint_key(void **state)
+{
+    struct fixture *fx = *state, fx2 = {0};
+    struct rk_error err = {0};
+    struct barrier *other = NULL;
+    struct secret *v = NULL;
+    struct fp_key *k;
+    char a[FINGERPRINT_LEN + 1], b[FINGERPRINT_LEN + 1];
+    uint32_t term = 0;
+
+    fp_of(fx->br, "hunter2", a);
+    assert_string_not_equal(a, "hmac:f52fbd32b2b3"); /* SHA-256("hunter2") starts f52fbd32b2b3 */
+    assert_false(barrier_fp_key_take_new(fx->br));   /* made by init: nothing stored before */
+    assert_true(raw_term(fx->b, "core/fpkey") == 1);
+    /* Not reachable through the barrier's own calls. */
+    assert_int_equal(barrier_get(fx->br, "core/fpkey", &v, NULL, &err), -RK_EPERM);
+
+    /* A reference outlives a seal; a sealed barrier gives none. */
+    k = barrier_fp_key(fx->br);
+    assert_non_null(k);
+    barrier_seal(fx->br);
+    assert_null(barrier_fp_key(fx->br));
+    assert_int_equal(barrier_fingerprint(fx->br, "x", 1, b, &err), -RK_ESEALED);
+    assert_int_equal(fingerprint(k, "hunter2", 7, b), 0);
+    assert_string_equal(a, b);
+    fp_key_unref(k);
+
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), 0);
+    fp_of(fx->br, "hunter2", b);
+    assert_string_equal(a, b);
+    assert_int_equal(barrier_rotate_keyring(fx->br, &term, &err), 0);
+    assert_int_equal(barrier_rotate_keyring(fx->br, &term, &err), 0);
+    assert_int_equal(term, 3);
+    fp_of(fx->br, "hunter2", b);
+    assert_string_equal(a, b);
+    close_store(fx);
+    open_store(fx);
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), 0);
+    fp_of(fx->br, "hunter2", b);
+    assert_string_equal(a, b);
+    assert_true(raw_term(fx->b, "core/fpkey") == 1); /* rotation left the record alone */
+    assert_int_equal(barrier_open(fx->b, &other, &err), 0);
+    assert_int_equal(barrier_unseal(other, fx->root, &err), 0);
+    fp_of(other, "hunter2", b);
+    assert_string_equal(a, b);
+    barrier_free(other);
+
+    /* Another store (even with the same root key): another fingerprint. */
+    snprintf(fx2.path, sizeof(fx2.path), "%s/other.db", fx->dir);
+    open_store(&fx2);
+    assert_int_equal(barrier_init(fx2.br, fx->root, SEAL_CONFIG, &err), 0);
+    fp_of(fx2.br, "hunter2", b);
+    assert_string_not_equal(a, b);
+    close_store(&fx2);
+}
+
+/* A store from before keyed fingerprints (no core/fpkey) gets its key at the first unseal that
+ * can write; one that cannot write unseals without it and says so; a damaged record fails. */
+static void
+test_fingerprint_key_migration(void **state)
+{
+    struct fixture *fx = *state;
+    struct rk_error err = {0};
+    struct backend *fb = NULL;
+    struct barrier *br = NULL;
+    struct fault_spec spec = {FAULT_TXN, 1};
+    char a[FINGERPRINT_LEN + 1], b[FINGERPRINT_LEN + 1];
+    size_t len = 0;
+    unsigned char *rec;
+    uint32_t term = 0;
+
+    fp_of(fx->br, "hunter2", a);
+    assert_int_equal(barrier_rotate_keyring(fx->br, &term, &err), 0);
+    close_store(fx);
+    open_store(fx);
+    assert_int_equal(fx->b->ops->del(fx->b, "core/fpkey", NULL, &err), 0);
+
+    /* Without write access: unsealed, readable, but no fingerprints. */
+    assert_int_equal(faulty_wrap(fx->b, &spec, &fb, &err), 0);
+    fx->b = fb;
+    assert_int_equal(barrier_open(fx->b, &br, &err), 0);
+    barrier_free(fx->br);
+    fx->br = br;
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), 0);
+    assert_false(barrier_sealed(fx->br));
+    assert_null(barrier_fp_key(fx->br));
+    assert_int_equal(barrier_fingerprint(fx->br, "x", 1, b, &err), -RK_EIO);
+    assert_non_null(strstr(err.msg, "no fingerprint key"));
+    assert_string_equal(b, "");
+    assert_false(barrier_fp_key_take_new(fx->br));
+
+    /* The next unseal writes one, sealed under the active term; it is new, so fingerprints
+     * differ from the deleted key's, and it stays from then on. */
+    barrier_seal(fx->br);
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), 0);
+    fp_of(fx->br, "hunter2", b);
+    assert_string_not_equal(a, b);
+    assert_true(raw_term(fx->b, "core/fpkey") == 2);
+    /* That unseal, and only it, says the stored fingerprints are not this key's; once. */
+    assert_true(barrier_fp_key_take_new(fx->br));
+    assert_false(barrier_fp_key_take_new(fx->br));
+    barrier_seal(fx->br);
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), 0);
+    assert_false(barrier_fp_key_take_new(fx->br));
+    fp_of(fx->br, "hunter2", a);
+    assert_string_equal(a, b);
+
+    /* A damaged record: the unseal fails and leaves the barrier sealed. */
+    barrier_seal(fx->br);
+    rec = raw_get(fx->b, "core/fpkey", &len);
+    rec[len - 1] ^= 1;
+    raw_put(fx->b, "core/fpkey", rec, len);
+    assert_int_equal(barrier_unseal(fx->br, fx->root, &err), -RK_ECORRUPT);
+    assert_non_null(strstr(err.msg, "core/fpkey"));
+    assert_true(barrier_sealed(fx->br));
+    free(rec);
 }
 
 /* ---- transactions and reserved keys ---- */
@@ -999,6 +1137,8 @@ main(void)
         T(test_rotate_two_servers),
         T(test_format_versions),
         T(test_keyring_versions),
+        T(test_fingerprint_key),
+        T(test_fingerprint_key_migration),
         T(test_txn),
         T(test_reserved_and_list),
         T(test_threads),

@@ -75,10 +75,23 @@ teardown(void **state)
     return 0;
 }
 
+/* A store's fingerprint key stand-in: masked values show as fingerprints under it. */
+static const struct fp_key *
+test_fp_key(void)
+{
+    static struct fp_key *k;
+    static const unsigned char raw[FP_KEY_LEN] = "test_hooks fingerprint key.....";
+
+    if (k == NULL)
+        assert_int_equal(fp_key_new(raw, sizeof(raw), &k), 0);
+    return k;
+}
+
 static struct hook_ctx
 make_ctx(void)
 {
     struct hook_ctx c = {0};
+    c.fp_key = test_fp_key();
     c.path = "secret/ai-gateway/litellm/master-key";
     c.version = 42;
     c.new_value = s_new;
@@ -450,8 +463,8 @@ test_exec_output_masked(void **state)
     log = capture_end(&len);
     assert_int_equal(r, -RK_EHOOK);
     assert_non_null(log);
-    fingerprint(SECRET_VALUE, strlen(SECRET_VALUE), fp_new);
-    fingerprint(OTHER_VALUE, strlen(OTHER_VALUE), fp_other);
+    assert_int_equal(fingerprint(test_fp_key(), SECRET_VALUE, strlen(SECRET_VALUE), fp_new), 0);
+    assert_int_equal(fingerprint(test_fp_key(), OTHER_VALUE, strlen(OTHER_VALUE), fp_other), 0);
     assert_false(mem_has(log, len, SECRET_VALUE));
     assert_false(mem_has(log, len, OTHER_VALUE));
     assert_false(mem_has(log, len, OLD_VALUE));
@@ -459,10 +472,21 @@ test_exec_output_masked(void **state)
     assert_true(mem_has(log, len, "hook echoer: stdout: got "));
     assert_true(mem_has(log, len, fp_new));
     assert_true(mem_has(log, len, fp_other));
-    assert_true(mem_has(log, len, "hook echoer: stderr: err:sha256:"));
+    assert_true(mem_has(log, len, "hook echoer: stderr: err:hmac:"));
     assert_true(mem_has(log, len, "hook echoer: stdout: plain-line"));
     assert_null(strstr(err.msg, SECRET_VALUE));
     free(log);
+
+    /* Without the store's key a masked value still never shows: "(secret)" stands in. */
+    ctx.fp_key = NULL;
+    capture_begin();
+    hook_log_output(&h, "stdout", (const unsigned char *)"v=" SECRET_VALUE,
+                    2 + strlen(SECRET_VALUE), 0, &ctx);
+    log = capture_end(&len);
+    assert_true(mem_has(log, len, "stdout: v=(secret)"));
+    assert_false(mem_has(log, len, SECRET_VALUE));
+    free(log);
+    ctx.fp_key = test_fp_key();
 
     /* A capture cut inside a secret must not show the part that fits. */
     static const char cut[] = "line one\nhalf sk-litellm-0123456789abc";
@@ -812,7 +836,7 @@ test_http_hook(void **state)
     assert_non_null(strstr(err.msg, "hook litellm-health: expected HTTP 200, got 401"));
     assert_true(mem_has(srv.req, srv.reqlen, "GET /health HTTP/1.1\r\n"));
     assert_false(mem_has(log, len, SECRET_VALUE));
-    assert_true(mem_has(log, len, "response: invalid token sha256:"));
+    assert_true(mem_has(log, len, "response: invalid token hmac:"));
     free(log);
 
     /* a redirect is not followed */

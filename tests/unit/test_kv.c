@@ -1,6 +1,7 @@
 /* Unit tests for src/secrets/kv: versions, stages, check-and-set, pruning, deletes, listing,
- * metadata, fingerprints, concurrency, that nothing reaches the disk in plaintext, and that
- * kv_data_prepare's fast path for canonical data agrees with the jansson path. */
+ * metadata, keyed fingerprints and the migration of unkeyed ones, concurrency (racing
+ * create-only writes), that nothing reaches the disk in plaintext, and that kv_data_prepare's
+ * fast path for canonical data agrees with the jansson path. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "secrets/kv.h"
+#include "secrets/kvmeta.h"
 #include "store/backend.h"
 #include "store/barrier.h"
 #include "util/enc.h"
@@ -53,6 +55,25 @@ setup(void **state)
     assert_int_equal(kv_open(f->br, &f->kv, &err), 0);
     *state = f;
     return 0;
+}
+
+/* Closes and opens the store again, as a restart does (unsealed with the same root key). */
+static void
+reopen(struct fx *f)
+{
+    struct rk_error err = {0};
+    struct secret *root = secret_new(ROOT_KEY_LEN);
+
+    kv_free(f->kv);
+    barrier_free(f->br);
+    backend_close(f->b);
+    assert_non_null(root);
+    memset(root->data, 0x42, ROOT_KEY_LEN);
+    assert_int_equal(backend_open(f->db, &f->b, &err), 0);
+    assert_int_equal(barrier_open(f->b, &f->br, &err), 0);
+    assert_int_equal(barrier_unseal(f->br, root, &err), 0);
+    secret_free(root);
+    assert_int_equal(kv_open(f->br, &f->kv, &err), 0);
 }
 
 static int
@@ -260,7 +281,7 @@ test_pending_promote(void **state)
     /* The engine's path: a pending version with its data, added in the caller's txn. */
     assert_int_equal(kv_meta_load(f->kv, p, &m, &rev, &err), 0);
     val = secret_from_str("sk-litellm-0123456789abcdef");
-    assert_int_equal(kv_data_single("key", val, &data, fp, &err), 0);
+    assert_int_equal(kv_data_single(f->kv, "key", val, &data, fp, &err), 0);
     assert_string_equal((const char *)data->data, "{\"key\":\"sk-litellm-0123456789abcdef\"}");
     assert_int_equal(kv_meta_add_version(m, KV_STAGE_PENDING, "engine", "rotate", fp, &v, &err), 0);
     assert_int_equal(v, 3);
@@ -275,7 +296,7 @@ test_pending_promote(void **state)
     {
         struct kv_version_meta vm;
         char want[FINGERPRINT_LEN + 1];
-        fingerprint(val->data, val->len, want);
+        assert_int_equal(barrier_fingerprint(f->br, val->data, val->len, want, &err), 0);
         assert_int_equal(kv_get(f->kv, p, 3, NULL, &vm, &err), 0);
         assert_string_equal(vm.fingerprint, want);
         assert_string_equal(vm.author, "engine");
@@ -963,9 +984,9 @@ test_decode_rejects(void **state)
 static int
 is_fp(const char *s)
 {
-    if (strlen(s) != FINGERPRINT_LEN || strncmp(s, "sha256:", 7) != 0)
+    if (strlen(s) != FINGERPRINT_LEN || strncmp(s, "hmac:", 5) != 0)
         return 0;
-    for (int i = 7; i < FINGERPRINT_LEN; i++)
+    for (int i = 5; i < FINGERPRINT_LEN; i++)
         if (!strchr("0123456789abcdef", s[i]))
             return 0;
     return 1;
@@ -983,7 +1004,7 @@ test_fingerprint(void **state)
     assert_int_equal(put_json(f->kv, "secret/fp1", "{\"key\":\"sk-value\"}", NULL, NULL, &err), 0);
     assert_int_equal(kv_get(f->kv, "secret/fp1", 0, NULL, &vm, &err), 0);
     assert_true(is_fp(vm.fingerprint));
-    fingerprint("sk-value", 8, want);
+    assert_int_equal(barrier_fingerprint(f->br, "sk-value", 8, want, &err), 0);
     assert_string_equal(vm.fingerprint, want);
 
     assert_int_equal(put_json(f->kv, "secret/fp2", "{\"username\":\"u\", \"password\":\"pw\"}",
@@ -991,7 +1012,7 @@ test_fingerprint(void **state)
                      0);
     assert_int_equal(kv_get(f->kv, "secret/fp2", 0, NULL, &vm, &err), 0);
     assert_true(is_fp(vm.fingerprint));
-    fingerprint(canon, strlen(canon), want);
+    assert_int_equal(barrier_fingerprint(f->br, canon, strlen(canon), want, &err), 0);
     assert_string_equal(vm.fingerprint, want);
 }
 
@@ -1057,6 +1078,305 @@ test_concurrent_puts(void **state)
     assert_int_equal(m->nversions, 100);
     assert_int_equal(m->current_version, 100);
     kv_meta_free(m);
+}
+
+/* ---- create-only writes: check-and-set 0 in the store's transaction ---- */
+
+#define RACERS 16
+
+struct racer {
+    struct kv *kv;
+    pthread_barrier_t *go;
+    int id, rc;
+    char msg[RK_ERRMSG_MAX];
+};
+
+static void *
+create_thread(void *arg)
+{
+    struct racer *t = arg;
+    struct kv_put_opts o = KV_PUT_OPTS_INIT;
+    struct kv_meta_settings s = {0};
+    struct rk_error err = {0};
+    struct secret *d;
+    char buf[64];
+
+    s.has_max_versions = 1;
+    s.max_versions = 7;
+    o.cas = 0; /* what the API sets for a write only `create` allows */
+    o.new_path = &s;
+    snprintf(buf, sizeof(buf), "{\"k\":\"racer-%d\"}", t->id);
+    d = secret_from_str(buf);
+    pthread_barrier_wait(t->go);
+    t->rc = kv_put(t->kv, "secret/race/new", d, &o, NULL, &err);
+    snprintf(t->msg, sizeof(t->msg), "%s", err.msg);
+    secret_free(d);
+    return NULL;
+}
+
+/* 16 writers race to create one path as check-and-set 0: exactly one version is written, the
+ * others get the failed check-and-set (never a retry that adds a version), and the settings for
+ * a new path come with the winner's write. */
+static void
+test_create_only_race(void **state)
+{
+    struct fx *f = *state;
+    struct racer th[RACERS];
+    pthread_t tid[RACERS];
+    pthread_barrier_t go;
+    struct kv_meta *m = NULL;
+    struct rk_error err = {0};
+    int won = 0;
+
+    assert_int_equal(pthread_barrier_init(&go, NULL, RACERS), 0);
+    for (int i = 0; i < RACERS; i++) {
+        th[i] = (struct racer){f->kv, &go, i, -1, ""};
+        assert_int_equal(pthread_create(&tid[i], NULL, create_thread, &th[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(tid[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < RACERS; i++) {
+        if (th[i].rc == 0) {
+            won++;
+            continue;
+        }
+        assert_int_equal(th[i].rc, -RK_ECONFLICT);
+        assert_string_equal(th[i].msg, "check-and-set parameter did not match the current version");
+    }
+    assert_int_equal(won, 1);
+    assert_int_equal(kv_metadata_get(f->kv, "secret/race/new", &m, &err), 0);
+    assert_int_equal(m->nversions, 1);
+    assert_int_equal(m->latest_version, 1);
+    assert_int_equal(m->max_versions, 7);
+    kv_meta_free(m);
+
+    /* new_path applies only when the write creates the path. */
+    {
+        struct kv_put_opts o = KV_PUT_OPTS_INIT;
+        struct kv_meta_settings s = {0};
+        s.has_max_versions = 1;
+        s.max_versions = 3;
+        o.new_path = &s;
+        assert_int_equal(put_json(f->kv, "secret/race/new", "{\"k\":\"x\"}", &o, NULL, &err), 0);
+        assert_int_equal(kv_metadata_get(f->kv, "secret/race/new", &m, &err), 0);
+        assert_int_equal(m->max_versions, 7);
+        assert_int_equal(m->nversions, 2);
+        kv_meta_free(m);
+    }
+}
+
+/* ---- keyed fingerprints ---- */
+
+static void
+kv_fp(struct fx *f, const char *value, char out[FINGERPRINT_LEN + 1])
+{
+    struct secret *v = secret_from_str(value);
+    struct rk_error err = {0};
+
+    assert_non_null(v);
+    assert_int_equal(kv_fingerprint(f->kv, v, out, &err), 0);
+    secret_free(v);
+}
+
+static void
+fp_of_version(struct fx *f, const char *path, uint64_t version, char out[KV_FP_SIZE])
+{
+    struct kv_meta *m = NULL;
+    struct kv_version_meta *vm;
+    struct rk_error err = {0};
+
+    assert_int_equal(kv_metadata_get(f->kv, path, &m, &err), 0);
+    assert_non_null(vm = kv_meta_find(m, version));
+    memcpy(out, vm->fingerprint, KV_FP_SIZE);
+    kv_meta_free(m);
+}
+
+/* What a version shows is kv_fingerprint of its value: never the plain SHA-256 ("hunter2" gives
+ * f52fbd32b2b3…), the same after keyring rotations and a restart. */
+static void
+test_fingerprint_keyed(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct kv_version_meta vm;
+    char a[FINGERPRINT_LEN + 1], b[FINGERPRINT_LEN + 1], got[KV_FP_SIZE];
+    uint32_t term = 0;
+
+    assert_int_equal(
+        put_json(f->kv, "secret/fpk/one", "{\"password\":\"hunter2\"}", NULL, NULL, &err), 0);
+    kv_fp(f, "hunter2", a);
+    assert_true(is_fp(a));
+    assert_string_not_equal(a, "hmac:f52fbd32b2b3");
+    fp_of_version(f, "secret/fpk/one", 1, got);
+    assert_string_equal(got, a);
+    assert_int_equal(kv_get(f->kv, "secret/fpk/one", 0, NULL, &vm, &err), 0);
+    assert_string_equal(vm.fingerprint, a);
+
+    assert_int_equal(barrier_rotate_keyring(f->br, &term, &err), 0);
+    assert_int_equal(put_json(f->kv, "secret/fpk/two", "{\"other\":\"hunter2\"}", NULL, NULL, &err),
+                     0);
+    fp_of_version(f, "secret/fpk/two", 1, got);
+    assert_string_equal(got, a);
+    reopen(f);
+    kv_fp(f, "hunter2", b);
+    assert_string_equal(a, b);
+    fp_of_version(f, "secret/fpk/one", 1, got);
+    assert_string_equal(got, a);
+    assert_int_equal(kv_get(f->kv, "secret/fpk/two", 0, NULL, &vm, &err), 0);
+    assert_string_equal(vm.fingerprint, a);
+}
+
+/* Rewrites path's stored metadata and "@cur" record as a rekey before keyed fingerprints wrote
+ * them: every fingerprint "sha256:" + 12 hex (the compact unkeyed form). */
+static void
+make_unkeyed(struct fx *f, const char *path)
+{
+    struct kv_meta *m = NULL;
+    struct rk_error err = {0};
+    unsigned char *enc = NULL, rec[64 + 128];
+    size_t enclen = 0, dl = 0;
+    struct secret *data = NULL;
+    char key[256];
+    const char *old = "sha256:f52fbd32b2b3";
+
+    assert_int_equal(kv_meta_load(f->kv, path, &m, NULL, &err), 0);
+    for (size_t i = 0; i < m->nversions; i++)
+        snprintf(m->versions[i].fingerprint, sizeof(m->versions[i].fingerprint), "%s", old);
+    assert_int_equal(kv_meta_encode_bin(m, &enc, &enclen, &err), 0);
+    snprintf(key, sizeof(key), "kv/data/%s@meta", path);
+    assert_int_equal(barrier_put(f->br, key, enc, enclen, &err), 0);
+    free(enc);
+    /* The current version's record, format 2 with a 19-byte fingerprint and no custom. */
+    if (m->current_version != 0 && kv_get(f->kv, path, 0, &data, NULL, &err) == 0) {
+        dl = data->len;
+        assert_true(dl <= 128);
+        memset(rec, 0, sizeof(rec));
+        rec[0] = 2;
+        for (int i = 0; i < 8; i++)
+            rec[1 + i] = (unsigned char)(m->current_version >> (8 * (7 - i)));
+        rec[16] = 1; /* created_us = 1 */
+        rec[26] = KV_STAGE_CURRENT;
+        rec[31] = (unsigned char)strlen(old);
+        memcpy(rec + 36, old, strlen(old));
+        memcpy(rec + 36 + strlen(old), data->data, dl);
+        snprintf(key, sizeof(key), "kv/data/%s@cur", path);
+        assert_int_equal(barrier_put(f->br, key, rec, 36 + strlen(old) + dl, &err), 0);
+        secret_free(data);
+    }
+    kv_meta_free(m);
+}
+
+static void
+assert_no_unkeyed(struct fx *f, const char *path)
+{
+    struct kv_meta *m = NULL;
+    struct kv_version_meta vm;
+    struct rk_error err = {0};
+
+    assert_int_equal(kv_metadata_get(f->kv, path, &m, &err), 0);
+    for (size_t i = 0; i < m->nversions; i++)
+        assert_null(strstr(m->versions[i].fingerprint, "sha256"));
+    kv_meta_free(m);
+    memset(&vm, 0, sizeof(vm));
+    (void)kv_get(f->kv, path, 0, NULL, &vm, &err);
+    assert_null(strstr(vm.fingerprint, "sha256"));
+}
+
+/* A store from before keyed fingerprints: no fingerprint key, unkeyed fingerprints in the
+ * metadata and the "@cur" records. The unseal makes a key; reads never show an unkeyed
+ * fingerprint; a write recomputes its path's; kv_fingerprints_migrate does every other path
+ * once, keeping updated_time, and is a no-op after that. */
+static void
+test_fingerprint_migration(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct kv_meta *m = NULL;
+    struct kv_version_meta vm;
+    const uint64_t one = 1;
+    char want[FINGERPRINT_LEN + 1], got[KV_FP_SIZE];
+    int64_t updated;
+    size_t n = 99;
+
+    assert_int_equal(put_json(f->kv, "secret/mig/a", "{\"k\":\"one\"}", NULL, NULL, &err), 0);
+    assert_int_equal(put_json(f->kv, "secret/mig/a", "{\"k\":\"two\"}", NULL, NULL, &err), 0);
+    assert_int_equal(put_json(f->kv, "secret/mig/b", "{\"k\":\"b1\"}", NULL, NULL, &err), 0);
+    assert_int_equal(
+        put_json(f->kv, "secret/mig/b", "{\"k\":\"b2\",\"u\":\"x\"}", NULL, NULL, &err), 0);
+    assert_int_equal(kv_destroy_versions(f->kv, "secret/mig/b", &one, 1, &err), 0);
+    assert_int_equal(put_json(f->kv, "secret/mig/c", "{\"k\":\"c1\"}", NULL, NULL, &err), 0);
+    make_unkeyed(f, "secret/mig/a");
+    make_unkeyed(f, "secret/mig/b");
+    make_unkeyed(f, "secret/mig/c");
+    assert_int_equal(f->b->ops->del(f->b, "core/fpkey", NULL, &err), 0);
+    reopen(f);
+
+    /* Read as they are: the unkeyed fingerprints are blank, never shown. */
+    expect_data(f->kv, "secret/mig/a", 1, "{\"k\":\"one\"}");
+    expect_data(f->kv, "secret/mig/a", 0, "{\"k\":\"two\"}");
+    fp_of_version(f, "secret/mig/a", 1, got);
+    assert_string_equal(got, "");
+    assert_int_equal(kv_get(f->kv, "secret/mig/a", 0, NULL, &vm, &err), 0);
+    assert_string_equal(vm.fingerprint, "");
+    assert_no_unkeyed(f, "secret/mig/a");
+    assert_no_unkeyed(f, "secret/mig/b");
+    assert_no_unkeyed(f, "secret/mig/c");
+
+    /* A write recomputes the old versions of its path with the new key. */
+    assert_int_equal(put_json(f->kv, "secret/mig/c", "{\"k\":\"c2\"}", NULL, NULL, &err), 0);
+    kv_fp(f, "c1", want);
+    fp_of_version(f, "secret/mig/c", 1, got);
+    assert_string_equal(got, want);
+
+    /* The migration after the unseal that made the key recomputes every path. */
+    assert_int_equal(kv_metadata_get(f->kv, "secret/mig/a", &m, &err), 0);
+    updated = m->updated_us;
+    kv_meta_free(m);
+    assert_int_equal(kv_fingerprints_migrate(f->kv, &n, &err), 0);
+    assert_int_equal(n, 3);
+    kv_fp(f, "one", want);
+    fp_of_version(f, "secret/mig/a", 1, got);
+    assert_string_equal(got, want);
+    kv_fp(f, "two", want);
+    fp_of_version(f, "secret/mig/a", 2, got);
+    assert_string_equal(got, want);
+    assert_int_equal(kv_get(f->kv, "secret/mig/a", 0, NULL, &vm, &err), 0);
+    assert_string_equal(vm.fingerprint, want);
+    assert_int_equal(kv_metadata_get(f->kv, "secret/mig/a", &m, &err), 0);
+    assert_int_equal(m->updated_us, updated);
+    kv_meta_free(m);
+    fp_of_version(f, "secret/mig/b", 1, got);
+    assert_string_equal(got, ""); /* destroyed: nothing to recompute from */
+    kv_fp(f, "{\"k\":\"b2\",\"u\":\"x\"}", want);
+    fp_of_version(f, "secret/mig/b", 2, got);
+    assert_string_equal(got, want);
+
+    /* Once: not again, nor after an unseal that found the key. */
+    assert_int_equal(kv_fingerprints_migrate(f->kv, &n, &err), 0);
+    assert_int_equal(n, 0);
+    reopen(f);
+    assert_int_equal(kv_fingerprints_migrate(f->kv, &n, &err), 0);
+    assert_int_equal(n, 0);
+    kv_fp(f, "two", want);
+    fp_of_version(f, "secret/mig/a", 2, got);
+    assert_string_equal(got, want);
+
+    /* The key record lost: the unseal makes another key, and the migration recomputes every
+     * path's fingerprints under it. */
+    assert_int_equal(f->b->ops->del(f->b, "core/fpkey", NULL, &err), 0);
+    reopen(f);
+    assert_int_equal(kv_fingerprints_migrate(f->kv, &n, &err), 0);
+    assert_int_equal(n, 3);
+    kv_fp(f, "two", got);
+    assert_string_not_equal(got, want);
+    kv_fp(f, "c2", want);
+    fp_of_version(f, "secret/mig/c", 2, got);
+    assert_string_equal(got, want);
+    assert_int_equal(kv_get(f->kv, "secret/mig/c", 0, NULL, &vm, &err), 0);
+    assert_string_equal(vm.fingerprint, want);
+    assert_int_equal(kv_fingerprints_migrate(f->kv, &n, &err), 0);
+    assert_int_equal(n, 0);
 }
 
 static int
@@ -1168,6 +1488,7 @@ test_layout1_store(void **state)
     assert_int_equal(kv_metadata_get(f->kv, "secret/old/a", &m, &err), 0);
     assert_int_equal(m->current_version, 2);
     assert_string_equal(m->versions[0].author, "ops");
+    assert_string_equal(m->versions[0].fingerprint, ""); /* unkeyed: never shown */
     assert_string_equal(json_string_value(json_object_get(m->custom_metadata, "team")), "gw");
     kv_meta_free(m);
     m = NULL;
@@ -1193,6 +1514,11 @@ test_layout1_store(void **state)
     assert_int_equal(stage_of(f->kv, "secret/old/a", 2), KV_STAGE_PREVIOUS);
     assert_int_equal(kv_metadata_get(f->kv, "secret/old/a", &m, &err), 0);
     assert_int_equal(m->nversions, 3);
+    {
+        char want[FINGERPRINT_LEN + 1];
+        kv_fp(f, "one", want); /* recomputed by the write */
+        assert_string_equal(m->versions[0].fingerprint, want);
+    }
     assert_string_equal(json_string_value(json_object_get(m->custom_metadata, "team")), "gw");
     kv_meta_free(m);
     m = NULL;
@@ -1233,6 +1559,18 @@ test_stage_names(void **state)
 
 /* ---- kv_data_prepare: the fast path for canonical input against the jansson path ---- */
 
+/* A fixed fingerprint key for the tests that run without a store. */
+static const struct fp_key *
+test_key(void)
+{
+    static struct fp_key *k;
+    static const unsigned char raw[FP_KEY_LEN] = "test_kv fingerprint key........";
+
+    if (k == NULL)
+        assert_int_equal(fp_key_new(raw, sizeof(raw), &k), 0);
+    return k;
+}
+
 /* Runs kv_data_prepare and kv_data_prepare_slow on in and asserts identical results: return
  * code, error, output bytes, fingerprint (and the same bytes without a fingerprint). Returns the
  * return code; *same is set if the output equals the input. */
@@ -1244,9 +1582,9 @@ prepare_both(const struct secret *in, int *same)
     char fa[FINGERPRINT_LEN + 1] = "", fb[FINGERPRINT_LEN + 1] = "";
     int ra, rb, rc;
 
-    ra = kv_data_prepare(in, &a, fa, &ea);
-    rb = kv_data_prepare_slow(in, &b, fb, &eb);
-    rc = kv_data_prepare(in, &c, NULL, &ec);
+    ra = kv_data_prepare_key(test_key(), in, &a, fa, &ea);
+    rb = kv_data_prepare_slow(test_key(), in, &b, fb, &eb);
+    rc = kv_data_prepare(NULL, in, &c, NULL, &ec);
     assert_int_equal(ra, rb);
     assert_int_equal(ra, rc);
     assert_int_equal(ea.code, eb.code);
@@ -1425,15 +1763,15 @@ test_data_prepare_fast(void **state)
     /* The fingerprint rule: a single string field by its value, else the whole text. */
     in = secret_from_str("{\"k\":\"sk-value\"}");
     assert_non_null(in);
-    assert_int_equal(kv_data_prepare(in, &out, got, &err), 0);
-    fingerprint("sk-value", 8, want);
+    assert_int_equal(kv_data_prepare_key(test_key(), in, &out, got, &err), 0);
+    assert_int_equal(fingerprint(test_key(), "sk-value", 8, want), 0);
     assert_string_equal(got, want);
     secret_free(out);
     secret_free(in);
     in = secret_from_str("{}");
     assert_non_null(in);
-    assert_int_equal(kv_data_prepare(in, &out, got, &err), 0);
-    fingerprint("{}", 2, want);
+    assert_int_equal(kv_data_prepare_key(test_key(), in, &out, got, &err), 0);
+    assert_int_equal(fingerprint(test_key(), "{}", 2, want), 0);
     assert_string_equal(got, want);
     secret_free(out);
     secret_free(in);
@@ -1451,7 +1789,7 @@ test_data_prepare_fast(void **state)
     assert_int_equal(prepare_both_buf(big, KV_DATA_MAX + 1, &same), -RK_EINVAL);
     in = secret_from(big, KV_DATA_MAX + 1);
     assert_non_null(in);
-    assert_int_equal(kv_data_prepare(in, &out, got, &err), -RK_EINVAL);
+    assert_int_equal(kv_data_prepare_key(test_key(), in, &out, got, &err), -RK_EINVAL);
     assert_null(out);
     snprintf(msg, sizeof(msg), "secret data is %d bytes long; the limit is %d", KV_DATA_MAX + 1,
              KV_DATA_MAX);
@@ -1604,6 +1942,9 @@ main(void)
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test_setup_teardown(test_fingerprint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_puts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_only_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fingerprint_keyed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fingerprint_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_plaintext_on_disk, setup, teardown),
         cmocka_unit_test_setup_teardown(test_layout1_store, setup, teardown),
         cmocka_unit_test(test_stage_names),

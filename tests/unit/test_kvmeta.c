@@ -57,16 +57,20 @@ meta_empty(void)
     return m;
 }
 
-/* Adds version n (the next one) with stage; fingerprint of "value-<n>". */
+/* Adds version n (the next one) with stage; fingerprint of "value-<n>" under a fixed key. */
 static void
 add(struct kv_meta *m, enum kv_stage stage, const char *author, const char *reason)
 {
+    static const unsigned char raw[FP_KEY_LEN] = "test_kvmeta fingerprint key....";
     struct rk_error err = {0};
+    struct fp_key *key = NULL;
     char fp[FINGERPRINT_LEN + 1], val[32];
     uint64_t v;
 
     snprintf(val, sizeof(val), "value-%llu", (unsigned long long)m->latest_version + 1);
-    fingerprint(val, strlen(val), fp);
+    assert_int_equal(fp_key_new(raw, sizeof(raw), &key), 0);
+    assert_int_equal(fingerprint(key, val, strlen(val), fp), 0);
+    fp_key_unref(key);
     assert_int_equal(kv_meta_add_version(m, stage, author, reason, fp, &v, &err), 0);
     assert_int_equal(v, m->latest_version);
     m->versions[m->nversions - 1].created_us = T0 + (int64_t)(v % 1000) * 1000001;
@@ -83,7 +87,8 @@ meta_one(void)
 }
 
 /* Ten versions: authors, reasons, custom metadata, deleted, destroyed, future deletion, every
- * stage, a non-standard fingerprint, UTF-8 and control characters, settings. */
+ * stage, non-standard fingerprints and an unkeyed one of older stores, UTF-8 and control
+ * characters, settings. */
 static struct kv_meta *
 meta_ten(void)
 {
@@ -109,6 +114,7 @@ meta_ten(void)
     snprintf(m->versions[5].fingerprint, sizeof(m->versions[5].fingerprint), "sha256:ABCDEF012345");
     m->versions[6].fingerprint[0] = '\0';
     snprintf(m->versions[9].fingerprint, sizeof(m->versions[9].fingerprint), "md5:x");
+    snprintf(m->versions[7].fingerprint, sizeof(m->versions[7].fingerprint), "sha256:0123456789ab");
     assert_int_equal(kv_meta_validate(m, &err), 0);
     return m;
 }
@@ -520,12 +526,19 @@ test_hand_built(void **state)
         assert_int_equal(hb_decode(&t, &err), -RK_ECORRUPT);
         assert_null(strstr(err.msg, "SECRET"));
     }
-    /* Flag bits 5-7 in the version byte. */
+    /* Bit 5 (the keyed compact form) instead of bit 4; both at once; bits 6-7. */
     {
         struct hb t = h;
+        struct kv_meta *d = NULL;
         size_t at = t.n - 6 - 1 - 13 - 1;
         assert_int_equal(t.b[at], KV_STAGE_CURRENT | 0x10);
-        t.b[at] |= 0x20;
+        t.b[at] = KV_STAGE_CURRENT | 0x20;
+        assert_int_equal(kv_meta_decode_bin(t.b, t.n, &d, &err), 0);
+        assert_string_equal(d->versions[0].fingerprint, "hmac:abababababab");
+        kv_meta_free(d);
+        t.b[at] |= 0x10;
+        assert_int_equal(hb_decode(&t, &err), -RK_ECORRUPT);
+        t.b[at] = KV_STAGE_CURRENT | 0x40;
         assert_int_equal(hb_decode(&t, &err), -RK_ECORRUPT);
         t.b[at] = 0x10 | 5; /* stage 5 does not exist */
         assert_int_equal(hb_decode(&t, &err), -RK_ECORRUPT);
@@ -534,6 +547,10 @@ test_hand_built(void **state)
         assert_int_equal(hb_decode(&t, &err), -RK_ECORRUPT);
     }
     /* A compact-shaped fingerprint stored long is not canonical; another shape is fine. */
+    hb_header(&h, 1, 1, 1, 1);
+    hb_vrec(&h, KV_STAGE_CURRENT, "", "", "hmac:abababababab");
+    assert_int_equal(hb_decode(&h, &err), -RK_ECORRUPT);
+    assert_non_null(strstr(err.msg, "compact"));
     hb_header(&h, 1, 1, 1, 1);
     hb_vrec(&h, KV_STAGE_CURRENT, "", "", "sha256:abababababab");
     assert_int_equal(hb_decode(&h, &err), -RK_ECORRUPT);

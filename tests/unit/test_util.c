@@ -89,7 +89,7 @@ test_encodings(void **state)
 {
     const unsigned char in[] = {0x00, 0xff, 0x10, 0xab};
     unsigned char back[4];
-    char hex[9], fp[FINGERPRINT_LEN + 1], u[16];
+    char hex[9], u[16];
     size_t n;
     unsigned char *dec;
     char *b64;
@@ -111,9 +111,51 @@ test_encodings(void **state)
     assert_null(base64_decode("abc", 3, &n));
     base64url_encode((const unsigned char *)"\xfb\xff", 2, u);
     assert_string_equal(u, "-_8");
-    /* SHA-256("abc") = ba7816bf8f01cfea… */
-    fingerprint("abc", 3, fp);
-    assert_string_equal(fp, "sha256:ba7816bf8f01");
+}
+
+/* Fingerprints are HMAC-SHA256 under a key: RFC 4231 test case 1 (key 0x0b x 20, "Hi There")
+ * is b0344c61d8db…; a plain SHA-256 ("hunter2" gives f52fbd32b2b3…) is never what shows. */
+static void
+test_fingerprint_keyed(void **state)
+{
+    unsigned char k1[20], k2[32];
+    struct fp_key *a = NULL, *b = NULL;
+    char fp[FINGERPRINT_LEN + 1], fp2[FINGERPRINT_LEN + 1];
+
+    (void)state;
+    memset(k1, 0x0b, sizeof(k1));
+    memset(k2, 0x42, sizeof(k2));
+    assert_int_equal(fp_key_new(k1, sizeof(k1), &a), 0);
+    assert_int_equal(fp_key_new(k2, sizeof(k2), &b), 0);
+    assert_int_equal(fingerprint(a, "Hi There", 8, fp), 0);
+    assert_string_equal(fp, "hmac:b0344c61d8db");
+    assert_true(fingerprint_valid(fp));
+    assert_int_equal(fingerprint(a, "hunter2", 7, fp), 0);
+    assert_true(fingerprint_valid(fp));
+    assert_null(strstr(fp, "f52fbd32b2b3"));
+    /* Another key, another fingerprint; the same key, the same one. */
+    assert_int_equal(fingerprint(b, "hunter2", 7, fp2), 0);
+    assert_string_not_equal(fp, fp2);
+    assert_int_equal(fingerprint(a, "hunter2", 7, fp2), 0);
+    assert_string_equal(fp, fp2);
+    /* A reference keeps the key usable after its creator let go. */
+    assert_ptr_equal(fp_key_ref(a), a);
+    fp_key_unref(a);
+    assert_int_equal(fingerprint(a, "", 0, fp), 0);
+    assert_true(fingerprint_valid(fp));
+    fp_key_unref(a);
+    fp_key_unref(b);
+    fp_key_unref(NULL);
+    assert_int_equal(fingerprint(NULL, "x", 1, fp), -RK_EINVAL);
+    assert_string_equal(fp, "");
+    assert_int_equal(fp_key_new(k1, 8, &a), -RK_EINVAL);
+    /* Only the keyed scheme passes: the old unkeyed one, upper case, wrong lengths do not. */
+    assert_false(fingerprint_valid("sha256:f52fbd32b2b3"));
+    assert_false(fingerprint_valid("hmac:F52FBD32B2B3"));
+    assert_false(fingerprint_valid("hmac:f52fbd32b2b"));
+    assert_false(fingerprint_valid("hmac:f52fbd32b2b3a"));
+    assert_false(fingerprint_valid(""));
+    assert_false(fingerprint_valid(NULL));
 }
 
 static void
@@ -386,7 +428,7 @@ main(void)
         cmocka_unit_test(test_fs_atomic),       cmocka_unit_test(test_time),
         cmocka_unit_test(test_error),           cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_str_hash),        cmocka_unit_test(test_log_escape),
-        cmocka_unit_test(test_netaddr),
+        cmocka_unit_test(test_netaddr),         cmocka_unit_test(test_fingerprint_keyed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
