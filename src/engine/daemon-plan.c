@@ -374,8 +374,9 @@ daemon_plan_all(struct daemon *d, struct rk_error *err)
     for (size_t i = 0; i < inv->nsecrets; i++)
         if ((r = plan_secret(d, i, &inv->secrets[i], now_s, &pc, err)) != 0)
             return r;
+    /* The store's entries not read (a store error): the configuration's are still planned. */
     if ((r = plan_store(d, now_s, &pc, err)) != 0)
-        return r;
+        log_error("scheduler: %s; the entries defined in the store are not scheduled", err->msg);
     if ((r = plan_finishes(d, &nfin, err)) != 0)
         return r;
     total = inv->nsecrets + slots_used(d);

@@ -194,9 +194,10 @@ load_views(json_t *views, struct inventory **out, struct rk_error *err)
         len += n + 3;
         free(line);
     }
-    if (r == 0)
-        r = inventory_load_string(DOC_NAME, doc != NULL ? doc : head,
-                                  doc != NULL ? len : sizeof(head) - 1, out, err);
+    if (r == 0 && doc == NULL)
+        r = inventory_load_string(DOC_NAME, "version: 1\nsecrets: []\n", 23, out, err);
+    else if (r == 0)
+        r = inventory_load_string(DOC_NAME, doc, len, out, err);
     else
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
     free(doc);

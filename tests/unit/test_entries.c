@@ -303,6 +303,16 @@ test_load_all(void **state)
     const char *stale = "{\"kind\":\"manual\",\"every\":\"1h\",\"apply\":[\"gone\"]}";
     const char *strange = "{\"kind\":\"manual\",\"every\":\"1h\",\"colour\":\"red\"}";
 
+    /* None yet: an empty inventory. */
+    assert_int_equal(engine_entries_load(f->kv, f->inv, &all, &bad, &err), 0);
+    assert_int_equal(all->nsecrets, 0);
+    assert_int_equal(bad, 0);
+    inventory_free(all);
+    all = NULL;
+    assert_int_equal(schedule_status_list(f->kv, f->inv, 1000000, &sl, &err), 0);
+    assert_int_equal(sl.n, 1);
+    schedule_list_free(&sl);
+
     assert_int_equal(put(f, "secret/api/z",
                          "{\"kind\":\"generated\",\"format\":\"z-{hex:16}\",\"every\":\"1h\"}",
                          NULL, &err),
