@@ -8,10 +8,12 @@ extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_
 extern const struct cli_cmd cmd_operator_unseal, cmd_operator_seal;
 extern const struct cli_cmd cmd_run;
 extern const struct cli_cmd cmd_server;
+extern const struct cli_cmd cmd_metrics;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_status,
     &cmd_schedule,
+    &cmd_metrics,
     &cmd_lint,
     &cmd_rotate,
     &cmd_rollback,

@@ -37,6 +37,7 @@
 #include "cli/cli.h"
 #include "engine/daemon.h"
 #include "engine/inventory.h"
+#include "metrics/metrics.h"
 #include "store/barrier.h"
 #include "cli/unseal.h"
 #include "util/log.h"
@@ -487,7 +488,8 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     /* Honoured in dev mode too: it is a limit, not a place to listen (tests shorten it). */
     hc.conn_timeout_s = (unsigned)app->inv->request_timeout;
     hc.trusted_proxies = app->inv->trusted_proxies; /* likewise: whose X-Forwarded-For counts */
-    if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0)
+    if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0 ||
+        (r = metrics_server_start(&ctx->err)) != 0) /* counts from the first request */
         goto fail;
     if ((r = http_server_start(&hc, routes, nroutes, app, &srv, &ctx->err)) != 0) {
         rk_error_prefix(&ctx->err, "starting the HTTP server");
@@ -547,6 +549,7 @@ out:
     http_server_stop(srv);
     sweeper_stop(&sched.sweep);
     sched_stop(&sched, 1);
+    metrics_server_stop();
     api_app_free(app);
     secret_free(env_root_id);
     inventory_free(inv);

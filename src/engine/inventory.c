@@ -155,10 +155,22 @@ fail:
 static int
 load_server(struct loader *L, struct ynode *v, struct pos kpos)
 {
-    static const char *const keys[] = {"listen",        "tls_cert",       "tls_key",
-                                       "tls_disable",   "check_interval", "request_timeout",
-                                       "max_lease_ttl", "trusted_proxies"};
-    enum { K_LISTEN, K_CERT, K_KEY, K_DISABLE, K_CHECK, K_REQTIMEOUT, K_MAXLEASE, K_PROXIES, K_N };
+    static const char *const keys[] = {
+        "listen",        "tls_cert",        "tls_key",
+        "tls_disable",   "check_interval",  "request_timeout",
+        "max_lease_ttl", "trusted_proxies", "unauthenticated_metrics_access"};
+    enum {
+        K_LISTEN,
+        K_CERT,
+        K_KEY,
+        K_DISABLE,
+        K_CHECK,
+        K_REQTIMEOUT,
+        K_MAXLEASE,
+        K_PROXIES,
+        K_UNAUTHMETRICS,
+        K_N
+    };
     struct ment e[K_N];
     struct inventory *inv = L->inv;
     int r;
@@ -211,6 +223,11 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
     }
     if (has(&e[K_PROXIES]) &&
         (r = get_proxies(L, e[K_PROXIES].val, e[K_PROXIES].kpos, &inv->trusted_proxies)) != 0)
+        return r;
+    if (has(&e[K_UNAUTHMETRICS]) &&
+        (r = get_bool(L, e[K_UNAUTHMETRICS].val, e[K_UNAUTHMETRICS].kpos,
+                      "server.unauthenticated_metrics_access",
+                      &inv->unauthenticated_metrics_access)) != 0)
         return r;
     if ((inv->tls_cert == NULL) != (inv->tls_key == NULL))
         return lerr(L, kpos, inv->tls_cert ? "server.tls_key" : "server.tls_cert",

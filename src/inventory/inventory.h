@@ -96,6 +96,8 @@ struct inventory {
                               * creation or renewal (0 = unset: token.h's default, 768h) */
     char *trusted_proxies;   /* server: `trusted_proxies`, addresses/CIDRs comma-joined, checked
                               * (netaddr.h); http_config.trusted_proxies; NULL = none */
+    int unauthenticated_metrics_access; /* server: GET sys/metrics without a token (as Vault's
+                                         * telemetry setting of that name); default 0 */
     char *audit_path;
     struct hook_def *hooks;
     size_t nhooks;
