@@ -30,6 +30,8 @@
 #include "util/parse.h"
 #include "util/timeutil.h"
 #include "engine/entries.h"
+#include "util/events.h"
+#include "util/testsw.h"
 #include "engine/rotstate.h"
 #include "util/backoff.h"
 
@@ -106,14 +108,29 @@ progress(struct rot *r, const char *step, const char *fmt, ...)
     log_debug("%s: %s: %s", r->s->path, step, msg);
     if (r->opts != NULL && r->opts->progress != NULL)
         r->opts->progress(r->opts->arg, r->s->path, step, msg);
+    if (events_wanted(EV_ROTATION_STEP) && !(r->opts != NULL && r->opts->dry_run)) {
+        struct rk_event ev = {
+            .type = EV_ROTATION_STEP,
+            .operation = op_names[r->op],
+            .path = r->s->path,
+            .step = step,
+            .outcome = "started",
+            .from_version = r->old,
+            .to_version = r->candidate,
+            .actor = r->author,
+            .reason = r->reason,
+            .message = msg, /* what the step does or why it failed; never a secret */
+        };
+        (void)events_publish(&ev, NULL);
+    }
 }
 
-/* Test builds and tests: REKEY_CRASH_AT=<step> kills the process right after that step's
- * commit, to prove recovery. Inert unless set. */
+/* REKEY_CRASH_AT=<step> (a test switch, util/testsw.h: test builds only) kills the process right
+ * after that step's commit, to prove recovery. */
 static void
 crash_point(const char *name)
 {
-    const char *at = getenv("REKEY_CRASH_AT");
+    const char *at = test_switch("REKEY_CRASH_AT");
 
     if (at != NULL && strcmp(at, name) == 0) {
         log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
@@ -447,6 +464,8 @@ enum commit_mode {
 
 /* Adds the lock refresh or removal (fenced by the lock's revision) and the journal to t,
  * commits it. */
+static int history_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err);
+
 static int
 commit_step(struct rot *r, struct barrier_txn *t, enum commit_mode mode, struct rk_error *err)
 {
@@ -462,12 +481,58 @@ commit_step(struct rot *r, struct barrier_txn *t, enum commit_mode mode, struct 
         rc = mode != COMMIT_DONE ? txn_put_json(t, jk, journal_record(r)) : barrier_txn_del(t, jk);
     if (rc != 0)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
-    rc = barrier_txn_commit(t, &r->lock_rev, err);
+    rc = history_commit(t, &r->lock_rev, err);
     if (rc == -RK_ECONFLICT)
         return rk_error_set(err, RK_EBUSY,
                             "lost the lock on %s: another process took over this rotation",
                             r->s->path);
     return rc;
+}
+
+/* The result of a rotation reaches the event stream (util/events.h: the audit log, the metrics)
+ * only once the transaction that records it in the history has committed: history_add arms this
+ * per-thread slot, history_commit publishes it after a successful commit and drops it otherwise. */
+struct ev_slot {
+    int armed;
+    char path[PATH_MAX_LEN + 1];
+    char op[16], result[16];
+    uint64_t from, to;
+    char author[64], reason[160], msg[256], fp[FINGERPRINT_LEN + 1];
+    int64_t duration_ms;
+};
+static __thread struct ev_slot ev_slot;
+
+static int
+history_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
+{
+    int rc = barrier_txn_commit(t, rev, err);
+
+    if (rc == 0 && ev_slot.armed && events_wanted(EV_ROTATION_RESULT)) {
+        struct rk_event ev = {
+            .type = EV_ROTATION_RESULT,
+            .operation = ev_slot.op,
+            .path = ev_slot.path,
+            .outcome = ev_slot.result,
+            .from_version = ev_slot.from,
+            .to_version = ev_slot.to,
+            .fingerprint = ev_slot.fp[0] ? ev_slot.fp : NULL,
+            .actor = ev_slot.author,
+            .reason = ev_slot.reason,
+            .message = ev_slot.msg,
+            .error = strcmp(ev_slot.result, "ok") != 0 ? ev_slot.msg : NULL,
+            .duration_us = ev_slot.duration_ms * 1000,
+        };
+        (void)events_publish(&ev, NULL);
+    }
+    ev_slot.armed = 0;
+    return rc;
+}
+
+/* The fingerprint of the new value, for the armed result event. */
+static void
+history_event_fp(const char *fp)
+{
+    snprintf(ev_slot.fp, sizeof(ev_slot.fp), "%s", fp != NULL ? fp : "");
 }
 
 static int
@@ -483,6 +548,17 @@ history_add(struct barrier_txn *t, const char *path, const char *op, const char 
     RAND_bytes(rnd, sizeof(rnd));
     hex_encode(rnd, sizeof(rnd), hex);
     snprintf(key, sizeof(key), "rot/history/%s %020lld%s", path, (long long)now, hex);
+    memset(&ev_slot, 0, sizeof(ev_slot));
+    ev_slot.armed = 1;
+    snprintf(ev_slot.path, sizeof(ev_slot.path), "%s", path);
+    snprintf(ev_slot.op, sizeof(ev_slot.op), "%s", op);
+    snprintf(ev_slot.result, sizeof(ev_slot.result), "%s", result);
+    ev_slot.from = from;
+    ev_slot.to = to;
+    snprintf(ev_slot.author, sizeof(ev_slot.author), "%s", author ? author : "");
+    snprintf(ev_slot.reason, sizeof(ev_slot.reason), "%s", reason ? reason : "");
+    snprintf(ev_slot.msg, sizeof(ev_slot.msg), "%s", msg ? msg : "");
+    ev_slot.duration_ms = duration_ms;
     return txn_put_json(t, key,
                         json_pack("{s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "time",
                                   (json_int_t)now, "op", op, "result", result, "from",
@@ -673,6 +749,7 @@ do_complete(struct rot *r, struct rk_error *err)
     if (rc == 0)
         rc = history_add(t, r->s->path, op_names[r->op], "ok", r->old, r->candidate, r->author,
                          r->reason, msg, (time_now_us() - r->started_us) / 1000);
+    history_event_fp(r->res->new_fp);
     if (rc == 0)
         rc = commit_step(r, t, 0, err);
     else
@@ -1651,7 +1728,7 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
     if (rc == 0 && lock_rev != 0)
         rc = barrier_txn_cmp(t, lk, lock_rev);
     if (rc == 0)
-        rc = barrier_txn_commit(t, NULL, err);
+        rc = history_commit(t, NULL, err);
     if (rc == 0) {
         log_info("finished %s: retired v%llu", s->path, (unsigned long long)r.old);
         crash_point("finish");
@@ -1777,7 +1854,7 @@ engine_done(struct engine *e, const char *path, const char *author, struct rk_er
         rc =
             history_add(t, path, "done", "ok", 0, 0, author, "", "action confirmed by a person", 0);
     if (rc == 0)
-        rc = barrier_txn_commit(t, NULL, err);
+        rc = history_commit(t, NULL, err);
     barrier_txn_free(t);
     return rc;
 }

@@ -45,13 +45,15 @@ struct rk_event {
     const char *remote_addr;  /* API: the client address after trusted proxies */
     int status;               /* API responses: the HTTP status */
     int64_t duration_us;      /* results and responses */
+    const char *message;      /* what happened, for people (a step's progress); never a secret */
     const char *error;        /* a failure's message; never a secret */
     const char *route;        /* API: the route family (kv, sys, token, rekey…), for metrics */
 };
 
 /* Called for each event whose type is in the subscriber's mask. A non-zero return from an
  * EV_API_REQUEST or EV_LOCAL_OP subscriber fails the operation before it runs (the audit log
- * could not record it); other types ignore the return. */
+ * could not record it); from an EV_API_RESPONSE subscriber it turns the answer into a 500 (as
+ * Vault does when no audit device can record a response); other types ignore the return. */
 typedef int (*rk_event_fn)(void *arg, const struct rk_event *ev, struct rk_error *err);
 
 #define EVENTS_MAX_SUBSCRIBERS 16
@@ -64,7 +66,8 @@ int events_subscribe(unsigned mask, rk_event_fn fn, void *arg);
 void events_unsubscribe(int id);
 
 /* Delivers ev to every subscriber of its type (ev->time_us is filled when 0). Returns 0, or the
- * first subscriber's error (with its message in err) for the types that may fail. With no
+ * first subscriber's error (with its message in err) for the types that may fail (requests,
+ * responses and local operations). With no
  * subscriber the cost is one atomic load. */
 int events_publish(struct rk_event *ev, struct rk_error *err);
 

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/events.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "engine/rotstate.h"
@@ -548,6 +549,75 @@ test_engine_rollback_drops_pending(void **state)
     kv_meta_free(m);
 }
 
+
+/* The engine's steps and results reach the event stream (util/events.h) once committed: what the
+ * audit log and the metrics subscribe to. No event carries the value. */
+struct evrec {
+    int steps, results;
+    char last_outcome[16], last_op[16], fp[32], steps_seen[256];
+    uint64_t to;
+};
+
+static int
+on_rot_event(void *arg, const struct rk_event *ev, struct rk_error *err)
+{
+    struct evrec *r = arg;
+
+    (void)err;
+    assert_string_equal(ev->path, PATH);
+    assert_true(ev->message == NULL || strstr(ev->message, VALUE_A) == NULL);
+    assert_true(ev->message == NULL || strstr(ev->message, VALUE_B) == NULL);
+    if (ev->type == EV_ROTATION_STEP) {
+        r->steps++;
+        strncat(r->steps_seen, ev->step, sizeof(r->steps_seen) - strlen(r->steps_seen) - 2);
+        strcat(r->steps_seen, ",");
+    } else if (ev->type == EV_ROTATION_RESULT) {
+        r->results++;
+        snprintf(r->last_outcome, sizeof(r->last_outcome), "%s", ev->outcome);
+        snprintf(r->last_op, sizeof(r->last_op), "%s", ev->operation);
+        snprintf(r->fp, sizeof(r->fp), "%s", ev->fingerprint ? ev->fingerprint : "");
+        r->to = ev->to_version;
+        assert_string_equal(ev->actor, "test");
+    }
+    return 0;
+}
+
+static void
+test_engine_events(void **state)
+{
+    struct fx *f = *state;
+    struct rotate_result res;
+    struct rk_error err = {0};
+    struct evrec rec;
+    int id;
+
+    memset(&rec, 0, sizeof(rec));
+    id = events_subscribe(EV_MASK(EV_ROTATION_STEP) | EV_MASK(EV_ROTATION_RESULT), on_rot_event,
+                          &rec);
+    assert_true(id >= 0);
+    set_outcome(f, 0);
+    assert_int_equal(rotate(f, VALUE_A, &res, &err), 0);
+    assert_int_equal(rec.results, 1);
+    assert_string_equal(rec.last_outcome, "ok");
+    assert_string_equal(rec.last_op, "rotate");
+    assert_int_equal(rec.to, 1);
+    assert_string_equal(rec.fp, res.new_fp);
+    assert_non_null(strstr(rec.steps_seen, "create,"));
+    assert_non_null(strstr(rec.steps_seen, "test,"));
+    assert_non_null(strstr(rec.steps_seen, "promote,"));
+    /* a candidate whose target is down: one "pending" result */
+    set_outcome(f, 75);
+    assert_int_equal(rotate(f, VALUE_B, &res, &err), -RK_EUNAVAILABLE);
+    assert_int_equal(rec.results, 2);
+    assert_string_equal(rec.last_outcome, "pending");
+    /* rejected: rolled back */
+    set_outcome(f, 1);
+    assert_int_equal(rotate(f, NULL, &res, &err), -RK_EHOOK);
+    assert_int_equal(rec.results, 3);
+    assert_string_equal(rec.last_outcome, "rolled-back");
+    events_unsubscribe(id);
+}
+
 int
 main(void)
 {
@@ -561,6 +631,7 @@ main(void)
         cmocka_unit_test(test_render_refuses_internal),
         cmocka_unit_test(test_exec_exit_unavailable),
         cmocka_unit_test_setup_teardown(test_engine_outcomes, engine_setup, engine_teardown),
+        cmocka_unit_test_setup_teardown(test_engine_events, engine_setup, engine_teardown),
         cmocka_unit_test_setup_teardown(test_engine_rollback_drops_pending, engine_setup,
                                         engine_teardown),
         cmocka_unit_test_setup_teardown(test_engine_action_hint, engine_setup_console,
