@@ -46,8 +46,12 @@ static const char *const rot_le_txt[] = {"0.01", "0.05", "0.1", "0.5", "1",   "2
 static const struct prom_hist_spec rot_spec = {sizeof(rot_le_us) / sizeof(rot_le_us[0]), rot_le_us,
                                                rot_le_txt};
 
-/* The results a rotation reports (util/events.h outcome); anything else counts as "other". */
-static const char *const results[] = {"ok", "failed", "rolled-back", "unavailable", "other"};
+/* The results a rotation reports (the engine's history: ok, rolled-back when it failed and was
+ * undone, pending when its target did not answer; failed and unavailable as events.h names
+ * outcomes); anything else counts as "other". The first two are written for every entry that
+ * has a result, so that rate() sees a failure's series before the first failure. */
+static const char *const results[] = {"ok",      "rolled-back", "failed",
+                                      "pending", "unavailable", "other"};
 #define NRESULTS (sizeof(results) / sizeof(results[0]))
 #define RESULT_OTHER (NRESULTS - 1)
 
@@ -451,8 +455,9 @@ static void
 render_rotations_locked(const struct metrics *m, struct prom_buf *b)
 {
     prom_family(b, "rekey_rotation_total", "counter",
-                "Rotations this process ran, by entry and result (ok, failed, rolled-back, "
-                "unavailable, other); ok and failed are written once an entry has a result.");
+                "Rotations this process ran, by entry and result (ok, rolled-back: failed and "
+                "undone, pending: the target did not answer, other); ok and rolled-back are "
+                "written once an entry has a result.");
     for (size_t i = 0; m != NULL && i < m->npaths; i++) {
         const struct rot_path *p = &m->paths[i];
         for (size_t k = 0; k < NRESULTS; k++) {

@@ -292,6 +292,10 @@ test_counters_from_events(void **state)
                               .path = "secret/c",
                               .outcome = "rolled-back",
                               .duration_us = 1000});
+    publish((struct rk_event){
+        .type = EV_ROTATION_RESULT, .path = "secret/c", .outcome = "pending", .duration_us = 1000});
+    publish((struct rk_event){
+        .type = EV_ROTATION_RESULT, .path = "secret/c", .outcome = "odd", .duration_us = 1000});
     publish((struct rk_event){.type = EV_ROTATION_RESULT,
                               .operation = "rollback",
                               .path = "secret/c",
@@ -314,18 +318,23 @@ test_counters_from_events(void **state)
     has_line(t, "rekey_http_request_duration_seconds_count{route=\"sys\",code=\"403\"} 1");
     has_line(t, "rekey_rotation_total{path=\"secret/a\\\"b\",result=\"ok\"} 1");
     has_line(t, "rekey_rotation_total{path=\"secret/a\\\"b\",result=\"failed\"} 1");
+    has_line(t, "rekey_rotation_total{path=\"secret/a\\\"b\",result=\"rolled-back\"} 0");
     has_line(t, "rekey_rotation_total{path=\"secret/c\",result=\"ok\"} 0");
     has_line(t, "rekey_rotation_total{path=\"secret/c\",result=\"rolled-back\"} 1");
+    has_line(t, "rekey_rotation_total{path=\"secret/c\",result=\"pending\"} 1");
+    has_line(t, "rekey_rotation_total{path=\"secret/c\",result=\"other\"} 1");
     lacks(t, "result=\"started\"");
-    lacks(t, "path=\"secret/a\\\"b\",result=\"unavailable\"");
+    lacks(t, "path=\"secret/a\\\"b\",result=\"pending\"");
+    lacks(t, "path=\"secret/c\",result=\"failed\"");
     has_line(t, "rekey_operations_total{op=\"rotate\",result=\"ok\"} 1");
     has_line(t, "rekey_operations_total{op=\"rotate\",result=\"rolled-back\"} 1");
+    has_line(t, "rekey_operations_total{op=\"rotate\",result=\"odd\"} 1");
     has_line(t, "rekey_operations_total{op=\"rollback\",result=\"ok\"} 1");
-    has_line(t, "rekey_rotation_duration_seconds_count 3");
-    has_line(t, "rekey_rotation_duration_seconds_bucket{le=\"0.01\"} 1");
-    has_line(t, "rekey_rotation_duration_seconds_bucket{le=\"0.05\"} 2");
-    has_line(t, "rekey_rotation_duration_seconds_bucket{le=\"2.5\"} 3");
-    has_line(t, "rekey_rotation_duration_seconds_sum 2.041");
+    has_line(t, "rekey_rotation_duration_seconds_count 5");
+    has_line(t, "rekey_rotation_duration_seconds_bucket{le=\"0.01\"} 3");
+    has_line(t, "rekey_rotation_duration_seconds_bucket{le=\"0.05\"} 4");
+    has_line(t, "rekey_rotation_duration_seconds_bucket{le=\"2.5\"} 5");
+    has_line(t, "rekey_rotation_duration_seconds_sum 2.043");
     assert_true(metrics_audit_failures() >= 2);
     metrics_free(m); /* unsubscribes */
     publish((struct rk_event){.type = EV_API_RESPONSE, .route = "kv", .status = 200});
