@@ -82,6 +82,7 @@ struct rot {
     struct rot_fields new_map, old_map;         /* the string fields of that data */
     char **internal; /* names of fields never rendered (rot/fields/<path>), NULL-terminated */
     size_t ninternal;
+    struct fp_key *fp; /* the store's fingerprint key for the rotator's messages (rot_ctx) */
     struct rot_ctx rctx;
 };
 
@@ -385,6 +386,9 @@ rot_set_ctx(struct rot *r)
     r->rctx.new_version = r->candidate;
     r->rctx.read_secret = read_secret;
     r->rctx.read_arg = r;
+    if (r->fp == NULL)
+        r->fp = barrier_fp_key(r->e->br);
+    r->rctx.fp_key = r->fp;
 }
 
 static void
@@ -403,6 +407,9 @@ rot_clear(struct rot *r)
     free(r->internal);
     r->internal = NULL;
     r->ninternal = 0;
+    fp_key_unref(r->fp);
+    r->fp = NULL;
+    r->rctx.fp_key = NULL;
 }
 
 /* 1 when a journal record parks a candidate whose target was unavailable. */
@@ -1337,6 +1344,7 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
         if ((rc = lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
             return rc;
     } else if (rc != -RK_ENOTFOUND) {
+        lock_release(e, path, r.lock_rev); /* the journal could not be read: nothing started */
         return rc;
     }
     rk_error_clear(err);
@@ -1365,6 +1373,12 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
     }
     crash_point("create");
     rc = run_from(&r, err);
+    if (rc != 0)
+        /* A store error stopped the rotation halfway: the journal keeps it, and the next attempt
+         * (the daemon's retry, `rekey rotate`, `rekey recover`) finishes or undoes it at once
+         * instead of waiting LOCK_TTL for this live process's lock to expire. A no-op when a
+         * step already released or lost the lock (the compare on its revision fails). */
+        lock_release(e, path, r.lock_rev);
     if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
         struct rk_error e2 = {0};
         int fr = engine_finish(e, path, time_now(), 1, &e2);
@@ -1447,6 +1461,8 @@ resume_found(struct engine *e, const struct inv_secret *s, const char *path, int
             rc = run_from(&r, err);
         }
     }
+    if (rc != 0)
+        lock_release(e, path, r.lock_rev); /* as in rotate_found */
     if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
         struct rk_error e2 = {0};
         (void)engine_finish(e, path, time_now(), 1, &e2);
@@ -1561,8 +1577,8 @@ engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *
             continue;
         }
         key_of(jk, sizeof(jk), "journal", path);
-        if (rc == 0)
-            rc = json_get_record(e->br, jk, &journal, NULL, &e2);
+        if (rc == 0 && (rc = json_get_record(e->br, jk, &journal, NULL, &e2)) != 0)
+            lock_release(e, path, lock_rev); /* the journal could not be read: try again later */
         if (rc == 0 && journal_parked(journal)) {
             /* Not interrupted: a candidate waits for its target. Recovery neither undoes nor
              * retries it; `rekey rotate PATH` and the daemon (after next_retry) do. */
@@ -1656,6 +1672,7 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
     json_int_t version = 0, due = 0;
     int person = 0, rc;
     int64_t frev = 0;
+    char by_person[160] = "";
     struct rot r;
     struct rotate_result res;
     struct rotate_opts none;
@@ -1688,8 +1705,17 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
             rc != -RK_ENOTFOUND)
             goto out;
         rot_set_ctx(&r);
-        if ((rc = r.ops->retire(&r.rctx, err)) != 0)
+        /* -RK_EACTION: the rotator cannot retire this value itself (the old key was made by a
+         * person, not by the admin API): a person does, through an action-required item. */
+        if ((rc = r.ops->retire(&r.rctx, err)) == -RK_EACTION) {
+            snprintf(by_person, sizeof(by_person), "v%llu: %s", (unsigned long long)r.old,
+                     err->msg);
+            utf8_trim_tail(by_person);
+            rk_error_clear(err);
+            rc = 0;
+        } else if (rc != 0) {
             goto out;
+        }
     }
     t = barrier_txn_new(e->br);
     if (t == NULL) {
@@ -1712,12 +1738,16 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
         rc = barrier_txn_cmp(t, fk, frev);
     if (rc == 0)
         rc = barrier_txn_del(t, fk);
-    if (rc == 0 && (person || (rotator_flags(r.ops, s) & ROT_F_PERSON_FINISHES))) {
+    if (rc == 0 &&
+        (person || by_person[0] != '\0' || (rotator_flags(r.ops, s) & ROT_F_PERSON_FINISHES))) {
         struct rot_state st;
         memset(&st, 0, sizeof(st));
         st.state = ROT_ACTION_REQUIRED;
         st.since = time_now();
-        action_line(r.ops, s, r.old, st.action, sizeof(st.action));
+        if (by_person[0] != '\0')
+            snprintf(st.action, sizeof(st.action), "%s", by_person);
+        else
+            action_line(r.ops, s, r.old, st.action, sizeof(st.action));
         snprintf(st.message, sizeof(st.message), "%s, then run: rekey done %s", st.action, s->path);
         utf8_trim_tail(st.message);
         rc = rotstate_put(t, s->path, &st);

@@ -67,7 +67,8 @@ events_wanted(enum rk_event_type t)
 int
 events_publish(struct rk_event *ev, struct rk_error *err)
 {
-    int may_fail = ev->type == EV_API_REQUEST || ev->type == EV_LOCAL_OP;
+    int may_fail =
+        ev->type == EV_API_REQUEST || ev->type == EV_API_RESPONSE || ev->type == EV_LOCAL_OP;
     int first = 0;
 
     if (!events_wanted(ev->type))

@@ -17,11 +17,11 @@
 #include "util/err.h"
 
 enum rk_event_type {
-    EV_ROTATION_STEP = 1,   /* a step of a rotation began or ended (step, outcome) */
-    EV_ROTATION_RESULT,     /* a rotation, rollback, revoke, finish or done ended (outcome) */
-    EV_API_REQUEST,         /* a request was authenticated and is about to be handled */
-    EV_API_RESPONSE,        /* a request was answered (status) */
-    EV_LOCAL_OP,            /* a CLI operation on a local store (kv put/get, operator, …) */
+    EV_ROTATION_STEP = 1, /* a step of a rotation began or ended (step, outcome) */
+    EV_ROTATION_RESULT,   /* a rotation, rollback, revoke, finish or done ended (outcome) */
+    EV_API_REQUEST,       /* a request was authenticated and is about to be handled */
+    EV_API_RESPONSE,      /* a request was answered (status) */
+    EV_LOCAL_OP,          /* a CLI operation on a local store (kv put/get, operator, …) */
 };
 
 #define EV_MASK(t) (1u << (t))
@@ -29,25 +29,25 @@ enum rk_event_type {
 
 struct rk_event {
     enum rk_event_type type;
-    int64_t time_us;          /* wall clock */
-    const char *request_id;   /* API requests; NULL otherwise */
-    const char *operation;    /* rotate, rollback, revoke, finish, done, recover; read, create,
-                               * update, delete, list (API, as Vault names them); kv-put … */
-    const char *path;         /* the secret's or the request's path */
-    const char *step;         /* rotation steps: create, apply, test, promote, reload, finish, undo */
-    const char *outcome;      /* ok, failed, rolled-back, unavailable, started */
+    int64_t time_us;        /* wall clock */
+    const char *request_id; /* API requests; NULL otherwise */
+    const char *operation;  /* rotate, rollback, revoke, finish, done, recover; read, create,
+                             * update, delete, list (API, as Vault names them); kv-put … */
+    const char *path;       /* the secret's or the request's path */
+    const char *step;       /* rotation steps: create, apply, test, promote, reload, finish, undo */
+    const char *outcome;    /* ok, failed, rolled-back, unavailable, started */
     uint64_t from_version, to_version;
-    const char *fingerprint;  /* of the new value, when there is one */
-    const char *actor;        /* author, token display name or local user */
-    const char *accessor;     /* the token's accessor (API); never the token */
+    const char *fingerprint;     /* of the new value, when there is one */
+    const char *actor;           /* author, token display name or local user */
+    const char *accessor;        /* the token's accessor (API); never the token */
     const char *const *policies; /* the token's policies, NULL-terminated; may be NULL */
     const char *reason;
-    const char *remote_addr;  /* API: the client address after trusted proxies */
-    int status;               /* API responses: the HTTP status */
-    int64_t duration_us;      /* results and responses */
-    const char *message;      /* what happened, for people (a step's progress); never a secret */
-    const char *error;        /* a failure's message; never a secret */
-    const char *route;        /* API: the route family (kv, sys, token, rekey…), for metrics */
+    const char *remote_addr; /* API: the client address after trusted proxies */
+    int status;              /* API responses: the HTTP status */
+    int64_t duration_us;     /* results and responses */
+    const char *message;     /* what happened, for people (a step's progress); never a secret */
+    const char *error;       /* a failure's message; never a secret */
+    const char *route;       /* API: the route family (kv, sys, token, rekey…), for metrics */
 };
 
 /* Called for each event whose type is in the subscriber's mask. A non-zero return from an

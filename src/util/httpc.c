@@ -94,8 +94,8 @@ int
 httpc_do(const struct httpc_req *req, struct httpc_resp *resp, struct rk_error *err)
 {
     const char *method = req->method != NULL ? req->method : "GET";
-    int64_t connect_ms = req->connect_timeout_ms > 0 ? req->connect_timeout_ms
-                                                     : HTTPC_DEFAULT_CONNECT_MS;
+    int64_t connect_ms =
+        req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTPC_DEFAULT_CONNECT_MS;
     int64_t total_ms = req->timeout_ms > 0 ? req->timeout_ms : HTTPC_DEFAULT_TIMEOUT_MS;
     size_t body_max = req->body_max > 0 ? req->body_max : HTTPC_DEFAULT_BODY_MAX;
     struct secret **lines = NULL;
@@ -129,7 +129,8 @@ httpc_do(const struct httpc_req *req, struct httpc_resp *resp, struct rk_error *
     resp->body->data[0] = '\0';
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct httpc_header *h = &req->headers[i];
-        const unsigned char *v = h->value != NULL ? h->value->data : (const unsigned char *)h->plain;
+        const unsigned char *v =
+            h->value != NULL ? h->value->data : (const unsigned char *)h->plain;
         size_t vl = h->value != NULL ? h->value->len : (h->plain != NULL ? strlen(h->plain) : 0);
         size_t kl;
 

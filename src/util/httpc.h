@@ -33,8 +33,8 @@ struct httpc_req {
     const char *url;    /* http:// or https://; never a secret */
     const struct httpc_header *headers;
     size_t nheaders;
-    const struct secret *body; /* may be NULL */
-    const char *content_type;  /* sent when body is set; default application/json */
+    const struct secret *body;  /* may be NULL */
+    const char *content_type;   /* sent when body is set; default application/json */
     int64_t connect_timeout_ms; /* 0 = HTTPC_DEFAULT_CONNECT_MS */
     int64_t timeout_ms;         /* the whole exchange; 0 = HTTPC_DEFAULT_TIMEOUT_MS */
     int tls_insecure;           /* 1 = do not verify the peer (tests of self-signed targets) */
@@ -43,11 +43,11 @@ struct httpc_req {
 };
 
 struct httpc_resp {
-    long status;        /* the HTTP status, 0 when no response came */
+    long status;         /* the HTTP status, 0 when no response came */
     struct secret *body; /* the first body_max bytes, NUL-terminated (len excludes it); owned */
     size_t len;
-    int truncated;          /* the body was longer than body_max */
-    int64_t retry_after_s;  /* a Retry-After header in seconds, else -1 */
+    int truncated;         /* the body was longer than body_max */
+    int64_t retry_after_s; /* a Retry-After header in seconds, else -1 */
 };
 
 /* Initialises libcurl once per process (thread-safe; httpc_do calls it too). Returns 0 or

@@ -1,4 +1,5 @@
-/* testsw.c: see testsw.h. REKEY_TEST_SWITCHES is defined by meson.build for -Dtest_switches=true. */
+/* testsw.c: see testsw.h. REKEY_TEST_SWITCHES is defined by meson.build for -Dtest_switches=true.
+ */
 #include "util/testsw.h"
 
 #include <stdlib.h>
