@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/kvjson.h"
+#include "api/status.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "secrets/kv.h"
@@ -456,32 +456,20 @@ int
 api_respond_rk(struct http_request *req, int r, const struct rk_error *err)
 {
     const char *msg = err != NULL && err->msg[0] != '\0' ? err->msg : rk_strerror(r);
+    unsigned status = api_status_for(r); /* the one table (api/status.h) */
 
+    /* Vault's bodies: a plain not found says nothing, sealed and denied say only that. */
     switch (-r) {
-    case RK_ENOTFOUND: http_respond_error(req, 404, NULL); break;
-    case RK_EINVAL:
-    case RK_ECONFLICT:
-    case RK_EEXISTS: http_respond_error(req, 400, "%s", msg); break;
-    case RK_ESEALED: http_respond_error(req, 503, "Vault is sealed"); break;
-    case RK_EPERM: http_respond_error(req, 403, "permission denied"); break;
-    case RK_EBUSY: http_respond_error(req, 409, "%s", msg); break;
-    case RK_ELIMIT: http_respond_error(req, 413, "%s", msg); break;
-    case RK_ENOTIMPL: http_respond_error(req, 501, "%s", msg); break;
-    default: http_respond_error(req, 500, "%s", msg); break;
+    case RK_ENOTFOUND: msg = NULL; break;
+    case RK_ESEALED: msg = "Vault is sealed"; break;
+    case RK_EPERM: msg = "permission denied"; break;
+    default: break;
     }
+    if (msg == NULL)
+        (void)http_respond_error(req, status, NULL);
+    else
+        (void)http_respond_error(req, status, "%s", msg);
     return 0;
-}
-
-json_t *
-api_envelope(json_t *data, json_t *auth)
-{
-    char id[40];
-
-    if (kvjson_request_id(id) != 0) /* the pooled generator: this runs once per request */
-        uuid_new(id);
-    return json_pack("{s:s, s:s, s:b, s:i, s:o, s:n, s:n, s:o}", "request_id", id, "lease_id", "",
-                     "renewable", 0, "lease_duration", 0, "data", data != NULL ? data : json_null(),
-                     "wrap_info", "warnings", "auth", auth != NULL ? auth : json_null());
 }
 
 static void

@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/envelope.h"
 #include "api/http.h"
 #include "api/policy.h"
 #include "api/token.h"
@@ -204,18 +205,13 @@ int api_authorize(struct http_request *req, struct api_app *app, const char *acl
 int api_authenticate(struct http_request *req, struct api_app *app, int spend_use,
                      struct token_info *ti);
 
-/* Answers an engine error the way Vault would: -RK_ENOTFOUND 404 {"errors":[]},
- * -RK_EINVAL 400, -RK_ECONFLICT 400 (check-and-set), -RK_ESEALED 503 "Vault is sealed",
- * -RK_EPERM 403, -RK_EBUSY 409, -RK_ELIMIT 413, -RK_ENOTIMPL 501, others 500 with the message
- * from err (never a secret: rk_error messages never hold one). Returns 0 (the handler's
- * return value). */
+/* Answers an error code with its status from the one table (api_status_for, api/status.h) and
+ * Vault's body: {"errors":[]} for -RK_ENOTFOUND, "Vault is sealed" for -RK_ESEALED,
+ * "permission denied" for -RK_EPERM, else the message from err (never a secret: rk_error
+ * messages never hold one). Returns 0 (the handler's return value). */
 int api_respond_rk(struct http_request *req, int r, const struct rk_error *err);
 
-/* Vault's response envelope: {"request_id":"<uuid>","lease_id":"","renewable":false,
- * "lease_duration":0,"data":data,"wrap_info":null,"warnings":null,"auth":auth}. Steals data
- * and auth (either may be NULL: JSON null). Returns NULL on allocation failure (which
- * http_respond_json turns into a 500). */
-json_t *api_envelope(json_t *data, json_t *auth);
+/* api_envelope, Vault's response envelope: see api/envelope.h. */
 
 /* The capabilities that ti's policies grant on acl_path (policy_capabilities semantics).
  * Returns 0 (with *caps) or -RK_E*. */

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/envelope.h"
+#include "api/status.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/netaddr.h"
@@ -394,12 +396,12 @@ http_respond_json(struct http_request *req, unsigned status, json_t *body)
     if (req->responded)
         goto out;
     if (body == NULL) {
-        rc = respond_literal(req, 500, "{\"errors\":[\"internal error: no response body\"]}");
+        rc = respond_literal(req, 500, API_ERRORS_TEXT("internal error: no response body"));
         goto out;
     }
     if ((b = wbuf_new(256)) == NULL ||
         json_dump_callback(body, wbuf_append, &b, JSON_COMPACT | JSON_ENCODE_ANY) != 0) {
-        rc = respond_literal(req, 500, "{\"errors\":[\"internal error: cannot encode JSON\"]}");
+        rc = respond_literal(req, 500, API_ERRORS_TEXT("internal error: cannot encode JSON"));
         goto out;
     }
     rc = respond_wbuf(req, status, b, "application/json");
@@ -417,17 +419,13 @@ static int
 respond_verror(struct http_request *req, unsigned status, const char *fmt, va_list ap)
 {
     char msg[RK_ERRMSG_MAX];
-    json_t *j;
 
     if (req->responded)
         return -RK_EINTERNAL;
     if (fmt == NULL)
-        return respond_literal(req, status, "{\"errors\":[]}");
+        return respond_literal(req, status, API_ERRORS_NONE);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    j = json_pack("{s:[s]}", "errors", msg);
-    if (j == NULL) /* msg was not UTF-8 */
-        j = json_pack("{s:[s]}", "errors", "error message not representable");
-    return http_respond_json(req, status, j);
+    return http_respond_json(req, status, api_errors(msg, NULL));
 }
 
 int
@@ -769,24 +767,6 @@ tb_init(struct http_server *s, unsigned burst, unsigned rate, unsigned slots)
 /* ---------------------------------------------------------------------------------------- */
 /* MHD callbacks */
 
-static unsigned
-status_for(int rc)
-{
-    switch (-rc) {
-    case RK_EINVAL:
-    case RK_ECONFLICT:
-    case RK_EEXISTS:
-    case RK_ELIMIT: return 400;
-    case RK_EPERM: return 403;
-    case RK_ENOTFOUND: return 404;
-    case RK_ENOTIMPL: return 501;
-    case RK_ESEALED:
-    case RK_EBUSY:
-    case RK_ETIMEOUT: return 503;
-    default: return 500;
-    }
-}
-
 static void
 respond_early(struct http_request *req)
 {
@@ -800,7 +780,7 @@ respond_early(struct http_request *req)
         return;
     }
     switch (req->err_status) {
-    case 404: respond_literal(req, 404, "{\"errors\":[]}"); break;
+    case 404: respond_literal(req, 404, API_ERRORS_NONE); break;
     case 405:
         router_allow_format(req->allow, allow, sizeof(allow));
         (void)http_response_header(req, MHD_HTTP_HEADER_ALLOW, allow);
@@ -828,10 +808,10 @@ dispatch(struct http_request *req)
         http_respond_error(req, 500, "internal error");
         return;
     }
-    if (status_for(rc) >= 500)
+    if (api_status_for(rc) >= 500)
         log_error("http: %s %s: %s", req->method_str, req->path,
                   err.msg[0] ? err.msg : rk_strerror(rc));
-    http_respond_error(req, status_for(rc), "%s", err.msg[0] ? err.msg : rk_strerror(rc));
+    http_respond_error(req, api_status_for(rc), "%s", err.msg[0] ? err.msg : rk_strerror(rc));
 }
 
 static int

@@ -2,12 +2,12 @@
 #include "api/kvjson.h"
 
 #include <inttypes.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "api/envelope.h"
 #include "rotators/rotator.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
@@ -552,55 +552,6 @@ kvjson_duration_go(int64_t secs, char *out, size_t outlen)
         snprintf(out, outlen, "%s%" PRIu64 "s", sign, u);
 }
 
-#define ID_POOL 4096 /* bytes of randomness drawn at once per thread: 256 request ids */
-
-int
-kvjson_request_id(char out[40])
-{
-    static _Thread_local unsigned char pool[ID_POOL];
-    static _Thread_local size_t used = ID_POOL;
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    size_t k = 0;
-
-    if (used + sizeof(b) > ID_POOL) {
-        if (RAND_bytes(pool, sizeof(pool)) != 1) {
-            out[0] = '\0';
-            return -1;
-        }
-        used = 0;
-    }
-    memcpy(b, pool + used, sizeof(b));
-    memset(pool + used, 0, sizeof(b)); /* each id's bytes are used once */
-    used += sizeof(b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    for (size_t i = 0; i < sizeof(b); i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[k++] = '-';
-        out[k++] = hex[b[i] >> 4];
-        out[k++] = hex[b[i] & 15];
-    }
-    out[k] = '\0';
-    return 0;
-}
-
-json_t *
-kvjson_envelope(json_t *data)
-{
-    char id[40];
-    json_t *j;
-
-    if (kvjson_request_id(id) != 0) {
-        json_decref(data);
-        return NULL;
-    }
-    j = json_pack("{s:s, s:s, s:b, s:i, s:o?, s:n, s:n, s:n}", "request_id", id, "lease_id", "",
-                  "renewable", 0, "lease_duration", 0, "data", data, "wrap_info", "warnings",
-                  "auth");
-    return j;
-}
-
 static void
 fmt_time(int64_t us, char *out, size_t outlen)
 {
@@ -635,12 +586,9 @@ char *
 kvjson_read_response(const struct secret *text, const struct kv_version_meta *vm,
                      const json_t *custom, size_t *len)
 {
-    static const char head[] = "{\"request_id\":\"";
-    static const char mid[] = "\",\"lease_id\":\"\",\"renewable\":false,\"lease_duration\":0,"
-                              "\"data\":{\"data\":";
-    static const char tail[] = "},\"wrap_info\":null,\"warnings\":null,\"auth\":null}";
-    char id[40], created[40], deleted[40], meta[256], *cm = NULL, *out = NULL;
-    size_t tl, ml, cml, n, off = 0;
+    char head[API_ENVELOPE_HEAD_MAX], created[40], deleted[40], meta[256], *cm = NULL, *out = NULL;
+    const char *tail;
+    size_t hl, tl, ml, cml, tail_len, n, off = 0;
     int k;
 
     *len = 0;
@@ -648,8 +596,10 @@ kvjson_read_response(const struct secret *text, const struct kv_version_meta *vm
         text->data[text->len - 1] != '}')
         return NULL;
     tl = text->len;
-    if (kvjson_request_id(id) != 0)
+    /* The envelope (api/envelope.h) around {"data": <text>, "metadata": {…}}. */
+    if ((hl = api_envelope_head(head)) == 0)
         return NULL;
+    tail = api_envelope_tail(&tail_len);
     if (custom != NULL && json_is_object(custom) && json_object_size(custom) > 0 &&
         (cm = json_dumps(custom, JSON_COMPACT)) == NULL)
         return NULL;
@@ -663,9 +613,8 @@ kvjson_read_response(const struct secret *text, const struct kv_version_meta *vm
     if (k < 0 || (size_t)k >= sizeof(meta))
         goto out;
     ml = (size_t)k;
-    n = sizeof(head) - 1 + strlen(id) + sizeof(mid) - 1 + tl +
-        strlen(",\"metadata\":{\"created_time\":\"") + strlen(created) +
-        strlen("\",\"custom_metadata\":") + cml + ml + sizeof(tail) - 1;
+    n = hl + strlen("{\"data\":") + tl + strlen(",\"metadata\":{\"created_time\":\"") +
+        strlen(created) + strlen("\",\"custom_metadata\":") + cml + ml + strlen("}") + tail_len;
     if ((out = malloc(n + 1)) == NULL)
         goto out;
 #define PUT(p, l)                                                                                  \
@@ -674,16 +623,16 @@ kvjson_read_response(const struct secret *text, const struct kv_version_meta *vm
         off += (l);                                                                                \
     } while (0)
 #define PUTS(s) PUT((s), strlen(s))
-    PUT(head, sizeof(head) - 1);
-    PUTS(id);
-    PUT(mid, sizeof(mid) - 1);
+    PUT(head, hl);
+    PUTS("{\"data\":");
     PUT(text->data, tl);
     PUTS(",\"metadata\":{\"created_time\":\"");
     PUTS(created);
     PUTS("\",\"custom_metadata\":");
     PUT(cm != NULL ? cm : "null", cml);
     PUT(meta, ml);
-    PUT(tail, sizeof(tail) - 1);
+    PUTS("}");
+    PUT(tail, tail_len);
 #undef PUTS
 #undef PUT
     out[off] = '\0';

@@ -114,25 +114,13 @@ void kvjson_duration_go(int64_t secs, char *out, size_t outlen);
  * multi-unit form ("1h0m0s"). Returns 0 or -RK_EINVAL. */
 int kvjson_duration_value(const json_t *v, const char *field, int64_t *secs, struct rk_error *err);
 
-/* A random UUID (version 4) as text, 36 characters and a NUL, for request ids. The bytes come
- * from RAND_bytes, drawn a few KiB at a time into a per-thread pool: one DRBG call per
- * request was a measurable share of a cached read. Not for keys or nonces. Returns 0, or -1
- * when the random generator failed (out is then ""). */
-int kvjson_request_id(char out[40]);
-
-/* Vault's response envelope: {"request_id": <new uuid>, "lease_id": "", "renewable": false,
- * "lease_duration": 0, "data": data, "wrap_info": null, "warnings": null, "auth": null}.
- * Steals data (which may be NULL: "data": null). Returns NULL on allocation failure (data is
- * then released). */
-json_t *kvjson_envelope(json_t *data);
-
 /* The whole body of a 200 answer to GET secret/data/:path, as text, in one buffer: the
- * envelope of kvjson_envelope around {"data": <text>, "metadata": <kvjson_version_meta>}, the
- * same bytes json_dumps would give for those values (compact, in that key order). text is
- * kv's canonical JSON object text and is spliced as it is (it was encoded by jansson when
- * written and is authenticated by the barrier; parsing it again to print it again is most of
- * a read's JSON cost). Returns a malloc'd NUL-terminated buffer of *len bytes, holding the
- * secret: the caller wipes it (freezero(buf, *len + 1)); or NULL when out of memory or when
+ * envelope (api_envelope_head and _tail of api/envelope.h) around {"data": <text>, "metadata":
+ * <kvjson_version_meta>}, the same bytes json_dumps would give for those values (compact, in
+ * that key order). text is kv's canonical JSON object text and is spliced as it is (it was encoded
+ * by jansson when written and is authenticated by the barrier; parsing it again to print it again
+ * is most of a read's JSON cost). Returns a malloc'd NUL-terminated buffer of *len bytes, holding
+ * the secret: the caller wipes it (freezero(buf, *len + 1)); or NULL when out of memory or when
  * text does not look like an object (the caller answers 500 / falls back). */
 char *kvjson_read_response(const struct secret *text, const struct kv_version_meta *vm,
                            const json_t *custom, size_t *len);

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "api/app.h"
+#include "api/envelope.h"
 #include "api/http.h"
 #include "api/kvjson.h"
 #include "api/policy.h"
@@ -105,7 +106,7 @@ respond_data(struct http_request *req, unsigned status, json_t *data)
     if (data == NULL)
         (void)http_respond_error(req, 500, "out of memory");
     else
-        (void)http_respond_json(req, status, kvjson_envelope(data));
+        (void)http_respond_json(req, status, api_envelope(data, NULL));
     return 0;
 }
 

@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "api/app.h"
+#include "api/envelope.h"
 #include "api/http.h"
 #include "api/kvjson.h"
 #include "api/policy.h"
 #include "api/router.h"
+#include "api/status.h"
 #include "api/token.h"
 #include "engine/entries.h"
 #include "engine/inventory.h"
@@ -30,7 +32,7 @@ respond_data(struct http_request *req, unsigned status, json_t *data)
     if (data == NULL)
         (void)http_respond_error(req, 500, "out of memory");
     else
-        (void)http_respond_json(req, status, kvjson_envelope(data));
+        (void)http_respond_json(req, status, api_envelope(data, NULL));
     return 0;
 }
 
@@ -64,7 +66,7 @@ begin(struct http_request *req, struct api_app *app, const char *acl, unsigned c
     if (app->engine == NULL || app->inv == NULL) {
         api_app_unlock(app);
         token_info_clear(ti);
-        (void)http_respond_error(req, 503, "Vault is sealed");
+        (void)api_respond_rk(req, -RK_ESEALED, NULL);
         return -1;
     }
     return 0;
@@ -77,31 +79,15 @@ end(struct api_app *app, struct token_info *ti)
     token_info_clear(ti);
 }
 
-/* Answers an engine error with its message (the engine's messages never hold a secret). */
+/* Answers an engine error with its message (the engine's messages never hold a secret) and
+ * the result so far (data, stolen; may be NULL), with the status of the one table
+ * (api/status.h): 502 rejected by the target, 503 unavailable (the candidate stays pending),
+ * 409 busy, 504 a step timed out. */
 static int
 respond_engine_error(struct http_request *req, int r, const struct rk_error *err, json_t *data)
 {
-    unsigned status;
-    json_t *body;
-
-    switch (-r) {
-    case RK_EINVAL:
-    case RK_ELIMIT: status = 400; break;
-    case RK_EPERM: status = 403; break;
-    case RK_ENOTFOUND: status = 404; break;
-    case RK_EBUSY:
-    case RK_ECONFLICT: status = 409; break;
-    case RK_ENOTIMPL: status = 501; break;
-    case RK_EHOOK:
-    case RK_EREJECTED: status = 502; break;
-    case RK_ESEALED:
-    case RK_EUNAVAILABLE: status = 503; break;
-    case RK_ETIMEOUT: status = 504; break;
-    default: status = 500; break;
-    }
-    body =
-        json_pack("{s:[s], s:o?}", "errors", err->msg[0] ? err->msg : rk_strerror(r), "data", data);
-    (void)http_respond_json(req, status, body);
+    (void)http_respond_json(req, api_status_for(r),
+                            api_errors(err->msg[0] ? err->msg : rk_strerror(r), data));
     return 0;
 }
 
@@ -340,7 +326,7 @@ rotate_common(struct http_request *req, struct api_app *app, enum rot_op op)
     api_app_rdlock(app);
     if (app->engine == NULL) {
         api_app_unlock(app);
-        (void)http_respond_error(req, 503, "Vault is sealed");
+        (void)api_respond_rk(req, -RK_ESEALED, NULL);
         goto out_noapp;
     }
     r = engine_rotate(app->engine, path, &ro, &res, &err);

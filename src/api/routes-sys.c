@@ -6,6 +6,7 @@
 
 #include "api/app.h"
 #include "api/server.h"
+#include "api/status.h"
 #include "api/sysbody.h"
 #include "util/enc.h"
 #include "util/log.h"
@@ -191,7 +192,8 @@ h_unseal(struct http_request *req, void *vapp, struct rk_error *err)
     json_decref(body);
     if (r != 0) {
         log_warn("sys/unseal from %s: %s", http_request_ip(req), err->msg);
-        return http_respond_error(req, 400, "%s", err->msg);
+        /* Vault: a wrong or malformed share is 400, a failure of the server's own 500. */
+        return http_respond_error(req, api_status_for(r), "%s", err->msg);
     }
     return http_respond_json(req, 200, seal_status(app));
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/envelope.h"
 #include "api/kvjson.h"
 #include "util/err.h"
 #include "util/secret.h"
@@ -536,7 +537,7 @@ test_duration_go(void **state)
 static void
 test_envelope(void **state)
 {
-    json_t *e = kvjson_envelope(json_pack("{s:i}", "x", 1)), *n;
+    json_t *e = api_envelope(json_pack("{s:i}", "x", 1), NULL), *n;
     const char *id;
 
     (void)state;
@@ -553,7 +554,7 @@ test_envelope(void **state)
     assert_int_equal(strlen(id), 36);
     assert_int_equal(id[8], '-');
     assert_int_equal(id[14], '4');
-    n = kvjson_envelope(NULL);
+    n = api_envelope(NULL, NULL);
     assert_true(json_is_null(json_object_get(n, "data")));
     /* A fresh id each time. */
     assert_string_not_equal(id, json_string_value(json_object_get(n, "request_id")));

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api/envelope.h"
 #include "api/kvjson.h"
 #include "api/token.h"
 #include "store/backend.h"
@@ -348,8 +349,8 @@ check_read_response(const char *data_text, const struct kv_version_meta *vm, jso
     got = json_loads(body, 0, NULL);
     assert_non_null(got);
     data = json_loads(data_text, 0, NULL);
-    want = kvjson_envelope(
-        json_pack("{s:o, s:o}", "data", data, "metadata", kvjson_version_meta(vm, custom)));
+    want = api_envelope(
+        json_pack("{s:o, s:o}", "data", data, "metadata", kvjson_version_meta(vm, custom)), NULL);
     assert_non_null(want);
     /* request_id is random in each. */
     assert_int_equal(strlen(json_string_value(json_object_get(got, "request_id"))), 36);
@@ -406,7 +407,7 @@ test_request_id(void **state)
 
     (void)state;
     for (size_t i = 0; i < 600; i++) {
-        assert_int_equal(kvjson_request_id(ids[i]), 0);
+        assert_int_equal(api_request_id(ids[i]), 0);
         assert_int_equal(strlen(ids[i]), 36);
         for (size_t k = 0; k < 36; k++) {
             if (k == 8 || k == 13 || k == 18 || k == 23)
