@@ -2,9 +2,12 @@
  * until the earliest one, with no periodic wake-ups. It runs either as the whole process
  * (`rekey run`) or as a thread of `rekey server`. See docs/daemon.md.
  *
- * Timers: ROTATE (an auto secret is due), RETRY (a failed rotation, with backoff), REMIND (a
- * manual secret is due: logged once per due period, never a value invented), FINISH (a grace
- * period ends: the previous value is retired). Rotations run synchronously in the loop.
+ * Timers: ROTATE (an auto secret is due), RETRY (a failed rotation, or a candidate left pending
+ * by an unavailable target, with util/backoff.h's backoff), REMIND (a manual secret is due:
+ * logged once per due period, never a value invented), FINISH (a grace period ends: the
+ * previous value is retired). Rotations run synchronously in the loop. The secrets are the
+ * inventory's and the entries defined in the store (engine/entries.h); when each is due comes
+ * from engine/schedule.h (its kind's status op, or last rotation + every).
  *
  * `rekey run` (opts->embed NULL): SIGTERM and SIGINT are blocked and read through a signalfd
  * between timers, so a rotation in flight always completes (or fails and is undone by the
