@@ -3,8 +3,8 @@
 
 #include <openssl/rand.h>
 
-#define BACKOFF_MAX_BASE 60    /* seconds */
-#define BACKOFF_MAX_CAP 21600  /* 6 h */
+#define BACKOFF_MAX_BASE 60   /* seconds */
+#define BACKOFF_MAX_CAP 21600 /* 6 h */
 #define BACKOFF_JITTER_PCT 10
 
 void

@@ -17,11 +17,24 @@ test_policy_exact(void **state)
         int failures;
         int64_t want;
     } cases[] = {
-        {3, 1, 1},           {3, 2, 2},           {3, 3, 3},          {3, 50, 3},
-        {30 * 86400, 1, 60}, {30 * 86400, 2, 120}, {30 * 86400, 3, 240},
-        {30 * 86400, 9, 15360}, {30 * 86400, 10, 21600}, {30 * 86400, 1000000, 21600},
-        {300, 1, 30},        {300, 4, 240},       {300, 5, 300},      {0, 1, 1},
-        {0, 0, 1},           {1, -3, 1},          {0, 20, 21600},     {-5, 3, 4},
+        {3, 1, 1},
+        {3, 2, 2},
+        {3, 3, 3},
+        {3, 50, 3},
+        {30 * 86400, 1, 60},
+        {30 * 86400, 2, 120},
+        {30 * 86400, 3, 240},
+        {30 * 86400, 9, 15360},
+        {30 * 86400, 10, 21600},
+        {30 * 86400, 1000000, 21600},
+        {300, 1, 30},
+        {300, 4, 240},
+        {300, 5, 300},
+        {0, 1, 1},
+        {0, 0, 1},
+        {1, -3, 1},
+        {0, 20, 21600},
+        {-5, 3, 4},
     };
 
     (void)state;
@@ -75,7 +88,8 @@ test_custom(void **state)
     assert_int_equal(backoff_delay(&p, 2000000000), 100);
     p = (struct backoff_policy){.base = 0, .factor = 0, .cap = 0, .jitter_pct = 500};
     assert_int_equal(backoff_delay(&p, 7), 1);
-    p = (struct backoff_policy){.base = INT64_MAX / 2, .factor = 4, .cap = INT64_MAX, .jitter_pct = 0};
+    p = (struct backoff_policy){
+        .base = INT64_MAX / 2, .factor = 4, .cap = INT64_MAX, .jitter_pct = 0};
     assert_int_equal(backoff_delay(&p, 3), INT64_MAX);
 }
 

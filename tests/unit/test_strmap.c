@@ -64,7 +64,7 @@ static void
 test_many(void **state)
 {
     enum { N = 100000 };
-    char (*keys)[32] = malloc(N * sizeof(*keys));
+    char(*keys)[32] = malloc(N * sizeof(*keys));
     struct strmap *m;
     size_t v;
 
