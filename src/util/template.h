@@ -17,7 +17,15 @@
 
 #define TEMPLATE_FIELD_MAX 128
 
-enum tpl_kind { TPL_TEXT = 0, TPL_NEW, TPL_OLD, TPL_NEW_FIELD, TPL_OLD_FIELD, TPL_PATH, TPL_VERSION };
+enum tpl_kind {
+    TPL_TEXT = 0,
+    TPL_NEW,
+    TPL_OLD,
+    TPL_NEW_FIELD,
+    TPL_OLD_FIELD,
+    TPL_PATH,
+    TPL_VERSION
+};
 
 struct tpl_token {
     enum tpl_kind kind;
