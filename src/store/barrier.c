@@ -6,6 +6,9 @@
  *   core/keyring  the keyring, sealed under the root key in the value envelope with term 0
  *   core/fpkey    the fingerprint key (util/enc.h), sealed in the value envelope under the data
  *                 key that was active when it was made (aad "core/fpkey")
+ *   core/auditsalt  the key of the audit log's HMACs (audit/audit.h), made on first use
+ *                 (barrier_audit_salt), sealed like core/fpkey (aad "core/auditsalt");
+ *                 plaintext (version 1): 0x01 | salt 32
  *
  * Keyring plaintext (version 1), all integers big-endian:
  *   0x01 | active term u32 | count u32 | count * (term u32 | created unix seconds i64 | key 32)
@@ -67,6 +70,8 @@
 #define KEY_SEAL "core/seal"
 #define KEY_KEYRING "core/keyring"
 #define KEY_FPKEY "core/fpkey"
+#define KEY_AUDITSALT "core/auditsalt"
+#define AUDITSALT_FORMAT 1
 #define FPKEY_FORMAT 1
 #define FPKEY_PLAIN (1 + FP_KEY_LEN)
 #define CORE_PREFIX "core/"
@@ -679,6 +684,116 @@ barrier_no_fp_key(struct barrier *br, struct rk_error *err)
     return rk_error_set(err, RK_EIO,
                         "the store has no fingerprint key: it was unsealed without write access; "
                         "unseal it once with write access to create one");
+}
+
+/* ---- the audit salt ------------------------------------------------------------------------- */
+
+/* Opens the audit salt record blob (already read) with the data key of its term. Returns 0 with
+ * *out (AUDIT_SALT_LEN bytes), -RK_ESEALED, -RK_ECORRUPT, -RK_EVERSION, -RK_ENOMEM. */
+static int
+auditsalt_open(struct barrier *br, const unsigned char *blob, size_t blen, struct secret **out,
+               struct rk_error *err)
+{
+    const struct kr_entry *e;
+    struct secret *pt = NULL;
+    uint32_t term = 0;
+    int r;
+
+    if ((r = envelope_check(KEY_AUDITSALT, blob, blen, &term, err)) != 0)
+        return r;
+    if ((pt = secret_new(blen - OVERHEAD)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "audit salt: out of secure memory");
+    pthread_rwlock_rdlock(&br->lock);
+    if (br->kr == NULL)
+        r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+    else if ((e = keyring_find(br->kr, term)) == NULL)
+        r = rk_error_set(err, RK_ECORRUPT,
+                         KEY_AUDITSALT " is sealed under term %u, which the "
+                                       "keyring does not hold",
+                         term);
+    else if ((r = envelope_open(e->key, KEY_AUDITSALT, blob, blen, pt->data)) != 0)
+        r = r == 1 ? rk_error_set(err, RK_ECORRUPT, KEY_AUDITSALT " fails authentication")
+                   : rk_error_set(err, -r, "opening " KEY_AUDITSALT " failed in OpenSSL");
+    pthread_rwlock_unlock(&br->lock);
+    if (r == 0 && (pt->len < 1 || pt->data[0] != AUDITSALT_FORMAT))
+        r = pt->len >= 1 && pt->data[0] > AUDITSALT_FORMAT
+                ? rk_error_set(err, RK_EVERSION,
+                               KEY_AUDITSALT " was written by format %u; "
+                                             "upgrade rekey",
+                               pt->data[0])
+                : rk_error_set(err, RK_ECORRUPT, KEY_AUDITSALT " has a bad format");
+    if (r == 0 && pt->len != 1 + AUDIT_SALT_LEN)
+        r = rk_error_set(err, RK_ECORRUPT, KEY_AUDITSALT " has a bad length");
+    if (r == 0 && (*out = secret_from(pt->data + 1, AUDIT_SALT_LEN)) == NULL)
+        r = rk_error_set(err, RK_ENOMEM, "audit salt: out of secure memory");
+    secret_free(pt);
+    return r;
+}
+
+/* Draws a salt and seals its record under the active data key (*blob, *blen, malloc'd). */
+static int
+auditsalt_make(struct barrier *br, unsigned char **blob, size_t *blen, struct rk_error *err)
+{
+    const struct kr_entry *e;
+    struct secret *pt = secret_new(1 + AUDIT_SALT_LEN);
+    int r;
+
+    if (pt == NULL)
+        return rk_error_set(err, RK_ENOMEM, "audit salt: out of secure memory");
+    pt->data[0] = AUDITSALT_FORMAT;
+    pthread_rwlock_rdlock(&br->lock);
+    if (br->kr == NULL)
+        r = rk_error_set(err, RK_ESEALED, "the store is sealed");
+    else if ((e = keyring_find(br->kr, br->kr->active)) == NULL)
+        r = rk_error_set(err, RK_EINTERNAL, "the keyring has no active key");
+    else if (RAND_priv_bytes(pt->data + 1, AUDIT_SALT_LEN) != 1)
+        r = rk_error_set(err, RK_EINTERNAL, "the random generator failed");
+    else
+        r = envelope_seal(e->key, e->term, KEY_AUDITSALT, pt->data, pt->len, blob, blen, err);
+    pthread_rwlock_unlock(&br->lock);
+    secret_free(pt);
+    return r;
+}
+
+int
+barrier_audit_salt(struct barrier *br, struct secret **out, struct rk_error *err)
+{
+    unsigned char *blob = NULL;
+    size_t blen = 0;
+    int r;
+
+    *out = NULL;
+    if (br == NULL)
+        return rk_error_set(err, RK_EINVAL, "barrier_audit_salt: no barrier");
+    if (barrier_sealed(br))
+        return rk_error_set(err, RK_ESEALED, "the store is sealed");
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = br->b->ops->get(br->b, KEY_AUDITSALT, &blob, &blen, NULL, err);
+        if (r == 0) {
+            r = auditsalt_open(br, blob, blen, out, err);
+            break;
+        }
+        if (r != -RK_ENOTFOUND)
+            break;
+        rk_error_clear(err);
+        /* First use: compared absent, so concurrent first uses (two processes) agree on one. */
+        if ((r = auditsalt_make(br, &blob, &blen, err)) != 0)
+            break;
+        {
+            const struct store_cmp cmp = {KEY_AUDITSALT, 0};
+            const struct store_op op = {STORE_PUT, KEY_AUDITSALT, blob, blen};
+            r = br->b->ops->txn(br->b, &cmp, 1, &op, 1, NULL, err);
+        }
+        if (r == 0)
+            r = auditsalt_open(br, blob, blen, out, err);
+        if (r != -RK_ECONFLICT)
+            break;
+        rk_error_clear(err); /* another writer made it first: read theirs */
+        free(blob);
+        blob = NULL;
+    }
+    free(blob);
+    return r;
 }
 
 /* ---- per-thread decryption contexts ---------------------------------------------------------- */

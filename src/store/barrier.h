@@ -80,6 +80,16 @@ int barrier_fingerprint(struct barrier *br, const void *data, size_t len,
  * fingerprint key: unsealed without write access). */
 int barrier_no_fp_key(struct barrier *br, struct rk_error *err);
 
+/* Bytes of the audit salt. */
+#define AUDIT_SALT_LEN 32
+
+/* The store's audit salt, the key of the audit log's HMACs (audit/audit.h), into *out
+ * (AUDIT_SALT_LEN bytes; secret_free): read from "core/auditsalt", or on first use made and
+ * stored (compared absent, so two processes agree on one). A record of its own, apart from the
+ * fingerprint key, unchanged by keyring rotation. Returns 0, -RK_ESEALED, -RK_ECORRUPT,
+ * -RK_EVERSION, -RK_ENOMEM, -RK_EIO (also: absent and the store cannot be written). */
+int barrier_audit_salt(struct barrier *br, struct secret **out, struct rk_error *err);
+
 /* The backend under the barrier (borrowed), e.g. for backend_trim. */
 struct backend *barrier_backend(struct barrier *br);
 
