@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/status.h"
+#include "audit/audit.h"
 #include "engine/inventory.h"
 #include "engine/rotation.h"
 #include "secrets/kv.h"
@@ -96,8 +97,37 @@ after_unseal_locked(struct api_app *app, struct rk_error *err)
     }
     if (app->on_unseal != NULL)
         app->on_unseal(app);
+    /* The devices enabled through sys/audit are stored behind the barrier. */
+    if (audit_devices_load(app->audit, &fe) != 0)
+        log_error("audit: loading the devices of sys/audit failed: %s", fe.msg);
     log_info("unsealed");
     return 0;
+}
+
+/* The configuration's audit file, or NULL when there is none (no audit: block). */
+static const char *
+audit_file_of(const struct api_app *app, const struct inventory *inv)
+{
+    return !app->audit_off && inv->audit_enabled ? inv->audit_path : NULL;
+}
+
+/* Who a request comes from, for its audit entry (http_set_identify): the token's display
+ * name, accessor and policies from the token cache, spending nothing and answering nothing. */
+static void
+identify(struct http_request *req, void *vapp, struct http_identity *id)
+{
+    struct api_app *app = vapp;
+    const char *tok = http_request_token(req);
+    struct token_info ti = {0};
+
+    if (tok == NULL || *tok == '\0' || barrier_sealed(app->br) ||
+        token_lookup_cached(app->tokens, app->br, tok, &ti, NULL) != 0)
+        return;
+    snprintf(id->actor, sizeof(id->actor), "%s", ti.display_name);
+    snprintf(id->accessor, sizeof(id->accessor), "%s", ti.accessor);
+    for (size_t i = 0; i < ti.npolicies; i++)
+        http_identity_add_policy(id, ti.policies[i]);
+    token_info_clear(&ti);
 }
 
 /* --- lifecycle --- */
@@ -148,6 +178,13 @@ api_app_new(const struct api_app_opts *o, struct api_app **out, struct rk_error 
     }
     if ((r = kv_open(app->br, &app->kv, err)) != 0)
         goto fail;
+    app->audit_off = o->audit_off;
+    {
+        const struct audit_opts ao = {audit_file_of(app, app->inv), app->br};
+        if ((r = audit_open(&ao, &app->audit, err)) != 0)
+            goto fail;
+        http_set_identify(identify);
+    }
     seal_config_load_locked(app);
     uuid_new(app->cluster_id);
     snprintf(app->cluster_name, sizeof(app->cluster_name), "rekey-cluster-%.8s", app->cluster_id);
@@ -175,6 +212,8 @@ api_app_free(struct api_app *app)
         app->on_seal(app);
     engine_free(app->engine);
     app->engine = NULL;
+    audit_free(app->audit); /* before the barrier it keys its HMACs with */
+    app->audit = NULL;
     if (app->br != NULL)
         barrier_seal(app->br);
     progress_reset_locked(app);
@@ -406,6 +445,7 @@ api_app_seal(struct api_app *app)
     progress_reset_locked(app);
     token_cache_flush(app->tokens);
     pthread_rwlock_unlock(&app->lock);
+    audit_devices_unload(app->audit); /* loaded again at the next unseal */
 }
 
 int
@@ -431,6 +471,13 @@ api_app_reload(struct api_app *app, struct rk_error *err)
         engine_set_inventory(app->engine, ninv);
     pthread_rwlock_unlock(&app->lock);
     inventory_free(old);
+    /* SIGHUP: every audit file is opened again (after logrotate), the chain continuing. */
+    {
+        struct rk_error ae = {0};
+        if (audit_set_file(app->audit, audit_file_of(app, ninv), &ae) != 0)
+            log_error("audit: %s", ae.msg);
+        audit_reopen(app->audit);
+    }
     return 0;
 }
 

@@ -49,6 +49,7 @@ struct engine;
 struct inventory;
 struct api_policy_cache;
 struct api_app;
+struct audit;
 
 #define API_MAX_SHARES 255
 #define API_KVCFG_TTL_MS 1000
@@ -63,6 +64,8 @@ struct api_app_opts {
                                     * REKEY_KEY_FILE or store.key_file); NULL: start sealed */
     const char *key_file;          /* that key file's path, if any (sys/init then refuses) */
     int dev;                       /* -dev: reported in logs; the caller initialises the store */
+    int audit_off;                 /* ignore the configuration's audit: block (-dev with the
+                                    * example inventory, which names a file in its directory) */
     /* Copied into struct api_app before anything can unseal (a key file unseals in
      * api_app_new): see the hooks there. May be NULL. */
     void (*on_unseal)(struct api_app *app);
@@ -82,6 +85,9 @@ struct api_app {
     char *config_file;
     char *key_file; /* a configured key file (sys/init refuses shares then) */
     int dev;
+    struct audit *audit; /* the audit log (audit/audit.h): the configuration's file and the
+                          * devices of sys/audit, loaded at unseal; never NULL once made */
+    int audit_off;       /* api_app_opts.audit_off */
 
     /* Seal configuration (from barrier_seal_config) and the unseal progress; under lock.
      * The shares given so far live in the secure heap and are wiped on reset, on success

@@ -30,6 +30,7 @@
 
 #include "api/envelope.h"
 #include "api/status.h"
+#include "util/events.h"
 #include "util/fsutil.h"
 #include "util/log.h"
 #include "util/netaddr.h"
@@ -75,6 +76,12 @@ struct http_request {
     int responded;
     struct resp_header hdrs[MAX_RESP_HEADERS];
     size_t nhdrs;
+    /* events (util/events.h): see audit_request */
+    int audit_req;       /* its EV_API_REQUEST was published */
+    int64_t t0_us;       /* when it began */
+    char req_id[40];     /* the request id of its events */
+    char audit_err[256]; /* the message of an error response */
+    struct http_identity id;
 };
 
 struct conn {
@@ -325,6 +332,177 @@ http_response_header(struct http_request *req, const char *name, const char *val
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Events (util/events.h): a request's entry before its handler, its response's as it is queued */
+
+static _Atomic(http_identify_fn) identify_fn;
+static uint64_t reqid_prefix;
+static _Atomic uint64_t reqid_seq;
+static pthread_once_t reqid_once = PTHREAD_ONCE_INIT;
+
+static void
+reqid_init(void)
+{
+    if (RAND_bytes((unsigned char *)&reqid_prefix, sizeof(reqid_prefix)) != 1)
+        reqid_prefix = (uint64_t)time_now_us();
+}
+
+void
+http_set_identify(http_identify_fn fn)
+{
+    atomic_store(&identify_fn, fn);
+}
+
+void
+http_identity_add_policy(struct http_identity *id, const char *name)
+{
+    size_t used = 0, n = strlen(name) + 1;
+
+    for (size_t i = 0; i < id->npolicies; i++)
+        used += strlen(id->polbuf + used) + 1;
+    if (id->npolicies >= HTTP_ID_POLICIES || n > sizeof(id->polbuf) - used)
+        return;
+    memcpy(id->polbuf + used, name, n);
+    id->npolicies++;
+}
+
+/* Vault's name of the operation. */
+static const char *
+op_name(const struct http_request *req)
+{
+    switch (req->method) {
+    case HTTP_GET:
+    case HTTP_HEAD: return "read";
+    case HTTP_LIST: return "list";
+    case HTTP_PUT:
+    case HTTP_POST: return "update";
+    case HTTP_DELETE: return "delete";
+    case HTTP_PATCH: return "patch";
+    default: return req->method_str != NULL ? req->method_str : "";
+    }
+}
+
+/* The route family (for metrics): kv, token, or the first segment of the route's pattern. */
+static void
+route_family(const struct http_request *req, char *out, size_t outlen)
+{
+    const char *p = req->route != NULL ? req->route->pattern : NULL;
+    size_t n;
+
+    if (p == NULL || strncmp(p, "/v1/", 4) != 0) {
+        snprintf(out, outlen, "none");
+        return;
+    }
+    p += 4;
+    n = strcspn(p, "/");
+    if (n == 6 && strncmp(p, "secret", 6) == 0)
+        snprintf(out, outlen, "kv");
+    else if (n == 4 && strncmp(p, "auth", 4) == 0)
+        snprintf(out, outlen, "token");
+    else
+        snprintf(out, outlen, "%.*s", (int)n, p);
+}
+
+static void
+event_fill(struct http_request *req, enum rk_event_type type, struct rk_event *ev,
+           const char **pols, char *family, size_t flen)
+{
+    const char *path = req->path != NULL ? req->path : "";
+    size_t off = 0;
+
+    if (strncmp(path, "/v1/", 4) == 0)
+        path += 4;
+    for (size_t i = 0; i < req->id.npolicies; i++) {
+        pols[i] = req->id.polbuf + off;
+        off += strlen(pols[i]) + 1;
+    }
+    pols[req->id.npolicies] = NULL;
+    route_family(req, family, flen);
+    memset(ev, 0, sizeof(*ev));
+    ev->type = type;
+    ev->request_id = req->req_id;
+    ev->operation = op_name(req);
+    ev->path = path;
+    ev->actor = req->id.actor[0] != '\0' ? req->id.actor : NULL;
+    ev->accessor = req->id.accessor[0] != '\0' ? req->id.accessor : NULL;
+    ev->policies = req->id.npolicies > 0 ? pols : NULL;
+    ev->remote_addr = req->conn != NULL ? http_request_ip(req) : NULL;
+    ev->route = family;
+}
+
+/* Publishes the request's EV_API_REQUEST once: before the handler (dispatch), or for an answer
+ * given without one as its response is queued. Returns 0, or the subscriber's error. */
+static int
+audit_request(struct http_request *req, struct rk_error *err)
+{
+    const char *pols[HTTP_ID_POLICIES + 1];
+    http_identify_fn fn;
+    struct rk_event ev;
+    char family[32];
+    uint64_t n;
+
+    if (req->audit_req)
+        return 0;
+    req->audit_req = 1;
+    if (!events_wanted(EV_API_REQUEST) && !events_wanted(EV_API_RESPONSE))
+        return 0;
+    /* A random prefix per process and a counter: unique, and no RAND_bytes per request. */
+    pthread_once(&reqid_once, reqid_init);
+    n = atomic_fetch_add(&reqid_seq, 1);
+    snprintf(req->req_id, sizeof(req->req_id), "%08x-%04x-%04x-%04x-%012llx",
+             (unsigned)(reqid_prefix >> 32), (unsigned)(reqid_prefix >> 16) & 0xffff,
+             (unsigned)reqid_prefix & 0xffff, (unsigned)(n >> 48) & 0xffff,
+             (unsigned long long)(n & 0xffffffffffffULL));
+    if (!events_wanted(EV_API_REQUEST))
+        return 0;
+    if ((fn = atomic_load(&identify_fn)) != NULL && req->route != NULL)
+        fn(req, req->inst->srv->app, &req->id);
+    event_fill(req, EV_API_REQUEST, &ev, pols, family, sizeof(family));
+    return events_publish(&ev, err);
+}
+
+/* Publishes the response's event before it is queued; on a failure to record it the answer
+ * becomes a 500 (resp and ctype replaced). Returns the status to send, or 0 when nothing may
+ * be sent. */
+static unsigned
+audit_response(struct http_request *req, unsigned status, struct MHD_Response **resp,
+               const char **ctype)
+{
+    static const char body[] =
+        "{\"errors\":[\"internal error: the audit log cannot record this request\"]}";
+    const char *pols[HTTP_ID_POLICIES + 1];
+    struct MHD_Response *nr;
+    struct rk_error err = {0};
+    struct rk_event ev;
+    char family[32];
+    int r;
+
+    if (!events_wanted(EV_API_RESPONSE) && !events_wanted(EV_API_REQUEST))
+        return status;
+    r = audit_request(req, &err);
+    if (r == 0 && events_wanted(EV_API_RESPONSE)) {
+        event_fill(req, EV_API_RESPONSE, &ev, pols, family, sizeof(family));
+        ev.status = (int)status;
+        ev.duration_us = time_now_us() - req->t0_us;
+        if (ev.duration_us <= 0)
+            ev.duration_us = 1;
+        if (status >= 400)
+            ev.error = req->audit_err;
+        r = events_publish(&ev, &err);
+    }
+    if (r == 0)
+        return status;
+    log_error("http: %s %s: answering 500: %s", req->method_str, req->path, err.msg);
+    nr = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
+                                         MHD_RESPMEM_PERSISTENT);
+    if (nr == NULL) /* out of memory: no answer at all rather than one the log lacks */
+        return 0;
+    MHD_destroy_response(*resp);
+    *resp = nr;
+    *ctype = "application/json";
+    return 500;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Responses */
 
 static int
@@ -337,6 +515,8 @@ queue(struct http_request *req, unsigned status, struct MHD_Response *resp, cons
         log_error("http: cannot create a response (out of memory)");
         return rc;
     }
+    if ((status = audit_response(req, status, &resp, &ctype)) == 0)
+        goto out;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES)
         goto out;
@@ -425,6 +605,7 @@ respond_verror(struct http_request *req, unsigned status, const char *fmt, va_li
     if (fmt == NULL)
         return respond_literal(req, status, API_ERRORS_NONE);
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    snprintf(req->audit_err, sizeof(req->audit_err), "%s", msg);
     return http_respond_json(req, status, api_errors(msg, NULL));
 }
 
@@ -798,8 +979,15 @@ static void
 dispatch(struct http_request *req)
 {
     struct rk_error err = {0};
-    int rc = req->route->handler(req, req->inst->srv->app, &err);
+    int rc;
 
+    /* The request's entry is recorded before the handler runs, or the handler does not run. */
+    if (audit_request(req, &err) != 0) {
+        log_error("http: %s %s refused: %s", req->method_str, req->path, err.msg);
+        http_respond_error(req, 500, "%s", err.msg);
+        return;
+    }
+    rc = req->route->handler(req, req->inst->srv->app, &err);
     if (req->responded)
         return;
     if (rc == 0) {
@@ -1033,6 +1221,7 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
     request_reset(req);
     req->mc = mc;
     req->inst = in;
+    req->t0_us = time_now_us();
     req->counted = 1;
     atomic_fetch_add(&in->inflight, 1);
     req->method_str = method;

@@ -122,6 +122,35 @@ void *http_request_app(const struct http_request *req);
  * -RK_ELIMIT / -RK_ENOMEM / -RK_EINVAL (CR or LF in it). */
 int http_response_header(struct http_request *req, const char *name, const char *value);
 
+/* --- Events: each request is published to the event stream (util/events.h) as EV_API_REQUEST
+ * before its handler runs, and as EV_API_RESPONSE as its response is queued (also an answer
+ * given before routing: 400, 404, 405, 413). A request whose request event a subscriber cannot
+ * record (the audit log) is answered 500 and its handler does not run; a response whose event
+ * cannot be recorded becomes a 500 (as Vault does when no audit device can write). --- */
+
+#define HTTP_ID_MAX 128
+#define HTTP_ID_POLBUF 1024
+#define HTTP_ID_POLICIES 32
+
+/* Who a request comes from, as far as the server can tell before the handler authenticates. */
+struct http_identity {
+    char actor[HTTP_ID_MAX];     /* the token's display name; "" when unknown */
+    char accessor[HTTP_ID_MAX];  /* the token's accessor; "" when unknown; never the token */
+    char polbuf[HTTP_ID_POLBUF]; /* the policies, each NUL-terminated, one after the other */
+    size_t npolicies;
+};
+
+/* Fills id for req (app is the server's app pointer); leaves it empty for a request without a
+ * valid token. Must not answer the request, spend a token use or count a failed attempt. */
+typedef void (*http_identify_fn)(struct http_request *req, void *app, struct http_identity *id);
+
+/* Sets the identify function the server calls before a request's event (process-wide; the
+ * application sets it once; NULL: requests are published without identity). */
+void http_set_identify(http_identify_fn fn);
+
+/* Adds a policy name to id (cut when HTTP_ID_POLICIES or the buffer are full). */
+void http_identity_add_policy(struct http_identity *id, const char *name);
+
 /* --- Responses: one per request. All carry Content-Type and Cache-Control: no-store. Each
  * returns 0, or -RK_EINTERNAL if the request already has a response or MHD refused it. --- */
 

@@ -26,6 +26,7 @@ api_routes(struct route **routes, size_t *n, struct rk_error *err)
         {routes_token, routes_token_count},
         {routes_kv, routes_kv_count},
         {routes_rekey, routes_rekey_count},
+        {routes_audit, routes_audit_count},
         {routes_metrics, routes_metrics_count},
     };
     size_t total = 0, k = 0;

@@ -6,6 +6,7 @@
  *   routes-token.c  routes_token[]  auth/token/...
  *   routes-kv.c     routes_kv[]     secret/data, metadata, ... (when built)
  *   routes-rekey.c  routes_rekey[]  rekey/... (when built)
+ *   routes-audit.c  routes_audit[]  sys/audit, sys/audit/<path>, sys/audit-hash/<path>
  *   routes-metrics.c routes_metrics[] sys/metrics (Prometheus text)
  * Every handler takes the struct api_app (app.h) as its app pointer. */
 #ifndef REKEY_API_SERVER_H
@@ -24,6 +25,8 @@ extern const struct route routes_kv[];
 extern const size_t routes_kv_count;
 extern const struct route routes_rekey[];
 extern const size_t routes_rekey_count;
+extern const struct route routes_audit[];
+extern const size_t routes_audit_count;
 extern const struct route routes_metrics[];
 extern const size_t routes_metrics_count;
 

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "api/app.h"
+#include "audit/audit.h"
 #include "api/http.h"
 #include "api/server.h"
 #include "cli/cli.h"
@@ -404,8 +405,10 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     if (cfg == NULL &&
         (!dev || strcmp(ctx->config_path, "rekey.yaml") != 0 || file_exists(ctx->config_path)))
         cfg = ctx->config_path; /* -c FILE, $REKEY_CONFIG, ./rekey.yaml */
-    if (dev && cfg == NULL)
+    if (dev && cfg == NULL) {
         cfg = find_example(example, sizeof(example));
+        ao.audit_off = 1; /* its audit: block names a file beside the example */
+    }
 
     /* Signals: blocked before any thread starts, so every thread inherits the mask. */
     sigemptyset(&mask);
@@ -487,6 +490,10 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     }
     /* Honoured in dev mode too: it is a limit, not a place to listen (tests shorten it). */
     hc.conn_timeout_s = (unsigned)app->inv->request_timeout;
+    /* A worker waits for the audit log's fsyncs (twice a request): more of them keep the
+     * batches full (docs/audit.md). */
+    if (audit_sink_count(app->audit) > 0)
+        hc.threads = 64;
     hc.trusted_proxies = app->inv->trusted_proxies; /* likewise: whose X-Forwarded-For counts */
     if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0 ||
         (r = metrics_server_start(&ctx->err)) != 0) /* counts from the first request */

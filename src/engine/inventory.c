@@ -246,6 +246,7 @@ load_audit(struct loader *L, struct ynode *v, struct pos kpos)
         return 0;
     if ((r = map_collect(L, v, kpos, "audit", "", keys, 1, e)) != 0)
         return r;
+    L->inv->audit_enabled = 1;
     if (has(&e[0]) && (r = get_file(L, e[0].val, e[0].kpos, "audit.path", &L->inv->audit_path)))
         return r;
     return 0;

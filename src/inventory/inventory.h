@@ -98,7 +98,8 @@ struct inventory {
                               * (netaddr.h); http_config.trusted_proxies; NULL = none */
     int unauthenticated_metrics_access; /* server: GET sys/metrics without a token (as Vault's
                                          * telemetry setting of that name); default 0 */
-    char *audit_path;
+    int audit_enabled; /* an `audit:` block is present: the audit log is on (audit/audit.h) */
+    char *audit_path;  /* its `path`; audit.log next to the config file when unset */
     struct hook_def *hooks;
     size_t nhooks;
     struct inv_secret *secrets;
