@@ -682,14 +682,14 @@ test_engine_shapes(void **state)
                    "\"source\":\"config\",\"needs_input\":false}");
     json_decref(j);
     st.version = 2;
-    snprintf(st.fingerprint, sizeof(st.fingerprint), "sha256:0123456789ab");
+    snprintf(st.fingerprint, sizeof(st.fingerprint), "hmac:0123456789ab");
     st.last_rotated = 1795752306;
     st.next_due = 1795752306 + 30 * 86400;
     st.state = STATE_ACTION_REQUIRED;
     snprintf(st.detail, sizeof(st.detail), "retire the old key");
     j = kvjson_status(&st);
     assert_str(j, "state", "action-required");
-    assert_str(j, "fingerprint", "sha256:0123456789ab");
+    assert_str(j, "fingerprint", "hmac:0123456789ab");
     assert_str(j, "last_rotated", "2026-11-27T04:05:06Z");
     assert_str(j, "next_due", "2026-12-27T04:05:06Z");
     json_decref(j);
@@ -719,11 +719,11 @@ test_engine_shapes(void **state)
     memset(&res, 0, sizeof(res));
     res.old_version = 1;
     res.new_version = 2;
-    snprintf(res.new_fp, sizeof(res.new_fp), "sha256:aaaaaaaaaaaa");
+    snprintf(res.new_fp, sizeof(res.new_fp), "hmac:aaaaaaaaaaaa");
     snprintf(res.message, sizeof(res.message), "rotated");
     j = kvjson_rotate_result("secret/x", &res);
     assert_json(j, "{\"path\":\"secret/x\",\"old_version\":1,\"new_version\":2,"
-                   "\"old_fingerprint\":\"\",\"new_fingerprint\":\"sha256:aaaaaaaaaaaa\","
+                   "\"old_fingerprint\":\"\",\"new_fingerprint\":\"hmac:aaaaaaaaaaaa\","
                    "\"rolled_back\":false,\"message\":\"rotated\"}");
     json_decref(j);
 }
