@@ -2,14 +2,15 @@
  * request: the CLI sends a handful at most, and a fresh handle keeps no state between them. */
 #include "cli/client.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/kvjson.h"
-#include "secrets/kv.h"
 #include "cli/cli.h"
-#include "util/curlload.h"
+#include "secrets/kv.h"
+#include "util/httpc.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
@@ -127,7 +128,7 @@ client_open(struct rk_client **out, struct rk_error *err)
                             "REKEY_ADDR/VAULT_ADDR must start with http:// or https://, got "
                             "'%.200s'",
                             addr);
-    if ((r = curl_load(err)) != 0)
+    if ((r = httpc_init(err)) != 0)
         return r;
     if ((c = calloc(1, sizeof(*c))) == NULL || (c->addr = strdup(addr)) == NULL) {
         free(c);
@@ -345,7 +346,7 @@ client_request(struct rk_client *c, const char *method, const char *path, json_t
         *status = 0;
     if (resp != NULL)
         *resp = NULL;
-    if ((cu = CURL_FN->easy_init()) == NULL)
+    if ((cu = curl_easy_init()) == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     ulen = strlen(c->addr) + strlen(path) + 1;
     if ((url = malloc(ulen)) == NULL)
@@ -356,49 +357,49 @@ client_request(struct rk_client *c, const char *method, const char *path, json_t
         if ((hdr = malloc(hlen)) == NULL)
             goto nomem;
         snprintf(hdr, hlen, "X-Vault-Token: %s", (const char *)c->token->data);
-        h = CURL_FN->slist_append(headers, hdr);
+        h = curl_slist_append(headers, hdr);
         freezero(hdr, hlen);
         if (h == NULL)
             goto nomem;
         headers = h;
     }
-    if ((h = CURL_FN->slist_append(headers, "Expect:")) == NULL)
+    if ((h = curl_slist_append(headers, "Expect:")) == NULL)
         goto nomem;
     headers = h;
     if (body != NULL) {
         if ((text = json_dumps(body, JSON_COMPACT)) == NULL)
             goto nomem;
         tlen = strlen(text);
-        if ((h = CURL_FN->slist_append(headers, "Content-Type: application/json")) == NULL)
+        if ((h = curl_slist_append(headers, "Content-Type: application/json")) == NULL)
             goto nomem;
         headers = h;
     }
-    CURL_FN->easy_setopt(cu, CURLOPT_URL, url);
-    CURL_FN->easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
-    CURL_FN->easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
-    CURL_FN->easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
-    CURL_FN->easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
-    CURL_FN->easy_setopt(cu, CURLOPT_TIMEOUT, c->timeout_s);
-    CURL_FN->easy_setopt(cu, CURLOPT_ERRORBUFFER, errbuf);
-    CURL_FN->easy_setopt(cu, CURLOPT_HTTPHEADER, headers);
-    CURL_FN->easy_setopt(cu, CURLOPT_USERAGENT, "rekey-cli/" REKEY_VERSION);
-    CURL_FN->easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_write);
-    CURL_FN->easy_setopt(cu, CURLOPT_WRITEDATA, &b);
-    CURL_FN->easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, c->skip_verify ? 0L : 1L);
-    CURL_FN->easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, c->skip_verify ? 0L : 2L);
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(cu, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT, c->timeout_s);
+    curl_easy_setopt(cu, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(cu, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(cu, CURLOPT_USERAGENT, "rekey-cli/" REKEY_VERSION);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYPEER, c->skip_verify ? 0L : 1L);
+    curl_easy_setopt(cu, CURLOPT_SSL_VERIFYHOST, c->skip_verify ? 0L : 2L);
     if (c->cacert != NULL)
-        CURL_FN->easy_setopt(cu, CURLOPT_CAINFO, c->cacert);
+        curl_easy_setopt(cu, CURLOPT_CAINFO, c->cacert);
     if (c->capath != NULL)
-        CURL_FN->easy_setopt(cu, CURLOPT_CAPATH, c->capath);
+        curl_easy_setopt(cu, CURLOPT_CAPATH, c->capath);
     if (strcmp(method, "GET") != 0)
-        CURL_FN->easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
     if (body != NULL || strcmp(method, "PUT") == 0 || strcmp(method, "POST") == 0) {
-        CURL_FN->easy_setopt(cu, CURLOPT_POSTFIELDS, text != NULL ? text : "");
-        CURL_FN->easy_setopt(cu, CURLOPT_POSTFIELDSIZE, (long)tlen);
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDS, text != NULL ? text : "");
+        curl_easy_setopt(cu, CURLOPT_POSTFIELDSIZE, (long)tlen);
     }
-    cr = CURL_FN->easy_perform(cu);
+    cr = curl_easy_perform(cu);
     if (cr != CURLE_OK) {
-        const char *why = errbuf[0] ? errbuf : CURL_FN->easy_strerror(cr);
+        const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cr);
         if (b.over)
             r = rk_error_set(err, RK_ELIMIT, "the answer of rekey at %s is larger than %d bytes",
                              c->addr, CLIENT_RESPONSE_MAX);
@@ -415,7 +416,7 @@ client_request(struct rk_client *c, const char *method, const char *path, json_t
             r = rk_error_set(err, RK_EIO, "cannot reach rekey at %s: %s", c->addr, why);
         goto out;
     }
-    CURL_FN->easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &st);
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &st);
     if (status != NULL)
         *status = st;
     if (b.len > 0) {
@@ -448,9 +449,9 @@ out:
     /* curl_slist_append copied the token header: wipe the copies before they are freed. */
     for (h = headers; h != NULL; h = h->next)
         secure_wipe(h->data, strlen(h->data));
-    CURL_FN->slist_free_all(headers);
+    curl_slist_free_all(headers);
     free(url);
-    CURL_FN->easy_cleanup(cu);
+    curl_easy_cleanup(cu);
     return r;
 }
 
