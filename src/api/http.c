@@ -509,6 +509,7 @@ static int
 queue(struct http_request *req, unsigned status, struct MHD_Response *resp, const char *ctype)
 {
     int rc = -RK_EINTERNAL;
+    size_t hi;
 
     req->responded = 1;
     if (resp == NULL) {
@@ -517,7 +518,12 @@ queue(struct http_request *req, unsigned status, struct MHD_Response *resp, cons
     }
     if ((status = audit_response(req, status, &resp, &ctype)) == 0)
         goto out;
-    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES ||
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
+        goto out;
+    /* no-store, unless the handler chose a Cache-Control of its own (a public JWKS) */
+    for (hi = 0; hi < req->nhdrs && strcasecmp(req->hdrs[hi].name, "Cache-Control") != 0; hi++)
+        ;
+    if (hi == req->nhdrs &&
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES)
         goto out;
     for (size_t i = 0; i < req->nhdrs; i++)
@@ -1208,6 +1214,9 @@ done:
     }
 }
 
+#define WELL_KNOWN "/.well-known/"
+#define WELL_KNOWN_ROUTE "/v1/rekey/well-known/"
+
 static void
 request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const char *url,
               const char *method, const char *version, int raw_bad)
@@ -1244,6 +1253,18 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
         req->err_status = 413;
         return;
     }
+    /* A well-known URI (RFC 8615) is served by the route of its name under /v1/rekey/ (public,
+     * read-only documents such as /.well-known/jwks.json): the one path outside /v1/. */
+    if (strncmp(url, WELL_KNOWN, sizeof(WELL_KNOWN) - 1) == 0) {
+        size_t n = sizeof(WELL_KNOWN_ROUTE) + req->path_len;
+        if ((req->canon = malloc(n)) == NULL) {
+            req->err_status = 500;
+            return;
+        }
+        snprintf(req->canon, n, WELL_KNOWN_ROUTE "%s", url + sizeof(WELL_KNOWN) - 1);
+        req->path = url = req->canon;
+        req->path_len = strlen(url);
+    }
     switch (router_match(s->router, req->method, url, req->path_len, &req->route, &req->param_off,
                          &req->allow)) {
     case ROUTER_OK: break;
@@ -1251,6 +1272,10 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
     default: req->err_status = 404; return;
     }
     /* A name in the path gets its one spelling here, before the handler's ACL check. */
+    if (router_route_names(req->route) && req->canon != NULL) {
+        req->err_status = 404; /* a well-known alias names exact routes only */
+        return;
+    }
     if (router_route_names(req->route)) {
         if ((req->canon = malloc(req->path_len + 1)) == NULL) {
             req->err_status = 500;

@@ -1,5 +1,6 @@
 /* server.c: assembles the route table from the route families (see server.h). */
 #include "api/server.h"
+#include "api/routes-transit.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,8 @@ api_routes(struct route **routes, size_t *n, struct rk_error *err)
         {routes_rekey, routes_rekey_count},
         {routes_audit, routes_audit_count},
         {routes_metrics, routes_metrics_count},
+        {routes_transit, routes_transit_count},
+        {routes_jwt, routes_jwt_count},
     };
     size_t total = 0, k = 0;
     struct route *v;

@@ -386,6 +386,7 @@ rot_set_ctx(struct rot *r)
     r->rctx.new_version = r->candidate;
     r->rctx.read_secret = read_secret;
     r->rctx.read_arg = r;
+    r->rctx.kv = r->e->kv;
     if (r->fp == NULL)
         r->fp = barrier_fp_key(r->e->br);
     r->rctx.fp_key = r->fp;
@@ -926,6 +927,12 @@ run_from(struct rot *r, struct rk_error *err)
     case STEP_TESTED:
         progress(r, "promote", "v%llu becomes current%s", (unsigned long long)r->candidate,
                  r->old ? ", the old one previous" : "");
+        /* The kind's own promote (a keyring's latest version) first: run again on a resume. */
+        if (r->ops->promote != NULL && r->op != ROT_OP_ROLLBACK) {
+            rot_set_ctx(r);
+            if ((rc = r->ops->promote(&r->rctx, err)) != 0)
+                return step_failed(r, "promote", rc, err);
+        }
         if ((rc = do_promote(r, err)) != 0)
             return rc;
         crash_point("promote");
@@ -1293,6 +1300,12 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
     if (r.ops == NULL)
         return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet (%s)", r.s->kind,
                             path);
+    if (r.op == ROT_OP_ROLLBACK && (rotator_flags(r.ops, s) & ROT_F_NO_ROLLBACK))
+        return rk_error_set(err, RK_EINVAL,
+                            "%s cannot be rolled back: a %s entry keeps every version at or "
+                            "above its minimum usable; rotate again for a new version, or lower "
+                            "the minimum to accept an older one",
+                            path, r.s->kind);
     snprintf(r.reason, sizeof(r.reason), "%s",
              opts->reason ? opts->reason : (r.op == ROT_OP_REVOKE ? "revoke" : ""));
     snprintf(r.author, sizeof(r.author), "%s", opts->author ? opts->author : "rekey");

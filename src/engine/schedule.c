@@ -137,7 +137,7 @@ kind_status(struct kv *kv, const struct inv_secret *s, const struct rotator_ops 
             struct secret_status *st, struct rk_error *err)
 {
     struct cur_reader cr = {kv, s->path, st->version};
-    struct rot_status_in in = {now, st->last_rotated, st->version, read_current, &cr};
+    struct rot_status_in in = {now, st->last_rotated, st->version, read_current, &cr, kv};
     struct rot_due due;
     struct rk_error e2 = {0};
     int r;

@@ -15,6 +15,8 @@
 
 #define ROTATOR_OPS_VERSION 2
 
+struct kv;
+
 /* Where a manual value comes from (rekey rotate --from-stdin / --from-file / a no-echo prompt). */
 struct rot_input {
     const struct secret *value; /* given directly (an API request body); used first if set */
@@ -42,6 +44,9 @@ struct rot_ctx {
     rot_read_fn read_secret; /* the narrow reader of other secrets; always set by the engine */
     void *read_arg;
     void *priv; /* the rotator's own state between steps */
+    /* The store the engine works on, for a kind that keeps records of its own beside the
+     * entry's versions (transit keyrings, secrets/transit.h). Always set by the engine. */
+    struct kv *kv;
 };
 
 /* Per-entry capabilities, from flags_for (a provider key is manual without an admin key and
@@ -49,6 +54,8 @@ struct rot_ctx {
 enum {
     ROT_F_MANUAL_INPUT = 1 << 0,    /* create needs a value from a person */
     ROT_F_PERSON_FINISHES = 1 << 1, /* retire at the target needs a person (action-required) */
+    ROT_F_NO_ROLLBACK = 1 << 2,     /* versions are not swapped back (a keyring: every version
+                                     * above its minimum stays usable); rollback is refused */
 };
 
 /* What `status` sees of an entry's current value (for a kind whose due time comes from its own
@@ -62,6 +69,7 @@ struct rot_status_in {
      * value. Always set. */
     int (*read_current)(void *arg, const char *field, struct secret **out, struct rk_error *err);
     void *read_arg;
+    struct kv *kv; /* the store, for a kind with records of its own (as rot_ctx.kv) */
 };
 
 /* A kind's answer to `status`. The engine fills it with its own rule first (next_due = last
@@ -99,6 +107,10 @@ struct rotator_ops {
     int (*unapply)(struct rot_ctx *c, struct rk_error *err);
     /* Proves the candidate works against the real target. May be NULL. */
     int (*test)(struct rot_ctx *c, struct rk_error *err);
+    /* Makes the target use the candidate (a keyring's latest version), right before the
+     * engine's promote commit; a later undo calls unapply. May be NULL. Must be safe to run
+     * twice (a resumed rotation runs it again). Its failure undoes the candidate. */
+    int (*promote)(struct rot_ctx *c, struct rk_error *err);
     /* After grace: retires the previous value at the target. May be NULL. Safe to run twice. */
     int (*retire)(struct rot_ctx *c, struct rk_error *err);
     /* Frees c->priv. May be NULL. */

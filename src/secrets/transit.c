@@ -378,6 +378,20 @@ cache_drop(struct transit *t, const char *name)
     ring_unref(old);
 }
 
+/* Drops every cached keyring (and so every loaded key). */
+static void
+cache_flush(struct transit *t)
+{
+    struct tk_ring *old[CACHE_SLOTS];
+
+    pthread_mutex_lock(&t->mu);
+    memcpy(old, t->slots, sizeof(old));
+    memset(t->slots, 0, sizeof(t->slots));
+    pthread_mutex_unlock(&t->mu);
+    for (size_t i = 0; i < CACHE_SLOTS; i++)
+        ring_unref(old[i]);
+}
+
 /* Reads and parses the policy record of name; *rev (may be NULL) gets its revision. */
 static int
 ring_read(struct transit *t, const char *name, struct tk_ring **out, int64_t *rev,
@@ -410,6 +424,11 @@ ring_get(struct transit *t, const char *name, struct tk_ring **out, struct rk_er
     struct tk_ring *r, *old = NULL;
     int rc;
 
+    /* A sealed store keeps no loaded key in memory: the first call after a seal drops them. */
+    if (barrier_sealed(t->br)) {
+        cache_flush(t);
+        return rk_error_set(err, RK_ESEALED, "the store is sealed");
+    }
     pthread_mutex_lock(&t->mu);
     r = t->slots[s];
     if (r != NULL && strcmp(r->name, name) == 0 && now - r->loaded_ms < TRANSIT_CACHE_TTL_MS) {
