@@ -212,6 +212,13 @@ scan(const struct audit_query *q, const char *buf, size_t len, audit_match_fn fn
 }
 
 int
+audit_query_buf(const struct audit_query *q, const char *buf, size_t len, audit_match_fn fn,
+                void *arg)
+{
+    return scan(q, buf, len, fn, arg);
+}
+
+int
 audit_query_fd(const struct audit_query *q, int fd, audit_match_fn fn, void *arg, uint64_t *bytes,
                struct rk_error *err)
 {

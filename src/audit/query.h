@@ -48,6 +48,11 @@ typedef int (*audit_match_fn)(void *arg, const char *line, size_t len);
 int audit_query_fd(const struct audit_query *q, int fd, audit_match_fn fn, void *arg,
                    uint64_t *bytes, struct rk_error *err);
 
+/* Scans whole lines in buf[0..len) (a last line may lack its newline) as audit_query_fd does.
+ * Returns 0 or fn's value. */
+int audit_query_buf(const struct audit_query *q, const char *buf, size_t len, audit_match_fn fn,
+                    void *arg);
+
 /* 1 when the line matches q (the slow path of audit_query_fd, for tests). */
 int audit_query_match(const struct audit_query *q, const char *line, size_t len);
 
