@@ -15,7 +15,7 @@ extern const struct rotator_ops rotator_manual;
 extern const struct rotator_ops rotator_provider_key;   /* planned */
 extern const struct rotator_ops rotator_database;       /* planned */
 extern const struct rotator_ops rotator_transit;
-extern const struct rotator_ops rotator_redis_password; /* planned */
+extern const struct rotator_ops rotator_redis_password;
 extern const struct rotator_ops rotator_certificate;    /* planned */
 
 static const struct rotator_ops *const rotators[] = {
