@@ -1,10 +1,10 @@
 /* policy.c: Vault-compatible ACL policies (see policy.h for the accepted language and the
  * evaluation order).
  *
- * Parsing runs in two passes: a small HCL1/JSON parser builds a tree of nodes (objects, lists,
- * scalars, each with its line and column), then the tree is interpreted as a policy, so every
- * error can point at the exact token. Checking walks the rules of all policies once, with no
- * allocation: a rule keeps its literal prefix (the bytes before the first wildcard) so most
+ * Parsing runs in two passes: the HCL1/JSON reader (api/hcl.c) builds a tree of nodes (objects,
+ * lists, scalars, each with its line and column), then the tree is interpreted here as a policy,
+ * so every error can point at the exact token. Checking walks the rules of all policies once, with
+ * no allocation: a rule keeps its literal prefix (the bytes before the first wildcard) so most
  * non-matching rules are rejected by one memcmp. */
 #include "api/policy.h"
 
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "util/parse.h"
+#include "api/hcl.h"
 #include "api/router.h"
 
 _Static_assert(POLICY_NAME_MAX == ROUTER_NAME_MAX, "a policy name is a name in a path");
@@ -72,617 +73,49 @@ cap_from_name(const char *s, size_t len)
     return 0;
 }
 
-/* ---- errors -------------------------------------------------------------------------------- */
-
-/* Writes s[0..n) into buf as a printable quoted excerpt (user text, never a secret), cut at
- * about 60 bytes so one bad token cannot fill the error message. */
-static const char *
-excerpt(const char *s, size_t n, char *buf, size_t cap)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n && o + 8 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (i >= 60) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            buf[o++] = (char)c;
-        else
-            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static int perr(struct rk_error *err, int code, unsigned line, unsigned col, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static int
-perr(struct rk_error *err, int code, unsigned line, unsigned col, const char *fmt, ...)
-{
-    char msg[RK_ERRMSG_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    return rk_error_set(err, code, "%u:%u: %s", line, col, msg);
-}
-
-/* ---- lexer ---------------------------------------------------------------------------------- */
-
-enum tok {
-    T_EOF,
-    T_IDENT,
-    T_STRING,
-    T_NUMBER,
-    T_LBRACE,
-    T_RBRACE,
-    T_LBRACK,
-    T_RBRACK,
-    T_ASSIGN,
-    T_COMMA
-};
-
-static const char *
-tok_desc(enum tok t)
-{
-    switch (t) {
-    case T_EOF: return "end of input";
-    case T_IDENT: return "identifier";
-    case T_STRING: return "string";
-    case T_NUMBER: return "number";
-    case T_LBRACE: return "'{'";
-    case T_RBRACE: return "'}'";
-    case T_LBRACK: return "'['";
-    case T_RBRACK: return "']'";
-    case T_ASSIGN: return "'='";
-    case T_COMMA: return "','";
-    }
-    return "?";
-}
-
-struct lexer {
-    const char *s;
-    size_t len, pos;
-    unsigned line, col;
-    /* the current token */
-    enum tok t;
-    unsigned tline, tcol;
-    const char *tstr; /* decoded text for identifiers, strings and numbers (in arena) */
-    size_t tlen;
-    char *arena; /* decoded token text; never longer than 2 * input + 16 */
-    size_t aused, acap;
-    struct rk_error *err;
-};
-
-static void
-lx_adv(struct lexer *lx)
-{
-    if (lx->s[lx->pos] == '\n') {
-        lx->line++;
-        lx->col = 1;
-    } else {
-        lx->col++;
-    }
-    lx->pos++;
-}
-
-static int
-is_ident_start(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static int
-is_ident_char(int c)
-{
-    return is_ident_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
-}
-
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Reads 4 hex digits at lx->pos (after "\u"). */
-static int
-lx_hex4(struct lexer *lx, unsigned *out)
-{
-    unsigned v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        int h = lx->pos < lx->len ? hexval((unsigned char)lx->s[lx->pos]) : -1;
-        if (h < 0)
-            return perr(lx->err, RK_EINVAL, lx->line, lx->col,
-                        "expected 4 hex digits after \\u in a string");
-        v = v * 16 + (unsigned)h;
-        lx_adv(lx);
-    }
-    *out = v;
-    return 0;
-}
-
-static void
-arena_put(struct lexer *lx, char c)
-{
-    /* The arena is sized so this cannot overflow (see policy_parse); stay safe regardless. */
-    if (lx->aused < lx->acap)
-        lx->arena[lx->aused++] = c;
-}
-
-static int
-lx_string(struct lexer *lx)
-{
-    size_t start = lx->aused;
-
-    lx_adv(lx); /* opening quote */
-    for (;;) {
-        unsigned char c;
-        if (lx->pos >= lx->len || lx->s[lx->pos] == '\n')
-            return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                        "unterminated string (expected a closing '\"' on the same line)");
-        c = (unsigned char)lx->s[lx->pos];
-        if (c == '"') {
-            lx_adv(lx);
-            break;
-        }
-        if (c < 0x20 && c != '\t')
-            return perr(lx->err, RK_EINVAL, lx->line, lx->col,
-                        "control character 0x%02x inside a string", c);
-        if (c != '\\') {
-            arena_put(lx, (char)c);
-            lx_adv(lx);
-            continue;
-        }
-        lx_adv(lx);
-        if (lx->pos >= lx->len)
-            continue; /* reported as unterminated above */
-        c = (unsigned char)lx->s[lx->pos];
-        unsigned eline = lx->line, ecol = lx->col;
-        lx_adv(lx);
-        switch (c) {
-        case '"': arena_put(lx, '"'); break;
-        case '\\': arena_put(lx, '\\'); break;
-        case '/': arena_put(lx, '/'); break;
-        case 'n': arena_put(lx, '\n'); break;
-        case 't': arena_put(lx, '\t'); break;
-        case 'r': arena_put(lx, '\r'); break;
-        case 'b': arena_put(lx, '\b'); break;
-        case 'f': arena_put(lx, '\f'); break;
-        case 'u': {
-            unsigned cp, lo;
-            int r;
-            if ((r = lx_hex4(lx, &cp)) != 0)
-                return r;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                if (lx->pos + 1 < lx->len && lx->s[lx->pos] == '\\' && lx->s[lx->pos + 1] == 'u') {
-                    lx_adv(lx);
-                    lx_adv(lx);
-                    if ((r = lx_hex4(lx, &lo)) != 0)
-                        return r;
-                    if (lo < 0xdc00 || lo > 0xdfff)
-                        return perr(lx->err, RK_EINVAL, eline, ecol - 1,
-                                    "invalid UTF-16 surrogate pair in \\u escape");
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                } else {
-                    return perr(lx->err, RK_EINVAL, eline, ecol - 1,
-                                "lone UTF-16 surrogate in \\u escape");
-                }
-            } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                return perr(lx->err, RK_EINVAL, eline, ecol - 1,
-                            "lone UTF-16 surrogate in \\u escape");
-            }
-            if (cp == 0)
-                return perr(lx->err, RK_EINVAL, eline, ecol - 1, "\\u0000 is not allowed");
-            if (cp < 0x80) {
-                arena_put(lx, (char)cp);
-            } else if (cp < 0x800) {
-                arena_put(lx, (char)(0xc0 | (cp >> 6)));
-                arena_put(lx, (char)(0x80 | (cp & 0x3f)));
-            } else if (cp < 0x10000) {
-                arena_put(lx, (char)(0xe0 | (cp >> 12)));
-                arena_put(lx, (char)(0x80 | ((cp >> 6) & 0x3f)));
-                arena_put(lx, (char)(0x80 | (cp & 0x3f)));
-            } else {
-                arena_put(lx, (char)(0xf0 | (cp >> 18)));
-                arena_put(lx, (char)(0x80 | ((cp >> 12) & 0x3f)));
-                arena_put(lx, (char)(0x80 | ((cp >> 6) & 0x3f)));
-                arena_put(lx, (char)(0x80 | (cp & 0x3f)));
-            }
-            break;
-        }
-        default:
-            return perr(lx->err, RK_EINVAL, eline, ecol - 1,
-                        "unknown escape '\\%c' in a string (expected \\\" \\\\ \\n \\t \\r or \\u)",
-                        (c >= 0x20 && c < 0x7f) ? c : '?');
-        }
-    }
-    lx->tstr = lx->arena + start;
-    lx->tlen = lx->aused - start;
-    arena_put(lx, '\0');
-    lx->t = T_STRING;
-    return 0;
-}
-
-/* Skips whitespace and comments. */
-static int
-lx_skip(struct lexer *lx)
-{
-    while (lx->pos < lx->len) {
-        char c = lx->s[lx->pos];
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-            lx_adv(lx);
-        } else if (c == '#' || (c == '/' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '/')) {
-            while (lx->pos < lx->len && lx->s[lx->pos] != '\n')
-                lx_adv(lx);
-        } else if (c == '/' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '*') {
-            unsigned l = lx->line, co = lx->col;
-            lx_adv(lx);
-            lx_adv(lx);
-            for (;;) {
-                if (lx->pos + 1 >= lx->len)
-                    return perr(lx->err, RK_EINVAL, l, co,
-                                "unterminated comment (expected '*/' to close it)");
-                if (lx->s[lx->pos] == '*' && lx->s[lx->pos + 1] == '/') {
-                    lx_adv(lx);
-                    lx_adv(lx);
-                    break;
-                }
-                lx_adv(lx);
-            }
-        } else {
-            break;
-        }
-    }
-    return 0;
-}
-
-/* Reads the next token into lx->t. */
-static int
-lx_next(struct lexer *lx)
-{
-    int r;
-    unsigned char c;
-
-    if ((r = lx_skip(lx)) != 0)
-        return r;
-    lx->tline = lx->line;
-    lx->tcol = lx->col;
-    lx->tstr = NULL;
-    lx->tlen = 0;
-    if (lx->pos >= lx->len) {
-        lx->t = T_EOF;
-        return 0;
-    }
-    c = (unsigned char)lx->s[lx->pos];
-    switch (c) {
-    case '{':
-        lx->t = T_LBRACE;
-        lx_adv(lx);
-        return 0;
-    case '}':
-        lx->t = T_RBRACE;
-        lx_adv(lx);
-        return 0;
-    case '[':
-        lx->t = T_LBRACK;
-        lx_adv(lx);
-        return 0;
-    case ']':
-        lx->t = T_RBRACK;
-        lx_adv(lx);
-        return 0;
-    case '=': /* fall through: ':' makes JSON parse with the same grammar */
-    case ':':
-        lx->t = T_ASSIGN;
-        lx_adv(lx);
-        return 0;
-    case ',':
-        lx->t = T_COMMA;
-        lx_adv(lx);
-        return 0;
-    case '"': return lx_string(lx);
-    default: break;
-    }
-    if (c == '<' && lx->pos + 1 < lx->len && lx->s[lx->pos + 1] == '<')
-        return perr(lx->err, RK_EINVAL, lx->line, lx->col,
-                    "heredoc strings are not supported; use a \"quoted string\"");
-    if (is_ident_start(c) || c == '-' || (c >= '0' && c <= '9')) {
-        size_t start = lx->aused;
-        int num = !is_ident_start(c);
-        while (lx->pos < lx->len) {
-            unsigned char d = (unsigned char)lx->s[lx->pos];
-            if (num ? !(isdigit(d) || d == '.' || d == 'e' || d == 'E' || d == '+' || d == '-')
-                    : !is_ident_char(d))
-                break;
-            arena_put(lx, (char)d);
-            lx_adv(lx);
-        }
-        lx->tstr = lx->arena + start;
-        lx->tlen = lx->aused - start;
-        arena_put(lx, '\0');
-        lx->t = num ? T_NUMBER : T_IDENT;
-        return 0;
-    }
-    if (c >= 0x20 && c < 0x7f)
-        return perr(lx->err, RK_EINVAL, lx->line, lx->col, "unexpected character '%c'", c);
-    return perr(lx->err, RK_EINVAL, lx->line, lx->col, "unexpected byte 0x%02x", c);
-}
-
-/* ---- syntax tree ---------------------------------------------------------------------------- */
-
-enum ntype { N_OBJ, N_LIST, N_STR, N_NUM, N_BOOL, N_NULL };
-
-struct node {
-    enum ntype type;
-    unsigned line, col;
-    const char *key; /* when the node is an object member: its key */
-    size_t klen;
-    unsigned kline, kcol;
-    const char *str; /* scalars: the decoded text */
-    size_t slen;
-    int first, last, next; /* children and siblings, as indexes; -1 = none */
-};
-
-#define NODES_MAX (POLICY_TEXT_MAX + 64)
-#define LABELS_MAX 4
-
-struct parser {
-    struct lexer lx;
-    struct node *nodes;
-    size_t nn, ncap;
-    int depth;
-};
-
-static int
-node_new(struct parser *p, enum ntype type, unsigned line, unsigned col, int *out)
-{
-    struct node *n;
-
-    if (p->nn == p->ncap) {
-        size_t ncap = p->ncap ? p->ncap * 2 : 64;
-        struct node *nn;
-        if (ncap > NODES_MAX)
-            ncap = NODES_MAX;
-        if (p->nn >= ncap)
-            return perr(p->lx.err, RK_ELIMIT, line, col, "policy is too complex");
-        if ((nn = realloc(p->nodes, ncap * sizeof(*nn))) == NULL)
-            return rk_error_set(p->lx.err, RK_ENOMEM, "out of memory parsing a policy");
-        p->nodes = nn;
-        p->ncap = ncap;
-    }
-    n = &p->nodes[p->nn];
-    memset(n, 0, sizeof(*n));
-    n->type = type;
-    n->line = line;
-    n->col = col;
-    n->first = n->last = n->next = -1;
-    *out = (int)p->nn++;
-    return 0;
-}
-
-static void
-node_add(struct parser *p, int parent, int child)
-{
-    struct node *pa = &p->nodes[parent];
-
-    if (pa->last < 0)
-        pa->first = child;
-    else
-        p->nodes[pa->last].next = child;
-    pa->last = child;
-}
-
-static int parse_value(struct parser *p, int *out);
-
-/* Parses members until `end` (T_RBRACE or T_EOF) into object obj; leaves `end` current. */
-static int
-parse_members(struct parser *p, int obj, enum tok end, unsigned oline, unsigned ocol)
-{
-    struct lexer *lx = &p->lx;
-    int r;
-
-    while (lx->t != end) {
-        const char *key, *labels[LABELS_MAX];
-        size_t klen, llen[LABELS_MAX];
-        unsigned kline, kcol, lline[LABELS_MAX], lcol[LABELS_MAX];
-        int nlab = 0, v;
-        char ex[128], ex2[128];
-
-        if (lx->t == T_EOF)
-            return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                        "expected '}' to close the block opened at %u:%u", oline, ocol);
-        if (lx->t != T_IDENT && lx->t != T_STRING)
-            return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                        "expected a key such as path \"...\" or capabilities, found %s",
-                        tok_desc(lx->t));
-        key = lx->tstr;
-        klen = lx->tlen;
-        kline = lx->tline;
-        kcol = lx->tcol;
-        if ((r = lx_next(lx)) != 0)
-            return r;
-        /* Labels are quoted only (HCL1 also takes bare words): "path a b" is more likely a typo. */
-        while (lx->t == T_STRING) {
-            if (nlab == LABELS_MAX)
-                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol, "too many block labels");
-            labels[nlab] = lx->tstr;
-            llen[nlab] = lx->tlen;
-            lline[nlab] = lx->tline;
-            lcol[nlab] = lx->tcol;
-            nlab++;
-            if ((r = lx_next(lx)) != 0)
-                return r;
-        }
-        if (lx->t == T_ASSIGN) {
-            if ((r = lx_next(lx)) != 0)
-                return r;
-            if (nlab > 0 && lx->t != T_LBRACE)
-                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol, "expected '{' after %s \"%s\"",
-                            excerpt(key, klen, ex, sizeof(ex)),
-                            excerpt(labels[nlab - 1], llen[nlab - 1], ex2, sizeof(ex2)));
-        } else if (lx->t != T_LBRACE) {
-            if (nlab > 0)
-                return perr(
-                    lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                    "expected '{' after '%s \"%s\"', found %s", excerpt(key, klen, ex, sizeof(ex)),
-                    excerpt(labels[nlab - 1], llen[nlab - 1], ex2, sizeof(ex2)), tok_desc(lx->t));
-            return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                        "expected '=' or '{' after '%s', found %s",
-                        excerpt(key, klen, ex, sizeof(ex)), tok_desc(lx->t));
-        }
-        if ((r = parse_value(p, &v)) != 0)
-            return r;
-        /* path "a" { body }  is  path = { "a" = { body } } */
-        for (int i = nlab - 1; i >= 0; i--) {
-            int o;
-            if ((r = node_new(p, N_OBJ, lline[i], lcol[i], &o)) != 0)
-                return r;
-            p->nodes[v].key = labels[i];
-            p->nodes[v].klen = llen[i];
-            p->nodes[v].kline = lline[i];
-            p->nodes[v].kcol = lcol[i];
-            node_add(p, o, v);
-            v = o;
-        }
-        p->nodes[v].key = key;
-        p->nodes[v].klen = klen;
-        p->nodes[v].kline = kline;
-        p->nodes[v].kcol = kcol;
-        node_add(p, obj, v);
-        if (lx->t == T_COMMA && (r = lx_next(lx)) != 0)
-            return r;
-    }
-    return 0;
-}
-
-/* Parses the value starting at the current token; leaves the token after it current. */
-static int
-parse_value(struct parser *p, int *out)
-{
-    struct lexer *lx = &p->lx;
-    unsigned line = lx->tline, col = lx->tcol;
-    char ex[128];
-    int r, n;
-
-    switch (lx->t) {
-    case T_STRING:
-    case T_NUMBER:
-        if ((r = node_new(p, lx->t == T_STRING ? N_STR : N_NUM, line, col, &n)) != 0)
-            return r;
-        p->nodes[n].str = lx->tstr;
-        p->nodes[n].slen = lx->tlen;
-        *out = n;
-        return lx_next(lx);
-    case T_IDENT:
-        if (strcmp(lx->tstr, "true") == 0 || strcmp(lx->tstr, "false") == 0) {
-            if ((r = node_new(p, N_BOOL, line, col, &n)) != 0)
-                return r;
-        } else if (strcmp(lx->tstr, "null") == 0) {
-            if ((r = node_new(p, N_NULL, line, col, &n)) != 0)
-                return r;
-        } else {
-            return perr(lx->err, RK_EINVAL, line, col,
-                        "expected a value, found identifier '%s' (strings need double quotes)",
-                        excerpt(lx->tstr, lx->tlen, ex, sizeof(ex)));
-        }
-        p->nodes[n].str = lx->tstr;
-        p->nodes[n].slen = lx->tlen;
-        *out = n;
-        return lx_next(lx);
-    case T_LBRACK:
-    case T_LBRACE: break;
-    default:
-        return perr(lx->err, RK_EINVAL, line, col, "expected a value, found %s", tok_desc(lx->t));
-    }
-    if (++p->depth > POLICY_DEPTH_MAX)
-        return perr(lx->err, RK_ELIMIT, line, col, "nesting deeper than %d levels",
-                    POLICY_DEPTH_MAX);
-    if ((r = node_new(p, lx->t == T_LBRACK ? N_LIST : N_OBJ, line, col, &n)) != 0)
-        return r;
-    if (lx->t == T_LBRACE) {
-        if ((r = lx_next(lx)) != 0 || (r = parse_members(p, n, T_RBRACE, line, col)) != 0)
-            return r;
-    } else {
-        if ((r = lx_next(lx)) != 0)
-            return r;
-        while (lx->t != T_RBRACK) {
-            int v;
-            if (lx->t == T_EOF)
-                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                            "expected ']' to close the list opened at %u:%u", line, col);
-            if ((r = parse_value(p, &v)) != 0)
-                return r;
-            node_add(p, n, v);
-            if (lx->t == T_COMMA) {
-                if ((r = lx_next(lx)) != 0)
-                    return r;
-            } else if (lx->t != T_RBRACK) {
-                return perr(lx->err, RK_EINVAL, lx->tline, lx->tcol,
-                            "expected ',' or ']' in the list opened at %u:%u, found %s", line, col,
-                            tok_desc(lx->t));
-            }
-        }
-    }
-    p->depth--;
-    *out = n;
-    return lx_next(lx); /* past the closing bracket */
-}
-
 /* ---- interpretation ------------------------------------------------------------------------ */
 
 struct builder {
-    struct parser *p;
+    const struct hcl_doc *p;
     struct rule *rules; /* pat points into the lexer arena until policy_parse copies it */
     size_t nrules, rcap;
     struct rk_error *err;
 };
 
 static int
-key_is(const struct node *n, const char *s)
+key_is(const struct hcl_node *n, const char *s)
 {
     return n->klen == strlen(s) && memcmp(n->key, s, n->klen) == 0;
 }
 
 static const char *
-type_desc(enum ntype t)
+type_desc(enum hcl_type t)
 {
     switch (t) {
-    case N_OBJ: return "a block";
-    case N_LIST: return "a list";
-    case N_STR: return "a string";
-    case N_NUM: return "a number";
-    case N_BOOL: return "a boolean";
-    case N_NULL: return "null";
+    case HCL_OBJ: return "a block";
+    case HCL_LIST: return "a list";
+    case HCL_STR: return "a string";
+    case HCL_NUM: return "a number";
+    case HCL_BOOL: return "a boolean";
+    case HCL_NULL: return "null";
     }
     return "?";
 }
 
 static int
-expect_type(struct builder *b, const struct node *n, enum ntype t, const char *what)
+expect_type(struct builder *b, const struct hcl_node *n, enum hcl_type t, const char *what)
 {
     char ex[128];
 
     if (n->type == t)
         return 0;
-    return perr(b->err, RK_EINVAL, n->line, n->col, "'%s' must be %s, found %s",
-                excerpt(n->key, n->klen, ex, sizeof(ex)), what, type_desc(n->type));
+    return hcl_perr(b->err, RK_EINVAL, n->line, n->col, "'%s' must be %s, found %s",
+                    hcl_excerpt(n->key, n->klen, ex, sizeof(ex)), what, type_desc(n->type));
 }
 
 /* Checks a pattern and fills the shape fields of r (pat/len point into the arena). */
 static int
-pattern_compile(struct builder *b, const struct node *n, struct rule *r)
+pattern_compile(struct builder *b, const struct hcl_node *n, struct rule *r)
 {
     const char *s = n->key;
     size_t len = n->klen;
@@ -698,26 +131,26 @@ pattern_compile(struct builder *b, const struct node *n, struct rule *r)
         len--;
     }
     if (len > PATH_MAX_LEN)
-        return perr(b->err, RK_EINVAL, n->kline, n->kcol, "path pattern longer than %d bytes",
-                    PATH_MAX_LEN);
+        return hcl_perr(b->err, RK_EINVAL, n->kline, n->kcol, "path pattern longer than %d bytes",
+                        PATH_MAX_LEN);
     if (len == 0 && !r->is_prefix)
-        return perr(b->err, RK_EINVAL, n->kline, n->kcol,
-                    "empty path pattern (use \"*\" to match every path)");
+        return hcl_perr(b->err, RK_EINVAL, n->kline, n->kcol,
+                        "empty path pattern (use \"*\" to match every path)");
     r->first_wc = (unsigned)len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c < 0x20 || c == 0x7f)
-            return perr(b->err, RK_EINVAL, n->kline, n->kcol,
-                        "control character in path pattern \"%s\"",
-                        excerpt(n->key, n->klen, ex, sizeof(ex)));
+            return hcl_perr(b->err, RK_EINVAL, n->kline, n->kcol,
+                            "control character in path pattern \"%s\"",
+                            hcl_excerpt(n->key, n->klen, ex, sizeof(ex)));
         if (c == '*')
-            return perr(b->err, RK_EINVAL, n->kline, n->kcol,
-                        "'*' is only allowed as the last character of a path pattern (\"%s\"); "
-                        "use '+' to match one segment",
-                        excerpt(n->key, n->klen, ex, sizeof(ex)));
+            return hcl_perr(b->err, RK_EINVAL, n->kline, n->kcol,
+                            "'*' is only allowed as the last character of a path pattern (\"%s\"); "
+                            "use '+' to match one segment",
+                            hcl_excerpt(n->key, n->klen, ex, sizeof(ex)));
         if (c == '{' && i + 1 < len && s[i + 1] == '{')
-            return perr(b->err, RK_EINVAL, n->kline, n->kcol,
-                        "templated policy paths (\"{{...}}\") are not supported");
+            return hcl_perr(b->err, RK_EINVAL, n->kline, n->kcol,
+                            "templated policy paths (\"{{...}}\") are not supported");
         if (c == '+' && (i == 0 || s[i - 1] == '/') && (i + 1 == len || s[i + 1] == '/')) {
             if (r->nplus == 0)
                 r->first_wc = (unsigned)i;
@@ -730,58 +163,59 @@ pattern_compile(struct builder *b, const struct node *n, struct rule *r)
 }
 
 static int
-list_of_strings(struct builder *b, const struct node *n)
+list_of_strings(struct builder *b, const struct hcl_node *n)
 {
     int r;
 
-    if ((r = expect_type(b, n, N_LIST, "a list of strings")) != 0)
+    if ((r = expect_type(b, n, HCL_LIST, "a list of strings")) != 0)
         return r;
     for (int c = n->first; c >= 0; c = b->p->nodes[c].next) {
-        const struct node *e = &b->p->nodes[c];
-        if (e->type != N_STR)
-            return perr(b->err, RK_EINVAL, e->line, e->col,
-                        "expected a string in the list, found %s", type_desc(e->type));
+        const struct hcl_node *e = &b->p->nodes[c];
+        if (e->type != HCL_STR)
+            return hcl_perr(b->err, RK_EINVAL, e->line, e->col,
+                            "expected a string in the list, found %s", type_desc(e->type));
     }
     return 0;
 }
 
 /* allowed_parameters / denied_parameters: { "name" = [values...] }. Parsed, not enforced. */
 static int
-parameter_map(struct builder *b, const struct node *n)
+parameter_map(struct builder *b, const struct hcl_node *n)
 {
     int r;
 
-    if ((r = expect_type(b, n, N_OBJ, "a block of name = [values]")) != 0)
+    if ((r = expect_type(b, n, HCL_OBJ, "a block of name = [values]")) != 0)
         return r;
     for (int c = n->first; c >= 0; c = b->p->nodes[c].next) {
-        const struct node *e = &b->p->nodes[c];
-        if ((r = expect_type(b, e, N_LIST, "a list of values")) != 0)
+        const struct hcl_node *e = &b->p->nodes[c];
+        if ((r = expect_type(b, e, HCL_LIST, "a list of values")) != 0)
             return r;
         for (int v = e->first; v >= 0; v = b->p->nodes[v].next) {
-            const struct node *x = &b->p->nodes[v];
-            if (x->type == N_OBJ || x->type == N_LIST)
-                return perr(b->err, RK_EINVAL, x->line, x->col,
-                            "expected a string, number or boolean, found %s", type_desc(x->type));
+            const struct hcl_node *x = &b->p->nodes[v];
+            if (x->type == HCL_OBJ || x->type == HCL_LIST)
+                return hcl_perr(b->err, RK_EINVAL, x->line, x->col,
+                                "expected a string, number or boolean, found %s",
+                                type_desc(x->type));
         }
     }
     return 0;
 }
 
 static int
-wrapping_ttl(struct builder *b, const struct node *n, int64_t *secs)
+wrapping_ttl(struct builder *b, const struct hcl_node *n, int64_t *secs)
 {
     struct rk_error e2 = {0};
 
-    if (n->type == N_STR || n->type == N_NUM) {
+    if (n->type == HCL_STR || n->type == HCL_NUM) {
         if (duration_parse(n->str, n->slen, secs, &e2) == 0)
             return 0;
-        return perr(b->err, RK_EINVAL, n->line, n->col, "%s", e2.msg);
+        return hcl_perr(b->err, RK_EINVAL, n->line, n->col, "%s", e2.msg);
     }
-    return expect_type(b, n, N_STR, "a duration such as \"1h\"");
+    return expect_type(b, n, HCL_STR, "a duration such as \"1h\"");
 }
 
 static int
-old_policy(struct builder *b, const struct node *n, unsigned *caps)
+old_policy(struct builder *b, const struct hcl_node *n, unsigned *caps)
 {
     static const struct {
         const char *name;
@@ -796,7 +230,7 @@ old_policy(struct builder *b, const struct node *n, unsigned *caps)
     char ex[128];
     int r;
 
-    if ((r = expect_type(b, n, N_STR,
+    if ((r = expect_type(b, n, HCL_STR,
                          "one of \"deny\", \"read\", \"list\", \"write\", \"sudo\"")) != 0)
         return r;
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
@@ -805,9 +239,9 @@ old_policy(struct builder *b, const struct node *n, unsigned *caps)
             return 0;
         }
     }
-    return perr(b->err, RK_EINVAL, n->line, n->col,
-                "unknown policy \"%s\"; expected deny, read, list, write or sudo",
-                excerpt(n->str, n->slen, ex, sizeof(ex)));
+    return hcl_perr(b->err, RK_EINVAL, n->line, n->col,
+                    "unknown policy \"%s\"; expected deny, read, list, write or sudo",
+                    hcl_excerpt(n->str, n->slen, ex, sizeof(ex)));
 }
 
 enum path_attr {
@@ -832,10 +266,10 @@ static const char *const path_attrs[] = {
 #define NATTRS (sizeof(path_attrs) / sizeof(path_attrs[0]))
 
 static int
-add_rule(struct builder *b, const struct node *pn)
+add_rule(struct builder *b, const struct hcl_node *pn)
 {
-    struct parser *p = b->p;
-    const struct node *seen[NATTRS] = {0};
+    const struct hcl_doc *p = b->p;
+    const struct hcl_node *seen[NATTRS] = {0};
     struct rule nr;
     int64_t min_ttl = 0, max_ttl = 0;
     char ex[128], ex2[128];
@@ -843,45 +277,46 @@ add_rule(struct builder *b, const struct node *pn)
 
     if ((r = pattern_compile(b, pn, &nr)) != 0)
         return r;
-    if (pn->type != N_OBJ)
-        return perr(b->err, RK_EINVAL, pn->line, pn->col,
-                    "expected '{' with the rules for path \"%s\", found %s",
-                    excerpt(pn->key, pn->klen, ex, sizeof(ex)), type_desc(pn->type));
+    if (pn->type != HCL_OBJ)
+        return hcl_perr(b->err, RK_EINVAL, pn->line, pn->col,
+                        "expected '{' with the rules for path \"%s\", found %s",
+                        hcl_excerpt(pn->key, pn->klen, ex, sizeof(ex)), type_desc(pn->type));
     for (int c = pn->first; c >= 0; c = p->nodes[c].next) {
-        const struct node *a = &p->nodes[c];
+        const struct hcl_node *a = &p->nodes[c];
         size_t k;
         for (k = 0; k < NATTRS; k++)
             if (key_is(a, path_attrs[k]))
                 break;
         if (k == NATTRS) {
             if (key_is(a, "mfa_methods") || key_is(a, "control_group"))
-                return perr(b->err, RK_EINVAL, a->kline, a->kcol,
-                            "'%s' (Vault Enterprise) is not supported",
-                            excerpt(a->key, a->klen, ex, sizeof(ex)));
-            return perr(b->err, RK_EINVAL, a->kline, a->kcol,
-                        "unknown attribute '%s' in path \"%s\"; expected capabilities, policy, "
-                        "allowed_parameters, denied_parameters, required_parameters, "
-                        "min_wrapping_ttl or max_wrapping_ttl",
-                        excerpt(a->key, a->klen, ex, sizeof(ex)),
-                        excerpt(pn->key, pn->klen, ex2, sizeof(ex2)));
+                return hcl_perr(b->err, RK_EINVAL, a->kline, a->kcol,
+                                "'%s' (Vault Enterprise) is not supported",
+                                hcl_excerpt(a->key, a->klen, ex, sizeof(ex)));
+            return hcl_perr(b->err, RK_EINVAL, a->kline, a->kcol,
+                            "unknown attribute '%s' in path \"%s\"; expected capabilities, policy, "
+                            "allowed_parameters, denied_parameters, required_parameters, "
+                            "min_wrapping_ttl or max_wrapping_ttl",
+                            hcl_excerpt(a->key, a->klen, ex, sizeof(ex)),
+                            hcl_excerpt(pn->key, pn->klen, ex2, sizeof(ex2)));
         }
         if (seen[k] != NULL)
-            return perr(b->err, RK_EINVAL, a->kline, a->kcol,
-                        "duplicate attribute '%s' (first set at %u:%u)", path_attrs[k],
-                        seen[k]->kline, seen[k]->kcol);
+            return hcl_perr(b->err, RK_EINVAL, a->kline, a->kcol,
+                            "duplicate attribute '%s' (first set at %u:%u)", path_attrs[k],
+                            seen[k]->kline, seen[k]->kcol);
         seen[k] = a;
         switch (k) {
         case A_CAPABILITIES:
             if ((r = list_of_strings(b, a)) != 0)
                 return r;
             for (int e = a->first; e >= 0; e = p->nodes[e].next) {
-                const struct node *s = &p->nodes[e];
+                const struct hcl_node *s = &p->nodes[e];
                 unsigned bit = cap_from_name(s->str, s->slen);
                 if (bit == 0)
-                    return perr(b->err, RK_EINVAL, s->line, s->col,
-                                "unknown capability \"%s\"; expected create, read, update, patch, "
-                                "delete, list, sudo, deny, subscribe or recover",
-                                excerpt(s->str, s->slen, ex, sizeof(ex)));
+                    return hcl_perr(
+                        b->err, RK_EINVAL, s->line, s->col,
+                        "unknown capability \"%s\"; expected create, read, update, patch, "
+                        "delete, list, sudo, deny, subscribe or recover",
+                        hcl_excerpt(s->str, s->slen, ex, sizeof(ex)));
                 nr.caps |= bit;
             }
             break;
@@ -910,9 +345,9 @@ add_rule(struct builder *b, const struct node *pn)
         }
     }
     if (min_ttl > 0 && max_ttl > 0 && max_ttl < min_ttl)
-        return perr(b->err, RK_EINVAL, seen[A_MAX_WRAPPING_TTL]->kline,
-                    seen[A_MAX_WRAPPING_TTL]->kcol,
-                    "max_wrapping_ttl is less than min_wrapping_ttl");
+        return hcl_perr(b->err, RK_EINVAL, seen[A_MAX_WRAPPING_TTL]->kline,
+                        seen[A_MAX_WRAPPING_TTL]->kcol,
+                        "max_wrapping_ttl is less than min_wrapping_ttl");
     if (nr.caps & CAP_DENY)
         nr.caps = CAP_DENY;
 
@@ -926,8 +361,8 @@ add_rule(struct builder *b, const struct node *pn)
         }
     }
     if (b->nrules == POLICY_RULES_MAX)
-        return perr(b->err, RK_ELIMIT, pn->kline, pn->kcol, "more than %d path rules",
-                    POLICY_RULES_MAX);
+        return hcl_perr(b->err, RK_ELIMIT, pn->kline, pn->kcol, "more than %d path rules",
+                        POLICY_RULES_MAX);
     if (b->nrules == b->rcap) {
         size_t ncap = b->rcap ? b->rcap * 2 : 16;
         struct rule *nrs = realloc(b->rules, ncap * sizeof(*nrs));
@@ -943,26 +378,26 @@ add_rule(struct builder *b, const struct node *pn)
 static int
 interpret(struct builder *b, int root)
 {
-    struct parser *p = b->p;
+    const struct hcl_doc *p = b->p;
     char ex[128];
     int r;
 
     for (int c = p->nodes[root].first; c >= 0; c = p->nodes[c].next) {
-        const struct node *it = &p->nodes[c];
+        const struct hcl_node *it = &p->nodes[c];
         if (key_is(it, "path")) {
-            if (it->type != N_OBJ)
-                return perr(b->err, RK_EINVAL, it->line, it->col,
-                            "expected path \"PATTERN\" { ... }, found %s", type_desc(it->type));
+            if (it->type != HCL_OBJ)
+                return hcl_perr(b->err, RK_EINVAL, it->line, it->col,
+                                "expected path \"PATTERN\" { ... }, found %s", type_desc(it->type));
             for (int pc = it->first; pc >= 0; pc = p->nodes[pc].next)
                 if ((r = add_rule(b, &p->nodes[pc])) != 0)
                     return r;
         } else if (key_is(it, "name")) {
-            if ((r = expect_type(b, it, N_STR, "a string")) != 0)
+            if ((r = expect_type(b, it, HCL_STR, "a string")) != 0)
                 return r;
         } else {
-            return perr(b->err, RK_EINVAL, it->kline, it->kcol,
-                        "unknown top-level key '%s'; expected path \"PATTERN\" { ... }",
-                        excerpt(it->key, it->klen, ex, sizeof(ex)));
+            return hcl_perr(b->err, RK_EINVAL, it->kline, it->kcol,
+                            "unknown top-level key '%s'; expected path \"PATTERN\" { ... }",
+                            hcl_excerpt(it->key, it->klen, ex, sizeof(ex)));
         }
     }
     return 0;
@@ -1007,13 +442,13 @@ int
 policy_parse(const char *name, const char *text, size_t len, struct policy **out,
              struct rk_error *err)
 {
-    struct parser p;
+    struct hcl_doc doc;
     struct builder b;
     struct policy *pol = NULL;
     size_t total = 0;
     int r = -RK_EINTERNAL, root;
 
-    memset(&p, 0, sizeof(p));
+    memset(&doc, 0, sizeof(doc));
     memset(&b, 0, sizeof(b));
     *out = NULL;
     if (text == NULL && len > 0)
@@ -1040,38 +475,17 @@ policy_parse(const char *name, const char *text, size_t len, struct policy **out
                     col++;
                 }
             }
-            r = perr(err, RK_EINVAL, line, col, "NUL byte in policy text");
+            r = hcl_perr(err, RK_EINVAL, line, col, "NUL byte in policy text");
             goto out;
         }
     }
 
-    p.lx.s = text ? text : "";
-    p.lx.len = len;
-    p.lx.line = p.lx.col = 1;
-    p.lx.err = err;
-    p.lx.acap = 2 * len + 16; /* every token decodes to at most its own length + 1 */
-    if ((p.lx.arena = malloc(p.lx.acap)) == NULL) {
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    b.p = &p;
+    b.p = &doc;
     b.err = err;
-
-    if ((r = lx_next(&p.lx)) != 0)
+    if ((r = hcl_parse(text ? text : "", len, POLICY_TEXT_MAX + 64, POLICY_DEPTH_MAX, &doc, err)) !=
+        0)
         goto out;
-    if (p.lx.t == T_LBRACE) { /* JSON, or HCL written as one object */
-        if ((r = parse_value(&p, &root)) != 0)
-            goto out;
-        if (p.lx.t != T_EOF) {
-            r = perr(err, RK_EINVAL, p.lx.tline, p.lx.tcol,
-                     "expected end of input after the closing '}', found %s", tok_desc(p.lx.t));
-            goto out;
-        }
-    } else {
-        if ((r = node_new(&p, N_OBJ, 1, 1, &root)) != 0 ||
-            (r = parse_members(&p, root, T_EOF, 1, 1)) != 0)
-            goto out;
-    }
+    root = doc.root;
     if ((r = interpret(&b, root)) != 0)
         goto out;
 
@@ -1101,8 +515,7 @@ policy_parse(const char *name, const char *text, size_t len, struct policy **out
     pol = NULL;
     r = 0;
 out:
-    free(p.lx.arena);
-    free(p.nodes);
+    hcl_doc_free(&doc);
     free(b.rules);
     policy_free(pol);
     return r;
