@@ -1,23 +1,25 @@
-/* cli-common.c: what commands share: opening and unsealing the store, no-echo input, colour. */
-#include <errno.h>
-#include <fcntl.h>
-#include <openssl/crypto.h>
+/* cli-common.c: what commands share: opening and unsealing the store, escaped output, colour.
+ * (Secret input: secret-input.c.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/secret-input.h"
+#include "engine/entries.h"
 #include "engine/inventory.h"
+#include "engine/schedule.h"
 #include "secrets/kv.h"
 #include "store/backend.h"
 #include "store/barrier.h"
 #include "store/shamir.h"
 #include "cli/unseal.h"
+#include "rotators/rotator.h"
 #include "util/fsutil.h"
 #include "util/parse.h"
 #include "util/secret.h"
+#include "util/timeutil.h"
 
 /* The length of the valid UTF-8 sequence at p (n bytes left, p[0] >= 0x80), or 0 when it is
  * not one (overlong forms, surrogates and code points above U+10FFFF are not). */
@@ -160,48 +162,7 @@ cli_color(const struct cli_ctx *ctx, const char *which)
     return "\033[0m";
 }
 
-char *
-cli_read_noecho(const char *prompt, size_t *len)
-{
-    struct termios old, quiet;
-    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
-    char *buf;
-    size_t n = 0, cap = 4096;
-
-    if (fd < 0)
-        return NULL;
-    if (tcgetattr(fd, &old) != 0) {
-        close(fd);
-        return NULL;
-    }
-    buf = malloc(cap);
-    if (buf == NULL) {
-        close(fd);
-        return NULL;
-    }
-    quiet = old;
-    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
-    quiet.c_lflag |= ICANON;
-    tcsetattr(fd, TCSAFLUSH, &quiet); /* before the prompt: TCSAFLUSH drops typed-ahead input */
-    (void)!write(fd, prompt, strlen(prompt));
-    for (;;) {
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0 || c == '\n')
-            break;
-        if (n + 1 < cap)
-            buf[n++] = c;
-    }
-    tcsetattr(fd, TCSAFLUSH, &old);
-    (void)!write(fd, "\n", 1);
-    close(fd);
-    buf[n] = '\0';
-    if (len != NULL)
-        *len = n;
-    return buf;
-}
+#define SHARE_TEXT_MAX 1024 /* the longest share typed (hex or base64 of ROOT_KEY_LEN + 1) */
 
 /* Asks for threshold shares at a no-echo prompt and combines them. A share of the wrong length
  * or encoding is refused as soon as it is typed. */
@@ -217,17 +178,16 @@ unseal_with_shares(struct cli_ctx *ctx, int threshold, struct secret **key)
             threshold > 1 ? "s are" : " is");
     while (got < threshold) {
         char prompt[64];
-        size_t n;
-        char *line;
+        struct secret *line = NULL;
 
         snprintf(prompt, sizeof(prompt), "Unseal share %d of %d: ", got + 1, threshold);
-        line = cli_read_noecho(prompt, &n);
-        if (line == NULL) {
-            r = rk_error_set(&ctx->err, RK_ECANCELED, "no unseal share was entered");
+        if ((r = cli_read_secret(prompt, NULL, SHARE_TEXT_MAX, &line, &ctx->err)) != 0) {
+            rk_error_prefix(&ctx->err, "unseal share %d", got + 1);
             goto out;
         }
-        r = shamir_share_parse(line, n, ROOT_KEY_LEN, &shares[got], &ctx->err);
-        freezero(line, n + 1);
+        r = shamir_share_parse((const char *)line->data, line->len, ROOT_KEY_LEN, &shares[got],
+                               &ctx->err);
+        secret_free(line);
         if (r != 0) {
             rk_error_prefix(&ctx->err, "unseal share %d is malformed", got + 1);
             goto out;
@@ -333,77 +293,19 @@ cli_open_store(struct cli_ctx *ctx, int sealed_ok)
     return r;
 }
 
-#define VALUE_READ_MAX (64 * 1024)
-
 int
-cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char *from_file,
-               int prompt, struct secret **out)
+cli_needs_input(struct cli_ctx *ctx, const char *path)
 {
-    struct secret *buf = NULL;
-    char *a = NULL, *b = NULL, msg[PATH_MAX_LEN + 64];
-    size_t n = 0, an = 0, bn = 0;
-    int r = 0;
+    struct entry_ref ref = {0};
+    struct secret_status st;
+    struct rk_error err = {0};
+    int needs = 0;
 
-    *out = NULL;
-    if (from_stdin) {
-        if (isatty(STDIN_FILENO))
-            return rk_error_set(&ctx->err, RK_EINVAL,
-                                "--from-stdin: stdin is a terminal and the value would be echoed; "
-                                "pipe it in, or leave out --from-stdin to be prompted for %s",
-                                path);
-        if ((buf = secret_new(VALUE_READ_MAX + 1)) == NULL)
-            return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-        for (;;) {
-            ssize_t rd = read(STDIN_FILENO, buf->data + n, buf->len - n);
-            if (rd < 0 && errno == EINTR)
-                continue;
-            if (rd < 0) {
-                r = rk_error_set(&ctx->err, RK_EIO, "reading the value for %s from stdin: %s", path,
-                                 strerror(errno));
-                goto out;
-            }
-            if (rd == 0)
-                break;
-            n += (size_t)rd;
-            if (n == buf->len) {
-                r = rk_error_set(&ctx->err, RK_ELIMIT,
-                                 "the value for %s on stdin is longer than %d bytes; nothing was "
-                                 "stored",
-                                 path, VALUE_READ_MAX);
-                goto out;
-            }
-        }
-        if ((*out = secret_from(buf->data, n)) == NULL)
-            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-    } else if (from_file != NULL) {
-        char *text = NULL;
-        if ((r = fs_read_all(from_file, VALUE_READ_MAX, &text, &n, &ctx->err)) != 0)
-            return rk_error_prefix(&ctx->err, "--from-file");
-        if ((*out = secret_from(text, n)) == NULL)
-            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-        freezero(text, n + 1);
-    } else if (prompt && isatty(STDIN_FILENO)) {
-        snprintf(msg, sizeof(msg), "New value for %s (not echoed): ", path);
-        if ((a = cli_read_noecho(msg, &an)) == NULL)
-            return rk_error_set(&ctx->err, RK_ECANCELED, "no value was entered for %s", path);
-        snprintf(msg, sizeof(msg), "Repeat the new value for %s: ", path);
-        if ((b = cli_read_noecho(msg, &bn)) == NULL) {
-            r = rk_error_set(&ctx->err, RK_ECANCELED, "no value was entered for %s", path);
-            goto out;
-        }
-        if (an != bn || CRYPTO_memcmp(a, b, an) != 0) {
-            r = rk_error_set(&ctx->err, RK_EINVAL,
-                             "the two values typed for %s differ; nothing was stored", path);
-            goto out;
-        }
-        if ((*out = secret_from(a, an)) == NULL)
-            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-    }
-out:
-    secret_free(buf);
-    if (a != NULL)
-        freezero(a, an + 1);
-    if (b != NULL)
-        freezero(b, bn + 1);
-    return r;
+    if (ctx->kv == NULL || engine_entry_find(ctx->kv, ctx->inv, path, &ref, &err) != 0)
+        return 0; /* the engine says what is wrong with path */
+    if ((rotator_flags(rotator_find(ref.s->kind), ref.s) & ROT_F_MANUAL_INPUT) != 0)
+        needs = schedule_status_one(ctx->kv, ref.s, time_now(), &st, &err) != 0 ||
+                st.state != STATE_PENDING;
+    entry_ref_release(&ref);
+    return needs;
 }

@@ -81,16 +81,12 @@ int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...)
  * Returns 0 or a negative RK_E* (message in ctx->err). */
 int cli_open_store(struct cli_ctx *ctx, int sealed_ok);
 
-/* Reads a secret line from the terminal without echo (prompt on stderr). Returns a malloc'd,
- * NUL-terminated buffer the caller frees with freezero, or NULL (no terminal, EOF). */
-char *cli_read_noecho(const char *prompt, size_t *len);
+/* Secret values from a person (terminal, stdin, file): cli/secret-input.h. */
 
-/* The new value of a manual rotation, read here to send it to a server: from stdin (refused on
- * a terminal, where it would echo), from a file, or at a no-echo prompt typed twice when prompt
- * is set and a terminal is attached. Returns 0 with *out (secret_free), 0 with *out NULL when
- * no source applies, or a negative RK_E* (message in ctx->err). The value is never echoed. */
-int cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char *from_file,
-                   int prompt, struct secret **out);
+/* 1 when the next rotation of path (local store) needs a value from a person: its kind's flags
+ * for the entry say so (rotator_flags) and no candidate of it waits for its target (that one is
+ * tried again without a value). 0 otherwise, also when path is no entry (the engine says so). */
+int cli_needs_input(struct cli_ctx *ctx, const char *path);
 
 /* Output that a person reads never carries a stored, remote or configured string raw: a KV
  * reason, an author, a server's error message or a path may hold escape sequences that retitle

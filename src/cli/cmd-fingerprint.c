@@ -12,59 +12,22 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/secret-input.h"
 #include "store/barrier.h"
 #include "util/enc.h"
 #include "util/secret.h"
 
 #define FP_VALUE_MAX (256 * 1024) /* as kv put */
 
-/* Reads the value: all of stdin, or one no-echo line at a terminal. */
+/* Reads the value (secret-input.h): all of stdin, one trailing newline dropped, or one line
+ * typed without echo when stdin is a terminal. */
 static int
 read_value(struct cli_ctx *ctx, struct secret **out)
 {
-    struct secret *buf = NULL;
-    char *line = NULL;
-    size_t n = 0, len = 0;
-    int r = 0;
-
-    *out = NULL;
-    if (isatty(STDIN_FILENO)) {
-        if ((line = cli_read_noecho("Value (not echoed): ", &len)) == NULL)
-            return rk_error_set(&ctx->err, RK_ECANCELED, "no value was entered");
-        if ((*out = secret_from(line, len)) == NULL)
-            r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-        freezero(line, len + 1);
-        return r;
-    }
-    if ((buf = secret_new(FP_VALUE_MAX + 1)) == NULL)
-        return rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-    while (n < buf->len) {
-        ssize_t rd = read(STDIN_FILENO, buf->data + n, buf->len - n);
-        if (rd < 0 && errno == EINTR)
-            continue;
-        if (rd < 0) {
-            r = rk_error_set(&ctx->err, RK_EIO, "reading the value from stdin: %s",
-                             strerror(errno));
-            goto out;
-        }
-        if (rd == 0)
-            break;
-        n += (size_t)rd;
-    }
-    if (n > FP_VALUE_MAX) {
-        r = rk_error_set(&ctx->err, RK_ELIMIT, "the value on stdin is larger than %d bytes",
-                         FP_VALUE_MAX);
-        goto out;
-    }
-    if (n > 0 && buf->data[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf->data[n - 1] == '\r')
-        n--;
-    if ((*out = secret_from(buf->data, n)) == NULL)
-        r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
-out:
-    secret_free(buf);
-    return r;
+    if (isatty(STDIN_FILENO))
+        return cli_read_secret("Value (not echoed): ", NULL, FP_VALUE_MAX, out, &ctx->err);
+    return cli_read_secret_fd(STDIN_FILENO, "stdin", FP_VALUE_MAX, CLI_SECRET_STRIP_NL, out,
+                              &ctx->err);
 }
 
 /* Client mode: the server computes it. */

@@ -7,7 +7,7 @@
 
 #include "cli/client.h"
 #include "cli/kvfmt.h"
-#include "util/fsutil.h"
+#include "cli/secret-input.h"
 #include "util/parse.h"
 
 static const struct cli_opt opts[] = {
@@ -20,51 +20,24 @@ static const struct cli_opt opts[] = {
 
 #define VALUE_MAX (256 * 1024)
 
-/* Reads all of stdin into a secret. */
-static struct secret *
-read_stdin(struct rk_error *err)
+/* The value of field=- (all of stdin, or typed twice without echo when stdin is a terminal)
+ * or field=@FILE, one trailing newline dropped (secret-input.h). */
+static int
+read_field(const char *field, const char *file, struct secret **out, struct rk_error *err)
 {
-    struct secret *s;
-    char *buf = malloc(VALUE_MAX + 1);
-    size_t n = 0;
+    char first[320], again[320];
+    int r;
 
-    if (buf == NULL)
-        return NULL;
-    while (n <= VALUE_MAX) {
-        ssize_t r = read(STDIN_FILENO, buf + n, VALUE_MAX + 1 - n);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
+    if (file != NULL)
+        r = cli_read_secret_file(file, VALUE_MAX, CLI_SECRET_STRIP_NL, out, err);
+    else if (!isatty(STDIN_FILENO))
+        r = cli_read_secret_fd(STDIN_FILENO, "stdin", VALUE_MAX, CLI_SECRET_STRIP_NL, out, err);
+    else {
+        snprintf(first, sizeof(first), "Value of %s (not echoed): ", field);
+        snprintf(again, sizeof(again), "Repeat the value of %s: ", field);
+        r = cli_read_secret(first, again, VALUE_MAX, out, err);
     }
-    if (n > VALUE_MAX) {
-        freezero(buf, VALUE_MAX + 1);
-        rk_error_set(err, RK_ELIMIT, "the value on stdin is larger than %d bytes", VALUE_MAX);
-        return NULL;
-    }
-    /* One trailing newline is what `echo` and editors add; it is not part of the value. */
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    if (n > 0 && buf[n - 1] == '\r')
-        n--;
-    s = secret_from(buf, n);
-    freezero(buf, VALUE_MAX + 1);
-    return s;
-}
-
-static struct secret *
-read_value_file(const char *path, struct rk_error *err)
-{
-    char *buf = NULL;
-    size_t n = 0;
-    struct secret *s;
-
-    if (fs_read_all(path, VALUE_MAX, &buf, &n, err) != 0)
-        return NULL;
-    if (n > 0 && buf[n - 1] == '\n')
-        n--;
-    s = secret_from(buf, n);
-    freezero(buf, n + 1);
-    return s;
+    return r != 0 ? rk_error_prefix(err, "field '%s'", field) : 0;
 }
 
 /* Client mode: POST /v1/secret/data/P, then the version's stage and fingerprint from its
@@ -169,15 +142,16 @@ exec_kv_put(struct cli_ctx *ctx, int argc, char **argv)
                 r = cli_usage_error(ctx, "only one field can be read from stdin");
                 goto usage;
             }
-            v = read_stdin(&ctx->err);
+            r = read_field(field, NULL, &v, &ctx->err);
         } else if (eq[1] == '@') {
-            v = read_value_file(eq + 2, &ctx->err);
+            r = read_field(field, eq + 2, &v, &ctx->err);
         } else {
             v = secret_from_str(eq + 1);
             inline_value = 1;
+            r = v != NULL ? 0 : rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
         }
-        if (v == NULL) {
-            rc = cli_fail(ctx, -RK_EIO);
+        if (r != 0) {
+            rc = cli_fail(ctx, r);
             goto out;
         }
         r = json_object_set_new(obj, field, json_stringn((const char *)v->data, v->len));
@@ -243,9 +217,10 @@ const struct cli_cmd cmd_kv_put = {
     .args = "PATH field=value|field=-|field=@file…",
     .summary = "write a new version of a secret (as vault kv put)",
     .help = "Each field=value pair becomes a field of the new version. field=- reads the value\n"
-            "from stdin (one trailing newline is dropped) and field=@FILE from a file, so that no\n"
-            "secret has to be typed on a command line. The new version becomes current; the old\n"
-            "current becomes previous. Prints the new version's metadata, never the values.",
+            "from stdin (one trailing newline is dropped; on a terminal it is typed twice and not\n"
+            "echoed) and field=@FILE from a file, so that no secret has to be typed on a command\n"
+            "line. The new version becomes current; the old current becomes previous. Prints\n"
+            "the new version's metadata, never the values.",
     .min_args = 2,
     .max_args = -1,
     .needs = CLI_OPT_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,

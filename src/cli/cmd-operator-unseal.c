@@ -3,6 +3,7 @@
  * prompt, or read from stdin when stdin is not a terminal (one share per line; each is sent until
  * the server is unsealed). A share of the wrong length or encoding is refused here, before it is
  * sent (the server refuses it too). Prints the seal status the server answers. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +11,10 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/secret-input.h"
 #include "store/barrier.h"
 #include "store/shamir.h"
+#include "util/secret.h"
 
 #define SHARE_LINE_MAX 1024
 
@@ -45,20 +48,37 @@ print_status(const json_t *st)
     printf("%-18s %s\n", "Version", cli_esc(version));
 }
 
-/* Reads one line of stdin (a share) into buf; returns its length, or -1 at the end. */
+/* Reads one line of stdin (a share) into buf, a byte at a time (no stdio buffer keeps a copy);
+ * trailing blanks and "\r" are dropped. Returns its length, -1 at the end of input, or -2 when
+ * the line is longer than buf holds (read to its end; nothing is kept). */
 static long
-read_line(char *buf, size_t cap)
+read_line(struct secret *buf)
 {
-    size_t n = 0;
-    int c;
+    size_t n = 0, over = 0;
+    unsigned char c = 0;
+    ssize_t rd = 0;
 
-    while ((c = getchar()) != EOF && c != '\n')
-        if (n + 1 < cap)
-            buf[n++] = (char)c;
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-        buf[--n] = '\0';
-    if (c == EOF && n == 0)
+    for (;;) {
+        rd = read(STDIN_FILENO, &c, 1);
+        if (rd < 0 && errno == EINTR)
+            continue;
+        if (rd <= 0 || c == '\n')
+            break;
+        if (n + 1 < buf->len)
+            buf->data[n++] = c;
+        else
+            over++;
+    }
+    c = 0;
+    buf->data[n] = '\0';
+    while (n > 0 &&
+           (buf->data[n - 1] == '\r' || buf->data[n - 1] == ' ' || buf->data[n - 1] == '\t'))
+        buf->data[--n] = '\0';
+    if (over > 0) {
+        secure_wipe(buf->data, buf->len);
+        return -2;
+    }
+    if (rd <= 0 && n == 0)
         return -1;
     return (long)n;
 }
@@ -84,8 +104,7 @@ static int
 exec_unseal(struct cli_ctx *ctx, int argc, char **argv)
 {
     json_t *st = NULL;
-    char *line = NULL;
-    struct secret *share = NULL;
+    struct secret *line = NULL, *share = NULL;
     size_t n = 0;
     long lineno = 0;
     int r, rc = CLI_ERROR, tty = isatty(STDIN_FILENO), sent = 0;
@@ -113,20 +132,27 @@ exec_unseal(struct cli_ctx *ctx, int argc, char **argv)
         if (tty) {
             if (sent > 0) /* one share per run on a terminal, as vault */
                 break;
-            if ((line = cli_read_noecho("Unseal share (will be hidden): ", &n)) == NULL) {
-                rk_error_set(&ctx->err, RK_ECANCELED, "no unseal share was entered");
-                rc = cli_fail(ctx, -RK_ECANCELED);
+            if ((r = cli_read_secret("Unseal share (will be hidden): ", NULL, SHARE_LINE_MAX, &line,
+                                     &ctx->err)) != 0) {
+                rk_error_prefix(&ctx->err, "unseal share");
+                rc = cli_fail(ctx, r);
                 goto out;
             }
+            n = line->len;
         } else {
             long got;
-            if ((line = malloc(SHARE_LINE_MAX)) == NULL) {
+            if (line == NULL && (line = secret_new(SHARE_LINE_MAX)) == NULL) {
                 r = rk_error_set(&ctx->err, RK_ENOMEM, "out of memory");
                 goto fail;
             }
-            if ((got = read_line(line, SHARE_LINE_MAX)) < 0) {
-                freezero(line, SHARE_LINE_MAX);
-                line = NULL;
+            lineno++;
+            if ((got = read_line(line)) == -2) {
+                r = rk_error_set(&ctx->err, RK_EINVAL,
+                                 "line %ld of stdin is longer than a share (%d bytes); not sent",
+                                 lineno, SHARE_LINE_MAX - 1);
+                goto fail;
+            }
+            if (got < 0) {
                 if (sent == 0) {
                     rk_error_set(&ctx->err, RK_EINVAL,
                                  "no unseal share on stdin: pipe one share per line, or run on a "
@@ -137,16 +163,16 @@ exec_unseal(struct cli_ctx *ctx, int argc, char **argv)
                 break;
             }
             n = (size_t)got;
-            lineno++;
-            if (n == 0) {
-                freezero(line, SHARE_LINE_MAX);
-                line = NULL;
+            if (n == 0)
                 continue;
-            }
         }
-        r = shamir_share_parse(line, n, ROOT_KEY_LEN, &share, &ctx->err);
-        freezero(line, tty ? n + 1 : SHARE_LINE_MAX);
-        line = NULL;
+        r = shamir_share_parse((const char *)line->data, n, ROOT_KEY_LEN, &share, &ctx->err);
+        if (tty) {
+            secret_free(line);
+            line = NULL;
+        } else {
+            secure_wipe(line->data, line->len);
+        }
         if (r != 0) {
             if (!tty)
                 rk_error_prefix(&ctx->err, "line %ld of stdin, not sent", lineno);
@@ -168,6 +194,7 @@ fail:
     /* A refused share is the server's 400: an error of the input, not of the usage. */
     rc = cli_fail(ctx, r == -RK_EINVAL ? -RK_EBADKEY : r);
 out:
+    secret_free(line);
     json_decref(st);
     return rc;
 }

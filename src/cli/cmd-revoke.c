@@ -7,6 +7,7 @@
 #include "cli/client.h"
 #include "engine/rotation.h"
 #include "cli/kvfmt.h"
+#include "cli/secret-input.h"
 #include "rotators/rotator.h"
 #include "util/parse.h"
 
@@ -86,13 +87,13 @@ exec_revoke(struct cli_ctx *ctx, int argc, char **argv)
     struct rotate_result res;
     struct rot_input in;
     struct engine *e = NULL;
+    struct secret *value = NULL;
+    int from_stdin = cli_opt(ctx, "from-stdin") != NULL;
+    const char *from_file = cli_opt(ctx, "from-file");
     int r;
 
     (void)argc;
     memset(&in, 0, sizeof(in));
-    in.from_stdin = cli_opt(ctx, "from-stdin") != NULL;
-    in.from_file = cli_opt(ctx, "from-file");
-    in.allow_prompt = isatty(STDIN_FILENO);
     memset(&ro, 0, sizeof(ro));
     ro.op = ROT_OP_REVOKE;
     ro.reason = cli_opt(ctx, "reason");
@@ -104,11 +105,24 @@ exec_revoke(struct cli_ctx *ctx, int argc, char **argv)
         printf("revoking %s:\n", argv[0]);
         r = remote_revoke(ctx, argv[0], &res);
     } else {
-        if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+        /* A manual kind's value is read here, before the engine runs (the rotator never reads
+         * input): --from-*, or a prompt when the entry needs one (cli_needs_input). */
+        if (from_stdin || from_file != NULL)
+            r = cli_read_value(ctx, argv[0], from_stdin, from_file, 0, &value);
+        else
+            r = cli_read_value(ctx, argv[0], 0, NULL,
+                               isatty(STDIN_FILENO) && cli_needs_input(ctx, argv[0]), &value);
+        if (r != 0)
             return cli_fail(ctx, r);
+        in.value = value;
+        if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0) {
+            secret_free(value);
+            return cli_fail(ctx, r);
+        }
         printf("revoking %s:\n", argv[0]);
         r = engine_rotate(e, argv[0], &ro, &res, &ctx->err);
         engine_free(e);
+        secret_free(value);
     }
     if (r != 0)
         return cli_fail(ctx, r);

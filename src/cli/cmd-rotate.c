@@ -10,6 +10,7 @@
 #include "engine/rotation.h"
 #include "engine/schedule.h"
 #include "cli/kvfmt.h"
+#include "cli/secret-input.h"
 #include "rotators/rotator.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
@@ -184,6 +185,25 @@ remote_value(struct cli_ctx *ctx, const char *path, int needs_input, struct secr
     return cli_read_value(ctx, path, from_stdin, from_file, 1, value);
 }
 
+/* The new value of a manual kind for a local rotation, read here before the engine runs (the
+ * rotator never reads input): --from-stdin, --from-file, or a prompt on a terminal when the
+ * entry needs one (cli_needs_input: not for a candidate that waits for its target). */
+static int
+local_value(struct cli_ctx *ctx, const char *path, struct secret **value)
+{
+    int from_stdin = cli_opt(ctx, "from-stdin") != NULL;
+    const char *from_file = cli_opt(ctx, "from-file");
+
+    *value = NULL;
+    if (cli_opt(ctx, "dry-run") != NULL)
+        return 0;
+    if (from_stdin || from_file != NULL)
+        return cli_read_value(ctx, path, from_stdin, from_file, 0, value);
+    if (!isatty(STDIN_FILENO) || !cli_needs_input(ctx, path))
+        return 0;
+    return cli_read_value(ctx, path, 0, NULL, 1, value);
+}
+
 /* What --due picks: due, overdue, failed, and a candidate waiting for its target. */
 static int
 state_is_due(enum secret_state s)
@@ -303,6 +323,7 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
     const char *wait = cli_opt(ctx, "wait");
     struct rot_input in;
     struct engine *e = NULL;
+    struct secret *value = NULL;
     int64_t wait_ms = 0;
     int r, rc = CLI_OK;
 
@@ -322,14 +343,19 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
     if (ctx->remote != NULL)
         return remote_rotate(ctx, argc, argv, wait_ms);
     memset(&in, 0, sizeof(in));
-    in.from_stdin = cli_opt(ctx, "from-stdin") != NULL;
-    in.from_file = cli_opt(ctx, "from-file");
-    in.allow_prompt = isatty(STDIN_FILENO);
-    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0)
+    if (!due && !all) {
+        if ((r = local_value(ctx, argv[0], &value)) != 0)
+            return cli_fail(ctx, r);
+        in.value = value;
+    }
+    if ((r = engine_open(ctx->kv, ctx->inv, &e, &ctx->err)) != 0) {
+        secret_free(value);
         return cli_fail(ctx, r);
+    }
     if (!due && !all) {
         printf("%s%s:\n", dry ? "plan for " : "rotating ", argv[0]);
         r = rotate_one(ctx, e, argv[0], 1, &in, wait_ms);
+        secret_free(value);
         engine_free(e);
         if (r == -RK_EINVAL || r == -RK_ENOTFOUND || r == -RK_ENOTIMPL)
             return r == -RK_EINVAL ? CLI_USAGE : CLI_ERROR;
@@ -339,8 +365,10 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
         size_t n = 0, ok = 0, failed = 0, skipped = 0;
         int64_t now = time_now();
 
-        if (in.from_stdin || in.from_file)
+        if (cli_opt(ctx, "from-stdin") != NULL || cli_opt(ctx, "from-file") != NULL) {
+            engine_free(e);
             return cli_usage_error(ctx, "--from-stdin/--from-file need a single PATH");
+        }
         if (!dry) {
             size_t acted = 0;
             if (engine_recover(e, now, NULL, NULL, &acted, &ctx->err) != 0)
@@ -402,10 +430,22 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             }
             if (dry)
                 printf("plan for %s:\n", s->path);
+            /* A person types this one's value now (the rotator never prompts). */
+            value = NULL;
+            if (!dry && state != STATE_PENDING &&
+                (rotator_flags(rotator_find(s->kind), s) & ROT_F_MANUAL_INPUT) &&
+                cli_read_value(ctx, s->path, 0, NULL, 1, &value) != 0) {
+                fprintf(stderr, "%s: %s\n", cli_esc(s->path), cli_esc(ctx->err.msg));
+                failed++;
+                continue;
+            }
+            in.value = value;
             if (rotate_one(ctx, e, s->path, dry, &in, wait_ms) == 0)
                 ok++;
             else
                 failed++;
+            in.value = NULL;
+            secret_free(value);
         }
         if (!dry)
             printf("%zu rotated, %zu failed, %zu skipped\n", ok, failed, skipped);

@@ -1268,12 +1268,12 @@ static int resume_path(struct engine *e, const char *path, int64_t lock_rev, jso
                        const struct rotate_opts *opts, int op, int drop, struct rotate_result *res,
                        struct rk_error *err);
 
-/* 1 when the caller hands create a value (a manual kind's --from-stdin, --from-file, a value in
- * an API request); a prompt that may be shown is not one. */
+/* 1 when the caller hands create a value (a manual kind's value read by the CLI, a value in an
+ * API request). */
 static int
 input_given(const struct rot_input *in)
 {
-    return in != NULL && (in->value != NULL || in->from_stdin || in->from_file != NULL);
+    return in != NULL && in->value != NULL;
 }
 
 /* engine_rotate of the entry s found for path. */

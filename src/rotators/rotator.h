@@ -17,12 +17,11 @@
 
 struct kv;
 
-/* Where a manual value comes from (rekey rotate --from-stdin / --from-file / a no-echo prompt). */
+/* A value a person supplies (a manual kind), read by whoever talks to the person: the CLI
+ * (--from-stdin, --from-file, a no-echo prompt: cli/secret-input.h) or an API request body. A
+ * rotator never reads input itself. */
 struct rot_input {
-    const struct secret *value; /* given directly (an API request body); used first if set */
-    int from_stdin;
-    const char *from_file;
-    int allow_prompt; /* a terminal is attached */
+    const struct secret *value; /* NULL: none was given */
 };
 
 /* Reads field `field` of the current version of another secret (an admin key, a database admin

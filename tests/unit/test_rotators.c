@@ -351,32 +351,22 @@ test_generated_format_errors(void **state)
 
 /* ---- manual ---- */
 
-static void
-write_file(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
-}
-
-/* Runs manual create with the value in a file; returns its result, *out the value. */
+/* Runs manual create with data as the value a person gave (the CLI or an API body hands it over
+ * in rot_input: the rotator reads nothing itself); returns its result, *out the value. */
 static int
-manual_from_file(const char *pattern, const char *data, size_t len, struct secret **out,
-                 struct rk_error *err)
+manual_with_value(const char *pattern, const char *data, size_t len, struct secret **out,
+                  struct rk_error *err)
 {
     struct inv_secret s = mk_secret("manual", NULL, pattern);
-    char path[128];
-    struct rot_input in = {.from_file = path};
+    struct secret *given = secret_from(data, len);
+    struct rot_input in = {.value = given};
     struct rot_ctx c = {.secret = &s, .input = &in};
     int r;
 
-    snprintf(path, sizeof(path), "%s/value", tmpdir);
-    write_file(path, data, len);
+    assert_non_null(given);
     assert_int_equal(rotator_find("manual")->check(&s, err), 0);
     r = create_one(rotator_find("manual"), &c, out, err);
-    unlink(path);
+    secret_free(given);
     return r;
 }
 
@@ -386,7 +376,7 @@ expect_manual(const char *pattern, const char *data, const char *want)
     struct rk_error err = {0};
     struct secret *v = NULL;
 
-    if (manual_from_file(pattern, data, strlen(data), &v, &err) != 0)
+    if (manual_with_value(pattern, data, strlen(data), &v, &err) != 0)
         fail_msg("manual create (pattern %s): %s", pattern ? pattern : "none", err.msg);
     assert_non_null(v);
     assert_int_equal(v->len, strlen(want));
@@ -395,7 +385,7 @@ expect_manual(const char *pattern, const char *data, const char *want)
 }
 
 static void
-test_manual_from_file(void **state)
+test_manual_value(void **state)
 {
     (void)state;
     expect_manual(NULL, "plain-value\n", "plain-value");
@@ -423,7 +413,7 @@ expect_refused(const char *pattern, const char *data, size_t len, int code, cons
     struct rk_error err = {0};
     struct secret *v = (struct secret *)&err;
 
-    assert_int_equal(manual_from_file(pattern, data, len, &v, &err), -code);
+    assert_int_equal(manual_with_value(pattern, data, len, &v, &err), -code);
     assert_null(v);
     if (strstr(err.msg, want) == NULL)
         fail_msg("message \"%s\" lacks \"%s\"", err.msg, want);
@@ -453,7 +443,7 @@ test_manual_refused(void **state)
     expect_refused(PAT_ANTHROPIC, wrong, strlen(wrong), RK_EINVAL, "nothing was stored");
     /* The message carries the length instead, and no hash of the value (it would confirm a
      * guess, and a refused value has no fingerprint in the store). */
-    assert_int_equal(manual_from_file(PAT_XAI, wrong, strlen(wrong), &v, &err), -RK_EINVAL);
+    assert_int_equal(manual_with_value(PAT_XAI, wrong, strlen(wrong), &v, &err), -RK_EINVAL);
     assert_non_null(strstr(err.msg, "36 bytes"));
     assert_null(strstr(err.msg, "WRONGPREFIX"));
     assert_null(strstr(err.msg, "sha256:"));
@@ -479,12 +469,18 @@ test_manual_refused(void **state)
         expect_refused(NULL, big, n, RK_ELIMIT, "longer than 65536");
         free(big);
     }
+    /* Exactly 64 KiB plus a newline is accepted (the newline is not part of the value). */
     {
-        struct inv_secret s = mk_secret("manual", NULL, NULL);
-        struct rot_input in = {.from_file = "/nonexistent/rekey/value"};
-        struct rot_ctx c = {.secret = &s, .input = &in};
-        assert_int_equal(create_one(rotator_find("manual"), &c, &v, &err), -RK_ENOTFOUND);
-        assert_non_null(strstr(err.msg, "/nonexistent/rekey/value"));
+        size_t n = 64 * 1024 + 1;
+        char *big = malloc(n);
+        assert_non_null(big);
+        memset(big, 'q', n);
+        big[n - 1] = '\n';
+        assert_int_equal(manual_with_value(NULL, big, n, &v, &err), 0);
+        assert_int_equal(v->len, 64 * 1024);
+        secret_free(v);
+        v = NULL;
+        free(big);
     }
 }
 
@@ -530,186 +526,72 @@ test_manual_check(void **state)
     assert_non_null(strstr(err.msg, "position 4"));
 }
 
-/* Runs manual create with data piped into fd 0. */
-static int
-manual_from_stdin(const char *pattern, const char *data, size_t len, struct secret **out,
-                  struct rk_error *err)
-{
-    struct inv_secret s = mk_secret("manual", NULL, pattern);
-    struct rot_input in = {.from_stdin = 1};
-    struct rot_ctx c = {.secret = &s, .input = &in};
-    int fds[2], saved, r;
-    pid_t pid;
+/* ---- the rotator never talks to a person ----
+ * Without a value, manual create refuses at once: it opens no terminal and shows no prompt,
+ * even when it runs on one (the CLI reads the value first: cli/secret-input.c). */
 
-    assert_int_equal(pipe(fds), 0);
-    /* A writer process, so values larger than the pipe buffer work too. */
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        size_t off = 0;
-        close(fds[0]);
-        while (off < len) {
-            ssize_t w = write(fds[1], data + off, len - off);
-            if (w <= 0)
-                _exit(1);
-            off += (size_t)w;
-        }
-        _exit(0);
-    }
-    close(fds[1]);
-    saved = dup(STDIN_FILENO);
-    assert_true(saved >= 0);
-    assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
-    close(fds[0]);
-    r = create_one(rotator_find("manual"), &c, out, err);
-    assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
-    close(saved);
-    waitpid(pid, NULL, 0);
-    return r;
-}
-
+/* Reads from fd into buf (NUL-terminated, appended at *len) until it ends or 1 s passes. */
 static void
-test_manual_from_stdin(void **state)
+read_all(int fd, char *buf, size_t cap, size_t *len)
 {
-    struct rk_error err = {0};
-    struct secret *v = NULL;
-    char *big;
-    size_t n = 64 * 1024 + 10;
-
-    (void)state;
-    if (manual_from_stdin(PAT_ANTHROPIC, KEY_ANTHROPIC "\n", strlen(KEY_ANTHROPIC) + 1, &v, &err) !=
-        0)
-        fail_msg("stdin: %s", err.msg);
-    assert_int_equal(v->len, strlen(KEY_ANTHROPIC));
-    assert_memory_equal(v->data, KEY_ANTHROPIC, v->len);
-    secret_free(v);
-    v = NULL;
-
-    assert_int_equal(manual_from_stdin(PAT_XAI, KEY_OPENAI "\n", strlen(KEY_OPENAI) + 1, &v, &err),
-                     -RK_EINVAL);
-    assert_null(v);
-    assert_non_null(strstr(err.msg, "does not match"));
-    assert_null(strstr(err.msg, KEY_OPENAI));
-
-    assert_int_equal(manual_from_stdin(NULL, "", 0, &v, &err), -RK_EINVAL);
-    assert_non_null(strstr(err.msg, "empty"));
-
-    /* Exactly 64 KiB plus a newline is accepted; more is refused. */
-    big = malloc(n);
-    assert_non_null(big);
-    memset(big, 'q', n);
-    big[64 * 1024] = '\n';
-    assert_int_equal(manual_from_stdin(NULL, big, 64 * 1024 + 1, &v, &err), 0);
-    assert_int_equal(v->len, 64 * 1024);
-    secret_free(v);
-    v = NULL;
-    memset(big, 'q', n);
-    assert_int_equal(manual_from_stdin(NULL, big, n, &v, &err), -RK_ELIMIT);
-    assert_null(v);
-    free(big);
-}
-
-/* ---- the no-echo prompt, on a pseudo-terminal ---- */
-
-/* Reads from fd into buf (NUL-terminated, appended at *len) until want appears or 5 s pass. */
-static int
-read_until(int fd, char *buf, size_t cap, size_t *len, const char *want)
-{
-    while (want == NULL || strstr(buf, want) == NULL) {
+    for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         ssize_t rd;
 
-        if (poll(&p, 1, 5000) <= 0)
-            return want == NULL ? 0 : -1;
+        if (poll(&p, 1, 1000) <= 0)
+            return;
         rd = read(fd, buf + *len, cap - 1 - *len);
         if (rd <= 0)
-            return want == NULL ? 0 : -1; /* EIO once the child has exited */
+            return; /* EIO once the child has exited */
         *len += (size_t)rd;
         buf[*len] = '\0';
     }
-    return 0;
 }
 
-/* Forks a child on a new pty that runs manual create with a prompt; types first and second
- * (each followed by a newline). *rc gets the child's result, val its value (or message), out
- * everything the terminal showed. */
 static void
-run_prompt(const char *pattern, const char *first, const char *second, int *rc, char *val,
-           size_t valcap, char *out, size_t outcap)
+test_manual_never_prompts(void **state)
 {
+    char line[600] = "", out[4096] = "";
+    size_t outlen = 0, n = 0;
     int res[2], master, status;
-    size_t outlen = 0, vlen = 0;
     pid_t pid;
 
+    (void)state;
     assert_int_equal(pipe(res), 0);
-    out[0] = '\0';
     pid = forkpty(&master, NULL, NULL, NULL);
     assert_true(pid >= 0);
     if (pid == 0) {
-        struct inv_secret s = mk_secret("manual", NULL, pattern);
-        struct rot_input in = {.allow_prompt = 1};
+        struct inv_secret s = mk_secret("manual", NULL, NULL);
+        struct rot_input in = {0};
         struct rot_ctx c = {.secret = &s, .input = &in};
         struct rk_error err = {0};
         struct secret *v = NULL;
-        char line[600];
         int r;
 
         close(res[0]);
         r = create_one(rotator_find("manual"), &c, &v, &err);
-        snprintf(line, sizeof(line), "%d %s", r, r == 0 ? (char *)v->data : err.msg);
+        snprintf(line, sizeof(line), "%d %s", r, err.msg);
         if (write(res[1], line, strlen(line)) < 0)
             _exit(2);
         secret_free(v);
         _exit(0);
     }
     close(res[1]);
-    assert_int_equal(read_until(master, out, outcap, &outlen, "(not echoed): "), 0);
-    assert_int_equal(write(master, first, strlen(first)), (ssize_t)strlen(first));
-    assert_int_equal(write(master, "\n", 1), 1);
-    assert_int_equal(read_until(master, out, outcap, &outlen, "Repeat the new value"), 0);
-    assert_int_equal(write(master, second, strlen(second)), (ssize_t)strlen(second));
-    assert_int_equal(write(master, "\n", 1), 1);
     for (;;) {
-        ssize_t rd = read(res[0], val + vlen, valcap - 1 - vlen);
+        ssize_t rd = read(res[0], line + n, sizeof(line) - 1 - n);
         if (rd <= 0)
             break;
-        vlen += (size_t)rd;
+        n += (size_t)rd;
     }
-    val[vlen] = '\0';
-    read_until(master, out, outcap, &outlen, NULL);
+    line[n] = '\0';
+    read_all(master, out, sizeof(out), &outlen);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     close(res[0]);
     close(master);
-    *rc = (int)strtol(val, NULL, 10);
-}
-
-static void
-test_manual_prompt(void **state)
-{
-    char val[700], out[4096];
-    int rc = 1;
-
-    (void)state;
-    run_prompt(PAT_OPENAI, KEY_OPENAI, KEY_OPENAI, &rc, val, sizeof(val), out, sizeof(out));
-    assert_int_equal(rc, 0);
-    assert_string_equal(val, "0 " KEY_OPENAI);
-    assert_non_null(strstr(out, "New value for secret/test/value"));
-    assert_null(strstr(out, "AbC_dEf")); /* not echoed */
-
-    run_prompt(NULL, "first-value-123", "other-value-456", &rc, val, sizeof(val), out, sizeof(out));
-    assert_int_equal(rc, -RK_EINVAL);
-    assert_non_null(strstr(val, "differ"));
-    assert_null(strstr(val, "first-value"));
-    assert_null(strstr(out, "first-value"));
-    assert_null(strstr(out, "other-value"));
-
-    run_prompt(PAT_XAI, "sk-not-an-xai-key-0123456789", "sk-not-an-xai-key-0123456789", &rc, val,
-               sizeof(val), out, sizeof(out));
-    assert_int_equal(rc, -RK_EINVAL);
-    assert_non_null(strstr(val, "does not match"));
-    assert_null(strstr(val, "not-an-xai"));
-    assert_null(strstr(out, "not-an-xai"));
+    assert_int_equal((int)strtol(line, NULL, 10), -RK_EINVAL);
+    assert_non_null(strstr(line, "kind manual needs a value"));
+    assert_int_equal(outlen, 0); /* nothing was shown on the terminal */
 }
 
 /* ---- the rotator contract: every registered kind, implemented or planned ----
@@ -918,13 +800,12 @@ main(void)
         cmocka_unit_test(test_generated_alnum_uuid_escapes),
         cmocka_unit_test(test_generated_alnum_distribution),
         cmocka_unit_test(test_generated_format_errors),
-        cmocka_unit_test(test_manual_from_file),
+        cmocka_unit_test(test_manual_value),
         cmocka_unit_test(test_manual_provider_keys),
         cmocka_unit_test(test_manual_refused),
         cmocka_unit_test(test_manual_no_input),
         cmocka_unit_test(test_manual_check),
-        cmocka_unit_test(test_manual_from_stdin),
-        cmocka_unit_test(test_manual_prompt),
+        cmocka_unit_test(test_manual_never_prompts),
         cmocka_unit_test(test_rotator_contract),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
