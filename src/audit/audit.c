@@ -12,7 +12,8 @@
  *   "accessor"        the token's accessor as hmac-sha256:<hex>
  *   "policies"        the token's policies
  *   "pid"             local operations: the process
- *   "step", "outcome", "from_version", "to_version", "fingerprint", "reason"   rotations
+ *   "step", "outcome", "from_version", "to_version", "fingerprint", "reason", "message"
+ *                     rotations (the message when it says more than the error)
  *   "status"          the HTTP status (API responses), the exit status (local results)
  *   "duration_us"     responses, results
  *   "error"           present exactly when the outcome is an error (status >= 400, a non-zero
@@ -323,6 +324,9 @@ body_build(struct audit *a, const struct rk_event *ev, struct jb *b, struct rk_e
     }
     jb_str(b, "fingerprint", ev->fingerprint);
     jb_str(b, "reason", ev->reason);
+    if (ev->message != NULL && *ev->message != '\0' &&
+        (ev->error == NULL || strcmp(ev->message, ev->error) != 0))
+        jb_str(b, "message", ev->message);
     if (ev->type == EV_API_RESPONSE || (ev->type == EV_LOCAL_OP && ev->outcome != NULL))
         jb_int(b, "status", ev->status);
     if (ev->duration_us != 0)

@@ -8,7 +8,9 @@ extern const struct cli_cmd cmd_operator_init, cmd_operator_rotate_keyring, cmd_
 extern const struct cli_cmd cmd_operator_unseal, cmd_operator_seal;
 extern const struct cli_cmd cmd_run;
 extern const struct cli_cmd cmd_server;
+extern const struct cli_cmd cmd_audit, cmd_audit_verify, cmd_audit_hash;
 extern const struct cli_cmd cmd_metrics;
+extern const struct cli_cmd cmd_pki_init_ca, cmd_pki_ca;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_status,
@@ -32,5 +34,10 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_operator_unseal,
     &cmd_operator_seal,
     &cmd_operator_rotate_keyring,
+    &cmd_audit,
+    &cmd_audit_verify,
+    &cmd_audit_hash,
+    &cmd_pki_init_ca,
+    &cmd_pki_ca,
     NULL,
 };

@@ -34,7 +34,9 @@ enum {
     CLI_OPT_CONFIG = 1 << 2,     /* load the inventory if a config file is found */
     CLI_NEED_RAW_STORE = 1 << 3, /* the store opened but left sealed (operator init) */
     CLI_REMOTE_OK = 1 << 4,      /* with REKEY_ADDR set: no config, no store, ctx->remote set */
-    CLI_REMOTE_ONLY = 1 << 5     /* only through a server (operator unseal/seal) */
+    CLI_REMOTE_ONLY = 1 << 5,    /* only through a server (operator unseal/seal) */
+    CLI_NO_AUDIT = 1 << 6        /* an overview that shows no secret value (status, schedule):
+                                  * not written to the audit log (cli-audit.c) */
 };
 
 #define CLI_MAX_OPTS 24
@@ -76,6 +78,15 @@ int cli_fail(struct cli_ctx *ctx, int r);
 /* Prints a usage error for the current command and returns CLI_USAGE. */
 int cli_usage_error(struct cli_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The audit log of a command on a local store (cli-audit.c): cli_audit_begin opens the sinks
+ * (the configuration's audit: block, the devices stored through sys/audit) and records the
+ * command before it runs; CLI_OK, or CLI_ERROR after printing why (the command must not run:
+ * nothing could record it). cli_audit_end records its outcome (rc, ctx->err) and returns rc,
+ * or CLI_ERROR when that cannot be recorded. Both do nothing for a command without a store, a
+ * CLI_NO_AUDIT one, or when no sink is on. */
+int cli_audit_begin(struct cli_ctx *ctx, int argc, char **argv);
+int cli_audit_end(struct cli_ctx *ctx, int rc);
 
 /* Opens the store named by the config or REKEY_STORE, unsealing it unless sealed_ok.
  * Returns 0 or a negative RK_E* (message in ctx->err). */

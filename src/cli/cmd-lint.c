@@ -1,6 +1,7 @@
 /* rekey lint: reports what a reviewer of the inventory would catch. */
 #include <stdio.h>
 
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "engine/inventory.h"
 
@@ -28,6 +29,11 @@ exec_lint(struct cli_ctx *ctx, int argc, char **argv)
     (void)argc;
     (void)argv;
     inventory_lint(ctx->inv, report, &st);
+    {
+        char note[512];
+        audit_note(ctx->inv->audit_enabled ? ctx->inv->audit_path : NULL, -1, note, sizeof(note));
+        printf("%s\n", cli_esc(note));
+    }
     printf("%s: %zu secret%s, %zu hook%s: %d error%s, %d warning%s\n", ctx->inv->file,
            ctx->inv->nsecrets, ctx->inv->nsecrets == 1 ? "" : "s", ctx->inv->nhooks,
            ctx->inv->nhooks == 1 ? "" : "s", st.errors, st.errors == 1 ? "" : "s", st.warnings,

@@ -190,7 +190,7 @@ const struct cli_cmd cmd_schedule = {
     .summary = "print the rotation calendar, month by week, from the inventory and history",
     .min_args = 0,
     .max_args = 0,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_NO_AUDIT,
     .opts = opts,
     .exec = exec_schedule,
 };

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "api/kvjson.h"
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "engine/inventory.h"
@@ -256,6 +257,14 @@ exec_status(struct cli_ctx *ctx, int argc, char **argv)
     r = ctx->remote != NULL ? remote_status(ctx, &problems) : local_status(ctx, &problems);
     if (r != 0)
         return cli_fail(ctx, r);
+    if (ctx->remote == NULL && !ctx->inv->audit_enabled) { /* say so when nothing is audited */
+        char note[512];
+        size_t nd = 0;
+        if (audit_devices_stored(ctx->br, &nd, NULL) == 0 && nd == 0) {
+            audit_note(NULL, 0, note, sizeof(note));
+            fprintf(stderr, "%s\n", note);
+        }
+    }
     return problems > 0 ? CLI_PROBLEM : CLI_OK;
 }
 
@@ -271,7 +280,7 @@ const struct cli_cmd cmd_status = {
             "(rekey/entries) are listed after the configuration's.",
     .min_args = 0,
     .max_args = 0,
-    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,
+    .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK | CLI_NO_AUDIT,
     .opts = opts,
     .exec = exec_status,
 };

@@ -313,7 +313,9 @@ main(int argc, char **argv)
             goto out;
         }
     }
-    rc = cmd->exec(&ctx, npos, argv + i);
+    /* Recorded in the audit log before it runs and after (cli-audit.c). */
+    if ((rc = cli_audit_begin(&ctx, npos, argv + i)) == CLI_OK)
+        rc = cli_audit_end(&ctx, cmd->exec(&ctx, npos, argv + i));
 out:
     cli_close(&ctx);
     /* A command that created a store file (operator init) and failed leaves nothing behind. */

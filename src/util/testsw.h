@@ -1,9 +1,10 @@
-/* testsw.h: the test switches. Three environment variables let the tests reach states a real run
+/* testsw.h: the test switches. Four environment variables let the tests reach states a real run
  * only reaches by bad luck: REKEY_NOW (a fake clock, epoch seconds), REKEY_CRASH_AT (kill the
- * process right after a rotation step's commit) and REKEY_FAULT (fail the Nth store call or
- * fsync). They exist only in a build configured with `-Dtest_switches=true` (`make test` does);
- * in any other build test_switch() answers NULL whatever the environment holds, so a product
- * binary cannot be steered by them. */
+ * process right after a rotation step's commit), REKEY_FAULT (fail the Nth store call or
+ * fsync) and REKEY_AUDIT_FAULT (fail the audit log's Nth write or fsync and every later one,
+ * audit/sink.c). They exist only in a build configured with `-Dtest_switches=true` (`make test`
+ * does); in any other build test_switch() answers NULL whatever the environment holds, so a
+ * product binary cannot be steered by them. */
 #ifndef REKEY_TESTSW_H
 #define REKEY_TESTSW_H
 
