@@ -139,7 +139,8 @@ load_secret(struct loader *L, struct inv_secret *s, struct ynode *v, size_t idx,
     }
     if ((r = rotator_entry_finish(ops, s, &e2)) != 0)
         return r == -RK_ENOMEM ? enomem(L) : lerr_blame(L, where, ctx, names, n, e, e2.msg);
-    if (s->every <= 0)
+    /* A kind may make values on request only (a database role template): no schedule. */
+    if (s->every <= 0 && !(rotator_flags(ops, s) & ROT_F_ON_DEMAND))
         return missing(L, where, ctx, "every", "a rotation interval such as 30d");
     return 0;
 }

@@ -144,7 +144,7 @@ lint_secret(struct linter *l, const struct inv_secret *s)
     struct rk_error e = {0};
     char a[32], b[32];
 
-    if (s->every <= 0)
+    if (s->every <= 0 && !(rotator_flags(ops, s) & ROT_F_ON_DEMAND))
         report(l, "error", s->line, s->col, "%s: no rotation schedule (every)", path);
     if (s->every > 0 && s->grace >= s->every)
         report(l, "error", s->line, s->col,

@@ -13,7 +13,7 @@
 extern const struct rotator_ops rotator_generated;
 extern const struct rotator_ops rotator_manual;
 extern const struct rotator_ops rotator_provider_key;   /* planned */
-extern const struct rotator_ops rotator_database;       /* planned */
+extern const struct rotator_ops rotator_database;
 extern const struct rotator_ops rotator_transit;
 extern const struct rotator_ops rotator_redis_password;
 extern const struct rotator_ops rotator_certificate;    /* planned */

@@ -55,6 +55,9 @@ enum {
     ROT_F_PERSON_FINISHES = 1 << 1, /* retire at the target needs a person (action-required) */
     ROT_F_NO_ROLLBACK = 1 << 2,     /* versions are not swapped back (a keyring: every version
                                      * above its minimum stays usable); rollback is refused */
+    ROT_F_ON_DEMAND = 1 << 3,       /* no schedule: the entry makes values on request (a
+                                     * database role template, database/creds/ROLE); lint does
+                                     * not ask for `every` */
 };
 
 /* What `status` sees of an entry's current value (for a kind whose due time comes from its own

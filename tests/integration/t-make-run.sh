@@ -44,6 +44,9 @@ expect_exit 0 "$REKEY" rollback $M
 # candidate waits for its target, which --due counts as not done (exit 3); nothing rolls back.
 expect_exit 3 "$REKEY" rotate --due --yes
 expect_in last.err "secret/ai-gateway/redis/auth: target unavailable"
+# Nor PostgreSQL (127.0.0.1:1): the held lease waits the same way; the role template is no rotation.
+expect_in last.err "database/creds/litellm-app: target unavailable"
+expect_not_in last.out "database/creds/litellm-readonly"
 expect_not_in last.err "rolled back"
 expect_exit 0 "$REKEY" recover
 printf '%s' "sk-proj-Tour_Key-0123456789abcdefghijklmnop" >key.secret

@@ -213,8 +213,10 @@ test_example_ai_gateway(void **state)
     assert_int_equal(d, 3600);
     assert_int_equal(inv_param_duration(s, "max_ttl", 0, &d), 0);
     assert_int_equal(d, 4 * 3600);
-    assert_int_equal(s->every, 86400);
-    assert_true(s->auto_rotate);
+    /* a role template (database/creds/litellm-readonly issues logins); litellm-app a held lease */
+    assert_int_equal(s->every, 0);
+    assert_false(s->auto_rotate);
+    assert_int_equal(inventory_find(inv, "database/creds/litellm-app")->every, 12 * 3600);
 
     s = inventory_find(inv, "transit/keys/jwt-signing");
     assert_string_equal(inv_param(s, "key_type"), "rsa-4096");
@@ -410,9 +412,9 @@ test_err_durations(void **state)
     expect_err(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    grace: soon\n", "7:12", "grace");
     expect_err(HDR "hooks:\n  h: {type: exec, command: [x], timeout: -5s}\n", "3:42",
                "hooks.h.timeout");
-    expect_err(HDR "secrets:\n  - {path: d/c/r, kind: database, connection: x, every: 1d, "
+    expect_err(HDR "secrets:\n  - {path: d/c/r, kind: database, connection: host=x, every: 1d, "
                    "ttl: 1y}\n",
-               "3:66", "secrets[0].ttl", "unknown unit 'y'");
+               "3:71", "secrets[0].ttl", "unknown unit 'y'");
 }
 
 /* server.request_timeout: default 30s, any duration syntax, 1s..1h inclusive; errors name
@@ -715,23 +717,42 @@ test_lint_database(void **state)
     struct findings f;
     (void)state;
     assert_int_equal(lint_of(HDR "secrets:\n  - {path: database/creds/a, kind: database, "
-                                 "connection: x, ttl: 2h, max_ttl: 1h, every: 1d}\n",
+                                 "connection: host=x, ttl: 2h, max_ttl: 1h, every: 1h}\n",
                              &f),
                      1);
     assert_true(has_finding(&f, "error", "max_ttl 1h is shorter than ttl 2h"));
     /* ttl shorter than two check intervals: a warning, not an error */
     assert_int_equal(lint_of(HDR "server: {check_interval: 5m}\nsecrets:\n  - {path: "
-                                 "database/creds/a, kind: database, connection: x, ttl: 9m, "
-                                 "max_ttl: 1h, every: 1d}\n",
+                                 "database/creds/a, kind: database, connection: host=x, ttl: 9m, "
+                                 "max_ttl: 1h, every: 5m}\n",
                              &f),
                      0);
     assert_true(has_finding(&f, "warning", "lease ttl 9m is shorter than twice the check"));
     /* a 1-hour lease with the default 60s check is fine */
     assert_int_equal(lint_of(HDR "secrets:\n  - {path: database/creds/a, kind: database, "
-                                 "connection: x, ttl: 1h, max_ttl: 4h, every: 1d}\n",
+                                 "connection: host=x, ttl: 1h, max_ttl: 4h, every: 30m, "
+                                 "admin_password_path: s/db/admin}\n",
                              &f),
                      0);
     assert_int_equal(f.n, 0);
+    /* a held lease replaced no sooner than it expires: an error */
+    assert_int_equal(lint_of(HDR "secrets:\n  - {path: database/creds/a, kind: database, "
+                                 "connection: host=x, ttl: 1h, max_ttl: 4h, every: 1h, "
+                                 "admin_password_path: s/db/admin}\n",
+                             &f),
+                     1);
+    assert_true(has_finding(&f, "error", "every 1h is not shorter than ttl 1h"));
+    /* a role template (no every) loads and lints clean: it is not scheduled */
+    assert_int_equal(lint_of(HDR "secrets:\n  - {path: database/creds/a, kind: database, "
+                                 "connection: host=x, ttl: 1h, max_ttl: 4h, "
+                                 "admin_password_path: s/db/admin}\n",
+                             &f),
+                     0);
+    assert_int_equal(f.n, 0);
+    /* a password in the conninfo is refused at load */
+    expect_err(HDR "secrets:\n  - {path: d/c/r, kind: database, connection: "
+                   "\"host=x password=p\", every: 1d}\n",
+               "3:47", "holds a password");
 }
 
 static void
@@ -860,8 +881,8 @@ test_kind_settings(void **state)
     expect_err(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    ttl: 1h\n", "7:5",
                "unknown key 'ttl' for kind generated", "format");
     expect_err(HDR
-               "secrets:\n  - {path: a/b, kind: database, connection: x, every: 1d, field: u}\n",
-               "3:59", "unknown key 'field' for kind database", "connection", "max_ttl");
+               "secrets:\n  - {path: a/b, kind: database, connection: host=x, every: 1d, field: u}\n",
+               "3:64", "unknown key 'field' for kind database", "connection", "max_ttl");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: provider-key, provider: xai, every: 1d, "
                    "base_url: \"ftp://x\"}\n",
                "3:73", "secrets[0].base_url", "http://");
