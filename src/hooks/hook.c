@@ -18,6 +18,7 @@ static const struct hook_ops *const registry[] = {
     [HOOK_EXEC] = &hook_exec_ops,
     [HOOK_HTTP] = &hook_http_ops,
     [HOOK_FILE] = &hook_file_ops,
+    [HOOK_TLS] = &hook_tls_ops,
 };
 
 #define NREGISTRY (sizeof(registry) / sizeof(registry[0]))

@@ -129,6 +129,7 @@ struct hook_ops {
 extern const struct hook_ops hook_exec_ops;
 extern const struct hook_ops hook_http_ops;
 extern const struct hook_ops hook_file_ops;
+extern const struct hook_ops hook_tls_ops;
 
 /* Logs buf[0..len) line by line with log_info as "hook NAME: LABEL: line", each value of ctx
  * (new, old, redact[], string fields) replaced by its fingerprint (ctx->fp_key) and control

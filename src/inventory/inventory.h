@@ -16,7 +16,7 @@
 #include "inventory/setting.h"
 #include "util/err.h"
 
-enum hook_type { HOOK_EXEC = 1, HOOK_HTTP, HOOK_FILE };
+enum hook_type { HOOK_EXEC = 1, HOOK_HTTP, HOOK_FILE, HOOK_TLS };
 
 /* What an exec hook gets on stdin. */
 enum hook_stdin { HOOK_STDIN_NONE = 0, HOOK_STDIN_NEW, HOOK_STDIN_OLD };

@@ -1,15 +1,35 @@
-/* certificate.c: kind "certificate" (planned: settings, defaults, check and lint rules, no
- * rotator yet): an X.509 certificate (fields `certificate`, `private_key`, `chain`) issued by
- * the internal CA or over ACME, renewed renew_before its expiry. */
+/* certificate.c: kind "certificate": an X.509 certificate and the private key rekey made for
+ * it, issued by the store's internal CA (secrets/pki.h) — over ACME later — and renewed
+ * renew_before its expiry. The version's fields:
+ *   certificate   the leaf (PEM)
+ *   private_key   its key (PKCS#8 PEM), made here; leaves the store only through the entry's
+ *                 file hooks and `kv get`
+ *   chain         the leaf followed by its issuer (what a server presents)
+ *   ca            the issuer's certificate (what a client trusts)
+ * create issues; test proves the certificate matches its key, chains to the issuer, covers every
+ * name and is valid now; status puts the due time at notAfter - renew_before. That the consumer
+ * serves the new certificate is the `tls` hook's check (hooks/hook-tls.c) in the reload list. */
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rotators/rotator.h"
+#include "secrets/kv.h"
+#include "secrets/pki.h"
 #include "util/parse.h"
+#include "util/timeutil.h"
+
+#define NAMES_TEXT_MAX 8192
 
 static const struct inv_setting certificate_settings[] = {
     {.name = "common_name", .type = IS_STRING, .flags = IS_REQUIRED, .help = "the subject's CN"},
     {.name = "alt_names", .type = IS_LIST, .help = "subject alternative names"},
+    {.name = "key_type",
+     .type = IS_ENUM,
+     .def = "ecdsa-p256",
+     .choices = PKI_KEY_TYPE_CHOICES,
+     .help = "the private key's type"},
     {.name = "ttl", .type = IS_DURATION, .def = "90d", .help = "the certificate's lifetime"},
     {.name = "renew_before",
      .type = IS_DURATION,
@@ -23,6 +43,152 @@ static const struct inv_setting certificate_settings[] = {
     {.name = "acme_directory", .type = IS_URL, .help = "the ACME directory URL"},
     {0},
 };
+
+/* The entry's alt_names (stored comma-joined) split into names[], pointing into *buf (the
+ * caller frees both). */
+static int
+split_names(const struct inv_secret *s, char **buf, const char ***names, size_t *n,
+            struct rk_error *err)
+{
+    const char *text = inv_param(s, "alt_names");
+    size_t cap = 1;
+
+    *buf = NULL;
+    *names = NULL;
+    *n = 0;
+    if (text == NULL || text[0] == '\0')
+        return 0;
+    if (strlen(text) > NAMES_TEXT_MAX)
+        return rk_error_set(err, RK_ECONFIG, "alt_names: too long");
+    for (const char *p = text; *p != '\0'; p++)
+        cap += *p == ',';
+    if ((*buf = strdup(text)) == NULL || (*names = calloc(cap, sizeof(**names))) == NULL) {
+        free(*buf);
+        *buf = NULL;
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    for (char *p = *buf, *q;; p = q + 1) {
+        if ((q = strchr(p, ',')) != NULL)
+            *q = '\0';
+        if (*p != '\0')
+            (*names)[(*n)++] = p;
+        if (q == NULL)
+            break;
+    }
+    return 0;
+}
+
+static enum pki_key_type
+key_type_of(const struct inv_secret *s)
+{
+    enum pki_key_type t = PKI_KEY_ECDSA_P256;
+
+    pki_key_type_parse(inv_param(s, "key_type"), &t);
+    return t;
+}
+
+static int
+issuer_is_internal(const struct inv_secret *s)
+{
+    const char *issuer = inv_param(s, "issuer");
+
+    return issuer == NULL || strcmp(issuer, "internal") == 0;
+}
+
+static int
+certificate_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err)
+{
+    const struct inv_secret *s = c->secret;
+    struct pki_issue_req req;
+    struct pki_issued is;
+    char *buf = NULL;
+    const char **names = NULL;
+    int64_t ttl = 0;
+    int r;
+
+    memset(&is, 0, sizeof(is));
+    if (!issuer_is_internal(s))
+        return rk_error_set(err, RK_ENOTIMPL, "issuer acme is not implemented yet");
+    if ((r = split_names(s, &buf, &names, &req.nalt, err)) != 0)
+        return r;
+    inv_param_duration(s, "ttl", 90 * 86400, &ttl);
+    req.common_name = inv_param(s, "common_name");
+    req.alt_names = names;
+    req.key_type = key_type_of(s);
+    req.ttl = ttl;
+    req.now = 0;
+    if ((r = pki_issue(kv_barrier(c->kv), &req, &is, err)) != 0)
+        goto out;
+    if ((r = rot_fields_put(out, "certificate", is.certificate, strlen(is.certificate), 0, err)) !=
+            0 ||
+        (r = rot_fields_set(out, "private_key", is.private_key, 0, err)) != 0)
+        goto out;
+    is.private_key = NULL; /* taken by out */
+    if ((r = rot_fields_put(out, "chain", is.chain, strlen(is.chain), 0, err)) != 0 ||
+        (r = rot_fields_put(out, "ca", is.ca, strlen(is.ca), 0, err)) != 0)
+        goto out;
+out:
+    pki_issued_clear(&is);
+    free(names);
+    free(buf);
+    return r;
+}
+
+/* The new certificate matches its key, chains to its issuer, covers every name, is valid now. */
+static int
+certificate_test(struct rot_ctx *c, struct rk_error *err)
+{
+    const struct secret *cert, *key, *ca;
+    char *buf = NULL;
+    const char **names = NULL;
+    size_t n = 0;
+    int r;
+
+    if (c->new_fields == NULL || (cert = rot_fields_get(c->new_fields, "certificate")) == NULL ||
+        (key = rot_fields_get(c->new_fields, "private_key")) == NULL ||
+        (ca = rot_fields_get(c->new_fields, "ca")) == NULL)
+        return rk_error_set(err, RK_EREJECTED,
+                            "the candidate lacks certificate, private_key or ca");
+    if ((r = split_names(c->secret, &buf, &names, &n, err)) != 0)
+        return r;
+    r = pki_check((const char *)cert->data, cert->len, key, (const char *)ca->data, ca->len,
+                  inv_param(c->secret, "common_name"), names, n, 0, err);
+    free(names);
+    free(buf);
+    return r;
+}
+
+/* Due at notAfter - renew_before of the current certificate. */
+static int
+certificate_status(const struct inv_secret *s, const struct rot_status_in *in, struct rot_due *out,
+                   struct rk_error *err)
+{
+    struct secret *pem = NULL;
+    int64_t not_after = 0, rb = 0, ttl = 0;
+    char serial[PKI_SERIAL_HEX_MAX], when[40];
+    struct rk_error e = {0};
+    int r;
+
+    if ((r = in->read_current(in->read_arg, "certificate", &pem, &e)) != 0) {
+        if (r == -RK_ENOTFOUND)
+            return 0; /* never issued: due now (the engine's rule) */
+        rk_error_set(err, -r, "%s", e.msg);
+        return r;
+    }
+    r = pki_cert_info((const char *)pem->data, pem->len, &not_after, serial, sizeof(serial), err);
+    secret_free(pem);
+    if (r != 0)
+        return r;
+    inv_param_duration(s, "renew_before", 30 * 86400, &rb);
+    inv_param_duration(s, "ttl", 90 * 86400, &ttl);
+    out->expires_at = not_after;
+    out->next_due = not_after - rb;
+    if (ttl > rb)
+        out->period = ttl - rb;
+    time_format_rfc3339(not_after * 1000000, when, sizeof(when));
+    snprintf(out->detail, sizeof(out->detail), "certificate expires %s, serial %s", when, serial);
+    return 0;
+}
 
 static int
 certificate_defaults(struct inv_secret *s, struct rk_error *err)
@@ -45,12 +211,28 @@ static int
 certificate_check(const struct inv_secret *s, struct rk_error *err)
 {
     const char *issuer = inv_param(s, "issuer");
+    struct pki_issue_req req;
+    char *buf = NULL;
+    const char **names = NULL;
+    int r;
 
     if (issuer != NULL && strcmp(issuer, "acme") == 0 && inv_param(s, "acme_directory") == NULL)
         return rk_error_set(err, RK_ECONFIG,
                             "missing required key 'acme_directory' (the ACME directory URL, "
                             "needed with issuer: acme)");
-    return 0;
+    /* The names as issuance will check them, so a typo fails at load, not at 3 a.m. */
+    memset(&req, 0, sizeof(req));
+    if ((r = split_names(s, &buf, &names, &req.nalt, err)) != 0)
+        return r;
+    req.common_name = inv_param(s, "common_name");
+    req.alt_names = names;
+    req.ttl = 1;
+    r = pki_issue_check(&req, err);
+    if (r != 0)
+        r = rk_error_set(err, RK_ECONFIG, "%s", err->msg);
+    free(names);
+    free(buf);
+    return r;
 }
 
 static void
@@ -83,6 +265,9 @@ certificate_lint(const struct inv_secret *s, const struct inventory *inv, inv_li
 const struct rotator_ops rotator_certificate = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "certificate",
+    .create = certificate_create,
+    .test = certificate_test,
+    .status = certificate_status,
     .settings = certificate_settings,
     .default_field = "certificate",
     .fixed_field = 1,
