@@ -55,6 +55,12 @@ expect_exit 0 "$REKEY" kv get -field=api_key secret/ai-gateway/providers/openai
 [ "$(cat last.out)" = "$(cat key.secret)" ] || fail "kv get does not give back what kv put stored"
 expect_exit 0 "$REKEY" kv list secret/ai-gateway
 expect_exit 0 "$REKEY" kv metadata secret/ai-gateway/providers/openai
+# The gateway's certificate (issuer internal, CA made by make run's first init) was issued and
+# rendered, and verifies against the internal CA.
+"$REKEY" pki ca >ca.pem
+openssl verify -CAfile ca.pem "$REKEY_RUN_DIR/etc/ai-gateway/tls/tls.crt" >/dev/null ||
+  fail "the gateway certificate was not rendered or does not verify"
+grep -q 'rollout restart deployment/gateway-proxy' run/kubectl.log || fail "gateway-proxy not reloaded"
 key=$("$REKEY" kv get -field=key $M)
 ! grep -rqaF -- "$key" run.log status.out || fail "the master key was printed"
 echo "ok"

@@ -283,7 +283,7 @@ expect 200
 jis '[s["path"] for s in d["data"]["secrets"]]' \
     "['secret/ai-gateway/litellm/master-key', 'secret/ai-gateway/providers/openai']"
 jis 'sorted(d["data"]["secrets"][0])' \
-    "['auto', 'detail', 'fingerprint', 'kind', 'last_rotated', 'next_due', 'path', 'state', 'version']"
+    "['auto', 'detail', 'expires_at', 'fingerprint', 'kind', 'last_rotated', 'needs_input', 'next_due', 'path', 'source', 'state', 'version']"
 req GET /v1/rekey/status/secret/ai-gateway/litellm/master-key
 expect 200
 jis 'd["data"]["kind"]' generated
