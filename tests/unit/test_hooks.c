@@ -912,7 +912,7 @@ test_hook_contract(void **state)
                 assert_int_equal(hook_check(&bare, &err), -RK_ECONFIG);
         }
     }
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4); /* exec, http, file, tls */
     assert_null(hook_kind_find("smoke", 5));
     assert_null(hook_kind_at(n));
 
