@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "rotators/rotator.h"
 #include "util/parse.h"
 #include "util/secret.h"
 
@@ -359,6 +360,19 @@ cli_read_secret_file(const char *path, size_t max, unsigned flags, struct secret
 
 /* ---- a manual kind's new value ---- */
 
+/* Says where a person gets the value (the entry's kind's input hint: a provider's console),
+ * before the prompt asks for it. Nothing for an entry not in the loaded inventory. */
+static void
+prompt_hint(struct cli_ctx *ctx, const char *path)
+{
+    const struct inv_secret *s = ctx->inv != NULL ? inventory_find(ctx->inv, path) : NULL;
+    const struct rotator_ops *ops = s != NULL ? rotator_kind(s->kind) : NULL;
+    char hint[256];
+
+    if (ops != NULL && ops->input_hint != NULL && ops->input_hint(s, hint, sizeof(hint)) == 0)
+        fprintf(stderr, "%s: %s\n", cli_esc(path), cli_esc(hint));
+}
+
 int
 cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char *from_file,
                int prompt, struct secret **out)
@@ -384,6 +398,7 @@ cli_read_value(struct cli_ctx *ctx, const char *path, int from_stdin, const char
     }
     if (!prompt || !isatty(STDIN_FILENO))
         return 0;
+    prompt_hint(ctx, path);
     snprintf(first, sizeof(first), "New value for %s (not echoed): ", path);
     snprintf(again, sizeof(again), "Repeat the new value for %s: ", path);
     if ((r = cli_read_secret(first, again, CLI_SECRET_MAX, out, &ctx->err)) != 0)

@@ -72,7 +72,7 @@ static int
 http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_ms,
          struct rk_error *err)
 {
-    const char *method = h->method != NULL ? h->method : "GET";
+    const char *method = h->method != NULL ? h->method : "GET", *skip;
     int expect = h->expect_status != 0 ? h->expect_status : 200;
     char *url = NULL;
     struct secret **values = NULL, *body = NULL;
@@ -83,6 +83,13 @@ http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
 
     if (h->url == NULL)
         return rk_error_set(err, RK_ECONFIG, "no url");
+    if (ctx->old_value == NULL && (skip = inv_hook_param(h, "without_old")) != NULL &&
+        strcmp(skip, "skip") == 0) {
+        /* A call that hands over the old value (a re-encryption from the old key to the new
+         * one) has nothing to do on the first rotation. */
+        log_info("hook %s: skipped: there is no old value (the first rotation)", h->name);
+        return 0;
+    }
     if ((r = hook_template_render_public(h->url, ctx, &url, err)) != 0) {
         rk_error_prefix(err, "url");
         goto out;
@@ -175,6 +182,12 @@ static const struct inv_setting http_settings[] = {
      .max = 599,
      .help = "the status that passes",
      .offset = offsetof(struct hook_def, expect_status)},
+    {.name = "without_old",
+     .type = IS_ENUM,
+     .def = "run",
+     .choices = "run|skip",
+     .help = "skip: when the secret has no old value (its first rotation), the hook passes "
+             "without a request"},
     {.name = "tls_verify",
      .type = IS_BOOL,
      .def = "true",

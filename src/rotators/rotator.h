@@ -15,6 +15,7 @@
 
 #define ROTATOR_OPS_VERSION 2
 
+struct fp_key;
 struct kv;
 
 /* A value a person supplies (a manual kind), read by whoever talks to the person: the CLI
@@ -42,6 +43,9 @@ struct rot_ctx {
     uint64_t old_version, new_version;
     rot_read_fn read_secret; /* the narrow reader of other secrets; always set by the engine */
     void *read_arg;
+    /* The store's fingerprint key, for messages about a value that is not stored (a refused
+     * key shows as fingerprint(fp_key, …), util/enc.h); NULL when the store has none. */
+    const struct fp_key *fp_key;
     void *priv; /* the rotator's own state between steps */
     /* The store the engine works on, for a kind that keeps records of its own beside the
      * entry's versions (transit keyrings, secrets/transit.h). Always set by the engine. */
@@ -113,7 +117,10 @@ struct rotator_ops {
      * engine's promote commit; a later undo calls unapply. May be NULL. Must be safe to run
      * twice (a resumed rotation runs it again). Its failure undoes the candidate. */
     int (*promote)(struct rot_ctx *c, struct rk_error *err);
-    /* After grace: retires the previous value at the target. May be NULL. Safe to run twice. */
+    /* After grace: retires the previous value at the target. May be NULL. Safe to run twice.
+     * -RK_EACTION: this value only a person can retire (a key made at a console, not by the
+     * admin API): err's message says what to do, and the engine opens an action-required
+     * item with it instead of failing. */
     int (*retire)(struct rot_ctx *c, struct rk_error *err);
     /* Frees c->priv. May be NULL. */
     void (*cleanup)(struct rot_ctx *c);
@@ -122,6 +129,10 @@ struct rotator_ops {
      * or -RK_ENOTFOUND when the kind has nothing to say (the engine then writes a generic
      * line). May be NULL. */
     int (*action_hint)(const struct inv_secret *s, char *buf, size_t len);
+    /* Where a person gets a new value (the provider's console page), one line into
+     * buf[0..len) that the CLI shows before it prompts for the value; never a secret. Returns
+     * 0, or -RK_ENOTFOUND when the kind has nothing to say. May be NULL. */
+    int (*input_hint)(const struct inv_secret *s, char *buf, size_t len);
     /* When the entry is due and what to show, from the kind's own data (see struct rot_due):
      * used by status, schedule, their --json, the API's status route and the daemon's timers.
      * Returns 0, or -RK_E* (a store error is passed on; any other keeps the engine's rule and

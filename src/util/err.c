@@ -27,6 +27,7 @@ static const char *const names[RK_ECODE_MAX] = {
     [RK_ELIMIT] = "limit exceeded",
     [RK_EREJECTED] = "rejected by the target",
     [RK_EUNAVAILABLE] = "target unavailable",
+    [RK_EACTION] = "a person must act",
 };
 
 const char *

@@ -29,6 +29,8 @@ enum rk_code {
     RK_EREJECTED,     /* a target refused a value (wrong or revoked): the candidate is undone */
     RK_EUNAVAILABLE,  /* a target did not answer (timeout, refused connection, 429, 5xx): the
                        * candidate stays pending and is tried again */
+    RK_EACTION,       /* a person must act (retire an old key at a provider's console): a
+                       * rotator's retire says so; the engine opens an action-required item */
     RK_ECODE_MAX
 };
 
