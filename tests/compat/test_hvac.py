@@ -532,10 +532,96 @@ class SealTests(unittest.TestCase):
         self.assertEqual(kv.read_secret_version(path="app/db")["data"]["data"], {"pw": "k1"})
 
 
+class TransitTests(unittest.TestCase):
+    """hvac's transit calls (secrets.transit) against rekey's transit engine."""
+
+    def setUp(self):
+        self.t = client().secrets.transit
+
+    def test_keys_sign_verify_rotate(self):
+        import base64
+        name = uniq("hvac-ed")
+        self.t.create_key(name=name, key_type="ed25519")
+        key = self.t.read_key(name=name)["data"]
+        self.assertEqual(key["type"], "ed25519")
+        self.assertEqual(key["latest_version"], 1)
+        self.assertTrue(key["supports_signing"])
+        self.assertIn("1", key["keys"])
+        self.assertIn(name, self.t.list_keys()["data"]["keys"])
+        msg = base64.b64encode(b"hvac says hello").decode()
+        sig = self.t.sign_data(name=name, hash_input=msg)["data"]["signature"]
+        self.assertTrue(sig.startswith("vault:v1:"))
+        self.assertTrue(self.t.verify_signed_data(name=name, hash_input=msg,
+                                                  signature=sig)["data"]["valid"])
+        other = base64.b64encode(b"something else").decode()
+        self.assertFalse(self.t.verify_signed_data(name=name, hash_input=other,
+                                                   signature=sig)["data"]["valid"])
+        self.t.rotate_key(name=name)
+        self.assertEqual(self.t.read_key(name=name)["data"]["latest_version"], 2)
+        sig2 = self.t.sign_data(name=name, hash_input=msg)["data"]["signature"]
+        self.assertTrue(sig2.startswith("vault:v2:"))
+        # the minimum version: v1 signatures stop verifying
+        self.t.update_key_configuration(name=name, min_decryption_version=2)
+        self.assertEqual(list(self.t.read_key(name=name)["data"]["keys"]), ["2"])
+        with self.assertRaises(hexc.InvalidRequest):
+            self.t.verify_signed_data(name=name, hash_input=msg, signature=sig)
+        # deletion only when allowed
+        with self.assertRaises(hexc.InvalidRequest):
+            self.t.delete_key(name=name)
+        self.t.update_key_configuration(name=name, deletion_allowed=True)
+        self.t.delete_key(name=name)
+        with self.assertRaises(hexc.InvalidPath):
+            self.t.read_key(name=name)
+
+    def test_rsa_ecdsa_options(self):
+        import base64
+        msg = base64.b64encode(b"payload").decode()
+        rsa = uniq("hvac-rsa")
+        self.t.create_key(name=rsa, key_type="rsa-2048")
+        for alg in ("pss", "pkcs1v15"):
+            sig = self.t.sign_data(name=rsa, hash_input=msg, hash_algorithm="sha2-512",
+                                   signature_algorithm=alg)["data"]["signature"]
+            self.assertTrue(self.t.verify_signed_data(
+                name=rsa, hash_input=msg, signature=sig, hash_algorithm="sha2-512",
+                signature_algorithm=alg)["data"]["valid"])
+        ec = uniq("hvac-ec")
+        self.t.create_key(name=ec, key_type="ecdsa-p384")
+        sig = self.t.sign_data(name=ec, hash_input=msg, marshaling_algorithm="jws")["data"]["signature"]
+        self.assertTrue(self.t.verify_signed_data(name=ec, hash_input=msg, signature=sig,
+                                                  marshaling_algorithm="jws")["data"]["valid"])
+        pem = self.t.read_key(name=ec)["data"]["keys"]["1"]["public_key"]
+        self.assertIn("BEGIN PUBLIC KEY", pem)
+
+    def test_encrypt_decrypt_rewrap(self):
+        import base64
+        name = uniq("hvac-aes")
+        self.t.create_key(name=name)  # Vault's default type: aes256-gcm96
+        self.assertEqual(self.t.read_key(name=name)["data"]["type"], "aes256-gcm96")
+        pt = base64.b64encode(b"the secret").decode()
+        ct = self.t.encrypt_data(name=name, plaintext=pt)["data"]["ciphertext"]
+        self.assertTrue(ct.startswith("vault:v1:"))
+        self.assertEqual(self.t.decrypt_data(name=name, ciphertext=ct)["data"]["plaintext"], pt)
+        self.t.rotate_key(name=name)
+        ct2 = self.t.rewrap_data(name=name, ciphertext=ct)["data"]["ciphertext"]
+        self.assertTrue(ct2.startswith("vault:v2:"))
+        self.assertEqual(self.t.decrypt_data(name=name, ciphertext=ct2)["data"]["plaintext"], pt)
+        batch = self.t.encrypt_data(name=name, plaintext=None,
+                                     batch_input=[{"plaintext": pt}, {"plaintext": pt}])
+        self.assertEqual(len(batch["data"]["batch_results"]), 2)
+        # not exportable: the private key does not leave
+        with self.assertRaises(hexc.Forbidden):
+            self.t.export_key(name=name, key_type="encryption-key")
+        # exportable once set
+        self.t.update_key_configuration(name=name, exportable=True)
+        keys = self.t.export_key(name=name, key_type="encryption-key")["data"]["keys"]
+        self.assertEqual(sorted(keys), ["1", "2"])
+        self.assertEqual(len(base64.b64decode(keys["2"])), 32)
+
+
 def main():
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
-    for cls in (KV2Tests, TokenTests, PolicyTests, SysTests, SealTests):
+    for cls in (KV2Tests, TokenTests, PolicyTests, SysTests, SealTests, TransitTests):
         suite.addTests(loader.loadTestsFromTestCase(cls))
     if len(sys.argv) > 1:  # run only the tests whose id contains an argument
         suite = unittest.TestSuite(t for t in suite if any(a in t.id() for a in sys.argv[1:]))
