@@ -534,9 +534,13 @@ rd_open_admin(struct rd_job *j, const struct rd_node *n, struct rd_sess *s, stru
                                err);
         if (r != 0) {
             rd_close(s);
-            if (r == -RK_ENOTFOUND || r == -RK_EINVAL)
-                return rk_error_prefix(err, "the Redis admin password (admin_password_path) "
-                                            "cannot be read: put it with rekey kv put");
+            if (r == -RK_ENOTFOUND || r == -RK_EINVAL) {
+                struct rk_error e = *err;
+                return rk_error_set(err, RK_EREJECTED,
+                                    "%s; rekey's Redis admin password goes there: rekey kv put "
+                                    "%s %s=-",
+                                    e.msg, j->cf.admin_path, j->cf.admin_field);
+            }
             return r;
         }
     }

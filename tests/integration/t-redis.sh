@@ -125,6 +125,14 @@ secrets:
     every: 30d
     grace: 1h
     reload: [redis-env]
+  - path: secret/app/redis-noadmin
+    kind: redis-password
+    address: "127.0.0.1:$PA"
+    username: litellm
+    admin_username: rekey
+    admin_password_path: secret/redis/missing
+    persist: acl-save
+    every: 30d
   - path: secret/app/redis-pair
     kind: redis-password
     addresses: ["127.0.0.1:$PB", "127.0.0.1:$PC"]
@@ -246,6 +254,14 @@ check_rotation_invariants $P password redis.env.secret "REDIS_PASSWORD="
 $PY -c 'import json,sys; m=json.load(open("meta.json")); assert max(int(v) for v in m["versions"]) == m["current_version"], "a second candidate was made"' ||
   fail "the pending candidate was not the one promoted"
 
+# ---- rekey's admin password missing from rekey: refused, with where to put it; A unchanged ----
+run 3 "$REKEY" rotate secret/app/redis-noadmin
+expect_in last.err "rekey kv put secret/redis/missing password=-"
+expect_in last.err "rolled back"
+export NOADMIN=$("$REKEY" kv get -version=1 -field=password secret/app/redis-noadmin)
+auth_is "$PA" litellm NOADMIN WRONGPASS
+auth_is "$PA" litellm CUR OK
+
 # ---- two nodes; the second refuses: the first is undone too, current unchanged ----
 Q=secret/app/redis-pair
 for n in b c; do
@@ -293,7 +309,7 @@ auth_is "$PC" worker W0 WRONGPASS
 grep -q '^user worker' c/redis.conf || fail "CONFIG REWRITE did not write the user into redis.conf"
 
 # ---- no password anywhere: outputs, rekey's store and audit, the Redis folders and logs ----
-vals=("$APW" "$APW_C" "$L0" "$W0" "$REFUSED")
+vals=("$APW" "$APW_C" "$L0" "$W0" "$REFUSED" "$NOADMIN")
 for path in $P $Q; do
   n=$("$REKEY" kv metadata -format=json $path | $PY -c 'import json,sys; print(json.load(sys.stdin)["current_version"])')
   for v in $(seq 1 "$n"); do
