@@ -168,15 +168,15 @@ test_example_ai_gateway(void **state)
     assert_false(s->auto_rotate);
     assert_string_equal(s->field, "api_key");
     assert_string_equal(inv_param(s, "provider"), "openai");
-    assert_string_equal(inv_param(s, "base_url"), "https://api.openai.com/v1");
+    assert_string_equal(inv_param(s, "base_url"), "https://api.openai.com");
     assert_non_null(s->pattern);
     assert_int_equal(s->nreload, 3);
 
     s = inventory_find(inv, "secret/ai-gateway/providers/anthropic");
-    assert_string_equal(inv_param(s, "base_url"), "https://api.anthropic.com/v1");
+    assert_string_equal(inv_param(s, "base_url"), "https://api.anthropic.com");
     assert_non_null(strstr(s->pattern, "sk-ant-"));
     s = inventory_find(inv, "secret/ai-gateway/providers/xai");
-    assert_string_equal(inv_param(s, "base_url"), "https://api.x.ai/v1");
+    assert_string_equal(inv_param(s, "base_url"), "https://api.x.ai");
 
     s = inventory_find(inv, "secret/ai-gateway/litellm/master-key");
     assert_string_equal(s->kind, "generated");
@@ -779,7 +779,8 @@ test_lint_schedules(void **state)
                      1);
     assert_true(has_finding(&f, "error", "admin_key_path"));
     assert_int_equal(lint_of(HDR "secrets:\n  - {path: a/b, kind: provider-key, provider: xai, "
-                                 "every: 30d, auto: true, admin_key_path: secret/admin/xai}\n",
+                                 "every: 30d, auto: true, management_key_path: secret/admin/xai, "
+                                 "team_id: team-1}\n",
                              &f),
                      0);
 }

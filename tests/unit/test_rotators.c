@@ -147,7 +147,7 @@ test_registry(void **state)
     assert_null(m->apply);
     assert_null(m->test);
     assert_null(m->retire);
-    assert_null(rotator_find("provider-key"));
+    assert_non_null(rotator_find("provider-key")); /* implemented (issue 13) */
     assert_null(rotator_find("Generated"));
     assert_null(rotator_find(""));
 }
