@@ -185,11 +185,16 @@ test_example_ai_gateway(void **state)
     assert_int_equal(s->every, 30 * 86400);
     assert_true(s->auto_rotate);
     assert_int_equal(s->grace, 86400);
-    assert_int_equal(s->napply, 1);
+    assert_int_equal(s->napply, 2);
     assert_string_equal(s->apply[0]->name, "litellm-env");
     assert_int_equal(s->apply[0]->type, HOOK_FILE);
     assert_int_equal(s->apply[0]->mode, 0600);
     assert_non_null(strstr(s->apply[0]->template, "LITELLM_MASTER_KEY={{new}}"));
+    /* LiteLLM's re-encryption under the new key, after the env file, before the restart */
+    assert_string_equal(s->apply[1]->name, "litellm-regenerate");
+    assert_int_equal(s->apply[1]->type, HOOK_HTTP);
+    assert_non_null(strstr(s->apply[1]->url, "/key/regenerate"));
+    assert_string_equal(inv_hook_param(s->apply[1], "without_old"), "skip");
     assert_int_equal(s->nreload, 3);
     assert_int_equal(s->reload[0]->type, HOOK_EXEC);
     assert_string_equal(s->reload[0]->argv[0], "kubectl");
