@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# bench/audit.sh: what the audit log costs, in one run (docs/audit.md).
+#   1. KV reads over HTTP (GET /v1/secret/data/<path>, wrk) on two dev servers started the same
+#      way, one with an audit: block and one without, measured alternately (off, on, off, on):
+#      target on >= 0.7 x off (each read writes two fsynced lines: request and response);
+#   2. durable KV writes (POST) with the audit log on: target >= 5,000/s;
+#   3. `rekey audit` queries over a generated log of SIZE_MB (1 GB by default) of lines in the
+#      server's format: a selective --path query, --errors, --actor, and the whole file with
+#      --json; MB/s from the command's own --stats (target >= 200 MB/s); and `rekey audit
+#      verify` over the same file, for reference (it hashes every line).
+# wrk -t2 -c64 -d10s, keep-alive, loopback. Prints a Markdown table; exits 1 if a target is
+# missed or a run had errors.
+# Env: DURATION (10s), CONNS (64), THREADS (2), PATHS (1000), SIZE_MB (1024), BUILD_DIR
+# (build-bench, a release build made on first use), REKEY (use this binary instead).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+PATHS=${PATHS:-1000}
+SIZE_MB=${SIZE_MB:-1024}
+PY=/usr/bin/python3
+command -v wrk >/dev/null || { echo "bench/audit: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+if [ -z "${REKEY:-}" ]; then
+    build=${BUILD_DIR:-build-bench}
+    if [ ! -f "$build/build.ninja" ]; then
+        meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
+    fi
+    ninja -C "$build" src/cli/rekey >/dev/null
+    REKEY=$top/$build/src/cli/rekey
+fi
+
+tmp=$(mktemp -d /tmp/rekey-bench-audit.XXXXXX)
+chmod 700 "$tmp"
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+unset REKEY_ADDR REKEY_TOKEN VAULT_ADDR VAULT_TOKEN REKEY_CONFIG REKEY_STORE REKEY_KEY_FILE
+export REKEY_LOG=warn
+
+free_port() {
+    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_up() {
+    for _ in $(seq 1 200); do
+        curl -s -o /dev/null "$1" && return 0
+        sleep 0.05
+    done
+    echo "bench/audit: the server at $1 did not start" >&2
+    cat "$tmp"/*.log >&2 2>/dev/null || true
+    exit 1
+}
+
+token="bench-$$-$RANDOM$RANDOM"
+printf 'version: 1\nsecrets: []\n' >"$tmp/off.yaml"
+printf 'version: 1\naudit:\n  path: %s/audit.log\nsecrets: []\n' "$tmp" >"$tmp/on.yaml"
+# start NAME: a dev server on NAME.yaml; sets PORT_<NAME>
+declare -A PORT
+for name in off on; do
+    port=$(free_port)
+    mkdir -p "$tmp/$name"
+    (cd "$tmp/$name" && TMPDIR="$tmp/$name" exec "$REKEY" server -dev -dev-listen-address \
+        "127.0.0.1:$port" -dev-root-token-id "$token" -config "$tmp/$name.yaml" \
+        >"$tmp/$name.banner" 2>"$tmp/$name.log") &
+    pids="$pids $!"
+    PORT[$name]=$port
+    wait_up "http://127.0.0.1:$port/v1/sys/health"
+done
+
+printf '%s' "$token" >"$tmp/token"
+chmod 600 "$tmp/token"
+for name in off on; do
+    $PY - "http://127.0.0.1:${PORT[$name]}" "$tmp/token" "$PATHS" <<'PY'
+import http.client, json, sys, urllib.parse
+url, tok, n = urllib.parse.urlsplit(sys.argv[1]), open(sys.argv[2]).read().strip(), int(sys.argv[3])
+c = http.client.HTTPConnection(url.hostname, url.port)
+for i in range(n):
+    body = json.dumps({"data": {"api_key": "sk-bench-%06d-%s" % (i, "x" * 40), "port": i}})
+    c.request("POST", "/v1/secret/data/bench/p%d" % i, body, {"X-Vault-Token": tok})
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit("populate: HTTP %d on bench/p%d" % (r.status, i))
+PY
+done
+
+common_lua() {
+    cat <<EOF
+local token = "$token"
+local n = $PATHS
+function done(summary, latency, requests)
+    io.write(string.format("lua: non2xx %d\\n", summary.errors.status))
+end
+EOF
+}
+{ common_lua; cat <<'EOF'
+math.randomseed(os.time())
+request = function()
+    return wrk.format("GET", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
+                      {["X-Vault-Token"] = token})
+end
+EOF
+} >"$tmp/read.lua"
+{ common_lua; cat <<'EOF'
+local seq = 0
+math.randomseed(os.time() + 2)
+request = function()
+    seq = seq + 1
+    local body = '{"data":{"api_key":"sk-bench-w' .. seq .. '-' .. math.random(1, 1000000000) ..
+                 '","port":' .. seq .. '}}'
+    return wrk.format("POST", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
+                      {["X-Vault-Token"] = token, ["Content-Type"] = "application/json"}, body)
+end
+EOF
+} >"$tmp/write.lua"
+chmod 600 "$tmp"/*.lua
+
+rows=()
+fails=0
+declare -A RPS
+# measure NAME URL SCRIPT: wrk; adds a row, keeps the best req/s of NAME.
+measure() {
+    local name=$1 url=$2 script=$3 out="$tmp/wrk.out" rps p50 p99 non2xx
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$url" >"$out" 2>&1 ||
+        { cat "$out" >&2; fails=$((fails + 1)); }
+    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    non2xx=$(awk '/^lua: non2xx/ {print $3}' "$out" | tail -1)
+    non2xx=${non2xx:-0}
+    rows+=("| $name | ${rps:-?} | ${p50:-?} | ${p99:-?} | $non2xx |")
+    if [ "$non2xx" != 0 ]; then
+        echo "bench/audit: $name had $non2xx non-2xx answers" >&2
+        fails=$((fails + 1))
+    fi
+    if awk -v a="${rps:-0}" -v b="${RPS[$name]:-0}" 'BEGIN {exit !(a > b)}'; then
+        RPS[$name]=${rps:-0}
+    fi
+}
+
+for round in 1 2; do
+    measure "GET kv, audit off" "http://127.0.0.1:${PORT[off]}" "$tmp/read.lua"
+    measure "GET kv, audit on" "http://127.0.0.1:${PORT[on]}" "$tmp/read.lua"
+done
+measure "POST kv (durable), audit on" "http://127.0.0.1:${PORT[on]}" "$tmp/write.lua"
+measure "POST kv (durable), audit off" "http://127.0.0.1:${PORT[off]}" "$tmp/write.lua"
+audit_lines=$(wc -l <"$tmp/audit.log")
+verify_server=$("$REKEY" audit verify "$tmp/audit.log" | head -c 300)
+
+# ---- queries over a generated log in the server's format ----
+$PY - "$tmp/big.log" "$SIZE_MB" <<'PY'
+import hashlib, os, random, sys
+path, size = sys.argv[1], int(sys.argv[2]) << 20
+random.seed(7)
+prev = hashlib.sha256(b"anchor").hexdigest()
+def seal(body, t):
+    global prev
+    head = '{"prev":"%s","time":"%s",%s' % (prev, t, body)
+    h = hashlib.sha256(head.encode()).hexdigest()
+    prev = h
+    return '%s,"hash":"%s"}\n' % (head, h)
+actors = ["token-ci", "token-deploy", "root", "token-app%d" % 7]
+with open(path, "w", buffering=1 << 22) as f:
+    n = 0
+    f.write(seal('"type":"header","version":1,"anchor":true,"pid":1,"host":"bench","file":"big.log"', "2026-01-01T00:00:00.000000Z"))
+    chunk = []
+    while n < size:
+        i = len(chunk) + n
+        s = i // 1000
+        t = "2026-01-%02dT%02d:%02d:%02d.%06dZ" % (1 + (s // 86400) % 28, (s // 3600) % 24, (s // 60) % 60, s % 60, i % 1000000)
+        p = "secret/data/team%d/app%d/key" % (random.randrange(200), random.randrange(50))
+        a = random.choice(actors)
+        st = 403 if random.random() < 0.001 else 200
+        body = ('"type":"response","request_id":"5f0c%012x-0000-0000-0000-000000000000","operation":"read","path":"%s",'
+                '"remote_address":"10.1.%d.%d","actor":"%s","accessor":"hmac-sha256:%s","policies":["default","app"],'
+                '"status":%d,"duration_us":%d' % (i, p, i % 250, i % 200, a, prev, st, 100 + i % 900))
+        if st >= 400:
+            body += ',"error":"permission denied"'
+        line = seal(body, t)
+        chunk.append(line)
+        if len(chunk) >= 20000:
+            data = "".join(chunk)
+            f.write(data)
+            n += len(data)
+            chunk = []
+    if chunk:
+        f.write("".join(chunk))
+PY
+bytes=$(stat -c %s "$tmp/big.log")
+cat "$tmp/big.log" >/dev/null # in the page cache, as a log being investigated usually is
+qrows=()
+qmin=""
+# query NAME ARGS…: runs rekey audit --stats, adds a row with its MB/s
+query() {
+    local name=$1 line mbs n
+    shift
+    "$REKEY" audit --stats "$@" "$tmp/big.log" >"$tmp/q.out" 2>"$tmp/q.err" ||
+        { cat "$tmp/q.err" >&2; fails=$((fails + 1)); }
+    line=$(tail -1 "$tmp/q.err")
+    mbs=$(echo "$line" | sed -n 's/.*(\([0-9]*\) MB\/s).*/\1/p')
+    n=$(echo "$line" | sed -n 's/.*, \([0-9]*\) matching.*/\1/p')
+    qrows+=("| \`rekey audit $*\` | ${mbs:-?} | ${n:-?} |")
+    if [ -z "$qmin" ] || [ "${mbs:-0}" -lt "$qmin" ]; then qmin=${mbs:-0}; fi
+}
+query "path" --path secret/team7/app3
+query "errors" --errors
+query "actor" --actor token-deploy --op read --since 2026-01-05 --until 2026-01-06
+query "all json" --json
+t0=$(date +%s.%N)
+"$REKEY" audit verify "$tmp/big.log" >/dev/null || { echo "bench/audit: verify failed" >&2; fails=$((fails + 1)); }
+t1=$(date +%s.%N)
+verify_mbs=$(awk -v b="$bytes" -v a="$t0" -v c="$t1" 'BEGIN {printf "%.0f", b / 1e6 / (c - a)}')
+
+echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, keep-alive, $PATHS paths, $(nproc) CPUs;" \
+    "two dev servers started alike, one with an audit: block, measured alternately"
+echo
+echo "| run | req/s | p50 | p99 | non-2xx |"
+echo "|---|---:|---:|---:|---:|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "The audit log of that run: $audit_lines lines; rekey audit verify: $verify_server"
+echo
+echo "Queries over a generated log of $((bytes / 1000000)) MB (in the page cache):"
+echo
+echo "| query | MB/s | lines matched |"
+echo "|---|---:|---:|"
+printf '%s\n' "${qrows[@]}"
+echo "| \`rekey audit verify\` (SHA-256 of every line) | $verify_mbs | |"
+echo
+awk -v on="${RPS[GET kv, audit on]}" -v off="${RPS[GET kv, audit off]}" \
+    -v w="${RPS[POST kv (durable), audit on]}" -v q="$qmin" 'BEGIN {
+    ratio = (off > 0) ? on / off : 0
+    printf "GET kv audit on / off = %.2f (target >= 0.70): %s\n", ratio, (ratio >= 0.7) ? "PASS" : "FAIL"
+    printf "durable writes with audit = %.0f/s (target >= 5000/s): %s\n", w, (w >= 5000) ? "PASS" : "FAIL"
+    printf "slowest query = %d MB/s (target >= 200 MB/s): %s\n", q, (q >= 200) ? "PASS" : "FAIL"
+    exit (ratio >= 0.7 && w >= 5000 && q >= 200) ? 0 : 1
+}' || fails=$((fails + 1))
+[ "$fails" -eq 0 ]
