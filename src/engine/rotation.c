@@ -1683,7 +1683,7 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
     char fk[KEY_MAX], lk[KEY_MAX];
     json_t *rec = NULL;
     json_int_t version = 0, due = 0;
-    int person = 0, rc;
+    int person = 0, rc, current_again = 0;
     int64_t frev = 0;
     char by_person[160] = "";
     struct rot r;
@@ -1713,7 +1713,18 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
     r.lock_rev = lock_rev;
     if (r.ops == NULL)
         return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", s->kind);
-    if (r.ops->retire != NULL) {
+    {
+        /* A rollback within the grace made the version to retire current again: retiring it now
+         * would take the working value away from the target. The record is dropped instead. */
+        struct kv_meta *m = NULL;
+        const struct kv_version_meta *vm;
+        if (kv_metadata_get(e->kv, s->path, &m, err) == 0 &&
+            (vm = kv_meta_find(m, r.old)) != NULL && vm->stage != KV_STAGE_PREVIOUS)
+            current_again = vm->stage == KV_STAGE_CURRENT;
+        kv_meta_free(m);
+        rk_error_clear(err);
+    }
+    if (r.ops->retire != NULL && !current_again) {
         if ((rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err)) != 0 &&
             rc != -RK_ENOTFOUND)
             goto out;
@@ -1751,7 +1762,7 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
         rc = barrier_txn_cmp(t, fk, frev);
     if (rc == 0)
         rc = barrier_txn_del(t, fk);
-    if (rc == 0 &&
+    if (rc == 0 && !current_again &&
         (person || by_person[0] != '\0' || (rotator_flags(r.ops, s) & ROT_F_PERSON_FINISHES))) {
         struct rot_state st;
         memset(&st, 0, sizeof(st));
@@ -1767,13 +1778,17 @@ finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, st
     }
     if (rc == 0)
         rc = history_add(t, s->path, "finish", "ok", r.old, r.old, "rekey", "",
-                         "retired the previous value", 0);
+                         current_again ? "not retired: it is current again (rolled back)"
+                                       : "retired the previous value",
+                         0);
     if (rc == 0 && lock_rev != 0)
         rc = barrier_txn_cmp(t, lk, lock_rev);
     if (rc == 0)
         rc = history_commit(t, NULL, err);
     if (rc == 0) {
-        log_info("finished %s: retired v%llu", s->path, (unsigned long long)r.old);
+        log_info(current_again ? "finished %s: v%llu is current again, not retired"
+                               : "finished %s: retired v%llu",
+                 s->path, (unsigned long long)r.old);
         crash_point("finish");
     }
 out:

@@ -318,6 +318,51 @@ test_fault_same_process(void **state)
     }
 }
 
+struct last_finish {
+    char message[200];
+    int finishes;
+};
+
+static int
+on_history(void *arg, const struct rot_event *ev)
+{
+    struct last_finish *lf = arg;
+
+    if (strcmp(ev->op, "finish") == 0) {
+        lf->finishes++;
+        snprintf(lf->message, sizeof(lf->message), "%s", ev->message);
+    }
+    return 0;
+}
+
+/* Rotate v1 -> v2 (v1 to be retired after the grace), then roll back to v1 within the grace:
+ * the finish that comes due must not retire v1, which is current again. */
+static void
+test_rollback_within_grace(void **state)
+{
+    struct fx *f = fresh();
+    struct rk_error err = {0};
+    struct rotate_opts ro;
+    struct rotate_result res;
+    struct last_finish lf = {"", 0};
+    (void)state;
+
+    assert_int_equal(rotate(f, &err), 0); /* v2 current, v1 previous, finish due in 1h */
+    memset(&ro, 0, sizeof(ro));
+    ro.op = ROT_OP_ROLLBACK;
+    ro.author = "test";
+    if (engine_rotate(f->e, PATH, &ro, &res, &err) != 0)
+        fail_msg("rollback: %s", err.msg);
+    assert_int_equal(check_invariants(f, 1), 1 + 0 * res.new_version);
+    if (engine_finish(f->e, PATH, time(NULL) + 7200, 1, &err) != 0)
+        fail_msg("finish: %s", err.msg);
+    assert_int_equal(engine_history(f->e, PATH, on_history, &lf, &err), 0);
+    assert_int_equal(lf.finishes, 1);
+    assert_non_null(strstr(lf.message, "current again"));
+    assert_int_equal(check_invariants(f, 1), 1);
+    destroy(f);
+}
+
 /* A child rotates with REKEY_CRASH_AT=point and is killed there; the parent recovers. */
 static void
 test_crash_points(void **state)
@@ -365,6 +410,7 @@ main(void)
         cmocka_unit_test(test_fault_each_write),
         cmocka_unit_test(test_fault_each_read),
         cmocka_unit_test(test_fault_same_process),
+        cmocka_unit_test(test_rollback_within_grace),
         cmocka_unit_test(test_crash_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
