@@ -579,7 +579,7 @@ transit_create(struct transit *t, const char *name, const struct transit_create_
     struct tk_ring *r;
     struct barrier_txn *txn = NULL;
     char pk[KEYBUF], mk[KEYBUF], *text = NULL;
-    uint64_t v;
+    uint64_t v = 0;
     int rc;
 
     if (created != NULL)
@@ -959,7 +959,7 @@ public_as(struct transit *t, const char *name, uint64_t version,
           struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     int rc;
 
     *out = NULL;
@@ -997,7 +997,7 @@ transit_jwk(struct transit *t, const char *name, uint64_t version, json_t **out,
             struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     char kid[TRANSIT_NAME_MAX + 32];
     int rc;
 
@@ -1016,7 +1016,7 @@ transit_export(struct transit *t, const char *name, uint64_t version, struct sec
                struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     char key[KEYBUF];
     struct secret *m = NULL;
     int rc;
@@ -1082,7 +1082,7 @@ transit_sign(struct transit *t, const char *name, const struct transit_sign_opts
              uint64_t *version, struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     int rc;
 
     *sig = NULL;
@@ -1105,7 +1105,7 @@ transit_verify(struct transit *t, const char *name, const struct transit_sign_op
                size_t siglen, int *valid, struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     int rc;
 
     *valid = 0;
@@ -1209,7 +1209,7 @@ transit_encrypt(struct transit *t, const char *name, uint64_t version, const uns
                 size_t len, char **out, uint64_t *used, struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     unsigned char *ct = NULL;
     size_t ctlen = 0;
     int rc;
@@ -1238,7 +1238,7 @@ transit_decrypt(struct transit *t, const char *name, const char *ct, struct secr
                 uint64_t *version, struct rk_error *err)
 {
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     unsigned char *raw = NULL;
     size_t rawlen = 0;
     uint64_t ver = 0;
@@ -1267,7 +1267,7 @@ transit_self_test(struct transit *t, const char *name, uint64_t version, struct 
 {
     struct transit_sign_opts o = {.salt_len = TRANSIT_SALT_AUTO};
     struct tk_ring *r = NULL;
-    struct tk_ver *v;
+    struct tk_ver *v = NULL;
     unsigned char msg[32], *sig = NULL, *ct = NULL;
     size_t siglen = 0, ctlen = 0;
     struct secret *back = NULL;
