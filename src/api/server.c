@@ -31,6 +31,7 @@ api_routes(struct route **routes, size_t *n, struct rk_error *err)
         {routes_metrics, routes_metrics_count},
         {routes_transit, routes_transit_count},
         {routes_jwt, routes_jwt_count},
+        {routes_pki, routes_pki_count},
     };
     size_t total = 0, k = 0;
     struct route *v;

@@ -29,6 +29,8 @@ extern const struct route routes_audit[];
 extern const size_t routes_audit_count;
 extern const struct route routes_metrics[];
 extern const size_t routes_metrics_count;
+extern const struct route routes_pki[];
+extern const size_t routes_pki_count;
 
 /* Concatenates every family's table into one array. Returns 0 with *routes (free with free;
  * the patterns and handlers are static) and *n, or -RK_ENOMEM. */

@@ -3,6 +3,7 @@
  * (BIO_s_secmem) whenever they are text; OpenSSL holds them as EVP_PKEY only while signing. */
 #include "secrets/pki.h"
 
+#include <jansson.h>
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -16,9 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "store/barrier.h"
+#include "util/parse.h"
 #include "util/timeutil.h"
 
 #define CA_KEY_REC "pki/ca/key"
@@ -656,4 +659,251 @@ out:
     X509_free(ca);
     EVP_PKEY_free(key);
     return r;
+}
+
+/* ---- roles ---- */
+
+#define ROLE_REC_MAX (PKI_ROLE_NAME_MAX + 16)
+#define ROLE_DOMAINS_MAX 100
+#define ROLE_TTL_DEFAULT (30LL * 86400)
+
+void
+pki_role_clear(struct pki_role *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->ndomains; i++)
+        free(r->allowed_domains[i]);
+    free(r->allowed_domains);
+    memset(r, 0, sizeof(*r));
+}
+
+static int
+role_add_domain(struct pki_role *r, const char *d, size_t n, struct rk_error *err)
+{
+    char **v;
+
+    while (n > 0 && *d == ' ')
+        d++, n--;
+    while (n > 0 && d[n - 1] == ' ')
+        n--;
+    if (n == 0)
+        return 0;
+    if (r->ndomains >= ROLE_DOMAINS_MAX)
+        return rk_error_set(err, RK_EINVAL, "more than %d allowed_domains", ROLE_DOMAINS_MAX);
+    if ((v = realloc(r->allowed_domains, (r->ndomains + 1) * sizeof(*v))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    r->allowed_domains = v;
+    if ((v[r->ndomains] = strndup(d, n)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    if (!dns_name_ok(v[r->ndomains]))
+        return rk_error_set(err, RK_EINVAL, "allowed_domains: not a DNS name (%.80s)",
+                            v[r->ndomains++]);
+    r->ndomains++;
+    return 0;
+}
+
+static int
+json_duration(const json_t *v, const char *key, int64_t *out, struct rk_error *err)
+{
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = json_integer_value(v);
+        return 0;
+    }
+    if (json_is_string(v) &&
+        (json_string_length(v) == 0 ||
+         duration_parse(json_string_value(v), json_string_length(v), out, err) == 0))
+        return 0;
+    return rk_error_set(err, RK_EINVAL, "invalid \"%s\": expected a duration (720h, 3600)", key);
+}
+
+static int
+json_flag(const json_t *o, const char *key, int *out)
+{
+    const json_t *v = json_object_get(o, key);
+
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (json_is_boolean(v)) {
+        *out = json_is_true(v);
+        return 0;
+    }
+    if (json_is_string(v) &&
+        (strcmp(json_string_value(v), "true") == 0 || strcmp(json_string_value(v), "false") == 0)) {
+        *out = strcmp(json_string_value(v), "true") == 0;
+        return 0;
+    }
+    return -1;
+}
+
+int
+pki_role_from_json(const char *json, size_t len, struct pki_role *out, struct rk_error *err)
+{
+    json_error_t je;
+    json_t *o = json_loadb(json, len, 0, &je), *v;
+    const char *flags[] = {"allow_subdomains", "allow_any_name", "allow_ip_sans"};
+    int *dst[3];
+    int r = -RK_EINVAL;
+
+    memset(out, 0, sizeof(*out));
+    out->allow_ip_sans = 1;
+    dst[0] = &out->allow_subdomains;
+    dst[1] = &out->allow_any_name;
+    dst[2] = &out->allow_ip_sans;
+    if (!json_is_object(o)) {
+        rk_error_set(err, RK_EINVAL, "a role is a JSON object");
+        goto out;
+    }
+    v = json_object_get(o, "allowed_domains");
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v), *c;
+        for (;; s = c + 1) {
+            c = strchr(s, ',');
+            if ((r = role_add_domain(out, s, c != NULL ? (size_t)(c - s) : strlen(s), err)) != 0)
+                goto out;
+            if (c == NULL)
+                break;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e)) {
+                r = rk_error_set(err, RK_EINVAL, "allowed_domains: expected strings");
+                goto out;
+            }
+            if ((r = role_add_domain(out, json_string_value(e), json_string_length(e), err)) != 0)
+                goto out;
+        }
+    } else if (v != NULL && !json_is_null(v)) {
+        r = rk_error_set(err, RK_EINVAL, "allowed_domains: expected a list or a string");
+        goto out;
+    }
+    for (size_t i = 0; i < 3; i++)
+        if (json_flag(o, flags[i], dst[i]) != 0) {
+            r = rk_error_set(err, RK_EINVAL, "invalid \"%s\": expected a boolean", flags[i]);
+            goto out;
+        }
+    v = json_object_get(o, "key_type");
+    if (json_is_string(v) && pki_key_type_parse(json_string_value(v), &out->key_type) != 0) {
+        /* Vault's spelling: key_type ec|rsa|ed25519 with key_bits */
+        const char *kt = json_string_value(v);
+        json_int_t bits = json_integer_value(json_object_get(o, "key_bits"));
+        if (strcmp(kt, "ec") == 0 && (bits == 0 || bits == 256))
+            out->key_type = PKI_KEY_ECDSA_P256;
+        else if (strcmp(kt, "rsa") == 0 && (bits == 0 || bits == 2048))
+            out->key_type = PKI_KEY_RSA_2048;
+        else if (strcmp(kt, "rsa") == 0 && bits == 3072)
+            out->key_type = PKI_KEY_RSA_3072;
+        else {
+            r = rk_error_set(err, RK_EINVAL,
+                             "key_type: expected one of %s (or ec, rsa with "
+                             "key_bits 2048/3072)",
+                             PKI_KEY_TYPE_CHOICES);
+            goto out;
+        }
+    }
+    if ((r = json_duration(json_object_get(o, "ttl"), "ttl", &out->ttl, err)) != 0 ||
+        (r = json_duration(json_object_get(o, "max_ttl"), "max_ttl", &out->max_ttl, err)) != 0)
+        goto out;
+    r = 0;
+out:
+    json_decref(o);
+    if (r != 0)
+        pki_role_clear(out);
+    return r;
+}
+
+char *
+pki_role_to_json(const struct pki_role *r)
+{
+    json_t *d = json_array(), *o;
+    char *s = NULL;
+
+    for (size_t i = 0; d != NULL && i < r->ndomains; i++)
+        json_array_append_new(d, json_string(r->allowed_domains[i]));
+    o = json_pack("{s:o?, s:b, s:b, s:b, s:s, s:I, s:I}", "allowed_domains", d, "allow_subdomains",
+                  r->allow_subdomains, "allow_any_name", r->allow_any_name, "allow_ip_sans",
+                  r->allow_ip_sans, "key_type", pki_key_type_name(r->key_type), "ttl",
+                  (json_int_t)r->ttl, "max_ttl", (json_int_t)r->max_ttl);
+    if (o != NULL)
+        s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+static int
+role_key(const char *name, char *key, size_t len, struct rk_error *err)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > PKI_ROLE_NAME_MAX || strchr(name, '/') != NULL)
+        return rk_error_set(err, RK_EINVAL, "invalid role name");
+    snprintf(key, len, "pki/role/%s", name);
+    return 0;
+}
+
+int
+pki_role_put(struct barrier *br, const char *name, const struct pki_role *r, struct rk_error *err)
+{
+    char key[ROLE_REC_MAX + 16], *s;
+    int rc;
+
+    if ((rc = role_key(name, key, sizeof(key), err)) != 0)
+        return rc;
+    if ((s = pki_role_to_json(r)) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    rc = barrier_put(br, key, s, strlen(s), err);
+    free(s);
+    return rc;
+}
+
+int
+pki_role_get(struct barrier *br, const char *name, struct pki_role *out, struct rk_error *err)
+{
+    char key[ROLE_REC_MAX + 16];
+    struct secret *v = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = role_key(name, key, sizeof(key), err)) != 0)
+        return rc;
+    if ((rc = barrier_get(br, key, &v, NULL, err)) != 0) {
+        if (rc == -RK_ENOTFOUND)
+            rk_error_set(err, RK_ENOTFOUND, "unknown role %.100s", name);
+        return rc;
+    }
+    rc = pki_role_from_json((const char *)v->data, v->len, out, err);
+    secret_free(v);
+    if (rc != 0)
+        return rk_error_set(err, RK_ECORRUPT, "stored role %.100s: %s", name, err->msg);
+    return 0;
+}
+
+int
+pki_role_allows(const struct pki_role *r, const char *name, struct rk_error *err)
+{
+    size_t n = strlen(name);
+
+    if (is_ip(name)) {
+        if (r->allow_ip_sans)
+            return 0;
+        return rk_error_set(err, RK_EPERM, "IP SANs are not allowed by this role (%.80s)", name);
+    }
+    if (r->allow_any_name)
+        return 0;
+    for (size_t i = 0; i < r->ndomains; i++) {
+        const char *d = r->allowed_domains[i];
+        size_t dl = strlen(d);
+
+        if (strcasecmp(name, d) == 0)
+            return 0;
+        if (r->allow_subdomains && n > dl + 1 && name[n - dl - 1] == '.' &&
+            strcasecmp(name + n - dl, d) == 0)
+            return 0;
+    }
+    return rk_error_set(err, RK_EPERM, "%.100s is not allowed by this role", name);
 }

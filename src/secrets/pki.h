@@ -113,4 +113,37 @@ int pki_check(const char *cert_pem, size_t cert_len, const struct secret *key_pe
               const char *ca_pem, size_t ca_len, const char *common_name, const char *const *names,
               size_t n, int64_t now, struct rk_error *err);
 
+/* ---- roles: what pki/issue/<role> may issue (Vault's PKI role, the settings rekey keeps) ---- */
+
+#define PKI_ROLE_NAME_MAX 128
+
+struct pki_role {
+    char **allowed_domains; /* malloc'd strings */
+    size_t ndomains;
+    int allow_subdomains; /* "x.example.com" under allowed domain "example.com" */
+    int allow_any_name;
+    int allow_ip_sans; /* default 1 */
+    enum pki_key_type key_type;
+    int64_t ttl, max_ttl; /* seconds; 0: 30 days / the CA's own */
+};
+
+void pki_role_clear(struct pki_role *r);
+
+/* Parses a role from Vault's JSON body (allowed_domains as an array or a comma-separated
+ * string, allow_subdomains, allow_any_name, allow_ip_sans, key_type + key_bits or rekey's
+ * key_type names, ttl and max_ttl as durations or seconds). Returns 0 or -RK_EINVAL. */
+int pki_role_from_json(const char *json, size_t len, struct pki_role *out, struct rk_error *err);
+
+/* The role as JSON text (malloc'd). NULL when out of memory. */
+char *pki_role_to_json(const struct pki_role *r);
+
+/* Stores / reads the role `name` (record pki/role/<name>). Returns 0, -RK_ENOTFOUND (get), a
+ * store error or -RK_ENOMEM. */
+int pki_role_put(struct barrier *br, const char *name, const struct pki_role *r,
+                 struct rk_error *err);
+int pki_role_get(struct barrier *br, const char *name, struct pki_role *out, struct rk_error *err);
+
+/* 0 when role may issue for name (a DNS name or IP), else -RK_EPERM naming it. */
+int pki_role_allows(const struct pki_role *r, const char *name, struct rk_error *err);
+
 #endif
