@@ -6,16 +6,29 @@
 #include "util/err.h"
 
 static const unsigned short status_of[RK_ECODE_MAX] = {
-    [RK_OK] = 200,        [RK_EINTERNAL] = 500, [RK_ENOMEM] = 500,    [RK_EINVAL] = 400,
-    [RK_ENOTFOUND] = 404, [RK_EEXISTS] = 400, /* Vault: "already exists" is a bad request */
-    [RK_ECONFLICT] = 400,                     /* Vault: "check-and-set parameter did not match" */
-    [RK_EIO] = 500,       [RK_ESEALED] = 503,   [RK_EBADKEY] = 400, /* Vault: a wrong unseal key */
-    [RK_ECORRUPT] = 500,  [RK_EVERSION] = 500,  [RK_EBUSY] = 409,   /* a lock held by another
-                                                                       rotation: retry (rekey rotate
-                                                                       --wait does) */
-    [RK_EPERM] = 403,     [RK_ENOTIMPL] = 501,  [RK_ETIMEOUT] = 504,  [RK_EHOOK] = 502,
-    [RK_ECONFIG] = 500, /* the server's own configuration, not the request */
-    [RK_ECANCELED] = 503, [RK_ELIMIT] = 413,    [RK_EREJECTED] = 502, [RK_EUNAVAILABLE] = 503,
+    [RK_OK] = 200,
+    [RK_EINTERNAL] = 500,
+    [RK_ENOMEM] = 500,
+    [RK_EINVAL] = 400,
+    [RK_ENOTFOUND] = 404,
+    [RK_EEXISTS] = 400,   /* Vault: "already exists" is a bad request */
+    [RK_ECONFLICT] = 400, /* Vault: "check-and-set parameter did not match" */
+    [RK_EIO] = 500,
+    [RK_ESEALED] = 503,
+    [RK_EBADKEY] = 400, /* Vault: a wrong unseal key */
+    [RK_ECORRUPT] = 500,
+    [RK_EVERSION] = 500,
+    [RK_EBUSY] = 409, /* another rotation holds the lock: retry (rotate --wait does) */
+    [RK_EPERM] = 403,
+    [RK_ENOTIMPL] = 501,
+    [RK_ETIMEOUT] = 504,
+    [RK_EHOOK] = 502,
+    [RK_ECONFIG] = 500,   /* the server's own configuration, not the request */
+    [RK_ECANCELED] = 503, /* stopping */
+    [RK_ELIMIT] = 413,
+    [RK_EREJECTED] = 502,
+    [RK_EUNAVAILABLE] = 503,
+    [RK_EACTION] = 409, /* a person must act first (the engine makes it an action item) */
 };
 
 static unsigned

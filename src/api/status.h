@@ -5,7 +5,8 @@
  *
  *   400 bad input: RK_EINVAL, RK_EEXISTS, RK_ECONFLICT (Vault answers a check-and-set mismatch
  *       400), RK_EBADKEY (Vault answers a wrong unseal key 400)
- *   403 RK_EPERM          404 RK_ENOTFOUND         409 RK_EBUSY (another holder has the lock)
+ *   403 RK_EPERM          404 RK_ENOTFOUND
+ *   409 RK_EBUSY (another holder has the lock), RK_EACTION (a person must act first)
  *   413 RK_ELIMIT (too large: the body, a value, a definition)
  *   500 RK_EINTERNAL, RK_ENOMEM, RK_EIO, RK_ECORRUPT, RK_EVERSION, RK_ECONFIG
  *   501 RK_ENOTIMPL       502 RK_EHOOK, RK_EREJECTED (the target refused the value)

@@ -45,7 +45,7 @@ test_vault_choices(void **state)
         {RK_ELIMIT, 413},    {RK_EINTERNAL, 500}, {RK_ENOMEM, 500},    {RK_EIO, 500},
         {RK_ECORRUPT, 500},  {RK_EVERSION, 500},  {RK_ECONFIG, 500},   {RK_ENOTIMPL, 501},
         {RK_EHOOK, 502},     {RK_EREJECTED, 502}, {RK_ESEALED, 503},   {RK_EUNAVAILABLE, 503},
-        {RK_ECANCELED, 503}, {RK_ETIMEOUT, 504},
+        {RK_ECANCELED, 503}, {RK_ETIMEOUT, 504},  {RK_EACTION, 409},
     };
 
     (void)state;
