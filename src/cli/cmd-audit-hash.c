@@ -17,9 +17,8 @@
 
 #define HASH_VALUE_MAX (256 * 1024)
 
-/* Reads the value (secret-input.h): all of stdin, one trailing newline dropped, or one line
- * typed without echo when stdin is a terminal. */
-/* The value: stdin, or one no-echo line at a terminal (cli/secret-input.h). */
+/* The value: all of stdin, one trailing newline dropped, or one line typed without echo when
+ * stdin is a terminal (cli/secret-input.h). */
 static int
 read_value(struct cli_ctx *ctx, struct secret **out)
 {
