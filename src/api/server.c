@@ -1,5 +1,6 @@
 /* server.c: assembles the route table from the route families (see server.h). */
 #include "api/server.h"
+#include "api/routes-database.h"
 #include "api/routes-transit.h"
 
 #include <stdlib.h>
@@ -31,6 +32,7 @@ api_routes(struct route **routes, size_t *n, struct rk_error *err)
         {routes_metrics, routes_metrics_count},
         {routes_transit, routes_transit_count},
         {routes_jwt, routes_jwt_count},
+        {routes_database, routes_database_count},
         {routes_pki, routes_pki_count},
     };
     size_t total = 0, k = 0;

@@ -11,6 +11,7 @@ extern const struct cli_cmd cmd_server;
 extern const struct cli_cmd cmd_audit, cmd_audit_verify, cmd_audit_hash;
 extern const struct cli_cmd cmd_metrics;
 extern const struct cli_cmd cmd_pki_init_ca, cmd_pki_ca;
+extern const struct cli_cmd cmd_lease_list, cmd_lease_lookup, cmd_lease_renew, cmd_lease_revoke;
 
 const struct cli_cmd *const cli_commands[] = {
     &cmd_status,
@@ -39,5 +40,9 @@ const struct cli_cmd *const cli_commands[] = {
     &cmd_audit_hash,
     &cmd_pki_init_ca,
     &cmd_pki_ca,
+    &cmd_lease_list,
+    &cmd_lease_lookup,
+    &cmd_lease_renew,
+    &cmd_lease_revoke,
     NULL,
 };

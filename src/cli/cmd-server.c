@@ -36,6 +36,7 @@
 #include "api/http.h"
 #include "api/server.h"
 #include "cli/cli.h"
+#include "api/routes-database.h"
 #include "engine/daemon.h"
 #include "engine/inventory.h"
 #include "metrics/metrics.h"
@@ -273,8 +274,10 @@ sched_on_unseal(struct api_app *app)
         daemon_thread_start(app->kv, &app->inv, sched_rdlock, sched_unlock, app, &app->inv_gen,
                             &s->th, &err) != 0)
         log_error("the scheduler did not start: %s; due rotations wait for a restart", err.msg);
-    if (!s->closed)
+    if (!s->closed) {
         sweeper_start(&s->sweep, app);
+        api_leases_start(app); /* database leases: the expiry thread loads them */
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -302,6 +305,7 @@ sched_on_seal(struct api_app *app)
     struct sched *s = app->server_ctx;
 
     sweeper_stop(&s->sweep);
+    api_leases_stop();
     sched_stop(s, 0);
 }
 

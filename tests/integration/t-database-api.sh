@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# Vault's database engine and the lease manager on a `rekey server` against a real PostgreSQL 15
+# (scripts/services, scram-sha-256): database/config (the admin password in the request body from
+# a file, never shown back), database/roles, database/creds → a login that works; sys/leases
+# lookup, renew (up to max_ttl and no further), revoke (login dropped, its session ended),
+# revoke-prefix (every login of the role); a 3 s lease expires by itself; the server restarted
+# keeps its leases and still expires them; PostgreSQL down during issue answers 503; a role named
+# by the configuration is refused (409, source inventory); `rekey lease` lists and looks up
+# locally; hvac reads creds and renews. No password in the server's log, the store or
+# PostgreSQL's own log.
+. "$REKEY_TOP/tests/integration/lib.sh"
+PGBIN=/usr/lib/postgresql/15/bin
+[ -x $PGBIN/postgres ] || fail "PostgreSQL 15 is not installed (scripts/deps)"
+SVC=$REKEY_TOP/scripts/services
+PY=/usr/bin/python3
+dir=$PWD
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PGPORT=$(free_port)
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; "$SVC" stop postgres "$dir/pg" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+export PG_ADMIN_PASSWORD_FILE=$dir/admin.secret
+"$SVC" start postgres pg "$PGPORT" >/dev/null
+
+sql() { $PGBIN/psql -X -q -At -h "$dir/pg/pg/run" -p "$PGPORT" -U rekey_admin -d postgres -c "$1"; }
+# login_as USER PWFILE [SQL]: a fresh TCP login through a 0600 pgpass file; OK / REFUSED / DOWN.
+login_as() {
+  local out
+  (umask 077 && printf '127.0.0.1:%s:*:%s:%s\n' "$PGPORT" "$1" "$(cat "$2")" >pgpass.secret)
+  if out=$(PGPASSFILE=$dir/pgpass.secret $PGBIN/psql -X -At -w \
+    "host=127.0.0.1 port=$PGPORT dbname=postgres user=$1 connect_timeout=5" -c "${3:-SELECT 1}" 2>&1); then
+    echo OK
+  elif grep -q "authentication failed\|not permitted to log in\|does not exist\|expired" <<<"$out"; then
+    echo REFUSED
+  else
+    echo "DOWN: $out" | head -1
+  fi
+  rm -f pgpass.secret
+}
+req() {
+  local method=$1 path=$2 body=${3-}
+  local args=(-s -o resp.secret -w '%{http_code}' -X "$method" -H @root.hdr.secret)
+  [ -n "$body" ] && args+=(--data-binary "$body")
+  STATUS=$(curl "${args[@]}" "$A$path")
+}
+expect() { [ "$STATUS" = "$1" ] || { cat resp.secret; echo; fail "expected HTTP $1, got $STATUS"; }; }
+j() { $PY -c 'import json,sys; d = json.load(open("resp.secret")); print(eval(sys.argv[1]))' "$1"; }
+wait_up() {
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$A/v1/sys/health" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
+    sleep 0.1
+  done
+  fail "the server did not come up"
+}
+start_server() {
+  REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
+  SERVER_PID=$!
+  wait_up
+}
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+# creds ROLE: issues a login; sets U (user) and writes its password to $1.pw.secret; L = lease id.
+creds() {
+  req GET "/v1/database/creds/$1"
+  expect 200
+  U=$(j 'd["data"]["username"]'); L=$(j 'd["lease_id"]')
+  j 'd["data"]["password"]' >"$U.pw.secret"
+  PWS+=("$(cat "$U.pw.secret")")
+}
+exists() { sql "SELECT count(*) FROM pg_roles WHERE rolname = '$1'"; }
+PWS=()
+
+export REKEY_STORE=$(store_loc "$dir/kf.db")
+expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
+ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
+printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
+PORT=$(free_port)
+A="http://127.0.0.1:$PORT"
+cat >rekey.yaml <<EOF
+version: 1
+$(store_yaml kf.db)
+server:
+  listen: "127.0.0.1:$PORT"
+secrets:
+  - path: database/creds/yaml-role
+    kind: database
+    connection: "host=127.0.0.1 port=$PGPORT dbname=postgres user=rekey_admin"
+    ttl: 1h
+    max_ttl: 4h
+EOF
+: >server.log
+start_server
+sql "CREATE ROLE app_rw NOLOGIN"
+
+# ---- config: the admin password from a file, in the body; never shown back ----
+$PY - "$PGPORT" <<'EOF' >config.json.secret
+import json, sys
+print(json.dumps({"plugin_name": "postgresql-database-plugin",
+  "connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:%s/postgres" % sys.argv[1],
+  "username": "rekey_admin", "password": open("admin.secret").read().strip(),
+  "allowed_roles": ["app", "short", "app2", "other"], "password_authentication": "scram-sha-256"}))
+EOF
+req PUT /v1/database/config/pg @config.json.secret
+expect 204
+req GET /v1/database/config/pg
+expect 200
+expect_not_in resp.secret "$(cat admin.secret)"
+[ "$(j 'd["data"]["connection_details"]["username"]')" = rekey_admin ] || fail "config read"
+req LIST /v1/database/config
+expect 200
+[ "$(j 'd["data"]["keys"]')" = "['pg']" ] || fail "config list"
+# a bad placeholder and a password in the URL are refused
+req PUT /v1/database/config/bad '{"connection_url":"host=127.0.0.1 user={{user}}","verify_connection":false}'
+expect 400
+req PUT /v1/database/config/bad '{"connection_url":"postgresql://a:pw@127.0.0.1/x","verify_connection":false}'
+expect 400
+# the configuration wins over the API
+req PUT /v1/database/roles/yaml-role '{"db_name":"pg"}'
+expect 409
+expect_in resp.secret "inventory"
+req GET /v1/database/roles/yaml-role
+expect 200
+[ "$(j 'd["data"]["source"]')" = inventory ] || fail "the inventory's role is not shown as such"
+
+# ---- roles ----
+req PUT /v1/database/roles/app '{"db_name":"pg","creation_statements":["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '"'"'{{password}}'"'"' VALID UNTIL '"'"'{{expiration}}'"'"'","GRANT app_rw TO \"{{name}}\""],"default_ttl":"1h","max_ttl":"2h"}'
+expect 204
+req PUT /v1/database/roles/short '{"db_name":"pg","default_ttl":3,"max_ttl":60}'
+expect 204
+req PUT /v1/database/roles/other '{"db_name":"pg","ttl":"1h"}'
+expect 204
+req PUT /v1/database/roles/app2 '{"db_name":"pg","creation_statements":"CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '"'"'{{password}}'"'"'; GRANT no_such_group TO \"{{name}}\";"}'
+expect 204
+req GET /v1/database/roles/app
+expect 200
+[ "$(j 'd["data"]["default_ttl"]')" = 3600 ] && [ "$(j 'd["data"]["max_ttl"]')" = 7200 ] || fail "role read"
+
+# ---- creds: a working login with a lease ----
+creds app
+U1=$U L1=$L
+case $L1 in database/creds/app/*) ;; *) fail "lease id $L1" ;; esac
+[ "$(j 'd["lease_duration"]')" -ge 3590 ] && [ "$(j 'd["renewable"]')" = True ] || fail "lease shape"
+[ "$(login_as "$U1" "$U1.pw.secret")" = OK ] || fail "the issued login does not work"
+[ "$(sql "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = '$U1'")" = 1 ] ||
+  fail "the creation statements did not all run"
+# a creation that fails halfway leaves no login and no lease
+n0=$(sql "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'")
+req GET /v1/database/creds/app2
+[ "$STATUS" -ge 400 ] || fail "a failing creation answered $STATUS"
+[ "$(sql "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'")" = "$n0" ] || fail "a half-made login was left"
+req LIST /v1/sys/leases/lookup/database/creds/app2/
+expect 404
+
+# ---- lookup, renew up to max_ttl ----
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$L1\"}"
+expect 200
+[ "$(j 'd["data"]["id"]')" = "$L1" ] || fail "lookup"
+req PUT /v1/sys/leases/renew "{\"lease_id\":\"$L1\",\"increment\":5400}"
+expect 200
+d1=$(j 'd["lease_duration"]')
+[ "$d1" -ge 5390 ] && [ "$d1" -le 5400 ] || fail "renew by 1.5h gave $d1"
+req PUT /v1/sys/renew "{\"lease_id\":\"$L1\",\"increment\":\"10h\"}"
+expect 200
+d2=$(j 'd["lease_duration"]')
+[ "$d2" -le 7200 ] && [ "$d2" -ge 7180 ] || fail "renew past max_ttl gave $d2 (max 7200)"
+[ "$(sql "SELECT rolvaliduntil > now() + interval '1.9 hours' FROM pg_roles WHERE rolname = '$U1'")" = t ] ||
+  fail "the login's VALID UNTIL did not move"
+
+# ---- revoke: login dropped, its session ended ----
+(umask 077 && printf '127.0.0.1:%s:*:%s:%s\n' "$PGPORT" "$U1" "$(cat "$U1.pw.secret")" >hold.secret)
+PGPASSFILE=$dir/hold.secret $PGBIN/psql -X -At -w "host=127.0.0.1 port=$PGPORT dbname=postgres user=$U1" \
+  -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 50); do [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE usename = '$U1'")" -ge 1 ] && break; sleep 0.1; done
+req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$L1\"}"
+expect 204
+[ "$(exists "$U1")" = 0 ] || fail "revoke left the login"
+[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE usename = '$U1'")" = 0 ] || fail "revoke left its session"
+wait $holder 2>/dev/null || true
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$L1\"}"
+expect 400
+
+# ---- revoke-prefix: every login of the role ----
+creds app; Ua=$U
+creds app; Ub=$U
+creds other; Uo=$U
+req PUT /v1/sys/leases/revoke-prefix/database/creds/app/
+expect 204
+[ "$(exists "$Ua")$(exists "$Ub")" = 00 ] || fail "revoke-prefix left a login"
+[ "$(exists "$Uo")" = 1 ] || fail "revoke-prefix dropped another role's login"
+creds short; Us=$U Ls=$L
+
+# ---- expiry (3 s) revokes by itself ----
+for _ in $(seq 100); do [ "$(exists "$Us")" = 0 ] && break; sleep 0.1; done
+[ "$(exists "$Us")" = 0 ] || { cat server.log; fail "the 3 s lease was not revoked on expiry"; }
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Ls\"}"
+expect 400
+
+# ---- a restart keeps the leases and still expires them ----
+creds app; Ur=$U Lr=$L
+creds short; Ue=$U
+stop_server
+start_server
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Lr\"}"
+expect 200
+for _ in $(seq 100); do [ "$(exists "$Ue")" = 0 ] && break; sleep 0.1; done
+[ "$(exists "$Ue")" = 0 ] || { cat server.log; fail "after a restart the 3 s lease was not revoked"; }
+[ "$(exists "$Ur")" = 1 ] || fail "the restart lost a login"
+
+# ---- the CLI, local mode: list and lookup ----
+stop_server
+export REKEY_KEY_FILE=$dir/kf.key REKEY_CONFIG=$dir/rekey.yaml
+expect_exit 0 "$REKEY" lease list database/creds/app/
+expect_in last.out "$Lr"
+expect_exit 0 "$REKEY" lease lookup "$Lr"
+expect_in last.out "$Ur"
+unset REKEY_KEY_FILE REKEY_CONFIG
+start_server
+
+# ---- PostgreSQL down during issue: 503, no lease ----
+"$SVC" stop postgres "$dir/pg" >/dev/null
+req GET /v1/database/creds/app
+expect 503
+"$SVC" start postgres pg "$PGPORT" >/dev/null
+
+# ---- hvac reads creds and renews ----
+VAULT_ADDR=$A ROOT_TOKEN=$ROOT $PY - >hvac.out.secret 2>hvac.err <<'EOF' || { cat hvac.err; fail "hvac"; }
+import os, hvac
+c = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ["ROOT_TOKEN"])
+r = c.secrets.database.generate_credentials(name="app")
+assert r["lease_id"].startswith("database/creds/app/"), r
+assert r["data"]["username"].startswith("v-")
+n = c.sys.renew_lease(lease_id=r["lease_id"], increment=1800)
+assert 1790 <= n["lease_duration"] <= 1800, n
+l = c.sys.read_lease(lease_id=r["lease_id"])
+assert l["data"]["id"] == r["lease_id"]
+c.sys.revoke_lease(lease_id=r["lease_id"])
+print(r["data"]["password"])
+EOF
+PWS+=("$(cat hvac.out.secret)")
+stop_server
+
+# ---- no password anywhere ----
+PWS+=("$(cat admin.secret)")
+for p in "${PWS[@]}"; do
+  [ -n "$p" ] || continue
+  expect_not_in server.log "$p"
+  ! grep -qaF -- "$p" pg/pg/postgres.log || fail "a password is in PostgreSQL's log"
+done
+assert_no_plaintext "${PWS[@]}"
+echo "ok"
