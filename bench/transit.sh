@@ -91,7 +91,7 @@ http_rsa_sign=$(wrk_rate /v1/transit/sign/rsa "{\"input\":\"$msg\"}")
 http_rsa_verify=$(wrk_rate /v1/transit/verify/rsa "{\"input\":\"$msg\",\"signature\":\"$sig_rsa\"}")
 http_jwt=$(wrk_rate /v1/rekey/jwt/ed '{"claims":{"sub":"gateway","scope":"api"},"ttl":"15m"}')
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN {print (r >= t) ? "met" : "MISSED"}'; }
 r_ed=$(ratio "$http_ed_sign" "$ossl_ed_sign")
 r_rsa=$(ratio "$http_rsa_sign" "$ossl_rsa_sign")
