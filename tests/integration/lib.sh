@@ -53,11 +53,14 @@ init_store() {
 
 # assert_no_plaintext VALUE…: no file under the current directory (the store, its WAL, logs,
 # audit files; the log backend's file with its dead records) holds any VALUE. Files a test writes on purpose with values end in .secret.
+# (grep's options go before "--": after it they would be file names, grep would exit 2 and,
+# under pipefail, the check would never fail.)
 assert_no_plaintext() {
-  local v
+  local v hits
   for v in "$@"; do
-    if grep -rlaF -- "$v" . --exclude=last.out --exclude='*.secret' 2>/dev/null | grep -q .; then
-      grep -rlaF -- "$v" . --exclude=last.out --exclude='*.secret'
+    hits=$(grep -rlaF --exclude=last.out --exclude='*.secret' -- "$v" . 2>/dev/null || true)
+    if [ -n "$hits" ]; then
+      echo "$hits"
       fail "a secret value was found in plaintext on disk"
     fi
   done
