@@ -106,7 +106,8 @@ remote_needs_input(struct cli_ctx *ctx, const char *path)
 }
 
 /* rotate_one through the API. value: a manual kind's new value, or NULL. The server does not
- * wait for another rotation's lock, so --wait retries here while it answers 409. */
+ * wait for another rotation's lock, so --wait retries here while it answers 409. Returns 0,
+ * -RK_EUNAVAILABLE when the candidate waits for its target (pending), or another error. */
 static int
 remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const struct secret *value,
                   int64_t wait_ms)
@@ -166,6 +167,9 @@ remote_rotate_one(struct cli_ctx *ctx, const char *path, int verbose, const stru
                 "%s: the rotation stopped between two steps; its journal is kept, and "
                 "'rekey recover' (or the daemon) finishes or undoes it\n",
                 cli_esc(path));
+    /* The server answers 503 for a candidate left waiting for its target ("pending": true). */
+    if (r != 0 && json_is_true(json_object_get(data, "pending")))
+        r = -RK_EUNAVAILABLE;
     json_decref(data);
     return r;
 }
@@ -228,7 +232,7 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
 {
     int due = cli_opt(ctx, "due") != NULL, dry = cli_opt(ctx, "dry-run") != NULL;
     json_t *resp = NULL, *list, *e;
-    size_t n = 0, ok = 0, failed = 0, skipped = 0, i;
+    size_t n = 0, ok = 0, failed = 0, pending = 0, skipped = 0, i;
     struct secret *value = NULL;
     int r;
 
@@ -303,14 +307,17 @@ remote_rotate(struct cli_ctx *ctx, int argc, char **argv, int64_t wait_ms)
             failed++;
             continue;
         }
-        if (remote_rotate_one(ctx, path, dry, value, wait_ms) == 0)
+        r = remote_rotate_one(ctx, path, dry, value, wait_ms);
+        if (r == 0)
             ok++;
+        else if (r == -RK_EUNAVAILABLE)
+            pending++; /* the candidate waits for its target: tried again, not a failure */
         else
             failed++;
         secret_free(value);
     }
     if (!dry)
-        printf("%zu rotated, %zu failed, %zu skipped\n", ok, failed, skipped);
+        printf("%zu rotated, %zu failed, %zu pending, %zu skipped\n", ok, failed, pending, skipped);
     json_decref(resp);
     return failed > 0 ? CLI_ERROR : CLI_OK;
 }
@@ -361,8 +368,9 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             return r == -RK_EINVAL ? CLI_USAGE : CLI_ERROR;
         return r == 0 ? CLI_OK : CLI_ERROR;
     } else {
-        struct secret_status *st = NULL;
-        size_t n = 0, ok = 0, failed = 0, skipped = 0;
+        struct schedule_list sl = {0};
+        struct secret_status *st;
+        size_t n = 0, ok = 0, failed = 0, pending = 0, skipped = 0;
         int64_t now = time_now();
 
         if (cli_opt(ctx, "from-stdin") != NULL || cli_opt(ctx, "from-file") != NULL) {
@@ -375,11 +383,13 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
                 fprintf(stderr, "rekey rotate: recovering interrupted rotations: %s\n",
                         ctx->err.msg);
         }
-        if ((r = schedule_status_all(ctx->kv, ctx->inv, now, &st, &ctx->err)) != 0) {
+        /* The configuration's entries and those defined in the store through the API. */
+        if ((r = schedule_status_list(ctx->kv, ctx->inv, now, &sl, &ctx->err)) != 0) {
             engine_free(e);
             return cli_fail(ctx, r);
         }
-        for (size_t i = 0; i < ctx->inv->nsecrets; i++) {
+        st = sl.st;
+        for (size_t i = 0; i < sl.n; i++) {
             enum secret_state s = st[i].state;
             if (s == STATE_NOT_IMPLEMENTED)
                 continue;
@@ -389,14 +399,14 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
         }
         if (n == 0) {
             printf("nothing to rotate\n");
-            free(st);
+            schedule_list_free(&sl);
             engine_free(e);
             return CLI_OK;
         }
         if (!dry && cli_opt(ctx, "yes") == NULL) {
             char answer[16];
             if (!isatty(STDIN_FILENO)) {
-                free(st);
+                schedule_list_free(&sl);
                 engine_free(e);
                 return cli_usage_error(ctx,
                                        "refusing to rotate %zu secret%s without a terminal: "
@@ -407,12 +417,12 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
             if (fgets(answer, sizeof(answer), stdin) == NULL ||
                 (answer[0] != 'y' && answer[0] != 'Y')) {
                 fprintf(stderr, "nothing was changed\n");
-                free(st);
+                schedule_list_free(&sl);
                 engine_free(e);
                 return CLI_PROBLEM;
             }
         }
-        for (size_t i = 0; i < ctx->inv->nsecrets; i++) {
+        for (size_t i = 0; i < sl.n; i++) {
             const struct inv_secret *s = st[i].secret;
             enum secret_state state = st[i].state;
             if (state == STATE_NOT_IMPLEMENTED)
@@ -440,16 +450,20 @@ exec_rotate(struct cli_ctx *ctx, int argc, char **argv)
                 continue;
             }
             in.value = value;
-            if (rotate_one(ctx, e, s->path, dry, &in, wait_ms) == 0)
+            r = rotate_one(ctx, e, s->path, dry, &in, wait_ms);
+            if (r == 0)
                 ok++;
+            else if (r == -RK_EUNAVAILABLE)
+                pending++; /* the candidate waits for its target: tried again, not a failure */
             else
                 failed++;
             in.value = NULL;
             secret_free(value);
         }
         if (!dry)
-            printf("%zu rotated, %zu failed, %zu skipped\n", ok, failed, skipped);
-        free(st);
+            printf("%zu rotated, %zu failed, %zu pending, %zu skipped\n", ok, failed, pending,
+                   skipped);
+        schedule_list_free(&sl);
         rc = failed > 0 ? CLI_ERROR : CLI_OK;
     }
     engine_free(e);
@@ -460,12 +474,14 @@ const struct cli_cmd cmd_rotate = {
     .name = "rotate",
     .args = "PATH | --due | --all",
     .summary = "rotate a secret (create, apply, test, promote, reload, finish)",
-    .help =
-        "Rotates PATH through the six steps; a failed test or reload rolls back and keeps the\n"
-        "current value. --due rotates every secret that is due, overdue or failed; --all\n"
-        "every secret whose kind is implemented; both ask once on a terminal and need --yes\n"
-        "without one. --dry-run prints the plan and changes nothing. Manual kinds read the new\n"
-        "value from --from-stdin, --from-file FILE, or a no-echo prompt; it is never echoed.",
+    .help = "Rotates PATH through the six steps; a failed test or reload rolls back and keeps the\n"
+            "current value. --due rotates every secret that is due, overdue, failed or pending;\n"
+            "--all every secret whose kind is implemented (the configuration's entries and those\n"
+            "defined in the store through the API); both ask once on a terminal and need --yes\n"
+            "without one. A candidate whose target is unavailable is counted pending, not failed\n"
+            "(it is tried again); the exit code is 3 only when a rotation failed. --dry-run prints "
+            "the plan and changes nothing. Manual kinds read the new\n"
+            "value from --from-stdin, --from-file FILE, or a no-echo prompt; it is never echoed.",
     .min_args = 0,
     .max_args = 1,
     .needs = CLI_NEED_CONFIG | CLI_NEED_STORE | CLI_REMOTE_OK,

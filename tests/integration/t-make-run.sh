@@ -41,9 +41,12 @@ expect_exit 0 "$REKEY" history $M
 expect_in last.out rotate
 expect_exit 0 "$REKEY" rollback $M
 # No Redis runs in make run (scripts/dev/inventory points the entry at 127.0.0.1:1): its
-# candidate waits for its target, which --due counts as not done (exit 3); nothing rolls back.
-expect_exit 3 "$REKEY" rotate --due --yes
+# candidate waits for its target, which --due counts as pending, not failed: the tour's command
+# succeeds as printed (exit 0); nothing rolls back.
+expect_exit 0 "$REKEY" rotate --due --yes
 expect_in last.err "secret/ai-gateway/redis/auth: target unavailable"
+expect_in last.out " 0 failed, "
+expect_not_in last.out " 0 pending, "
 # Nor PostgreSQL (127.0.0.1:1): the held lease waits the same way; the role template is no rotation.
 expect_in last.err "database/creds/litellm-app: target unavailable"
 expect_not_in last.out "database/creds/litellm-readonly"
