@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/etcd.h"
 #include "store/faulty.h"
 #include "store/logstore.h"
 #include "store/sqlite.h"
@@ -18,7 +19,7 @@ static const struct {
 } registry[] = {
     {"sqlite", &sqlite_backend_ops},
     {"log", &log_backend_ops},
-    {"etcd", NULL},
+    {"etcd", &etcd_backend_ops},
 };
 
 #define NREGISTRY (sizeof(registry) / sizeof(registry[0]))

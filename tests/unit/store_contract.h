@@ -28,6 +28,11 @@ struct contract_backend {
     int keys_only_vlen; /* a keys-only list still gives each value's length (else 0) */
     int list_snapshot;  /* a read inside a list's callback is in the list's snapshot, and does
                          * not see what the callback wrote (else it does) */
+    /* A store that is not a file (etcd): no file mode, no reopen by plain path, no fsync fault
+     * (open_fsync_fault NULL); reset starts fx's store over empty (else fx->path is removed). */
+    int not_a_file;
+    void (*reset)(const struct fixture *fx);
+    int noop_delete_no_rev; /* a txn whose only op deletes a missing key uses no revision */
 };
 
 static struct contract_stats
@@ -64,8 +69,10 @@ test_put_get_del(void **state)
 
     assert_string_equal(b->ops->name, fx->be->name);
     assert_int_equal(b->ops->version, BACKEND_OPS_VERSION);
-    assert_int_equal(stat(fx->path, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
+    if (!fx->be->not_a_file) {
+        assert_int_equal(stat(fx->path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
     expect(b, "missing", NULL);
 
     put_ok(b, "a/x", "one", &rev);
@@ -530,12 +537,14 @@ test_txn_empty(void **state)
         struct store_op del = {.kind = STORE_DELETE, .key = "nope"};
 
         assert_int_equal(b->ops->txn(b, NULL, 0, &del, 1, &rev, &err), 0);
-        assert_int_equal(rev, 3);
+        assert_int_equal(rev, fx->be->noop_delete_no_rev ? 2 : 3);
     }
     put_ok(b, "c", "3", &rev);
-    assert_int_equal(rev, 4);
+    assert_int_equal(rev, fx->be->noop_delete_no_rev ? 3 : 4);
     backend_close(b);
 
+    if (fx->be->not_a_file)
+        return;
     assert_int_equal(stat(fx->path, &st0), 0);
     b = must_open(fx->loc);
     {
@@ -598,12 +607,14 @@ test_group_commit(void **state)
         }
     }
     st = contract_stats(fx, b);
-    assert_int_equal(st.txns, NTHREADS * PER_THREAD);
     expect_nkeys(fx, b, NTHREADS * PER_THREAD);
-    fprintf(stderr, "group commit: %lld transactions in %lld commits\n", (long long)st.txns,
-            (long long)st.commits);
-    assert_true(st.commits > 0);
-    assert_true(st.commits < st.txns); /* batching happened */
+    if (st.txns >= 0) { /* a backend that batches commits itself */
+        assert_int_equal(st.txns, NTHREADS * PER_THREAD);
+        fprintf(stderr, "group commit: %lld transactions in %lld commits\n", (long long)st.txns,
+                (long long)st.commits);
+        assert_true(st.commits > 0);
+        assert_true(st.commits < st.txns); /* batching happened */
+    }
     backend_close(b);
 
     /* everything is there after reopening, with the revision it was given */
@@ -709,7 +720,7 @@ test_persistence(void **state)
     backend_close(b);
 
     /* reopened by its location, then by its plain path */
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < (fx->be->not_a_file ? 1 : 2); pass++) {
         int64_t r2;
         int n = 0;
 
@@ -828,7 +839,10 @@ test_two_handles(void **state)
 static struct backend *
 refault(const struct fixture *fx, const char *spec)
 {
-    unlink(fx->path);
+    if (fx->be->reset != NULL)
+        fx->be->reset(fx);
+    else
+        unlink(fx->path);
     known_state(fx);
     return open_faulted(fx->loc, spec);
 }
@@ -905,6 +919,8 @@ test_fault_fsync_batch(void **state)
     pthread_t th[NTHREADS];
     int nfail = 0, nok = 0;
 
+    if (fx->be->open_fsync_fault == NULL)
+        skip(); /* no fsync of its own to fail */
     known_state(fx);
     b = fx->be->open_fsync_fault(fx, 1);
     for (int i = 0; i < NTHREADS; i++) {
