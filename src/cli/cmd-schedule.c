@@ -130,7 +130,7 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
     }
     for (size_t i = 0; i < sl.n; i++) {
         const struct inv_secret *s = st[i].secret;
-        char every[24];
+        char every[24], exp[40] = "";
         size_t n;
 
         memset(g.counts, 0, sizeof(g.counts));
@@ -141,6 +141,10 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
             duration_format(st[i].period > 0 ? st[i].period : s->every, every, sizeof(every));
         else
             snprintf(every, sizeof(every), "-");
+        /* When the kind's status op says the value expires (a certificate's notAfter, a held
+         * lease's end), as `rekey status` shows it. */
+        if (st[i].expires_at > 0)
+            time_format_rfc3339(st[i].expires_at * 1000000, exp, sizeof(exp));
         if (json) {
             json_t *weeks = json_object();
             for (int m = 0; m < g.months; m++)
@@ -151,12 +155,12 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
                                  (g.mon0 + m) % 12 + 1, k + 1);
                         json_object_set_new(weeks, key, json_integer(g.counts[m][k]));
                     }
-            json_array_append_new(json_object_get(out, "secrets"),
-                                  json_pack("{s:s, s:s, s:s, s:b, s:s, s:I, s:o, s:o}", "path",
-                                            s->path, "kind", s->kind, "every", every, "auto",
-                                            s->auto_rotate, "state", secret_state_name(st[i].state),
-                                            "rotations", (json_int_t)n, "weeks", weeks,
-                                            "first_rotations", g.dates));
+            json_array_append_new(
+                json_object_get(out, "secrets"),
+                json_pack("{s:s, s:s, s:s, s:b, s:s, s:s?, s:I, s:o, s:o}", "path", s->path, "kind",
+                          s->kind, "every", every, "auto", s->auto_rotate, "state",
+                          secret_state_name(st[i].state), "expires_at", exp[0] ? exp : NULL,
+                          "rotations", (json_int_t)n, "weeks", weeks, "first_rotations", g.dates));
             continue;
         }
         printf("%-*s %-6s", (int)w, cli_esc(s->path),
@@ -174,6 +178,14 @@ exec_schedule(struct cli_ctx *ctx, int argc, char **argv)
             }
         }
         putchar('\n');
+        if (exp[0] != '\0') {
+            time_t t = (time_t)st[i].expires_at;
+            struct tm tm;
+            char when[32];
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%MZ", &tm);
+            printf("%-*s   expires %s\n", (int)w, "", when);
+        }
     }
     if (json) {
         json_dumpf(out, stdout, JSON_INDENT(2));

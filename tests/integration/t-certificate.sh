@@ -114,6 +114,17 @@ assert ts(s["next_due"]) == na - 30 * 86400, s
 PY
 "$REKEY" status >status.out 2>&1 || true
 expect_in status.out "certificate expires"
+# The calendar shows the expiry too, as status does (table and --json).
+"$REKEY" schedule --json >schedule.json 2>/dev/null
+/usr/bin/python3 - "$notafter" <<'PY' || fail "schedule --json does not show the expiry"
+import json, sys, datetime
+na = int(sys.argv[1])
+s = [e for e in json.load(open("schedule.json"))["secrets"] if e["path"] == "pki/web"][0]
+ts = lambda t: int(datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp())
+assert ts(s["expires_at"]) == na, s
+PY
+"$REKEY" schedule >schedule.out 2>&1 || fail "rekey schedule"
+expect_in schedule.out "expires $(date -u -d "@$notafter" '+%Y-%m-%d %H:%MZ')"
 "$REKEY" metrics >metrics.out 2>/dev/null || true
 grep -q "rekey_secret_expiry_timestamp_seconds{path=\"$P\".*} $notafter" metrics.out ||
   fail "metrics do not show the expiry"
