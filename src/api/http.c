@@ -1,11 +1,14 @@
-/* http.c: the libmicrohttpd server: listener, limits, request objects, responses, throttling.
+/* http.c: the libmicrohttpd server: limits, request objects, responses, the MHD callbacks and the
+ * server's entry points.
  *
  * Per connection we keep a struct conn (MHD's socket context) holding the peer address, the
  * deadline the reaper enforces and the one request object reused for each request on the
  * connection, so the keep-alive hot path allocates only the response. A handler is called on
  * the last access-handler call of a request (never the first: queueing a response on the first
- * call makes MHD close the connection). */
-#include "api/throttle.h"
+ * call makes MHD close the connection).
+ *
+ * The parts: reqhead.c (framing checks, the client address), http-events.c (request and response
+ * events), http-listen.c (the daemons, TLS, the listener); http-int.h is what they share. */
 #include "api/http.h"
 
 #include <arpa/inet.h>
@@ -30,7 +33,9 @@
 #include <unistd.h>
 
 #include "api/envelope.h"
+#include "api/http-int.h"
 #include "api/status.h"
+#include "api/throttle.h"
 #include "util/events.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -38,106 +43,6 @@
 #include "util/parse.h"
 #include "util/secret.h"
 #include "util/timeutil.h"
-
-#define DEFAULT_LISTEN "127.0.0.1:8200"
-#define MAX_RESP_HEADERS 8
-#define TLS_FILE_MAX (1024 * 1024)
-#define REAPER_PERIOD_MS 200
-#define HTTP_THREADS_MIN 16 /* default worker count: 8 per core, within these bounds */
-#define HTTP_THREADS_MAX 64
-#define XFF_HEADERS_MAX 8 /* X-Forwarded-For headers looked at (the last ones) */
-#define XFF_HOPS_MAX 32   /* addresses walked back through trusted proxies */
-
-struct resp_header {
-    char *name;
-    char *value;
-};
-
-struct http_request {
-    struct conn *conn;
-    struct MHD_Connection *mc;
-    struct inst *inst;
-    const char *method_str;
-    unsigned method;
-    const char *path;
-    size_t path_len;
-    size_t param_off;
-    const struct route *route;
-    char *canon; /* path with its name canonicalised (router_path_canon), or NULL */
-    unsigned char *body;
-    size_t body_len;
-    size_t body_cap;
-    unsigned err_status;   /* an answer decided before the handler (400/404/405), or 0 */
-    const char *bad_frame; /* why the request's framing was refused (400, then close), or NULL */
-    const char *ip;        /* the client address (http_request_ip); NULL = the peer's */
-    char fwd_ip[NETADDR_TEXT_MAX]; /* the client address X-Forwarded-For gave, when trusted */
-    unsigned allow;
-    size_t discarded; /* body bytes read after an early answer */
-    int counted;      /* counted in inst->inflight */
-    int responded;
-    struct resp_header hdrs[MAX_RESP_HEADERS];
-    size_t nhdrs;
-    /* events (util/events.h): see audit_request */
-    int audit_req;       /* its EV_API_REQUEST was published */
-    int64_t t0_us;       /* when it began */
-    char req_id[40];     /* the request id of its events */
-    char audit_err[256]; /* the message of an error response */
-    struct http_identity id;
-};
-
-struct conn {
-    struct conn *prev, *next; /* srv->conns, under srv->reap_lock */
-    int fd;
-    int cut;
-    _Atomic int64_t deadline_ms; /* the next request must have arrived by then; 0 = none due */
-    char ip[INET6_ADDRSTRLEN];
-    struct netaddr peer; /* ip, parsed; peer_ok when it parsed */
-    int peer_ok;
-    const char *raw_uri; /* the request target as the URI log callback saw it (MHD's buffer) */
-    size_t raw_uri_len;
-    struct http_request req;
-};
-
-/* One MHD daemon; two exist for a moment during a TLS reload. */
-struct inst {
-    struct http_server *srv;
-    struct MHD_Daemon *d;
-    char *cert;
-    size_t cert_len;
-    char *key;
-    size_t key_len;
-    atomic_int inflight;
-    atomic_int draining;
-};
-
-struct http_server {
-    /* configuration, with defaults applied */
-    unsigned threads, max_connections, per_ip, timeout_s, json_depth, drain_ms;
-    size_t max_body, max_header;
-    char *cert_file, *key_file;
-    struct router *router;
-    void *app;
-    int listen_fd;
-    int ipv6;
-    unsigned port;
-
-    pthread_mutex_t lock; /* cur, reload and stop */
-    struct inst *cur;
-    char mhd_msg[256]; /* MHD's last log line, for start errors */
-
-    pthread_mutex_t reap_lock;
-    pthread_cond_t reap_cv;
-    int reap_stop;
-    int reaper_running;
-    pthread_t reaper;
-    struct conn *conns;
-
-    struct throttle *throttle; /* failed authentications, per client */
-
-    struct netaddr_cidr *proxies; /* trusted_proxies */
-    size_t nproxies;
-    int head_check; /* this libmicrohttpd parses in place: NULs in the head can be found */
-};
 
 /* Marks a request whose raw target failed router_raw_path_check (MHD's URI log callback runs
  * before it decodes the path, which would hide "%00" by truncation). */
@@ -314,177 +219,6 @@ http_response_header(struct http_request *req, const char *name, const char *val
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Events (util/events.h): a request's entry before its handler, its response's as it is queued */
-
-static _Atomic(http_identify_fn) identify_fn;
-static uint64_t reqid_prefix;
-static _Atomic uint64_t reqid_seq;
-static pthread_once_t reqid_once = PTHREAD_ONCE_INIT;
-
-static void
-reqid_init(void)
-{
-    if (RAND_bytes((unsigned char *)&reqid_prefix, sizeof(reqid_prefix)) != 1)
-        reqid_prefix = (uint64_t)time_now_us();
-}
-
-void
-http_set_identify(http_identify_fn fn)
-{
-    atomic_store(&identify_fn, fn);
-}
-
-void
-http_identity_add_policy(struct http_identity *id, const char *name)
-{
-    size_t used = 0, n = strlen(name) + 1;
-
-    for (size_t i = 0; i < id->npolicies; i++)
-        used += strlen(id->polbuf + used) + 1;
-    if (id->npolicies >= HTTP_ID_POLICIES || n > sizeof(id->polbuf) - used)
-        return;
-    memcpy(id->polbuf + used, name, n);
-    id->npolicies++;
-}
-
-/* Vault's name of the operation. */
-static const char *
-op_name(const struct http_request *req)
-{
-    switch (req->method) {
-    case HTTP_GET:
-    case HTTP_HEAD: return "read";
-    case HTTP_LIST: return "list";
-    case HTTP_PUT:
-    case HTTP_POST: return "update";
-    case HTTP_DELETE: return "delete";
-    case HTTP_PATCH: return "patch";
-    default: return req->method_str != NULL ? req->method_str : "";
-    }
-}
-
-/* The route family (for metrics): kv, token, or the first segment of the route's pattern. */
-static void
-route_family(const struct http_request *req, char *out, size_t outlen)
-{
-    const char *p = req->route != NULL ? req->route->pattern : NULL;
-    size_t n;
-
-    if (p == NULL || strncmp(p, "/v1/", 4) != 0) {
-        snprintf(out, outlen, "none");
-        return;
-    }
-    p += 4;
-    n = strcspn(p, "/");
-    if (n == 6 && strncmp(p, "secret", 6) == 0)
-        snprintf(out, outlen, "kv");
-    else if (n == 4 && strncmp(p, "auth", 4) == 0)
-        snprintf(out, outlen, "token");
-    else
-        snprintf(out, outlen, "%.*s", (int)n, p);
-}
-
-static void
-event_fill(struct http_request *req, enum rk_event_type type, struct rk_event *ev,
-           const char **pols, char *family, size_t flen)
-{
-    const char *path = req->path != NULL ? req->path : "";
-    size_t off = 0;
-
-    if (strncmp(path, "/v1/", 4) == 0)
-        path += 4;
-    for (size_t i = 0; i < req->id.npolicies; i++) {
-        pols[i] = req->id.polbuf + off;
-        off += strlen(pols[i]) + 1;
-    }
-    pols[req->id.npolicies] = NULL;
-    route_family(req, family, flen);
-    memset(ev, 0, sizeof(*ev));
-    ev->type = type;
-    ev->request_id = req->req_id;
-    ev->operation = op_name(req);
-    ev->path = path;
-    ev->actor = req->id.actor[0] != '\0' ? req->id.actor : NULL;
-    ev->accessor = req->id.accessor[0] != '\0' ? req->id.accessor : NULL;
-    ev->policies = req->id.npolicies > 0 ? pols : NULL;
-    ev->remote_addr = req->conn != NULL ? http_request_ip(req) : NULL;
-    ev->route = family;
-}
-
-/* Publishes the request's EV_API_REQUEST once: before the handler (dispatch), or for an answer
- * given without one as its response is queued. Returns 0, or the subscriber's error. */
-static int
-audit_request(struct http_request *req, struct rk_error *err)
-{
-    const char *pols[HTTP_ID_POLICIES + 1];
-    http_identify_fn fn;
-    struct rk_event ev;
-    char family[32];
-    uint64_t n;
-
-    if (req->audit_req)
-        return 0;
-    req->audit_req = 1;
-    if (!events_wanted(EV_API_REQUEST) && !events_wanted(EV_API_RESPONSE))
-        return 0;
-    /* A random prefix per process and a counter: unique, and no RAND_bytes per request. */
-    pthread_once(&reqid_once, reqid_init);
-    n = atomic_fetch_add(&reqid_seq, 1);
-    snprintf(req->req_id, sizeof(req->req_id), "%08x-%04x-%04x-%04x-%012llx",
-             (unsigned)(reqid_prefix >> 32), (unsigned)(reqid_prefix >> 16) & 0xffff,
-             (unsigned)reqid_prefix & 0xffff, (unsigned)(n >> 48) & 0xffff,
-             (unsigned long long)(n & 0xffffffffffffULL));
-    if (!events_wanted(EV_API_REQUEST))
-        return 0;
-    if ((fn = atomic_load(&identify_fn)) != NULL && req->route != NULL)
-        fn(req, req->inst->srv->app, &req->id);
-    event_fill(req, EV_API_REQUEST, &ev, pols, family, sizeof(family));
-    return events_publish(&ev, err);
-}
-
-/* Publishes the response's event before it is queued; on a failure to record it the answer
- * becomes a 500 (resp and ctype replaced). Returns the status to send, or 0 when nothing may
- * be sent. */
-static unsigned
-audit_response(struct http_request *req, unsigned status, struct MHD_Response **resp,
-               const char **ctype)
-{
-    static const char body[] =
-        "{\"errors\":[\"internal error: the audit log cannot record this request\"]}";
-    const char *pols[HTTP_ID_POLICIES + 1];
-    struct MHD_Response *nr;
-    struct rk_error err = {0};
-    struct rk_event ev;
-    char family[32];
-    int r;
-
-    if (!events_wanted(EV_API_RESPONSE) && !events_wanted(EV_API_REQUEST))
-        return status;
-    r = audit_request(req, &err);
-    if (r == 0 && events_wanted(EV_API_RESPONSE)) {
-        event_fill(req, EV_API_RESPONSE, &ev, pols, family, sizeof(family));
-        ev.status = (int)status;
-        ev.duration_us = time_now_us() - req->t0_us;
-        if (ev.duration_us <= 0)
-            ev.duration_us = 1;
-        if (status >= 400)
-            ev.error = req->audit_err;
-        r = events_publish(&ev, &err);
-    }
-    if (r == 0)
-        return status;
-    log_error("http: %s %s: answering 500: %s", req->method_str, req->path, err.msg);
-    nr = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-                                         MHD_RESPMEM_PERSISTENT);
-    if (nr == NULL) /* out of memory: no answer at all rather than one the log lacks */
-        return 0;
-    MHD_destroy_response(*resp);
-    *resp = nr;
-    *ctype = "application/json";
-    return 500;
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Responses */
 
 static int
@@ -498,7 +232,7 @@ queue(struct http_request *req, unsigned status, struct MHD_Response *resp, cons
         log_error("http: cannot create a response (out of memory)");
         return rc;
     }
-    if ((status = audit_response(req, status, &resp, &ctype)) == 0)
+    if ((status = http_audit_response(req, status, &resp, &ctype)) == 0)
         goto out;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
         goto out;
@@ -743,7 +477,7 @@ dispatch(struct http_request *req)
     int rc;
 
     /* The request's entry is recorded before the handler runs, or the handler does not run. */
-    if (audit_request(req, &err) != 0) {
+    if (http_audit_request(req, &err) != 0) {
         log_error("http: %s %s refused: %s", req->method_str, req->path, err.msg);
         http_respond_error(req, 500, "%s", err.msg);
         return;
@@ -782,193 +516,6 @@ body_reserve(struct http_request *req, size_t need)
     return 0;
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* Request framing and the client address, read from the request head before routing.
- *
- * libmicrohttpd 0.9 parses the head in place: the method, the request target (as the URI log
- * callback sees it, before decoding), the version and every header name and value stay in one
- * buffer, NUL-terminated where the separators were, in the order they arrived; the head is
- * MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE bytes from the method. It measures each string with
- * strlen (MHD_lookup_connection_value_n reports the same cut length), so a NUL byte sent inside
- * the target or a value hides what follows: "/v1/secret/data/a\0x" is served as ".../a" and
- * "X-Vault-Token: T\0junk" authenticates as T. What lies between the end of one string and the
- * start of the next must therefore be only what the parser replaced or skipped: the space after
- * the method (and more spaces), the one space before the version, a colon and blanks after a
- * name, a line end (CR LF or LF: one or two NULs now), the empty line closing the head. Any
- * other byte there was hidden behind a NUL. The walk also refuses a layout it does not know
- * (a string outside the head or out of order, as a folded header line gives), so a parser
- * that differs fails closed; http_server_start turns the check off, with a warning, for a
- * libmicrohttpd whose parser it was not written against (see docs/server.md). */
-
-struct head_walk {
-    int check;        /* look for hidden bytes (the server's head_check) */
-    const char *end;  /* the end of the head in MHD's buffer (it starts at the method) */
-    const char *prev; /* the end of the previous string */
-    int hidden;       /* bytes hidden behind a NUL, or a layout the walk does not know */
-    unsigned ncl, nte;
-    const char *te;
-    const char *xff[XFF_HEADERS_MAX]; /* a ring: the last XFF_HEADERS_MAX values */
-    unsigned nxff;
-};
-
-/* 1 when p lies in the head at or after the previous string's end. */
-static int
-head_in_order(const struct head_walk *w, const char *p)
-{
-    uintptr_t u = (uintptr_t)p;
-    return p != NULL && u >= (uintptr_t)w->prev && u <= (uintptr_t)w->end;
-}
-
-/* 1 when [from, to) holds min..max bytes, every one a NUL (a replaced line end). */
-static int
-head_nuls(const char *from, const char *to, size_t min, size_t max)
-{
-    size_t n = (size_t)((uintptr_t)to - (uintptr_t)from);
-
-    if ((uintptr_t)to < (uintptr_t)from || n < min || n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (from[i] != '\0')
-            return 0;
-    return 1;
-}
-
-/* 1 when [from, to) is a replaced separator (one NUL) followed by blanks from set. */
-static int
-head_sep(const char *from, const char *to, const char *set)
-{
-    size_t n = (size_t)((uintptr_t)to - (uintptr_t)from);
-
-    if ((uintptr_t)to <= (uintptr_t)from || from[0] != '\0')
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if (from[i] == '\0' || strchr(set, from[i]) == NULL)
-            return 0;
-    return 1;
-}
-
-static enum MHD_Result
-head_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen, const char *value,
-            size_t vlen)
-{
-    struct head_walk *w = cls;
-
-    (void)kind;
-    if (value == NULL)
-        value = "";
-    if (w->check && !w->hidden) {
-        /* the line end before this line, the name, ':' and blanks, the value */
-        if (!head_in_order(w, key) || !head_nuls(w->prev, key, 1, 2))
-            w->hidden = 1;
-        else if (!head_in_order(w, value) || !head_sep(key + klen, value, " \t"))
-            w->hidden = 1;
-        else
-            w->prev = value + vlen;
-    }
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-        w->ncl++;
-    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-        w->nte++;
-        w->te = value;
-    } else if (strcasecmp(key, "X-Forwarded-For") == 0) {
-        w->xff[w->nxff % XFF_HEADERS_MAX] = value;
-        w->nxff++;
-    }
-    return MHD_YES;
-}
-
-/* Walks the head: returns why its framing is refused, or NULL; fills w for client_address. */
-static const char *
-head_check(struct http_server *s, struct conn *c, struct MHD_Connection *mc, const char *method,
-           const char *url, const char *version, struct head_walk *w)
-{
-    const union MHD_ConnectionInfo *hs;
-
-    memset(w, 0, sizeof(*w));
-    w->check = s->head_check;
-    if (w->check) {
-        hs = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-        w->end = hs != NULL ? method + hs->header_size : NULL;
-        w->prev = method + strlen(method);
-        /* "GET", a space (now a NUL) and maybe more spaces, the target, one space (now a
-         * NUL), the version */
-        if (w->end == NULL || c->raw_uri != url || !head_in_order(w, url) ||
-            !head_sep(w->prev, url, " ") || version == NULL || !head_in_order(w, version) ||
-            (uintptr_t)url + c->raw_uri_len + 1 != (uintptr_t)version)
-            w->hidden = 1;
-        else
-            w->prev = version + strlen(version);
-    }
-    MHD_get_connection_values_n(mc, MHD_HEADER_KIND, head_header, w);
-    /* the last line end and the empty line: two to four NULs up to the end of the head */
-    if (w->check && !w->hidden && !head_nuls(w->prev, w->end, 2, 4))
-        w->hidden = 1;
-    if (w->hidden)
-        return "a NUL byte in the request line or a header, or a folded header line";
-    if (w->nte > 0 && w->ncl > 0)
-        return "both Content-Length and Transfer-Encoding";
-    if (w->ncl > 1)
-        return "more than one Content-Length";
-    if (w->nte > 1)
-        return "more than one Transfer-Encoding";
-    /* exactly what MHD decodes as chunked; anything else it would read until the close */
-    if (w->nte == 1 && strcasecmp(w->te, "chunked") != 0)
-        return "unsupported Transfer-Encoding (only chunked is accepted)";
-    return NULL;
-}
-
-static int
-proxy_trusted(const struct http_server *s, const struct netaddr *a)
-{
-    for (size_t i = 0; i < s->nproxies; i++)
-        if (netaddr_cidr_contains(&s->proxies[i], a))
-            return 1;
-    return 0;
-}
-
-/* The client address: the peer, unless the peer is a trusted proxy; then, walking
- * X-Forwarded-For from the right (each proxy appends the address it was connected from), the
- * first address that is not a trusted proxy. An entry that does not parse ends the walk at the
- * last trusted hop: the proxy that wrote it is then taken as the client. */
-static void
-client_address(struct http_server *s, struct http_request *req, const struct head_walk *w)
-{
-    const struct conn *c = req->conn;
-    struct netaddr cur = c->peer, a;
-    unsigned hops = 0;
-
-    if (s->nproxies == 0 || !c->peer_ok || w->nxff == 0)
-        return;
-    for (unsigned k = w->nxff; k > 0 && w->nxff - k < XFF_HEADERS_MAX; k--) {
-        const char *v = w->xff[(k - 1) % XFF_HEADERS_MAX], *e = v + strlen(v);
-        for (;;) {
-            const char *b = e, *eb;
-            if (!proxy_trusted(s, &cur) || hops++ >= XFF_HOPS_MAX)
-                goto done;
-            while (b > v && b[-1] != ',')
-                b--;
-            eb = e;
-            while (b < eb && (*b == ' ' || *b == '\t'))
-                b++;
-            while (eb > b && (eb[-1] == ' ' || eb[-1] == '\t'))
-                eb--;
-            if (netaddr_parse(b, (size_t)(eb - b), &a) != 0)
-                goto done;
-            cur = a;
-            while (b > v && b[-1] != ',')
-                b--;
-            if (b == v)
-                break;
-            e = b - 1;
-        }
-    }
-done:
-    if (memcmp(&cur, &c->peer, sizeof(cur)) != 0) {
-        netaddr_format(&cur, req->fwd_ip, sizeof(req->fwd_ip));
-        req->ip = req->fwd_ip;
-    }
-}
-
 #define WELL_KNOWN "/.well-known/"
 #define WELL_KNOWN_ROUTE "/v1/rekey/well-known/"
 
@@ -994,11 +541,11 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
     if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
         list = MHD_lookup_connection_value(mc, MHD_GET_ARGUMENT_KIND, "list");
     req->method = router_method_parse(method, list);
-    if ((req->bad_frame = head_check(s, c, mc, method, url, version, &w)) != NULL) {
+    if ((req->bad_frame = http_head_check(s, c, mc, method, url, version, &w)) != NULL) {
         req->err_status = 400;
         return;
     }
-    client_address(s, req, &w);
+    http_client_address(s, req, &w);
     if (raw_bad || router_path_check(url, req->path_len) != 0) {
         req->err_status = 400;
         return;
@@ -1047,9 +594,9 @@ request_begin(struct inst *in, struct conn *c, struct MHD_Connection *mc, const 
         req->err_status = 500;
 }
 
-static enum MHD_Result
-on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
-          const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
+enum MHD_Result
+http_on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *method,
+               const char *version, const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct inst *in = cls;
     const union MHD_ConnectionInfo *ci =
@@ -1106,9 +653,9 @@ on_access(void *cls, struct MHD_Connection *mc, const char *url, const char *met
     return MHD_YES;
 }
 
-static void
-on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
-             enum MHD_RequestTerminationCode toe)
+void
+http_on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                  enum MHD_RequestTerminationCode toe)
 {
     struct inst *in = cls;
     const union MHD_ConnectionInfo *ci =
@@ -1128,9 +675,9 @@ on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
                           memory_order_relaxed);
 }
 
-static void
-on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
-              enum MHD_ConnectionNotificationCode toe)
+void
+http_on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                   enum MHD_ConnectionNotificationCode toe)
 {
     struct inst *in = cls;
     struct http_server *s = in->srv;
@@ -1184,15 +731,15 @@ on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
     *socket_context = NULL;
 }
 
-static void *
-on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
+void *
+http_on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn *c = ci != NULL ? ci->socket_context : NULL;
 
     (void)cls;
-    /* head_check compares the raw length with where the version starts: measured now,
+    /* http_head_check compares the raw length with where the version starts: measured now,
      * before MHD splits off the query and decodes the path in place. */
     if (c != NULL) {
         c->raw_uri = uri;
@@ -1201,11 +748,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *mc)
     return router_raw_path_check(uri) != 0 ? &raw_bad_marker : NULL;
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
-
-static void
-on_mhd_log(void *cls, const char *fmt, va_list ap)
+void
+http_on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct inst *in = cls;
     char line[256];
@@ -1249,221 +793,6 @@ reaper_main(void *arg)
     }
     pthread_mutex_unlock(&s->reap_lock);
     return NULL;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Daemons */
-
-static void
-inst_free(struct inst *in)
-{
-    if (in == NULL)
-        return;
-    freezero(in->key, in->key_len);
-    free(in->cert);
-    free(in);
-}
-
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
-
-/* Reads the PEM pair and checks that it parses and that the key matches the certificate. */
-static int
-tls_load(struct http_server *s, struct inst *in, struct rk_error *err)
-{
-    BIO *cb = NULL, *kb = NULL;
-    X509 *x = NULL;
-    EVP_PKEY *k = NULL;
-    int rc;
-
-    if ((rc = fs_read_all(s->cert_file, TLS_FILE_MAX, &in->cert, &in->cert_len, err)) != 0) {
-        rk_error_prefix(err, "reading tls_cert_file %s", s->cert_file);
-        rc = -RK_EIO;
-        goto out;
-    }
-    if ((rc = fs_read_all(s->key_file, TLS_FILE_MAX, &in->key, &in->key_len, err)) != 0) {
-        rk_error_prefix(err, "reading tls_key_file %s", s->key_file);
-        rc = -RK_EIO;
-        goto out;
-    }
-    rc = -RK_ECONFIG;
-    if ((cb = BIO_new_mem_buf(in->cert, (int)in->cert_len)) == NULL ||
-        (kb = BIO_new_mem_buf(in->key, (int)in->key_len)) == NULL) {
-        rc = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((x = PEM_read_bio_X509(cb, NULL, no_passphrase, NULL)) == NULL) {
-        rk_error_set(err, RK_ECONFIG, "tls_cert_file %s holds no PEM certificate", s->cert_file);
-        goto out;
-    }
-    if ((k = PEM_read_bio_PrivateKey(kb, NULL, no_passphrase, NULL)) == NULL) {
-        rk_error_set(err, RK_ECONFIG, "tls_key_file %s holds no unencrypted PEM private key",
-                     s->key_file);
-        goto out;
-    }
-    if (X509_check_private_key(x, k) != 1) {
-        rk_error_set(err, RK_ECONFIG, "tls_key_file %s does not match tls_cert_file %s",
-                     s->key_file, s->cert_file);
-        goto out;
-    }
-    rc = 0;
-out:
-    BIO_free(cb);
-    BIO_free(kb);
-    X509_free(x);
-    EVP_PKEY_free(k);
-    return rc;
-}
-
-static int
-inst_start(struct http_server *s, struct inst **out, struct rk_error *err)
-{
-    struct inst *in = calloc(1, sizeof(*in));
-    unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    int rc;
-
-    *out = NULL;
-    if (in == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    in->srv = s;
-    if (s->cert_file != NULL) {
-        if ((rc = tls_load(s, in, err)) != 0)
-            goto fail;
-        flags |= MHD_USE_TLS;
-    }
-    if (s->ipv6)
-        flags |= MHD_USE_IPv6;
-    struct MHD_OptionItem tls_opts[] = {
-        {MHD_OPTION_HTTPS_MEM_CERT, 0, in->cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, in->key},
-        {MHD_OPTION_HTTPS_PRIORITIES, 0,
-         (void *)(uintptr_t) "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
-        {MHD_OPTION_END, 0, NULL},
-    };
-    s->mhd_msg[0] = '\0';
-    in->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, in, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, in,
-        MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, s->threads,
-        MHD_OPTION_CONNECTION_LIMIT, s->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        s->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, s->timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        s->max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, in, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, in, MHD_OPTION_URI_LOG_CALLBACK, on_uri, in, MHD_OPTION_ARRAY,
-        in->cert != NULL ? tls_opts : &tls_opts[3], MHD_OPTION_END);
-    if (in->d == NULL) {
-        rc =
-            rk_error_set(err, in->cert ? RK_ECONFIG : RK_EINTERNAL,
-                         "cannot start the HTTP daemon%s%s", s->mhd_msg[0] ? ": " : "", s->mhd_msg);
-        goto fail;
-    }
-    *out = in;
-    return 0;
-fail:
-    inst_free(in);
-    return rc;
-}
-
-/* Stops accepting, waits for requests in progress (up to drain_ms), then stops the daemon.
- * The listening socket stays open: it belongs to the server. */
-static void
-inst_drain(struct http_server *s, struct inst *in)
-{
-    int64_t until = time_mono_ms() + s->drain_ms;
-    struct timespec ts = {0, 5 * 1000000L};
-
-    if (in == NULL)
-        return;
-    atomic_store(&in->draining, 1);
-    (void)MHD_quiesce_daemon(in->d);
-    while (atomic_load(&in->inflight) > 0 && time_mono_ms() < until)
-        nanosleep(&ts, NULL);
-    if (atomic_load(&in->inflight) > 0)
-        log_warn("http: %d request(s) still running after %ums; closing them",
-                 atomic_load(&in->inflight), s->drain_ms);
-    MHD_stop_daemon(in->d);
-    inst_free(in);
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Listener */
-
-static int
-listen_open(struct http_server *s, const char *addr, int tls, int tls_disable, struct rk_error *err)
-{
-    char host[64];
-    const char *colon, *hp = addr;
-    size_t hlen;
-    int64_t port;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    int loopback, one = 1, fd = -1;
-
-    memset(&ss, 0, sizeof(ss));
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (end == NULL || end[1] != ':')
-            goto bad;
-        hp = addr + 1;
-        hlen = (size_t)(end - hp);
-        colon = end + 1;
-    } else {
-        if ((colon = strrchr(addr, ':')) == NULL)
-            goto bad;
-        hlen = (size_t)(colon - addr);
-    }
-    if (hlen == 0 || hlen >= sizeof(host) || parse_int64(colon + 1, 0, 65535, &port) != 0)
-        goto bad;
-    memcpy(host, hp, hlen);
-    host[hlen] = '\0';
-    if (strcmp(host, "localhost") == 0)
-        snprintf(host, sizeof(host), "127.0.0.1");
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-    if (addr[0] != '[' && inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        sl = sizeof(*s4);
-        loopback = (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-    } else if (addr[0] == '[' && inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        sl = sizeof(*s6);
-        loopback = IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
-        s->ipv6 = 1;
-    } else {
-        goto bad;
-    }
-    if (!loopback && !tls && !tls_disable)
-        return rk_error_set(err, RK_ECONFIG,
-                            "refusing to serve plain HTTP on the non-loopback address %s: set "
-                            "server.tls_cert and server.tls_key, or server.tls_disable: true if "
-                            "the network is trusted",
-                            addr);
-    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-        (s->ipv6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
-        bind(fd, (struct sockaddr *)&ss, sl) != 0 || listen(fd, 1024) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return rk_error_set(err, RK_EIO, "cannot listen on %s: %s", addr, strerror(e));
-    }
-    sl = sizeof(ss);
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        s->port = ntohs(ss.ss_family == AF_INET ? s4->sin_port : s6->sin6_port);
-    s->listen_fd = fd;
-    return 0;
-bad:
-    return rk_error_set(err, RK_ECONFIG,
-                        "listen address '%s' is not IPV4:PORT, [IPV6]:PORT or localhost:PORT",
-                        addr);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1557,7 +886,7 @@ http_server_start(const struct http_config *cfg, const struct route *routes, siz
         rk_error_prefix(err, "server.trusted_proxies");
         goto out;
     }
-    /* The NUL check reads MHD's buffer as 0.9's parser leaves it (see head_check). */
+    /* The NUL check reads MHD's buffer as 0.9's parser leaves it (see http_head_check). */
     s->head_check = strncmp(MHD_get_version(), "0.9.", 4) == 0;
     if (!s->head_check)
         log_warn("http: libmicrohttpd %s: a NUL byte hidden in the request target or a header "
@@ -1565,15 +894,15 @@ http_server_start(const struct http_config *cfg, const struct route *routes, siz
                  MHD_get_version());
     if ((rc = router_new(routes, nroutes, &s->router, err)) != 0)
         goto out;
-    if ((rc = listen_open(s, cfg->listen ? cfg->listen : DEFAULT_LISTEN, s->cert_file != NULL,
-                          cfg->tls_disable, err)) != 0)
+    if ((rc = http_listen_open(s, cfg->listen ? cfg->listen : DEFAULT_LISTEN, s->cert_file != NULL,
+                               cfg->tls_disable, err)) != 0)
         goto out;
     if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
         rc = rk_error_set(err, RK_EINTERNAL, "cannot start the connection reaper thread");
         goto out;
     }
     s->reaper_running = 1;
-    if ((rc = inst_start(s, &s->cur, err)) != 0)
+    if ((rc = http_inst_start(s, &s->cur, err)) != 0)
         goto out;
     log_info("http: listening on %s port %u (%s, %u threads)",
              cfg->listen ? cfg->listen : DEFAULT_LISTEN, s->port, s->cert_file ? "TLS" : "no TLS",
@@ -1592,7 +921,7 @@ http_server_stop(struct http_server *s)
     if (s == NULL)
         return;
     pthread_mutex_lock(&s->lock);
-    inst_drain(s, s->cur);
+    http_inst_drain(s, s->cur);
     s->cur = NULL;
     pthread_mutex_unlock(&s->lock);
     server_free(s);
@@ -1609,14 +938,14 @@ http_server_reload_tls(struct http_server *s, struct rk_error *err)
     pthread_mutex_lock(&s->lock);
     /* The new daemon shares the listening socket; only then does the old one stop accepting,
      * so no connection attempt is refused during the switch. */
-    if ((rc = inst_start(s, &in, err)) != 0) {
+    if ((rc = http_inst_start(s, &in, err)) != 0) {
         pthread_mutex_unlock(&s->lock);
         rk_error_prefix(err, "reloading TLS (still serving the old certificate)");
         return rc;
     }
     old = s->cur;
     s->cur = in;
-    inst_drain(s, old);
+    http_inst_drain(s, old);
     pthread_mutex_unlock(&s->lock);
     log_info("http: TLS certificate reloaded from %s", s->cert_file);
     return 0;

@@ -1,0 +1,207 @@
+/* http-events.c: the HTTP server's events (util/events.h): a request's EV_API_REQUEST, published
+ * once before its handler runs (or for an answer decided before it), and its response's
+ * EV_API_RESPONSE as the response is queued, with the request id, Vault's operation name, the
+ * route family and the identity the handler found; and the identify hook that names the caller. */
+#include "api/http-int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/envelope.h"
+#include "api/status.h"
+#include "util/events.h"
+#include "util/fsutil.h"
+#include "util/log.h"
+#include "util/netaddr.h"
+#include "util/parse.h"
+#include "util/secret.h"
+#include "util/timeutil.h"
+
+/* ---------------------------------------------------------------------------------------- */
+/* Events (util/events.h): a request's entry before its handler, its response's as it is queued */
+
+static _Atomic(http_identify_fn) identify_fn;
+static uint64_t reqid_prefix;
+static _Atomic uint64_t reqid_seq;
+static pthread_once_t reqid_once = PTHREAD_ONCE_INIT;
+
+static void
+reqid_init(void)
+{
+    if (RAND_bytes((unsigned char *)&reqid_prefix, sizeof(reqid_prefix)) != 1)
+        reqid_prefix = (uint64_t)time_now_us();
+}
+
+void
+http_set_identify(http_identify_fn fn)
+{
+    atomic_store(&identify_fn, fn);
+}
+
+void
+http_identity_add_policy(struct http_identity *id, const char *name)
+{
+    size_t used = 0, n = strlen(name) + 1;
+
+    for (size_t i = 0; i < id->npolicies; i++)
+        used += strlen(id->polbuf + used) + 1;
+    if (id->npolicies >= HTTP_ID_POLICIES || n > sizeof(id->polbuf) - used)
+        return;
+    memcpy(id->polbuf + used, name, n);
+    id->npolicies++;
+}
+
+/* Vault's name of the operation. */
+static const char *
+op_name(const struct http_request *req)
+{
+    switch (req->method) {
+    case HTTP_GET:
+    case HTTP_HEAD: return "read";
+    case HTTP_LIST: return "list";
+    case HTTP_PUT:
+    case HTTP_POST: return "update";
+    case HTTP_DELETE: return "delete";
+    case HTTP_PATCH: return "patch";
+    default: return req->method_str != NULL ? req->method_str : "";
+    }
+}
+
+/* The route family (for metrics): kv, token, or the first segment of the route's pattern. */
+static void
+route_family(const struct http_request *req, char *out, size_t outlen)
+{
+    const char *p = req->route != NULL ? req->route->pattern : NULL;
+    size_t n;
+
+    if (p == NULL || strncmp(p, "/v1/", 4) != 0) {
+        snprintf(out, outlen, "none");
+        return;
+    }
+    p += 4;
+    n = strcspn(p, "/");
+    if (n == 6 && strncmp(p, "secret", 6) == 0)
+        snprintf(out, outlen, "kv");
+    else if (n == 4 && strncmp(p, "auth", 4) == 0)
+        snprintf(out, outlen, "token");
+    else
+        snprintf(out, outlen, "%.*s", (int)n, p);
+}
+
+static void
+event_fill(struct http_request *req, enum rk_event_type type, struct rk_event *ev,
+           const char **pols, char *family, size_t flen)
+{
+    const char *path = req->path != NULL ? req->path : "";
+    size_t off = 0;
+
+    if (strncmp(path, "/v1/", 4) == 0)
+        path += 4;
+    for (size_t i = 0; i < req->id.npolicies; i++) {
+        pols[i] = req->id.polbuf + off;
+        off += strlen(pols[i]) + 1;
+    }
+    pols[req->id.npolicies] = NULL;
+    route_family(req, family, flen);
+    memset(ev, 0, sizeof(*ev));
+    ev->type = type;
+    ev->request_id = req->req_id;
+    ev->operation = op_name(req);
+    ev->path = path;
+    ev->actor = req->id.actor[0] != '\0' ? req->id.actor : NULL;
+    ev->accessor = req->id.accessor[0] != '\0' ? req->id.accessor : NULL;
+    ev->policies = req->id.npolicies > 0 ? pols : NULL;
+    ev->remote_addr = req->conn != NULL ? http_request_ip(req) : NULL;
+    ev->route = family;
+}
+
+/* Publishes the request's EV_API_REQUEST once: before the handler (dispatch), or for an answer
+ * given without one as its response is queued. Returns 0, or the subscriber's error. */
+int
+http_audit_request(struct http_request *req, struct rk_error *err)
+{
+    const char *pols[HTTP_ID_POLICIES + 1];
+    http_identify_fn fn;
+    struct rk_event ev;
+    char family[32];
+    uint64_t n;
+
+    if (req->audit_req)
+        return 0;
+    req->audit_req = 1;
+    if (!events_wanted(EV_API_REQUEST) && !events_wanted(EV_API_RESPONSE))
+        return 0;
+    /* A random prefix per process and a counter: unique, and no RAND_bytes per request. */
+    pthread_once(&reqid_once, reqid_init);
+    n = atomic_fetch_add(&reqid_seq, 1);
+    snprintf(req->req_id, sizeof(req->req_id), "%08x-%04x-%04x-%04x-%012llx",
+             (unsigned)(reqid_prefix >> 32), (unsigned)(reqid_prefix >> 16) & 0xffff,
+             (unsigned)reqid_prefix & 0xffff, (unsigned)(n >> 48) & 0xffff,
+             (unsigned long long)(n & 0xffffffffffffULL));
+    if (!events_wanted(EV_API_REQUEST))
+        return 0;
+    if ((fn = atomic_load(&identify_fn)) != NULL && req->route != NULL)
+        fn(req, req->inst->srv->app, &req->id);
+    event_fill(req, EV_API_REQUEST, &ev, pols, family, sizeof(family));
+    return events_publish(&ev, err);
+}
+
+/* Publishes the response's event before it is queued; on a failure to record it the answer
+ * becomes a 500 (resp and ctype replaced). Returns the status to send, or 0 when nothing may
+ * be sent. */
+unsigned
+http_audit_response(struct http_request *req, unsigned status, struct MHD_Response **resp,
+                    const char **ctype)
+{
+    static const char body[] =
+        "{\"errors\":[\"internal error: the audit log cannot record this request\"]}";
+    const char *pols[HTTP_ID_POLICIES + 1];
+    struct MHD_Response *nr;
+    struct rk_error err = {0};
+    struct rk_event ev;
+    char family[32];
+    int r;
+
+    if (!events_wanted(EV_API_RESPONSE) && !events_wanted(EV_API_REQUEST))
+        return status;
+    r = http_audit_request(req, &err);
+    if (r == 0 && events_wanted(EV_API_RESPONSE)) {
+        event_fill(req, EV_API_RESPONSE, &ev, pols, family, sizeof(family));
+        ev.status = (int)status;
+        ev.duration_us = time_now_us() - req->t0_us;
+        if (ev.duration_us <= 0)
+            ev.duration_us = 1;
+        if (status >= 400)
+            ev.error = req->audit_err;
+        r = events_publish(&ev, &err);
+    }
+    if (r == 0)
+        return status;
+    log_error("http: %s %s: answering 500: %s", req->method_str, req->path, err.msg);
+    nr = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
+                                         MHD_RESPMEM_PERSISTENT);
+    if (nr == NULL) /* out of memory: no answer at all rather than one the log lacks */
+        return 0;
+    MHD_destroy_response(*resp);
+    *resp = nr;
+    *ctype = "application/json";
+    return 500;
+}
