@@ -184,18 +184,21 @@ h_cfg_or_role(struct http_request *req, void *vapp, struct rk_error *err, int ro
     if (method == HTTP_LIST || name[0] == '\0') {
         if (method != HTTP_LIST && method != HTTP_GET)
             return http_respond_error(req, 405, "a name is required");
-        snprintf(acl, sizeof(acl), "%s/", fam);
+        snprintf(acl, sizeof(acl), "%s/%s", fam, name);
         if (api_authorize(req, app, acl, CAP_LIST, NULL) != 0)
             return 0;
+        if (name[0] != '\0') /* nothing is listed below a name */
+            return http_respond_error(req, 404, NULL);
         if ((r = dbengine_list(app->br, role, &out, err)) != 0)
             return api_respond_rk(req, r, err);
         return respond_keys(req, out);
     }
-    if ((name = param_name(req)) == NULL)
-        return 0;
+    /* The ACL first, on the path as requested: a denied caller learns nothing of what exists. */
     snprintf(acl, sizeof(acl), "%s/%s", fam, name);
     cap = method == HTTP_GET ? CAP_READ : method == HTTP_DELETE ? CAP_DELETE : CAP_UPDATE;
     if (api_authorize(req, app, acl, cap, NULL) != 0)
+        return 0;
+    if ((name = param_name(req)) == NULL)
         return 0;
     if (method == HTTP_GET) {
         int64_t ttl = 0, max = 0;
@@ -268,10 +271,10 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
 
     if (api_require_unsealed(req, app) != 0)
         return 0;
-    if ((name = param_name(req)) == NULL)
-        return 0;
-    snprintf(acl, sizeof(acl), "database/creds/%s", name);
+    snprintf(acl, sizeof(acl), "database/creds/%s", http_request_param(req));
     if (api_authorize(req, app, acl, CAP_READ, &ti) != 0)
+        return 0;
+    if ((name = param_name(req)) == NULL)
         return 0;
     if (inventory_role(app, name, where, sizeof(where), NULL, NULL)) {
         token_info_clear(&ti);

@@ -503,7 +503,7 @@ test_walk_routes(void **state)
             snprintf(path, sizeof(path), "%s%s", rt->pattern, bad[b]);
             if (call(f, rd, path, ROOT_ID, rd[0] == 'P' ? "{}" : NULL, NULL) != 400)
                 fail_msg("%s %s was not refused with 400", rd, path);
-            if (call(f, "PUT", path, tok, "{}", NULL) != 400)
+            if ((rt->methods & HTTP_PUT) && call(f, "PUT", path, tok, "{}", NULL) != 400)
                 fail_msg("PUT %s was not refused with 400", path);
         }
         snprintf(path, sizeof(path), "%s%0*d", rt->pattern, ROUTER_NAME_MAX + 1, 0);
