@@ -12,7 +12,9 @@
  * ACL paths are the request paths without /v1/. Config and role names are case-sensitive
  * (ROUTE_PARAM_NAME). The inventory wins over the API: a name that a `kind: database` entry of
  * the configuration uses as its role cannot be written through database/config or
- * database/roles (409, naming the entry); a read of such a role shows "source": "inventory". */
+ * database/roles (409, naming the entry); a read of such a role shows "source": "inventory", and
+ * database/creds of it issues a login from the entry (connection, admin_password_path read from
+ * the KV store, statements, ttl, max_ttl) through the same code as an API role (dbroles.c). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,27 @@
 
 /* ---- the manager ---- */
 
+/* The configuration's role named name (db_role_lookup_fn of dbroles.h): the `kind: database`
+ * entry whose `role` (default: the path's last segment) is name, with or without `every`. */
+static int
+inv_role_lookup(void *arg, const char *name, struct db_role_def *out, struct rk_error *err)
+{
+    struct api_app *app = arg;
+    int r = -RK_ENOTFOUND;
+
+    api_app_rdlock(app);
+    for (size_t i = 0; app->inv != NULL && i < app->inv->nsecrets; i++) {
+        const struct inv_secret *s = &app->inv->secrets[i];
+        const char *role = inv_param(s, "role");
+        if (strcmp(s->kind, "database") == 0 && role != NULL && strcmp(role, name) == 0) {
+            r = db_role_from_entry(s, out, err);
+            break;
+        }
+    }
+    api_app_unlock(app);
+    return r;
+}
+
 static pthread_mutex_t mgr_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t mgr_cv = PTHREAD_COND_INITIALIZER;
 static struct leases *mgr;
@@ -48,6 +71,7 @@ api_leases_start(struct api_app *app)
 
     pthread_mutex_lock(&mgr_mu);
     if (mgr == NULL) {
+        db_role_source_set(inv_role_lookup, app, app->kv);
         db_lease_ops(app->br, &ops);
         if (leases_open(app->br, &ops, &m, &err) != 0 || leases_start(m, &err) != 0) {
             log_error("the lease manager did not start: %s; leases expire after a restart",
@@ -72,6 +96,7 @@ api_leases_stop(void)
         pthread_cond_wait(&mgr_cv, &mgr_mu);
     pthread_mutex_unlock(&mgr_mu);
     leases_close(m);
+    db_role_source_set(NULL, NULL, NULL);
     db_pools_close();
 }
 
@@ -265,7 +290,7 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
     struct secret *pw = NULL;
     struct leases *m;
     const char *name;
-    char acl[300], where[400];
+    char acl[300];
     json_t *data;
     int r;
 
@@ -276,13 +301,6 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
         return 0;
     if ((name = param_name(req)) == NULL)
         return 0;
-    if (inventory_role(app, name, where, sizeof(where), NULL, NULL)) {
-        token_info_clear(&ti);
-        return http_respond_error(req, 400,
-                                  "role %s is a role template of the configuration (%s): "
-                                  "issuing its logins through the API is not built yet",
-                                  name, where);
-    }
     if ((m = mgr_take()) == NULL) {
         token_info_clear(&ti);
         return http_respond_error(req, 503, "the lease manager is not running");

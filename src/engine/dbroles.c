@@ -8,9 +8,12 @@
 
 #include <libpq-fe.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "inventory/inventory.h"
 #include "secrets/database.h"
+#include "secrets/kv.h"
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -85,6 +88,7 @@ struct pool {
     char name[LEASE_NAME_MAX + 1];
     struct barrier *br;
     struct pgdb *db;
+    unsigned char fp[32]; /* a configuration role's pool: SHA-256 of conninfo and password */
     int refs, dead;
     struct pool *next;
 };
@@ -191,6 +195,126 @@ pool_get(struct barrier *br, const char *name, struct pool **out, struct rk_erro
     pools = p;
     pthread_mutex_unlock(&pools_mu);
     *out = p;
+    return 0;
+}
+
+/* The pool of a configuration role (name: the entry's path), opened with conninfo and pw. A
+ * cached pool made with another conninfo or password (the entry changed, the admin password
+ * rotated) is dropped and a new one opened. */
+static int
+pool_get_inv(struct barrier *br, const char *name, const char *conninfo, const struct secret *pw,
+             struct pool **out, struct rk_error *err)
+{
+    unsigned char fp[32];
+    unsigned int fl = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    struct pool *p;
+    int stale = 0, r;
+
+    *out = NULL;
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, conninfo, strlen(conninfo) + 1) != 1 ||
+        (pw != NULL && EVP_DigestUpdate(md, pw->data, pw->len) != 1) ||
+        EVP_DigestFinal_ex(md, fp, &fl) != 1) {
+        EVP_MD_CTX_free(md);
+        return rk_error_set(err, RK_EINTERNAL, "sha-256 failed");
+    }
+    EVP_MD_CTX_free(md);
+    pthread_mutex_lock(&pools_mu);
+    for (p = pools; p != NULL; p = p->next)
+        if (p->br == br && strcmp(p->name, name) == 0) {
+            if (CRYPTO_memcmp(p->fp, fp, sizeof(fp)) == 0) {
+                p->refs++;
+                *out = p;
+            } else {
+                stale = 1;
+            }
+            break;
+        }
+    pthread_mutex_unlock(&pools_mu);
+    if (*out != NULL)
+        return 0;
+    if (stale)
+        pool_drop(name);
+    if ((p = calloc(1, sizeof(*p))) == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    if ((r = pgdb_open(conninfo, pw, POOL_SIZE, &p->db, err)) != 0) {
+        free(p);
+        return r;
+    }
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    memcpy(p->fp, fp, sizeof(fp));
+    p->br = br;
+    p->refs = 2; /* the cache's and the caller's */
+    pthread_mutex_lock(&pools_mu);
+    p->next = pools;
+    pools = p;
+    pthread_mutex_unlock(&pools_mu);
+    *out = p;
+    return 0;
+}
+
+/* ---- roles of the configuration ---- */
+
+static pthread_mutex_t src_mu = PTHREAD_MUTEX_INITIALIZER;
+static db_role_lookup_fn src_fn;
+static void *src_arg;
+static struct kv *src_kv;
+
+void
+db_role_source_set(db_role_lookup_fn fn, void *arg, struct kv *kv)
+{
+    pthread_mutex_lock(&src_mu);
+    src_fn = fn;
+    src_arg = arg;
+    src_kv = kv;
+    pthread_mutex_unlock(&src_mu);
+}
+
+static int
+dup_opt(const char *v, char **out)
+{
+    *out = NULL;
+    if (v == NULL)
+        return 0;
+    return (*out = strdup(v)) != NULL ? 0 : -RK_ENOMEM;
+}
+
+void
+db_role_def_clear(struct db_role_def *d)
+{
+    free(d->conninfo);
+    free(d->creation);
+    free(d->revocation);
+    free(d->renew);
+    free(d->pw_path);
+    free(d->pw_field);
+    memset(d, 0, sizeof(*d));
+}
+
+int
+db_role_from_entry(const struct inv_secret *s, struct db_role_def *out, struct rk_error *err)
+{
+    const char *f = inv_param(s, "admin_password_field");
+
+    memset(out, 0, sizeof(*out));
+    if (strlen(s->path) > LEASE_NAME_MAX)
+        return rk_error_set(err, RK_EINVAL,
+                            "%.64s...: a database entry's path is longer than %d "
+                            "bytes",
+                            s->path, LEASE_NAME_MAX);
+    snprintf(out->db, sizeof(out->db), "%s", s->path);
+    (void)inv_param_duration(s, "ttl", 3600, &out->ttl);
+    (void)inv_param_duration(s, "max_ttl", 86400, &out->max_ttl);
+    if (dup_opt(inv_param(s, "connection"), &out->conninfo) != 0 ||
+        dup_opt(inv_param(s, "creation_statements"), &out->creation) != 0 ||
+        dup_opt(inv_param(s, "revocation_statements"), &out->revocation) != 0 ||
+        dup_opt(inv_param(s, "renew_statements"), &out->renew) != 0 ||
+        dup_opt(inv_param(s, "admin_password_path"), &out->pw_path) != 0 ||
+        dup_opt(f != NULL ? f : "password", &out->pw_field) != 0) {
+        db_role_def_clear(out);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
     return 0;
 }
 
@@ -690,16 +814,101 @@ dbengine_list(struct barrier *br, int which, json_t **out, struct rk_error *err)
     return 0;
 }
 
+/* Role role into *d (db_role_def_clear). from: -1 the configuration's first, then the API's;
+ * 0 the API's only; 1 the configuration's only. *inv is 1 when it is the configuration's (d->db
+ * is then the entry's path, else the API role's db_name). Returns 0, -RK_ENOTFOUND, others. */
+static int
+role_load(struct barrier *br, const char *role, int from, struct db_role_def *d, int *inv,
+          struct rk_error *err)
+{
+    db_role_lookup_fn fn;
+    void *arg;
+    json_t *rc = NULL;
+    const char *dbn;
+    int r;
+
+    memset(d, 0, sizeof(*d));
+    *inv = 0;
+    if (from != 0) {
+        pthread_mutex_lock(&src_mu);
+        fn = src_fn;
+        arg = src_arg;
+        pthread_mutex_unlock(&src_mu);
+        r = fn != NULL ? fn(arg, role, d, err) : -RK_ENOTFOUND;
+        if (r == 0 && d->conninfo == NULL) {
+            db_role_def_clear(d);
+            return rk_error_set(err, RK_ECONFIG, "role %s: its entry has no connection", role);
+        }
+        if (r == 0) {
+            *inv = 1;
+            return 0;
+        }
+        db_role_def_clear(d);
+        if (r == -RK_ENOTFOUND && from == 1)
+            return rk_error_set(err, RK_ENOTFOUND, "the configuration defines no role %s", role);
+        if (r != -RK_ENOTFOUND)
+            return r;
+        rk_error_clear(err);
+    }
+    if ((r = rec_get(br, ROLE_PREFIX, role, &rc, err)) != 0) {
+        if (r == -RK_ENOTFOUND)
+            return rk_error_set(err, RK_ENOTFOUND, "unknown role: %s", role);
+        return r;
+    }
+    dbn = json_string_value(json_object_get(rc, "db_name"));
+    snprintf(d->db, sizeof(d->db), "%s", dbn != NULL ? dbn : "");
+    d->ttl = json_integer_value(json_object_get(rc, "default_ttl"));
+    d->max_ttl = json_integer_value(json_object_get(rc, "max_ttl"));
+    if (dup_opt(json_string_value(json_object_get(rc, "creation_statements")), &d->creation) != 0 ||
+        dup_opt(json_string_value(json_object_get(rc, "revocation_statements")), &d->revocation) !=
+            0 ||
+        dup_opt(json_string_value(json_object_get(rc, "renew_statements")), &d->renew) != 0) {
+        db_role_def_clear(d);
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    json_decref(rc);
+    return r;
+}
+
+/* The admin pool of a role loaded by role_load: the API config's, or the entry's with its admin
+ * password read from the KV store. */
+static int
+role_pool(struct barrier *br, const struct db_role_def *d, int inv, struct pool **p,
+          struct rk_error *err)
+{
+    struct secret *pw = NULL;
+    struct kv *kv;
+    int r;
+
+    *p = NULL;
+    if (!inv)
+        return pool_get(br, d->db, p, err);
+    pthread_mutex_lock(&src_mu);
+    kv = src_kv;
+    pthread_mutex_unlock(&src_mu);
+    if (d->pw_path != NULL) {
+        if (kv == NULL)
+            return rk_error_set(err, RK_EUNAVAILABLE, "%s: the KV store is not open", d->db);
+        if ((r = kv_get_field(kv, d->pw_path, 0, d->pw_field, &pw, err)) != 0)
+            return rk_error_prefix(err, "%s: the admin password (field %.64s of %.256s)", d->db,
+                                   d->pw_field, d->pw_path);
+    }
+    r = pool_get_inv(br, d->db, d->conninfo, pw, p, err);
+    secret_free(pw);
+    return r;
+}
+
 int64_t
 db_role_default_ttl(struct barrier *br, const char *role)
 {
     struct rk_error err = {0};
-    json_t *c = NULL;
+    struct db_role_def d;
     int64_t ttl = 0;
+    int inv;
 
-    if (rec_get(br, ROLE_PREFIX, role, &c, &err) == 0)
-        ttl = json_integer_value(json_object_get(c, "default_ttl"));
-    json_decref(c);
+    if (role_load(br, role, -1, &d, &inv, &err) == 0)
+        ttl = d.ttl;
+    db_role_def_clear(&d);
     return ttl;
 }
 
@@ -723,26 +932,25 @@ db_creds_issue(struct barrier *br, struct leases *m, const char *role, const cha
                struct secret **password, struct rk_error *err)
 {
     static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    json_t *rc = NULL, *conf = NULL;
+    json_t *conf = NULL;
+    struct db_role_def d;
     struct pool *p = NULL;
     struct secret *pw = NULL;
     unsigned char rnd[24];
     char rid[25];
-    const char *dbn, *stmts;
+    const char *dbn;
     int64_t now = time_now(), ttl, max;
-    int r;
+    int r, inv = 0;
 
     *password = NULL;
     memset(lease, 0, sizeof(*lease));
     if (sys_max <= 0)
         sys_max = LEASE_SYS_MAX_TTL;
-    if ((r = rec_get(br, ROLE_PREFIX, role, &rc, err)) != 0) {
-        if (r == -RK_ENOTFOUND)
-            return rk_error_set(err, RK_ENOTFOUND, "unknown role: %s", role);
+    /* The configuration's role first (it wins), then the API's. */
+    if ((r = role_load(br, role, -1, &d, &inv, err)) != 0)
         return r;
-    }
-    dbn = json_string_value(json_object_get(rc, "db_name"));
-    if ((r = rec_get(br, CONF_PREFIX, dbn, &conf, err)) != 0) {
+    dbn = d.db;
+    if (!inv && (r = rec_get(br, CONF_PREFIX, dbn, &conf, err)) != 0) {
         if (r == -RK_ENOTFOUND)
             r = rk_error_set(err, RK_ENOTFOUND,
                              "role %s names database config %s, which does "
@@ -750,18 +958,18 @@ db_creds_issue(struct barrier *br, struct leases *m, const char *role, const cha
                              role, dbn);
         goto out;
     }
-    if (!role_allowed(conf, role)) {
+    if (!inv && !role_allowed(conf, role)) {
         r = rk_error_set(err, RK_EPERM, "\"%s\" is not an allowed role of database config %s", role,
                          dbn);
         goto out;
     }
-    ttl = json_integer_value(json_object_get(rc, "default_ttl"));
-    max = json_integer_value(json_object_get(rc, "max_ttl"));
+    ttl = d.ttl;
+    max = d.max_ttl;
     if (max <= 0 || max > sys_max)
         max = sys_max;
     if (ttl <= 0 || ttl > max)
         ttl = max;
-    if ((r = pool_get(br, dbn, &p, err)) != 0)
+    if ((r = role_pool(br, &d, inv, &p, err)) != 0)
         goto out;
     if ((r = pgdb_username(display, role, now, lease->username, sizeof(lease->username), err)) !=
             0 ||
@@ -784,8 +992,7 @@ db_creds_issue(struct barrier *br, struct leases *m, const char *role, const cha
     /* The record first: a crash after CREATE ROLE leaves a lease whose expiry drops it. */
     if ((r = leases_add(m, lease, err)) != 0)
         goto out;
-    stmts = json_string_value(json_object_get(rc, "creation_statements"));
-    r = pgdb_login_create(p->db, stmts, lease->username, pw, lease->expires, err);
+    r = pgdb_login_create(p->db, d.creation, lease->username, pw, lease->expires, err);
     if (r != 0) {
         struct rk_error e2 = {0};
         if (r == -RK_EUNAVAILABLE) {
@@ -805,32 +1012,49 @@ db_creds_issue(struct barrier *br, struct leases *m, const char *role, const cha
 out:
     secret_free(pw);
     pool_put(p);
-    json_decref(rc);
+    db_role_def_clear(&d);
     json_decref(conf);
     return r;
 }
 
-/* The pool and the role's statements of key for a lease (role gone: NULL statements). */
+/* The pool and the role's statements (which: 0 revocation, 1 renew) for a lease. A lease
+ * whose db is a path ('/') is a configuration role's: its entry must still define the role
+ * with that path. An API role that is gone leaves NULL statements (the defaults). */
 static int
-lease_target(struct barrier *br, const struct lease_info *l, const char *key, struct pool **p,
+lease_target(struct barrier *br, const struct lease_info *l, int which, struct pool **p,
              char **stmts, struct rk_error *err)
 {
-    json_t *rc = NULL;
+    struct db_role_def d;
     struct rk_error e2 = {0};
-    int r;
+    int r, inv = 0, from = strchr(l->db, '/') != NULL ? 1 : 0;
 
     *stmts = NULL;
-    if ((r = pool_get(br, l->db, p, err)) != 0)
-        return r;
-    if (rec_get(br, ROLE_PREFIX, l->role, &rc, &e2) == 0 &&
-        json_is_string(json_object_get(rc, key)) &&
-        (*stmts = strdup(json_string_value(json_object_get(rc, key)))) == NULL) {
-        json_decref(rc);
-        pool_put(*p);
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    *p = NULL;
+    if (from == 1) {
+        if ((r = role_load(br, l->role, 1, &d, &inv, err)) != 0)
+            return rk_error_prefix(err, "lease %s", l->id);
+        if (strcmp(d.db, l->db) != 0) {
+            db_role_def_clear(&d);
+            return rk_error_set(err, RK_ENOTFOUND,
+                                "lease %s: role %s is now defined by %s, not %s (drop login %s "
+                                "by hand, then revoke-force)",
+                                l->id, l->role, d.db, l->db, l->username);
+        }
+        r = role_pool(br, &d, 1, p, err);
+    } else {
+        if (role_load(br, l->role, 0, &d, &inv, &e2) != 0)
+            memset(&d, 0, sizeof(d));
+        r = pool_get(br, l->db, p, err);
     }
-    json_decref(rc);
-    return 0;
+    if (r == 0) {
+        *stmts = which == 0 ? d.revocation : d.renew;
+        if (which == 0)
+            d.revocation = NULL;
+        else
+            d.renew = NULL;
+    }
+    db_role_def_clear(&d);
+    return r;
 }
 
 static int
@@ -840,7 +1064,7 @@ op_revoke(void *ctx, const struct lease_info *l, struct rk_error *err)
     char *stmts = NULL;
     int r;
 
-    if ((r = lease_target(ctx, l, "revocation_statements", &p, &stmts, err)) != 0)
+    if ((r = lease_target(ctx, l, 0, &p, &stmts, err)) != 0)
         return r;
     r = pgdb_login_revoke(p->db, stmts, l->username, err);
     free(stmts);
@@ -855,7 +1079,7 @@ op_renew(void *ctx, const struct lease_info *l, int64_t expires, struct rk_error
     char *stmts = NULL;
     int r;
 
-    if ((r = lease_target(ctx, l, "renew_statements", &p, &stmts, err)) != 0)
+    if ((r = lease_target(ctx, l, 1, &p, &stmts, err)) != 0)
         return r;
     r = pgdb_login_renew(p->db, stmts, l->username, expires, err);
     free(stmts);

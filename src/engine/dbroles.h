@@ -21,6 +21,33 @@
 #include "util/secret.h"
 
 struct barrier;
+struct inv_secret;
+struct kv;
+
+/* A role defined by the configuration: a `kind: database` entry (with or without `every`) whose
+ * `role` names it. It wins over an API role of the same name. Its logins' leases name the
+ * entry's path as their database (db), which an API config name (no '/') never is. */
+struct db_role_def {
+    char db[LEASE_NAME_MAX + 1];         /* the entry's path: the pool's and the lease's db */
+    char *conninfo;                      /* `connection` (no password) */
+    char *creation, *revocation, *renew; /* statements, NULL: the defaults */
+    char *pw_path, *pw_field;            /* admin_password_path (NULL: none) and its field */
+    int64_t ttl, max_ttl;
+};
+
+/* Fills *out from entry s (strings copied; db_role_def_clear frees them). Returns 0,
+ * -RK_EINVAL (path too long), -RK_ENOMEM. */
+int db_role_from_entry(const struct inv_secret *s, struct db_role_def *out, struct rk_error *err);
+void db_role_def_clear(struct db_role_def *d);
+
+/* Finds the configuration's role named role into *out (db_role_from_entry). Returns 0 or
+ * -RK_ENOTFOUND (no such entry), another -RK_E* on failure. */
+typedef int (*db_role_lookup_fn)(void *arg, const char *role, struct db_role_def *out,
+                                 struct rk_error *err);
+
+/* Sets where roles of the configuration come from (fn NULL: nowhere) and the KV store their
+ * admin passwords are read from. Issue, renew, revoke and db_role_default_ttl ask it first. */
+void db_role_source_set(db_role_lookup_fn fn, void *arg, struct kv *kv);
 
 /* Writes config name from a request body (Vault's fields: plugin_name, connection_url,
  * username, password, allowed_roles (list or comma-joined), password_authentication
@@ -49,9 +76,10 @@ int dbrole_delete(struct barrier *br, const char *name, struct rk_error *err);
 /* The names of configs (which 0) or roles (which 1) as a JSON array into *out. */
 int dbengine_list(struct barrier *br, int which, json_t **out, struct rk_error *err);
 
-/* Issues a login for role: a record in m first, then the login (creation statements in one
- * transaction). display: the token's display name (in the login name). The lease's duration
- * is the role's default_ttl (0: sys_max), capped at its max_ttl and sys_max (<= 0:
+/* Issues a login for role (the configuration's role of that name if there is one, its admin
+ * password read from the KV store, else the API's): a record in m first, then the login (creation
+ * statements in one transaction). display: the token's display name (in the login name). The
+ * lease's duration is the role's default_ttl (0: sys_max), capped at its max_ttl and sys_max (<= 0:
  * LEASE_SYS_MAX_TTL). *lease gets the lease, *password the password (secret_free). A creation
  * the server refused leaves neither login nor record; one whose outcome is unknown (the server
  * went away) is revoked at once, or, failing that, keeps its record so the expiry retries the
@@ -61,7 +89,7 @@ int db_creds_issue(struct barrier *br, struct leases *m, const char *role, const
                    const char *accessor, int64_t sys_max, struct lease_info *lease,
                    struct secret **password, struct rk_error *err);
 
-/* The role's default TTL in seconds (0 when none or the role is gone). */
+/* The role's default TTL in seconds (the configuration's role first; 0 when none or gone). */
 int64_t db_role_default_ttl(struct barrier *br, const char *role);
 
 /* The lease manager's operations for database leases (ctx = the barrier). */

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# A role template of the YAML (a `kind: database` entry, its role named by `role` or the path's
+# last segment) through Vault's API on a `rekey server` against a real PostgreSQL 15: the admin
+# password read from the KV store (admin_password_path), database/creds/ROLE issues a working login
+# with a lease of the entry's ttl, renew is capped at its max_ttl, revoke drops the login, a 3 s
+# lease expires by itself, a restart keeps the lease and a revoke afterwards still drops it (the
+# lease manager finds the entry again), the API cannot redefine the role (409). No password in
+# the server's log, the store or PostgreSQL's log.
+. "$REKEY_TOP/tests/integration/lib.sh"
+PGBIN=/usr/lib/postgresql/15/bin
+[ -x $PGBIN/postgres ] || fail "PostgreSQL 15 is not installed (scripts/deps)"
+SVC=$REKEY_TOP/scripts/services
+PY=/usr/bin/python3
+dir=$PWD
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PGPORT=$(free_port)
+SERVER_PID=
+trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; "$SVC" stop postgres "$dir/pg" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+export PG_ADMIN_PASSWORD_FILE=$dir/admin.secret
+"$SVC" start postgres pg "$PGPORT" >/dev/null
+
+sql() { $PGBIN/psql -X -q -At -h "$dir/pg/pg/run" -p "$PGPORT" -U rekey_admin -d postgres -c "$1"; }
+# login_as USER PWFILE [SQL]: a fresh TCP login through a 0600 pgpass file; OK / REFUSED / DOWN.
+login_as() {
+  local out
+  (umask 077 && printf '127.0.0.1:%s:*:%s:%s\n' "$PGPORT" "$1" "$(cat "$2")" >pgpass.secret)
+  if out=$(PGPASSFILE=$dir/pgpass.secret $PGBIN/psql -X -At -w \
+    "host=127.0.0.1 port=$PGPORT dbname=postgres user=$1 connect_timeout=5" -c "${3:-SELECT 1}" 2>&1); then
+    echo OK
+  elif grep -q "authentication failed\|not permitted to log in\|does not exist\|expired" <<<"$out"; then
+    echo REFUSED
+  else
+    echo "DOWN: $out" | head -1
+  fi
+  rm -f pgpass.secret
+}
+req() {
+  local method=$1 path=$2 body=${3-}
+  local args=(-s -o resp.secret -w '%{http_code}' -X "$method" -H @root.hdr.secret)
+  [ -n "$body" ] && args+=(--data-binary "$body")
+  STATUS=$(curl "${args[@]}" "$A$path")
+}
+expect() { [ "$STATUS" = "$1" ] || { cat resp.secret; echo; fail "expected HTTP $1, got $STATUS"; }; }
+j() { $PY -c 'import json,sys; d = json.load(open("resp.secret")); print(eval(sys.argv[1]))' "$1"; }
+wait_up() {
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$A/v1/sys/health" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
+    sleep 0.1
+  done
+  fail "the server did not come up"
+}
+start_server() {
+  REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
+  SERVER_PID=$!
+  wait_up
+}
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+# creds ROLE: issues a login; sets U (user) and writes its password to $1.pw.secret; L = lease id.
+creds() {
+  req GET "/v1/database/creds/$1"
+  expect 200
+  U=$(j 'd["data"]["username"]'); L=$(j 'd["lease_id"]')
+  j 'd["data"]["password"]' >"$U.pw.secret"
+  PWS+=("$(cat "$U.pw.secret")")
+}
+exists() { sql "SELECT count(*) FROM pg_roles WHERE rolname = '$1'"; }
+PWS=()
+
+export REKEY_STORE=$(store_loc "$dir/kf.db")
+expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
+ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
+printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
+PORT=$(free_port)
+A="http://127.0.0.1:$PORT"
+cat >rekey.yaml <<EOF
+version: 1
+$(store_yaml kf.db)
+server:
+  listen: "127.0.0.1:$PORT"
+secrets:
+  - path: database/creds/litellm-readonly
+    kind: database
+    connection: "host=127.0.0.1 port=$PGPORT dbname=postgres user=rekey_admin"
+    admin_password_path: secret/pg/admin
+    ttl: 1h
+    max_ttl: 2h
+    creation_statements: |
+      CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';
+      GRANT app_ro TO "{{name}}";
+  - path: database/creds/blink
+    kind: database
+    connection: "host=127.0.0.1 port=$PGPORT dbname=postgres user=rekey_admin"
+    admin_password_path: secret/pg/admin
+    role: short-lived
+    ttl: 3s
+    max_ttl: 1m
+EOF
+: >server.log
+start_server
+sql "CREATE ROLE app_ro NOLOGIN"
+
+# ---- no admin password in the store yet: refused, nothing made ----
+n0=$(sql "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'")
+req GET /v1/database/creds/litellm-readonly
+[ "$STATUS" -ge 400 ] || fail "issued without an admin password ($STATUS)"
+[ "$(sql "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'")" = "$n0" ] || fail "a login was left"
+
+# ---- the admin password into the KV store, from a file ----
+$PY -c 'import json; print(json.dumps({"data": {"password": open("admin.secret").read().strip()}}))' >kv.json.secret
+req PUT /v1/secret/data/pg/admin @kv.json.secret
+expect 200
+
+# ---- the API cannot redefine the configuration's role ----
+req PUT /v1/database/roles/litellm-readonly '{"db_name":"pg"}'
+expect 409
+expect_in resp.secret "inventory"
+
+# ---- creds: a working login with the entry's statements and ttl ----
+creds litellm-readonly
+U1=$U L1=$L
+case $L1 in database/creds/litellm-readonly/*) ;; *) fail "lease id $L1" ;; esac
+d=$(j 'd["lease_duration"]')
+[ "$d" -ge 3590 ] && [ "$d" -le 3600 ] && [ "$(j 'd["renewable"]')" = True ] || fail "lease shape ($d)"
+[ "$(login_as "$U1" "$U1.pw.secret")" = OK ] || fail "the issued login does not work"
+[ "$(sql "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = '$U1'")" = 1 ] ||
+  fail "the entry's creation statements did not all run"
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$L1\"}"
+expect 200
+[ "$(j 'd["data"]["db_name"]')" = database/creds/litellm-readonly ] || fail "the lease does not name the entry"
+
+# ---- renew: up to max_ttl (2h) and no further ----
+req PUT /v1/sys/leases/renew "{\"lease_id\":\"$L1\",\"increment\":5400}"
+expect 200
+d1=$(j 'd["lease_duration"]')
+[ "$d1" -ge 5390 ] && [ "$d1" -le 5400 ] || fail "renew by 1.5h gave $d1"
+req PUT /v1/sys/leases/renew "{\"lease_id\":\"$L1\",\"increment\":\"10h\"}"
+expect 200
+d2=$(j 'd["lease_duration"]')
+[ "$d2" -le 7200 ] && [ "$d2" -ge 7180 ] || fail "renew past max_ttl gave $d2 (max 7200)"
+[ "$(sql "SELECT rolvaliduntil > now() + interval '1.9 hours' FROM pg_roles WHERE rolname = '$U1'")" = t ] ||
+  fail "the login's VALID UNTIL did not move"
+
+# ---- revoke drops the login ----
+req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$L1\"}"
+expect 204
+[ "$(exists "$U1")" = 0 ] || fail "revoke left the login"
+[ "$(login_as "$U1" "$U1.pw.secret")" = REFUSED ] || fail "the revoked login still works"
+
+# ---- a role named by `role` (not the path), 3 s: expires by itself ----
+creds short-lived
+Us=$U
+case $L in database/creds/short-lived/*) ;; *) fail "lease id $L" ;; esac
+for _ in $(seq 100); do [ "$(exists "$Us")" = 0 ] && break; sleep 0.1; done
+[ "$(exists "$Us")" = 0 ] || { cat server.log; fail "the 3 s lease of the template was not revoked on expiry"; }
+
+# ---- a restart keeps the lease; revoke afterwards still drops the login ----
+creds litellm-readonly
+Ur=$U Lr=$L
+stop_server
+start_server
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Lr\"}"
+expect 200
+[ "$(login_as "$Ur" "$Ur.pw.secret")" = OK ] || fail "the login did not survive the restart"
+req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$Lr\"}"
+expect 204
+[ "$(exists "$Ur")" = 0 ] || { cat server.log; fail "revoke after a restart left the login"; }
+stop_server
+
+# ---- no password anywhere ----
+PWS+=("$(cat admin.secret)")
+for p in "${PWS[@]}"; do
+  [ -n "$p" ] || continue
+  expect_not_in server.log "$p"
+  ! grep -qaF -- "$p" pg/pg/postgres.log || fail "a password is in PostgreSQL's log"
+done
+assert_no_plaintext "${PWS[@]}"
+echo "ok"
