@@ -1019,7 +1019,7 @@ test_load_10k(void **state)
             off += (size_t)snprintf(y + off, cap - off,
                                     "  - path: database/creds/role%zu\n    kind: database\n"
                                     "    connection: \"host=db\"\n    ttl: 24h\n"
-                                    "    max_ttl: 48h\n    every: 24h\n",
+                                    "    max_ttl: 48h\n    every: 12h\n",
                                     i);
             break;
         case 2:
