@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/router.h"
 #include "api/status.h"
 #include "audit/audit.h"
 #include "engine/inventory.h"
@@ -702,19 +703,17 @@ api_authorize(struct http_request *req, struct api_app *app, const char *acl_pat
 
 /* --- policies --- */
 
+/* A policy's name as stored: the router's name rule (router_name_check, the one for names in
+ * paths), then lowercased (policy names are case-insensitive, as in Vault). */
 static int
 name_norm(const char *name, char *out, size_t outlen)
 {
     size_t n = name != NULL ? strlen(name) : 0;
 
-    if (n == 0 || n >= outlen || n > POLICY_NAME_MAX)
+    if (n >= outlen || router_name_check(name, n) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-' && c != '@')
-            return -1;
-        out[i] = (char)tolower(c);
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = (char)tolower((unsigned char)name[i]);
     out[n] = '\0';
     return 0;
 }

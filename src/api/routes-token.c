@@ -1,11 +1,13 @@
 /* routes-token.c: Vault's token auth method: auth/token/create, create-orphan, lookup-self,
  * lookup, lookup-accessor, renew-self, renew, revoke-self, revoke, revoke-accessor. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "api/app.h"
+#include "api/router.h"
 #include "api/server.h"
 #include "engine/inventory.h"
 #include "util/log.h"
@@ -238,6 +240,7 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
     json_t *body = NULL;
     struct token_create_body b;
     const char *pols[TOKEN_MAX_POLICIES], *display = NULL, *id = NULL;
+    char lower[TOKEN_MAX_POLICIES][ROUTER_NAME_MAX + 1];
     char *meta_s = NULL;
     size_t np = 0;
     int no_parent = 0, no_default = 0, renewable = 1, wants_root = 0, r;
@@ -254,8 +257,19 @@ create(struct http_request *req, struct api_app *app, int orphan_route, struct r
         http_respond_error(req, 400, "%s", err->msg);
         goto out;
     }
-    memcpy(pols, b.policies, sizeof(pols));
+    /* Policy names are case-insensitive (Vault lowercases them): lowercased first, so every
+     * check below (the parent's subset, root) sees the name as it will be stored. */
     np = b.npolicies;
+    for (size_t i = 0; i < np; i++) {
+        size_t n = strlen(b.policies[i]);
+        if (router_name_check(b.policies[i], n) != 0) {
+            http_respond_error(req, 400, "invalid policy name");
+            goto out;
+        }
+        for (size_t k = 0; k <= n; k++)
+            lower[i][k] = (char)tolower((unsigned char)b.policies[i][k]);
+        pols[i] = lower[i];
+    }
     no_parent = b.no_parent;
     no_default = b.no_default_policy;
     renewable = b.renewable;

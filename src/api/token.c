@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/router.h"
 #include "util/enc.h"
 #include "util/timeutil.h"
 
@@ -170,19 +171,11 @@ random_base62(char *out, size_t n)
     return 0;
 }
 
+/* A policy name: the router's name rule (router_name_check), written once. */
 static int
 policy_name_ok(const char *s)
 {
-    size_t n = strlen(s);
-
-    if (n == 0 || n > 128)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!isalnum(c) && c != '.' && c != '_' && c != '-' && c != '@')
-            return 0;
-    }
-    return 1;
+    return router_name_check(s, strlen(s)) == 0;
 }
 
 static int

@@ -46,6 +46,22 @@ before=$(j 'd["data"]["policy"]')
 req POST /v1/auth/token/create '{"policies":["selfpol"],"no_default_policy":true}'
 expect 200 "creating the token"
 printf 'X-Vault-Token: %s\n' "$(j 'd["auth"]["client_token"]')" >self.hdr.secret
+# A policy name in a token request is case-insensitive too (Vault lowercases it): lowercased
+# before any check, for the root token and for a parent that holds the policy.
+req POST /v1/auth/token/create '{"policies":["SelfPol"],"no_default_policy":true}'
+expect 200 "creating a token with SelfPol"
+[ "$(j 'd["auth"]["policies"]')" = "['selfpol']" ] || { cat resp.json; fail "SelfPol not stored as selfpol"; }
+req PUT /v1/sys/policies/acl/minter '{"policy":"path \"auth/token/create\" { capabilities = [\"update\"] }"}'
+expect 204 "writing minter"
+req POST /v1/auth/token/create '{"policies":["selfpol","minter"],"no_default_policy":true}'
+expect 200 "creating the minter token"
+printf 'X-Vault-Token: %s\n' "$(j 'd["auth"]["client_token"]')" >minter.hdr.secret
+req POST /v1/auth/token/create '{"policies":["SelfPol","MINTER"]}' minter.hdr.secret
+expect 200 "a child with SelfPol from a parent with selfpol"
+[ "$(j 'd["auth"]["policies"]')" = "['minter', 'selfpol']" ] || { cat resp.json; fail "the child's policies"; }
+req POST /v1/auth/token/create '{"policies":["Self Pol"]}'
+expect 400 "an invalid policy name"
+expect_in resp.json "invalid policy name"
 
 widen='{"policy":"path \"*\" { capabilities = [\"read\",\"sudo\",\"update\"] }","rules":"path \"*\" { capabilities = [\"read\",\"sudo\",\"update\"] }"}'
 for name in selfpol SelfPol SELFPOL sELFpOL selfpoL; do
