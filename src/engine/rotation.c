@@ -10,7 +10,11 @@
  *   rot/finish/<path>    {"version","due","person"}        the previous value to retire
  *   rot/history/<path> <seq>                               one event per rotation
  * Every step commits its effect, the journal and a refreshed lock in one transaction whose
- * compare on the lock's revision fences out a holder whose lock was taken over. */
+ * compare on the lock's revision fences out a holder whose lock was taken over.
+ *
+ * The parts: rotation-journal.c (the lock, the journal, step commits, history records),
+ * rotation-recover.c (resume and recovery), rotation-finish.c (finish, done, history reads);
+ * rotation-int.h is what they share. */
 #include "engine/rotation.h"
 
 #include <errno.h>
@@ -34,71 +38,22 @@
 #include "util/testsw.h"
 #include "engine/rotstate.h"
 #include "util/backoff.h"
+#include "engine/rotation-int.h"
 
-#define LOCK_TTL 900 /* seconds; refreshed at every step */
-#define KEY_MAX (PATH_MAX_LEN + 64)
+const char *const rotation_step_names[] = {"created", "applied", "tested", "promoted", "undoing"};
 
-enum step {
-    STEP_CREATED = 0,
-    STEP_APPLIED,
-    STEP_TESTED,
-    STEP_PROMOTED,
-    STEP_UNDOING,
-};
-
-static const char *const step_names[] = {"created", "applied", "tested", "promoted", "undoing"};
-
-static const char *const op_names[] = {"rotate", "rollback", "revoke"};
-
-struct engine {
-    struct kv *kv;
-    struct barrier *br;
-    const struct inventory *inv;
-    char owner[128];
-    char host[64];
-};
-
-/* One rotation in flight. */
-struct rot {
-    struct engine *e;
-    const struct inv_secret *s;
-    const struct rotator_ops *ops;
-    const struct rotate_opts *opts;
-    struct rotate_result *res;
-    enum rot_op op;
-    enum step step;
-    uint64_t candidate, old;
-    enum kv_stage target_stage; /* rollback: the stage the target version had */
-    int promoted;
-    int64_t lock_rev;
-    int64_t started_us;
-    char reason[160];
-    char author[64];
-    char undo_msg[256];
-    char unavailable[256]; /* why the candidate is parked ("" while it runs) */
-    int attempts;          /* the candidate's tries that found the target unavailable */
-    const struct secret *new_value, *old_value; /* the entry's field, borrowed from the maps */
-    struct secret *new_fields, *old_fields;     /* whole data JSON */
-    struct rot_fields new_map, old_map;         /* the string fields of that data */
-    char **internal; /* names of fields never rendered (rot/fields/<path>), NULL-terminated */
-    size_t ninternal;
-    struct fp_key *fp; /* the store's fingerprint key for the rotator's messages (rot_ctx) */
-    struct rot_ctx rctx;
-};
+const char *const rotation_op_names[] = {"rotate", "rollback", "revoke"};
 
 /* ---- small helpers ---- */
 
-static void
-key_of(char *buf, size_t len, const char *kind, const char *path)
+void
+rotation_key_of(char *buf, size_t len, const char *kind, const char *path)
 {
     snprintf(buf, len, "rot/%s/%s", kind, path);
 }
 
-static void progress(struct rot *r, const char *step, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-progress(struct rot *r, const char *step, const char *fmt, ...)
+void
+rotation_progress(struct rot *r, const char *step, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -112,7 +67,7 @@ progress(struct rot *r, const char *step, const char *fmt, ...)
     if (events_wanted(EV_ROTATION_STEP) && !(r->opts != NULL && r->opts->dry_run)) {
         struct rk_event ev = {
             .type = EV_ROTATION_STEP,
-            .operation = op_names[r->op],
+            .operation = rotation_op_names[r->op],
             .path = r->s->path,
             .step = step,
             .outcome = "started",
@@ -128,8 +83,8 @@ progress(struct rot *r, const char *step, const char *fmt, ...)
 
 /* REKEY_CRASH_AT=<step> (a test switch, util/testsw.h: test builds only) kills the process right
  * after that step's commit, to prove recovery. */
-static void
-crash_point(const char *name)
+void
+rotation_crash_point(const char *name)
 {
     const char *at = test_switch("REKEY_CRASH_AT");
 
@@ -139,9 +94,9 @@ crash_point(const char *name)
     }
 }
 
-static int
-json_get_record(struct barrier *br, const char *key, json_t **out, int64_t *rev,
-                struct rk_error *err)
+int
+rotation_json_get_record(struct barrier *br, const char *key, json_t **out, int64_t *rev,
+                         struct rk_error *err)
 {
     struct secret *v = NULL;
     json_error_t jerr;
@@ -159,8 +114,8 @@ json_get_record(struct barrier *br, const char *key, json_t **out, int64_t *rev,
     return 0;
 }
 
-static int
-txn_put_json(struct barrier_txn *t, const char *key, json_t *j)
+int
+rotation_txn_put_json(struct barrier_txn *t, const char *key, json_t *j)
 {
     char *text;
     int r;
@@ -212,86 +167,6 @@ engine_set_inventory(struct engine *e, const struct inventory *inv)
     e->inv = inv;
 }
 
-/* ---- the lock ---- */
-
-/* 1 when the lock record belongs to a holder that is gone: expired, or on this host with a
- * process id that no longer runs. */
-static int
-lock_is_stale(struct engine *e, json_t *lock, int64_t now)
-{
-    const char *owner = json_string_value(json_object_get(lock, "owner"));
-    json_int_t expires = json_integer_value(json_object_get(lock, "expires"));
-    char host[64];
-    long pid = 0;
-
-    if (owner == NULL || expires <= now)
-        return 1;
-    if (sscanf(owner, "%63[^:]:%ld:", host, &pid) == 2 && strcmp(host, e->host) == 0 && pid > 0 &&
-        pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
-        return 1;
-    return 0;
-}
-
-static json_t *
-lock_record(struct engine *e)
-{
-    return json_pack("{s:s, s:I}", "owner", e->owner, "expires",
-                     (json_int_t)(time_now() + LOCK_TTL));
-}
-
-/* Takes path's lock, waiting up to wait_ms. *rev gets the lock's revision. */
-static int
-lock_acquire(struct engine *e, const char *path, int64_t wait_ms, int64_t *rev,
-             struct rk_error *err)
-{
-    char key[KEY_MAX];
-    int64_t deadline = time_mono_ms() + wait_ms;
-    int r;
-
-    key_of(key, sizeof(key), "lock", path);
-    for (;;) {
-        json_t *lock = NULL;
-        int64_t cur = 0;
-        struct barrier_txn *t;
-
-        r = json_get_record(e->br, key, &lock, &cur, err);
-        if (r == -RK_ENOTFOUND)
-            cur = 0;
-        else if (r != 0)
-            return r;
-        if (cur == 0 || lock_is_stale(e, lock, time_now())) {
-            json_decref(lock);
-            t = barrier_txn_new(e->br);
-            if (t == NULL)
-                return rk_error_set(err, RK_ENOMEM, "out of memory");
-            r = barrier_txn_cmp(t, key, cur);
-            if (r == 0)
-                r = txn_put_json(t, key, lock_record(e));
-            if (r == 0)
-                r = barrier_txn_commit(t, rev, err);
-            barrier_txn_free(t);
-            if (r == 0)
-                return 0;
-            if (r != -RK_ECONFLICT)
-                return r;
-        } else {
-            const char *owner = json_string_value(json_object_get(lock, "owner"));
-            if (time_mono_ms() >= deadline) {
-                r = rk_error_set(err, RK_EBUSY,
-                                 "another rotation of %s is running (held by %s); wait for it or "
-                                 "run 'rekey recover' if that process is gone",
-                                 path, owner ? owner : "?");
-                json_decref(lock);
-                return r;
-            }
-            json_decref(lock);
-        }
-        if (time_mono_ms() >= deadline)
-            return rk_error_set(err, RK_EBUSY, "another rotation of %s is running", path);
-        usleep(100 * 1000);
-    }
-}
-
 /* ---- loading values ---- */
 
 /* Reads the names of path's internal fields (rot/fields/<path>) into r->internal, once. */
@@ -305,8 +180,8 @@ load_internal(struct rot *r, struct rk_error *err)
 
     if (r->internal != NULL)
         return 0;
-    key_of(key, sizeof(key), "fields", r->s->path);
-    rc = json_get_record(r->e->br, key, &rec, NULL, err);
+    rotation_key_of(key, sizeof(key), "fields", r->s->path);
+    rc = rotation_json_get_record(r->e->br, key, &rec, NULL, err);
     if (rc == -RK_ENOTFOUND)
         rk_error_clear(err);
     else if (rc != 0)
@@ -332,9 +207,9 @@ load_internal(struct rot *r, struct rk_error *err)
 
 /* Loads a version: its data (*json), the data's string fields (*map) and the entry's field
  * (*value, borrowed from *map; NULL when the version lacks it, e.g. written by hand). */
-static int
-load_version(struct rot *r, uint64_t version, struct secret **json, struct rot_fields *map,
-             const struct secret **value, struct rk_error *err)
+int
+rotation_load_version(struct rot *r, uint64_t version, struct secret **json, struct rot_fields *map,
+                      const struct secret **value, struct rk_error *err)
 {
     int rc;
 
@@ -373,8 +248,8 @@ read_secret(void *arg, const char *path, const char *field, struct secret **out,
     return 0;
 }
 
-static void
-rot_set_ctx(struct rot *r)
+void
+rotation_set_ctx(struct rot *r)
 {
     r->rctx.secret = r->s;
     r->rctx.input = r->opts ? r->opts->input : NULL;
@@ -392,8 +267,8 @@ rot_set_ctx(struct rot *r)
     r->rctx.fp_key = r->fp;
 }
 
-static void
-rot_clear(struct rot *r)
+void
+rotation_clear(struct rot *r)
 {
     if (r->ops != NULL && r->ops->cleanup != NULL)
         r->ops->cleanup(&r->rctx);
@@ -411,222 +286,6 @@ rot_clear(struct rot *r)
     fp_key_unref(r->fp);
     r->fp = NULL;
     r->rctx.fp_key = NULL;
-}
-
-/* 1 when a journal record parks a candidate whose target was unavailable. */
-static int
-journal_parked(json_t *journal)
-{
-    return json_is_string(json_object_get(journal, "unavailable"));
-}
-
-/* 1 when a journal record is of operation op ("rotate", "rollback", "revoke"). */
-static int
-journal_op_is(json_t *journal, const char *op)
-{
-    const char *v = json_string_value(json_object_get(journal, "op"));
-
-    return v != NULL && strcmp(v, op) == 0;
-}
-
-/* Releases path's lock (best effort: a lock left behind expires and is taken over). */
-static void
-lock_release(struct engine *e, const char *path, int64_t rev)
-{
-    struct barrier_txn *t = barrier_txn_new(e->br);
-    struct rk_error e2 = {0};
-    char lk[KEY_MAX];
-
-    key_of(lk, sizeof(lk), "lock", path);
-    if (t != NULL && barrier_txn_cmp(t, lk, rev) == 0 && barrier_txn_del(t, lk) == 0)
-        (void)barrier_txn_commit(t, NULL, &e2);
-    barrier_txn_free(t);
-}
-
-/* ---- journal and step commits ---- */
-
-static json_t *
-journal_record(struct rot *r)
-{
-    json_t *j =
-        json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:I, s:b, s:s, s:s, s:i}", "op", op_names[r->op],
-                  "step", step_names[r->step], "candidate", (json_int_t)r->candidate, "old",
-                  (json_int_t)r->old, "reason", r->reason, "author", r->author, "started",
-                  (json_int_t)r->started_us, "promoted", r->promoted, "target_stage",
-                  kv_stage_name(r->target_stage), "undo_msg", r->undo_msg, "attempts", r->attempts);
-
-    if (j != NULL && r->unavailable[0] != '\0' &&
-        json_object_set_new(j, "unavailable", json_string(r->unavailable)) != 0) {
-        json_decref(j);
-        return NULL;
-    }
-    return j;
-}
-
-/* What a step's commit does with the lock and the journal. */
-enum commit_mode {
-    COMMIT_DONE = 0, /* the rotation ended: both go */
-    COMMIT_STEP = 1, /* the lock is refreshed, the journal records the step */
-    COMMIT_PARK = 2, /* the journal stays (parked candidate), the lock goes */
-};
-
-/* Adds the lock refresh or removal (fenced by the lock's revision) and the journal to t,
- * commits it. */
-static int history_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err);
-
-static int
-commit_step(struct rot *r, struct barrier_txn *t, enum commit_mode mode, struct rk_error *err)
-{
-    char lk[KEY_MAX], jk[KEY_MAX];
-    int rc;
-
-    key_of(lk, sizeof(lk), "lock", r->s->path);
-    key_of(jk, sizeof(jk), "journal", r->s->path);
-    rc = barrier_txn_cmp(t, lk, r->lock_rev);
-    if (rc == 0)
-        rc = mode == COMMIT_STEP ? txn_put_json(t, lk, lock_record(r->e)) : barrier_txn_del(t, lk);
-    if (rc == 0)
-        rc = mode != COMMIT_DONE ? txn_put_json(t, jk, journal_record(r)) : barrier_txn_del(t, jk);
-    if (rc != 0)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    rc = history_commit(t, &r->lock_rev, err);
-    if (rc == -RK_ECONFLICT)
-        return rk_error_set(err, RK_EBUSY,
-                            "lost the lock on %s: another process took over this rotation",
-                            r->s->path);
-    return rc;
-}
-
-/* The result of a rotation reaches the event stream (util/events.h: the audit log, the metrics)
- * only once the transaction that records it in the history has committed: history_add arms this
- * per-thread slot, history_commit publishes it after a successful commit and drops it otherwise. */
-struct ev_slot {
-    int armed;
-    char path[PATH_MAX_LEN + 1];
-    char op[16], result[16];
-    uint64_t from, to;
-    char author[64], reason[160], msg[256], fp[FINGERPRINT_LEN + 1];
-    int64_t duration_ms;
-};
-static __thread struct ev_slot ev_slot;
-
-static int
-history_commit(struct barrier_txn *t, int64_t *rev, struct rk_error *err)
-{
-    int rc = barrier_txn_commit(t, rev, err);
-
-    if (rc == 0 && ev_slot.armed && events_wanted(EV_ROTATION_RESULT)) {
-        struct rk_event ev = {
-            .type = EV_ROTATION_RESULT,
-            .operation = ev_slot.op,
-            .path = ev_slot.path,
-            .outcome = ev_slot.result,
-            .from_version = ev_slot.from,
-            .to_version = ev_slot.to,
-            .fingerprint = ev_slot.fp[0] ? ev_slot.fp : NULL,
-            .actor = ev_slot.author,
-            .reason = ev_slot.reason,
-            .message = ev_slot.msg,
-            .error = strcmp(ev_slot.result, "ok") != 0 ? ev_slot.msg : NULL,
-            .duration_us = ev_slot.duration_ms * 1000,
-        };
-        (void)events_publish(&ev, NULL);
-    }
-    ev_slot.armed = 0;
-    return rc;
-}
-
-/* The fingerprint of the new value, for the armed result event. */
-static void
-history_event_fp(const char *fp)
-{
-    snprintf(ev_slot.fp, sizeof(ev_slot.fp), "%s", fp != NULL ? fp : "");
-}
-
-static int
-history_add(struct barrier_txn *t, const char *path, const char *op, const char *result,
-            uint64_t from, uint64_t to, const char *author, const char *reason, const char *msg,
-            int64_t duration_ms)
-{
-    char key[KEY_MAX];
-    unsigned char rnd[2];
-    char hex[5];
-    int64_t now = time_now_us();
-
-    RAND_bytes(rnd, sizeof(rnd));
-    hex_encode(rnd, sizeof(rnd), hex);
-    snprintf(key, sizeof(key), "rot/history/%s %020lld%s", path, (long long)now, hex);
-    memset(&ev_slot, 0, sizeof(ev_slot));
-    ev_slot.armed = 1;
-    snprintf(ev_slot.path, sizeof(ev_slot.path), "%s", path);
-    snprintf(ev_slot.op, sizeof(ev_slot.op), "%s", op);
-    snprintf(ev_slot.result, sizeof(ev_slot.result), "%s", result);
-    ev_slot.from = from;
-    ev_slot.to = to;
-    snprintf(ev_slot.author, sizeof(ev_slot.author), "%s", author ? author : "");
-    snprintf(ev_slot.reason, sizeof(ev_slot.reason), "%s", reason ? reason : "");
-    snprintf(ev_slot.msg, sizeof(ev_slot.msg), "%s", msg ? msg : "");
-    ev_slot.duration_ms = duration_ms;
-    return txn_put_json(t, key,
-                        json_pack("{s:I, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:I}", "time",
-                                  (json_int_t)now, "op", op, "result", result, "from",
-                                  (json_int_t)from, "to", (json_int_t)to, "author",
-                                  author ? author : "", "reason", reason ? reason : "", "message",
-                                  msg ? msg : "", "duration_ms", (json_int_t)duration_ms));
-}
-
-/* Changes the candidate's or the old version's stage inside t (metadata read fresh). */
-static int
-stage_in_txn(struct rot *r, struct barrier_txn *t,
-             int (*mutate)(struct rot *, struct kv_meta *, struct rk_error *), struct rk_error *err)
-{
-    struct kv_meta *m = NULL;
-    int64_t rev = 0;
-    int rc;
-
-    rc = kv_meta_load(r->e->kv, r->s->path, &m, &rev, err);
-    if (rc == 0)
-        rc = mutate(r, m, err);
-    if (rc == 0)
-        rc = kv_stage_put(r->e->kv, t, r->s->path, m, rev, 0, NULL, err);
-    kv_meta_free(m);
-    return rc;
-}
-
-static int
-mut_promote(struct rot *r, struct kv_meta *m, struct rk_error *err)
-{
-    if (m->current_version == r->candidate)
-        return 0; /* promoted already (a resumed step) */
-    if (r->op == ROT_OP_ROLLBACK)
-        return kv_meta_set_current(m, r->candidate, KV_STAGE_PREVIOUS, err);
-    return kv_meta_promote(m, r->candidate, err);
-}
-
-static int
-mut_fail_candidate(struct rot *r, struct kv_meta *m, struct rk_error *err)
-{
-    struct kv_version_meta *c = kv_meta_find(m, r->candidate);
-
-    if (r->op == ROT_OP_ROLLBACK) {
-        /* The rollback target goes back to the stage it had; the old current stays current. */
-        if (r->old != 0 && m->current_version != r->old) {
-            int rc = kv_meta_set_current(m, r->old, r->target_stage, err);
-            if (rc != 0)
-                return rc;
-        }
-        if (c != NULL && m->current_version != r->candidate)
-            c->stage = r->target_stage;
-        return 0;
-    }
-    if (r->old != 0 && m->current_version != r->old) {
-        struct kv_version_meta *o = kv_meta_find(m, r->old);
-        if (o != NULL && !o->destroyed)
-            return kv_meta_set_current(m, r->old, KV_STAGE_FAILED, err);
-    }
-    if (c != NULL && m->current_version != r->candidate)
-        c->stage = KV_STAGE_FAILED;
-    return 0;
 }
 
 /* ---- steps ---- */
@@ -653,7 +312,7 @@ run_hooks(struct rot *r, const char *step, struct hook_def *const *hooks, size_t
     hc.ninternal = r->ninternal;
     /* Output that shows a value shows its fingerprint in this store (NULL: "(secret)"). */
     hc.fp_key = key = barrier_fp_key(r->e->br);
-    progress(r, step, "running %zu hook%s", n, n == 1 ? "" : "s");
+    rotation_progress(r, step, "running %zu hook%s", n, n == 1 ? "" : "s");
     rc = hook_run_list(hooks, n, &hc, err);
     fp_key_unref(key);
     return rc;
@@ -664,7 +323,7 @@ do_apply(struct rot *r, struct rk_error *err)
 {
     int rc = 0;
 
-    rot_set_ctx(r);
+    rotation_set_ctx(r);
     /* A rollback applies too: its version may have been retired at the target already. */
     if (r->ops->apply != NULL)
         rc = r->ops->apply(&r->rctx, err);
@@ -679,7 +338,7 @@ do_test(struct rot *r, struct rk_error *err)
 {
     int rc = 0;
 
-    rot_set_ctx(r);
+    rotation_set_ctx(r);
     if (r->ops->test != NULL)
         rc = r->ops->test(&r->rctx, err);
     if (rc == 0)
@@ -705,7 +364,7 @@ commit_journal_only(struct rot *r, enum step step, struct rk_error *err)
     if (t == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     r->step = step;
-    rc = commit_step(r, t, 1, err);
+    rc = rotation_commit_step(r, t, 1, err);
     barrier_txn_free(t);
     return rc;
 }
@@ -718,11 +377,11 @@ do_promote(struct rot *r, struct rk_error *err)
 
     if (t == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
-    rc = stage_in_txn(r, t, mut_promote, err);
+    rc = rotation_stage_in_txn(r, t, rotation_mut_promote, err);
     r->promoted = 1;
     r->step = STEP_PROMOTED;
     if (rc == 0)
-        rc = commit_step(r, t, 1, err);
+        rc = rotation_commit_step(r, t, 1, err);
     barrier_txn_free(t);
     if (rc != 0)
         r->promoted = 0;
@@ -744,22 +403,24 @@ do_complete(struct rot *r, struct rk_error *err)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     memset(&st, 0, sizeof(st));
     st.state = ROT_IDLE;
-    key_of(fk, sizeof(fk), "finish", r->s->path);
+    rotation_key_of(fk, sizeof(fk), "finish", r->s->path);
     if (r->old != 0 && r->op != ROT_OP_ROLLBACK)
-        rc = txn_put_json(t, fk,
-                          json_pack("{s:I, s:I, s:b}", "version", (json_int_t)r->old, "due",
-                                    (json_int_t)(time_now() + grace), "person",
-                                    (rotator_flags(r->ops, r->s) & ROT_F_PERSON_FINISHES) != 0));
+        rc = rotation_txn_put_json(
+            t, fk,
+            json_pack("{s:I, s:I, s:b}", "version", (json_int_t)r->old, "due",
+                      (json_int_t)(time_now() + grace), "person",
+                      (rotator_flags(r->ops, r->s) & ROT_F_PERSON_FINISHES) != 0));
     snprintf(msg, sizeof(msg), "v%llu -> v%llu (%s)", (unsigned long long)r->old,
              (unsigned long long)r->candidate, r->res->new_fp);
     if (rc == 0)
         rc = rotstate_put(t, r->s->path, &st);
     if (rc == 0)
-        rc = history_add(t, r->s->path, op_names[r->op], "ok", r->old, r->candidate, r->author,
-                         r->reason, msg, (time_now_us() - r->started_us) / 1000);
-    history_event_fp(r->res->new_fp);
+        rc = rotation_history_add(t, r->s->path, rotation_op_names[r->op], "ok", r->old,
+                                  r->candidate, r->author, r->reason, msg,
+                                  (time_now_us() - r->started_us) / 1000);
+    rotation_history_event_fp(r->res->new_fp);
     if (rc == 0)
-        rc = commit_step(r, t, 0, err);
+        rc = rotation_commit_step(r, t, 0, err);
     else
         rk_error_set(err, RK_ENOMEM, "out of memory");
     barrier_txn_free(t);
@@ -767,8 +428,8 @@ do_complete(struct rot *r, struct rk_error *err)
 }
 
 /* Undoes a failed candidate: the target and the consumers go back to the old value. */
-static int
-do_undo(struct rot *r, struct rk_error *err)
+int
+rotation_do_undo(struct rot *r, struct rk_error *err)
 {
     struct barrier_txn *t;
     struct rot_state st;
@@ -778,10 +439,10 @@ do_undo(struct rot *r, struct rk_error *err)
     if (r->step != STEP_UNDOING) {
         if ((rc = commit_journal_only(r, STEP_UNDOING, err)) != 0)
             return rc;
-        crash_point("undo");
+        rotation_crash_point("undo");
     }
-    rot_set_ctx(r);
-    progress(r, "undo", "%s; returning to v%llu", r->undo_msg, (unsigned long long)r->old);
+    rotation_set_ctx(r);
+    rotation_progress(r, "undo", "%s; returning to v%llu", r->undo_msg, (unsigned long long)r->old);
     if (r->ops->unapply != NULL && r->op != ROT_OP_ROLLBACK && r->ops->unapply(&r->rctx, &e2) != 0)
         log_error("%s: undo at the target failed: %s", r->s->path, e2.msg);
     if (r->old_value != NULL) {
@@ -800,7 +461,7 @@ do_undo(struct rot *r, struct rk_error *err)
     t = barrier_txn_new(r->e->br);
     if (t == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
-    rc = stage_in_txn(r, t, mut_fail_candidate, err);
+    rc = rotation_stage_in_txn(r, t, rotation_mut_fail_candidate, err);
     if (rc == 0) {
         struct rot_state old;
         /* A running record carries the failures of the attempts before it (see do_create). */
@@ -816,10 +477,11 @@ do_undo(struct rot *r, struct rk_error *err)
         rc = rotstate_put(t, r->s->path, &st);
     }
     if (rc == 0)
-        rc = history_add(t, r->s->path, op_names[r->op], "rolled-back", r->old, r->candidate,
-                         r->author, r->reason, r->undo_msg, (time_now_us() - r->started_us) / 1000);
+        rc = rotation_history_add(t, r->s->path, rotation_op_names[r->op], "rolled-back", r->old,
+                                  r->candidate, r->author, r->reason, r->undo_msg,
+                                  (time_now_us() - r->started_us) / 1000);
     if (rc == 0)
-        rc = commit_step(r, t, 0, err);
+        rc = rotation_commit_step(r, t, 0, err);
     barrier_txn_free(t);
     if (rc != 0)
         return rc;
@@ -835,7 +497,7 @@ static int
 fail_and_undo(struct rot *r, const char *step, struct rk_error *err)
 {
     snprintf(r->undo_msg, sizeof(r->undo_msg), "%s failed: %s", step, err->msg);
-    return do_undo(r, err);
+    return rotation_do_undo(r, err);
 }
 
 /* The target did not answer: the candidate stays pending. The journal keeps the step reached
@@ -864,10 +526,11 @@ do_park(struct rot *r, const char *step, struct rk_error *err)
     utf8_trim_tail(st.message);
     rc = rotstate_put(t, r->s->path, &st);
     if (rc == 0)
-        rc = history_add(t, r->s->path, op_names[r->op], "pending", r->old, r->candidate, r->author,
-                         r->reason, st.message, (time_now_us() - r->started_us) / 1000);
+        rc = rotation_history_add(t, r->s->path, rotation_op_names[r->op], "pending", r->old,
+                                  r->candidate, r->author, r->reason, st.message,
+                                  (time_now_us() - r->started_us) / 1000);
     if (rc == 0)
-        rc = commit_step(r, t, COMMIT_PARK, err);
+        rc = rotation_commit_step(r, t, COMMIT_PARK, err);
     else
         rk_error_set(err, RK_ENOMEM, "out of memory");
     barrier_txn_free(t);
@@ -898,54 +561,52 @@ step_failed(struct rot *r, const char *step, int rc, struct rk_error *err)
 }
 
 /* Runs the retire of the previous value (finish step), inside the engine lock. */
-static int finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev,
-                         struct rk_error *err);
-
 /* Runs the steps from r->step to the end. */
-static int
-run_from(struct rot *r, struct rk_error *err)
+int
+rotation_run_from(struct rot *r, struct rk_error *err)
 {
     int rc;
 
     switch (r->step) {
     case STEP_CREATED:
-        progress(r, "apply", "making the target accept v%llu", (unsigned long long)r->candidate);
+        rotation_progress(r, "apply", "making the target accept v%llu",
+                          (unsigned long long)r->candidate);
         if ((rc = do_apply(r, err)) != 0)
             return rc == -RK_EBUSY || rc == -RK_EIO ? rc : step_failed(r, "apply", rc, err);
         if ((rc = commit_journal_only(r, STEP_APPLIED, err)) != 0)
             return rc;
-        crash_point("apply");
+        rotation_crash_point("apply");
         /* fall through */
     case STEP_APPLIED:
-        progress(r, "test", "proving v%llu works", (unsigned long long)r->candidate);
+        rotation_progress(r, "test", "proving v%llu works", (unsigned long long)r->candidate);
         if ((rc = do_test(r, err)) != 0)
             return step_failed(r, "test", rc, err);
         if ((rc = commit_journal_only(r, STEP_TESTED, err)) != 0)
             return rc;
-        crash_point("test");
+        rotation_crash_point("test");
         /* fall through */
     case STEP_TESTED:
-        progress(r, "promote", "v%llu becomes current%s", (unsigned long long)r->candidate,
-                 r->old ? ", the old one previous" : "");
+        rotation_progress(r, "promote", "v%llu becomes current%s", (unsigned long long)r->candidate,
+                          r->old ? ", the old one previous" : "");
         /* The kind's own promote (a keyring's latest version) first: run again on a resume. */
         if (r->ops->promote != NULL && r->op != ROT_OP_ROLLBACK) {
-            rot_set_ctx(r);
+            rotation_set_ctx(r);
             if ((rc = r->ops->promote(&r->rctx, err)) != 0)
                 return step_failed(r, "promote", rc, err);
         }
         if ((rc = do_promote(r, err)) != 0)
             return rc;
-        crash_point("promote");
+        rotation_crash_point("promote");
         /* fall through */
     case STEP_PROMOTED:
-        progress(r, "reload", "telling the consumers");
+        rotation_progress(r, "reload", "telling the consumers");
         if ((rc = do_reload(r, err)) != 0)
             return step_failed(r, "reload", rc, err);
         if ((rc = do_complete(r, err)) != 0)
             return rc;
-        crash_point("reload");
+        rotation_crash_point("reload");
         break;
-    case STEP_UNDOING: return do_undo(r, err);
+    case STEP_UNDOING: return rotation_do_undo(r, err);
     }
     snprintf(r->res->message, sizeof(r->res->message), "v%llu -> v%llu (%s)",
              (unsigned long long)r->old, (unsigned long long)r->candidate, r->res->new_fp);
@@ -1083,7 +744,7 @@ do_create(struct rot *r, struct rk_error *err)
     rot_fields_init(&made);
     if ((rc = load_internal(r, err)) != 0)
         return rc;
-    rot_set_ctx(r);
+    rotation_set_ctx(r);
     if ((rc = r->ops->create(&r->rctx, &made, err)) != 0)
         goto out;
     if ((rc = merge_internal(r, &made, &internal, err)) != 0)
@@ -1110,21 +771,21 @@ do_create(struct rot *r, struct rk_error *err)
     st.state = ROT_RUNNING;
     st.since = time_now();
     st.failures = prior_failures(r);
-    snprintf(st.message, sizeof(st.message), "%s to v%llu started", op_names[r->op],
+    snprintf(st.message, sizeof(st.message), "%s to v%llu started", rotation_op_names[r->op],
              (unsigned long long)r->candidate);
     if ((rc = kv_stage_put(r->e->kv, t, r->s->path, m, rev, r->candidate, data, err)) != 0)
         goto out;
     if ((rc = rotstate_put(t, r->s->path, &st)) != 0)
         goto out;
-    key_of(fk, sizeof(fk), "fields", r->s->path);
+    rotation_key_of(fk, sizeof(fk), "fields", r->s->path);
     if (internal != NULL) {
-        rc = txn_put_json(t, fk, internal); /* takes internal */
+        rc = rotation_txn_put_json(t, fk, internal); /* takes internal */
         internal = NULL;
         if (rc != 0)
             goto out;
     }
     r->step = STEP_CREATED;
-    if ((rc = commit_step(r, t, COMMIT_STEP, err)) != 0)
+    if ((rc = rotation_commit_step(r, t, COMMIT_STEP, err)) != 0)
         goto out;
     memcpy(r->res->new_fp, fp, sizeof(r->res->new_fp));
     r->res->new_version = r->candidate;
@@ -1135,7 +796,8 @@ do_create(struct rot *r, struct rk_error *err)
                                    &r->new_map, err)) != 0)
         goto out;
     r->new_value = rot_fields_get(&r->new_map, rotator_field(r->s));
-    progress(r, "create", "stored v%llu (%s) as pending", (unsigned long long)r->candidate, fp);
+    rotation_progress(r, "create", "stored v%llu (%s) as pending", (unsigned long long)r->candidate,
+                      fp);
 out:
     barrier_txn_free(t);
     kv_meta_free(m);
@@ -1192,7 +854,8 @@ prepare_rollback(struct rot *r, struct rk_error *err)
     memcpy(r->res->new_fp, vm->fingerprint, sizeof(r->res->new_fp));
     r->res->new_version = r->candidate;
     kv_meta_free(m);
-    if ((rc = load_version(r, r->candidate, &r->new_fields, &r->new_map, &r->new_value, err)) != 0)
+    if ((rc = rotation_load_version(r, r->candidate, &r->new_fields, &r->new_map, &r->new_value,
+                                    err)) != 0)
         return rc;
     if (r->new_value == NULL)
         return rk_error_set(err, RK_EINVAL, "version %llu of %s has no field %s",
@@ -1209,11 +872,11 @@ prepare_rollback(struct rot *r, struct rk_error *err)
     rc = rotstate_put(t, r->s->path, &st);
     r->step = STEP_CREATED;
     if (rc == 0)
-        rc = commit_step(r, t, 1, err);
+        rc = rotation_commit_step(r, t, 1, err);
     barrier_txn_free(t);
     if (rc == 0)
-        progress(r, "create", "rolling back to v%llu (%s)", (unsigned long long)r->candidate,
-                 r->res->new_fp);
+        rotation_progress(r, "create", "rolling back to v%llu (%s)",
+                          (unsigned long long)r->candidate, r->res->new_fp);
     return rc;
 }
 
@@ -1227,46 +890,46 @@ dry_run(struct rot *r)
     json_t *journal = NULL;
     struct rk_error e2 = {0};
 
-    key_of(jk, sizeof(jk), "journal", r->s->path);
-    if (r->op != ROT_OP_ROLLBACK && json_get_record(r->e->br, jk, &journal, NULL, &e2) == 0 &&
-        journal_parked(journal)) {
+    rotation_key_of(jk, sizeof(jk), "journal", r->s->path);
+    if (r->op != ROT_OP_ROLLBACK &&
+        rotation_json_get_record(r->e->br, jk, &journal, NULL, &e2) == 0 &&
+        rotation_journal_parked(journal)) {
         /* A candidate waits for its target: a rotation takes it up again, it makes no other. */
-        progress(r, "resume", "would try v%lld again from its %s step (target unavailable: %s)",
-                 (long long)json_integer_value(json_object_get(journal, "candidate")),
-                 json_string_value(json_object_get(journal, "step"))
-                     ? json_string_value(json_object_get(journal, "step"))
-                     : "?",
-                 json_string_value(json_object_get(journal, "unavailable")));
+        rotation_progress(r, "resume",
+                          "would try v%lld again from its %s step (target unavailable: %s)",
+                          (long long)json_integer_value(json_object_get(journal, "candidate")),
+                          json_string_value(json_object_get(journal, "step"))
+                              ? json_string_value(json_object_get(journal, "step"))
+                              : "?",
+                          json_string_value(json_object_get(journal, "unavailable")));
         json_decref(journal);
         return;
     }
     json_decref(journal);
     if (r->op == ROT_OP_ROLLBACK)
-        progress(r, "create", "would roll back to %s",
-                 r->opts->to_version ? "the given version" : "the previous version");
+        rotation_progress(r, "create", "would roll back to %s",
+                          r->opts->to_version ? "the given version" : "the previous version");
     else if (flags & ROT_F_MANUAL_INPUT)
-        progress(r, "create", "would read a new value from a person (stdin, file or prompt)%s%s",
-                 r->s->pattern ? " and check it against " : "", r->s->pattern ? r->s->pattern : "");
+        rotation_progress(
+            r, "create", "would read a new value from a person (stdin, file or prompt)%s%s",
+            r->s->pattern ? " and check it against " : "", r->s->pattern ? r->s->pattern : "");
     else
-        progress(r, "create", "would generate a new %s value%s%s", r->s->kind,
-                 r->s->format ? " from format " : "", r->s->format ? r->s->format : "");
-    progress(r, "apply", "would %s and run %zu apply hook%s",
-             r->ops->apply ? "make the target accept it" : "change nothing at the target",
-             r->s->napply, r->s->napply == 1 ? "" : "s");
-    progress(r, "test", "would %s and run %zu test hook%s",
-             r->ops->test ? "check it against the target" : "run no built-in check", r->s->ntest,
-             r->s->ntest == 1 ? "" : "s");
-    progress(r, "promote", "would make it current and the current value previous");
-    progress(r, "reload", "would run %zu reload hook%s", r->s->nreload,
-             r->s->nreload == 1 ? "" : "s");
+        rotation_progress(r, "create", "would generate a new %s value%s%s", r->s->kind,
+                          r->s->format ? " from format " : "", r->s->format ? r->s->format : "");
+    rotation_progress(r, "apply", "would %s and run %zu apply hook%s",
+                      r->ops->apply ? "make the target accept it" : "change nothing at the target",
+                      r->s->napply, r->s->napply == 1 ? "" : "s");
+    rotation_progress(r, "test", "would %s and run %zu test hook%s",
+                      r->ops->test ? "check it against the target" : "run no built-in check",
+                      r->s->ntest, r->s->ntest == 1 ? "" : "s");
+    rotation_progress(r, "promote", "would make it current and the current value previous");
+    rotation_progress(r, "reload", "would run %zu reload hook%s", r->s->nreload,
+                      r->s->nreload == 1 ? "" : "s");
     duration_format(r->op == ROT_OP_REVOKE ? 0 : r->s->grace, grace, sizeof(grace));
-    progress(r, "finish", "would retire the previous value after a grace of %s%s", grace,
-             (flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)" : "");
+    rotation_progress(r, "finish", "would retire the previous value after a grace of %s%s", grace,
+                      (flags & ROT_F_PERSON_FINISHES) ? " (a person must confirm: rekey done)"
+                                                      : "");
 }
-
-static int resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
-                       const struct rotate_opts *opts, int op, int drop, struct rotate_result *res,
-                       struct rk_error *err);
 
 /* 1 when the caller hands create a value (a manual kind's value read by the CLI, a value in an
  * API request). */
@@ -1277,9 +940,10 @@ input_given(const struct rot_input *in)
 }
 
 /* engine_rotate of the entry s found for path. */
-static int
-rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
-             const struct rotate_opts *opts, struct rotate_result *res, struct rk_error *err)
+int
+rotation_rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
+                      const struct rotate_opts *opts, struct rotate_result *res,
+                      struct rk_error *err)
 {
     struct rot r;
     struct rotate_result dummy;
@@ -1316,12 +980,12 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
         snprintf(res->message, sizeof(res->message), "dry run: nothing was changed");
         return 0;
     }
-    if ((rc = lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
+    if ((rc = rotation_lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
         return rc;
-    key_of(jk, sizeof(jk), "journal", path);
-    rc = json_get_record(e->br, jk, &journal, NULL, err);
-    if (rc == 0 && journal_parked(journal) &&
-        (r.op != ROT_OP_ROLLBACK || journal_op_is(journal, "rollback"))) {
+    rotation_key_of(jk, sizeof(jk), "journal", path);
+    rc = rotation_json_get_record(e->br, jk, &journal, NULL, err);
+    if (rc == 0 && rotation_journal_parked(journal) &&
+        (r.op != ROT_OP_ROLLBACK || rotation_journal_op_is(journal, "rollback"))) {
         /* A candidate waits for its target: this rotation is that one, tried again (a revoke
          * retires the old value at once when it passes). A second value would leave two. */
         if (input_given(opts->input)) {
@@ -1332,11 +996,11 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
                               path, json_string_value(json_object_get(journal, "unavailable")),
                               path);
             json_decref(journal);
-            lock_release(e, path, r.lock_rev);
+            rotation_lock_release(e, path, r.lock_rev);
             return rc;
         }
-        rc = resume_path(e, path, r.lock_rev, journal, opts,
-                         r.op == ROT_OP_REVOKE ? ROT_OP_REVOKE : -1, 0, res, err);
+        rc = rotation_resume_path(e, path, r.lock_rev, journal, opts,
+                                  r.op == ROT_OP_REVOKE ? ROT_OP_REVOKE : -1, 0, res, err);
         json_decref(journal);
         return rc;
     }
@@ -1344,9 +1008,9 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
         /* An interrupted rotation of this path goes first: finish or undo it. A rollback drops a
          * candidate that waits for its target (a person asked for a known version). */
         struct rotate_result prev;
-        int parked = journal_parked(journal);
+        int parked = rotation_journal_parked(journal);
         memset(&prev, 0, sizeof(prev));
-        rc = resume_path(e, path, r.lock_rev, journal, NULL, -1, parked, &prev, err);
+        rc = rotation_resume_path(e, path, r.lock_rev, journal, NULL, -1, parked, &prev, err);
         json_decref(journal);
         if (rc == -RK_EUNAVAILABLE)
             *res = prev;
@@ -1354,10 +1018,11 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
             return rc;
         log_info("%s: recovered an interrupted rotation first: %s", path, prev.message);
         rk_error_clear(err);
-        if ((rc = lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
+        if ((rc = rotation_lock_acquire(e, path, opts->lock_wait_ms, &r.lock_rev, err)) != 0)
             return rc;
     } else if (rc != -RK_ENOTFOUND) {
-        lock_release(e, path, r.lock_rev); /* the journal could not be read: nothing started */
+        rotation_lock_release(e, path,
+                              r.lock_rev); /* the journal could not be read: nothing started */
         return rc;
     }
     rk_error_clear(err);
@@ -1369,7 +1034,7 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
         if (rc == 0) {
             r.old = vm.version;
             memcpy(res->old_fp, vm.fingerprint, sizeof(res->old_fp));
-            rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err);
+            rc = rotation_load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err);
         } else if (rc == -RK_ENOTFOUND) {
             rc = 0;
             rk_error_clear(err);
@@ -1380,587 +1045,24 @@ rotate_found(struct engine *e, const struct inv_secret *s, const char *path,
         rc = r.op == ROT_OP_ROLLBACK ? prepare_rollback(&r, err) : do_create(&r, err);
     if (rc != 0) {
         /* Nothing was stored: release the lock (best effort) and report. */
-        lock_release(e, path, r.lock_rev);
-        rot_clear(&r);
+        rotation_lock_release(e, path, r.lock_rev);
+        rotation_clear(&r);
         return rc;
     }
-    crash_point("create");
-    rc = run_from(&r, err);
+    rotation_crash_point("create");
+    rc = rotation_run_from(&r, err);
     if (rc != 0)
         /* A store error stopped the rotation halfway: the journal keeps it, and the next attempt
          * (the daemon's retry, `rekey rotate`, `rekey recover`) finishes or undoes it at once
          * instead of waiting LOCK_TTL for this live process's lock to expire. A no-op when a
          * step already released or lost the lock (the compare on its revision fails). */
-        lock_release(e, path, r.lock_rev);
+        rotation_lock_release(e, path, r.lock_rev);
     if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
         struct rk_error e2 = {0};
         int fr = engine_finish(e, path, time_now(), 1, &e2);
         if (fr != 0 && fr != -RK_ENOTFOUND)
             log_error("%s: finish failed: %s", path, e2.msg);
     }
-    rot_clear(&r);
+    rotation_clear(&r);
     return rc;
-}
-
-/* Rebuilds a rotation from its journal and runs it to the end (or undoes it). op >= 0
- * replaces the journal's operation (a revoke takes up a parked rotation); drop undoes the
- * candidate instead of running it (a rollback over a parked candidate). */
-static int
-resume_found(struct engine *e, const struct inv_secret *s, const char *path, int64_t lock_rev,
-             json_t *journal, const struct rotate_opts *opts, int op_override, int drop,
-             struct rotate_result *res, struct rk_error *err)
-{
-    struct rot r;
-    struct rotate_opts none;
-    const char *op = NULL, *step = NULL, *reason = "", *author = "", *tstage = "retired";
-    const char *undo = "", *unavailable = NULL;
-    json_int_t cand = 0, old = 0, started = 0;
-    int promoted = 0, attempts = 0, rc;
-
-    memset(&r, 0, sizeof(r));
-    memset(&none, 0, sizeof(none));
-    r.e = e;
-    r.opts = opts ? opts : &none;
-    r.res = res;
-    r.lock_rev = lock_rev;
-    if (json_unpack(journal, "{s:s, s:s, s:I, s:I, s?s, s?s, s?I, s?b, s?s, s?s, s?i, s?s}", "op",
-                    &op, "step", &step, "candidate", &cand, "old", &old, "reason", &reason,
-                    "author", &author, "started", &started, "promoted", &promoted, "target_stage",
-                    &tstage, "undo_msg", &undo, "attempts", &attempts, "unavailable",
-                    &unavailable) != 0)
-        return rk_error_set(err, RK_ECORRUPT, "the rotation journal of %s does not parse", path);
-    r.s = s;
-    r.ops = rotator_find(r.s->kind);
-    if (r.ops == NULL)
-        return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", r.s->kind);
-    for (int i = 0; i < 3; i++)
-        if (strcmp(op, op_names[i]) == 0)
-            r.op = (enum rot_op)i;
-    if (op_override >= 0)
-        r.op = (enum rot_op)op_override;
-    r.attempts = attempts;
-    r.step = STEP_CREATED;
-    for (int i = 0; i < 5; i++)
-        if (strcmp(step, step_names[i]) == 0)
-            r.step = (enum step)i;
-    r.candidate = (uint64_t)cand;
-    r.old = (uint64_t)old;
-    r.promoted = promoted;
-    r.started_us = started;
-    (void)kv_stage_parse(tstage, &r.target_stage);
-    snprintf(r.reason, sizeof(r.reason), "%s", reason);
-    snprintf(r.author, sizeof(r.author), "%s", author);
-    snprintf(r.undo_msg, sizeof(r.undo_msg), "%s", undo);
-    res->old_version = r.old;
-    res->new_version = r.candidate;
-    rc = load_version(&r, r.candidate, &r.new_fields, &r.new_map, &r.new_value, err);
-    if (rc == 0 && r.old != 0)
-        rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err);
-    if (rc == 0) {
-        struct kv_version_meta vm;
-        if (kv_get(e->kv, path, r.candidate, NULL, &vm, err) == 0)
-            memcpy(res->new_fp, vm.fingerprint, sizeof(res->new_fp));
-        rk_error_clear(err);
-        if (drop && r.step != STEP_UNDOING) {
-            snprintf(r.undo_msg, sizeof(r.undo_msg),
-                     "v%llu dropped for a rollback (it waited for its target: %s)",
-                     (unsigned long long)r.candidate, unavailable ? unavailable : "?");
-            utf8_trim_tail(r.undo_msg);
-            rc = do_undo(&r, err);
-        } else {
-            if (unavailable != NULL)
-                progress(&r, "resume", "v%llu waited for its target (%s); trying again",
-                         (unsigned long long)r.candidate, unavailable);
-            rc = run_from(&r, err);
-        }
-    }
-    if (rc != 0)
-        lock_release(e, path, r.lock_rev); /* as in rotate_found */
-    if (rc == 0 && (r.op == ROT_OP_REVOKE || (r.s->grace == 0 && r.op != ROT_OP_ROLLBACK))) {
-        struct rk_error e2 = {0};
-        (void)engine_finish(e, path, time_now(), 1, &e2);
-    }
-    rot_clear(&r);
-    return rc;
-}
-
-/* The entry of path is found in one place (engine/entries.h: the inventory, then the store)
- * and held for the whole call. */
-int
-engine_rotate(struct engine *e, const char *path, const struct rotate_opts *opts,
-              struct rotate_result *res, struct rk_error *err)
-{
-    struct entry_ref ref;
-    int rc;
-
-    if (res != NULL)
-        memset(res, 0, sizeof(*res));
-    if ((rc = engine_entry_find(e->kv, e->inv, path, &ref, err)) != 0)
-        return rc;
-    rc = rotate_found(e, ref.s, path, opts, res, err);
-    entry_ref_release(&ref);
-    return rc;
-}
-
-static int
-resume_path(struct engine *e, const char *path, int64_t lock_rev, json_t *journal,
-            const struct rotate_opts *opts, int op_override, int drop, struct rotate_result *res,
-            struct rk_error *err)
-{
-    struct entry_ref ref;
-    int rc;
-
-    rc = engine_entry_find(e->kv, e->inv, path, &ref, err);
-    if (rc == -RK_ENOTFOUND)
-        return rk_error_set(err, RK_ENOTFOUND,
-                            "an interrupted rotation of %s is journalled but the path is no "
-                            "longer in the inventory nor in the store; restore it to let rekey "
-                            "finish it",
-                            path);
-    if (rc != 0)
-        return rc;
-    rc = resume_found(e, ref.s, path, lock_rev, journal, opts, op_override, drop, res, err);
-    entry_ref_release(&ref);
-    return rc;
-}
-
-struct collect {
-    char **paths;
-    size_t n, cap;
-    size_t prefix_len;
-};
-
-static int
-collect_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
-{
-    struct collect *c = arg;
-
-    (void)val;
-    (void)vlen;
-    (void)rev;
-    if (c->n == c->cap) {
-        size_t nc = c->cap ? c->cap * 2 : 16;
-        char **np = realloc(c->paths, nc * sizeof(*np));
-        if (np == NULL)
-            return -RK_ENOMEM;
-        c->paths = np;
-        c->cap = nc;
-    }
-    c->paths[c->n] = strdup(key + c->prefix_len);
-    if (c->paths[c->n] == NULL)
-        return -RK_ENOMEM;
-    c->n++;
-    return 0;
-}
-
-static void
-collect_free(struct collect *c)
-{
-    for (size_t i = 0; i < c->n; i++)
-        free(c->paths[i]);
-    free(c->paths);
-}
-
-int
-engine_recover(struct engine *e, int64_t now, recover_cb cb, void *arg, size_t *count,
-               struct rk_error *err)
-{
-    struct collect c = {NULL, 0, 0, strlen("rot/journal/")};
-    int rc, first = 0;
-    size_t acted = 0;
-
-    rc = barrier_list(e->br, "rot/journal/", NULL, 0, collect_cb, &c, err);
-    if (rc != 0) {
-        collect_free(&c);
-        return rc;
-    }
-    for (size_t i = 0; i < c.n; i++) {
-        const char *path = c.paths[i];
-        struct rk_error e2 = {0};
-        struct rotate_result res;
-        json_t *journal = NULL;
-        char jk[KEY_MAX];
-        int64_t lock_rev = 0;
-
-        memset(&res, 0, sizeof(res));
-        rc = lock_acquire(e, path, 0, &lock_rev, &e2);
-        if (rc == -RK_EBUSY) {
-            if (cb)
-                cb(arg, path, "busy", "another process is rotating it now");
-            continue;
-        }
-        key_of(jk, sizeof(jk), "journal", path);
-        if (rc == 0 && (rc = json_get_record(e->br, jk, &journal, NULL, &e2)) != 0)
-            lock_release(e, path, lock_rev); /* the journal could not be read: try again later */
-        if (rc == 0 && journal_parked(journal)) {
-            /* Not interrupted: a candidate waits for its target. Recovery neither undoes nor
-             * retries it; `rekey rotate PATH` and the daemon (after next_retry) do. */
-            char msg[400];
-            snprintf(msg, sizeof(msg), "v%lld waits for its target (unavailable: %s)",
-                     (long long)json_integer_value(json_object_get(journal, "candidate")),
-                     json_string_value(json_object_get(journal, "unavailable")));
-            utf8_trim_tail(msg);
-            json_decref(journal);
-            lock_release(e, path, lock_rev);
-            if (cb)
-                cb(arg, path, "pending", msg);
-            continue;
-        }
-        if (rc == 0)
-            rc = resume_path(e, path, lock_rev, journal, NULL, -1, 0, &res, &e2);
-        json_decref(journal);
-        acted++;
-        if (rc == 0) {
-            log_info("recovered %s: resumed and completed: %s", path, res.message);
-            if (cb)
-                cb(arg, path, "resumed", res.message);
-        } else if (rc == -RK_EUNAVAILABLE && res.pending) {
-            if (cb)
-                cb(arg, path, "pending", res.message);
-        } else if (rc == -RK_EHOOK && res.rolled_back) {
-            log_warn("recovered %s: rolled back: %s", path, res.message);
-            if (cb)
-                cb(arg, path, "rolled back", res.message);
-        } else {
-            log_error("recovering %s failed: %s", path, e2.msg);
-            if (cb)
-                cb(arg, path, "failed", e2.msg);
-            if (first == 0) {
-                first = rc;
-                rk_error_set(err, -rc, "%s: %s", path, e2.msg);
-            }
-        }
-    }
-    collect_free(&c);
-    /* Finishes whose grace has passed. */
-    {
-        struct collect f = {NULL, 0, 0, strlen("rot/finish/")};
-        rc = barrier_list(e->br, "rot/finish/", NULL, 0, collect_cb, &f, err);
-        for (size_t i = 0; rc == 0 && i < f.n; i++) {
-            struct rk_error e2 = {0};
-            int fr = engine_finish(e, f.paths[i], now, 0, &e2);
-            if (fr == 0) {
-                acted++;
-                if (cb)
-                    cb(arg, f.paths[i], "finished", "retired the previous value");
-            } else if (fr != -RK_EBUSY && fr != -RK_ENOTFOUND) {
-                if (cb)
-                    cb(arg, f.paths[i], "failed", e2.msg);
-                if (first == 0) {
-                    first = fr;
-                    rk_error_set(err, -fr, "%s: %s", f.paths[i], e2.msg);
-                }
-            }
-        }
-        collect_free(&f);
-        if (rc != 0 && first == 0)
-            first = rc;
-    }
-    if (count != NULL)
-        *count = acted;
-    return first;
-}
-
-/* What a person must do for an action-required item of version: the rotator's hint (with the
- * console URL) or a generic line. Never a secret. */
-static void
-action_line(const struct rotator_ops *ops, const struct inv_secret *s, uint64_t version, char *buf,
-            size_t len)
-{
-    char hint[160] = "";
-
-    if (ops != NULL && ops->action_hint != NULL && ops->action_hint(s, hint, sizeof(hint)) == 0 &&
-        hint[0] != '\0')
-        snprintf(buf, len, "v%llu: %s", (unsigned long long)version, hint);
-    else
-        snprintf(buf, len, "retire v%llu at the provider", (unsigned long long)version);
-    utf8_trim_tail(buf);
-}
-
-static int
-finish_locked(struct engine *e, const struct inv_secret *s, int64_t lock_rev, struct rk_error *err)
-{
-    char fk[KEY_MAX], lk[KEY_MAX];
-    json_t *rec = NULL;
-    json_int_t version = 0, due = 0;
-    int person = 0, rc, current_again = 0;
-    int64_t frev = 0;
-    char by_person[160] = "";
-    struct rot r;
-    struct rotate_result res;
-    struct rotate_opts none;
-    struct barrier_txn *t = NULL;
-
-    key_of(fk, sizeof(fk), "finish", s->path);
-    key_of(lk, sizeof(lk), "lock", s->path);
-    if ((rc = json_get_record(e->br, fk, &rec, &frev, err)) != 0)
-        return rc;
-    if (json_unpack(rec, "{s:I, s:I, s?b}", "version", &version, "due", &due, "person", &person) !=
-        0) {
-        json_decref(rec);
-        return rk_error_set(err, RK_ECORRUPT, "the finish record of %s does not parse", s->path);
-    }
-    json_decref(rec);
-    memset(&r, 0, sizeof(r));
-    memset(&res, 0, sizeof(res));
-    memset(&none, 0, sizeof(none));
-    r.e = e;
-    r.s = s;
-    r.ops = rotator_find(s->kind);
-    r.opts = &none;
-    r.res = &res;
-    r.old = (uint64_t)version;
-    r.lock_rev = lock_rev;
-    if (r.ops == NULL)
-        return rk_error_set(err, RK_ENOTIMPL, "kind %s is not implemented yet", s->kind);
-    {
-        /* A rollback within the grace made the version to retire current again: retiring it now
-         * would take the working value away from the target. The record is dropped instead. */
-        struct kv_meta *m = NULL;
-        const struct kv_version_meta *vm;
-        if (kv_metadata_get(e->kv, s->path, &m, err) == 0 &&
-            (vm = kv_meta_find(m, r.old)) != NULL && vm->stage != KV_STAGE_PREVIOUS)
-            current_again = vm->stage == KV_STAGE_CURRENT;
-        kv_meta_free(m);
-        rk_error_clear(err);
-    }
-    if (r.ops->retire != NULL && !current_again) {
-        if ((rc = load_version(&r, r.old, &r.old_fields, &r.old_map, &r.old_value, err)) != 0 &&
-            rc != -RK_ENOTFOUND)
-            goto out;
-        rot_set_ctx(&r);
-        /* -RK_EACTION: the rotator cannot retire this value itself (the old key was made by a
-         * person, not by the admin API): a person does, through an action-required item. */
-        if ((rc = r.ops->retire(&r.rctx, err)) == -RK_EACTION) {
-            snprintf(by_person, sizeof(by_person), "v%llu: %s", (unsigned long long)r.old,
-                     err->msg);
-            utf8_trim_tail(by_person);
-            rk_error_clear(err);
-            rc = 0;
-        } else if (rc != 0) {
-            goto out;
-        }
-    }
-    t = barrier_txn_new(e->br);
-    if (t == NULL) {
-        rc = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    {
-        struct kv_meta *m = NULL;
-        int64_t rev = 0;
-        rc = kv_meta_load(e->kv, s->path, &m, &rev, err);
-        if (rc == 0) {
-            struct kv_version_meta *vm = kv_meta_find(m, r.old);
-            if (vm != NULL && vm->stage == KV_STAGE_PREVIOUS)
-                vm->stage = KV_STAGE_RETIRED;
-            rc = kv_stage_put(e->kv, t, s->path, m, rev, 0, NULL, err);
-        }
-        kv_meta_free(m);
-    }
-    if (rc == 0)
-        rc = barrier_txn_cmp(t, fk, frev);
-    if (rc == 0)
-        rc = barrier_txn_del(t, fk);
-    if (rc == 0 && !current_again &&
-        (person || by_person[0] != '\0' || (rotator_flags(r.ops, s) & ROT_F_PERSON_FINISHES))) {
-        struct rot_state st;
-        memset(&st, 0, sizeof(st));
-        st.state = ROT_ACTION_REQUIRED;
-        st.since = time_now();
-        if (by_person[0] != '\0')
-            snprintf(st.action, sizeof(st.action), "%s", by_person);
-        else
-            action_line(r.ops, s, r.old, st.action, sizeof(st.action));
-        snprintf(st.message, sizeof(st.message), "%s, then run: rekey done %s", st.action, s->path);
-        utf8_trim_tail(st.message);
-        rc = rotstate_put(t, s->path, &st);
-    }
-    if (rc == 0)
-        rc = history_add(t, s->path, "finish", "ok", r.old, r.old, "rekey", "",
-                         current_again ? "not retired: it is current again (rolled back)"
-                                       : "retired the previous value",
-                         0);
-    if (rc == 0 && lock_rev != 0)
-        rc = barrier_txn_cmp(t, lk, lock_rev);
-    if (rc == 0)
-        rc = history_commit(t, NULL, err);
-    if (rc == 0) {
-        log_info(current_again ? "finished %s: v%llu is current again, not retired"
-                               : "finished %s: retired v%llu",
-                 s->path, (unsigned long long)r.old);
-        crash_point("finish");
-    }
-out:
-    barrier_txn_free(t);
-    rot_clear(&r);
-    return rc;
-}
-
-/* engine_finish of the entry s found for path. */
-static int
-finish_found(struct engine *e, const struct inv_secret *s, const char *path, int64_t now,
-             int force, struct rk_error *err)
-{
-    char fk[KEY_MAX], lk[KEY_MAX];
-    json_t *rec = NULL;
-    json_int_t due = 0;
-    int64_t lock_rev = 0;
-    int rc;
-
-    if (s == NULL)
-        return rk_error_set(err, RK_ENOTFOUND, "%s is not in the inventory", path);
-    key_of(fk, sizeof(fk), "finish", path);
-    if ((rc = json_get_record(e->br, fk, &rec, NULL, err)) != 0)
-        return rc;
-    due = json_integer_value(json_object_get(rec, "due"));
-    json_decref(rec);
-    if (!force && due > now)
-        return rk_error_set(err, RK_EBUSY, "the grace period of %s has not passed", path);
-    if ((rc = lock_acquire(e, path, 5000, &lock_rev, err)) != 0)
-        return rc;
-    rc = finish_locked(e, s, lock_rev, err);
-    {
-        struct barrier_txn *t = barrier_txn_new(e->br);
-        struct rk_error e2 = {0};
-        key_of(lk, sizeof(lk), "lock", path);
-        if (t != NULL && barrier_txn_cmp(t, lk, lock_rev) == 0 && barrier_txn_del(t, lk) == 0)
-            (void)barrier_txn_commit(t, NULL, &e2);
-        barrier_txn_free(t);
-    }
-    return rc;
-}
-
-int
-engine_finish(struct engine *e, const char *path, int64_t now, int force, struct rk_error *err)
-{
-    struct entry_ref ref;
-    int rc;
-
-    if ((rc = engine_entry_find(e->kv, e->inv, path, &ref, err)) != 0)
-        return rc;
-    rc = finish_found(e, ref.s, path, now, force, err);
-    entry_ref_release(&ref);
-    return rc;
-}
-
-struct finish_iter {
-    struct engine *e;
-    finish_cb cb;
-    void *arg;
-};
-
-static int
-finish_iter_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
-{
-    struct finish_iter *fi = arg;
-    const char *path = key + strlen("rot/finish/");
-    json_t *rec = NULL;
-    struct rk_error e2 = {0};
-    int64_t due;
-
-    (void)val;
-    (void)vlen;
-    (void)rev;
-    if (json_get_record(fi->e->br, key, &rec, NULL, &e2) != 0)
-        return 0;
-    due = json_integer_value(json_object_get(rec, "due"));
-    json_decref(rec);
-    return fi->cb(fi->arg, path, due);
-}
-
-int
-engine_pending_finishes(struct engine *e, finish_cb cb, void *arg, struct rk_error *err)
-{
-    struct finish_iter fi = {e, cb, arg};
-
-    return barrier_list(e->br, "rot/finish/", NULL, 0, finish_iter_cb, &fi, err);
-}
-
-int
-engine_action(struct engine *e, const char *path, char *buf, size_t len, struct rk_error *err)
-{
-    struct rot_state st;
-    int rc;
-
-    if ((rc = rotstate_get(e->br, path, &st, err)) != 0 || st.state != ROT_ACTION_REQUIRED)
-        return rc == 0 || rc == -RK_ENOTFOUND
-                   ? rk_error_set(err, RK_ENOTFOUND, "%s has no open action-required item", path)
-                   : rc;
-    snprintf(buf, len, "%s", st.action[0] != '\0' ? st.action : st.message);
-    return 0;
-}
-
-int
-engine_done(struct engine *e, const char *path, const char *author, struct rk_error *err)
-{
-    struct rot_state st;
-    struct barrier_txn *t;
-    int rc;
-
-    if ((rc = rotstate_get(e->br, path, &st, err)) != 0 || st.state != ROT_ACTION_REQUIRED)
-        return rc == 0 || rc == -RK_ENOTFOUND
-                   ? rk_error_set(err, RK_ENOTFOUND, "%s has no open action-required item", path)
-                   : rc;
-    t = barrier_txn_new(e->br);
-    if (t == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    memset(&st, 0, sizeof(st));
-    st.state = ROT_IDLE;
-    rc = rotstate_put(t, path, &st);
-    if (rc == 0)
-        rc =
-            history_add(t, path, "done", "ok", 0, 0, author, "", "action confirmed by a person", 0);
-    if (rc == 0)
-        rc = history_commit(t, NULL, err);
-    barrier_txn_free(t);
-    return rc;
-}
-
-struct hist_iter {
-    struct engine *e;
-    history_cb cb;
-    void *arg;
-};
-
-static int
-hist_iter_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
-{
-    struct hist_iter *hi = arg;
-    struct rot_event ev;
-    json_t *rec = NULL;
-    struct rk_error e2 = {0};
-    const char *op = "", *result = "", *author = "", *reason = "", *msg = "";
-    json_int_t t = 0, from = 0, to = 0, dur = 0;
-
-    (void)val;
-    (void)vlen;
-    (void)rev;
-    if (json_get_record(hi->e->br, key, &rec, NULL, &e2) != 0)
-        return 0;
-    memset(&ev, 0, sizeof(ev));
-    json_unpack(rec, "{s?I, s?s, s?s, s?I, s?I, s?s, s?s, s?s, s?I}", "time", &t, "op", &op,
-                "result", &result, "from", &from, "to", &to, "author", &author, "reason", &reason,
-                "message", &msg, "duration_ms", &dur);
-    ev.time_us = t;
-    snprintf(ev.op, sizeof(ev.op), "%s", op);
-    snprintf(ev.result, sizeof(ev.result), "%s", result);
-    ev.from_version = (uint64_t)from;
-    ev.to_version = (uint64_t)to;
-    snprintf(ev.author, sizeof(ev.author), "%s", author);
-    snprintf(ev.reason, sizeof(ev.reason), "%s", reason);
-    snprintf(ev.message, sizeof(ev.message), "%s", msg);
-    ev.duration_ms = dur;
-    json_decref(rec);
-    return hi->cb(hi->arg, &ev);
-}
-
-int
-engine_history(struct engine *e, const char *path, history_cb cb, void *arg, struct rk_error *err)
-{
-    char prefix[KEY_MAX];
-    struct hist_iter hi = {e, cb, arg};
-
-    snprintf(prefix, sizeof(prefix), "rot/history/%s ", path);
-    return barrier_list(e->br, prefix, NULL, 0, hist_iter_cb, &hi, err);
 }
