@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "engine/inventory.h"
+#include "util/testsw.h"
 #include "secrets/kv.h"
 #include "store/backend.h"
 #include "store/barrier.h"
@@ -232,7 +233,9 @@ main(int argc, char **argv)
             print_main_help(stdout);
             return CLI_OK;
         } else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-version") == 0) {
-            printf("rekey %s\n", REKEY_VERSION);
+            printf("rekey %s%s\n", REKEY_VERSION,
+                   test_switches_built() ? " (test build: REKEY_NOW, REKEY_CRASH_AT, REKEY_FAULT on)"
+                                         : "");
             return CLI_OK;
         } else {
             fprintf(stderr, "rekey: unknown global option '%s'; run 'rekey --help'\n", argv[i]);
