@@ -38,16 +38,15 @@
  * accepted; 401, 403, another 4xx or a blocked key = rejected (undo, current kept); no answer,
  * a timeout, 408, 429 or 5xx = unavailable (the candidate stays pending).
  *
- * Keys live in struct secret only: headers are built in the secure heap and handed to
- * util/httpc; URLs hold no secret (ids only); a provider's error body is never shown (OpenAI's
- * quotes part of the key), only its status and a short error code. Base URLs default to the
- * real ones and are per-entry settings, so tests point them at a local server. */
+ * The requests themselves, one function per endpoint, are in provider-api.c: keys live in
+ * struct secret only, headers are built in the secure heap and handed to util/httpc, URLs hold
+ * no secret (ids only), and a provider's error body is never shown (OpenAI's quotes part of the
+ * key), only its status and a short error code. Base URLs default to the real ones and are
+ * per-entry settings, so tests point them at a local server. */
 #include "rotators/provider-key.h"
 
 #include <ctype.h>
-#include <jansson.h>
 #include <regex.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,25 +54,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
+#include "rotators/provider-api.h"
 #include "rotators/rotator.h"
 #include "util/enc.h"
 #include "util/ere.h"
-#include "util/httpc.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
 
 #define PK_KEY_MAX 4096 /* bytes of a key; real ones are 50..200 */
-#define PK_ID_MAX 128   /* bytes of a provider's id (project, team, account, key) */
-#define PK_URL_MAX 1024 /* bytes of a request URL */
-#define PK_PAGES_MAX 50 /* pages of a key listing (Anthropic) */
-#define ANTHROPIC_VERSION "2023-06-01"
 
-/* One row per provider; the `provider` choices list the same names in this order. */
-enum pk_prov { PK_OPENAI = 0, PK_ANTHROPIC, PK_XAI };
-
+/* One row per provider (enum pk_prov's order); the `provider` choices list the same names. */
 static const struct pk_provider {
     const char *name, *label;
     const char *pattern; /* the default: prefix and character set, no exact length */
@@ -106,14 +97,14 @@ enum pk_source { PK_PERSON = 0, PK_OPENAI_ADMIN, PK_XAI_MANAGEMENT, PK_ANTHROPIC
 
 /* An entry's settings, read once per step (borrowed from the entry). */
 struct pk_conf {
+    struct pk_api api; /* where and how to call the provider (provider-api.h) */
     const struct pk_provider *p;
     enum pk_prov prov;
     enum pk_source source;
-    const char *path;
-    const char *base_url, *admin_base_url, *mgmt_base_url, *console;
+    const char *path, *console;
     const char *key_path, *key_field; /* the admin (or management) key in rekey */
     const char *project_id, *team_id, *acls;
-    int64_t timeout_ms, propagation_ms;
+    int64_t propagation_ms;
 };
 
 /* ---- small helpers ---- */
@@ -130,41 +121,6 @@ provider_of(const struct inv_secret *s, enum pk_prov *idx)
             return &providers[i];
         }
     return NULL;
-}
-
-/* 1 for an id a provider gives (proj_…, svc_acct_…, apikey_…, a UUID): it goes into URL paths. */
-static int
-id_ok(const char *id)
-{
-    size_t n = id != NULL ? strlen(id) : 0;
-
-    if (n == 0 || n > PK_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)id[i]) && strchr("_-.:", id[i]) == NULL)
-            return 0;
-    return 1;
-}
-
-/* A base URL without its trailing slashes, into buf. */
-static void url_join(char *buf, size_t len, const char *base, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void
-url_join(char *buf, size_t len, const char *base, const char *fmt, ...)
-{
-    size_t n = strlen(base);
-    va_list ap;
-    int w;
-
-    while (n > 0 && base[n - 1] == '/')
-        n--;
-    w = snprintf(buf, len, "%.*s", (int)n, base);
-    if (w < 0 || (size_t)w >= len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf + w, len - (size_t)w, fmt, ap);
-    va_end(ap);
 }
 
 /* The value's fingerprint for a message: "fingerprint hmac:…", or why there is none. */
@@ -209,19 +165,22 @@ pk_conf_load(const struct inv_secret *s, struct pk_conf *cf, struct rk_error *er
     cf->path = s->path;
     if ((cf->p = provider_of(s, &cf->prov)) == NULL)
         return rk_error_set(err, RK_ECONFIG, "provider: expected openai|anthropic|xai");
-    cf->base_url = inv_param(s, "base_url");
-    cf->admin_base_url = inv_param(s, "admin_base_url");
-    cf->mgmt_base_url = inv_param(s, "management_base_url");
+    cf->api.prov = cf->prov;
+    cf->api.label = cf->p->label;
+    cf->api.path = s->path;
+    cf->api.base_url = inv_param(s, "base_url");
+    cf->api.admin_base_url = inv_param(s, "admin_base_url");
+    cf->api.mgmt_base_url = inv_param(s, "management_base_url");
     cf->console = inv_param(s, "console");
     cf->project_id = inv_param(s, "project_id");
     cf->team_id = inv_param(s, "team_id");
     cf->acls = inv_param(s, "acls");
-    if (cf->base_url == NULL)
-        cf->base_url = cf->p->base_url;
-    if (cf->admin_base_url == NULL)
-        cf->admin_base_url = cf->base_url;
-    if (cf->mgmt_base_url == NULL)
-        cf->mgmt_base_url = XAI_MANAGEMENT_URL;
+    if (cf->api.base_url == NULL)
+        cf->api.base_url = cf->p->base_url;
+    if (cf->api.admin_base_url == NULL)
+        cf->api.admin_base_url = cf->api.base_url;
+    if (cf->api.mgmt_base_url == NULL)
+        cf->api.mgmt_base_url = XAI_MANAGEMENT_URL;
     if (cf->console == NULL)
         cf->console = cf->p->console;
     has_admin = inv_param(s, "admin_key_path") != NULL;
@@ -257,10 +216,10 @@ pk_conf_load(const struct inv_secret *s, struct pk_conf *cf, struct rk_error *er
                                        "the keys belong to)"
                                      : "management_key_path: required with team_id (the "
                                        "management key that creates the keys)");
-    if (has_project && !id_ok(cf->project_id))
+    if (has_project && !pk_id_ok(cf->project_id))
         return rk_error_set(err, RK_ECONFIG,
                             "project_id: 1..%d letters, digits, '_', '-', '.' or ':'", PK_ID_MAX);
-    if (has_team && !id_ok(cf->team_id))
+    if (has_team && !pk_id_ok(cf->team_id))
         return rk_error_set(err, RK_ECONFIG, "team_id: 1..%d letters, digits, '_', '-', '.' or ':'",
                             PK_ID_MAX);
     if (cf->prov == PK_XAI) {
@@ -286,7 +245,7 @@ pk_conf_load(const struct inv_secret *s, struct pk_conf *cf, struct rk_error *er
         cf->source = PK_PERSON;
     if (inv_param_duration(s, "timeout", 30, &t) != 0 || t < 1 || t > 300)
         return rk_error_set(err, RK_ECONFIG, "timeout: expected 1s..300s");
-    cf->timeout_ms = t * 1000;
+    cf->api.timeout_ms = t * 1000;
     if (inv_param_duration(s, "propagation_timeout", 120, &t) != 0 || t < 1 || t > 600)
         return rk_error_set(err, RK_ECONFIG, "propagation_timeout: expected 1s..600s");
     cf->propagation_ms = t * 1000;
@@ -393,142 +352,7 @@ provider_key_validate(const struct inv_secret *s, const struct secret *v, const 
     return 0;
 }
 
-int
-provider_key_hint_match(const char *hint, const struct secret *key)
-{
-    const char *dots = hint != NULL ? strstr(hint, "...") : NULL;
-    size_t head, tail;
-
-    if (dots == NULL || key == NULL || (head = (size_t)(dots - hint)) == 0)
-        return 0;
-    tail = strlen(dots + 3);
-    if (key->len < head + tail)
-        return 0;
-    return CRYPTO_memcmp(key->data, hint, head) == 0 &&
-           CRYPTO_memcmp(key->data + key->len - tail, dots + 3, tail) == 0;
-}
-
-/* ---- HTTP ---- */
-
-enum pk_auth { PK_AUTH_BEARER = 0, PK_AUTH_ANTHROPIC };
-
-/* One request with key as the credential (Authorization: Bearer, or Anthropic's x-api-key and
- * anthropic-version); body (may be NULL) is sent as JSON and holds no secret. Returns httpc_do's
- * code; *resp is the caller's to free (httpc_resp_free). */
-static int
-pk_request(const struct pk_conf *cf, const char *method, const char *url, enum pk_auth auth,
-           const struct secret *key, json_t *body, struct httpc_resp *resp, struct rk_error *err)
-{
-    struct httpc_header h[4];
-    struct secret *bearer = NULL, *b = NULL;
-    struct httpc_req req;
-    size_t nh = 0;
-    int r;
-
-    memset(h, 0, sizeof(h));
-    memset(resp, 0, sizeof(*resp));
-    if (auth == PK_AUTH_BEARER) {
-        if ((bearer = secret_new(7 + key->len)) == NULL)
-            return rk_error_set(err, RK_ENOMEM, "out of memory");
-        memcpy(bearer->data, "Bearer ", 7);
-        memcpy(bearer->data + 7, key->data, key->len);
-        h[nh].name = "Authorization";
-        h[nh++].value = bearer;
-    } else {
-        h[nh].name = "x-api-key";
-        h[nh++].value = key;
-        h[nh].name = "anthropic-version";
-        h[nh++].plain = ANTHROPIC_VERSION;
-    }
-    h[nh].name = "Accept";
-    h[nh++].plain = "application/json";
-    if (body != NULL) {
-        char *text = json_dumps(body, JSON_COMPACT);
-        if (text == NULL || (b = secret_from(text, strlen(text))) == NULL) {
-            free(text);
-            secret_free(bearer);
-            return rk_error_set(err, RK_ENOMEM, "out of memory");
-        }
-        free(text);
-    }
-    memset(&req, 0, sizeof(req));
-    req.method = method;
-    req.url = url;
-    req.headers = h;
-    req.nheaders = nh;
-    req.body = b;
-    req.timeout_ms = cf->timeout_ms;
-    req.connect_timeout_ms =
-        cf->timeout_ms < HTTPC_DEFAULT_CONNECT_MS ? cf->timeout_ms : HTTPC_DEFAULT_CONNECT_MS;
-    r = httpc_do(&req, resp, err);
-    secret_free(bearer);
-    secret_free(b);
-    return r;
-}
-
-/* The answer's body as JSON, or NULL. */
-static json_t *
-resp_json(const struct httpc_resp *resp)
-{
-    if (resp->body == NULL || resp->len == 0 || resp->truncated)
-        return NULL;
-    return json_loadb((const char *)resp->body->data, resp->len, 0, NULL);
-}
-
-/* A short error code from a provider's error body (error.code, error.type, code), never a
- * message (OpenAI's quotes part of the key): letters, digits, '_', '-' and '.' only. */
-static void
-resp_code(const struct httpc_resp *resp, char *buf, size_t len)
-{
-    json_t *j = resp_json(resp), *e;
-    const char *c = NULL;
-
-    buf[0] = '\0';
-    if (j == NULL)
-        return;
-    e = json_object_get(j, "error");
-    if (json_is_object(e))
-        c = json_string_value(json_object_get(e, "code")) != NULL
-                ? json_string_value(json_object_get(e, "code"))
-                : json_string_value(json_object_get(e, "type"));
-    if (c == NULL)
-        c = json_string_value(json_object_get(j, "code"));
-    if (c != NULL && strlen(c) < len && strlen(c) <= 40 && strncmp(c, "sk-", 3) != 0 &&
-        strncmp(c, "xai-", 4) != 0) {
-        size_t i;
-        for (i = 0; c[i] != '\0'; i++)
-            if (!isalnum((unsigned char)c[i]) && strchr("_-.", c[i]) == NULL)
-                break;
-        if (c[i] == '\0')
-            snprintf(buf, len, "%s", c);
-    }
-    json_decref(j);
-}
-
-/* What a request's answer means (rotator.h's outcomes): 0 for 2xx; -RK_EUNAVAILABLE (no
- * answer, a timeout, 408, 429, 5xx) or -RK_EREJECTED (another status) with err saying who
- * answered what; -RK_ENOMEM / -RK_EINVAL from httpc as they are. */
-static int
-pk_outcome(const char *what, const char *method, const char *url, int rc,
-           const struct httpc_resp *resp, struct rk_error *err)
-{
-    char code[48], msg[RK_ERRMSG_MAX];
-    int o;
-
-    if (rc == -RK_ENOMEM || rc == -RK_EINVAL)
-        return rc;
-    if (rc != 0) {
-        snprintf(msg, sizeof(msg), "%s", err->msg);
-        return rk_error_set(err, RK_EUNAVAILABLE, "%s%s%s", what != NULL ? what : "",
-                            what != NULL ? ": " : "", msg);
-    }
-    if ((o = httpc_outcome(0, resp->status)) == 0)
-        return 0;
-    resp_code(resp, code, sizeof(code));
-    return rk_error_set(err, -o, "%s%s%s %s answered HTTP %ld%s%s%s", what != NULL ? what : "",
-                        what != NULL ? ": " : "", method, url, resp->status, code[0] ? " (" : "",
-                        code, code[0] ? ")" : "");
-}
+/* ---- the admin key, names ---- */
 
 /* Reads the admin (or management) key named by the entry; one trailing newline is dropped. */
 static int
@@ -612,145 +436,54 @@ person_key(struct rot_ctx *c, const struct pk_conf *cf, struct secret **out, str
     return 0;
 }
 
-static int openai_delete_account(const struct pk_conf *cf, const struct secret *admin,
-                                 const char *project, const char *id, struct rk_error *err);
-static int xai_delete_key(const struct pk_conf *cf, const struct secret *mgmt, const char *id,
-                          struct rk_error *err);
-
-/* OpenAI: a new project service account; its key comes back once. */
+/* What an admin API made (OpenAI, xAI): its key as the entry's field, its ids as internal
+ * fields; checked like a person's key (an unexpected shape is deleted again). */
 static int
-openai_create(struct rot_ctx *c, const struct pk_conf *cf, struct rot_fields *out,
-              struct rk_error *err)
+made_fields(struct rot_ctx *c, const struct pk_conf *cf, struct secret *value, const char *id,
+            struct rot_fields *out, struct rk_error *err)
 {
-    struct secret *admin = NULL;
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX], name[128];
-    json_t *body = NULL, *j = NULL, *ak;
-    const char *id, *value;
+    const char *idname = cf->source == PK_OPENAI_ADMIN ? "service_account_id" : "api_key_id";
+    int r;
+
+    if ((r = provider_key_validate(c->secret, value, c->fp_key, err)) != 0) {
+        secret_free(value);
+        return rk_error_prefix(err, "the %s admin API made %s (deleted again)", cf->p->label, id);
+    }
+    /* rot_fields_set takes value, also on failure. */
+    if ((r = rot_fields_set(out, rotator_field(c->secret), value, 0, err)) != 0 ||
+        (r = rot_fields_put(out, idname, id, strlen(id), ROT_FIELD_INTERNAL, err)) != 0)
+        return r;
+    if (cf->source == PK_OPENAI_ADMIN)
+        r = rot_fields_put(out, "project_id", cf->project_id, strlen(cf->project_id),
+                           ROT_FIELD_INTERNAL, err);
+    return r;
+}
+
+/* OpenAI: a new project service account; xAI: a new key from the management API. */
+static int
+api_create(struct rot_ctx *c, const struct pk_conf *cf, struct rot_fields *out,
+           struct rk_error *err)
+{
+    struct secret *admin = NULL, *value = NULL;
+    char name[128], id[PK_ID_MAX + 1];
     struct rk_error e2 = {0};
     int r;
 
     if ((r = read_admin_key(c, cf, &admin, err)) != 0)
         return r;
     created_name(cf->path, name, sizeof(name));
-    url_join(url, sizeof(url), cf->admin_base_url, "/v1/organization/projects/%s/service_accounts",
-             cf->project_id);
-    if ((body = json_pack("{s:s}", "name", name)) == NULL) {
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
+    if (cf->source == PK_OPENAI_ADMIN)
+        r = pk_openai_create(&cf->api, admin, cf->project_id, name, &value, id, sizeof(id), err);
+    else
+        r = pk_xai_create(&cf->api, admin, cf->team_id, cf->acls, name, &value, id, sizeof(id),
+                          err);
+    if (r == 0 && (r = made_fields(c, cf, value, id, out, err)) != 0) {
+        if (cf->source == PK_OPENAI_ADMIN)
+            (void)pk_openai_delete(&cf->api, admin, cf->project_id, id, &e2);
+        else
+            (void)pk_xai_delete(&cf->api, admin, id, &e2);
     }
-    r = pk_request(cf, "POST", url, PK_AUTH_BEARER, admin, body, &resp, err);
-    if ((r = pk_outcome("creating an OpenAI service account", "POST", url, r, &resp, err)) != 0)
-        goto out;
-    j = resp_json(&resp);
-    ak = json_object_get(j, "api_key");
-    id = json_string_value(json_object_get(j, "id"));
-    value = json_string_value(json_object_get(ak, "value"));
-    if (!id_ok(id)) {
-        r = rk_error_set(err, RK_EREJECTED,
-                         "creating an OpenAI service account: POST %s answered without a usable "
-                         "service account id",
-                         url);
-        goto out;
-    }
-    if (value == NULL) {
-        r = rk_error_set(err, RK_EREJECTED,
-                         "creating an OpenAI service account: POST %s answered without "
-                         "api_key.value; service account %s was deleted again",
-                         url, id);
-        (void)openai_delete_account(cf, admin, cf->project_id, id, &e2);
-        goto out;
-    }
-    if ((r = rot_fields_put(out, rotator_field(c->secret), value, strlen(value), 0, err)) != 0 ||
-        (r = rot_fields_put(out, "service_account_id", id, strlen(id), ROT_FIELD_INTERNAL, err)) !=
-            0 ||
-        (r = rot_fields_put(out, "project_id", cf->project_id, strlen(cf->project_id),
-                            ROT_FIELD_INTERNAL, err)) != 0)
-        goto out;
-    if ((r = provider_key_validate(c->secret, rot_fields_get(out, rotator_field(c->secret)),
-                                   c->fp_key, err)) != 0) {
-        rk_error_prefix(err, "the OpenAI admin API made service account %s (deleted again)", id);
-        (void)openai_delete_account(cf, admin, cf->project_id, id, &e2);
-        goto out;
-    }
-    log_info("%s: created OpenAI service account %s in project %s", cf->path, id, cf->project_id);
-out:
-    json_decref(j);
-    json_decref(body);
-    httpc_resp_free(&resp);
     secret_free(admin);
-    return r;
-}
-
-/* xAI: a new API key through the management API; its value comes back once. */
-static int
-xai_create(struct rot_ctx *c, const struct pk_conf *cf, struct rot_fields *out,
-           struct rk_error *err)
-{
-    struct secret *mgmt = NULL;
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX], name[128];
-    json_t *body = NULL, *acls = NULL, *j = NULL;
-    const char *id, *value, *p;
-    struct rk_error e2 = {0};
-    int r;
-
-    if ((r = read_admin_key(c, cf, &mgmt, err)) != 0)
-        return r;
-    created_name(cf->path, name, sizeof(name));
-    if ((acls = json_array()) == NULL) {
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (p = cf->acls != NULL ? cf->acls : "api-key:model:*,api-key:endpoint:*"; *p != '\0';) {
-        size_t n = strcspn(p, ",");
-        if (n > 0 && json_array_append_new(acls, json_stringn(p, n)) != 0) {
-            r = rk_error_set(err, RK_ENOMEM, "out of memory");
-            goto out;
-        }
-        p += n + (p[n] == ',');
-    }
-    if ((body = json_pack("{s:s, s:O}", "name", name, "acls", acls)) == NULL) {
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    url_join(url, sizeof(url), cf->mgmt_base_url, "/auth/teams/%s/api-keys", cf->team_id);
-    r = pk_request(cf, "POST", url, PK_AUTH_BEARER, mgmt, body, &resp, err);
-    if ((r = pk_outcome("creating an xAI API key", "POST", url, r, &resp, err)) != 0)
-        goto out;
-    j = resp_json(&resp);
-    id = json_string_value(json_object_get(j, "apiKeyId"));
-    value = json_string_value(json_object_get(j, "apiKey"));
-    if (!id_ok(id)) {
-        r = rk_error_set(err, RK_EREJECTED,
-                         "creating an xAI API key: POST %s answered without a usable apiKeyId",
-                         url);
-        goto out;
-    }
-    if (value == NULL) {
-        r = rk_error_set(err, RK_EREJECTED,
-                         "creating an xAI API key: POST %s answered without apiKey; key %s was "
-                         "deleted again",
-                         url, id);
-        (void)xai_delete_key(cf, mgmt, id, &e2);
-        goto out;
-    }
-    if ((r = rot_fields_put(out, rotator_field(c->secret), value, strlen(value), 0, err)) != 0 ||
-        (r = rot_fields_put(out, "api_key_id", id, strlen(id), ROT_FIELD_INTERNAL, err)) != 0)
-        goto out;
-    if ((r = provider_key_validate(c->secret, rot_fields_get(out, rotator_field(c->secret)),
-                                   c->fp_key, err)) != 0) {
-        rk_error_prefix(err, "the xAI management API made key %s (deleted again)", id);
-        (void)xai_delete_key(cf, mgmt, id, &e2);
-        goto out;
-    }
-    log_info("%s: created xAI API key %s in team %s", cf->path, id, cf->team_id);
-out:
-    json_decref(j);
-    json_decref(body);
-    json_decref(acls);
-    httpc_resp_free(&resp);
-    secret_free(mgmt);
     return r;
 }
 
@@ -765,10 +498,8 @@ pk_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err)
         return r;
     /* A key handed in by a person is used even where an API could make one (an outage of the
      * admin API, a key made by hand on purpose); it has no id, so a person retires it. */
-    if (cf.source == PK_OPENAI_ADMIN && !input_given(c->input))
-        return openai_create(c, &cf, out, err);
-    if (cf.source == PK_XAI_MANAGEMENT && !input_given(c->input))
-        return xai_create(c, &cf, out, err);
+    if ((cf.source == PK_OPENAI_ADMIN || cf.source == PK_XAI_MANAGEMENT) && !input_given(c->input))
+        return api_create(c, &cf, out, err);
     if ((r = person_key(c, &cf, &v, err)) != 0)
         return r;
     if ((r = provider_key_validate(c->secret, v, c->fp_key, err)) != 0) {
@@ -781,55 +512,6 @@ pk_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err)
 
 /* ---- the check at the provider ---- */
 
-/* xAI: GET /v1/api-key with key. 0 when it answers and neither the key nor its team is
- * blocked or disabled; *blocked = 1 when it answered that it is. */
-static int
-xai_check(const struct pk_conf *cf, const struct secret *key, int *blocked, struct rk_error *err)
-{
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX];
-    json_t *j = NULL;
-    int r;
-
-    *blocked = 0;
-    url_join(url, sizeof(url), cf->base_url, "/v1/api-key");
-    r = pk_request(cf, "GET", url, PK_AUTH_BEARER, key, NULL, &resp, err);
-    if ((r = pk_outcome(NULL, "GET", url, r, &resp, err)) == 0) {
-        j = resp_json(&resp);
-        if (j == NULL)
-            r = rk_error_set(err, RK_EREJECTED, "GET %s answered %ld without key details", url,
-                             resp.status);
-        else if (json_is_true(json_object_get(j, "api_key_blocked")) ||
-                 json_is_true(json_object_get(j, "api_key_disabled")) ||
-                 json_is_true(json_object_get(j, "team_blocked"))) {
-            *blocked = 1;
-            r = rk_error_set(err, RK_EREJECTED, "GET %s says the key is %s", url,
-                             json_is_true(json_object_get(j, "team_blocked")) ? "blocked (its team)"
-                             : json_is_true(json_object_get(j, "api_key_blocked")) ? "blocked"
-                                                                                   : "disabled");
-        }
-    }
-    json_decref(j);
-    httpc_resp_free(&resp);
-    return r;
-}
-
-/* OpenAI and Anthropic: GET /v1/models, which lists models and spends no tokens. */
-static int
-models_check(const struct pk_conf *cf, const struct secret *key, struct rk_error *err)
-{
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX];
-    int r;
-
-    url_join(url, sizeof(url), cf->base_url, "/v1/models");
-    r = pk_request(cf, "GET", url, cf->prov == PK_ANTHROPIC ? PK_AUTH_ANTHROPIC : PK_AUTH_BEARER,
-                   key, NULL, &resp, err);
-    r = pk_outcome(NULL, "GET", url, r, &resp, err);
-    httpc_resp_free(&resp);
-    return r;
-}
-
 static int
 pk_test(struct rot_ctx *c, struct rk_error *err)
 {
@@ -841,8 +523,7 @@ pk_test(struct rot_ctx *c, struct rk_error *err)
     if (c->new_value == NULL)
         return rk_error_set(err, RK_EREJECTED, "%s: the candidate has no %s field", cf.path,
                             rotator_field(c->secret));
-    r = cf.prov == PK_XAI ? xai_check(&cf, c->new_value, &blocked, err)
-                          : models_check(&cf, c->new_value, err);
+    r = pk_api_check(&cf.api, c->new_value, &blocked, err);
     if (r == -RK_EREJECTED)
         return rk_error_prefix(err, "%s refused the new key", cf.p->label);
     if (r == -RK_EUNAVAILABLE)
@@ -871,7 +552,7 @@ pk_apply(struct rot_ctx *c, struct rk_error *err)
 
         checks++;
         rk_error_clear(err);
-        if ((r = xai_check(&cf, c->new_value, &blocked, err)) == 0) {
+        if ((r = pk_api_check(&cf.api, c->new_value, &blocked, err)) == 0) {
             log_info("%s: the new xAI key is live after %d check%s (%lld ms)", cf.path, checks,
                      checks == 1 ? "" : "s", (long long)(time_mono_ms() - start));
             return 0;
@@ -894,52 +575,6 @@ pk_apply(struct rot_ctx *c, struct rk_error *err)
 }
 
 /* ---- undo and retire ---- */
-
-static int
-openai_delete_account(const struct pk_conf *cf, const struct secret *admin, const char *project,
-                      const char *id, struct rk_error *err)
-{
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX];
-    int r;
-
-    if (!id_ok(project) || !id_ok(id))
-        return rk_error_set(err, RK_ECORRUPT, "%s: a stored OpenAI id is not usable", cf->path);
-    url_join(url, sizeof(url), cf->admin_base_url,
-             "/v1/organization/projects/%s/service_accounts/%s", project, id);
-    r = pk_request(cf, "DELETE", url, PK_AUTH_BEARER, admin, NULL, &resp, err);
-    if (r == 0 && resp.status == 404) {
-        log_info("%s: OpenAI service account %s is gone already", cf->path, id);
-        r = 0;
-    } else if ((r = pk_outcome("deleting an OpenAI service account", "DELETE", url, r, &resp,
-                               err)) == 0) {
-        log_info("%s: deleted OpenAI service account %s", cf->path, id);
-    }
-    httpc_resp_free(&resp);
-    return r;
-}
-
-static int
-xai_delete_key(const struct pk_conf *cf, const struct secret *mgmt, const char *id,
-               struct rk_error *err)
-{
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX];
-    int r;
-
-    if (!id_ok(id))
-        return rk_error_set(err, RK_ECORRUPT, "%s: a stored xAI key id is not usable", cf->path);
-    url_join(url, sizeof(url), cf->mgmt_base_url, "/auth/api-keys/%s", id);
-    r = pk_request(cf, "DELETE", url, PK_AUTH_BEARER, mgmt, NULL, &resp, err);
-    if (r == 0 && resp.status == 404) {
-        log_info("%s: xAI key %s is gone already", cf->path, id);
-        r = 0;
-    } else if ((r = pk_outcome("deleting an xAI API key", "DELETE", url, r, &resp, err)) == 0) {
-        log_info("%s: deleted xAI key %s", cf->path, id);
-    }
-    httpc_resp_free(&resp);
-    return r;
-}
 
 /* Deletes what the admin API made for the version whose fields are f (a service account, an
  * xAI key). *none = 1 when f holds no id (a person made that key). */
@@ -965,11 +600,11 @@ delete_made(struct rot_ctx *c, const struct pk_conf *cf, const struct rot_fields
     if ((r = read_admin_key(c, cf, &admin, err)) != 0)
         return r;
     if (cf->source == PK_OPENAI_ADMIN)
-        r = openai_delete_account(cf, admin,
-                                  project != NULL ? (const char *)project->data : cf->project_id,
-                                  (const char *)id->data, err);
+        r = pk_openai_delete(&cf->api, admin,
+                             project != NULL ? (const char *)project->data : cf->project_id,
+                             (const char *)id->data, err);
     else
-        r = xai_delete_key(cf, admin, (const char *)id->data, err);
+        r = pk_xai_delete(&cf->api, admin, (const char *)id->data, err);
     secret_free(admin);
     return r;
 }
@@ -988,87 +623,30 @@ pk_unapply(struct rot_ctx *c, struct rk_error *err)
     return delete_made(c, &cf, c->new_fields, &none, err);
 }
 
-/* Anthropic: finds the old key among the organization's keys by its partial hint and sets it
+/* Anthropic: the old key, found among the organization's keys by its partial hint, is set
  * inactive. -RK_EACTION when no key or several keys fit the hint. */
 static int
-anthropic_deactivate(struct rot_ctx *c, const struct pk_conf *cf, const char *fp,
-                     struct rk_error *err)
+anthropic_retire(struct rot_ctx *c, const struct pk_conf *cf, const char *fp, struct rk_error *err)
 {
     struct secret *admin = NULL;
-    struct httpc_resp resp = {0};
-    char url[PK_URL_MAX], after[PK_ID_MAX + 1] = "", id[PK_ID_MAX + 1] = "";
-    char status[32] = "";
-    json_t *j = NULL, *body = NULL, *data, *k;
-    int r, matches = 0, more = 1;
-    size_t i;
+    char id[PK_ID_MAX + 1], status[32];
+    int r, matches = 0;
 
     if ((r = read_admin_key(c, cf, &admin, err)) != 0)
         return r;
-    for (int page = 0; more && page < PK_PAGES_MAX; page++) {
-        if (after[0] != '\0')
-            url_join(url, sizeof(url), cf->admin_base_url,
-                     "/v1/organizations/api_keys?limit=100&after_id=%s", after);
-        else
-            url_join(url, sizeof(url), cf->admin_base_url, "/v1/organizations/api_keys?limit=100");
-        r = pk_request(cf, "GET", url, PK_AUTH_ANTHROPIC, admin, NULL, &resp, err);
-        if ((r = pk_outcome("listing Anthropic API keys", "GET", url, r, &resp, err)) != 0)
-            goto out;
-        j = resp_json(&resp);
-        data = json_object_get(j, "data");
-        if (!json_is_array(data)) {
-            r = rk_error_set(err, RK_EREJECTED,
-                             "listing Anthropic API keys: GET %s answered without data", url);
-            goto out;
-        }
-        json_array_foreach(data, i, k)
-        {
-            const char *hint = json_string_value(json_object_get(k, "partial_key_hint"));
-            const char *kid = json_string_value(json_object_get(k, "id"));
-            const char *st = json_string_value(json_object_get(k, "status"));
-            if (!provider_key_hint_match(hint, c->old_value) || !id_ok(kid))
-                continue;
-            if (++matches == 1) {
-                snprintf(id, sizeof(id), "%s", kid);
-                snprintf(status, sizeof(status), "%s", st != NULL ? st : "");
-            }
-        }
-        more = json_is_true(json_object_get(j, "has_more"));
-        if (more) {
-            const char *last = json_string_value(json_object_get(j, "last_id"));
-            if (!id_ok(last))
-                more = 0;
-            else
-                snprintf(after, sizeof(after), "%s", last);
-        }
-        json_decref(j);
-        j = NULL;
-        httpc_resp_free(&resp);
-    }
-    if (matches != 1) {
+    r = pk_anthropic_find(&cf->api, admin, c->old_value, &matches, id, sizeof(id), status,
+                          sizeof(status), err);
+    if (r == 0 && matches != 1) {
         log_warn("%s: the Anthropic Admin API lists %s key whose hint fits the old one (%s)",
                  cf->path, matches == 0 ? "no" : "more than one", fp);
         r = rk_error_set(err, RK_EACTION, "deactivate the old Anthropic key (%s) at %s", fp,
                          cf->console);
-        goto out;
-    }
-    if (strcmp(status, "active") != 0) {
+    } else if (r == 0 && strcmp(status, "active") != 0) {
         log_info("%s: Anthropic key %s is %s already", cf->path, id,
                  status[0] != '\0' ? status : "not active");
-        r = 0;
-        goto out;
+    } else if (r == 0) {
+        r = pk_anthropic_deactivate(&cf->api, admin, id, err);
     }
-    url_join(url, sizeof(url), cf->admin_base_url, "/v1/organizations/api_keys/%s", id);
-    if ((body = json_pack("{s:s}", "status", "inactive")) == NULL) {
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    r = pk_request(cf, "POST", url, PK_AUTH_ANTHROPIC, admin, body, &resp, err);
-    if ((r = pk_outcome("deactivating an Anthropic API key", "POST", url, r, &resp, err)) == 0)
-        log_info("%s: set Anthropic key %s inactive", cf->path, id);
-out:
-    json_decref(j);
-    json_decref(body);
-    httpc_resp_free(&resp);
     secret_free(admin);
     return r;
 }
@@ -1101,7 +679,7 @@ pk_retire(struct rot_ctx *c, struct rk_error *err)
     if (c->fp_key == NULL || fingerprint(c->fp_key, c->old_value->data, c->old_value->len, fp) != 0)
         snprintf(fp, sizeof(fp), "v%llu", (unsigned long long)c->old_version);
     if (cf.source == PK_ANTHROPIC_ADMIN)
-        return anthropic_deactivate(c, &cf, fp, err);
+        return anthropic_retire(c, &cf, fp, err);
     if ((r = delete_made(c, &cf, c->old_fields, &none, err)) != 0 || !none)
         return r;
     return rk_error_set(err, RK_EACTION, "revoke the old %s key (%s) at %s", cf.p->label, fp,

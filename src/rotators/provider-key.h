@@ -1,6 +1,6 @@
-/* provider-key.h: the parts of kind provider-key (provider-key.c) that the unit tests reach
- * directly: the check of a new key before anything is stored, and the match of a key against
- * the partial hint a provider lists of it. */
+/* provider-key.h: the part of kind provider-key (provider-key.c) that the unit tests reach
+ * directly: the check of a new key before anything is stored. (The providers' endpoints and the
+ * partial-hint match are in provider-api.h.) */
 #ifndef REKEY_ROTATORS_PROVIDER_KEY_H
 #define REKEY_ROTATORS_PROVIDER_KEY_H
 
@@ -18,10 +18,5 @@ struct fp_key;
  * never the value. */
 int provider_key_validate(const struct inv_secret *s, const struct secret *v,
                           const struct fp_key *fpk, struct rk_error *err);
-
-/* 1 when key fits hint, a provider's partial key as listed by its admin API ("sk-ant-api03-R2D
- * ...igAA": the head before "...", the tail after it), else 0 (also for a hint without "..."
- * or with an empty head). Never logs. */
-int provider_key_hint_match(const char *hint, const struct secret *key);
 
 #endif

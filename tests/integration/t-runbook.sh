@@ -8,8 +8,8 @@
 # and the prompts are answered); the YAML blocks of "Letting rekey make the keys" replace the
 # example's entries. Then the claims around the blocks are checked (the console URL shown before
 # the prompt, pending then promoted, the action items, the admin APIs deleting exactly the old
-# keys, "8 rotated, 0 failed, 0 skipped"), and no key or password appears in any output, log or
-# transcript of the run.
+# keys, "8 rotated, 0 failed, 0 pending, 0 skipped"), and no key or password appears in any
+# output, log or transcript of the run.
 source "$REKEY_TOP/tests/integration/lib.sh"
 PY=/usr/bin/python3
 SRV=$REKEY_TOP/tests/provider-server.py
@@ -246,7 +246,7 @@ for note in block-*.note; do
     "rekey rotate --due"$'\n'*)
       expect_in "$block.out" "Rotate 8 secrets now? [y/N]"
       expect_in "$block.out" "create a new Anthropic API key at https://console.anthropic.com/settings/keys"
-      expect_in "$block.out" "8 rotated, 0 failed, 0 skipped"
+      expect_in "$block.out" "8 rotated, 0 failed, 0 pending, 0 skipped"
       ! grep -q "New value for $P/openai\|New value for $P/xai" "$block.out" || fail "an admin-API entry asked a person"
       ;;
   esac

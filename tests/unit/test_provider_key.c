@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "rotators/provider-api.h"
 #include "rotators/provider-key.h"
 #include "rotators/rotator.h"
 #include "util/enc.h"
