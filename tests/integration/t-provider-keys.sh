@@ -15,6 +15,8 @@
 # - Anthropic with an admin key: the old key is found by its partial hint (across pages) and set
 #   inactive;
 # - revoke retires the old key at once (API, or action-required with the console URL);
+# - through the API (the CLI as a client): needs_input per entry, a key in the rotate body
+#   checked and promoted;
 # - no key appears in any output, log, the provider's state, a process's argv (ps while a
 #   rotation waits, and from a hook) or a hook's environment.
 source "$REKEY_TOP/tests/integration/lib.sh"
@@ -343,6 +345,38 @@ run revoke-a "$REKEY" revoke $A --from-stdin <a3.secret
 [ $rc -eq 0 ] || { cat revoke-a.err; fail "revoke of the Anthropic key"; }
 a2id=$(known a2.secret id)
 [ "$(state 'S["deactivated"][-1]')" = "$a2id" ] || fail "revoke did not set the old Anthropic key inactive at once"
+
+# ---- through the API (the CLI as a client of a dev server): the key in the rotate body ----
+aport=$(free_port)
+TOK="pk-root-$$-$RANDOM$RANDOM"
+(unset REKEY_STORE REKEY_KEY_FILE; REKEY_DEV_ROOT_TOKEN_ID="$TOK" exec "$REKEY" server -dev \
+  -config "$dir/rekey.yaml" -dev-listen-address "127.0.0.1:$aport" >api-server.log 2>&1) &
+api_pid=$!
+trap 'kill $api_pid 2>/dev/null || true; stop_server' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$aport") 2>/dev/null && break
+  sleep 0.1
+done
+mkkey sk-proj- 150 k7.secret
+ctl add_key provider=openai key=@k7.secret >/dev/null
+export REKEY_ADDR=http://127.0.0.1:$aport REKEY_TOKEN=$TOK
+run api-status "$REKEY" status --json
+$PY - <<'PY' || fail "needs_input per entry"
+import json
+st = {e["path"]: e for e in json.load(open("api-status.out"))}
+assert st["secret/gw/openai"]["needs_input"] is True, st["secret/gw/openai"]
+assert st["secret/gw/xai"]["needs_input"] is False, st["secret/gw/xai"]
+PY
+run api-refused "$REKEY" rotate $O --from-file bad-admin.secret
+[ $rc -ne 0 ] || fail "the API accepted an admin key"
+grep -q "OpenAI admin key" api-refused.err || { cat api-refused.err; fail "the API's refusal does not say why"; }
+run api-rot "$REKEY" rotate $O --from-file k7.secret
+[ $rc -eq 0 ] || { cat api-rot.out api-rot.err; fail "a key through the API was not promoted"; }
+[ "$("$REKEY" kv get -field=api_key $O)" = "$(cat k7.secret)" ] || fail "the API did not store the key"
+unset REKEY_ADDR REKEY_TOKEN
+kill $api_pid 2>/dev/null || true
+wait $api_pid 2>/dev/null || true
+trap 'stop_server' EXIT
 
 # ---- no key anywhere but in the store and the consumers ----
 for p in $OA $X; do
