@@ -54,6 +54,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "rotators/provider-api.h"
 #include "rotators/rotator.h"
 #include "util/enc.h"
@@ -274,7 +276,7 @@ has_prefix(const struct secret *v, const char *prefix)
 {
     size_t n = strlen(prefix);
 
-    return v->len >= n && memcmp(v->data, prefix, n) == 0;
+    return v->len >= n && CRYPTO_memcmp(v->data, prefix, n) == 0;
 }
 
 /* The provider whose keys look like v (by prefix), or -1. */
