@@ -1026,6 +1026,18 @@ rotation_rotate_found(struct engine *e, const struct inv_secret *s, const char *
         return rc;
     }
     rk_error_clear(err);
+    /* A rotation ends the grace of the one before it: the value that waits to be retired is
+     * retired now, before the current one becomes previous. rot/finish names one version, and
+     * overwriting it would leave the older value live at the target (a provider key, a Redis
+     * password) for good. A rollback keeps it: it may be returning to that very version. */
+    if (r.op != ROT_OP_ROLLBACK) {
+        rc = rotation_finish_locked(e, s, r.lock_rev, err);
+        if (rc != 0 && rc != -RK_ENOTFOUND) {
+            rotation_lock_release(e, path, r.lock_rev);
+            return rc;
+        }
+        rk_error_clear(err);
+    }
     r.started_us = time_now_us();
     /* The current value is the old one. */
     {

@@ -363,6 +363,25 @@ test_rollback_within_grace(void **state)
     destroy(f);
 }
 
+/* Two rotations within one grace: the second retires the value the first left to retire (one
+ * finish record per path; overwriting it would leave that value live at the target). */
+static void
+test_rotation_within_grace(void **state)
+{
+    struct fx *f = fresh(); /* v1 current */
+    struct rk_error err = {0};
+    struct last_finish lf = {"", 0};
+    (void)state;
+
+    assert_int_equal(rotate(f, &err), 0); /* v2 current, v1 waits for the grace */
+    assert_int_equal(rotate(f, &err), 0); /* v3 current: v1 is retired now, v2 waits */
+    assert_int_equal(engine_history(f->e, PATH, on_history, &lf, &err), 0);
+    assert_int_equal(lf.finishes, 1);
+    assert_non_null(strstr(lf.message, "retired the previous value"));
+    assert_int_equal(check_invariants(f, 3), 3);
+    destroy(f);
+}
+
 /* A child rotates with REKEY_CRASH_AT=point and is killed there; the parent recovers. */
 static void
 test_crash_points(void **state)
@@ -411,6 +430,7 @@ main(void)
         cmocka_unit_test(test_fault_each_read),
         cmocka_unit_test(test_fault_same_process),
         cmocka_unit_test(test_rollback_within_grace),
+        cmocka_unit_test(test_rotation_within_grace),
         cmocka_unit_test(test_crash_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
