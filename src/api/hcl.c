@@ -2,6 +2,7 @@
  * A lexer decodes tokens into one arena (never longer than 2 * input + 16 bytes), a recursive
  * descent parser builds a tree of nodes with the line and column of each, so that the
  * interpretation (policy.c) can point every error at the exact token. */
+#include "util/enc.h"
 #include "api/hcl.h"
 
 #include <ctype.h>
@@ -118,18 +119,6 @@ is_ident_char(int c)
     return is_ident_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads 4 hex digits at lx->pos (after "\u"). */
 static int
 lx_hex4(struct lexer *lx, unsigned *out)
@@ -137,7 +126,7 @@ lx_hex4(struct lexer *lx, unsigned *out)
     unsigned v = 0;
 
     for (int i = 0; i < 4; i++) {
-        int h = lx->pos < lx->len ? hexval((unsigned char)lx->s[lx->pos]) : -1;
+        int h = lx->pos < lx->len ? hex_digit_value((unsigned char)lx->s[lx->pos]) : -1;
         if (h < 0)
             return hcl_perr(lx->err, RK_EINVAL, lx->line, lx->col,
                             "expected 4 hex digits after \\u in a string");

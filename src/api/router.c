@@ -1,5 +1,6 @@
 /* router.c: route table compilation and matching, method parsing, request path checks and the
  * canonical spelling of names carried in paths (router.h). */
+#include "util/enc.h"
 #include "api/router.h"
 
 #include <stdio.h>
@@ -255,18 +256,6 @@ router_path_check(const char *path, size_t len)
     return 0;
 }
 
-static int
-hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 router_raw_path_check(const char *uri)
 {
@@ -278,7 +267,7 @@ router_raw_path_check(const char *uri)
             return -RK_EINVAL;
         if (c != '%')
             continue;
-        int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+        int hi = hex_digit_value(p[1]), lo = hi < 0 ? -1 : hex_digit_value(p[2]);
         if (hi < 0 || lo < 0)
             return -RK_EINVAL;
         int v = hi * 16 + lo;

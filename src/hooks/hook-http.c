@@ -17,24 +17,6 @@
 #define BODY_LOG_MAX 4095
 
 static int
-token_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static int
-is_token(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return 0;
-    for (; *s != '\0'; s++)
-        if (!token_char((unsigned char)*s))
-            return 0;
-    return 1;
-}
-
-static int
 http_check(const struct hook_def *h, struct rk_error *err)
 {
     struct rk_error e = {0};
@@ -49,10 +31,10 @@ http_check(const struct hook_def *h, struct rk_error *err)
                             "URL (URLs end up in logs); put it in a header or the body");
     if (strncmp(h->url, "http://", 7) != 0 && strncmp(h->url, "https://", 8) != 0)
         return rk_error_set(err, RK_ECONFIG, "url: expected http:// or https://");
-    if (h->method != NULL && !is_token(h->method))
+    if (h->method != NULL && !httpc_is_token(h->method))
         return rk_error_set(err, RK_ECONFIG, "method: not a valid HTTP method");
     for (size_t i = 0; i < h->nheaders; i++) {
-        if (!is_token(h->headers[i].key))
+        if (!httpc_is_token(h->headers[i].key))
             return rk_error_set(err, RK_ECONFIG, "headers: \"%s\" is not a valid header name",
                                 h->headers[i].key ? h->headers[i].key : "");
         if (h->headers[i].value == NULL || hook_template_check(h->headers[i].value, &e) != 0)
@@ -136,9 +118,9 @@ http_run(const struct hook_def *h, const struct hook_ctx *ctx, int64_t timeout_m
     }
     if (resp.status != expect) {
         hook_log_output(h, "response", resp.body->data, resp.len, resp.truncated, ctx);
-        r = rk_error_set(err, httpc_outcome(0, resp.status) == -RK_EUNAVAILABLE ? RK_EUNAVAILABLE
-                                                                                : RK_EHOOK,
-                         "expected HTTP %d, got %ld (%s %s)", expect, resp.status, method, url);
+        r = rk_error_set(
+            err, httpc_outcome(0, resp.status) == -RK_EUNAVAILABLE ? RK_EUNAVAILABLE : RK_EHOOK,
+            "expected HTTP %d, got %ld (%s %s)", expect, resp.status, method, url);
         goto out;
     }
     r = 0;

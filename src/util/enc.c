@@ -22,8 +22,8 @@ hex_encode(const unsigned char *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
-static int
-hexval(char c)
+int
+hex_digit_value(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -40,7 +40,7 @@ hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen)
     if (inlen != 2 * outlen)
         return -1;
     for (size_t i = 0; i < outlen; i++) {
-        int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
+        int hi = hex_digit_value(in[2 * i]), lo = hex_digit_value(in[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (unsigned char)(hi << 4 | lo);

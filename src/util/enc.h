@@ -26,6 +26,9 @@ struct fp_key;
 /* Writes 2*len lowercase hex chars and a NUL to out (size >= 2*len+1). */
 void hex_encode(const unsigned char *in, size_t len, char *out);
 
+/* The value of one hex digit (0-9, a-f, A-F), or -1. */
+int hex_digit_value(int c);
+
 /* Decodes 2*outlen hex chars; returns 0, or -1 on a bad char or wrong length. */
 int hex_decode(const char *in, size_t inlen, unsigned char *out, size_t outlen);
 

@@ -19,8 +19,8 @@ token_char(unsigned char c)
            (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
-static int
-is_token(const char *s)
+int
+httpc_is_token(const char *s)
 {
     if (s == NULL || *s == '\0')
         return 0;
@@ -112,7 +112,7 @@ httpc_do(const struct httpc_req *req, struct httpc_resp *resp, struct rk_error *
         (strncmp(req->url, "http://", 7) != 0 && strncmp(req->url, "https://", 8) != 0))
         return rk_error_set(err, RK_EINVAL, "%s: expected an http:// or https:// URL",
                             req->url != NULL ? req->url : "(no URL)");
-    if (!is_token(method))
+    if (!httpc_is_token(method))
         return rk_error_set(err, RK_EINVAL, "%s is not a valid HTTP method", method);
     if ((r = httpc_init(err)) != 0)
         return r;
@@ -134,7 +134,7 @@ httpc_do(const struct httpc_req *req, struct httpc_resp *resp, struct rk_error *
         size_t vl = h->value != NULL ? h->value->len : (h->plain != NULL ? strlen(h->plain) : 0);
         size_t kl;
 
-        if (!is_token(h->name) || v == NULL) {
+        if (!httpc_is_token(h->name) || v == NULL) {
             r = rk_error_set(err, RK_EINVAL, "header %zu: a name and a value are required", i);
             goto out;
         }

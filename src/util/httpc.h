@@ -50,6 +50,9 @@ struct httpc_resp {
     int64_t retry_after_s; /* a Retry-After header in seconds, else -1 */
 };
 
+/* 1 when s is an HTTP token (a method or a header name: RFC 9110 tchar), else 0. */
+int httpc_is_token(const char *s);
+
 /* Initialises libcurl once per process (thread-safe; httpc_do calls it too). Returns 0 or
  * -RK_EINTERNAL. */
 int httpc_init(struct rk_error *err);
