@@ -4,18 +4,25 @@
 # as printed against the state folder's store, and none prints the master key.
 source "$REKEY_TOP/tests/integration/lib.sh"
 PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export REKEY_RUN_DIR="$PWD/run" REKEY_RUN_LISTEN="127.0.0.1:$(free_port)" REKEY_RUN_GATEWAY_PORT=$(free_port)
+# Three distinct free ports (the server, the stand-in gateway, the dev server's stand-in gateway),
+# chosen while all three are held, so none is given twice.
+read -r p_listen p_gw p_devgw < <($PY -c 'import socket
+ss = [socket.socket() for _ in range(3)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+export REKEY_RUN_DIR="$PWD/run" REKEY_RUN_LISTEN="127.0.0.1:$p_listen"
+export REKEY_RUN_GATEWAY_PORT=$p_gw REKEY_RUN_DEV_GATEWAY_PORT=$p_devgw
 
 setsid "$REKEY_TOP/scripts/run-example" "$REKEY" "$REKEY_TOP/examples/ai-gateway.yaml" >run.log 2>&1 &
 runner=$!
 trap 'kill -TERM -- -$runner 2>/dev/null || true; wait $runner 2>/dev/null || true' EXIT
-for _ in $(seq 150); do
+for _ in $(seq 300); do
   grep -q 'rotated secret/ai-gateway/litellm/master-key' run.log && break
   grep -q 'rolled back' run.log && break
   sleep 0.2
 done
-grep -q 'rotated secret/ai-gateway/litellm/master-key v0 -> v1 (' run.log || { cat run.log; fail "make run: no successful first rotation"; }
+grep -q 'rotated secret/ai-gateway/litellm/master-key v0 -> v1 (' run.log || {
+  cat run.log; tail -20 run/dev/litellm.log 2>/dev/null; fail "make run: no successful first rotation"; }
 expect_not_in run.log "rolled back"
 grep -q 'kubectl -n ai-gateway rollout restart deployment/litellm' run/kubectl.log || fail "the stand-in kubectl was not called"
 kill -TERM -- -$runner; wait $runner || true
