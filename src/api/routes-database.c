@@ -299,8 +299,10 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
     snprintf(acl, sizeof(acl), "database/creds/%s", http_request_param(req));
     if (api_authorize(req, app, acl, CAP_READ, &ti) != 0)
         return 0;
-    if ((name = param_name(req)) == NULL)
+    if ((name = param_name(req)) == NULL) {
+        token_info_clear(&ti);
         return 0;
+    }
     if ((m = mgr_take()) == NULL) {
         token_info_clear(&ti);
         return http_respond_error(req, 503, "the lease manager is not running");

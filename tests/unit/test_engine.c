@@ -179,8 +179,7 @@ fresh(void)
 static void
 destroy(struct fx *f)
 {
-    if (f->e != NULL)
-        close_all(f);
+    close_all(f); /* also what a failed open_all left open (every *_free accepts NULL) */
     inventory_free(f->inv);
     remove_dir(f->dir);
     free(f);
