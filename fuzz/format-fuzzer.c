@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rotators/fields.h"
 #include "rotators/rotator.h"
 #include "util/err.h"
 #include "util/secret.h"
@@ -20,7 +21,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct inv_secret s;
     struct rot_ctx c;
     struct rk_error err = {0};
-    struct secret *a = NULL, *b = NULL;
+    struct rot_fields fa, fb;
+    const struct secret *a = NULL, *b = NULL;
     char *f;
     int rc, ra;
 
@@ -41,25 +43,29 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && (rc != -RK_ECONFIG || err.msg[0] == '\0'))
         abort();
     rk_error_clear(&err);
-    ra = ops->create(&c, &a, &err);
+    rot_fields_init(&fa);
+    rot_fields_init(&fb);
+    ra = ops->create(&c, &fa, &err);
     if (ra != rc)
         abort();
     if (ra != 0) {
-        if (a != NULL || err.msg[0] == '\0')
+        if (fa.n != 0 || err.msg[0] == '\0')
             abort();
     } else {
-        if (a == NULL || a->len < 8 || a->data[a->len] != '\0' ||
-            memchr(a->data, '\0', a->len) != NULL)
+        /* One field: the generated value. */
+        if (fa.n != 1 || (a = fa.v[0].value) == NULL || a->len < 8 ||
+            a->data[a->len] != '\0' || memchr(a->data, '\0', a->len) != NULL)
             abort();
         /* Literal text is copied: the value starts with the format's literal prefix. */
         size_t lit = strcspn(f, "{}");
         if (memcmp(a->data, f, lit) != 0)
             abort();
-        if (ops->create(&c, &b, &err) != 0 || b == NULL || b->len != a->len)
+        if (ops->create(&c, &fb, &err) != 0 || fb.n != 1 || (b = fb.v[0].value) == NULL ||
+            b->len != a->len)
             abort();
     }
-    secret_free(a);
-    secret_free(b);
+    rot_fields_clear(&fa);
+    rot_fields_clear(&fb);
     free(f);
     return 0;
 }
