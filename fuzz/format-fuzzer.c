@@ -53,8 +53,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     } else {
         /* One field: the generated value. */
-        if (fa.n != 1 || (a = fa.v[0].value) == NULL || a->len < 8 ||
-            a->data[a->len] != '\0' || memchr(a->data, '\0', a->len) != NULL)
+        if (fa.n != 1 || (a = fa.v[0].value) == NULL || a->len < 8 || a->data[a->len] != '\0' ||
+            memchr(a->data, '\0', a->len) != NULL)
             abort();
         /* Literal text is copied: the value starts with the format's literal prefix. */
         size_t lit = strcspn(f, "{}");

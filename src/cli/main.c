@@ -234,8 +234,9 @@ main(int argc, char **argv)
             return CLI_OK;
         } else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-version") == 0) {
             printf("rekey %s%s\n", REKEY_VERSION,
-                   test_switches_built() ? " (test build: REKEY_NOW, REKEY_CRASH_AT, REKEY_FAULT on)"
-                                         : "");
+                   test_switches_built()
+                       ? " (test build: REKEY_NOW, REKEY_CRASH_AT, REKEY_FAULT on)"
+                       : "");
             return CLI_OK;
         } else {
             fprintf(stderr, "rekey: unknown global option '%s'; run 'rekey --help'\n", argv[i]);

@@ -12,11 +12,11 @@
 /* Defined one per file (generated.c, manual.c, …). */
 extern const struct rotator_ops rotator_generated;
 extern const struct rotator_ops rotator_manual;
-extern const struct rotator_ops rotator_provider_key;   /* planned */
+extern const struct rotator_ops rotator_provider_key; /* planned */
 extern const struct rotator_ops rotator_database;
 extern const struct rotator_ops rotator_transit;
 extern const struct rotator_ops rotator_redis_password;
-extern const struct rotator_ops rotator_certificate;    /* planned */
+extern const struct rotator_ops rotator_certificate; /* planned */
 
 static const struct rotator_ops *const rotators[] = {
     &rotator_generated, &rotator_manual,         &rotator_provider_key, &rotator_database,

@@ -425,12 +425,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fault_each_write),
-        cmocka_unit_test(test_fault_each_read),
-        cmocka_unit_test(test_fault_same_process),
-        cmocka_unit_test(test_rollback_within_grace),
-        cmocka_unit_test(test_rotation_within_grace),
-        cmocka_unit_test(test_crash_points),
+        cmocka_unit_test(test_fault_each_write),      cmocka_unit_test(test_fault_each_read),
+        cmocka_unit_test(test_fault_same_process),    cmocka_unit_test(test_rollback_within_grace),
+        cmocka_unit_test(test_rotation_within_grace), cmocka_unit_test(test_crash_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

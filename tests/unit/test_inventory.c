@@ -886,9 +886,9 @@ test_kind_settings(void **state)
     (void)state;
     expect_err(HDR "secrets:\n" GEN("a/b") "    every: 1d\n    ttl: 1h\n", "7:5",
                "unknown key 'ttl' for kind generated", "format");
-    expect_err(HDR
-               "secrets:\n  - {path: a/b, kind: database, connection: host=x, every: 1d, field: u}\n",
-               "3:64", "unknown key 'field' for kind database", "connection", "max_ttl");
+    expect_err(
+        HDR "secrets:\n  - {path: a/b, kind: database, connection: host=x, every: 1d, field: u}\n",
+        "3:64", "unknown key 'field' for kind database", "connection", "max_ttl");
     expect_err(HDR "secrets:\n  - {path: a/b, kind: provider-key, provider: xai, every: 1d, "
                    "base_url: \"ftp://x\"}\n",
                "3:73", "secrets[0].base_url", "http://");

@@ -549,7 +549,6 @@ test_engine_rollback_drops_pending(void **state)
     kv_meta_free(m);
 }
 
-
 /* The engine's steps and results reach the event stream (util/events.h) once committed: what the
  * audit log and the metrics subscribe to. No event carries the value. */
 struct evrec {
