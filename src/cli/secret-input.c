@@ -63,18 +63,26 @@ tty_say(const struct tty *t, const char *msg)
         ssize_t w = write(t->fd, msg + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
+        if (w < 0 && errno == EAGAIN) { /* the fd is non-blocking: wait as a blocking write would */
+            struct pollfd pfd = {.fd = t->fd, .events = POLLOUT};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                break;
+            continue;
+        }
         if (w <= 0)
             break;
         off += (size_t)w;
     }
 }
 
-/* Opens /dev/tty, blocks and catches the signals, turns the echo off. */
+/* Opens /dev/tty, blocks and catches the signals, turns the echo off. The descriptor is
+ * non-blocking: Ctrl-C flushes the terminal's input queue, so a byte that ppoll saw may be gone
+ * by the read, and a blocking read would then sleep with the signal blocked, forever. */
 static int
 tty_open(struct tty *t, struct rk_error *err)
 {
     memset(t, 0, sizeof(*t));
-    if ((t->fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+    if ((t->fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK)) < 0)
         return rk_error_set(err, RK_EINVAL, "no terminal to type the value at");
     if (tcgetattr(t->fd, &t->saved) != 0) {
         close(t->fd);
