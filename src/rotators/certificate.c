@@ -5,7 +5,8 @@
  *   private_key   its key (PKCS#8 PEM), made here; leaves the store only through the entry's
  *                 file hooks and `kv get`
  *   chain         the leaf followed by its issuer (what a server presents)
- *   ca            the issuer's certificate (what a client trusts)
+ *   ca            the issuer's certificate (what a client trusts); over ACME the chain's
+ *                 issuers as the CA sent them (the intermediate: the root is not in the chain)
  * create issues; test proves the certificate matches its key, chains to the issuer, covers every
  * name and is valid now; status puts the due time at notAfter - renew_before. That the consumer
  * serves the new certificate is the `tls` hook's check (hooks/hook-tls.c) in the reload list. */
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "rotators/rotator.h"
+#include "secrets/acme.h"
 #include "secrets/kv.h"
 #include "secrets/pki.h"
 #include "util/parse.h"
@@ -41,6 +43,28 @@ static const struct inv_setting certificate_settings[] = {
      .choices = "internal|acme",
      .help = "who signs it"},
     {.name = "acme_directory", .type = IS_URL, .help = "the ACME directory URL"},
+    {.name = "acme_ca_file",
+     .type = IS_FILE,
+     .help = "PEM bundle trusted for the ACME directory's TLS (default: the system's CAs)"},
+    {.name = "acme_email", .type = IS_STRING, .help = "the ACME account's contact address"},
+    {.name = "acme_challenge",
+     .type = IS_ENUM,
+     .def = "http-01",
+     .choices = "http-01|dns-01",
+     .help = "how the CA checks that the names are ours"},
+    {.name = "acme_http01_listen",
+     .type = IS_STRING,
+     .def = "0.0.0.0:80",
+     .help = "ADDR:PORT where rekey answers http-01 challenges while an order is open"},
+    {.name = "acme_dns01_hook",
+     .type = IS_FILE,
+     .help = "program run as PROGRAM set|clear _acme-challenge.DOMAIN with the TXT value on "
+             "stdin (dns-01)"},
+    {.name = "acme_timeout",
+     .type = IS_DURATION,
+     .def = "2m",
+     .max = 3600,
+     .help = "how long one ACME order may take before the renewal is retried later"},
     {0},
 };
 
@@ -95,6 +119,32 @@ issuer_is_internal(const struct inv_secret *s)
     return issuer == NULL || strcmp(issuer, "internal") == 0;
 }
 
+/* Issues over ACME (secrets/acme.h): the CA decides the lifetime, ttl only sets the schedule. */
+static int
+issue_acme(struct rot_ctx *c, const struct pki_issue_req *req, struct pki_issued *is,
+           struct rk_error *err)
+{
+    const struct inv_secret *s = c->secret;
+    const char *ch = inv_param(s, "acme_challenge");
+    struct acme_opts o;
+    int64_t timeout = 0;
+
+    memset(&o, 0, sizeof(o));
+    inv_param_duration(s, "acme_timeout", 120, &timeout);
+    o.directory = inv_param(s, "acme_directory");
+    o.ca_file = inv_param(s, "acme_ca_file");
+    o.email = inv_param(s, "acme_email");
+    o.challenge = ch != NULL && strcmp(ch, "dns-01") == 0 ? ACME_DNS01 : ACME_HTTP01;
+    o.http01_listen = inv_param(s, "acme_http01_listen");
+    o.dns01_hook = inv_param(s, "acme_dns01_hook");
+    o.common_name = req->common_name;
+    o.names = req->alt_names;
+    o.nnames = req->nalt;
+    o.key_type = req->key_type;
+    o.timeout_s = timeout;
+    return acme_issue(kv_barrier(c->kv), &o, is, err);
+}
+
 static int
 certificate_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *err)
 {
@@ -107,8 +157,6 @@ certificate_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *e
     int r;
 
     memset(&is, 0, sizeof(is));
-    if (!issuer_is_internal(s))
-        return rk_error_set(err, RK_ENOTIMPL, "issuer acme is not implemented yet");
     if ((r = split_names(s, &buf, &names, &req.nalt, err)) != 0)
         return r;
     inv_param_duration(s, "ttl", 90 * 86400, &ttl);
@@ -117,7 +165,11 @@ certificate_create(struct rot_ctx *c, struct rot_fields *out, struct rk_error *e
     req.key_type = key_type_of(s);
     req.ttl = ttl;
     req.now = 0;
-    if ((r = pki_issue(kv_barrier(c->kv), &req, &is, err)) != 0)
+    if (issuer_is_internal(s))
+        r = pki_issue(kv_barrier(c->kv), &req, &is, err);
+    else
+        r = issue_acme(c, &req, &is, err);
+    if (r != 0)
         goto out;
     if ((r = rot_fields_put(out, "certificate", is.certificate, strlen(is.certificate), 0, err)) !=
             0 ||
@@ -216,10 +268,25 @@ certificate_check(const struct inv_secret *s, struct rk_error *err)
     const char **names = NULL;
     int r;
 
-    if (issuer != NULL && strcmp(issuer, "acme") == 0 && inv_param(s, "acme_directory") == NULL)
-        return rk_error_set(err, RK_ECONFIG,
-                            "missing required key 'acme_directory' (the ACME directory URL, "
-                            "needed with issuer: acme)");
+    if (issuer != NULL && strcmp(issuer, "acme") == 0) {
+        const char *ch = inv_param(s, "acme_challenge");
+        const char *alt = inv_param(s, "alt_names"), *cn = inv_param(s, "common_name");
+        int wildcard =
+            (alt != NULL && strstr(alt, "*.") != NULL) || (cn != NULL && strncmp(cn, "*.", 2) == 0);
+
+        if (inv_param(s, "acme_directory") == NULL)
+            return rk_error_set(err, RK_ECONFIG,
+                                "missing required key 'acme_directory' (the ACME directory URL, "
+                                "needed with issuer: acme)");
+        if (ch != NULL && strcmp(ch, "dns-01") == 0 && inv_param(s, "acme_dns01_hook") == NULL)
+            return rk_error_set(err, RK_ECONFIG,
+                                "missing required key 'acme_dns01_hook' (the program that sets "
+                                "and clears the TXT record, needed with acme_challenge: dns-01)");
+        if (wildcard && (ch == NULL || strcmp(ch, "dns-01") != 0))
+            return rk_error_set(err, RK_ECONFIG,
+                                "acme_challenge: a wildcard name needs dns-01 (http-01 cannot "
+                                "prove it)");
+    }
     /* The names as issuance will check them, so a typo fails at load, not at 3 a.m. */
     memset(&req, 0, sizeof(req));
     if ((r = split_names(s, &buf, &names, &req.nalt, err)) != 0)

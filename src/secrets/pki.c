@@ -633,6 +633,9 @@ pki_check(const char *cert_pem, size_t cert_len, const struct secret *key_pem, c
         goto out;
     }
     X509_STORE_CTX_set_time(sc, 0, (time_t)now);
+    /* The issuer given is the anchor even when it is not a root (an ACME CA's intermediate:
+     * its chain does not carry the root). */
+    X509_STORE_CTX_set_flags(sc, X509_V_FLAG_PARTIAL_CHAIN);
     if (X509_verify_cert(sc) != 1) {
         rk_error_set(err, RK_EREJECTED, "the certificate does not chain to its issuer: %s",
                      X509_verify_cert_error_string(X509_STORE_CTX_get_error(sc)));

@@ -50,13 +50,37 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* Reads Retry-After (delta-seconds only; an HTTP date is rare from APIs and treated as absent). */
+/* Copies the value of header line data[0..n) into out when the line is `name` (lowercase, with
+ * its colon); a value that does not fit leaves out "". */
+static void
+header_value(const char *data, size_t n, const char *name, char *out, size_t outlen)
+{
+    size_t nl = strlen(name), i = nl, end = n;
+
+    if (n <= nl || strncasecmp(data, name, nl) != 0)
+        return;
+    while (i < n && (data[i] == ' ' || data[i] == '\t'))
+        i++;
+    while (end > i && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' '))
+        end--;
+    out[0] = '\0';
+    if (end - i < outlen) {
+        memcpy(out, data + i, end - i);
+        out[end - i] = '\0';
+    }
+}
+
+/* Reads Retry-After (delta-seconds only; an HTTP date is rare from APIs and treated as absent),
+ * Location and Replay-Nonce. */
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct httpc_resp *rs = arg;
     size_t n = size * nmemb;
     static const char name[] = "retry-after:";
+
+    header_value(data, n, "location:", rs->location, sizeof(rs->location));
+    header_value(data, n, "replay-nonce:", rs->replay_nonce, sizeof(rs->replay_nonce));
 
     if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
         char v[24];

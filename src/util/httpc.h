@@ -48,6 +48,10 @@ struct httpc_resp {
     size_t len;
     int truncated;         /* the body was longer than body_max */
     int64_t retry_after_s; /* a Retry-After header in seconds, else -1 */
+    /* Headers ACME needs (RFC 8555): Location (a new account's or order's URL) and
+     * Replay-Nonce, each "" when absent or longer than the buffer. Never secrets. */
+    char location[1024];
+    char replay_nonce[256];
 };
 
 /* 1 when s is an HTTP token (a method or a header name: RFC 9110 tchar), else 0. */
