@@ -62,6 +62,8 @@ static pthread_cond_t mgr_cv = PTHREAD_COND_INITIALIZER;
 static struct leases *mgr;
 static int mgr_users;
 
+static void token_revoked(const char *accessor);
+
 void
 api_leases_start(struct api_app *app)
 {
@@ -80,6 +82,7 @@ api_leases_start(struct api_app *app)
             m = NULL;
         }
         mgr = m;
+        token_revoke_hook_set(m != NULL ? token_revoked : NULL);
     }
     pthread_mutex_unlock(&mgr_mu);
 }
@@ -89,6 +92,7 @@ api_leases_stop(void)
 {
     struct leases *m;
 
+    token_revoke_hook_set(NULL);
     pthread_mutex_lock(&mgr_mu);
     m = mgr;
     mgr = NULL;
@@ -121,6 +125,21 @@ mgr_give(struct leases *m)
     if (--mgr_users == 0)
         pthread_cond_broadcast(&mgr_cv);
     pthread_mutex_unlock(&mgr_mu);
+}
+
+/* A token was revoked (token.h's hook): so are the leases issued to it (in the workers). */
+static void
+token_revoked(const char *accessor)
+{
+    struct leases *m = mgr_take();
+    size_t n;
+
+    if (m == NULL)
+        return;
+    if ((n = leases_revoke_accessor(m, accessor)) > 0)
+        log_info("leases: %zu lease%s of a revoked token taken for revocation", n,
+                 n == 1 ? "" : "s");
+    mgr_give(m);
 }
 
 /* ---- helpers ---- */

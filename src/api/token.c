@@ -643,6 +643,14 @@ child_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int6
     return 0;
 }
 
+static void (*revoke_hook)(const char *accessor);
+
+void
+token_revoke_hook_set(void (*fn)(const char *accessor))
+{
+    revoke_hook = fn;
+}
+
 static int
 revoke_rec(struct barrier *br, const char *hash, size_t *count, int depth, struct rk_error *err)
 {
@@ -700,6 +708,8 @@ revoke_rec(struct barrier *br, const char *hash, size_t *count, int depth, struc
     }
     if ((r = barrier_txn_commit(t, NULL, err)) != 0)
         goto out;
+    if (have && ti.accessor[0] != '\0' && revoke_hook != NULL)
+        revoke_hook(ti.accessor);
     if (count != NULL)
         (*count)++;
     r = 0;

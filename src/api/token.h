@@ -144,6 +144,10 @@ int token_renew(struct barrier *br, const char *hash, int64_t increment, int64_t
  * token), -RK_ESEALED, -RK_EIO. *count (may be NULL) gets the number of tokens revoked. */
 int token_revoke_hash(struct barrier *br, const char *hash, size_t *count, struct rk_error *err);
 
+/* Called with the accessor of each token revoked (after its records are gone), e.g. to revoke
+ * the leases issued to it (engine/leases.h). fn NULL: nothing is called. */
+void token_revoke_hook_set(void (*fn)(const char *accessor));
+
 /* Counts stored tokens (for tests and status). */
 int token_count(struct barrier *br, size_t *count, struct rk_error *err);
 

@@ -12,6 +12,7 @@
 #include "cli/client.h"
 #include "engine/dbroles.h"
 #include "engine/leases.h"
+#include "inventory/inventory.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
 
@@ -25,12 +26,29 @@ static const struct cli_opt lease_opts[] = {
     {NULL, 0, NULL, NULL},
 };
 
+/* A role of the configuration (as the server's routes-database.c finds it), so that local mode
+ * renews and revokes the leases of YAML roles too. */
+static int
+local_role_lookup(void *arg, const char *name, struct db_role_def *out, struct rk_error *err)
+{
+    const struct inventory *inv = arg;
+
+    for (size_t i = 0; inv != NULL && i < inv->nsecrets; i++) {
+        const struct inv_secret *s = &inv->secrets[i];
+        const char *role = inv_param(s, "role");
+        if (strcmp(s->kind, "database") == 0 && role != NULL && strcmp(role, name) == 0)
+            return db_role_from_entry(s, out, err);
+    }
+    return -RK_ENOTFOUND;
+}
+
 static int
 open_local(struct cli_ctx *ctx, struct leases **m)
 {
     struct lease_ops ops;
     int r;
 
+    db_role_source_set(ctx->inv != NULL ? local_role_lookup : NULL, ctx->inv, ctx->kv);
     db_lease_ops(ctx->br, &ops);
     if ((r = leases_open(ctx->br, &ops, m, &ctx->err)) != 0)
         return r;
@@ -62,8 +80,8 @@ list_cb(void *arg, const struct lease_info *l)
 {
     int64_t now = *(int64_t *)arg;
 
-    printf("%s\t%s\t%llds%s\n", cli_esc(l->id), cli_esc(l->username),
-           (long long)(l->expires > now ? l->expires - now : 0),
+    /* The login's name is only in the record (lookup shows it). */
+    printf("%s\t%llds%s\n", cli_esc(l->id), (long long)(l->expires > now ? l->expires - now : 0),
            l->irrevocable ? "\tIRREVOCABLE" : "");
     return 0;
 }

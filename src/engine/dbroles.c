@@ -2,6 +2,7 @@
 #include "engine/dbroles.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/testsw.h"
 #include "util/timeutil.h"
 
 #define CONF_PREFIX "dbengine/config/"
@@ -926,6 +928,19 @@ role_allowed(const json_t *conf, const char *role)
     return 0;
 }
 
+/* REKEY_CRASH_AT=<name> (a test switch, util/testsw.h) kills the process there: db-created is
+ * after CREATE ROLE and before the lease is confirmed. */
+static void
+db_crash_point(const char *name)
+{
+    const char *at = test_switch("REKEY_CRASH_AT");
+
+    if (at != NULL && strcmp(at, name) == 0) {
+        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
+        raise(SIGKILL);
+    }
+}
+
 int
 db_creds_issue(struct barrier *br, struct leases *m, const char *role, const char *display,
                const char *accessor, int64_t sys_max, struct lease_info *lease,
@@ -989,10 +1004,18 @@ db_creds_issue(struct barrier *br, struct leases *m, const char *role, const cha
     lease->issued = now;
     lease->expires = now + ttl;
     lease->max_expires = now + max;
-    /* The record first: a crash after CREATE ROLE leaves a lease whose expiry drops it. */
+    /* The record first, as an intent (pending): a crash after CREATE ROLE leaves a pending
+     * lease, which the next start revokes at once (leases.h). */
+    lease->pending = 1;
     if ((r = leases_add(m, lease, err)) != 0)
         goto out;
     r = pgdb_login_create(p->db, d.creation, lease->username, pw, lease->expires, err);
+    if (r == 0) {
+        db_crash_point("db-created");
+        if ((r = leases_confirm(m, lease, err)) != 0)
+            r = -RK_EUNAVAILABLE; /* the login exists and its record says pending: drop it */
+        lease->pending = 0;
+    }
     if (r != 0) {
         struct rk_error e2 = {0};
         if (r == -RK_EUNAVAILABLE) {

@@ -1,6 +1,22 @@
-/* leases.c: the lease manager (leases.h). Lock order: m->mu only; no store write of a
- * revocation and no ops call is made while holding it, except the store writes of add, forget
- * and the bookkeeping after an outcome (short, and the barrier takes no lock of ours). */
+/* leases.c: the lease manager (leases.h).
+ *
+ * Memory (about 90 bytes a lease): a lease is a 72-byte slot in one array (struct lease), found
+ * by index, never by pointer, so the array may move when it grows. Its id is kept as an interned
+ * class (the id's prefix up to its last '/', with the lease's database and role: one string for
+ * all the leases of a role) and its own tail (at most TAIL_MAX - 1 bytes, the random part);
+ * the issuing token's accessor is interned too; times are 32-bit seconds after EPOCH. The hash
+ * table of ids and the expiry heap hold 32-bit slot indexes. The login's name and the last
+ * error are not held: they are in the record ("lease/<id>"), read when a lease is revoked,
+ * renewed or looked up.
+ *
+ * Revocations: the expiry thread pops due leases into jobs of EXPIRY_BATCH; revoke-prefix and a
+ * token's revocation cut theirs into jobs of PREFIX_BATCH; WORKERS threads run the jobs (the
+ * queue holds at most QUEUE_MAX expiry jobs, so the thread waits rather than piling them up). A
+ * job reads each record, revokes through ops->revoke, then deletes the records of the revoked
+ * ones in one store transaction. Without the threads (the CLI's local mode) jobs run in the
+ * caller.
+ *
+ * Lock order: m->mu only; ops calls and store reads and the batched deletes run without it. */
 #include "engine/leases.h"
 
 #include <pthread.h>
@@ -8,39 +24,84 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
-#include "engine/timerheap.h"
 #include "store/barrier.h"
 #include "util/backoff.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
 #define KEY_PREFIX "lease/"
+#define KEY_MAX (sizeof(KEY_PREFIX) + LEASE_ID_MAX + 1)
 #define NBUCKETS_MIN 1024
-#define RETRY_BASE 5   /* seconds before the first retry of a failed revocation */
-#define RETRY_CAP 3600 /* the longest wait between two */
+#define RETRY_BASE 5       /* seconds before the first retry of a failed revocation */
+#define RETRY_CAP 3600     /* the longest wait between two */
+#define TAIL_MAX 32        /* bytes of an id's tail (after its last '/') with its NUL */
+#define EPOCH 1577836800LL /* 2020-01-01: times are uint32 seconds after it (until 2156) */
+#define NONE UINT32_MAX
+#define WORKERS 4
+#define QUEUE_MAX (2 * WORKERS)
+#define EXPIRY_BATCH 64
+#define PREFIX_BATCH 1000 /* leases per job of revoke-prefix: one store transaction */
+#define SEP '\x1f'        /* between the parts of an interned class */
+
+enum { F_IRREVOCABLE = 1, F_BUSY = 2, F_PENDING = 4 };
 
 struct lease {
-    struct lease_info i;
-    uint32_t timer;     /* TIMER_ID_NONE: not in the heap (irrevocable, being revoked) */
-    int busy;           /* a revocation or renewal is running without the lock */
-    struct lease *next; /* hash chain */
+    char tail[TAIL_MAX];
+    uint32_t cls, acc;                              /* interned; acc NONE: no token */
+    uint32_t issued, expires, max_expires, renewed; /* seconds after EPOCH; renewed 0: never */
+    uint32_t due;                                   /* when the heap fires it */
+    uint32_t hpos;                                  /* place in the heap, NONE: not in it */
+    uint32_t next;                                  /* hash chain, or the free list */
+    uint8_t failures, flags;
+};
+
+/* Interned strings with reference counts. */
+struct istr {
+    char *s;
+    uint32_t refs, next;
+};
+
+struct itab {
+    struct istr *v;
+    uint32_t n, cap, nfree, *freev;
+    uint32_t *buckets, nb;
+};
+
+struct job {
+    uint32_t *idx;
+    size_t n;
+    int force;
+    struct batch *batch; /* NULL: nobody waits (expiry, a token's leases) */
+    struct job *next;
+};
+
+struct batch {
+    size_t jobs, ok, bad;
+    int last;
+    struct rk_error err;
 };
 
 struct leases {
     struct barrier *br;
     struct lease_ops ops;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* the thread waits on it; loaders wait on it too */
-    struct lease **buckets;
-    size_t nbuckets, n, nirrevocable;
-    struct lease **slots; /* the heap's timers carry a slot index */
-    size_t nslots, capslots, *freeslots, nfree;
-    struct timerheap *heap;
+    pthread_cond_t cv;      /* the expiry thread waits on it; loaders too */
+    pthread_cond_t work_cv; /* workers wait for jobs */
+    pthread_cond_t done_cv; /* a job ended */
+    struct lease *v;
+    uint32_t nv, capv, freehead; /* slots used (high-water mark), free list */
+    uint32_t *buckets, nbuckets;
+    uint32_t *heap, nheap, capheap;
+    struct itab cls, acc;
+    size_t n, nirrevocable;
+    struct job *qhead, *qtail;
+    size_t nqueued, nexpiryjobs;
     int loaded, loading, stop, running;
-    pthread_t th;
+    pthread_t th, workers[WORKERS];
 };
 
 static size_t
@@ -52,28 +113,194 @@ hash(const char *s)
     return h;
 }
 
-static struct lease *
-find(struct leases *m, const char *id)
+static uint32_t
+rel(int64_t t)
 {
-    for (struct lease *l = m->buckets[hash(id) & (m->nbuckets - 1)]; l != NULL; l = l->next)
-        if (strcmp(l->i.id, id) == 0)
-            return l;
-    return NULL;
+    if (t <= EPOCH)
+        return t <= 0 ? 0 : 1;
+    if (t - EPOCH >= (int64_t)UINT32_MAX)
+        return UINT32_MAX - 1;
+    return (uint32_t)(t - EPOCH);
+}
+
+static int64_t
+absol(uint32_t t)
+{
+    return t == 0 ? 0 : (int64_t)t + EPOCH;
+}
+
+/* ---- interned strings ---- */
+
+static uint32_t
+itab_find(const struct itab *t, const char *s)
+{
+    if (t->nb == 0)
+        return NONE;
+    for (uint32_t k = t->buckets[hash(s) & (t->nb - 1)]; k != NONE; k = t->v[k].next)
+        if (strcmp(t->v[k].s, s) == 0)
+            return k;
+    return NONE;
+}
+
+/* Interns s (a reference taken). Returns its index or NONE (out of memory). */
+static uint32_t
+itab_ref(struct itab *t, const char *s)
+{
+    uint32_t k = itab_find(t, s), b;
+
+    if (k != NONE) {
+        t->v[k].refs++;
+        return k;
+    }
+    if (t->nb == 0 || t->n - t->nfree >= t->nb) {
+        uint32_t nb = t->nb ? t->nb * 2 : 64, *nbk = malloc(nb * sizeof(*nbk));
+        if (nbk == NULL)
+            return NONE;
+        memset(nbk, 0xff, nb * sizeof(*nbk));
+        for (uint32_t i = 0; i < t->n; i++)
+            if (t->v[i].s != NULL) {
+                b = hash(t->v[i].s) & (nb - 1);
+                t->v[i].next = nbk[b];
+                nbk[b] = i;
+            }
+        free(t->buckets);
+        t->buckets = nbk;
+        t->nb = nb;
+    }
+    if (t->nfree > 0) {
+        k = t->freev[--t->nfree];
+    } else {
+        if (t->n == t->cap) {
+            uint32_t cap = t->cap ? t->cap * 2 : 64;
+            struct istr *nv = realloc(t->v, cap * sizeof(*nv));
+            uint32_t *nf;
+            if (nv == NULL)
+                return NONE;
+            t->v = nv;
+            if ((nf = realloc(t->freev, cap * sizeof(*nf))) == NULL)
+                return NONE;
+            t->freev = nf;
+            t->cap = cap;
+        }
+        k = t->n++;
+    }
+    if ((t->v[k].s = strdup(s)) == NULL) {
+        t->freev[t->nfree++] = k;
+        return NONE;
+    }
+    t->v[k].refs = 1;
+    b = hash(s) & (t->nb - 1);
+    t->v[k].next = t->buckets[b];
+    t->buckets[b] = k;
+    return k;
+}
+
+static void
+itab_unref(struct itab *t, uint32_t k)
+{
+    uint32_t *pp;
+
+    if (k == NONE || --t->v[k].refs > 0)
+        return;
+    for (pp = &t->buckets[hash(t->v[k].s) & (t->nb - 1)]; *pp != NONE; pp = &t->v[*pp].next)
+        if (*pp == k) {
+            *pp = t->v[k].next;
+            break;
+        }
+    free(t->v[k].s);
+    t->v[k].s = NULL;
+    t->freev[t->nfree++] = k;
+}
+
+static void
+itab_free(struct itab *t)
+{
+    for (uint32_t i = 0; i < t->n; i++)
+        free(t->v[i].s);
+    free(t->v);
+    free(t->freev);
+    free(t->buckets);
+}
+
+/* The class of id (its prefix before the last '/'), db and role: "prefix<SEP>db<SEP>role". */
+static int
+cls_key(const char *id, const char *db, const char *role, char *out, size_t len)
+{
+    const char *slash = strrchr(id, '/');
+    int n;
+
+    if (slash == NULL || strchr(id, SEP) != NULL || strchr(db, SEP) != NULL ||
+        strchr(role, SEP) != NULL || strlen(slash + 1) == 0 || strlen(slash + 1) >= TAIL_MAX)
+        return -RK_EINVAL;
+    n = snprintf(out, len, "%.*s%c%s%c%s", (int)(slash - id), id, SEP, db, SEP, role);
+    return n > 0 && (size_t)n < len ? 0 : -RK_EINVAL;
+}
+
+/* The id of slot k into out (LEASE_ID_MAX + 1 bytes). */
+static void
+lease_id(const struct leases *m, uint32_t k, char *out)
+{
+    const char *c = m->cls.v[m->v[k].cls].s, *sep = strchr(c, SEP);
+
+    snprintf(out, LEASE_ID_MAX + 1, "%.*s/%s", (int)(sep - c), c, m->v[k].tail);
+}
+
+/* What memory holds of slot k (no username, no last_error). */
+static void
+lease_fill(const struct leases *m, uint32_t k, struct lease_info *i)
+{
+    const struct lease *l = &m->v[k];
+    const char *c = m->cls.v[l->cls].s, *s1 = strchr(c, SEP), *s2 = strchr(s1 + 1, SEP);
+
+    memset(i, 0, sizeof(*i));
+    lease_id(m, k, i->id);
+    snprintf(i->db, sizeof(i->db), "%.*s", (int)(s2 - s1 - 1), s1 + 1);
+    snprintf(i->role, sizeof(i->role), "%s", s2 + 1);
+    if (l->acc != NONE)
+        snprintf(i->accessor, sizeof(i->accessor), "%s", m->acc.v[l->acc].s);
+    i->issued = absol(l->issued);
+    i->expires = absol(l->expires);
+    i->max_expires = absol(l->max_expires);
+    i->last_renewal = absol(l->renewed);
+    i->failures = l->failures;
+    i->irrevocable = (l->flags & F_IRREVOCABLE) != 0;
+    i->pending = (l->flags & F_PENDING) != 0;
+}
+
+/* ---- the table ---- */
+
+static uint32_t
+find(const struct leases *m, const char *id)
+{
+    const char *slash = strrchr(id, '/');
+    size_t plen;
+
+    if (slash == NULL || strlen(slash + 1) >= TAIL_MAX)
+        return NONE;
+    plen = (size_t)(slash - id);
+    for (uint32_t k = m->buckets[hash(slash + 1) & (m->nbuckets - 1)]; k != NONE;
+         k = m->v[k].next) {
+        const char *c = m->cls.v[m->v[k].cls].s;
+        if (strcmp(m->v[k].tail, slash + 1) == 0 && strncmp(c, id, plen) == 0 && c[plen] == SEP)
+            return k;
+    }
+    return NONE;
 }
 
 static int
-grow(struct leases *m)
+grow_buckets(struct leases *m)
 {
-    size_t nb = m->nbuckets * 2;
-    struct lease **b = calloc(nb, sizeof(*b));
+    uint32_t nb = m->nbuckets * 2, *b = malloc(nb * sizeof(*b));
 
     if (b == NULL)
         return -RK_ENOMEM;
-    for (size_t k = 0; k < m->nbuckets; k++)
-        for (struct lease *l = m->buckets[k], *nx; l != NULL; l = nx) {
-            nx = l->next;
-            l->next = b[hash(l->i.id) & (nb - 1)];
-            b[hash(l->i.id) & (nb - 1)] = l;
+    memset(b, 0xff, nb * sizeof(*b));
+    for (uint32_t i = 0; i < m->nbuckets; i++)
+        for (uint32_t k = m->buckets[i], nx; k != NONE; k = nx) {
+            size_t h = hash(m->v[k].tail) & (nb - 1);
+            nx = m->v[k].next;
+            m->v[k].next = b[h];
+            b[h] = k;
         }
     free(m->buckets);
     m->buckets = b;
@@ -81,119 +308,219 @@ grow(struct leases *m)
     return 0;
 }
 
-/* Finds l's slot (a linear search is avoided: slots are looked up through the heap only). */
-static int
-slot_alloc(struct leases *m, struct lease *l, size_t *slot)
-{
-    if (m->nfree > 0) {
-        *slot = m->freeslots[--m->nfree];
-    } else {
-        if (m->nslots == m->capslots) {
-            size_t cap = m->capslots ? m->capslots * 2 : 1024;
-            struct lease **s = realloc(m->slots, cap * sizeof(*s));
-            size_t *f;
-            if (s == NULL)
-                return -RK_ENOMEM;
-            m->slots = s;
-            if ((f = realloc(m->freeslots, cap * sizeof(*f))) == NULL)
-                return -RK_ENOMEM;
-            m->freeslots = f;
-            m->capslots = cap;
-        }
-        *slot = m->nslots++;
-    }
-    m->slots[*slot] = l;
-    return 0;
-}
+/* ---- the heap (of slot indexes, by due) ---- */
 
-/* Puts l in the heap at due (seconds), replacing its timer. */
-static int
-schedule(struct leases *m, struct lease *l, int64_t due)
+static void
+heap_set(struct leases *m, uint32_t pos, uint32_t k)
 {
-    struct timer t = {.due_ms = due * 1000, .kind = TIMER_ROTATE};
-    size_t slot;
-    int r;
-
-    if (l->timer != TIMER_ID_NONE)
-        return timerheap_update(m->heap, l->timer, due * 1000, TIMER_ROTATE);
-    if ((r = slot_alloc(m, l, &slot)) != 0)
-        return r;
-    t.index = slot;
-    if ((r = timerheap_push(m->heap, &t, &l->timer)) != 0) {
-        m->slots[slot] = NULL;
-        m->freeslots[m->nfree++] = slot;
-        return r;
-    }
-    pthread_cond_signal(&m->cv);
-    return 0;
+    m->heap[pos] = k;
+    m->v[k].hpos = pos;
 }
 
 static void
-unschedule(struct leases *m, struct lease *l)
+heap_up(struct leases *m, uint32_t pos)
 {
-    struct timer t;
+    uint32_t k = m->heap[pos];
 
-    if (l->timer == TIMER_ID_NONE)
-        return;
-    if (timerheap_get(m->heap, l->timer, &t) == 0) {
-        m->slots[t.index] = NULL;
-        m->freeslots[m->nfree++] = t.index;
-        (void)timerheap_remove(m->heap, l->timer);
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (m->v[m->heap[parent]].due <= m->v[k].due)
+            break;
+        heap_set(m, pos, m->heap[parent]);
+        pos = parent;
     }
-    l->timer = TIMER_ID_NONE;
+    heap_set(m, pos, k);
+}
+
+static void
+heap_down(struct leases *m, uint32_t pos)
+{
+    uint32_t k = m->heap[pos];
+
+    for (;;) {
+        uint32_t c = 2 * pos + 1;
+        if (c >= m->nheap)
+            break;
+        if (c + 1 < m->nheap && m->v[m->heap[c + 1]].due < m->v[m->heap[c]].due)
+            c++;
+        if (m->v[m->heap[c]].due >= m->v[k].due)
+            break;
+        heap_set(m, pos, m->heap[c]);
+        pos = c;
+    }
+    heap_set(m, pos, k);
+}
+
+static void
+unschedule(struct leases *m, uint32_t k)
+{
+    uint32_t pos = m->v[k].hpos, last;
+
+    if (pos == NONE)
+        return;
+    m->v[k].hpos = NONE;
+    last = m->heap[--m->nheap];
+    if (pos < m->nheap) {
+        heap_set(m, pos, last);
+        heap_up(m, pos);
+        heap_down(m, m->v[last].hpos);
+    }
+}
+
+/* Puts slot k in the heap at due (unix seconds). */
+static int
+schedule(struct leases *m, uint32_t k, int64_t due)
+{
+    m->v[k].due = rel(due);
+    if (m->v[k].hpos != NONE) {
+        heap_up(m, m->v[k].hpos);
+        heap_down(m, m->v[k].hpos);
+    } else {
+        if (m->nheap == m->capheap) {
+            uint32_t cap = m->capheap ? m->capheap * 2 : 1024, *h;
+            if ((h = realloc(m->heap, cap * sizeof(*h))) == NULL)
+                return -RK_ENOMEM;
+            m->heap = h;
+            m->capheap = cap;
+        }
+        m->heap[m->nheap] = k;
+        m->v[k].hpos = m->nheap++;
+        heap_up(m, m->nheap - 1);
+    }
+    if (m->v[k].hpos == 0)
+        pthread_cond_signal(&m->cv);
+    return 0;
+}
+
+/* A new slot holding i (not yet in the table). Returns the index or NONE (ENOMEM/EINVAL). */
+static uint32_t
+slot_new(struct leases *m, const struct lease_info *i)
+{
+    char ck[LEASE_ID_MAX + 2 * LEASE_NAME_MAX + 4];
+    const char *slash = strrchr(i->id, '/');
+    struct lease *l;
+    uint32_t k;
+
+    if (cls_key(i->id, i->db, i->role, ck, sizeof(ck)) != 0)
+        return NONE;
+    if (m->freehead != NONE) {
+        k = m->freehead;
+        m->freehead = m->v[k].next;
+    } else {
+        if (m->nv == m->capv) {
+            uint32_t cap = m->capv ? m->capv * 2 : 1024;
+            struct lease *nv = realloc(m->v, (size_t)cap * sizeof(*nv));
+            if (nv == NULL)
+                return NONE;
+            m->v = nv;
+            m->capv = cap;
+        }
+        k = m->nv++;
+    }
+    l = &m->v[k];
+    memset(l, 0, sizeof(*l));
+    l->hpos = NONE;
+    l->next = NONE;
+    snprintf(l->tail, sizeof(l->tail), "%s", slash + 1);
+    l->acc = NONE;
+    if ((l->cls = itab_ref(&m->cls, ck)) == NONE ||
+        (i->accessor[0] != '\0' && (l->acc = itab_ref(&m->acc, i->accessor)) == NONE)) {
+        itab_unref(&m->cls, l->cls);
+        l->cls = NONE;
+        l->next = m->freehead;
+        m->freehead = k;
+        return NONE;
+    }
+    l->issued = rel(i->issued);
+    l->expires = rel(i->expires);
+    l->max_expires = rel(i->max_expires);
+    l->renewed = rel(i->last_renewal);
+    l->failures = (uint8_t)(i->failures > 255 ? 255 : i->failures);
+    l->flags = (uint8_t)((i->irrevocable ? F_IRREVOCABLE : 0) | (i->pending ? F_PENDING : 0));
+    return k;
 }
 
 static int
-insert(struct leases *m, struct lease *l)
+insert(struct leases *m, uint32_t k)
 {
     size_t b;
 
-    if (m->n + 1 > m->nbuckets && grow(m) != 0)
+    if (m->n + 1 > m->nbuckets && grow_buckets(m) != 0)
         return -RK_ENOMEM;
-    b = hash(l->i.id) & (m->nbuckets - 1);
-    l->next = m->buckets[b];
-    m->buckets[b] = l;
+    b = hash(m->v[k].tail) & (m->nbuckets - 1);
+    m->v[k].next = m->buckets[b];
+    m->buckets[b] = k;
     m->n++;
-    if (l->i.irrevocable)
+    if (m->v[k].flags & F_IRREVOCABLE)
         m->nirrevocable++;
     return 0;
 }
 
+/* Takes slot k out of the table and the heap and frees it. */
 static void
-unlink_lease(struct leases *m, struct lease *l)
+remove_slot(struct leases *m, uint32_t k)
 {
-    struct lease **pp = &m->buckets[hash(l->i.id) & (m->nbuckets - 1)];
+    uint32_t *pp = &m->buckets[hash(m->v[k].tail) & (m->nbuckets - 1)];
 
-    unschedule(m, l);
-    for (; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == l) {
-            *pp = l->next;
+    unschedule(m, k);
+    for (; *pp != NONE; pp = &m->v[*pp].next)
+        if (*pp == k) {
+            *pp = m->v[k].next;
             break;
         }
     m->n--;
-    if (l->i.irrevocable)
+    if (m->v[k].flags & F_IRREVOCABLE)
         m->nirrevocable--;
+    itab_unref(&m->cls, m->v[k].cls);
+    itab_unref(&m->acc, m->v[k].acc);
+    m->v[k].cls = NONE;
+    m->v[k].flags = 0;
+    m->v[k].next = m->freehead;
+    m->freehead = k;
+}
+
+/* Frees a slot never inserted. */
+static void
+drop_slot(struct leases *m, uint32_t k)
+{
+    itab_unref(&m->cls, m->v[k].cls);
+    itab_unref(&m->acc, m->v[k].acc);
+    m->v[k].cls = NONE;
+    m->v[k].next = m->freehead;
+    m->freehead = k;
 }
 
 /* ---- records ---- */
 
+static json_t *
+record_json(const struct lease_info *i)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:b,s:s,s:b}", "id", i->id, "db",
+                     i->db, "role", i->role, "username", i->username, "accessor", i->accessor,
+                     "issued", (json_int_t)i->issued, "expires", (json_int_t)i->expires,
+                     "max_expires", (json_int_t)i->max_expires, "last_renewal",
+                     (json_int_t)i->last_renewal, "failures", i->failures, "irrevocable",
+                     i->irrevocable, "last_error", i->last_error, "pending", i->pending);
+}
+
+int
+leases_record_encode(const struct lease_info *i, char **out)
+{
+    json_t *j = record_json(i);
+
+    *out = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return *out != NULL ? 0 : -RK_ENOMEM;
+}
+
 static int
 record_put(struct leases *m, const struct lease_info *i, struct rk_error *err)
 {
-    char key[sizeof(KEY_PREFIX) + LEASE_ID_MAX];
-    json_t *j;
+    char key[KEY_MAX];
     char *text;
     int r;
 
-    j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:b,s:s}", "id", i->id, "db", i->db,
-                  "role", i->role, "username", i->username, "accessor", i->accessor, "issued",
-                  (json_int_t)i->issued, "expires", (json_int_t)i->expires, "max_expires",
-                  (json_int_t)i->max_expires, "last_renewal", (json_int_t)i->last_renewal,
-                  "failures", i->failures, "irrevocable", i->irrevocable, "last_error",
-                  i->last_error);
-    text = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL)
+    if (leases_record_encode(i, &text) != 0)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     snprintf(key, sizeof(key), KEY_PREFIX "%s", i->id);
     r = barrier_put(m->br, key, text, strlen(text), err);
@@ -204,7 +531,7 @@ record_put(struct leases *m, const struct lease_info *i, struct rk_error *err)
 static int
 record_del(struct leases *m, const char *id, struct rk_error *err)
 {
-    char key[sizeof(KEY_PREFIX) + LEASE_ID_MAX];
+    char key[KEY_MAX];
 
     snprintf(key, sizeof(key), KEY_PREFIX "%s", id);
     return barrier_del(m->br, key, err);
@@ -238,8 +565,25 @@ record_parse(const unsigned char *val, size_t len, struct lease_info *i)
     i->last_renewal = json_integer_value(json_object_get(j, "last_renewal"));
     i->failures = (int)json_integer_value(json_object_get(j, "failures"));
     i->irrevocable = json_is_true(json_object_get(j, "irrevocable"));
+    i->pending = json_is_true(json_object_get(j, "pending"));
     json_decref(j);
     return 0;
+}
+
+/* Reads the record of id into *i. Returns 0, -RK_ENOTFOUND, -RK_ECORRUPT or the store's. */
+static int
+record_get(struct leases *m, const char *id, struct lease_info *i, struct rk_error *err)
+{
+    char key[KEY_MAX];
+    struct secret *v = NULL;
+    int r;
+
+    snprintf(key, sizeof(key), KEY_PREFIX "%s", id);
+    if ((r = barrier_get(m->br, key, &v, NULL, err)) != 0)
+        return r;
+    r = record_parse(v->data, v->len, i);
+    secret_free(v);
+    return r != 0 ? rk_error_set(err, RK_ECORRUPT, "the record of lease %s does not parse", id) : 0;
 }
 
 /* ---- open, load ---- */
@@ -251,18 +595,19 @@ leases_open(struct barrier *br, const struct lease_ops *ops, struct leases **out
     struct leases *m = calloc(1, sizeof(*m));
 
     *out = NULL;
-    if (m == NULL || (m->buckets = calloc(NBUCKETS_MIN, sizeof(*m->buckets))) == NULL ||
-        timerheap_new(&m->heap, err) != 0) {
-        if (m != NULL)
-            free(m->buckets);
+    if (m == NULL || (m->buckets = malloc(NBUCKETS_MIN * sizeof(*m->buckets))) == NULL) {
         free(m);
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
+    memset(m->buckets, 0xff, NBUCKETS_MIN * sizeof(*m->buckets));
     m->nbuckets = NBUCKETS_MIN;
+    m->freehead = NONE;
     m->br = br;
     m->ops = *ops;
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
+    pthread_cond_init(&m->work_cv, NULL);
+    pthread_cond_init(&m->done_cv, NULL);
     *out = m;
     return 0;
 }
@@ -270,7 +615,8 @@ leases_open(struct barrier *br, const struct lease_ops *ops, struct leases **out
 struct load_ctx {
     struct leases *m;
     struct rk_error *err;
-    size_t n, bad;
+    size_t n, bad, pending;
+    int64_t now;
 };
 
 static int
@@ -278,8 +624,9 @@ load_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int6
 {
     struct load_ctx *c = arg;
     struct secret *v = NULL;
-    struct lease *l;
+    struct lease_info i;
     struct rk_error e = {0};
+    uint32_t k;
     int r;
 
     (void)val, (void)vlen, (void)rev;
@@ -289,28 +636,27 @@ load_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int6
         *c->err = e;
         return r;
     }
-    if ((l = calloc(1, sizeof(*l))) == NULL) {
-        secret_free(v);
-        return rk_error_set(c->err, RK_ENOMEM, "out of memory");
-    }
-    l->timer = TIMER_ID_NONE;
-    r = record_parse(v->data, v->len, &l->i);
+    r = record_parse(v->data, v->len, &i);
     secret_free(v);
-    if (r != 0 || find(c->m, l->i.id) != NULL) {
+    pthread_mutex_lock(&c->m->mu);
+    if (r != 0 || find(c->m, i.id) != NONE || (k = slot_new(c->m, &i)) == NONE) {
+        pthread_mutex_unlock(&c->m->mu);
         log_warn("leases: the record %s does not parse; it is left in the store", key);
         c->bad++;
-        free(l);
         return 0;
     }
-    pthread_mutex_lock(&c->m->mu);
-    r = insert(c->m, l);
-    if (r == 0 && !l->i.irrevocable)
-        r = schedule(c->m, l, l->i.expires);
+    if ((r = insert(c->m, k)) != 0)
+        drop_slot(c->m, k);
+    else if (i.pending) {
+        /* Written before its login was made, never confirmed: whether the login exists is
+         * unknown and nobody holds its password, so it is revoked now. */
+        c->pending++;
+        r = schedule(c->m, k, c->now);
+    } else if (!i.irrevocable)
+        r = schedule(c->m, k, i.expires);
     pthread_mutex_unlock(&c->m->mu);
-    if (r != 0) {
-        free(l);
+    if (r != 0)
         return rk_error_set(c->err, RK_ENOMEM, "out of memory");
-    }
     c->n++;
     return 0;
 }
@@ -318,7 +664,7 @@ load_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int6
 int
 leases_load(struct leases *m, struct rk_error *err)
 {
-    struct load_ctx c = {m, err, 0, 0};
+    struct load_ctx c = {m, err, 0, 0, 0, time_now()};
     int r;
 
     pthread_mutex_lock(&m->mu);
@@ -337,8 +683,8 @@ leases_load(struct leases *m, struct rk_error *err)
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     if (r == 0 && (c.n > 0 || c.bad > 0))
-        log_info("leases: %zu lease%s loaded (%zu irrevocable)", c.n, c.n == 1 ? "" : "s",
-                 m->nirrevocable);
+        log_info("leases: %zu lease%s loaded (%zu irrevocable, %zu unconfirmed: revoked now)", c.n,
+                 c.n == 1 ? "" : "s", m->nirrevocable, c.pending);
     return r;
 }
 
@@ -351,72 +697,248 @@ ready(struct leases *m, struct rk_error *err)
     return 0;
 }
 
-/* ---- outcomes of a revocation ---- */
+/* ---- revocation jobs ---- */
 
-/* Called with m->mu held, l->busy set. Returns 1 when l was freed. */
-static int
-revoked(struct leases *m, struct lease *l, int r, int force, const struct rk_error *e)
+/* The outcome of a failed revocation of slot k (m->mu held): counted, retried with backoff or
+ * irrevocable, and the record updated. */
+static void
+failed(struct leases *m, uint32_t k, struct lease_info *i, const char *msg)
 {
+    struct lease *l = &m->v[k];
     struct rk_error e2 = {0};
     int64_t now = time_now();
 
-    l->busy = 0;
-    if (r == 0 || force) {
-        if (r != 0)
-            log_warn("leases: %s: revoke-force drops the record although the revocation failed "
-                     "(%s); drop login %s by hand",
-                     l->i.id, e->msg, l->i.username);
-        if (record_del(m, l->i.id, &e2) != 0 && e2.code != RK_ENOTFOUND) {
-            log_warn("leases: %s: revoked, but its record stays: %s (retried)", l->i.id, e2.msg);
-            (void)schedule(m, l, now + RETRY_BASE);
-            return 0;
-        }
-        unlink_lease(m, l);
-        free(l);
-        return 1;
-    }
-    l->i.failures++;
-    snprintf(l->i.last_error, sizeof(l->i.last_error), "%s", e->msg);
-    if (l->i.failures >= LEASE_MAX_FAILURES) {
-        if (!l->i.irrevocable)
+    if (l->failures < 255)
+        l->failures++;
+    i->failures = l->failures;
+    snprintf(i->last_error, sizeof(i->last_error), "%s", msg);
+    if (l->failures >= LEASE_MAX_FAILURES) {
+        if (!(l->flags & F_IRREVOCABLE))
             m->nirrevocable++;
-        l->i.irrevocable = 1;
-        unschedule(m, l);
+        l->flags |= F_IRREVOCABLE;
+        i->irrevocable = 1;
+        unschedule(m, k);
         log_error("leases: %s (login %s) is irrevocable after %d failed revocations: %s; "
                   "retry with `rekey lease revoke %s` or sys/leases/revoke-force",
-                  l->i.id, l->i.username, l->i.failures, e->msg, l->i.id);
+                  i->id, i->username, l->failures, msg, i->id);
     } else {
         struct backoff_policy p = {RETRY_BASE, 2, RETRY_CAP, 10};
-        int64_t d = backoff_delay(&p, l->i.failures);
-        (void)schedule(m, l, now + d);
-        log_warn("leases: revoking %s failed (%s); try %d of %d in %llds", l->i.id, e->msg,
-                 l->i.failures + 1, LEASE_MAX_FAILURES, (long long)d);
+        int64_t d = backoff_delay(&p, l->failures);
+        (void)schedule(m, k, now + d);
+        log_warn("leases: revoking %s failed (%s); try %d of %d in %llds", i->id, msg,
+                 l->failures + 1, LEASE_MAX_FAILURES, (long long)d);
     }
-    if (record_put(m, &l->i, &e2) != 0)
-        log_warn("leases: %s: the failure count was not stored: %s", l->i.id, e2.msg);
-    return 0;
+    if (i->username[0] != '\0' && record_put(m, i, &e2) != 0)
+        log_warn("leases: %s: the failure count was not stored: %s", i->id, e2.msg);
 }
 
-/* Revokes l (m->mu held; released during the call). */
-static int
-revoke_locked(struct leases *m, struct lease *l, int force, struct rk_error *err)
+/* Runs job j without the lock: its slots are F_BUSY (taken out of the heap) and stay the job's
+ * until it ends. Counts into j->batch when there is one. */
+static void
+run_job(struct leases *m, struct job *j)
 {
-    struct lease_info copy = l->i;
-    struct rk_error e = {0};
-    int r;
+    struct lease_info *inf = calloc(j->n, sizeof(*inf));
+    int *res = calloc(j->n, sizeof(*res));
+    char(*msg)[200] = calloc(j->n, sizeof(*msg));
+    struct barrier_txn *t = NULL;
+    struct rk_error e = {0}, last = {0};
+    size_t ok = 0, bad = 0;
+    int commit = 0, lastr = 0;
 
-    l->busy = 1;
-    unschedule(m, l);
-    pthread_mutex_unlock(&m->mu);
-    r = m->ops.revoke(m->ops.ctx, &copy, &e);
+    if (inf == NULL || res == NULL || msg == NULL) {
+        free(inf);
+        free(res);
+        free(msg);
+        inf = NULL;
+        res = NULL;
+        msg = NULL;
+    }
     pthread_mutex_lock(&m->mu);
-    revoked(m, l, r, force, &e);
-    if (r != 0 && err != NULL)
-        *err = e;
-    return force ? 0 : r;
+    for (size_t x = 0; inf != NULL && x < j->n; x++)
+        lease_fill(m, j->idx[x], &inf[x]);
+    pthread_mutex_unlock(&m->mu);
+    if (inf == NULL)
+        goto outcomes;
+    for (size_t x = 0; x < j->n; x++) {
+        struct lease_info rec;
+        rk_error_clear(&e);
+        if ((res[x] = record_get(m, inf[x].id, &rec, &e)) == 0) {
+            snprintf(inf[x].username, sizeof(inf[x].username), "%s", rec.username);
+            res[x] = m->ops.revoke(m->ops.ctx, &inf[x], &e);
+        } else if (res[x] == -RK_ENOTFOUND) {
+            res[x] = 0; /* its record is gone already */
+        }
+        if (res[x] != 0)
+            snprintf(msg[x], sizeof(msg[x]), "%s", e.msg);
+    }
+    /* The records of the revoked (or forced) ones go in one transaction. */
+    if ((t = barrier_txn_new(m->br)) != NULL) {
+        char key[KEY_MAX];
+        commit = 1;
+        for (size_t x = 0; x < j->n; x++)
+            if (res[x] == 0 || j->force) {
+                snprintf(key, sizeof(key), KEY_PREFIX "%s", inf[x].id);
+                if (barrier_txn_del(t, key) != 0)
+                    commit = 0;
+            }
+        rk_error_clear(&e);
+        if (commit && barrier_txn_count(t) > 0 && barrier_txn_commit(t, NULL, &e) != 0) {
+            /* One missing record fails the whole batch: delete them one by one. */
+            commit = 0;
+            for (size_t x = 0; x < j->n; x++)
+                if (res[x] == 0 || j->force) {
+                    struct rk_error e2 = {0};
+                    int r = record_del(m, inf[x].id, &e2);
+                    if (r != 0 && r != -RK_ENOTFOUND) {
+                        res[x] = r;
+                        snprintf(msg[x], sizeof(msg[x]), "revoked, but the record stays: %s",
+                                 e2.msg);
+                    } else if (res[x] != 0) {
+                        res[x] = 1; /* forced */
+                    }
+                }
+            commit = 2;
+        }
+        barrier_txn_free(t);
+    }
+outcomes:
+    pthread_mutex_lock(&m->mu);
+    for (size_t x = 0; x < j->n; x++) {
+        uint32_t k = j->idx[x];
+        m->v[k].flags &= (uint8_t)~F_BUSY;
+        if (inf == NULL) {
+            (void)schedule(m, k, time_now() + RETRY_BASE);
+            bad++;
+            lastr = -RK_ENOMEM;
+            continue;
+        }
+        if (commit == 1 && (res[x] == 0 || j->force)) {
+            if (res[x] != 0)
+                log_warn("leases: %s: revoke-force drops the record although the revocation "
+                         "failed (%s); drop login %s by hand",
+                         inf[x].id, msg[x], inf[x].username);
+            remove_slot(m, k);
+            ok++;
+        } else if (commit == 2 && (res[x] == 0 || res[x] == 1)) {
+            remove_slot(m, k);
+            ok++;
+        } else if (commit == 0 && (res[x] == 0 || j->force)) {
+            failed(m, k, &inf[x], "revoked, but its record was not deleted (out of memory)");
+            bad++;
+        } else {
+            failed(m, k, &inf[x], msg[x]);
+            bad++;
+            lastr = res[x];
+            rk_error_set(&last, -res[x], "%s", msg[x]);
+        }
+    }
+    if (j->batch != NULL) {
+        j->batch->ok += ok;
+        j->batch->bad += bad;
+        if (lastr != 0) {
+            j->batch->last = lastr;
+            j->batch->err = last;
+        }
+        j->batch->jobs--;
+        pthread_cond_broadcast(&m->done_cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(inf);
+    free(res);
+    free(msg);
 }
 
-/* ---- the thread ---- */
+/* A job of n slots (taken: F_BUSY, out of the heap). m->mu held. NULL: out of memory (the
+ * slots are put back). */
+static struct job *
+job_new(struct leases *m, uint32_t *idx, size_t n, int force, struct batch *b)
+{
+    struct job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL) {
+        for (size_t x = 0; x < n; x++) {
+            m->v[idx[x]].flags &= (uint8_t)~F_BUSY;
+            (void)schedule(m, idx[x], time_now() + RETRY_BASE);
+        }
+        free(idx);
+        return NULL;
+    }
+    j->idx = idx;
+    j->n = n;
+    j->force = force;
+    j->batch = b;
+    if (b != NULL)
+        b->jobs++;
+    return j;
+}
+
+static void
+job_free(struct job *j)
+{
+    if (j != NULL)
+        free(j->idx);
+    free(j);
+}
+
+/* Queues j for the workers (m->mu held). */
+static void
+enqueue(struct leases *m, struct job *j)
+{
+    if (m->qtail != NULL)
+        m->qtail->next = j;
+    else
+        m->qhead = j;
+    m->qtail = j;
+    m->nqueued++;
+    if (j->batch == NULL)
+        m->nexpiryjobs++;
+    pthread_cond_signal(&m->work_cv);
+}
+
+/* Runs j now: in the workers when they run (m->mu held; returns at once), else in the caller
+ * (the lock released meanwhile). */
+static void
+submit(struct leases *m, struct job *j)
+{
+    if (m->running) {
+        enqueue(m, j);
+        return;
+    }
+    pthread_mutex_unlock(&m->mu);
+    run_job(m, j);
+    job_free(j);
+    pthread_mutex_lock(&m->mu);
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct leases *m = arg;
+
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        struct job *j;
+        while (m->qhead == NULL && !m->stop)
+            pthread_cond_wait(&m->work_cv, &m->mu);
+        if ((j = m->qhead) == NULL)
+            break;
+        m->qhead = j->next;
+        if (m->qhead == NULL)
+            m->qtail = NULL;
+        m->nqueued--;
+        if (j->batch == NULL)
+            m->nexpiryjobs--;
+        pthread_cond_signal(&m->cv); /* room in the queue for the expiry thread */
+        pthread_mutex_unlock(&m->mu);
+        run_job(m, j);
+        job_free(j);
+        pthread_mutex_lock(&m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+/* ---- the expiry thread ---- */
 
 static void *
 expiry_main(void *arg)
@@ -442,31 +964,35 @@ expiry_main(void *arg)
     }
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
-        struct timer t;
-        uint32_t id;
-        int64_t now = time_now();
+        uint32_t now = rel(time_now()), *idx;
+        size_t n = 0;
+        struct job *j;
 
-        if (timerheap_peek(m->heap, &t, &id) != 0) {
+        if (m->nheap == 0 || m->nexpiryjobs >= QUEUE_MAX) {
             pthread_cond_wait(&m->cv, &m->mu);
             continue;
         }
-        if (t.due_ms > now * 1000) {
+        if (m->v[m->heap[0]].due > now) {
             struct timespec ts;
-            int64_t wait = t.due_ms / 1000 - now;
             clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += (time_t)(wait > 0 ? wait : 1);
+            ts.tv_sec += (time_t)(m->v[m->heap[0]].due - now);
             pthread_cond_timedwait(&m->cv, &m->mu, &ts);
             continue;
         }
-        {
-            struct lease *l = m->slots[t.index];
-            if (l == NULL || l->busy) { /* stale: should not happen; drop the timer */
-                (void)timerheap_remove(m->heap, id);
-                continue;
-            }
-            log_info("leases: %s expired; revoking login %s", l->i.id, l->i.username);
-            (void)revoke_locked(m, l, 0, NULL);
+        if ((idx = malloc(EXPIRY_BATCH * sizeof(*idx))) == NULL) {
+            pthread_mutex_unlock(&m->mu);
+            sleep(1);
+            pthread_mutex_lock(&m->mu);
+            continue;
         }
+        while (n < EXPIRY_BATCH && m->nheap > 0 && m->v[m->heap[0]].due <= now) {
+            uint32_t k = m->heap[0];
+            unschedule(m, k);
+            m->v[k].flags |= F_BUSY;
+            idx[n++] = k;
+        }
+        if ((j = job_new(m, idx, n, 0, NULL)) != NULL)
+            enqueue(m, j);
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -482,7 +1008,20 @@ leases_start(struct leases *m, struct rk_error *err)
         m->stop = 0;
         if (pthread_create(&m->th, NULL, expiry_main, m) != 0)
             r = rk_error_set(err, RK_EINTERNAL, "the lease expiry thread did not start");
-        else
+        for (int w = 0; r == 0 && w < WORKERS; w++)
+            if (pthread_create(&m->workers[w], NULL, worker_main, m) != 0) {
+                /* Stop what started: a manager runs with all its workers or none. */
+                m->stop = 1;
+                pthread_cond_broadcast(&m->cv);
+                pthread_cond_broadcast(&m->work_cv);
+                pthread_mutex_unlock(&m->mu);
+                pthread_join(m->th, NULL);
+                for (int x = 0; x < w; x++)
+                    pthread_join(m->workers[x], NULL);
+                pthread_mutex_lock(&m->mu);
+                r = rk_error_set(err, RK_EINTERNAL, "the lease workers did not start");
+            }
+        if (r == 0)
             m->running = 1;
     }
     pthread_mutex_unlock(&m->mu);
@@ -498,12 +1037,19 @@ leases_stop(struct leases *m)
         return;
     pthread_mutex_lock(&m->mu);
     running = m->running;
-    m->running = 0;
     m->stop = 1;
     pthread_cond_broadcast(&m->cv);
+    pthread_cond_broadcast(&m->work_cv);
     pthread_mutex_unlock(&m->mu);
-    if (running)
+    if (running) {
+        /* The workers end their queue first (each job is short); then nothing runs. */
         pthread_join(m->th, NULL);
+        for (int w = 0; w < WORKERS; w++)
+            pthread_join(m->workers[w], NULL);
+    }
+    pthread_mutex_lock(&m->mu);
+    m->running = 0;
+    pthread_mutex_unlock(&m->mu);
 }
 
 void
@@ -512,17 +1058,15 @@ leases_close(struct leases *m)
     if (m == NULL)
         return;
     leases_stop(m);
-    for (size_t k = 0; k < m->nbuckets; k++)
-        for (struct lease *l = m->buckets[k], *nx; l != NULL; l = nx) {
-            nx = l->next;
-            free(l);
-        }
+    free(m->v);
     free(m->buckets);
-    free(m->slots);
-    free(m->freeslots);
-    timerheap_free(m->heap);
+    free(m->heap);
+    itab_free(&m->cls);
+    itab_free(&m->acc);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
+    pthread_cond_destroy(&m->work_cv);
+    pthread_cond_destroy(&m->done_cv);
     free(m);
 }
 
@@ -531,53 +1075,69 @@ leases_close(struct leases *m)
 int
 leases_add(struct leases *m, const struct lease_info *i, struct rk_error *err)
 {
-    struct lease *l;
+    struct lease_info c = *i;
+    uint32_t k;
     int r;
 
     if ((r = ready(m, err)) != 0)
         return r;
-    if ((l = calloc(1, sizeof(*l))) == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    l->i = *i;
-    l->i.failures = 0;
-    l->i.irrevocable = 0;
-    l->i.last_error[0] = '\0';
-    l->timer = TIMER_ID_NONE;
+    c.failures = 0;
+    c.irrevocable = 0;
+    c.last_error[0] = '\0';
     pthread_mutex_lock(&m->mu);
-    if (find(m, i->id) != NULL) {
+    if (find(m, i->id) != NONE) {
         pthread_mutex_unlock(&m->mu);
-        free(l);
         return rk_error_set(err, RK_EEXISTS, "lease %s exists", i->id);
     }
-    if ((r = record_put(m, &l->i, err)) == 0 && (r = insert(m, l)) == 0 &&
-        (r = schedule(m, l, l->i.expires)) != 0)
-        unlink_lease(m, l);
-    pthread_mutex_unlock(&m->mu);
-    if (r != 0) {
-        free(l);
-        if (err->code == 0)
-            rk_error_set(err, RK_ENOMEM, "out of memory");
+    if ((k = slot_new(m, &c)) == NONE) {
+        pthread_mutex_unlock(&m->mu);
+        return rk_error_set(err, RK_EINVAL, "lease id %s does not fit (or out of memory)", i->id);
     }
+    if ((r = record_put(m, &c, err)) != 0) {
+        drop_slot(m, k);
+    } else if ((r = insert(m, k)) != 0) {
+        drop_slot(m, k);
+        rk_error_set(err, RK_ENOMEM, "out of memory");
+    } else if ((r = schedule(m, k, c.expires)) != 0) {
+        remove_slot(m, k);
+        rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    pthread_mutex_unlock(&m->mu);
     return r;
+}
+
+int
+leases_confirm(struct leases *m, const struct lease_info *i, struct rk_error *err)
+{
+    struct lease_info c = *i;
+    uint32_t k;
+    int r;
+
+    c.pending = 0;
+    if ((r = record_put(m, &c, err)) != 0)
+        return r;
+    pthread_mutex_lock(&m->mu);
+    if ((k = find(m, i->id)) != NONE)
+        m->v[k].flags &= (uint8_t)~F_PENDING;
+    pthread_mutex_unlock(&m->mu);
+    return 0;
 }
 
 int
 leases_forget(struct leases *m, const char *id, struct rk_error *err)
 {
-    struct lease *l;
+    uint32_t k;
     int r;
 
     if ((r = ready(m, err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    if ((l = find(m, id)) == NULL) {
-        pthread_mutex_unlock(&m->mu);
-        return rk_error_set(err, RK_ENOTFOUND, "no lease %s", id);
-    }
-    if ((r = record_del(m, id, err)) == 0) {
-        unlink_lease(m, l);
-        free(l);
-    }
+    if ((k = find(m, id)) == NONE)
+        r = rk_error_set(err, RK_ENOTFOUND, "no lease %s", id);
+    else if (m->v[k].flags & F_BUSY)
+        r = rk_error_set(err, RK_EBUSY, "lease %s is being revoked", id);
+    else if ((r = record_del(m, id, err)) == 0)
+        remove_slot(m, k);
     pthread_mutex_unlock(&m->mu);
     return r;
 }
@@ -585,25 +1145,33 @@ leases_forget(struct leases *m, const char *id, struct rk_error *err)
 int
 leases_lookup(struct leases *m, const char *id, struct lease_info *out, struct rk_error *err)
 {
-    struct lease *l;
+    struct lease_info rec;
+    uint32_t k;
     int r;
 
     if ((r = ready(m, err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    if ((l = find(m, id)) != NULL)
-        *out = l->i;
+    if ((k = find(m, id)) != NONE)
+        lease_fill(m, k, out);
     pthread_mutex_unlock(&m->mu);
-    return l != NULL ? 0 : rk_error_set(err, RK_ENOTFOUND, "lease not found");
+    if (k == NONE)
+        return rk_error_set(err, RK_ENOTFOUND, "lease not found");
+    /* The login's name and the last error are only in the record. */
+    if ((r = record_get(m, id, &rec, err)) != 0)
+        return r == -RK_ENOTFOUND ? rk_error_set(err, RK_ENOTFOUND, "lease not found") : r;
+    memcpy(out->username, rec.username, sizeof(out->username));
+    memcpy(out->last_error, rec.last_error, sizeof(out->last_error));
+    return 0;
 }
 
 int
 leases_renew(struct leases *m, const char *id, int64_t increment, int64_t default_ttl,
              int64_t sys_max, int64_t now, struct lease_info *out, struct rk_error *err)
 {
-    struct lease *l;
-    struct lease_info copy;
+    struct lease_info cur, rec;
     int64_t exp, cap;
+    uint32_t k;
     int r;
 
     if ((r = ready(m, err)) != 0)
@@ -611,39 +1179,48 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
     if (sys_max <= 0)
         sys_max = LEASE_SYS_MAX_TTL;
     pthread_mutex_lock(&m->mu);
-    if ((l = find(m, id)) == NULL) {
+    if ((k = find(m, id)) == NONE) {
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_ENOTFOUND, "lease not found");
     }
-    if (l->busy || l->i.irrevocable) {
+    if (m->v[k].flags & (F_BUSY | F_IRREVOCABLE)) {
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_EINVAL, "lease %s is %s and cannot be renewed", id,
-                            l->busy ? "being revoked" : "irrevocable");
+                            (m->v[k].flags & F_BUSY) ? "being revoked" : "irrevocable");
     }
-    if (l->i.expires <= now) {
+    lease_fill(m, k, &cur);
+    if (cur.expires <= now) {
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_EINVAL, "lease expired");
     }
     if (increment <= 0)
-        increment = default_ttl > 0 ? default_ttl : l->i.expires - l->i.issued;
+        increment = default_ttl > 0 ? default_ttl : cur.expires - cur.issued;
     exp = now + increment;
-    cap = l->i.issued + sys_max;
-    if (l->i.max_expires > 0 && l->i.max_expires < cap)
-        cap = l->i.max_expires;
+    cap = cur.issued + sys_max;
+    if (cur.max_expires > 0 && cur.max_expires < cap)
+        cap = cur.max_expires;
     if (exp > cap)
         exp = cap;
-    l->busy = 1;
-    copy = l->i;
+    m->v[k].flags |= F_BUSY;
     pthread_mutex_unlock(&m->mu);
-    r = exp == copy.expires ? 0 : m->ops.renew(m->ops.ctx, &copy, exp, err);
-    pthread_mutex_lock(&m->mu);
-    l->busy = 0;
+    if ((r = record_get(m, id, &rec, err)) == 0) {
+        memcpy(cur.username, rec.username, sizeof(cur.username));
+        r = exp == cur.expires ? 0 : m->ops.renew(m->ops.ctx, &cur, exp, err);
+    }
     if (r == 0) {
-        l->i.expires = exp;
-        l->i.last_renewal = now;
-        if ((r = record_put(m, &l->i, err)) == 0)
-            (void)schedule(m, l, exp);
-        *out = l->i;
+        rec.expires = exp;
+        rec.last_renewal = now;
+        r = record_put(m, &rec, err);
+    }
+    pthread_mutex_lock(&m->mu);
+    m->v[k].flags &= (uint8_t)~F_BUSY;
+    if (r == 0) {
+        m->v[k].expires = rel(exp);
+        m->v[k].renewed = rel(now);
+        (void)schedule(m, k, exp);
+        cur.expires = exp;
+        cur.last_renewal = now;
+        *out = cur;
     }
     pthread_mutex_unlock(&m->mu);
     return r;
@@ -652,76 +1229,182 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
 int
 leases_revoke(struct leases *m, const char *id, int force, struct rk_error *err)
 {
-    struct lease *l;
+    struct batch b = {0};
+    uint32_t k, *idx;
+    struct job *j;
     int r;
 
     if ((r = ready(m, err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    if ((l = find(m, id)) == NULL)
-        r = rk_error_set(err, RK_ENOTFOUND, "lease not found");
-    else if (l->busy)
-        r = rk_error_set(err, RK_EBUSY, "lease %s is being revoked or renewed", id);
-    else
-        r = revoke_locked(m, l, force, err);
+    if ((k = find(m, id)) == NONE) {
+        pthread_mutex_unlock(&m->mu);
+        return rk_error_set(err, RK_ENOTFOUND, "lease not found");
+    }
+    if (m->v[k].flags & F_BUSY) {
+        pthread_mutex_unlock(&m->mu);
+        return rk_error_set(err, RK_EBUSY, "lease %s is being revoked or renewed", id);
+    }
+    if ((idx = malloc(sizeof(*idx))) == NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    unschedule(m, k);
+    m->v[k].flags |= F_BUSY;
+    idx[0] = k;
+    if ((j = job_new(m, idx, 1, force, &b)) == NULL) {
+        pthread_mutex_unlock(&m->mu);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    /* One lease: run here, not in the pool (the caller waits anyway). */
     pthread_mutex_unlock(&m->mu);
-    return r;
+    run_job(m, j);
+    job_free(j);
+    if (b.bad > 0 && !force) {
+        *err = b.err;
+        return b.last != 0 ? b.last : -RK_EINTERNAL;
+    }
+    return 0;
+}
+
+/* Whether the leases of class c match prefix: 2 all of them, 1 some (compare the tails), 0
+ * none. */
+static int
+cls_match(const char *c, const char *prefix, size_t plen)
+{
+    size_t clen = (size_t)(strchr(c, SEP) - c);
+
+    if (plen <= clen)
+        return strncmp(c, prefix, plen) == 0 ? 2 : 0;
+    if (strncmp(c, prefix, clen) != 0 || prefix[clen] != '/')
+        return 0;
+    return 1;
+}
+
+/* Takes the leases matching prefix (or, prefix NULL, those of accessor acc) into jobs of
+ * PREFIX_BATCH for b (NULL: nobody waits), chained into *jobs for submit_all. m->mu held
+ * throughout (a scan of a million slots takes milliseconds; the revocations run without it).
+ * *ntaken counts the leases taken. */
+static void
+take_matching(struct leases *m, const char *prefix, uint32_t acc, int force, struct batch *b,
+              struct job **jobs, size_t *ntaken)
+{
+    size_t plen = prefix != NULL ? strlen(prefix) : 0, n = 0;
+    uint8_t *how = NULL;
+    uint32_t *idx = NULL;
+    struct job *j;
+
+    *jobs = NULL;
+    *ntaken = 0;
+    if (prefix != NULL) {
+        /* One answer per class (a role's leases share it). */
+        if ((how = calloc(m->cls.n ? m->cls.n : 1, 1)) == NULL)
+            return;
+        for (uint32_t c = 0; c < m->cls.n; c++)
+            if (m->cls.v[c].s != NULL)
+                how[c] = (uint8_t)cls_match(m->cls.v[c].s, prefix, plen);
+    }
+    for (uint32_t k = 0; k < m->nv; k++) {
+        struct lease *l = &m->v[k];
+        if (l->cls == NONE || (l->flags & F_BUSY))
+            continue;
+        if (prefix != NULL) {
+            if (how[l->cls] == 0)
+                continue;
+            if (how[l->cls] == 1) {
+                const char *c = m->cls.v[l->cls].s;
+                size_t clen = (size_t)(strchr(c, SEP) - c);
+                if (strncmp(l->tail, prefix + clen + 1, plen - clen - 1) != 0)
+                    continue;
+            }
+        } else if (l->acc != acc) {
+            continue;
+        }
+        if (idx == NULL && (idx = malloc(PREFIX_BATCH * sizeof(*idx))) == NULL)
+            break;
+        unschedule(m, k);
+        l->flags |= F_BUSY;
+        idx[n++] = k;
+        (*ntaken)++;
+        if (n == PREFIX_BATCH) {
+            if ((j = job_new(m, idx, n, force, b)) != NULL) {
+                j->next = *jobs;
+                *jobs = j;
+            }
+            idx = NULL;
+            n = 0;
+        }
+    }
+    if (n > 0 && (j = job_new(m, idx, n, force, b)) != NULL) {
+        j->next = *jobs;
+        *jobs = j;
+    } else if (n == 0) {
+        free(idx);
+    }
+    free(how);
+}
+
+/* Submits a chain of jobs (m->mu held). */
+static void
+submit_all(struct leases *m, struct job *jobs)
+{
+    while (jobs != NULL) {
+        struct job *nx = jobs->next;
+        jobs->next = NULL;
+        submit(m, jobs);
+        jobs = nx;
+    }
 }
 
 int
 leases_revoke_prefix(struct leases *m, const char *prefix, int force, size_t *nrevoked,
                      size_t *nfailed, struct rk_error *err)
 {
-    size_t plen = strlen(prefix), ok = 0, bad = 0, nids = 0, cap = 0;
-    char **ids = NULL;
-    int r, last = 0;
+    struct batch b = {0};
+    struct job *jobs;
+    size_t n;
+    int r;
 
-    if (plen == 0)
+    if (strlen(prefix) == 0)
         return rk_error_set(err, RK_EINVAL, "an empty prefix is refused");
     if ((r = ready(m, err)) != 0)
         return r;
-    /* The ids first (one pass under the lock), then one revocation at a time: reads and
-     * renewals of other leases go on between two. */
     pthread_mutex_lock(&m->mu);
-    for (size_t k = 0; k < m->nbuckets && r == 0; k++)
-        for (struct lease *l = m->buckets[k]; l != NULL; l = l->next) {
-            if (strncmp(l->i.id, prefix, plen) != 0)
-                continue;
-            if (nids == cap) {
-                char **v = realloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*v));
-                if (v == NULL) {
-                    r = rk_error_set(err, RK_ENOMEM, "out of memory");
-                    break;
-                }
-                ids = v;
-            }
-            if ((ids[nids] = strdup(l->i.id)) == NULL) {
-                r = rk_error_set(err, RK_ENOMEM, "out of memory");
-                break;
-            }
-            nids++;
-        }
+    take_matching(m, prefix, NONE, force, &b, &jobs, &n);
+    submit_all(m, jobs);
+    while (b.jobs > 0)
+        pthread_cond_wait(&m->done_cv, &m->mu);
     pthread_mutex_unlock(&m->mu);
-    for (size_t k = 0; k < nids; k++) {
-        struct rk_error e = {0};
-        if (r == 0) {
-            int x = leases_revoke(m, ids[k], force, &e);
-            if (x == 0)
-                ok++;
-            else if (x != -RK_ENOTFOUND) {
-                bad++;
-                last = x;
-                *err = e;
-            }
-        }
-        free(ids[k]);
-    }
-    free(ids);
     if (nrevoked != NULL)
-        *nrevoked = ok;
+        *nrevoked = b.ok;
     if (nfailed != NULL)
-        *nfailed = bad;
-    return r != 0 ? r : last;
+        *nfailed = b.bad;
+    if (b.bad > 0 && !force) {
+        *err = b.err;
+        return b.last != 0 ? b.last : -RK_EINTERNAL;
+    }
+    return 0;
+}
+
+size_t
+leases_revoke_accessor(struct leases *m, const char *accessor)
+{
+    struct rk_error err = {0};
+    struct job *jobs;
+    size_t n = 0;
+    uint32_t acc;
+
+    if (accessor == NULL || accessor[0] == '\0' || ready(m, &err) != 0)
+        return 0;
+    pthread_mutex_lock(&m->mu);
+    if ((acc = itab_find(&m->acc, accessor)) == NONE) {
+        pthread_mutex_unlock(&m->mu);
+        return 0;
+    }
+    take_matching(m, NULL, acc, 0, NULL, &jobs, &n);
+    submit_all(m, jobs);
+    pthread_mutex_unlock(&m->mu);
+    return n;
 }
 
 int
@@ -730,15 +1413,22 @@ leases_each(struct leases *m, const char *prefix, int (*cb)(void *, const struct
 {
     struct rk_error err = {0};
     size_t plen = strlen(prefix);
+    struct lease_info i;
     int r, stop = 0;
 
     if ((r = ready(m, &err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    for (size_t k = 0; k < m->nbuckets && !stop; k++)
-        for (struct lease *l = m->buckets[k]; l != NULL && !stop; l = l->next)
-            if (strncmp(l->i.id, prefix, plen) == 0)
-                stop = cb(arg, &l->i);
+    for (uint32_t k = 0; k < m->nv && !stop; k++) {
+        int how;
+        if (m->v[k].cls == NONE)
+            continue;
+        if ((how = cls_match(m->cls.v[m->v[k].cls].s, prefix, plen)) == 0)
+            continue;
+        lease_fill(m, k, &i);
+        if (how == 2 || strncmp(i.id, prefix, plen) == 0)
+            stop = cb(arg, &i);
+    }
     pthread_mutex_unlock(&m->mu);
     return 0;
 }

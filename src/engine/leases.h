@@ -5,16 +5,19 @@
  * tick.
  *
  * A lease's record holds what its revocation needs (the database config's name, the role's
- * name, the login's name) and never a password. The record is written BEFORE the login is
- * made (leases_add, then the creation), so a crash between the two leaves a record whose
- * expiry drops a login that may or may not exist (a missing login counts as dropped).
+ * name, the login's name) and never a password; memory holds less (no login name, no last
+ * error: about 90 bytes a lease, leases.c). The record is written BEFORE the login is made, as
+ * an intent (leases_add with pending set, then the creation, then leases_confirm), so a crash
+ * between the two leaves a pending record, which the next load revokes at once (a missing
+ * login counts as dropped): no orphan login and no lease nobody holds the password of.
  *
- * Expiry: the thread pops due leases and revokes them through ops->revoke, without the
- * manager's lock. A failed revocation is retried with backoff (util/backoff.h); after
- * LEASE_MAX_FAILURES it is marked irrevocable: kept in the store and in memory, shown by
- * lookup (irrevocable, last_error), logged, taken out of the heap, and tried again only on
- * command (leases_revoke, revoke-prefix, revoke-force). Nothing loops silently and no record
- * is dropped unless its revocation worked or revoke-force was asked.
+ * Expiry: the thread pops due leases and hands them, in batches, to a pool of worker threads
+ * that revoke them through ops->revoke, without the manager's lock, and delete the revoked
+ * ones' records in one store transaction per batch. A failed revocation is retried with backoff
+ * (util/backoff.h); after LEASE_MAX_FAILURES it is marked irrevocable: kept in the store and in
+ * memory, shown by lookup (irrevocable, last_error), logged, taken out of the heap, and tried again
+ * only on command (leases_revoke, revoke-prefix, revoke-force). Nothing loops silently and no
+ * record is dropped unless its revocation worked or revoke-force was asked.
  *
  * Thread-safety: every function may be called from any thread once leases_open returned. */
 #ifndef REKEY_SECRETS_LEASES_H
@@ -44,6 +47,7 @@ struct lease_info {
     int failures;                                       /* revocations that failed in a row */
     int irrevocable;                                    /* 1 after LEASE_MAX_FAILURES failures */
     char last_error[200]; /* the last revocation's failure, "" when none */
+    int pending;          /* 1: written before its credential was made, not confirmed yet */
 };
 
 /* What the manager calls to act on the credential of a lease. Both run without the manager's
@@ -75,9 +79,14 @@ int leases_load(struct leases *m, struct rk_error *err);
 int leases_start(struct leases *m, struct rk_error *err);
 void leases_stop(struct leases *m);
 
-/* Adds and stores a lease (l->id unique; failures and irrevocable ignored). Returns 0,
- * -RK_EEXISTS, -RK_ENOMEM or the store's -RK_E*. */
+/* Adds and stores a lease (l->id unique, its last segment under 32 bytes; failures and
+ * irrevocable ignored; pending kept). Returns 0, -RK_EEXISTS, -RK_EINVAL (the id does not
+ * fit), -RK_ENOMEM or the store's -RK_E*. */
 int leases_add(struct leases *m, const struct lease_info *l, struct rk_error *err);
+
+/* Clears the pending mark of lease l (added pending) once its credential exists: rewrites its
+ * record from l. Returns 0 or the store's -RK_E*. */
+int leases_confirm(struct leases *m, const struct lease_info *l, struct rk_error *err);
 
 /* Removes a lease and its record without revoking (a creation that failed and cleaned up
  * after itself). Returns 0 or -RK_ENOTFOUND / the store's -RK_E*. */
@@ -107,8 +116,18 @@ int leases_revoke(struct leases *m, const char *id, int force, struct rk_error *
 int leases_revoke_prefix(struct leases *m, const char *prefix, int force, size_t *nrevoked,
                          size_t *nfailed, struct rk_error *err);
 
+/* Revokes every lease issued to the token with accessor (its revocation), in the workers
+ * (without them: now, in the caller). Returns how many were taken; failures are retried as
+ * for an expiry. */
+size_t leases_revoke_accessor(struct leases *m, const char *accessor);
+
+/* The JSON text of a lease record ("lease/<id>") into *out (free). For tools that write
+ * records in bulk (bench/). Returns 0 or -RK_ENOMEM. */
+int leases_record_encode(const struct lease_info *l, char **out);
+
 /* Calls cb for each lease whose id starts with prefix, in no particular order, under the lock
- * (cb must not call back into the manager). cb returns 0 to go on, non-zero to stop. */
+ * (cb must not call back into the manager). username and last_error are "" (only the record
+ * holds them: leases_lookup reads it). cb returns 0 to go on, non-zero to stop. */
 int leases_each(struct leases *m, const char *prefix,
                 int (*cb)(void *arg, const struct lease_info *l), void *arg);
 

@@ -3,9 +3,11 @@
 # last segment) through Vault's API on a `rekey server` against a real PostgreSQL 15: the admin
 # password read from the KV store (admin_password_path), database/creds/ROLE issues a working login
 # with a lease of the entry's ttl, renew is capped at its max_ttl, revoke drops the login, a 3 s
-# lease expires by itself, a restart keeps the lease and a revoke afterwards still drops it (the
-# lease manager finds the entry again), the API cannot redefine the role (409). No password in
-# the server's log, the store or PostgreSQL's log.
+# lease expires by itself, a restart keeps the lease and `rekey lease renew|revoke` in local mode
+# act on it (the lease manager finds the entry again), revoking a token revokes its leases (and
+# only its), a kill -9 after CREATE ROLE and before the lease's confirmation leaves no orphan login
+# after the next start, the API cannot redefine the role (409). No password in the server's log,
+# the store or PostgreSQL's log.
 . "$REKEY_TOP/tests/integration/lib.sh"
 PGBIN=/usr/lib/postgresql/15/bin
 [ -x $PGBIN/postgres ] || fail "PostgreSQL 15 is not installed (scripts/deps)"
@@ -168,9 +170,51 @@ start_server
 req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Lr\"}"
 expect 200
 [ "$(login_as "$Ur" "$Ur.pw.secret")" = OK ] || fail "the login did not survive the restart"
-req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$Lr\"}"
+# ---- the CLI in local mode renews and revokes a YAML role's lease ----
+stop_server
+export REKEY_KEY_FILE=$dir/kf.key REKEY_CONFIG=$dir/rekey.yaml
+expect_exit 0 "$REKEY" lease renew -increment=90m "$Lr"
+[ "$(sql "SELECT rolvaliduntil > now() + interval '1.4 hours' FROM pg_roles WHERE rolname = '$Ur'")" = t ] ||
+  fail "rekey lease renew (local) did not move the login's VALID UNTIL"
+expect_exit 0 "$REKEY" lease revoke "$Lr"
+[ "$(exists "$Ur")" = 0 ] || fail "rekey lease revoke (local) left the login"
+expect_exit 3 "$REKEY" lease lookup "$Lr"
+unset REKEY_KEY_FILE REKEY_CONFIG
+start_server
+
+# ---- revoking a token revokes the leases issued to it ----
+req POST /v1/auth/token/create '{"policies":["root"],"ttl":"1h"}'
+expect 200
+CHILD=$(j 'd["auth"]["client_token"]')
+printf 'X-Vault-Token: %s\n' "$CHILD" >child.hdr.secret
+STATUS=$(curl -s -o resp.secret -w '%{http_code}' -H @child.hdr.secret "$A/v1/database/creds/litellm-readonly")
+expect 200
+Ut=$(j 'd["data"]["username"]')
+creds litellm-readonly
+Uk=$U # issued to root: stays
+[ "$(exists "$Ut")" = 1 ] || fail "the child token's login was not made"
+printf '{"token":"%s"}' "$CHILD" >revoke.json.secret
+req POST /v1/auth/token/revoke @revoke.json.secret
 expect 204
-[ "$(exists "$Ur")" = 0 ] || { cat server.log; fail "revoke after a restart left the login"; }
+for _ in $(seq 50); do [ "$(exists "$Ut")" = 0 ] && break; sleep 0.1; done
+[ "$(exists "$Ut")" = 0 ] || { cat server.log; fail "revoking the token left its lease's login"; }
+[ "$(exists "$Uk")" = 1 ] || fail "revoking a token dropped another token's login"
+
+# ---- kill -9 after CREATE ROLE, before the lease is confirmed: revoked at the next start ----
+stop_server
+vcount() { sql "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'"; }
+n0=$(vcount)
+export REKEY_CRASH_AT=db-created
+start_server
+unset REKEY_CRASH_AT
+STATUS=$(curl -s -o resp.secret -w '%{http_code}' -H @root.hdr.secret "$A/v1/database/creds/litellm-readonly") || true
+wait "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=
+[ "$(vcount)" = $((n0 + 1)) ] || fail "the crash point after CREATE ROLE was not reached ($(vcount) logins, $n0 before)"
+start_server
+for _ in $(seq 50); do [ "$(vcount)" = "$n0" ] && break; sleep 0.1; done
+[ "$(vcount)" = "$n0" ] || { cat server.log; fail "the login made before the crash is an orphan after recovery"; }
+grep -q "unconfirmed: revoked now" server.log || fail "the recovery did not say what it revoked"
 stop_server
 
 # ---- no password anywhere ----
