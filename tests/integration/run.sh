@@ -11,7 +11,16 @@ here=$(cd "$(dirname "$0")" && pwd)
 REKEY=$(cd "$(dirname "$REKEY")" && pwd)/$(basename "$REKEY")
 export REKEY REKEY_TOP=$(cd "$here/../.." && pwd)
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=("$here"/t-*.sh)
+if [ ${#tests[@]} -eq 0 ]; then
+  # All of them, the longest first (measured: each takes 20 s or more), so that none of those
+  # starts last and leaves the other jobs idle.
+  for t in t-crash t-daemon-idle t-runbook t-provider-keys t-redis t-server-sched t-soak t-daemon; do
+    [ -f "$here/$t.sh" ] && tests+=("$here/$t.sh")
+  done
+  for t in "$here"/t-*.sh; do
+    case " ${tests[*]} " in *" $t "*) ;; *) tests+=("$t") ;; esac
+  done
+fi
 export REKEY_TEST_BACKEND=${REKEY_TEST_BACKEND:-sqlite}
 case $REKEY_TEST_BACKEND in
   sqlite | log) ;;
