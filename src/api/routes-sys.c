@@ -8,6 +8,7 @@
 #include "api/server.h"
 #include "api/status.h"
 #include "api/sysbody.h"
+#include "store/leader.h"
 #include "util/enc.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -85,26 +86,90 @@ static int
 h_health(struct http_request *req, void *vapp, struct rk_error *err)
 {
     struct api_app *app = vapp;
-    int init = api_app_initialized(app), sealed = api_app_sealed(app);
+    int init = api_app_initialized(app), sealed = api_app_sealed(app), standby;
+    struct leader_status ls;
     unsigned status;
     char now[40];
+    const char *ok;
 
     (void)err;
+    /* A standby (several servers on one store, another leads) answers 429 so a load balancer
+     * sends writes to the leader; ?standbyok=true makes it 200 (Vault's codes). */
+    leader_status(&ls);
+    standby = init && !sealed && ls.ha_enabled && !ls.is_self;
+    ok = http_request_query(req, "standbyok");
     if (!init)
         status = code_arg(req, "uninitcode", 501);
     else if (sealed)
         status = code_arg(req, "sealedcode", 503);
+    else if (standby && !(ok != NULL && (strcmp(ok, "true") == 0 || strcmp(ok, "1") == 0)))
+        status = code_arg(req, "standbycode", 429);
     else
         status = code_arg(req, "activecode", 200);
     time_format_rfc3339(time_now() * 1000000, now, sizeof(now));
     return http_respond_json(
         req, status,
         json_pack("{s:b, s:b, s:b, s:b, s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "initialized", init,
-                  "sealed", sealed, "standby", 0, "performance_standby", 0,
+                  "sealed", sealed, "standby", standby, "performance_standby", 0,
                   "replication_performance_mode", "disabled", "replication_dr_mode", "disabled",
                   "server_time_utc", (json_int_t)time_now(), "server_time", now, "version",
                   API_VERSION_STRING, "cluster_name", init ? app->cluster_name : "", "cluster_id",
                   init ? app->cluster_id : ""));
+}
+
+/* --- HA: sys/leader, sys/ha-status --- */
+
+/* Unauthenticated, as in Vault: who leads. */
+static int
+h_leader(struct http_request *req, void *vapp, struct rk_error *err)
+{
+    struct leader_status ls;
+    char since[40] = "0001-01-01T00:00:00Z";
+
+    (void)err;
+    if (api_app_sealed(vapp))
+        return http_respond_error(req, 503, "Vault is sealed");
+    leader_status(&ls);
+    if (ls.is_self && ls.active_since > 0)
+        time_format_rfc3339(ls.active_since * 1000000, since, sizeof(since));
+    return http_respond_json(
+        req, 200,
+        json_pack("{s:b, s:b, s:s, s:s, s:s, s:b, s:i, s:i, s:i}", "ha_enabled", ls.ha_enabled,
+                  "is_self", ls.is_self, "active_time", since, "leader_address", ls.leader_addr,
+                  "leader_cluster_address", ls.leader_addr, "performance_standby", 0,
+                  "performance_standby_last_remote_wal", 0, "raft_committed_index", 0,
+                  "raft_applied_index", 0));
+}
+
+#define HA_NODES_MAX 64
+
+static int
+h_ha_status(struct http_request *req, void *vapp, struct rk_error *err)
+{
+    struct leader_node *nodes;
+    json_t *arr, *body;
+    size_t n = 0;
+
+    if (api_authorize(req, vapp, "sys/ha-status", CAP_READ, NULL) != 0)
+        return 0;
+    if ((nodes = calloc(HA_NODES_MAX, sizeof(*nodes))) == NULL)
+        return http_respond_error(req, 500, "out of memory");
+    if (leader_nodes(nodes, HA_NODES_MAX, &n, err) != 0) {
+        free(nodes);
+        return http_respond_error(req, 503, "%s", err->msg);
+    }
+    arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr,
+                              json_pack("{s:s, s:s, s:s, s:b, s:n, s:s, s:s, s:s}", "hostname",
+                                        nodes[i].hostname, "api_address", nodes[i].api_addr,
+                                        "cluster_address", nodes[i].api_addr, "active_node",
+                                        nodes[i].active, "last_echo", "version", API_VERSION_STRING,
+                                        "upgrade_version", "", "redundancy_zone", ""));
+    free(nodes);
+    /* Vault answers both at the top and under data. */
+    body = json_pack("{s:O, s:{s:o}}", "nodes", arr, "data", "nodes", arr);
+    return http_respond_json(req, 200, body);
 }
 
 /* --- init --- */
@@ -484,6 +549,8 @@ out:
 const struct route routes_sys[] = {
     {HTTP_GET, "/v1/sys/health", h_health, ROUTE_PARAM_NONE},
     {HTTP_GET, "/v1/sys/seal-status", h_seal_status, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/leader", h_leader, ROUTE_PARAM_NONE},
+    {HTTP_GET, "/v1/sys/ha-status", h_ha_status, ROUTE_PARAM_NONE},
     {HTTP_GET | HTTP_WRITE, "/v1/sys/init", h_init, ROUTE_PARAM_NONE},
     {HTTP_WRITE, "/v1/sys/unseal", h_unseal, ROUTE_PARAM_NONE},
     {HTTP_WRITE, "/v1/sys/seal", h_seal, ROUTE_PARAM_NONE},

@@ -41,6 +41,7 @@
 #include "engine/inventory.h"
 #include "metrics/metrics.h"
 #include "store/barrier.h"
+#include "store/leader.h"
 #include "cli/unseal.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -247,7 +248,11 @@ struct sched {
     pthread_mutex_t mu; /* guards th and closed; never held while waiting for the thread */
     struct daemon_thread *th;
     int closed; /* shutting down: an unseal no longer starts it */
+    int unsealed;
     struct sweeper sweep;
+    /* The election (store/leader.h): the scheduler and the lease manager run only while this
+     * server leads and is unsealed. Set once the API listens, cleared after it stopped. */
+    struct leader *leader;
 };
 
 static void
@@ -262,23 +267,48 @@ sched_unlock(void *app)
     api_app_unlock(app);
 }
 
+static void sched_stop(struct sched *s, int closing);
+
+/* The election's callback: this server starts or stops leading (from the election's thread,
+ * or from leader_campaign in on_unseal on a store that one server has to itself). */
+static void
+sched_on_lead(void *arg, int leading)
+{
+    struct api_app *app = arg;
+    struct sched *s = app->server_ctx;
+    struct rk_error err = {0};
+
+    if (!leading) {
+        api_leases_stop();
+        sched_stop(s, 0);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->th == NULL && !s->closed && s->unsealed &&
+        daemon_thread_start(app->kv, &app->inv, sched_rdlock, sched_unlock, app, &app->inv_gen,
+                            &s->th, &err) != 0)
+        log_error("the scheduler did not start: %s; due rotations wait for a restart", err.msg);
+    if (!s->closed && s->unsealed)
+        api_leases_start(app); /* database leases: the expiry thread loads them */
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* on_unseal: called with the app's write lock held; the thread waits for it to go. */
 static void
 sched_on_unseal(struct api_app *app)
 {
     struct sched *s = app->server_ctx;
     struct rk_error err = {0};
+    struct leader *l;
 
     pthread_mutex_lock(&s->mu);
-    if (s->th == NULL && !s->closed &&
-        daemon_thread_start(app->kv, &app->inv, sched_rdlock, sched_unlock, app, &app->inv_gen,
-                            &s->th, &err) != 0)
-        log_error("the scheduler did not start: %s; due rotations wait for a restart", err.msg);
-    if (!s->closed) {
+    s->unsealed = 1;
+    if (!s->closed)
         sweeper_start(&s->sweep, app);
-        api_leases_start(app); /* database leases: the expiry thread loads them */
-    }
+    l = s->closed ? NULL : s->leader;
     pthread_mutex_unlock(&s->mu);
+    if (l != NULL && leader_campaign(l, &err) != 0)
+        log_error("%s; this server stays a standby", err.msg);
 }
 
 /* Stops the scheduler and waits for it (its rotation in flight ends first). closing: no new
@@ -304,6 +334,10 @@ sched_on_seal(struct api_app *app)
 {
     struct sched *s = app->server_ctx;
 
+    leader_resign(s->leader); /* set and cleared only while no request runs */
+    pthread_mutex_lock(&s->mu);
+    s->unsealed = 0;
+    pthread_mutex_unlock(&s->mu);
     sweeper_stop(&s->sweep);
     api_leases_stop();
     sched_stop(s, 0);
@@ -326,6 +360,27 @@ sched_replan(struct sched *s)
     pthread_mutex_lock(&s->mu);
     daemon_thread_replan(s->th);
     pthread_mutex_unlock(&s->mu);
+}
+
+/* Makes the election once the API listens (its address is the leader's in sys/leader) and
+ * takes part if the store is unsealed already. */
+static int
+server_lead(struct sched *s, struct api_app *app, const char *listen, int tls, struct rk_error *err)
+{
+    char addr[300];
+    struct leader *l = NULL;
+    int r, unsealed;
+
+    snprintf(addr, sizeof(addr), "%s://%s", tls ? "https" : "http", listen);
+    if ((r = leader_new(barrier_backend(app->br), addr, sched_on_lead, app, &l, err)) != 0)
+        return r;
+    pthread_mutex_lock(&s->mu);
+    s->leader = l;
+    unsealed = s->unsealed && !s->closed;
+    pthread_mutex_unlock(&s->mu);
+    if (unsealed && leader_campaign(l, err) != 0)
+        log_error("%s; this server stays a standby", err->msg);
+    return 0;
 }
 
 /* --- the server --- */
@@ -515,6 +570,8 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
                  l, http_server_port(srv));
         print_banner(app, lbuf, hc.tls_cert_file != NULL,
                      root_token != NULL ? (const char *)root_token->data : "", cfg);
+        if ((r = server_lead(&sched, app, lbuf, hc.tls_cert_file != NULL, &ctx->err)) != 0)
+            goto fail;
     }
     secret_free(root_token);
     root_token = NULL;
@@ -560,6 +617,8 @@ out:
     http_server_stop(srv);
     sweeper_stop(&sched.sweep);
     sched_stop(&sched, 1);
+    leader_free(sched.leader); /* resigns: a standby takes over at once */
+    sched.leader = NULL;
     metrics_server_stop();
     api_app_free(app);
     secret_free(env_root_id);

@@ -32,6 +32,24 @@ struct store_cmp {
     int64_t mod_rev;
 };
 
+/* Leases for electing one leader among several servers on one store (store/leader.h). Only a
+ * store that several servers share has them (etcd); a backend without them (ha NULL) has one
+ * server, which always leads. Keys written here are raw (not barrier-encrypted): they hold
+ * only a server's id and address, which sys/leader shows to anyone. */
+struct backend_ha_ops {
+    /* Grants a lease of ttl_s seconds: 0 with *lease, or -RK_EUNAVAILABLE, -RK_EIO. */
+    int (*grant)(struct backend *b, int ttl_s, int64_t *lease, struct rk_error *err);
+    /* Renews lease: 0 with *ttl_left (<= 0: the lease is gone, its keys deleted), or -RK_E*. */
+    int (*keepalive)(struct backend *b, int64_t lease, int64_t *ttl_left, struct rk_error *err);
+    /* Ends lease now and deletes its keys. Returns 0 or -RK_E*. */
+    int (*revoke)(struct backend *b, int64_t lease, struct rk_error *err);
+    /* Puts key = val bound to lease (deleted when it ends). only_if_absent: only when key does
+     * not exist; then 1 means written, 0 that it exists (*holder, when not NULL, gets its value,
+     * malloc'd and NUL-terminated). Returns 1, 0 or -RK_E*. */
+    int (*claim)(struct backend *b, const char *key, const char *val, int64_t lease,
+                 int only_if_absent, char **holder, struct rk_error *err);
+};
+
 /* Called once per key in ascending key order. val is NULL when keys_only was asked. Return 0 to
  * go on, 1 to stop early without error, or a negative RK_E* to stop with that error. */
 typedef int (*store_list_cb)(void *arg, const char *key, const unsigned char *val, size_t vlen,
@@ -70,6 +88,9 @@ struct backend_ops {
 
     /* Optional (may be NULL): gives back cached pages and buffers, for a process about to idle. */
     void (*trim)(struct backend *b);
+
+    /* Optional (may be NULL): leases for leader election (above). */
+    const struct backend_ha_ops *ha;
 };
 
 /* Every backend object starts with this header. */

@@ -861,6 +861,118 @@ fail:
     return r;
 }
 
+/* ---- leases for leader election (backend.h, store/leader.h) --------------------------------- */
+
+static int
+etcd_lease_grant(struct backend *b, int ttl_s, int64_t *lease, struct rk_error *err)
+{
+    json_t *resp = NULL;
+    int r;
+
+    *lease = 0;
+    /* A grant retried after a lost answer makes a second lease, which simply expires. */
+    if ((r = call(as_etcd(b), "/v3/lease/grant", json_pack("{s:i}", "TTL", ttl_s), 1, &resp,
+                  err)) != 0)
+        return r;
+    *lease = j_i64(resp, "ID");
+    json_decref(resp);
+    if (*lease == 0)
+        return rk_error_set(err, RK_EIO, "etcd granted no lease");
+    return 0;
+}
+
+static int
+etcd_lease_keepalive(struct backend *b, int64_t lease, int64_t *ttl_left, struct rk_error *err)
+{
+    json_t *resp = NULL;
+    char id[24];
+    int r;
+
+    *ttl_left = 0;
+    snprintf(id, sizeof(id), "%lld", (long long)lease);
+    /* A streaming call in gRPC; through the gateway one request in, one result out. */
+    if ((r = call(as_etcd(b), "/v3/lease/keepalive", json_pack("{s:s}", "ID", id), 1, &resp,
+                  err)) != 0)
+        return r;
+    *ttl_left = j_i64(json_object_get(resp, "result"), "TTL"); /* absent: the lease is gone */
+    json_decref(resp);
+    return 0;
+}
+
+static int
+etcd_lease_revoke(struct backend *b, int64_t lease, struct rk_error *err)
+{
+    json_t *resp = NULL;
+    char id[24];
+    int r;
+
+    snprintf(id, sizeof(id), "%lld", (long long)lease);
+    r = call(as_etcd(b), "/v3/lease/revoke", json_pack("{s:s}", "ID", id), 1, &resp, err);
+    json_decref(resp);
+    if (r != 0 && strstr(err->msg, "lease not found") != NULL)
+        r = 0; /* expired already, or revoked by a try whose answer was lost */
+    return r;
+}
+
+static int
+etcd_claim(struct backend *b, const char *key, const char *val, int64_t lease, int only_if_absent,
+           char **holder, struct rk_error *err)
+{
+    json_t *req, *resp = NULL, *kv;
+    char id[24];
+    int r;
+
+    if (holder != NULL)
+        *holder = NULL;
+    if ((r = check_key(key, err)) != 0)
+        return r;
+    snprintf(id, sizeof(id), "%lld", (long long)lease);
+    if (only_if_absent)
+        req = json_pack("{s:[{s:o, s:s, s:s, s:s}], s:[{s:{s:o, s:o, s:s}}], s:[{s:{s:o}}]}",
+                        "compare", "key", j_b64(key, strlen(key)), "target", "CREATE", "result",
+                        "EQUAL", "create_revision", "0", "success", "request_put", "key",
+                        j_b64(key, strlen(key)), "value", j_b64(val, strlen(val)), "lease", id,
+                        "failure", "request_range", "key", j_b64(key, strlen(key)));
+    else
+        req = json_pack("{s:[{s:{s:o, s:o, s:s}}]}", "success", "request_put", "key",
+                        j_b64(key, strlen(key)), "value", j_b64(val, strlen(val)), "lease", id);
+    /* Retried after a lost answer, a claim that had been written finds itself the holder: the
+     * caller compares the holder with its own value. */
+    if ((r = call(as_etcd(b), "/v3/kv/txn", req, 1, &resp, err)) != 0)
+        return r;
+    if (!only_if_absent || json_is_true(json_object_get(resp, "succeeded"))) {
+        r = 1;
+        goto out;
+    }
+    r = 0;
+    kv = json_array_get(
+        json_object_get(json_object_get(json_array_get(json_object_get(resp, "responses"), 0),
+                                        "response_range"),
+                        "kvs"),
+        0);
+    if (holder != NULL && kv != NULL) {
+        unsigned char *v = NULL;
+        size_t vl = 0;
+
+        if (j_unb64(kv, "value", &v, &vl) != 0 || memchr(v, '\0', vl) != NULL) {
+            free(v);
+            r = rk_error_set(err, RK_EIO, "etcd sent a holder of %s that does not decode", key);
+            goto out;
+        }
+        *holder = (char *)v; /* j_unb64 puts a NUL after it */
+    }
+out:
+    json_decref(resp);
+    return r;
+}
+
+static const struct backend_ha_ops etcd_ha_ops = {
+    .grant = etcd_lease_grant,
+    .keepalive = etcd_lease_keepalive,
+    .revoke = etcd_lease_revoke,
+    .claim = etcd_claim,
+};
+
 void
 etcd_backend_stats(struct backend *b, struct etcd_stats *st)
 {
@@ -883,4 +995,5 @@ const struct backend_ops etcd_backend_ops = {
     .list = etcd_list,
     .txn = etcd_txn,
     .trim = NULL,
+    .ha = &etcd_ha_ops,
 };
