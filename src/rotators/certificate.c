@@ -128,6 +128,7 @@ issue_acme(struct rot_ctx *c, const struct pki_issue_req *req, struct pki_issued
     const char *ch = inv_param(s, "acme_challenge");
     struct acme_opts o;
     int64_t timeout = 0;
+    int r;
 
     memset(&o, 0, sizeof(o));
     inv_param_duration(s, "acme_timeout", 120, &timeout);
@@ -142,7 +143,16 @@ issue_acme(struct rot_ctx *c, const struct pki_issue_req *req, struct pki_issued
     o.nnames = req->nalt;
     o.key_type = req->key_type;
     o.timeout_s = timeout;
-    return acme_issue(kv_barrier(c->kv), &o, is, err);
+    r = acme_issue(kv_barrier(c->kv), &o, is, err);
+    if (r == -RK_EUNAVAILABLE) {
+        char why[RK_ERRMSG_MAX];
+
+        /* Said plainly: nothing changed, the engine (daemon) retries after its backoff. */
+        snprintf(why, sizeof(why), "%s", err->msg);
+        rk_error_set(err, RK_EUNAVAILABLE, "ACME CA unavailable, the current certificate stays: %s",
+                     why);
+    }
+    return r;
 }
 
 static int

@@ -43,7 +43,8 @@
 #define TIMEOUT_DEFAULT_S 120
 #define REQ_TIMEOUT_MS 30000
 #define NONCE_TRIES 3
-#define POLL_MS 250
+#define POLL_FIRST_MS 50 /* polls wait 50, 100, 200 … ms, at most POLL_MAX_MS */
+#define POLL_MAX_MS 2000
 #define HOOK_TIMEOUT_MS 30000
 #define CHALLENGE_PATH "/.well-known/acme-challenge/"
 #define TOKENS_MAX 100
@@ -92,6 +93,13 @@ static int64_t
 remaining_ms(const struct acme *a)
 {
     return a->deadline_ms - time_mono_ms();
+}
+
+/* The wait before poll number n (0-based) of one resource. */
+static int64_t
+poll_wait(int n)
+{
+    return n >= 6 ? POLL_MAX_MS : POLL_FIRST_MS << n;
 }
 
 static void
@@ -777,7 +785,7 @@ authorize(struct acme *a, const char *url, struct h01 *h, struct dns_set *ds, si
     struct httpc_resp resp;
     struct acme_authz az;
     char keyauth[KEYAUTH_MAX];
-    int r, triggered = 0;
+    int r, triggered = 0, polls = 0;
 
     memset(&az, 0, sizeof(az));
     for (;;) {
@@ -832,7 +840,7 @@ authorize(struct acme *a, const char *url, struct h01 *h, struct dns_set *ds, si
                              chall_name(a->o), az.domain);
             goto out;
         }
-        sleep_ms(POLL_MS);
+        sleep_ms(poll_wait(polls++));
     }
 out:
     httpc_resp_free(&resp);
@@ -846,7 +854,7 @@ order_wait(struct acme *a, const char *url, const char *want, struct acme_order 
            struct rk_error *err)
 {
     struct httpc_resp resp;
-    int r;
+    int r, polls = 0;
 
     for (;;) {
         if (strcmp(ord->status, want) == 0 && (strcmp(want, "valid") != 0 || ord->certificate))
@@ -856,7 +864,7 @@ order_wait(struct acme *a, const char *url, const char *want, struct acme_order 
         if (remaining_ms(a) <= 0)
             return rk_error_set(err, RK_EUNAVAILABLE, "ACME: the order is still %s at the deadline",
                                 ord->status);
-        sleep_ms(POLL_MS);
+        sleep_ms(poll_wait(polls++));
         if ((r = acme_post(a, "order", url, NULL, 0, &resp, err)) != 0) {
             httpc_resp_free(&resp);
             return r;

@@ -1,0 +1,186 @@
+# kind: certificate with issuer acme against Debian's pebble (scripts/services start pebble):
+# http-01 answered by rekey's own listener, dns-01 through a hook that sets and clears the TXT
+# record at pebble-challtestsrv, the account registered once and reused by later renewals, a CA
+# that refuses (a failed challenge) and a CA that is down (unavailable: the current certificate
+# stays, the entry waits with a retry time), a restarted CA that forgot the account, kill -9
+# inside the ACME exchange and after every engine step, and the private key in no output, log,
+# argv or child environment. pebble is required: without it this test fails (scripts/deps).
+. "$REKEY_TOP/tests/integration/lib.sh"
+command -v pebble >/dev/null || fail "pebble is not installed (run scripts/deps)"
+command -v pebble-challtestsrv >/dev/null || fail "pebble-challtestsrv is not installed (scripts/deps)"
+SVC="$REKEY_TOP/scripts/services"
+BASE=$((20000 + RANDOM % 12000))
+H01=$((BASE + 10))
+W=$PWD
+run_to() { # run_to FILE WANT CMD…
+  local f=$1 want=$2 got; shift 2
+  set +e; "$@" >"$f" 2>&1; got=$?; set -e
+  [ "$got" -eq "$want" ] || { cat "$f"; fail "expected exit $want, got $got: $*"; }
+}
+cleanup() { "$SVC" stop pebble "$W/pb" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+"$SVC" start pebble pb $BASE $H01
+DIRURL=$(cat pb/directory)
+MGMT=$(cat pb/challtestsrv)
+curl -sf --cacert pb/ca.pem "https://127.0.0.1:$((BASE + 1))/roots/0" >root.pem
+curl -sf --cacert pb/ca.pem "https://127.0.0.1:$((BASE + 1))/intermediates/0" >inter.pem
+
+# The dns-01 hook: records its argv and environment (to prove no key reaches them), then sets
+# or clears the TXT record through challtestsrv's management API.
+cat >dns-hook.sh <<SH
+#!/bin/sh
+read -r txt
+echo "argv: \$0 \$*" >>$W/hook-argv.log
+env >>$W/hook-env.log
+[ "\$txt" = "\$REKEY_ACME_TXT" ] || exit 3
+case \$1 in
+set) curl -sf -X POST -d "{\"host\":\"\$2.\",\"value\":\"\$txt\"}" $MGMT/set-txt ;;
+clear) curl -sf -X POST -d "{\"host\":\"\$2.\"}" $MGMT/clear-txt ;;
+*) exit 2 ;;
+esac
+SH
+chmod +x dns-hook.sh
+
+{ echo "version: 1"; store_yaml store.db; cat <<YAML
+hooks:
+  cert-file: { type: file, path: tls.crt, template: "{{new.chain}}" }
+  key-file: { type: file, path: tls-key.secret, template: "{{new.private_key}}" }
+secrets:
+  - path: pki/web
+    kind: certificate
+    common_name: web.test
+    alt_names: [web.test, www.web.test]
+    issuer: acme
+    acme_directory: $DIRURL
+    acme_ca_file: pb/ca.pem
+    acme_email: ops@web.test
+    acme_http01_listen: 127.0.0.1:$H01
+    acme_timeout: 20s
+    grace: 0s
+    apply: [cert-file, key-file]
+  - path: pki/wild
+    kind: certificate
+    common_name: wild.test
+    alt_names: [wild.test, "*.wild.test"]
+    issuer: acme
+    acme_directory: $DIRURL
+    acme_ca_file: pb/ca.pem
+    acme_challenge: dns-01
+    acme_dns01_hook: dns-hook.sh
+    acme_timeout: 20s
+    grace: 0s
+  - path: pki/refused
+    kind: certificate
+    common_name: refused.test
+    issuer: acme
+    acme_directory: $DIRURL
+    acme_ca_file: pb/ca.pem
+    acme_http01_listen: 127.0.0.1:$((BASE + 11))
+    acme_timeout: 10s
+    grace: 0s
+YAML
+} >rekey.yaml
+init_store
+unset REKEY_STORE
+run_to lint.out 0 "$REKEY" lint
+
+accounts() { grep -c "POST /sign-me-up" pb/pebble.log || true; }
+
+# http-01: issued, rendered, chains to pebble's root, covers the names, matches its key.
+run_to web1.out 0 "$REKEY" rotate pki/web
+openssl verify -CAfile root.pem -untrusted inter.pem tls.crt >verify.out 2>&1 || { cat verify.out; fail "http-01 certificate does not verify"; }
+openssl x509 -in tls.crt -noout -ext subjectAltName >san.out
+expect_in san.out "DNS:web.test"
+expect_in san.out "DNS:www.web.test"
+[ "$(openssl pkey -in tls-key.secret -pubout | sha256sum)" = "$(openssl x509 -in tls.crt -noout -pubkey | sha256sum)" ] ||
+  fail "the key file does not match the certificate"
+openssl x509 -in tls.crt -noout -text | grep -q "id-ecPublicKey" || fail "not ecdsa-p256 by default"
+"$REKEY" kv get -field=ca pki/web >ca-field.out 2>/dev/null
+[ "$(openssl x509 -in ca-field.out -noout -subject)" = "$(openssl x509 -in inter.pem -noout -subject)" ] ||
+  fail "the ca field is not pebble's intermediate"
+serial1=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
+[ "$(accounts)" = 1 ] || fail "expected one account registration, saw $(accounts)"
+# Status: the due time comes from the certificate (notAfter - renew_before).
+"$REKEY" status --json >status.json 2>/dev/null
+notafter=$(date -u -d "$(openssl x509 -in tls.crt -noout -enddate | cut -d= -f2)" +%s)
+/usr/bin/python3 - "$notafter" <<'PY' || fail "status does not show the ACME certificate's expiry"
+import json, sys, datetime
+na = int(sys.argv[1])
+s = [e for e in json.load(open("status.json")) if e["path"] == "pki/web"][0]
+ts = lambda t: int(datetime.datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp())
+assert ts(s["expires_at"]) == na and ts(s["next_due"]) == na - 30 * 86400, s
+PY
+
+# A forced renewal and a second one: new serials, the same account (no new registration).
+run_to web2.out 0 "$REKEY" rotate pki/web
+serial2=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
+[ "$serial2" != "$serial1" ] || fail "forced renewal kept serial $serial1"
+run_to web3.out 0 "$REKEY" rotate pki/web
+serial3=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
+[ "$(accounts)" = 1 ] || fail "the account was registered again ($(accounts) registrations)"
+openssl verify -CAfile root.pem -untrusted inter.pem tls.crt >/dev/null 2>&1 || fail "renewed certificate does not verify"
+
+# dns-01 (with a wildcard): the hook set and cleared the records, got the value on stdin and in
+# REKEY_ACME_TXT, and the same account served (one directory, one account).
+run_to wild.out 0 "$REKEY" rotate pki/wild
+"$REKEY" kv get -field=certificate pki/wild >wild.pem 2>/dev/null
+openssl x509 -in wild.pem -noout -ext subjectAltName >wsan.out
+expect_in wsan.out "DNS:*.wild.test"
+expect_in wsan.out "DNS:wild.test"
+openssl verify -CAfile root.pem -untrusted inter.pem wild.pem >/dev/null 2>&1 || fail "dns-01 certificate does not verify"
+[ "$(grep -c 'argv: .* set _acme-challenge.wild.test$' hook-argv.log)" = 2 ] || { cat hook-argv.log; fail "the hook did not set two records"; }
+[ "$(grep -c 'argv: .* clear _acme-challenge.wild.test$' hook-argv.log)" = 2 ] || { cat hook-argv.log; fail "the hook did not clear the records"; }
+[ "$(accounts)" = 1 ] || fail "dns-01 registered another account"
+
+# A CA that refuses: the http-01 check reaches no listener, the challenge is invalid. The
+# rotation is "unavailable": nothing is stored, the CA's reason is shown.
+run_to refused.out 3 "$REKEY" rotate pki/refused
+expect_in refused.out "ACME CA unavailable, the current certificate stays"
+expect_in refused.out "refused.test is invalid"
+expect_exit 3 "$REKEY" kv get pki/refused
+expect_in last.err "no secret at pki/refused"
+
+# The CA down: unavailable, the current certificate stays (store and file).
+"$SVC" stop pebble pb
+run_to down.out 3 "$REKEY" rotate pki/web
+expect_in down.out "ACME CA unavailable, the current certificate stays"
+expect_in down.out "unreachable"
+cur=$("$REKEY" kv get -field=certificate pki/web 2>/dev/null | openssl x509 -noout -serial | cut -d= -f2)
+served=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
+[ "$cur" = "$served" ] && [ "$cur" = "$serial3" ] || fail "the current certificate changed while the CA was down"
+
+# The CA back, with no memory of the account (pebble keeps none): the same key registers again.
+"$SVC" start pebble pb $BASE $H01
+curl -sf --cacert pb/ca.pem "https://127.0.0.1:$((BASE + 1))/roots/0" >root.pem
+curl -sf --cacert pb/ca.pem "https://127.0.0.1:$((BASE + 1))/intermediates/0" >inter.pem
+run_to back.out 0 "$REKEY" rotate pki/web
+openssl verify -CAfile root.pem -untrusted inter.pem tls.crt >/dev/null 2>&1 || fail "no valid certificate after the CA came back"
+
+# kill -9 inside the ACME exchange (account ready; challenges valid, nothing finalized) and after
+# every engine step: the next rotation or recover leaves one current version matching the files.
+for step in acme-account acme-validated create apply test promote reload finish; do
+  set +e
+  REKEY_CRASH_AT=$step "$REKEY" rotate pki/web >crash.out 2>&1
+  rc=$?
+  set -e
+  [ $rc -eq 137 ] || { cat crash.out; fail "REKEY_CRASH_AT=$step: expected 137, got $rc"; }
+  case $step in
+    acme-*) run_to recover.out 0 "$REKEY" rotate pki/web ;;
+    *) run_to recover.out 0 "$REKEY" recover ;;
+  esac
+  check_rotation_invariants pki/web chain tls.crt
+  openssl verify -CAfile root.pem -untrusted inter.pem tls.crt >/dev/null 2>&1 || fail "after a crash at $step: no valid certificate"
+done
+[ "$(grep -c 'POST /sign-me-up' pb/pebble.log)" -le 3 ] || fail "the account was registered on every renewal"
+
+# The private key (and its PEM header) appears in no output, log, argv or child environment,
+# and not in plaintext in the store.
+key_line=$(sed -n 2p tls-key.secret)
+[ -n "$key_line" ] || fail "no key line"
+for f in *.out *.log pb/*.log; do
+  [ -f "$f" ] || continue
+  ! grep -qF -- "$key_line" "$f" || fail "the private key appears in $f"
+  ! grep -q "PRIVATE KEY" "$f" || fail "a private key appears in $f"
+done
+assert_no_plaintext "$key_line"
+exit 0
