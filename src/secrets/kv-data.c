@@ -290,3 +290,32 @@ out:
     fp_key_unref(key);
     return r;
 }
+
+int
+merge_patch(json_t *target, json_t *patch)
+{
+    const char *k;
+    json_t *pv;
+
+    json_object_foreach(patch, k, pv)
+    {
+        json_t *tv = json_object_get(target, k);
+        if (json_is_null(pv)) {
+            if (tv != NULL && json_object_del(target, k) != 0)
+                return -1;
+        } else if (json_is_object(pv)) {
+            if (!json_is_object(tv)) {
+                json_t *fresh = json_object();
+                if (fresh == NULL || json_object_set_new(target, k, fresh) != 0)
+                    return -1;
+                tv = fresh;
+            }
+            if (merge_patch(tv, pv) != 0)
+                return -1;
+        } else if (json_object_set_new(target, k, json_deep_copy(pv)) != 0) {
+            /* A copy: the patch is reused on a retry, and the result is wiped when freed. */
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -22,30 +22,6 @@
 #include "util/parse.h"
 #include "util/timeutil.h"
 
-#define KV_META_PREFIX "kv/meta/"
-#define KV_DATA_PREFIX "kv/data/"
-#define META_SUFFIX "@meta"
-#define MARKER_VALUE "P"
-
-/* Decoded metadata, keyed by (path, mod_rev): parsing the JSON costs far more than the two
- * barrier reads of a get, and a mod_rev names one immutable value (revisions only grow), so a
- * hit is exact. The metadata read itself still happens on every call; only the decode is saved.
- * Direct-mapped slots; a collision replaces. Metadata holds no secret values. */
-#define KV_CACHE_SLOTS 1024
-#define KV_CACHE_LOCKS 64
-
-struct cache_slot {
-    char *path;
-    int64_t rev;
-    struct kv_meta *meta;
-};
-
-struct kv {
-    struct barrier *br;
-    pthread_mutex_t locks[KV_CACHE_LOCKS];
-    struct cache_slot slots[KV_CACHE_SLOTS];
-};
-
 static const char *const stage_names[] = {
     [KV_STAGE_PENDING] = "pending",   [KV_STAGE_CURRENT] = "current",
     [KV_STAGE_PREVIOUS] = "previous", [KV_STAGE_RETIRED] = "retired",
@@ -245,142 +221,8 @@ data_key(const char *path, uint64_t version, char *buf, size_t buflen, struct rk
 }
 
 /* ---- the current-version record ----
- *
- * "kv/data/<path>@cur" holds, sealed like every value, the current version's metadata, the
- * path's custom_metadata (which the API's read answers with) and the version's data, so that a
- * plain read (kv_get of version 0, kv_get_current) is ONE barrier read instead of two
- * (metadata, then data) and needs no metadata decode. It is written in the same transaction as
- * every metadata write (kv_stage_put) and deleted with the path, so it always matches the metadata;
- * it is absent when there is no current version. A reader that does not find it (no such path, no
- * current version, or a store written before this record existed) falls back to the metadata. It
- * lives under "kv/data/<path>@" on purpose: whatever removes or tampers with a path's data keys by
- * that prefix treats it like the others, and "cur" never parses as a version number.
- *
- * Format 2 (written): 0x02 | version u64 | created_us i64 | deletion_us i64 | destroyed u8 |
- *           stage u8 | author_len u16 | reason_len u16 | fp_len u8 | custom_len u32 | author |
- *           reason | fingerprint | custom | data
- * Format 1 (read only, written before custom_metadata moved in): the same without custom_len
- * and custom. custom is the path's custom_metadata as compact JSON (sorted keys); custom_len 0
- * stands for an empty map. Integers are big-endian; data is absent when the version is
- * destroyed. */
-#define CUR_SUFFIX "@cur"
-#define CUR_FORMAT1 1
-#define CUR_FORMAT 2
-#define CUR_HDR1 (1 + 8 + 8 + 8 + 1 + 1 + 2 + 2 + 1)
-#define CUR_HDR (CUR_HDR1 + 4)
-
-static int
-cur_key(const char *path, size_t plen, char *buf, size_t buflen, struct rk_error *err)
-{
-    size_t a = sizeof(KV_DATA_PREFIX) - 1, b = sizeof(CUR_SUFFIX) - 1;
-
-    if (a + plen + b + 1 > buflen)
-        return rk_error_set(err, RK_EINVAL, "path is too long");
-    memcpy(buf, KV_DATA_PREFIX, a);
-    memcpy(buf + a, path, plen);
-    memcpy(buf + a + plen, CUR_SUFFIX, b + 1);
-    return 0;
-}
-
-static void
-be_put(unsigned char *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-static uint64_t
-be_get(const unsigned char *p, int n)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* Encodes vm, the custom_metadata text (custom, cl bytes; cl 0 for none) and data (may be NULL)
- * into a new secret. */
-static struct secret *
-cur_encode(const struct kv_version_meta *vm, const char *custom, size_t cl,
-           const struct secret *data)
-{
-    size_t al = strnlen(vm->author, KV_AUTHOR_MAX - 1), rl = strnlen(vm->reason, KV_REASON_MAX - 1);
-    size_t fl = strnlen(vm->fingerprint, KV_FP_SIZE - 1), dl = data != NULL ? data->len : 0;
-    struct secret *s;
-    unsigned char *p;
-
-    if (cl > UINT32_MAX || (s = secret_new(CUR_HDR + al + rl + fl + cl + dl)) == NULL)
-        return NULL;
-    p = s->data;
-    p[0] = CUR_FORMAT;
-    be_put(p + 1, vm->version, 8);
-    be_put(p + 9, (uint64_t)vm->created_us, 8);
-    be_put(p + 17, (uint64_t)vm->deletion_us, 8);
-    p[25] = vm->destroyed ? 1 : 0;
-    p[26] = (unsigned char)vm->stage;
-    be_put(p + 27, al, 2);
-    be_put(p + 29, rl, 2);
-    p[31] = (unsigned char)fl;
-    be_put(p + 32, cl, 4);
-    p += CUR_HDR;
-    memcpy(p, vm->author, al);
-    memcpy(p + al, vm->reason, rl);
-    memcpy(p + al + rl, vm->fingerprint, fl);
-    if (cl > 0)
-        memcpy(p + al + rl + fl, custom, cl);
-    if (dl > 0)
-        memcpy(p + al + rl + fl + cl, data->data, dl);
-    return s;
-}
-
-/* Where the custom_metadata text lies in a decoded record. */
-struct cur_custom {
-    int known; /* 0: a format 1 record, which does not hold it */
-    size_t off, len;
-};
-
-/* Decodes a current-version record: fills *vm and *cc, and returns the offset of the data in
- * raw, or 0 when the record does not parse. */
-static size_t
-cur_decode(const struct secret *raw, struct kv_version_meta *vm, struct cur_custom *cc)
-{
-    const unsigned char *p = raw->data;
-    size_t al, rl, fl, cl = 0, hdr;
-
-    if (raw->len < CUR_HDR1 || (p[0] != CUR_FORMAT && p[0] != CUR_FORMAT1))
-        return 0;
-    hdr = p[0] == CUR_FORMAT ? CUR_HDR : CUR_HDR1;
-    if (raw->len < hdr)
-        return 0;
-    al = (size_t)be_get(p + 27, 2);
-    rl = (size_t)be_get(p + 29, 2);
-    fl = p[31];
-    if (p[0] == CUR_FORMAT)
-        cl = (size_t)be_get(p + 32, 4);
-    if (al >= KV_AUTHOR_MAX || rl >= KV_REASON_MAX || fl >= KV_FP_SIZE || cl > raw->len - hdr ||
-        hdr + al + rl + fl > raw->len - cl || p[26] > KV_STAGE_FAILED)
-        return 0;
-    memset(vm, 0, sizeof(*vm));
-    vm->version = be_get(p + 1, 8);
-    vm->created_us = (int64_t)be_get(p + 9, 8);
-    vm->deletion_us = (int64_t)be_get(p + 17, 8);
-    vm->destroyed = p[25] != 0;
-    vm->stage = (enum kv_stage)p[26];
-    cc->known = p[0] == CUR_FORMAT;
-    cc->off = hdr + al + rl + fl;
-    cc->len = cl;
-    p += hdr;
-    memcpy(vm->author, p, al);
-    memcpy(vm->reason, p + al, rl);
-    memcpy(vm->fingerprint, p + al + rl, fl);
-    if (!fingerprint_valid(vm->fingerprint))
-        vm->fingerprint[0] = '\0'; /* unkeyed (older rekey): never shown, see kv.h */
-    if (vm->version == 0)
-        return 0;
-    return hdr + al + rl + fl + cl;
-}
-
+ * "kv/data/<path>@cur" (its format and codec: kv-current.c) is written in the same transaction
+ * as every metadata write, so a plain read is one barrier read. */
 /* Adds to t the current-version record matching meta (or its delete when there is no current
  * version). data is version's data when known; the current version's data is otherwise read
  * from the store (its data key is immutable once written, and t's compare on the metadata makes
@@ -589,7 +431,7 @@ meta_decode_cached(struct kv *kv, const char *path, const struct secret *raw, in
     return 0;
 }
 
-static int
+int
 meta_load(struct kv *kv, const char *path, int keep, struct kv_meta **meta, int64_t *mod_rev,
           struct rk_error *err)
 {
@@ -680,10 +522,6 @@ fp_recompute(struct kv *kv, const char *path, struct kv_meta *meta, uint64_t ver
     return r;
 }
 
-static int stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
-                     int64_t mod_rev, uint64_t version, const struct secret *data, int touch,
-                     struct rk_error *err);
-
 int
 kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
              int64_t mod_rev, uint64_t version, const struct secret *data, struct rk_error *err)
@@ -692,7 +530,7 @@ kv_stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_m
 }
 
 /* kv_stage_put; touch 0 keeps updated_time (a rewrite that changes nothing a user did). */
-static int
+int
 stage_put(struct kv *kv, struct barrier_txn *t, const char *path, struct kv_meta *meta,
           int64_t mod_rev, uint64_t version, const struct secret *data, int touch,
           struct rk_error *err)
@@ -769,7 +607,7 @@ kv_set_stage(struct kv *kv, struct barrier_txn *t, const char *path, uint64_t ve
 }
 
 /* Waits a little before retrying after losing a race on a path's metadata. */
-static void
+void
 conflict_backoff(int attempt)
 {
     struct timespec ts = {0, 0};
@@ -946,36 +784,6 @@ cas_check(const struct kv_meta *meta, const struct kv_put_opts *o, struct rk_err
     if ((uint64_t)o->cas != meta->latest_version)
         return rk_error_set(err, RK_ECONFLICT,
                             "check-and-set parameter did not match the current version");
-    return 0;
-}
-
-/* RFC 7386 merge of patch into target (both objects); patch values are moved or copied. */
-static int
-merge_patch(json_t *target, json_t *patch)
-{
-    const char *k;
-    json_t *pv;
-
-    json_object_foreach(patch, k, pv)
-    {
-        json_t *tv = json_object_get(target, k);
-        if (json_is_null(pv)) {
-            if (tv != NULL && json_object_del(target, k) != 0)
-                return -1;
-        } else if (json_is_object(pv)) {
-            if (!json_is_object(tv)) {
-                json_t *fresh = json_object();
-                if (fresh == NULL || json_object_set_new(target, k, fresh) != 0)
-                    return -1;
-                tv = fresh;
-            }
-            if (merge_patch(tv, pv) != 0)
-                return -1;
-        } else if (json_object_set_new(target, k, json_deep_copy(pv)) != 0) {
-            /* A copy: the patch is reused on a retry, and the result is wiped when freed. */
-            return -1;
-        }
-    }
     return 0;
 }
 
@@ -1355,280 +1163,5 @@ kv_delete_metadata(struct kv *kv, const char *path, struct rk_error *err)
 out:
     barrier_txn_free(t);
     kv_meta_free(meta);
-    return r;
-}
-
-/* ---- listing ---- */
-
-struct list_ctx {
-    const char *prefix; /* "kv/meta/<folder>/" */
-    size_t plen;
-    kv_list_cb cb;
-    void *arg;
-    char last[STORE_KEY_MAX]; /* where the next scan starts (strictly after) */
-    int seek;                 /* 1: a folder was found; rescan after last */
-    int stopped;              /* the caller's callback asked to stop */
-    int cb_err;
-};
-
-static int
-list_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
-{
-    struct list_ctx *c = arg;
-    const char *rest = key + c->plen, *slash;
-    char name[STORE_KEY_MAX];
-    size_t n;
-    int r;
-
-    (void)val;
-    (void)vlen;
-    (void)mod_rev;
-    if (strncmp(key, c->prefix, c->plen) != 0 || rest[0] == '\0')
-        return 0;
-    slash = strchr(rest, '/');
-    n = slash != NULL ? (size_t)(slash - rest) + 1 : strlen(rest);
-    if (n >= sizeof(name))
-        return 0;
-    memcpy(name, rest, n);
-    name[n] = '\0';
-    r = c->cb(c->arg, name);
-    if (r != 0) {
-        if (r > 0)
-            c->stopped = 1;
-        else
-            c->cb_err = r;
-        return r > 0 ? 1 : r;
-    }
-    if (slash == NULL)
-        return 0;
-    /* Skip the folder's whole subtree: paths are printable ASCII (< 0x7f), so every key below
-     * "<prefix><name>/" sorts before "<prefix><name>/\x7f". */
-    if (c->plen + n + 2 > sizeof(c->last))
-        return 0;
-    memcpy(c->last, key, c->plen + n);
-    c->last[c->plen + n] = 0x7f;
-    c->last[c->plen + n + 1] = '\0';
-    c->seek = 1;
-    return 1;
-}
-
-int
-kv_list(struct kv *kv, const char *prefix, kv_list_cb cb, void *arg, struct rk_error *err)
-{
-    struct list_ctx c;
-    char full[STORE_KEY_MAX];
-    size_t len = prefix != NULL ? strlen(prefix) : 0;
-    int n, r;
-
-    memset(&c, 0, sizeof(c));
-    if (len > 0 && prefix[len - 1] == '/')
-        len--;
-    if (len > 0 && (r = path_validate(prefix, len, err)) != 0)
-        return r;
-    if (len == 0)
-        n = snprintf(full, sizeof(full), KV_META_PREFIX);
-    else
-        n = snprintf(full, sizeof(full), KV_META_PREFIX "%.*s/", (int)len, prefix);
-    if (n < 0 || (size_t)n >= sizeof(full))
-        return rk_error_set(err, RK_EINVAL, "prefix is too long");
-    c.prefix = full;
-    c.plen = (size_t)n;
-    c.cb = cb;
-    c.arg = arg;
-    do {
-        int from = c.seek;
-        c.seek = 0;
-        r = barrier_list(kv->br, full, from ? c.last : NULL, 0, list_one, &c, err);
-        if (c.cb_err != 0)
-            return c.cb_err;
-        if (r != 0)
-            return r;
-    } while (c.seek && !c.stopped);
-    return 0;
-}
-
-struct names_ctx {
-    char **v;
-    size_t n, cap;
-};
-
-static int
-names_add(void *arg, const char *name)
-{
-    struct names_ctx *c = arg;
-
-    if (c->n + 2 > c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 16;
-        char **nv = realloc(c->v, cap * sizeof(*nv));
-        if (nv == NULL)
-            return -RK_ENOMEM;
-        c->v = nv;
-        c->cap = cap;
-    }
-    if ((c->v[c->n] = strdup(name)) == NULL)
-        return -RK_ENOMEM;
-    c->v[++c->n] = NULL;
-    return 0;
-}
-
-int
-kv_list_names(struct kv *kv, const char *prefix, char ***names, size_t *n, struct rk_error *err)
-{
-    struct names_ctx c = {NULL, 0, 0};
-    int r;
-
-    *names = NULL;
-    if (n != NULL)
-        *n = 0;
-    r = kv_list(kv, prefix, names_add, &c, err);
-    if (r == -RK_ENOMEM && err != NULL && err->code != RK_ENOMEM)
-        rk_error_set(err, RK_ENOMEM, "out of memory");
-    if (r == 0 && c.v == NULL && (c.v = calloc(1, sizeof(*c.v))) == NULL)
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-    if (r != 0) {
-        kv_names_free(c.v);
-        return r;
-    }
-    *names = c.v;
-    if (n != NULL)
-        *n = c.n;
-    return 0;
-}
-
-void
-kv_names_free(char **names)
-{
-    if (names == NULL)
-        return;
-    for (size_t i = 0; names[i] != NULL; i++)
-        free(names[i]);
-    free(names);
-}
-
-/* ---- keyed fingerprints ---- */
-
-int
-kv_fingerprint(struct kv *kv, const struct secret *value, char out[FINGERPRINT_LEN + 1],
-               struct rk_error *err)
-{
-    out[0] = '\0';
-    if (value == NULL || value->data == NULL)
-        return rk_error_set(err, RK_EINVAL, "no value");
-    return barrier_fingerprint(kv->br, value->data, value->len, out, err);
-}
-
-struct path_list {
-    char **v;
-    size_t n, cap;
-    int nomem;
-};
-
-static int
-collect_path(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
-{
-    struct path_list *pl = arg;
-    const size_t plen = sizeof(KV_META_PREFIX) - 1;
-
-    (void)val;
-    (void)vlen;
-    (void)mod_rev;
-    if (strncmp(key, KV_META_PREFIX, plen) != 0 || key[plen] == '\0')
-        return 0;
-    if (pl->n == pl->cap) {
-        size_t cap = pl->cap ? pl->cap * 2 : 64;
-        char **v = realloc(pl->v, cap * sizeof(*v));
-        if (v == NULL) {
-            pl->nomem = 1;
-            return 1;
-        }
-        pl->v = v;
-        pl->cap = cap;
-    }
-    if ((pl->v[pl->n] = strdup(key + plen)) == NULL) {
-        pl->nomem = 1;
-        return 1;
-    }
-    pl->n++;
-    return 0;
-}
-
-/* Rewrites path's metadata when it holds blanked fingerprints, or with all every fingerprint
- * (stage_put recomputes them). *done is set when it wrote. Returns 0 (also when the path is gone
- * or does not decode) or a store error. */
-static int
-fp_migrate_path(struct kv *kv, const char *path, int all, int *done, struct rk_error *err)
-{
-    struct kv_meta *meta = NULL;
-    struct barrier_txn *t = NULL;
-    int64_t rev;
-    int r;
-
-    *done = 0;
-    for (int attempt = 0;; attempt++) {
-        struct rk_error e2 = {0};
-
-        rev = 0;
-        r = meta_load(kv, path, 0, &meta, &rev, &e2);
-        if (r == -RK_ENOTFOUND || r == -RK_ECORRUPT || r == -RK_EINVAL || r == -RK_EVERSION)
-            return 0; /* gone, or unreadable: nothing is shown of it either */
-        if (r != 0)
-            return rk_error_set(err, -r, "%s", e2.msg);
-        for (size_t i = 0; all && i < meta->nversions; i++) {
-            memset(meta->versions[i].fingerprint, 0, sizeof(meta->versions[i].fingerprint));
-            meta->fp_stale = 1;
-        }
-        if (!meta->fp_stale) {
-            kv_meta_free(meta);
-            return 0;
-        }
-        if ((t = barrier_txn_new(kv->br)) == NULL) {
-            r = rk_error_set(err, RK_ENOMEM, "out of memory");
-            goto out;
-        }
-        if ((r = stage_put(kv, t, path, meta, rev, 0, NULL, 0, err)) != 0)
-            goto out;
-        r = barrier_txn_commit(t, NULL, err);
-        barrier_txn_free(t);
-        t = NULL;
-        kv_meta_free(meta);
-        meta = NULL;
-        if (r == 0)
-            *done = 1;
-        if (r != -RK_ECONFLICT || attempt + 1 >= KV_PUT_RETRIES)
-            break;
-        rk_error_clear(err);
-        conflict_backoff(attempt);
-    }
-out:
-    barrier_txn_free(t);
-    kv_meta_free(meta);
-    return r;
-}
-
-int
-kv_fingerprints_migrate(struct kv *kv, size_t *npaths, struct rk_error *err)
-{
-    struct path_list pl = {0};
-    size_t n = 0;
-    int r, done;
-
-    if (npaths != NULL)
-        *npaths = 0;
-    /* Only after the unseal that made the store's key: fingerprints before it are unkeyed ones
-     * (or a lost key's), every one to be recomputed. Any other time there is nothing to do. */
-    if (!barrier_fp_key_take_new(kv->br))
-        return 0;
-    r = barrier_list(kv->br, KV_META_PREFIX, NULL, 0, collect_path, &pl, err);
-    if (r == 0 && pl.nomem)
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-    for (size_t i = 0; r == 0 && i < pl.n; i++) {
-        if ((r = fp_migrate_path(kv, pl.v[i], 1, &done, err)) == 0 && done)
-            n++;
-    }
-    for (size_t i = 0; i < pl.n; i++)
-        free(pl.v[i]);
-    free(pl.v);
-    if (r == 0 && npaths != NULL)
-        *npaths = n;
     return r;
 }
