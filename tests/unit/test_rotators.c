@@ -649,10 +649,14 @@ static const struct contract_example {
      {{{"username", "x"}}, {{"address", ""}}}},
     {"certificate",
      {{"common_name", "gateway.example.com"}, {"alt_names", "gateway.example.com,api.example.com"}},
-     {"acme_directory", "renew_before must be shorter", "internal|acme"},
+     {"acme_directory", "renew_before must be shorter", "internal|acme", "needs dns-01"},
      {{{"common_name", "a"}, {"issuer", "acme"}},
       {{"common_name", "a"}, {"ttl", "10d"}, {"renew_before", "10d"}},
-      {{"common_name", "a"}, {"issuer", "self"}}}},
+      {{"common_name", "a"}, {"issuer", "self"}},
+      {{"common_name", "a.test"},
+       {"alt_names", "*.a.test"},
+       {"issuer", "acme"},
+       {"acme_directory", "https://acme.test/dir"}}}},
 };
 
 /* A one-entry inventory, so inventory_free frees whatever the build set. */
