@@ -4,6 +4,9 @@
  *   PUT/POST, GET, DELETE  database/config/:name     LIST database/config
  *   PUT/POST, GET, DELETE  database/roles/:name      LIST database/roles
  *   GET                    database/creds/:role      a new login with a lease
+ *   PUT/POST, GET, DELETE  database/static-roles/:name  LIST database/static-roles
+ *   GET                    database/static-creds/:name  the static role's current login
+ *   PUT/POST               database/rotate-role/:name, database/rotate-root/:name
  *   PUT  sys/leases/lookup {lease_id}                LIST sys/leases/lookup/:prefix
  *   PUT  sys/leases/renew, sys/renew {lease_id, increment}
  *   PUT  sys/leases/revoke, sys/revoke {lease_id}
@@ -19,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/app.h"
 #include "api/envelope.h"
@@ -29,7 +33,9 @@
 #include "api/token.h"
 #include "engine/inventory.h"
 #include "engine/dbroles.h"
+#include "engine/dbstatic.h"
 #include "engine/leases.h"
+#include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/timeutil.h"
@@ -64,6 +70,33 @@ static int mgr_users;
 
 static void token_revoked(const char *accessor);
 
+/* The static roles' timer: every STATIC_TICK seconds, the due ones rotate (dbstatic.h). */
+#define STATIC_TICK 5
+static pthread_t static_th;
+static int static_running, static_stop;
+static pthread_cond_t static_cv = PTHREAD_COND_INITIALIZER;
+
+static void *
+static_main(void *arg)
+{
+    struct api_app *app = arg;
+
+    pthread_mutex_lock(&mgr_mu);
+    while (!static_stop) {
+        struct timespec ts;
+        pthread_mutex_unlock(&mgr_mu);
+        if (!barrier_sealed(app->br))
+            (void)dbstatic_rotate_due(app->br, time_now());
+        pthread_mutex_lock(&mgr_mu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += STATIC_TICK;
+        if (!static_stop)
+            pthread_cond_timedwait(&static_cv, &mgr_mu, &ts);
+    }
+    pthread_mutex_unlock(&mgr_mu);
+    return NULL;
+}
+
 void
 api_leases_start(struct api_app *app)
 {
@@ -83,6 +116,9 @@ api_leases_start(struct api_app *app)
         }
         mgr = m;
         token_revoke_hook_set(m != NULL ? token_revoked : NULL);
+        static_stop = 0;
+        if (m != NULL && !static_running)
+            static_running = pthread_create(&static_th, NULL, static_main, app) == 0;
     }
     pthread_mutex_unlock(&mgr_mu);
 }
@@ -93,6 +129,13 @@ api_leases_stop(void)
     struct leases *m;
 
     token_revoke_hook_set(NULL);
+    pthread_mutex_lock(&mgr_mu);
+    static_stop = 1;
+    pthread_cond_broadcast(&static_cv);
+    pthread_mutex_unlock(&mgr_mu);
+    if (static_running)
+        pthread_join(static_th, NULL);
+    static_running = 0;
     pthread_mutex_lock(&mgr_mu);
     m = mgr;
     mgr = NULL;
@@ -339,6 +382,100 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
     secret_free(pw);
     log_info("database: issued %s (login %s)", l.id, l.username);
     return http_respond_json(req, 200, lease_envelope(data, &l, time_now()));
+}
+
+/* ---- static roles, rotate-role, rotate-root ---- */
+
+static int
+h_static_roles(struct http_request *req, void *vapp, struct rk_error *err)
+{
+    struct api_app *app = vapp;
+    const char *name = http_request_param(req);
+    unsigned method = http_request_method(req), cap;
+    char acl[300];
+    json_t *body = NULL, *out = NULL;
+    int r;
+
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    snprintf(acl, sizeof(acl), "database/static-roles/%s", name);
+    if (method == HTTP_LIST || name[0] == '\0') {
+        if (method != HTTP_LIST && method != HTTP_GET)
+            return http_respond_error(req, 405, "a name is required");
+        if (api_authorize(req, app, acl, CAP_LIST, NULL) != 0)
+            return 0;
+        if (name[0] != '\0')
+            return http_respond_error(req, 404, NULL);
+        if ((r = dbstatic_list(app->br, &out, err)) != 0)
+            return api_respond_rk(req, r, err);
+        return respond_keys(req, out);
+    }
+    cap = method == HTTP_GET ? CAP_READ : method == HTTP_DELETE ? CAP_DELETE : CAP_UPDATE;
+    if (api_authorize(req, app, acl, cap, NULL) != 0 || (name = param_name(req)) == NULL)
+        return 0;
+    if (method == HTTP_GET) {
+        if ((r = dbstatic_read(app->br, name, &out, err)) != 0)
+            return api_respond_rk(req, r, err);
+        return respond_data(req, out);
+    }
+    if (method == HTTP_DELETE) {
+        r = dbstatic_delete(app->br, name, err);
+        return r != 0 ? api_respond_rk(req, r, err) : http_respond_no_content(req);
+    }
+    if (http_request_json(req, &body) != 0)
+        return 0;
+    r = dbstatic_write(app->br, name, body, err);
+    json_decref(body);
+    return r != 0 ? api_respond_rk(req, r, err) : http_respond_no_content(req);
+}
+
+static int
+h_static_creds(struct http_request *req, void *vapp, struct rk_error *err)
+{
+    struct api_app *app = vapp;
+    const char *name;
+    char acl[300];
+    json_t *out = NULL;
+    int r;
+
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    snprintf(acl, sizeof(acl), "database/static-creds/%s", http_request_param(req));
+    if (api_authorize(req, app, acl, CAP_READ, NULL) != 0 || (name = param_name(req)) == NULL)
+        return 0;
+    if ((r = dbstatic_creds(app->br, name, time_now(), &out, err)) != 0)
+        return api_respond_rk(req, r, err);
+    return respond_data(req, out);
+}
+
+static int
+h_rotate(struct http_request *req, void *vapp, struct rk_error *err, int root)
+{
+    struct api_app *app = vapp;
+    const char *name;
+    char acl[300];
+    int r;
+
+    if (api_require_unsealed(req, app) != 0)
+        return 0;
+    snprintf(acl, sizeof(acl), "database/%s/%s", root ? "rotate-root" : "rotate-role",
+             http_request_param(req));
+    if (api_authorize(req, app, acl, CAP_UPDATE, NULL) != 0 || (name = param_name(req)) == NULL)
+        return 0;
+    r = root ? dbconf_rotate_root(app->br, name, err) : dbstatic_rotate(app->br, name, err);
+    return r != 0 ? api_respond_rk(req, r, err) : http_respond_no_content(req);
+}
+
+static int
+h_rotate_role(struct http_request *req, void *vapp, struct rk_error *err)
+{
+    return h_rotate(req, vapp, err, 0);
+}
+
+static int
+h_rotate_root(struct http_request *req, void *vapp, struct rk_error *err)
+{
+    return h_rotate(req, vapp, err, 1);
 }
 
 /* ---- sys/leases ---- */
@@ -630,6 +767,11 @@ const struct route routes_database[] = {
     {HTTP_GET | HTTP_PUT | HTTP_POST | HTTP_DELETE | HTTP_LIST, "/v1/database/roles/", h_roles,
      ROUTE_PARAM_NAME},
     {HTTP_GET, "/v1/database/creds/", h_creds, ROUTE_PARAM_NAME},
+    {HTTP_GET | HTTP_PUT | HTTP_POST | HTTP_DELETE | HTTP_LIST, "/v1/database/static-roles/",
+     h_static_roles, ROUTE_PARAM_NAME},
+    {HTTP_GET, "/v1/database/static-creds/", h_static_creds, ROUTE_PARAM_NAME},
+    {HTTP_PUT | HTTP_POST, "/v1/database/rotate-role/", h_rotate_role, ROUTE_PARAM_NAME},
+    {HTTP_PUT | HTTP_POST, "/v1/database/rotate-root/", h_rotate_root, ROUTE_PARAM_NAME},
     {HTTP_PUT | HTTP_POST, "/v1/sys/leases/lookup", h_lookup, ROUTE_PARAM_NONE},
     {HTTP_LIST, "/v1/sys/leases/lookup/", h_lookup_list, ROUTE_PARAM_PATH},
     {HTTP_PUT | HTTP_POST, "/v1/sys/leases/renew", h_renew, ROUTE_PARAM_NONE},

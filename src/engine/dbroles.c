@@ -153,6 +153,38 @@ conf_password(const json_t *c)
     return secret_from((const unsigned char *)json_string_value(pw), json_string_length(pw));
 }
 
+/* A rotate-root that stopped after its ALTER ROLE (a crash) left the stored password refused
+ * and the new one in "pending_password": when the new one logs in, it becomes the password
+ * (record c updated and stored) and *db is opened with it. Returns 0 or the open's -RK_E*. */
+static int
+root_resolve(struct barrier *br, const char *name, json_t *c, struct pgdb **db,
+             struct rk_error *err)
+{
+    const json_t *pp = json_object_get(c, "pending_password");
+    struct secret *pw =
+        secret_from((const unsigned char *)json_string_value(pp), json_string_length(pp));
+    int r;
+
+    rk_error_clear(err);
+    if (pw == NULL)
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    r = pgdb_open(json_string_value(json_object_get(c, "conninfo")), pw, POOL_SIZE, db, err);
+    secret_free(pw);
+    if (r != 0)
+        return r;
+    json_object_set(c, "password", json_object_get(c, "pending_password"));
+    json_object_del(c, "pending_password");
+    if ((r = rec_put(br, CONF_PREFIX, name, c, err)) != 0) {
+        pgdb_close(*db);
+        *db = NULL;
+        return r;
+    }
+    log_info("database: config %s: the interrupted rotate-root is completed (the new admin "
+             "password logs in)",
+             name);
+    return 0;
+}
+
 static int
 pool_get(struct barrier *br, const char *name, struct pool **out, struct rk_error *err)
 {
@@ -184,6 +216,8 @@ pool_get(struct barrier *br, const char *name, struct pool **out, struct rk_erro
     pw = conf_password(c);
     r = pgdb_open(json_string_value(json_object_get(c, "conninfo")), pw, POOL_SIZE, &p->db, err);
     secret_free(pw);
+    if (r == -RK_EREJECTED && json_is_string(json_object_get(c, "pending_password")))
+        r = root_resolve(br, name, c, &p->db, err);
     json_decref(c);
     if (r != 0) {
         free(p);
@@ -623,6 +657,131 @@ dbconf_delete(struct barrier *br, const char *name, struct rk_error *err)
     return r;
 }
 
+/* REKEY_CRASH_AT=<name> (a test switch, util/testsw.h) kills the process there. */
+static void
+db_crash_point(const char *name)
+{
+    const char *at = test_switch("REKEY_CRASH_AT");
+
+    if (at != NULL && strcmp(at, name) == 0) {
+        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
+        raise(SIGKILL);
+    }
+}
+
+void
+db_crash_at(const char *name)
+{
+    db_crash_point(name);
+}
+
+int
+dbconf_rotate_root(struct barrier *br, const char *name, struct rk_error *err)
+{
+    json_t *c = NULL;
+    struct pool *p = NULL;
+    struct secret *pw = NULL;
+    const char *user;
+    int r;
+
+    /* The pool first: it completes an interrupted rotation (root_resolve). */
+    if ((r = pool_get(br, name, &p, err)) != 0)
+        goto out;
+    if ((r = rec_get(br, CONF_PREFIX, name, &c, err)) != 0)
+        goto out;
+    if (!json_is_string(json_object_get(c, "username"))) {
+        r = rk_error_set(err, RK_EINVAL, "config %s names no username to rotate", name);
+        goto out;
+    }
+    user = json_string_value(json_object_get(c, "username"));
+    if ((r = pgdb_password(&pw, err)) != 0)
+        goto out;
+    /* 1. The intent: the new password stored beside the old, which stays the one used. */
+    json_object_set_new(c, "pending_password", json_stringn((const char *)pw->data, pw->len));
+    if ((r = rec_put(br, CONF_PREFIX, name, c, err)) != 0)
+        goto out;
+    db_crash_point("root-intent");
+    /* 2. apply: through the pool, still logged in with the old one. */
+    if ((r = pgdb_login_set_password(p->db, NULL, user, pw, err)) != 0) {
+        rk_error_prefix(err, "rotate-root of %s (the old password stays)", name);
+        goto undo;
+    }
+    db_crash_point("root-applied");
+    /* 3. test: a fresh login with the new one. Refused: put the old one back. */
+    if ((r = pgdb_login_test(json_string_value(json_object_get(c, "conninfo")), user, pw, err)) !=
+        0) {
+        struct rk_error e2 = {0};
+        struct secret *old = conf_password(c);
+        if (old != NULL && pgdb_login_set_password(p->db, NULL, user, old, &e2) != 0)
+            log_error("database: rotate-root of %s: the new password fails its test and the old "
+                      "one could not be put back: %s (the new one is kept as pending)",
+                      name, e2.msg);
+        secret_free(old);
+        goto undo;
+    }
+    /* 4. promote. */
+    json_object_set(c, "password", json_object_get(c, "pending_password"));
+    json_object_del(c, "pending_password");
+    if ((r = rec_put(br, CONF_PREFIX, name, c, err)) != 0)
+        goto out; /* the pending record completes it at the next pool open */
+    pool_drop(name);
+    log_info("database: config %s: the admin password is rotated", name);
+    goto out;
+undo:
+    json_object_del(c, "pending_password");
+    {
+        struct rk_error e2 = {0};
+        (void)rec_put(br, CONF_PREFIX, name, c, &e2);
+    }
+out:
+    pool_put(p);
+    secret_free(pw);
+    if (c != NULL) {
+        /* the record holds passwords: wipe the JSON strings before freeing */
+        const char *k;
+        json_t *v;
+        json_object_foreach(c, k, v) if (json_is_string(v) && strstr(k, "password") != NULL)
+            OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(c);
+    return r;
+}
+
+int
+db_pool_get(struct barrier *br, const char *name, struct pool **out, struct rk_error *err)
+{
+    return pool_get(br, name, out, err);
+}
+
+struct pgdb *
+db_pool_pgdb(struct pool *p)
+{
+    return p->db;
+}
+
+void
+db_pool_put(struct pool *p)
+{
+    pool_put(p);
+}
+
+int
+dbconf_conninfo(struct barrier *br, const char *name, char **out, struct rk_error *err)
+{
+    json_t *c = NULL;
+    int r;
+
+    *out = NULL;
+    if ((r = rec_get(br, CONF_PREFIX, name, &c, err)) != 0)
+        return r;
+    if (!json_is_string(json_object_get(c, "conninfo")))
+        r = rk_error_set(err, RK_ECORRUPT, "config %s has no conninfo", name);
+    else if ((*out = strdup(json_string_value(json_object_get(c, "conninfo")))) == NULL)
+        r = rk_error_set(err, RK_ENOMEM, "out of memory");
+    json_decref(c);
+    return r;
+}
+
 /* ---- roles ---- */
 
 /* A statements field (string or list of strings) as one text, or NULL when absent. */
@@ -926,19 +1085,6 @@ role_allowed(const json_t *conf, const char *role)
                        e) if (strcmp(json_string_value(e), "*") == 0 ||
                               strcmp(json_string_value(e), role) == 0) return 1;
     return 0;
-}
-
-/* REKEY_CRASH_AT=<name> (a test switch, util/testsw.h) kills the process there: db-created is
- * after CREATE ROLE and before the lease is confirmed. */
-static void
-db_crash_point(const char *name)
-{
-    const char *at = test_switch("REKEY_CRASH_AT");
-
-    if (at != NULL && strcmp(at, name) == 0) {
-        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
-        raise(SIGKILL);
-    }
 }
 
 int

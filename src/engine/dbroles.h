@@ -95,6 +95,28 @@ int64_t db_role_default_ttl(struct barrier *br, const char *role);
 /* The lease manager's operations for database leases (ctx = the barrier). */
 void db_lease_ops(struct barrier *br, struct lease_ops *ops);
 
+/* rotate-root: a new admin password for config name, through the engine's steps: the intent
+ * (the new one stored as "pending_password" beside the old), apply (ALTER ROLE through the pool,
+ * logged in with the old), test (a fresh login with the new), promote (the new one becomes the
+ * password, the pool reopens). A test that fails puts the old one back. A crash after the apply
+ * leaves the old one refused and the pending one working: the next pool open tries the pending
+ * one and completes the rotation, so rekey never locks itself out. Returns 0, -RK_ENOTFOUND,
+ * -RK_EINVAL (no username), -RK_EUNAVAILABLE, -RK_EREJECTED, store errors. */
+int dbconf_rotate_root(struct barrier *br, const char *name, struct rk_error *err);
+
+/* The libpq conninfo of config name (no password) into *out (free). -RK_ENOTFOUND. */
+int dbconf_conninfo(struct barrier *br, const char *name, char **out, struct rk_error *err);
+
+/* The cached admin pool of API config name (db_pool_put when done); db_pool_pgdb its
+ * connections. Returns 0, -RK_ENOTFOUND, -RK_EUNAVAILABLE, -RK_EREJECTED. */
+struct pool;
+int db_pool_get(struct barrier *br, const char *name, struct pool **out, struct rk_error *err);
+struct pgdb *db_pool_pgdb(struct pool *p);
+void db_pool_put(struct pool *p);
+
+/* REKEY_CRASH_AT=name (a test build's switch) kills the process here (the crash tests). */
+void db_crash_at(const char *name);
+
 /* Closes every cached pool (at seal). */
 void db_pools_close(void);
 

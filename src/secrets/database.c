@@ -599,6 +599,47 @@ pgdb_login_create(struct pgdb *db, const char *stmts, const char *name,
     return pool_run(db, create_job, &j, err);
 }
 
+struct setpw_job {
+    const char *stmts, *name;
+    const struct secret *password;
+};
+
+static int
+setpw_job(PGconn *conn, void *arg, struct rk_error *err)
+{
+    struct setpw_job *j = arg;
+    struct secret *text = NULL;
+    char *verifier;
+    int rc, exists = 0;
+
+    if ((rc = role_exists(conn, j->name, &exists, err)) != 0)
+        return rc;
+    if (!exists)
+        return rk_error_set(err, RK_ENOTFOUND, "login %s does not exist", j->name);
+    verifier =
+        PQencryptPasswordConn(conn, (const char *)j->password->data, j->name, "scram-sha-256");
+    if (verifier == NULL)
+        return pg_fail(conn, NULL, "hashing the password", NULL, NULL, err);
+    rc = expand(j->stmts != NULL && j->stmts[0] != '\0' ? j->stmts : PGDB_DEFAULT_ROTATION, j->name,
+                verifier, "infinity", &text, err);
+    if (rc == 0)
+        rc = exec_tx(conn, (const char *)text->data, "setting the password", verifier,
+                     (const char *)j->password->data, err);
+    secret_free(text);
+    OPENSSL_cleanse(verifier, strlen(verifier));
+    PQfreemem(verifier);
+    return rc;
+}
+
+int
+pgdb_login_set_password(struct pgdb *db, const char *stmts, const char *name,
+                        const struct secret *password, struct rk_error *err)
+{
+    struct setpw_job j = {stmts, name, password};
+
+    return pool_run(db, setpw_job, &j, err);
+}
+
 struct renew_job {
     const char *stmts, *name;
     int64_t expires;

@@ -30,6 +30,9 @@
 #define PGDB_DEFAULT_CREATION                                                                      \
     "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"
 
+/* Used when a static role names no rotation statements. */
+#define PGDB_DEFAULT_ROTATION "ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';"
+
 struct pgdb;
 
 /* Checks a libpq conninfo for an admin connection: it parses (PQconninfoParse) and holds no
@@ -69,6 +72,13 @@ int pgdb_password(struct secret **out, struct rk_error *err);
  * -RK_EUNAVAILABLE, -RK_EREJECTED, -RK_ECONFIG, -RK_ENOMEM. */
 int pgdb_login_create(struct pgdb *db, const char *stmts, const char *name,
                       const struct secret *password, int64_t expires, struct rk_error *err);
+
+/* Sets the password of the existing login name (a static role, the admin's own): stmts (NULL:
+ * PGDB_DEFAULT_ROTATION) with the client-side SCRAM verifier as {{password}}, in one
+ * transaction. Returns 0, -RK_ENOTFOUND (no such login), -RK_EUNAVAILABLE, -RK_EREJECTED,
+ * -RK_ECONFIG, -RK_ENOMEM. */
+int pgdb_login_set_password(struct pgdb *db, const char *stmts, const char *name,
+                            const struct secret *password, struct rk_error *err);
 
 /* Moves the expiry of login name to expires: stmts (renew statements; NULL: ALTER ROLE … VALID
  * UNTIL). Returns as pgdb_login_create; a login that does not exist is -RK_ENOTFOUND. */
