@@ -23,6 +23,8 @@
 #include "util/err.h"
 #include "util/secret.h"
 
+#include "barrier_fixture.h"
+
 static const char config[] = "version: 1\n"
                              "hooks:\n"
                              "  render:\n"
@@ -40,10 +42,7 @@ static const char config[] = "version: 1\n"
                              "    auto: true\n";
 
 struct fx {
-    char dir[64];
-    char db[128];
-    struct backend *b;
-    struct barrier *br;
+    struct barrier_fx s;
     struct kv *kv;
     struct inventory *inv;
 };
@@ -53,20 +52,10 @@ setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct rk_error err = {0};
-    struct secret *root;
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/rekey-test-entries-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-    assert_int_equal(backend_open(f->db, &f->b, &err), 0);
-    assert_int_equal(barrier_open(f->b, &f->br, &err), 0);
-    root = secret_new(ROOT_KEY_LEN);
-    assert_non_null(root);
-    memset(root->data, 0x42, ROOT_KEY_LEN);
-    assert_int_equal(barrier_init(f->br, root, "{}", &err), 0);
-    secret_free(root);
-    assert_int_equal(kv_open(f->br, &f->kv, &err), 0);
+    barrier_fx_open(&f->s, "entries");
+    assert_int_equal(kv_open(f->s.br, &f->kv, &err), 0);
     assert_int_equal(inventory_load_string("test.yaml", config, strlen(config), &f->inv, &err), 0);
     *state = f;
     return 0;
@@ -76,24 +65,10 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char path[256];
-    DIR *d;
-    struct dirent *de;
 
     inventory_free(f->inv);
     kv_free(f->kv);
-    barrier_free(f->br);
-    backend_close(f->b);
-    if ((d = opendir(f->dir)) != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    barrier_fx_close(&f->s);
     free(f);
     return 0;
 }
@@ -274,13 +249,13 @@ test_list_notify_busy(void **state)
 
     /* A finish still to run (or a rotation in flight) keeps the entry. */
     snprintf(key, sizeof(key), "rot/finish/secret/api/b");
-    assert_int_equal(barrier_put(f->br, key, "{}", 2, &err), 0);
+    assert_int_equal(barrier_put(f->s.br, key, "{}", 2, &err), 0);
     assert_int_equal(engine_entry_delete(f->kv, "secret/api/b", &err), -RK_EBUSY);
-    assert_int_equal(barrier_del(f->br, key, &err), 0);
+    assert_int_equal(barrier_del(f->s.br, key, &err), 0);
     snprintf(key, sizeof(key), "rot/lock/secret/api/b");
-    assert_int_equal(barrier_put(f->br, key, "{}", 2, &err), 0);
+    assert_int_equal(barrier_put(f->s.br, key, "{}", 2, &err), 0);
     assert_int_equal(engine_entry_delete(f->kv, "secret/api/b", &err), -RK_EBUSY);
-    assert_int_equal(barrier_del(f->br, key, &err), 0);
+    assert_int_equal(barrier_del(f->s.br, key, &err), 0);
     assert_int_equal(engine_entry_delete(f->kv, "secret/api/b", &err), 0);
     assert_int_equal(ch.n, 4);
     assert_string_equal(ch.paths[3], "secret/api/b");
@@ -321,12 +296,12 @@ test_load_all(void **state)
                      0);
     /* Written past the checks: a hook the configuration dropped, a key the loader refuses, a
      * record that is not JSON, and one the inventory shadows. */
-    assert_int_equal(barrier_put(f->br, "rot/entry/secret/api/s", stale, strlen(stale), &err), 0);
-    assert_int_equal(barrier_put(f->br, "rot/entry/secret/api/t", strange, strlen(strange), &err),
+    assert_int_equal(barrier_put(f->s.br, "rot/entry/secret/api/s", stale, strlen(stale), &err), 0);
+    assert_int_equal(barrier_put(f->s.br, "rot/entry/secret/api/t", strange, strlen(strange), &err),
                      0);
-    assert_int_equal(barrier_put(f->br, "rot/entry/secret/api/u", "{oops", 5, &err), 0);
-    assert_int_equal(barrier_put(f->br, "rot/entry/secret/inv/one", strange, strlen(strange), &err),
-                     0);
+    assert_int_equal(barrier_put(f->s.br, "rot/entry/secret/api/u", "{oops", 5, &err), 0);
+    assert_int_equal(
+        barrier_put(f->s.br, "rot/entry/secret/inv/one", strange, strlen(strange), &err), 0);
 
     assert_int_equal(engine_entries_load(f->kv, f->inv, &all, &bad, &err), 0);
     assert_int_equal(all->nsecrets, 2);

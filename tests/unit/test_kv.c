@@ -24,13 +24,11 @@
 #include "util/secret.h"
 #include "util/timeutil.h"
 
+#include "barrier_fixture.h"
 #include "test_rng.h"
 
 struct fx {
-    char dir[64];
-    char db[128];
-    struct backend *b;
-    struct barrier *br;
+    struct barrier_fx s;
     struct kv *kv;
 };
 
@@ -39,20 +37,10 @@ setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct rk_error err = {0};
-    struct secret *root;
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/rekey-test-kv-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-    assert_int_equal(backend_open(f->db, &f->b, &err), 0);
-    assert_int_equal(barrier_open(f->b, &f->br, &err), 0);
-    root = secret_new(ROOT_KEY_LEN);
-    assert_non_null(root);
-    memset(root->data, 0x42, ROOT_KEY_LEN);
-    assert_int_equal(barrier_init(f->br, root, "{}", &err), 0);
-    secret_free(root);
-    assert_int_equal(kv_open(f->br, &f->kv, &err), 0);
+    barrier_fx_open(&f->s, "kv");
+    assert_int_equal(kv_open(f->s.br, &f->kv, &err), 0);
     *state = f;
     return 0;
 }
@@ -62,41 +50,19 @@ static void
 reopen(struct fx *f)
 {
     struct rk_error err = {0};
-    struct secret *root = secret_new(ROOT_KEY_LEN);
 
     kv_free(f->kv);
-    barrier_free(f->br);
-    backend_close(f->b);
-    assert_non_null(root);
-    memset(root->data, 0x42, ROOT_KEY_LEN);
-    assert_int_equal(backend_open(f->db, &f->b, &err), 0);
-    assert_int_equal(barrier_open(f->b, &f->br, &err), 0);
-    assert_int_equal(barrier_unseal(f->br, root, &err), 0);
-    secret_free(root);
-    assert_int_equal(kv_open(f->br, &f->kv, &err), 0);
+    barrier_fx_reopen(&f->s);
+    assert_int_equal(kv_open(f->s.br, &f->kv, &err), 0);
 }
 
 static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char path[256];
-    DIR *d;
-    struct dirent *de;
 
     kv_free(f->kv);
-    barrier_free(f->br);
-    backend_close(f->b);
-    if ((d = opendir(f->dir)) != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    barrier_fx_close(&f->s);
     free(f);
     return 0;
 }
@@ -296,7 +262,7 @@ test_pending_promote(void **state)
     {
         struct kv_version_meta vm;
         char want[FINGERPRINT_LEN + 1];
-        assert_int_equal(barrier_fingerprint(f->br, val->data, val->len, want, &err), 0);
+        assert_int_equal(barrier_fingerprint(f->s.br, val->data, val->len, want, &err), 0);
         assert_int_equal(kv_get(f->kv, p, 3, NULL, &vm, &err), 0);
         assert_string_equal(vm.fingerprint, want);
         assert_string_equal(vm.author, "engine");
@@ -337,7 +303,7 @@ read_cur(struct fx *f, const char *path, struct cur_rec *c)
 
     snprintf(key, sizeof(key), "kv/data/%s@cur", path);
     memset(c, 0, sizeof(*c));
-    if ((r = barrier_get(f->br, key, &raw, NULL, &err)) != 0)
+    if ((r = barrier_get(f->s.br, key, &raw, NULL, &err)) != 0)
         return r;
     assert_true(raw->len >= 36);
     assert_int_equal(raw->data[0], 2);
@@ -377,7 +343,7 @@ write_cur_v1(struct fx *f, const char *path, uint64_t v, const char *data)
     rec[26] = KV_STAGE_CURRENT;
     memcpy(rec + 32, data, dl);
     snprintf(key, sizeof(key), "kv/data/%s@cur", path);
-    t = barrier_txn_new(f->br);
+    t = barrier_txn_new(f->s.br);
     assert_non_null(t);
     assert_int_equal(barrier_txn_put(t, key, rec, 32 + dl), 0);
     assert_int_equal(barrier_txn_commit(t, NULL, &err), 0);
@@ -733,9 +699,9 @@ test_delete_undelete_destroy(void **state)
     {
         /* The data key is really gone from the store. */
         struct secret *raw = NULL;
-        assert_int_equal(barrier_get(f->br, "kv/data/secret/del@1", &raw, NULL, &err),
+        assert_int_equal(barrier_get(f->s.br, "kv/data/secret/del@1", &raw, NULL, &err),
                          -RK_ENOTFOUND);
-        assert_int_equal(barrier_get(f->br, "kv/data/secret/del@2", &raw, NULL, &err), 0);
+        assert_int_equal(barrier_get(f->s.br, "kv/data/secret/del@2", &raw, NULL, &err), 0);
         secret_free(raw);
     }
     assert_int_equal(kv_read(f->kv, p, 1, &d, &m, &vm, &err), -RK_ENOTFOUND);
@@ -751,7 +717,7 @@ test_delete_undelete_destroy(void **state)
     kv_names_free(names);
     {
         struct secret *raw = NULL;
-        assert_int_equal(barrier_get(f->br, "kv/data/secret/del@2", &raw, NULL, &err),
+        assert_int_equal(barrier_get(f->s.br, "kv/data/secret/del@2", &raw, NULL, &err),
                          -RK_ENOTFOUND);
     }
 }
@@ -816,7 +782,7 @@ test_list(void **state)
     /* 20,000 keys under one folder, written 200 per transaction (a transaction's plaintexts
      * sit in the 1 MiB secure heap until commit). */
     for (int i = 0; i < 20000; i += 200) {
-        t = barrier_txn_new(f->br);
+        t = barrier_txn_new(f->s.br);
         assert_non_null(t);
         for (int j = i; j < i + 200; j++) {
             snprintf(path, sizeof(path), "secret/ai-gateway/providers/bulk/k%05d", j);
@@ -1004,7 +970,7 @@ test_fingerprint(void **state)
     assert_int_equal(put_json(f->kv, "secret/fp1", "{\"key\":\"sk-value\"}", NULL, NULL, &err), 0);
     assert_int_equal(kv_get(f->kv, "secret/fp1", 0, NULL, &vm, &err), 0);
     assert_true(is_fp(vm.fingerprint));
-    assert_int_equal(barrier_fingerprint(f->br, "sk-value", 8, want, &err), 0);
+    assert_int_equal(barrier_fingerprint(f->s.br, "sk-value", 8, want, &err), 0);
     assert_string_equal(vm.fingerprint, want);
 
     assert_int_equal(put_json(f->kv, "secret/fp2", "{\"username\":\"u\", \"password\":\"pw\"}",
@@ -1012,7 +978,7 @@ test_fingerprint(void **state)
                      0);
     assert_int_equal(kv_get(f->kv, "secret/fp2", 0, NULL, &vm, &err), 0);
     assert_true(is_fp(vm.fingerprint));
-    assert_int_equal(barrier_fingerprint(f->br, canon, strlen(canon), want, &err), 0);
+    assert_int_equal(barrier_fingerprint(f->s.br, canon, strlen(canon), want, &err), 0);
     assert_string_equal(vm.fingerprint, want);
 }
 
@@ -1213,7 +1179,7 @@ test_fingerprint_keyed(void **state)
     assert_int_equal(kv_get(f->kv, "secret/fpk/one", 0, NULL, &vm, &err), 0);
     assert_string_equal(vm.fingerprint, a);
 
-    assert_int_equal(barrier_rotate_keyring(f->br, &term, &err), 0);
+    assert_int_equal(barrier_rotate_keyring(f->s.br, &term, &err), 0);
     assert_int_equal(put_json(f->kv, "secret/fpk/two", "{\"other\":\"hunter2\"}", NULL, NULL, &err),
                      0);
     fp_of_version(f, "secret/fpk/two", 1, got);
@@ -1245,7 +1211,7 @@ make_unkeyed(struct fx *f, const char *path)
         snprintf(m->versions[i].fingerprint, sizeof(m->versions[i].fingerprint), "%s", old);
     assert_int_equal(kv_meta_encode_bin(m, &enc, &enclen, &err), 0);
     snprintf(key, sizeof(key), "kv/data/%s@meta", path);
-    assert_int_equal(barrier_put(f->br, key, enc, enclen, &err), 0);
+    assert_int_equal(barrier_put(f->s.br, key, enc, enclen, &err), 0);
     free(enc);
     /* The current version's record, format 2 with a 19-byte fingerprint and no custom. */
     if (m->current_version != 0 && kv_get(f->kv, path, 0, &data, NULL, &err) == 0) {
@@ -1261,7 +1227,7 @@ make_unkeyed(struct fx *f, const char *path)
         memcpy(rec + 36, old, strlen(old));
         memcpy(rec + 36 + strlen(old), data->data, dl);
         snprintf(key, sizeof(key), "kv/data/%s@cur", path);
-        assert_int_equal(barrier_put(f->br, key, rec, 36 + strlen(old) + dl, &err), 0);
+        assert_int_equal(barrier_put(f->s.br, key, rec, 36 + strlen(old) + dl, &err), 0);
         secret_free(data);
     }
     kv_meta_free(m);
@@ -1309,7 +1275,7 @@ test_fingerprint_migration(void **state)
     make_unkeyed(f, "secret/mig/a");
     make_unkeyed(f, "secret/mig/b");
     make_unkeyed(f, "secret/mig/c");
-    assert_int_equal(f->b->ops->del(f->b, "core/fpkey", NULL, &err), 0);
+    assert_int_equal(f->s.b->ops->del(f->s.b, "core/fpkey", NULL, &err), 0);
     reopen(f);
 
     /* Read as they are: the unkeyed fingerprints are blank, never shown. */
@@ -1364,7 +1330,7 @@ test_fingerprint_migration(void **state)
 
     /* The key record lost: the unseal makes another key, and the migration recomputes every
      * path's fingerprints under it. */
-    assert_int_equal(f->b->ops->del(f->b, "core/fpkey", NULL, &err), 0);
+    assert_int_equal(f->s.b->ops->del(f->s.b, "core/fpkey", NULL, &err), 0);
     reopen(f);
     assert_int_equal(kv_fingerprints_migrate(f->kv, &n, &err), 0);
     assert_int_equal(n, 3);
@@ -1413,16 +1379,16 @@ test_no_plaintext_on_disk(void **state)
         o.author = "AUTHORCANARY";
         assert_int_equal(put_json(f->kv, "secret/x", "{\"a\":\"b\"}", &o, NULL, &err), 0);
     }
-    assert_false(file_contains(f->db, needle));
-    assert_false(file_contains(f->db, "AUTHORCANARY"));
-    snprintf(path, sizeof(path), "%s-wal", f->db);
+    assert_false(file_contains(f->s.db, needle));
+    assert_false(file_contains(f->s.db, "AUTHORCANARY"));
+    snprintf(path, sizeof(path), "%s-wal", f->s.db);
     assert_false(file_contains(path, needle));
     assert_false(file_contains(path, "AUTHORCANARY"));
-    snprintf(path, sizeof(path), "%s-journal", f->db);
+    snprintf(path, sizeof(path), "%s-journal", f->s.db);
     assert_false(file_contains(path, needle));
     /* The test can fail: the key (not the value) is plain, and is found. */
-    assert_true(file_contains(f->db, "kv/meta/secret/ai-gateway/providers/anthropic") ||
-                (snprintf(path, sizeof(path), "%s-wal", f->db) > 0 &&
+    assert_true(file_contains(f->s.db, "kv/meta/secret/ai-gateway/providers/anthropic") ||
+                (snprintf(path, sizeof(path), "%s-wal", f->s.db) > 0 &&
                  file_contains(path, "kv/meta/secret/ai-gateway/providers/anthropic")));
 }
 
@@ -1431,7 +1397,7 @@ test_no_plaintext_on_disk(void **state)
 static void
 write_layout1(struct fx *f, const char *path, const char *json_meta, const char *v1, const char *v2)
 {
-    struct barrier_txn *t = barrier_txn_new(f->br);
+    struct barrier_txn *t = barrier_txn_new(f->s.br);
     struct rk_error err = {0};
     char key[256];
 
@@ -1495,17 +1461,17 @@ test_layout1_store(void **state)
     assert_int_equal(kv_list_names(f->kv, "secret/old", &names, &n, &err), 0);
     assert_int_equal(n, 2);
     kv_names_free(names);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
+    assert_int_equal(barrier_get(f->s.br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
                      -RK_ENOTFOUND);
 
     /* the first write moves the metadata */
     assert_int_equal(put_json(f->kv, "secret/old/a", "{\"k\":\"three\"}", NULL, &v, &err), 0);
     assert_int_equal(v, 3);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err), 0);
+    assert_int_equal(barrier_get(f->s.br, "kv/data/secret/old/a@meta", &raw, NULL, &err), 0);
     assert_true(raw->len > 0 && raw->data[0] == 0x02);
     secret_free(raw);
     raw = NULL;
-    assert_int_equal(barrier_get(f->br, "kv/meta/secret/old/a", &raw, NULL, &err), 0);
+    assert_int_equal(barrier_get(f->s.br, "kv/meta/secret/old/a", &raw, NULL, &err), 0);
     assert_true(raw->len == 1 && raw->data[0] == 'P');
     secret_free(raw);
     raw = NULL;
@@ -1537,10 +1503,12 @@ test_layout1_store(void **state)
     assert_int_equal(n, 1);
     assert_string_equal(names[0], "c");
     kv_names_free(names);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/b@1", &raw, NULL, &err), -RK_ENOTFOUND);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
+    assert_int_equal(barrier_get(f->s.br, "kv/data/secret/old/b@1", &raw, NULL, &err),
                      -RK_ENOTFOUND);
-    assert_int_equal(barrier_get(f->br, "kv/data/secret/old/a@3", &raw, NULL, &err), -RK_ENOTFOUND);
+    assert_int_equal(barrier_get(f->s.br, "kv/data/secret/old/a@meta", &raw, NULL, &err),
+                     -RK_ENOTFOUND);
+    assert_int_equal(barrier_get(f->s.br, "kv/data/secret/old/a@3", &raw, NULL, &err),
+                     -RK_ENOTFOUND);
     assert_int_equal(kv_get(f->kv, "secret/old/a", 0, NULL, NULL, &err), -RK_ENOTFOUND);
 }
 

@@ -25,6 +25,8 @@
 #include "util/err.h"
 #include "util/secret.h"
 
+#include "barrier_fixture.h"
+
 /* Made with python3-cryptography (see the file header). */
 static const char P256_DER[] =
     "308187020100301306072a8648ce3d020106082a8648ce3d030107046d306b0201010420c9afa9d845ba75166b"
@@ -110,10 +112,7 @@ static const char P384_S[] =
     "1ac42ec0cb8668a4fa0ab0";
 
 struct fx {
-    char dir[64];
-    char db[128];
-    struct backend *b;
-    struct barrier *br;
+    struct barrier_fx s;
     struct transit *t;
 };
 
@@ -122,20 +121,10 @@ setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct rk_error err = {0};
-    struct secret *root;
 
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/rekey-test-transit-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/store.db", f->dir);
-    assert_int_equal(backend_open(f->db, &f->b, &err), 0);
-    assert_int_equal(barrier_open(f->b, &f->br, &err), 0);
-    root = secret_new(ROOT_KEY_LEN);
-    assert_non_null(root);
-    memset(root->data, 0x42, ROOT_KEY_LEN);
-    assert_int_equal(barrier_init(f->br, root, "{}", &err), 0);
-    secret_free(root);
-    assert_int_equal(transit_open(f->br, &f->t, &err), 0);
+    barrier_fx_open(&f->s, "transit");
+    assert_int_equal(transit_open(f->s.br, &f->t, &err), 0);
     *state = f;
     return 0;
 }
@@ -144,23 +133,9 @@ static int
 teardown(void **state)
 {
     struct fx *f = *state;
-    char path[256];
-    DIR *d;
-    struct dirent *de;
 
     transit_close(f->t);
-    barrier_free(f->br);
-    backend_close(f->b);
-    if ((d = opendir(f->dir)) != NULL) {
-        while ((de = readdir(d)) != NULL) {
-            if (de->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", f->dir, de->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(f->dir);
+    barrier_fx_close(&f->s);
     free(f);
     return 0;
 }
@@ -690,7 +665,7 @@ test_concurrent_rotations(void **state)
         assert_int_equal(info->versions[i].version, i + 1);
     transit_info_free(info);
     /* one engine per barrier */
-    assert_int_equal(transit_open(f->br, &t2, &err), 0);
+    assert_int_equal(transit_open(f->s.br, &t2, &err), 0);
     assert_ptr_equal(t2, f->t);
     transit_close(t2);
 }
