@@ -57,6 +57,7 @@ secrets:
     acme_http01_listen: 127.0.0.1:$H01
     acme_timeout: 20s
     grace: 0s
+    auto: true
     apply: [cert-file, key-file]
   - path: pki/wild
     kind: certificate
@@ -120,6 +121,16 @@ serial3=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
 [ "$(accounts)" = 1 ] || fail "the account was registered again ($(accounts) registrations)"
 openssl verify -CAfile root.pem -untrusted inter.pem tls.crt >/dev/null 2>&1 || fail "renewed certificate does not verify"
 
+# The daemon renews on its own once the renewal window opens (fake clock: 29 days before
+# notAfter), and not before.
+run_to once1.out 0 "$REKEY" run -once
+expect_in once1.out "0 rotated"
+notafter=$(date -u -d "$(openssl x509 -in tls.crt -noout -enddate | cut -d= -f2)" +%s)
+REKEY_NOW=$((notafter - 29 * 86400)) run_to once2.out 0 "$REKEY" run -once
+expect_in once2.out "1 rotated, 0 failed"
+serial3=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
+[ "$(accounts)" = 1 ] || fail "the daemon registered another account"
+
 # dns-01 (with a wildcard): the hook set and cleared the records, got the value on stdin and in
 # REKEY_ACME_TXT, and the same account served (one directory, one account).
 run_to wild.out 0 "$REKEY" rotate pki/wild
@@ -148,6 +159,12 @@ expect_in down.out "unreachable"
 cur=$("$REKEY" kv get -field=certificate pki/web 2>/dev/null | openssl x509 -noout -serial | cut -d= -f2)
 served=$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)
 [ "$cur" = "$served" ] && [ "$cur" = "$serial3" ] || fail "the current certificate changed while the CA was down"
+# The daemon in the window with the CA down: the renewal waits for a retry after a backoff, the
+# run ends (no loop), nothing changes.
+REKEY_NOW=$((notafter - 29 * 86400)) run_to once3.out 0 "$REKEY" run -once
+expect_in once3.out "retry in"
+expect_in once3.out "ACME CA unavailable"
+[ "$(openssl x509 -in tls.crt -noout -serial | cut -d= -f2)" = "$serial3" ] || fail "the daemon changed the certificate while the CA was down"
 
 # The CA back, with no memory of the account (pebble keeps none): the same key registers again.
 "$SVC" start pebble pb $BASE $H01
