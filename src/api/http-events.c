@@ -27,6 +27,7 @@
 
 #include "api/envelope.h"
 #include "api/status.h"
+#include "audit/audit.h"
 #include "util/events.h"
 #include "util/fsutil.h"
 #include "util/log.h"
@@ -164,6 +165,108 @@ http_audit_request(struct http_request *req, struct rk_error *err)
     return events_publish(&ev, err);
 }
 
+unsigned
+http_audit_fail_response(struct http_request *req, const char *why, struct MHD_Response **resp,
+                         const char **ctype)
+{
+    static const char body[] =
+        "{\"errors\":[\"internal error: the audit log cannot record this request\"]}";
+    struct MHD_Response *nr;
+
+    log_error("http: %s %s: answering 500: %s", req->method_str, req->path, why);
+    nr = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
+                                         MHD_RESPMEM_PERSISTENT);
+    if (nr == NULL) /* out of memory: no answer at all rather than one the log lacks */
+        return 0;
+    if (*resp != NULL)
+        MHD_destroy_response(*resp);
+    *resp = nr;
+    *ctype = "application/json";
+    return 500;
+}
+
+/* The audit window's completion (audit_done_fn): runs in the audit sink's flusher thread (or in
+ * audit_async_end, in the worker, after the suspend), while the connection is suspended. */
+static void
+audit_done(void *arg, int result, const char *msg)
+{
+    struct http_request *req = arg;
+
+    req->aw_result = result;
+    if (result != 0)
+        snprintf(req->aw_msg, sizeof(req->aw_msg), "%s", msg);
+    atomic_store(&req->aw_done, 1);
+    MHD_resume_connection(req->mc);
+}
+
+int
+http_audit_request_defer(struct http_request *req, struct rk_error *err)
+{
+    int r;
+
+    if (!req->can_defer || req->audit_req)
+        return http_audit_request(req, err);
+    atomic_store(&req->aw_done, 0);
+    req->aw_result = 0;
+    audit_async_begin(audit_done, req);
+    r = http_audit_request(req, err);
+    if (!audit_async_pending()) {
+        audit_async_end();
+        return r;
+    }
+    /* Some line is queued: wait for it (a failure found now fails the request then too). */
+    if (r != 0) {
+        req->aw_result = r;
+        snprintf(req->aw_msg, sizeof(req->aw_msg), "%s", err->msg);
+    }
+    req->aw = AW_REQUEST;
+    MHD_suspend_connection(req->mc);
+    audit_async_end(); /* may resume it already */
+    return 1;
+}
+
+int
+http_audit_window_open(struct http_request *req)
+{
+    const char *p = req->route != NULL ? req->route->pattern : NULL;
+
+    /* KV reads only: their handler changes nothing, so it may run before its request's line is
+     * fsynced, as long as the answer waits for it (other reads may: database/creds makes a
+     * login). */
+    if (!req->can_defer || req->audit_req ||
+        !(req->method == HTTP_GET || req->method == HTTP_HEAD || req->method == HTTP_LIST) ||
+        p == NULL || strncmp(p, "/v1/secret/", 11) != 0 || !events_wanted(EV_API_REQUEST))
+        return 0;
+    atomic_store(&req->aw_done, 0);
+    req->aw_result = 0;
+    audit_async_begin(audit_done, req);
+    req->aw_window = 1;
+    return 1;
+}
+
+unsigned
+http_audit_response_defer(struct http_request *req, unsigned status, struct MHD_Response **resp,
+                          const char **ctype, int *pending)
+{
+    *pending = 0;
+    if (!req->aw_window) {
+        atomic_store(&req->aw_done, 0);
+        req->aw_result = 0;
+        audit_async_begin(audit_done, req);
+    }
+    req->aw_window = 0;
+    status = http_audit_response(req, status, resp, ctype);
+    if (!audit_async_pending()) {
+        audit_async_end();
+        return status;
+    }
+    *pending = 1;
+    req->aw = AW_RESPONSE;
+    MHD_suspend_connection(req->mc);
+    audit_async_end(); /* may resume it already */
+    return status;
+}
+
 /* Publishes the response's event before it is queued; on a failure to record it the answer
  * becomes a 500 (resp and ctype replaced). Returns the status to send, or 0 when nothing may
  * be sent. */
@@ -171,10 +274,7 @@ unsigned
 http_audit_response(struct http_request *req, unsigned status, struct MHD_Response **resp,
                     const char **ctype)
 {
-    static const char body[] =
-        "{\"errors\":[\"internal error: the audit log cannot record this request\"]}";
     const char *pols[HTTP_ID_POLICIES + 1];
-    struct MHD_Response *nr;
     struct rk_error err = {0};
     struct rk_event ev;
     char family[32];
@@ -195,13 +295,5 @@ http_audit_response(struct http_request *req, unsigned status, struct MHD_Respon
     }
     if (r == 0)
         return status;
-    log_error("http: %s %s: answering 500: %s", req->method_str, req->path, err.msg);
-    nr = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)(uintptr_t)body,
-                                         MHD_RESPMEM_PERSISTENT);
-    if (nr == NULL) /* out of memory: no answer at all rather than one the log lacks */
-        return 0;
-    MHD_destroy_response(*resp);
-    *resp = nr;
-    *ctype = "application/json";
-    return 500;
+    return http_audit_fail_response(req, err.msg, resp, ctype);
 }

@@ -61,7 +61,20 @@ struct http_request {
     char req_id[40];     /* the request id of its events */
     char audit_err[256]; /* the message of an error response */
     struct http_identity id;
+    /* Waiting for the audit log without a thread (http-events.c): the connection is suspended
+     * until the lines are fsynced, then resumed (MHD calls the access handler again). */
+    int can_defer;       /* in the final access call: lines may be waited for suspended */
+    int aw;              /* AW_*: what the suspended request waits for */
+    int aw_window;       /* an audit window spans the handler (a KV read, see dispatch) */
+    _Atomic int aw_done; /* the completion ran */
+    int aw_result;       /* its result: 0, or -RK_E* with aw_msg */
+    char aw_msg[RK_ERRMSG_MAX];
+    struct MHD_Response *presp; /* the answer held back until its line is fsynced */
+    unsigned pstatus;
+    char pctype[128];
 };
+
+enum { AW_NONE, AW_REQUEST, AW_RESPONSE };
 
 struct conn {
     struct conn *prev, *next; /* srv->conns, under srv->reap_lock */
@@ -86,6 +99,7 @@ struct inst {
     size_t key_len;
     atomic_int inflight;
     atomic_int draining;
+    int suspendable; /* started with MHD_ALLOW_SUSPEND_RESUME */
 };
 
 struct http_server {
@@ -139,6 +153,30 @@ int http_audit_request(struct http_request *req, struct rk_error *err);
  * be sent. */
 unsigned http_audit_response(struct http_request *req, unsigned status, struct MHD_Response **resp,
                              const char **ctype);
+
+/* As http_audit_request, but when the line was queued to the audit log without being written
+ * yet, suspends the connection (req->aw = AW_REQUEST) and returns 1: the connection is resumed
+ * once it is fsynced or failed (aw_result). Only in the final access call (req->can_defer). */
+int http_audit_request_defer(struct http_request *req, struct rk_error *err);
+
+/* For a KV read in the final access call, opens an audit window that stays open across the
+ * handler, so that its request and response lines are written together and waited for once
+ * (the handler changes nothing, and the answer waits for both lines): returns 1, and the
+ * caller publishes the request (http_audit_request) and runs the handler, whose answer goes
+ * through http_audit_response_defer (which closes the window). Returns 0 when it does not
+ * apply. */
+int http_audit_window_open(struct http_request *req);
+
+/* As http_audit_response, but when lines were queued without being written yet (*pending = 1),
+ * suspends the connection (req->aw = AW_RESPONSE): the caller keeps the answer in req->presp
+ * until the connection is resumed. Closes a window the request opened. */
+unsigned http_audit_response_defer(struct http_request *req, unsigned status,
+                                   struct MHD_Response **resp, const char **ctype, int *pending);
+
+/* Replaces *resp by the 500 answer of a request the audit log could not record. Returns 500,
+ * or 0 when no answer could be made (out of memory). */
+unsigned http_audit_fail_response(struct http_request *req, const char *why,
+                                  struct MHD_Response **resp, const char **ctype);
 
 /* ---- reqhead.c ---- */
 

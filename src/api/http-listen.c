@@ -110,13 +110,15 @@ http_inst_start(struct http_server *s, struct inst **out, struct rk_error *err)
 {
     struct inst *in = calloc(1, sizeof(*in));
     unsigned flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+        MHD_ALLOW_SUSPEND_RESUME; /* requests wait for the audit log suspended (http.c) */
     int rc;
 
     *out = NULL;
     if (in == NULL)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     in->srv = s;
+    in->suspendable = 1;
     if (s->cert_file != NULL) {
         if ((rc = tls_load(s, in, err)) != 0)
             goto fail;

@@ -110,6 +110,8 @@ wbuf_append(const char *buf, size_t len, void *arg)
 static void
 request_reset(struct http_request *req)
 {
+    if (req->presp != NULL)
+        MHD_destroy_response(req->presp);
     freezero(req->body, req->body_cap);
     free(req->canon);
     for (size_t i = 0; i < req->nhdrs; i++) {
@@ -221,19 +223,14 @@ http_response_header(struct http_request *req, const char *name, const char *val
 /* ---------------------------------------------------------------------------------------- */
 /* Responses */
 
+/* Adds the headers and hands the answer to MHD; resp is released. */
 static int
-queue(struct http_request *req, unsigned status, struct MHD_Response *resp, const char *ctype)
+send_response(struct http_request *req, unsigned status, struct MHD_Response *resp,
+              const char *ctype)
 {
     int rc = -RK_EINTERNAL;
     size_t hi;
 
-    req->responded = 1;
-    if (resp == NULL) {
-        log_error("http: cannot create a response (out of memory)");
-        return rc;
-    }
-    if ((status = http_audit_response(req, status, &resp, &ctype)) == 0)
-        goto out;
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
         goto out;
     /* no-store, unless the handler chose a Cache-Control of its own (a public JWKS) */
@@ -253,6 +250,58 @@ queue(struct http_request *req, unsigned status, struct MHD_Response *resp, cons
 out:
     MHD_destroy_response(resp);
     return rc;
+}
+
+/* Records the answer in the audit log, then sends it. In the final access call the answer may
+ * wait in req->presp, the connection suspended, until its line is fsynced (finish_pending). */
+static int
+queue(struct http_request *req, unsigned status, struct MHD_Response *resp, const char *ctype)
+{
+    int pending = 0;
+
+    req->responded = 1;
+    if (req->can_defer) {
+        status = http_audit_response_defer(req, resp != NULL ? status : 0, &resp, &ctype, &pending);
+        if (pending) {
+            req->presp = resp;
+            req->pstatus = status;
+            snprintf(req->pctype, sizeof(req->pctype), "%s", ctype);
+            return 0;
+        }
+    } else if (resp != NULL) {
+        status = http_audit_response(req, status, &resp, &ctype);
+    }
+    if (resp == NULL) {
+        log_error("http: cannot create a response (out of memory)");
+        return -RK_EINTERNAL;
+    }
+    if (status == 0) {
+        MHD_destroy_response(resp);
+        return -RK_EINTERNAL;
+    }
+    return send_response(req, status, resp, ctype);
+}
+
+/* Sends the answer held back while its audit line was written (the connection resumed), or a
+ * 500 when the line could not be. */
+static void
+finish_pending(struct http_request *req)
+{
+    struct MHD_Response *resp = req->presp;
+    unsigned status = req->pstatus;
+    const char *ctype = req->pctype;
+
+    req->presp = NULL;
+    req->aw = AW_NONE;
+    if (req->aw_result != 0 || status == 0 || resp == NULL)
+        status = http_audit_fail_response(req, req->aw_result != 0 ? req->aw_msg : "out of memory",
+                                          &resp, &ctype);
+    if (status == 0) {
+        if (resp != NULL)
+            MHD_destroy_response(resp);
+        return;
+    }
+    (void)send_response(req, status, resp, ctype);
 }
 
 static int
@@ -470,17 +519,30 @@ respond_early(struct http_request *req)
     }
 }
 
+/* Runs the handler once the request's audit line is recorded. In the final access call the
+ * line is queued and the connection suspended until it is fsynced (no worker waits for the
+ * disk); MHD calls the access handler again on resume, which comes back here (req->aw). A KV
+ * read instead runs at once and its answer waits for its request and response lines together
+ * (http_audit_window_open). */
 static void
 dispatch(struct http_request *req)
 {
     struct rk_error err = {0};
     int rc;
 
-    /* The request's entry is recorded before the handler runs, or the handler does not run. */
-    if (http_audit_request(req, &err) != 0) {
-        log_error("http: %s %s refused: %s", req->method_str, req->path, err.msg);
-        http_respond_error(req, 500, "%s", err.msg);
-        return;
+    if (req->aw == AW_REQUEST) {
+        req->aw = AW_NONE;
+        if (req->aw_result != 0) {
+            snprintf(err.msg, sizeof(err.msg), "%s", req->aw_msg);
+            goto refused;
+        }
+    } else if (http_audit_window_open(req)) {
+        if (http_audit_request(req, &err) != 0)
+            goto refused;
+    } else if ((rc = http_audit_request_defer(req, &err)) == 1) {
+        return; /* suspended until the line is written */
+    } else if (rc != 0) {
+        goto refused;
     }
     rc = req->route->handler(req, req->inst->srv->app, &err);
     if (req->responded)
@@ -495,6 +557,11 @@ dispatch(struct http_request *req)
         log_error("http: %s %s: %s", req->method_str, req->path,
                   err.msg[0] ? err.msg : rk_strerror(rc));
     http_respond_error(req, api_status_for(rc), "%s", err.msg[0] ? err.msg : rk_strerror(rc));
+    return;
+refused:
+    /* The request's entry is recorded before the handler runs, or the handler does not run. */
+    log_error("http: %s %s refused: %s", req->method_str, req->path, err.msg);
+    http_respond_error(req, 500, "%s", err.msg);
 }
 
 static int
@@ -639,17 +706,24 @@ http_on_access(void *cls, struct MHD_Connection *mc, const char *url, const char
         req->body_len += n;
         return MHD_YES;
     }
-    if (req->responded)
+    if (req->responded) {
+        if (req->aw == AW_RESPONSE && atomic_load(&req->aw_done))
+            finish_pending(req); /* resumed: its line is written (or failed) */
         return MHD_YES;
+    }
+    if (req->aw == AW_REQUEST && !atomic_load(&req->aw_done))
+        return MHD_YES; /* not resumed by the audit log (cannot happen) */
     atomic_store_explicit(&c->deadline_ms, 0, memory_order_relaxed);
     if (req->body != NULL)
         req->body[req->body_len] = '\0';
+    req->can_defer = in->suspendable;
     if (req->err_status == 500)
         http_respond_error(req, 500, "out of memory");
     else if (req->err_status != 0)
         respond_early(req);
     else
         dispatch(req);
+    req->can_defer = 0;
     return MHD_YES;
 }
 

@@ -340,6 +340,164 @@ body_build(struct audit *a, const struct rk_event *ev, struct jb *b, struct rk_e
 
 /* ---- the subscriber ---------------------------------------------------------------------- */
 
+/* An asynchronous window (audit_async_begin): its events' lines in flight. */
+struct async_ctx {
+    pthread_mutex_t mu;
+    audit_done_fn fn;
+    void *arg;
+    int pending; /* events in flight, plus one while the window is open */
+    int queued;  /* lines queued */
+    int result;  /* the first failure */
+    char msg[RK_ERRMSG_MAX];
+};
+
+/* One event's lines, one per sink. */
+struct async_ev {
+    struct async_ctx *ctx;
+    int pending; /* sinks still to answer (under ctx->mu) */
+    int ok;
+    int code;
+    int response;
+    char msg[RK_ERRMSG_MAX]; /* the last sink failure */
+};
+
+static _Thread_local struct async_ctx *tl_async;
+
+/* Drops one of ctx's references (ctx->mu held, released here); the last calls fn. */
+static void
+async_release(struct async_ctx *c)
+{
+    int last = --c->pending == 0;
+
+    pthread_mutex_unlock(&c->mu);
+    if (!last)
+        return;
+    if (c->queued > 0)
+        c->fn(c->arg, c->result, c->msg);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* Drops one of e's references (c->mu held, released here); the last settles the event: no
+ * sink wrote it, the window fails (unless the caller was told so at once: quiet). */
+static void
+async_ev_put(struct async_ev *e, struct async_ctx *c, int quiet)
+{
+    if (--e->pending > 0) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    if (e->ok == 0 && c->result == 0 && !quiet) {
+        c->result = -(e->code ? e->code : RK_EIO);
+        snprintf(c->msg, sizeof(c->msg), "audit: no audit sink could record the %s: %s",
+                 e->response ? "response" : "request", e->msg);
+    }
+    free(e);
+    async_release(c);
+}
+
+/* A sink's completion of one line (audit_sink_done_fn). */
+static void
+async_line_done(void *arg, int result, const char *msg)
+{
+    struct async_ev *e = arg;
+    struct async_ctx *c = e->ctx;
+
+    if (result != 0) {
+        metrics_audit_failure();
+        log_error("audit: %s", msg);
+    }
+    pthread_mutex_lock(&c->mu);
+    if (result == 0) {
+        e->ok++;
+    } else {
+        e->code = -result;
+        snprintf(e->msg, sizeof(e->msg), "%s", msg);
+    }
+    async_ev_put(e, c, 0);
+}
+
+void
+audit_async_begin(audit_done_fn fn, void *arg)
+{
+    struct async_ctx *c = calloc(1, sizeof(*c));
+
+    tl_async = c;
+    if (c == NULL)
+        return;
+    pthread_mutex_init(&c->mu, NULL);
+    c->fn = fn;
+    c->arg = arg;
+    c->pending = 1;
+}
+
+int
+audit_async_pending(void)
+{
+    struct async_ctx *c = tl_async;
+    int q;
+
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->mu);
+    q = c->queued > 0;
+    pthread_mutex_unlock(&c->mu);
+    return q;
+}
+
+void
+audit_async_end(void)
+{
+    struct async_ctx *c = tl_async;
+
+    tl_async = NULL;
+    if (c == NULL)
+        return;
+    pthread_mutex_lock(&c->mu);
+    async_release(c);
+}
+
+/* Queues the line (a->lock held) to every sink for the thread's window. Returns 0 once some
+ * sink queued it (the window's completion then tells whether it was written), or the error
+ * when none could (then the window does not count it). */
+static int
+async_append(struct audit *a, struct async_ctx *c, const struct rk_event *ev, const char *tm,
+             const struct jb *b, size_t nsinks, struct rk_error *err)
+{
+    struct async_ev *e = calloc(1, sizeof(*e));
+    struct rk_error last = {0};
+    size_t queued = 0;
+
+    if (e == NULL)
+        return rk_error_set(err, RK_ENOMEM, "audit: out of memory");
+    e->ctx = c;
+    e->response = ev->type == EV_API_RESPONSE;
+    e->pending = (int)nsinks + 1; /* one for this call */
+    pthread_mutex_lock(&c->mu);
+    c->pending++;
+    c->queued++;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < nsinks; i++) {
+        struct audit_sink *s = i < a->ndevs ? a->devs[i].sink : a->file;
+        struct rk_error ek = {0};
+        if (audit_sink_append_async(s, tm, b->p, b->len, async_line_done, e, &ek) == 0) {
+            queued++;
+        } else {
+            last = ek;
+            async_line_done(e, -(ek.code ? ek.code : RK_EIO), ek.msg);
+        }
+    }
+    pthread_mutex_lock(&c->mu);
+    if (queued == 0)
+        c->queued--; /* the caller hears of it now */
+    async_ev_put(e, c, queued == 0);
+    if (queued > 0)
+        return 0;
+    return rk_error_set(err, last.code ? last.code : RK_EIO,
+                        "audit: no audit sink could record the %s: %s",
+                        ev->type == EV_API_RESPONSE ? "response" : "request", last.msg);
+}
+
 static int
 on_event(void *arg, const struct rk_event *ev, struct rk_error *err)
 {
@@ -366,6 +524,11 @@ on_event(void *arg, const struct rk_event *ev, struct rk_error *err)
         goto out;
     }
     audit_time_format(ev->time_us, tm);
+    if (tl_async != NULL && (ev->type == EV_API_REQUEST || ev->type == EV_API_RESPONSE)) {
+        r = async_append(a, tl_async, ev, tm, &b, nsinks, err);
+        pthread_rwlock_unlock(&a->lock);
+        goto out;
+    }
     for (size_t i = 0; i < nsinks; i++) {
         struct audit_sink *s = i < a->ndevs ? a->devs[i].sink : a->file;
         struct rk_error e = {0};

@@ -19,7 +19,10 @@
  * value an operator wants to search for (sys/audit-hash, `rekey audit hash`).
  *
  * Threads: the subscriber runs in the publishing threads; sinks batch them (sink.h). Devices
- * are swapped under a rwlock: enable and disable wait for lines in flight. */
+ * are swapped under a rwlock: enable and disable wait for lines in flight. A server thread
+ * may instead open an asynchronous window (audit_async_begin) and be told when its request's
+ * lines are durable, so that no thread waits for an fsync (api/http.c suspends the request's
+ * connection meanwhile). */
 #ifndef REKEY_AUDIT_AUDIT_H
 #define REKEY_AUDIT_AUDIT_H
 
@@ -99,6 +102,29 @@ int audit_devices_stored(struct barrier *br, size_t *n, struct rk_error *err);
  * (AUDIT_HMAC_LEN + 1). Creates the salt on first use. Returns 0, -RK_ESEALED, -RK_E*. */
 int audit_hash(struct barrier *br, const void *data, size_t len, char out[AUDIT_HMAC_LEN + 1],
                struct rk_error *err);
+
+/* ---- asynchronous recording: a server that must not hold a thread while a line is fsynced --- */
+
+/* Told once that the lines of a window were written and fsynced (result 0), or that some event
+ * of it could not be recorded by any sink (-RK_E*, msg says why; borrowed for the call). Runs
+ * in a sink's flusher thread, or in audit_async_end's caller. */
+typedef void (*audit_done_fn)(void *arg, int result, const char *msg);
+
+/* Opens a window on this thread: until audit_async_end, the API request and response events
+ * this thread publishes are queued to the sinks without waiting for their fsync (the
+ * subscriber returns 0 once every sink has queued the line; failures found before that are
+ * returned as before). Other event types are written and waited for as usual. A window that
+ * cannot be allocated leaves this thread synchronous (audit_async_pending then says 0). No
+ * window may already be open on this thread. */
+void audit_async_begin(audit_done_fn fn, void *arg);
+
+/* 1 when a line of the open window was queued: fn will be called once the window is closed. */
+int audit_async_pending(void);
+
+/* Closes this thread's window (no-op without one). When lines were queued, fn(arg, …) is
+ * called exactly once when all of them are done: perhaps from within this call, so the caller
+ * prepares for it (suspends its connection) first. */
+void audit_async_end(void);
 
 /* The note `rekey lint` and `rekey status` print about the audit log: "audit: file PATH" and
  * devices, or "audit: off (…)". n_devices < 0 when they are unknown (no store). Writes into

@@ -1,8 +1,11 @@
 /* sink.c: the audit file sink (see sink.h).
  *
- * Lock order: the queue mutex (mu) is never held across I/O; the leader of a batch alone holds
- * the file state (fd, last, end) and takes at most one flock at a time (never the old and the
- * new file, nor a file and "<path>.1", together), so two processes cannot deadlock.
+ * Threads: each sink has one flusher thread (started by the first line) that writes the queue as
+ * batches; appends only queue a copy of their line and wait (audit_sink_append) or return
+ * (audit_sink_append_async). The queue mutex (mu) is never held across I/O or a completion; the
+ * flusher (or audit_sink_check, while busy) alone holds the file state (fd, last, end) and takes
+ * at most one flock at a time (never the old and the new file, nor a file and "<path>.1",
+ * together), so two processes cannot deadlock.
  *
  * Test switch (util/testsw.h): REKEY_AUDIT_FAULT=write:N or fsync:N fails the Nth write or
  * fdatasync of this process's batches and every later one, as a full or broken disk would. */
@@ -30,40 +33,38 @@
 #include "util/timeutil.h"
 
 #define HEADER_MAX 1024
-#define GATHER_MIN_NS 20000L /* bounds of a leader's wait for more lines */
-#define GATHER_MAX_NS 1000000L
 
+/* One queued line: a copy of its time and body, and who hears of its result. */
 struct sink_req {
-    const char *time;
-    const char *body;
+    struct sink_req *next;
+    audit_sink_done_fn fn; /* an asynchronous line's completion, or NULL: a waiter */
+    void *arg;             /* fn's argument, or the struct waiter of a blocking append */
+    char time[AUDIT_TIME_LEN + 1];
     size_t blen;
+    char body[];
+};
+
+/* A blocking append's wait (on its stack). */
+struct waiter {
+    pthread_cond_t cv; /* its own: a batch wakes its writers only */
+    int done;
     int result;
     char msg[RK_ERRMSG_MAX];
-    int done;
-    unsigned par; /* the condition variable (cvs) it sleeps on */
-    struct sink_req *next;
 };
 
 struct audit_sink {
     char *path;
     pthread_mutex_t mu;
-    /* Sleepers: the lines of the batch being written on cvs[!qpar], those queued behind it on
-     * cvs[qpar], so that a batch wakes only its own writers (and one queued writer to lead the
-     * next), never all of them (as in store/gcommit.c). */
-    pthread_cond_t cvs[2];
-    unsigned qpar;
-    pthread_cond_t idle; /* audit_sink_stats and _check wait for the leader to go */
-    int idle_waiters;
+    pthread_cond_t work; /* the flusher waits here for lines (or for the check to end) */
+    pthread_cond_t idle; /* audit_sink_stats and _check wait for the batch in progress */
     struct sink_req *qhead, *qtail;
-    size_t qlen;
-    int leader;
-    pthread_cond_t lcv; /* a gathering leader waits here for arrivals */
-    int gathering;
-    size_t expect;         /* the batch size the recent load suggests (>= 1) */
-    int64_t last_batch_ns; /* how long the last batch took */
+    int busy;    /* a batch (or a check) is using the file state */
+    int started; /* the flusher thread runs */
+    int stop;
+    pthread_t flusher;
     atomic_int reopen;
 
-    /* the leader's state */
+    /* the file state: the flusher's (or a check's, while busy) */
     int fd;
     dev_t dev;
     ino_t ino;
@@ -91,17 +92,8 @@ audit_sink_new(const char *path, struct audit_sink **out, struct rk_error *err)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cvs[0], NULL);
-    pthread_cond_init(&s->cvs[1], NULL);
+    pthread_cond_init(&s->work, NULL);
     pthread_cond_init(&s->idle, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&s->lcv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    s->expect = 1;
     s->fd = -1;
     if ((f = test_switch("REKEY_AUDIT_FAULT")) != NULL && *f != '\0') {
         const char *colon = strchr(f, ':');
@@ -123,15 +115,20 @@ audit_sink_free(struct audit_sink *s)
 {
     if (s == NULL)
         return;
+    /* The flusher writes what is queued (every completion runs), then ends. */
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    if (s->started)
+        pthread_join(s->flusher, NULL);
     if (s->batches > 0)
         log_debug("audit file %s: %llu lines in %llu batches", s->path, s->lines, s->batches);
     if (s->fd >= 0)
         close(s->fd);
     pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cvs[0]);
-    pthread_cond_destroy(&s->cvs[1]);
+    pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->idle);
-    pthread_cond_destroy(&s->lcv);
     free(s->buf);
     free(s->path);
     free(s);
@@ -153,29 +150,16 @@ audit_sink_reopen(struct audit_sink *s)
 static void
 wait_idle(struct audit_sink *s)
 {
-    s->idle_waiters++;
-    while (s->leader)
+    while (s->busy)
         pthread_cond_wait(&s->idle, &s->mu);
-    s->idle_waiters--;
-}
-
-/* The leader's slot is free again (mu held): wake who waits for it, and one queued writer to
- * lead the next batch. */
-static void
-leader_done(struct audit_sink *s)
-{
-    s->leader = 0;
-    if (s->idle_waiters > 0)
-        pthread_cond_broadcast(&s->idle);
-    if (s->qhead != NULL)
-        pthread_cond_signal(&s->cvs[s->qpar]);
 }
 
 void
 audit_sink_stats(struct audit_sink *s, unsigned long long *batches, unsigned long long *lines)
 {
     pthread_mutex_lock(&s->mu);
-    wait_idle(s); /* the counters belong to the leader */
+    while (s->busy || s->qhead != NULL) /* the counters belong to the flusher */
+        pthread_cond_wait(&s->idle, &s->mu);
     *batches = s->batches;
     *lines = s->lines;
     pthread_mutex_unlock(&s->mu);
@@ -410,8 +394,8 @@ acquire(struct audit_sink *s, int *hdr, int *continued, struct rk_error *err)
     return 0;
 }
 
-/* Writes a batch (the leader, without mu; batch may be NULL to write only a missing header).
- * Sets each request's result; returns the batch's, with the message in *errp. */
+/* Writes a batch (the flusher or a check, busy, without mu; batch may be NULL to write only a
+ * missing header). Returns the batch's result, with the message in *errp. */
 static int
 run_batch(struct audit_sink *s, struct sink_req *batch, struct rk_error *errp)
 {
@@ -506,114 +490,138 @@ out:
         s->fd = -1;
         s->have_last = 0;
     }
-    for (struct sink_req *q = batch; q != NULL; q = q->next) {
-        q->result = r;
-        if (r != 0)
-            snprintf(q->msg, sizeof(q->msg), "%s", err.msg);
-    }
     if (r != 0 && errp != NULL)
         *errp = err;
     return r;
 }
 
-static int64_t
-mono_ns(void)
+/* Ends a batch (mu held): the blocking appends of it learn their result; the asynchronous
+ * lines are handed back in *async for their completions (run without mu). */
+static void
+batch_done(struct sink_req *batch, int r, const struct rk_error *err, struct sink_req **async)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    *async = NULL;
+    for (struct sink_req *q = batch, *next; q != NULL; q = next) {
+        next = q->next;
+        if (q->fn != NULL) {
+            q->next = *async;
+            *async = q;
+            continue;
+        }
+        struct waiter *w = q->arg;
+        w->result = r;
+        if (r != 0)
+            snprintf(w->msg, sizeof(w->msg), "%s", err->msg);
+        w->done = 1;
+        pthread_cond_signal(&w->cv);
+        free(q);
+    }
 }
 
-/* The new leader waits (mu held) until the batch the recent load suggests is queued, at most
- * half the last batch's duration (bounded): right after a batch, the threads it woke are busy
- * with their requests, and the first one back would otherwise pay a whole fsync alone while
- * the rest queue behind it (as in store/gcommit.c). A single writer never waits. Returns 1
- * when the deadline cut the wait short. */
-static int
-gather(struct audit_sink *s)
+/* The flusher: writes whatever is queued as one batch (one write, one fdatasync), then the
+ * next; lines queued during a batch's fsync make up the next one, so the batches grow with the
+ * load without anyone waiting to gather them. */
+static void *
+flusher_main(void *arg)
 {
-    int64_t wait = s->last_batch_ns / 2, deadline;
-    struct timespec ts;
-    int cut = 0;
+    struct audit_sink *s = arg;
 
-    if (s->qlen >= s->expect)
-        return 0;
-    if (wait < GATHER_MIN_NS)
-        wait = GATHER_MIN_NS;
-    if (wait > GATHER_MAX_NS)
-        wait = GATHER_MAX_NS;
-    deadline = mono_ns() + wait;
-    ts.tv_sec = (time_t)(deadline / 1000000000);
-    ts.tv_nsec = (long)(deadline % 1000000000);
-    s->gathering = 1;
-    while (s->qlen < s->expect)
-        if (pthread_cond_timedwait(&s->lcv, &s->mu, &ts) != 0 && s->qlen < s->expect) {
-            cut = 1;
-            break;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        struct sink_req *batch, *async;
+        struct rk_error err = {0};
+        int r;
+
+        while ((s->qhead == NULL || s->busy) && !(s->stop && s->qhead == NULL && !s->busy))
+            pthread_cond_wait(&s->work, &s->mu);
+        if (s->qhead == NULL)
+            break; /* stopping, and nothing is left */
+        batch = s->qhead;
+        s->qhead = s->qtail = NULL;
+        s->busy = 1;
+        pthread_mutex_unlock(&s->mu);
+        r = run_batch(s, batch, &err);
+        pthread_mutex_lock(&s->mu);
+        s->busy = 0;
+        batch_done(batch, r, &err, &async);
+        pthread_cond_broadcast(&s->idle);
+        if (async != NULL) {
+            pthread_mutex_unlock(&s->mu);
+            for (struct sink_req *q = async, *next; q != NULL; q = next) {
+                next = q->next;
+                q->fn(q->arg, r, r != 0 ? err.msg : "");
+                free(q);
+            }
+            pthread_mutex_lock(&s->mu);
         }
-    s->gathering = 0;
-    return cut;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Queues a copy of the line, starting the flusher on first use. */
+static int
+enqueue(struct audit_sink *s, const char *time, const char *body, size_t blen,
+        audit_sink_done_fn fn, void *arg, struct rk_error *err)
+{
+    struct sink_req *q = malloc(sizeof(*q) + blen + 1);
+
+    if (q == NULL)
+        return rk_error_set(err, RK_ENOMEM, "audit: out of memory");
+    q->next = NULL;
+    q->fn = fn;
+    q->arg = arg;
+    snprintf(q->time, sizeof(q->time), "%s", time);
+    q->blen = blen;
+    memcpy(q->body, body, blen);
+    q->body[blen] = '\0';
+    if (!s->started) {
+        if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+            free(q);
+            return rk_error_set(err, RK_EINTERNAL, "audit: cannot start the flusher thread");
+        }
+        s->started = 1;
+    }
+    if (s->qtail != NULL)
+        s->qtail->next = q;
+    else
+        s->qhead = q;
+    s->qtail = q;
+    pthread_cond_signal(&s->work);
+    return 0;
 }
 
 int
 audit_sink_append(struct audit_sink *s, const char *time, const char *body, size_t blen,
                   struct rk_error *err)
 {
-    struct sink_req me = {.time = time, .body = body, .blen = blen};
+    struct waiter w = {.done = 0};
+    int r;
+
+    pthread_cond_init(&w.cv, NULL);
+    pthread_mutex_lock(&s->mu);
+    if ((r = enqueue(s, time, body, blen, NULL, &w, err)) == 0)
+        while (!w.done)
+            pthread_cond_wait(&w.cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&w.cv);
+    if (r != 0)
+        return r;
+    if (w.result != 0)
+        return rk_error_set(err, -w.result, "%s", w.msg);
+    return 0;
+}
+
+int
+audit_sink_append_async(struct audit_sink *s, const char *time, const char *body, size_t blen,
+                        audit_sink_done_fn fn, void *arg, struct rk_error *err)
+{
+    int r;
 
     pthread_mutex_lock(&s->mu);
-    me.par = s->qpar;
-    if (s->qtail != NULL)
-        s->qtail->next = &me;
-    else
-        s->qhead = &me;
-    s->qtail = &me;
-    s->qlen++;
-    if (s->gathering && s->qlen >= s->expect)
-        pthread_cond_signal(&s->lcv);
-    while (!me.done) {
-        if (!s->leader) {
-            struct sink_req *batch;
-            unsigned bpar;
-            size_t n;
-            int64_t t0;
-            int cut;
-
-            s->leader = 1;
-            cut = gather(s);
-            batch = s->qhead;
-            n = s->qlen;
-            s->qhead = s->qtail = NULL;
-            s->qlen = 0;
-            bpar = s->qpar; /* the batch's writers sleep on cvs[bpar]; new ones on the other */
-            s->qpar ^= 1;
-            pthread_mutex_unlock(&s->mu);
-            t0 = mono_ns();
-            (void)run_batch(s, batch, NULL);
-            pthread_mutex_lock(&s->mu);
-            s->last_batch_ns = mono_ns() - t0;
-            /* The estimate follows the load: up at once, down slowly, and down when a
-             * wait came up short. */
-            if (n > s->expect)
-                s->expect = n;
-            else if (cut && s->expect > 1)
-                s->expect = (s->expect + n) / 2 > 0 ? (s->expect + n) / 2 : 1;
-            for (struct sink_req *q = batch; q != NULL;) {
-                struct sink_req *next = q->next; /* q may go once done is set */
-                q->done = 1;
-                q = next;
-            }
-            pthread_cond_broadcast(&s->cvs[bpar]);
-            leader_done(s);
-        } else {
-            pthread_cond_wait(&s->cvs[me.par], &s->mu);
-        }
-    }
+    r = enqueue(s, time, body, blen, fn, arg, err);
     pthread_mutex_unlock(&s->mu);
-    if (me.result != 0)
-        return rk_error_set(err, -me.result, "%s", me.msg);
-    return 0;
+    return r;
 }
 
 int
@@ -624,11 +632,13 @@ audit_sink_check(struct audit_sink *s, struct rk_error *err)
     /* An empty batch: opens the file and writes its header when it has none. */
     pthread_mutex_lock(&s->mu);
     wait_idle(s);
-    s->leader = 1;
+    s->busy = 1;
     pthread_mutex_unlock(&s->mu);
     r = run_batch(s, NULL, err);
     pthread_mutex_lock(&s->mu);
-    leader_done(s);
+    s->busy = 0;
+    pthread_cond_broadcast(&s->idle);
+    pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     return r;
 }

@@ -252,6 +252,10 @@ refused() {
     expect_in resp.json "audit"
     req GET /v1/secret/data/app/db
     expect 500
+    # A KV read runs before its lines are written (they are fsynced together with its answer's):
+    # the answer it made must not get out when they cannot be.
+    expect_not_in resp.json "$V2"
+    expect_in resp.json "audit"
     stop_server
     printf 'never-stored' | expect_exit 3 env REKEY_CONFIG="$PWD/$1" "$REKEY" kv put secret/cli/refused password=-
     expect_in last.err "not run"

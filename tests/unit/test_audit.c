@@ -534,6 +534,120 @@ test_subscriber_hmacs_and_fails_closed(void **state)
     store_close(&st);
 }
 
+/* ---- asynchronous windows (the server's requests wait for their lines suspended) ---------- */
+
+struct done_rec {
+    pthread_mutex_t mu;
+    int calls;
+    int result;
+    char msg[RK_ERRMSG_MAX];
+};
+
+static void
+on_done(void *arg, int result, const char *msg)
+{
+    struct done_rec *d = arg;
+
+    pthread_mutex_lock(&d->mu);
+    d->calls++;
+    d->result = result;
+    snprintf(d->msg, sizeof(d->msg), "%s", msg);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Waits up to 10 s for the completion; returns its call count. */
+static int
+done_wait(struct done_rec *d)
+{
+    int n = 0;
+
+    for (int i = 0; i < 1000 && n == 0; i++) {
+        pthread_mutex_lock(&d->mu);
+        n = d->calls;
+        pthread_mutex_unlock(&d->mu);
+        if (n == 0)
+            usleep(10000);
+    }
+    return n;
+}
+
+static void
+test_async_window(void **state)
+{
+    struct fx *f = *state;
+    struct store st;
+    struct audit *a = NULL;
+    struct audit_opts o = {0};
+    struct rk_error err = {0};
+    struct done_rec d = {.calls = 0};
+    struct rk_event ev = {.type = EV_API_REQUEST,
+                          .request_id = "r-async-1",
+                          .operation = "read",
+                          .path = "secret/data/app/async",
+                          .actor = "token-ci"};
+    char bad[200], *buf, *req_at, *resp_at;
+    size_t len;
+
+    pthread_mutex_init(&d.mu, NULL);
+    store_open(f, &st, 1);
+    o.file_path = f->path;
+    o.br = st.br;
+    assert_int_equal(audit_open(&o, &a, &err), 0);
+
+    /* The request and the response of one window: one completion, once both are written, in
+     * their order. */
+    audit_async_begin(on_done, &d);
+    assert_int_equal(audit_async_pending(), 0);
+    assert_int_equal(events_publish(&ev, &err), 0);
+    assert_int_equal(audit_async_pending(), 1);
+    ev.type = EV_API_RESPONSE;
+    ev.status = 200;
+    assert_int_equal(events_publish(&ev, &err), 0);
+    audit_async_end();
+    assert_int_equal(done_wait(&d), 1);
+    assert_int_equal(d.result, 0);
+    buf = slurp(f->path, &len);
+    req_at = strstr(buf, "\"type\":\"request\",\"request_id\":\"r-async-1\"");
+    resp_at = strstr(buf, "\"type\":\"response\",\"request_id\":\"r-async-1\"");
+    assert_non_null(req_at);
+    assert_non_null(resp_at);
+    assert_true(req_at < resp_at);
+    free(buf);
+    assert_int_equal(verify_one(f->path), 0);
+    usleep(50000);
+    assert_int_equal(d.calls, 1); /* exactly once */
+    audit_free(a);
+
+    /* A sink that cannot write: the window's completion says so (the server answers 500). */
+    snprintf(bad, sizeof(bad), "%s/missing/audit.log", f->dir);
+    o.file_path = bad;
+    assert_int_equal(audit_open(&o, &a, &err), 0);
+    d.calls = 0;
+    audit_async_begin(on_done, &d);
+    ev.type = EV_API_REQUEST;
+    assert_int_equal(events_publish(&ev, &err), 0); /* queued: the failure comes later */
+    assert_int_equal(audit_async_pending(), 1);
+    audit_async_end();
+    assert_int_equal(done_wait(&d), 1);
+    assert_int_not_equal(d.result, 0);
+    assert_non_null(strstr(d.msg, "no audit sink could record the request"));
+    audit_free(a);
+
+    /* No sink: nothing is queued and the completion is never called. */
+    o.file_path = NULL;
+    assert_int_equal(audit_open(&o, &a, &err), 0);
+    d.calls = 0;
+    audit_async_begin(on_done, &d);
+    assert_int_equal(events_publish(&ev, &err), 0);
+    assert_int_equal(audit_async_pending(), 0);
+    audit_async_end();
+    usleep(20000);
+    assert_int_equal(d.calls, 0);
+    audit_free(a);
+    store_close(&st);
+    pthread_mutex_destroy(&d.mu);
+}
+
 static void
 test_devices_in_store(void **state)
 {
@@ -714,6 +828,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_damaged_tail_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unwritable_fails_and_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_subscriber_hmacs_and_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices_in_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
         cmocka_unit_test(test_escape),
