@@ -620,24 +620,15 @@ struct load_ctx {
 };
 
 static int
-load_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
+load_one(void *arg, const char *key, const struct secret *v, int64_t rev)
 {
     struct load_ctx *c = arg;
-    struct secret *v = NULL;
     struct lease_info i;
-    struct rk_error e = {0};
     uint32_t k;
     int r;
 
-    (void)val, (void)vlen, (void)rev;
-    if ((r = barrier_get(c->m->br, key, &v, NULL, &e)) != 0) {
-        if (r == -RK_ENOTFOUND)
-            return 0;
-        *c->err = e;
-        return r;
-    }
+    (void)rev;
     r = record_parse(v->data, v->len, &i);
-    secret_free(v);
     pthread_mutex_lock(&c->m->mu);
     if (r != 0 || find(c->m, i.id) != NONE || (k = slot_new(c->m, &i)) == NONE) {
         pthread_mutex_unlock(&c->m->mu);
@@ -676,7 +667,7 @@ leases_load(struct leases *m, struct rk_error *err)
     }
     m->loading = 1;
     pthread_mutex_unlock(&m->mu);
-    r = barrier_list(m->br, KEY_PREFIX, NULL, 0, load_one, &c, err);
+    r = barrier_list_values(m->br, KEY_PREFIX, load_one, &c, err);
     pthread_mutex_lock(&m->mu);
     m->loading = 0;
     m->loaded = r == 0;

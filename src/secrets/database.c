@@ -463,35 +463,20 @@ pool_run(struct pgdb *db, pg_job_fn job, void *arg, struct rk_error *err)
     return rc;
 }
 
-/* Runs text (one or more statements) in one transaction. */
+/* Runs text (one or more statements) in one transaction: one simple-query message, which the
+ * server runs as a single implicit transaction (a failure rolls back what ran before it), so one
+ * round trip instead of three (BEGIN, text, COMMIT). */
 static int
 exec_tx(PGconn *conn, const char *text, const char *what, const char *hide1, const char *hide2,
         struct rk_error *err)
 {
-    PGresult *res;
+    PGresult *res = PQexec(conn, text);
     int rc = 0;
 
-    res = PQexec(conn, "BEGIN");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        rc = pg_fail(conn, res, what, NULL, NULL, err);
-        PQclear(res);
-        return rc;
-    }
-    PQclear(res);
     /* PQexec of several statements returns the last result; the first failure stops it. */
-    res = PQexec(conn, text);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
-        PQresultStatus(res) != PGRES_EMPTY_QUERY) {
+        PQresultStatus(res) != PGRES_EMPTY_QUERY)
         rc = pg_fail(conn, res, what, hide1, hide2, err);
-        PQclear(res);
-        res = PQexec(conn, "ROLLBACK");
-        PQclear(res);
-        return rc;
-    }
-    PQclear(res);
-    res = PQexec(conn, "COMMIT");
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        rc = pg_fail(conn, res, what, NULL, NULL, err);
     PQclear(res);
     return rc;
 }

@@ -762,6 +762,49 @@ barrier_list(struct barrier *br, const char *prefix, const char *start_after, si
 
 /* ---- transactions --------------------------------------------------------------------------- */
 
+struct listv_ctx {
+    struct barrier *br;
+    barrier_value_cb cb;
+    void *arg;
+    struct rk_error *err;
+};
+
+static int
+listv_one(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t rev)
+{
+    struct listv_ctx *c = arg;
+    struct secret *s = NULL;
+    uint32_t term = 0;
+    int r;
+
+    if (is_reserved(key))
+        return 0;
+    if ((r = envelope_check(key, val, vlen, &term, c->err)) != 0)
+        return r;
+    if ((r = get_decrypt_cached(c->br, key, val, vlen, term, &s, c->err)) == 2)
+        r = get_decrypt(c->br, key, val, vlen, term, &s, c->err);
+    if (r == 1) /* a newer term than ours: barrier_get reloads the keyring */
+        r = barrier_get(c->br, key, &s, NULL, c->err);
+    if (r != 0)
+        return r;
+    r = c->cb(c->arg, key, s, rev);
+    secret_free(s);
+    return r;
+}
+
+int
+barrier_list_values(struct barrier *br, const char *prefix, barrier_value_cb cb, void *arg,
+                    struct rk_error *err)
+{
+    struct listv_ctx c = {br, cb, arg, err};
+
+    if (br == NULL || cb == NULL || prefix == NULL || prefix[0] == '\0' || is_reserved(prefix))
+        return rk_error_set(err, RK_EINVAL, "barrier_list_values: a prefix outside core/");
+    if (barrier_sealed(br))
+        return rk_error_set(err, RK_ESEALED, "the store is sealed");
+    return br->b->ops->list(br->b, prefix, NULL, 0, 0, listv_one, &c, err);
+}
+
 struct barrier_txn *
 barrier_txn_new(struct barrier *br)
 {

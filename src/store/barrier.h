@@ -105,6 +105,15 @@ int barrier_get(struct barrier *br, const char *key, struct secret **val, int64_
 int barrier_list(struct barrier *br, const char *prefix, const char *start_after, size_t limit,
                  store_list_cb cb, void *arg, struct rk_error *err);
 
+/* Lists the keys under prefix (not "" nor under core/) with their values decrypted: cb gets each
+ * value as a secret it borrows (wiped after cb returns); cb returns 0 to go on, > 0 to stop, < 0
+ * an error that is returned. One pass of the backend, no read per key (a restart's reload).
+ * Returns 0, -RK_EINVAL, -RK_ESEALED, -RK_ECORRUPT, -RK_EIO, or cb's error. */
+typedef int (*barrier_value_cb)(void *arg, const char *key, const struct secret *val,
+                                int64_t mod_rev);
+int barrier_list_values(struct barrier *br, const char *prefix, barrier_value_cb cb, void *arg,
+                        struct rk_error *err);
+
 /* A transaction under construction: compares and plaintext writes, encrypted at commit. */
 struct barrier_txn;
 
