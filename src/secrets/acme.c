@@ -308,9 +308,13 @@ ca_refused(struct acme *a, const char *what, const struct httpc_resp *resp, stru
 {
     acme_problem(resp->body != NULL ? (const char *)resp->body->data : NULL, resp->len, a->problem,
                  sizeof(a->problem));
-    return rk_error_set(err, RK_EUNAVAILABLE, "ACME %s: the CA answered %ld%s%s%s", what,
+    char after[48] = "";
+
+    if (resp->retry_after_s >= 0)
+        snprintf(after, sizeof(after), ", retry after %lld s", (long long)resp->retry_after_s);
+    return rk_error_set(err, RK_EUNAVAILABLE, "ACME %s: the CA answered %ld%s%s%s%s", what,
                         resp->status, a->problem[0] ? " (" : "", a->problem,
-                        a->problem[0] ? ")" : "");
+                        a->problem[0] ? ")" : "", after);
 }
 
 static int

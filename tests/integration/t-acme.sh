@@ -1,7 +1,7 @@
 # kind: certificate with issuer acme against Debian's pebble (scripts/services start pebble):
 # http-01 answered by rekey's own listener, dns-01 through a hook that sets and clears the TXT
 # record at pebble-challtestsrv, the account registered once and reused by later renewals, a CA
-# that refuses (a failed challenge) and a CA that is down (unavailable: the current certificate
+# that refuses (a failed challenge), one that rate-limits (429) and one that is down (unavailable: the current certificate
 # stays, the entry waits with a retry time), a restarted CA that forgot the account, kill -9
 # inside the ACME exchange and after every engine step, and the private key in no output, log,
 # argv or child environment. pebble is required: without it this test fails (scripts/deps).
@@ -17,7 +17,11 @@ run_to() { # run_to FILE WANT CMD…
   set +e; "$@" >"$f" 2>&1; got=$?; set -e
   [ "$got" -eq "$want" ] || { cat "$f"; fail "expected exit $want, got $got: $*"; }
 }
-cleanup() { "$SVC" stop pebble "$W/pb" >/dev/null 2>&1 || true; }
+limited_pid=
+cleanup() {
+  [ -z "$limited_pid" ] || kill "$limited_pid" 2>/dev/null || true
+  "$SVC" stop pebble "$W/pb" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 "$SVC" start pebble pb $BASE $H01
 DIRURL=$(cat pb/directory)
@@ -69,6 +73,13 @@ secrets:
     acme_challenge: dns-01
     acme_dns01_hook: dns-hook.sh
     acme_timeout: 20s
+    grace: 0s
+  - path: pki/limited
+    kind: certificate
+    common_name: limited.test
+    issuer: acme
+    acme_directory: http://127.0.0.1:$((BASE + 12))/dir
+    acme_http01_listen: 127.0.0.1:$((BASE + 13))
     grace: 0s
   - path: pki/refused
     kind: certificate
@@ -150,6 +161,31 @@ expect_in refused.out "ACME CA unavailable, the current certificate stays"
 expect_in refused.out "refused.test is invalid"
 expect_exit 3 "$REKEY" kv get pki/refused
 expect_in last.err "no secret at pki/refused"
+
+# A CA that rate-limits (429, a problem document, Retry-After): unavailable, its words shown.
+cat >limited.py <<'PY'
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b'{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many new orders"}'
+        self.send_response(429)
+        self.send_header("Content-Type", "application/problem+json")
+        self.send_header("Retry-After", "60")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+/usr/bin/python3 limited.py $((BASE + 12)) &
+limited_pid=$!
+for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$((BASE + 12))/dir && break; sleep 0.1; done
+run_to limited.out 3 "$REKEY" rotate pki/limited
+kill $limited_pid
+limited_pid=
+expect_in limited.out "ACME CA unavailable, the current certificate stays"
+expect_in limited.out "429 (rateLimited: too many new orders), retry after 60 s"
 
 # The CA down: unavailable, the current certificate stays (store and file).
 "$SVC" stop pebble pb
