@@ -1,10 +1,11 @@
 # kind: certificate with issuer acme against Debian's pebble (scripts/services start pebble):
 # http-01 answered by rekey's own listener, dns-01 through a hook that sets and clears the TXT
-# record at pebble-challtestsrv, the account registered once and reused by later renewals, a CA
-# that refuses (a failed challenge), one that rate-limits (429) and one that is down (unavailable: the current certificate
-# stays, the entry waits with a retry time), a restarted CA that forgot the account, kill -9
-# inside the ACME exchange and after every engine step, and the private key in no output, log,
-# argv or child environment. pebble is required: without it this test fails (scripts/deps).
+# record at pebble-challtestsrv, the account registered once and reused by later renewals, the
+# daemon renewing on its own when the window opens; a CA that refuses (a failed challenge), one
+# that rate-limits (429) and one that is down: unavailable, the current certificate stays, the
+# daemon retries after a backoff; a restarted CA that forgot the account, kill -9 inside the ACME
+# exchange and after every engine step, and the private key in no output, log, argv or child
+# environment. pebble is required: without it this test fails (scripts/deps installs it).
 . "$REKEY_TOP/tests/integration/lib.sh"
 command -v pebble >/dev/null || fail "pebble is not installed (run scripts/deps)"
 command -v pebble-challtestsrv >/dev/null || fail "pebble-challtestsrv is not installed (scripts/deps)"
