@@ -94,3 +94,59 @@ for s in json.load(open("status.json")):
         assert s["state"] not in ("rotating",), "state is %s" % s["state"]
 PY
 }
+
+# ---- HTTP tests: a server on a free port, requests with curl, answers checked with Python ----
+# A test sets A (http://127.0.0.1:PORT) and SERVER_PID (the server's pid) and writes its token
+# header to root.hdr.secret ("X-Vault-Token: …"); a test may define its own variant of any of these.
+PY=/usr/bin/python3
+# free_port: a TCP port free on 127.0.0.1 now.
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# hdr_for TOKEN FILE: the token's header into FILE (name it *.secret).
+hdr_for() { printf 'X-Vault-Token: %s\n' "$1" >"$2"; }
+# req METHOD PATH [BODY [HEADER-FILE [CURL-ARG…]]]: answer in ./resp.json, its headers in
+# ./resp.hdr, status in $STATUS. HEADER-FILE defaults to root.hdr.secret; "" sends no token.
+# The path goes as written (--path-as-is: no dot segments removed).
+req() {
+  local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
+  shift 2
+  [ $# -gt 0 ] && shift
+  [ $# -gt 0 ] && shift
+  local args=(-s -o resp.json -D resp.hdr -w '%{http_code}' -X "$method" --path-as-is)
+  [ -n "$hdr" ] && args+=(-H "@$hdr")
+  [ -n "$body" ] && args+=(--data-binary "$body")
+  STATUS=$(curl "${args[@]}" "$@" "$A$path")
+}
+# expect CODE: the last answer's status is CODE.
+expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
+# j EXPR: EXPR (Python, over d = the last answer's JSON) printed.
+j() { $PY -c 'import json,sys; d = json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
+# jis EXPR VALUE: j EXPR prints VALUE.
+jis() {
+  local got
+  got=$(j "$1") || { cat resp.json; fail "answer is not JSON"; }
+  [ "$got" = "$2" ] || { cat resp.json; echo; fail "$1: expected '$2', got '$got'"; }
+}
+# wait_up: waits (10 s at most) until the server at $A answers; fails if SERVER_PID exits first.
+wait_up() {
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$A/v1/sys/health" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
+    sleep 0.1
+  done
+  fail "the server did not come up"
+}
+# dev_server CONFIG: `rekey server -dev` with CONFIG on a free port, its log in server.log, a
+# new root token in $ROOT and root.hdr.secret (given in the environment, which the server wipes;
+# never on its command line); sets PORT, A and SERVER_PID, kills the server at
+# exit, and returns once it answers.
+dev_server() {
+  ROOT="it-root-$$-$RANDOM$RANDOM"
+  hdr_for "$ROOT" root.hdr.secret
+  PORT=$(free_port)
+  A="http://127.0.0.1:$PORT"
+  REKEY_DEV_ROOT_TOKEN_ID=$ROOT "$REKEY" server -dev -config "$1" \
+    -dev-listen-address "127.0.0.1:$PORT" >server.log 2>&1 &
+  SERVER_PID=$!
+  trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
+  wait_up
+}

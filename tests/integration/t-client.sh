@@ -6,8 +6,6 @@
 # started on a shares store. No token, share or value ever appears in the CLI's argv.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() {
     for _ in $(seq 1 100); do
         curl -s -o /dev/null "$1/v1/sys/health" && return 0

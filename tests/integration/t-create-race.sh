@@ -5,11 +5,6 @@
 # and update is not held to that. Tokens travel in header files, never on a command line.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-ROOT="it-root-$$-$RANDOM$RANDOM"
-PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-A="http://127.0.0.1:$PORT"
-printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
 cat >dev.yaml <<EOF
 version: 1
 secrets:
@@ -19,30 +14,8 @@ secrets:
     every: 90d
 EOF
 
-"$REKEY" server -dev -config "$PWD/dev.yaml" -dev-listen-address "127.0.0.1:$PORT" \
-    -dev-root-token-id "$ROOT" >server.log 2>&1 &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$A/v1/sys/health" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-    sleep 0.1
-done
+dev_server "$PWD/dev.yaml"
 
-# req METHOD PATH [BODY [HEADER-FILE]]: answer in ./resp.json, status in $STATUS.
-req() {
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method" -H @"$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d=json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
-jis() {
-    local got
-    got=$(j "$1") || { cat resp.json; fail "answer is not JSON"; }
-    [ "$got" = "$2" ] || { cat resp.json; echo; fail "$1: expected '$2', got '$got'"; }
-}
 # token_for POLICY FILE: a token holding POLICY, as a header file.
 token_for() {
     req POST /v1/auth/token/create "{\"policies\":[\"$1\"],\"ttl\":\"1h\"}"

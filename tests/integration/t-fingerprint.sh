@@ -7,15 +7,10 @@
 # fingerprint recomputed. No value or token is ever on a command line.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 VALUE="hunter2"
 SHA=$(printf '%s' "$VALUE" | sha256sum | cut -c1-12) # what the unkeyed scheme showed
 
 # ---------------- through a dev server ----------------
-ROOT="it-root-$$-$RANDOM$RANDOM"
-PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-A="http://127.0.0.1:$PORT"
-printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
 cat >dev.yaml <<EOF
 version: 1
 secrets:
@@ -24,24 +19,8 @@ secrets:
     field: value
     every: 90d
 EOF
-"$REKEY" server -dev -config "$PWD/dev.yaml" -dev-listen-address "127.0.0.1:$PORT" \
-    -dev-root-token-id "$ROOT" >server.log 2>&1 &
-SERVER_PID=$!
-trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$A/v1/sys/health" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-    sleep 0.1
-done
+dev_server "$PWD/dev.yaml"
 
-req() {
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method" -H @"$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d=json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 # is_fp FP: "hmac:" + 12 lowercase hex, and not the unkeyed SHA-256 of the value.
 is_fp() {
     [[ "$1" =~ ^hmac:[0-9a-f]{12}$ ]] || fail "not a keyed fingerprint: '$1'"

@@ -136,7 +136,6 @@ _, st = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors='replace'))
 sys.exit(os.waitstatus_to_exitcode(st))
 EOF
-PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 drive() { "$PY" drive.py "$@"; }
 

@@ -6,9 +6,7 @@
 # the per-key JWKS; the cache headers; tampered tokens refused; who may issue.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 $PY -c 'import jwt, cryptography' 2>/dev/null || fail "python3-jwt and python3-cryptography are needed (scripts/deps)"
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dir=$PWD
 
 req() {
@@ -18,8 +16,6 @@ req() {
     [ -n "$body" ] && args+=(--data-binary "$body")
     STATUS=$(curl "${args[@]}" "$A$path")
 }
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d = json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 wait_log() {
     local i
     for ((i = 0; i < $2 * 10; i++)); do

@@ -3,7 +3,6 @@
 # scheduled rotation (the master key) must succeed; then every command of the README's tour runs
 # as printed against the state folder's store, and none prints the master key.
 source "$REKEY_TOP/tests/integration/lib.sh"
-PY=/usr/bin/python3
 # Three distinct free ports (the server, the stand-in gateway, the dev server's stand-in gateway),
 # chosen while all three are held, so none is given twice.
 read -r p_listen p_gw p_devgw < <($PY -c 'import socket

@@ -20,10 +20,8 @@
 # - no key appears in any output, log, the provider's state, a process's argv (ps while a
 #   rotation waits, and from a hook) or a hook's environment.
 source "$REKEY_TOP/tests/integration/lib.sh"
-PY=/usr/bin/python3
 SRV=$REKEY_TOP/tests/provider-server.py
 dir=$PWD
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 base=http://127.0.0.1:$port
 

@@ -11,9 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 command -v redis-server >/dev/null || fail "redis-server is not installed (scripts/deps)"
 SVC=$REKEY_TOP/scripts/services
-PY=/usr/bin/python3
 dir=$PWD
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PA=$(free_port) PB=$(free_port) PC=$(free_port)
 trap 'for n in a b c; do "$SVC" stop redis "$dir/$n" 2>/dev/null || true; done' EXIT
 

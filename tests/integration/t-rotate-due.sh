@@ -6,22 +6,11 @@
 # mode), where the server answers 503 with "pending": true.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dir=$PWD
 
 req() {
     STATUS=$(curl -s -o resp.json -w '%{http_code}' -X "$1" -H @root.hdr.secret \
         ${3:+--data-binary "$3"} "$A$2")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-wait_up() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$A/v1/sys/health" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-        sleep 0.1
-    done
-    fail "the server did not come up"
 }
 stop_server() {
     kill -TERM "$SERVER_PID"

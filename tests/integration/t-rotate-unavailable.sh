@@ -110,7 +110,6 @@ expect_in rot3.err "kept v2"
 rm reject.flag
 
 # ---- through the API: needs_input and the 503 "pending" answer ----
-PY=/usr/bin/python3
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TOK="unavail-root-$$-$RANDOM$RANDOM"
 SERVER_PID=

@@ -11,14 +11,12 @@
 # keys, "8 rotated, 0 failed, 0 pending, 0 skipped"), and no key or password appears in any
 # output, log or transcript of the run.
 source "$REKEY_TOP/tests/integration/lib.sh"
-PY=/usr/bin/python3
 SRV=$REKEY_TOP/tests/provider-server.py
 SVC=$REKEY_TOP/scripts/services
 PGBIN=/usr/lib/postgresql/15/bin
 command -v redis-server >/dev/null || fail "redis-server is not installed (scripts/deps)"
 [ -x $PGBIN/postgres ] || fail "PostgreSQL 15 is not installed (scripts/deps)"
 dir=$PWD
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pport=$(free_port) gport=$(free_port) rport=$(free_port) pgport=$(free_port)
 mkdir -p bin
 ln -s "$REKEY" bin/rekey

@@ -9,7 +9,6 @@
 # after a burst of bad tokens, per client address. The slow clients run in the background.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 TOKEN="bi-root-$$-$RANDOM"
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 A="http://127.0.0.1:$PORT"
@@ -36,20 +35,9 @@ done
 
 # req METHOD PATH [BODY [HEADER FILE [CURL ARGS…]]]: answer in ./resp.json, status in $STATUS,
 # headers in ./resp.hdr. An empty header file argument means no token.
-req() {
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    shift 2
-    [ $# -gt 0 ] && shift
-    [ $# -gt 0 ] && shift
-    local args=(-s -o resp.json -D resp.hdr -w '%{http_code}' -X "$method")
-    [ -n "$hdr" ] && args+=(-H "@$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$@" "$A$path")
-}
 expect() {
     [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS ($LAST)"; }
 }
-j() { $PY -c 'import json,sys; d=json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 jis() {
     local got
     got=$(j "$1") || { cat resp.json; fail "answer is not JSON ($LAST)"; }

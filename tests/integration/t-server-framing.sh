@@ -7,7 +7,6 @@
 # not read, the token is not spent or logged); well-formed requests around them are served.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 TOKEN="fr-root-$$-$RANDOM"
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 A="http://127.0.0.1:$PORT"

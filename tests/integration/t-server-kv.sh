@@ -7,7 +7,6 @@
 # on a command line.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 TOKEN="it-root-$$-$RANDOM"
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 A="http://127.0.0.1:$PORT"
@@ -63,13 +62,7 @@ expect() {
     [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }
 }
 # j EXPR: evaluates a Python expression over the answer `d` and prints it.
-j() { $PY -c 'import json,sys; d=json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 # jis EXPR WANT: the expression's value is WANT.
-jis() {
-    local got
-    got=$(j "$1") || { cat resp.json; fail "answer is not JSON"; }
-    [ "$got" = "$2" ] || { cat resp.json; echo; fail "$1: expected '$2', got '$got'"; }
-}
 
 # --- write, read, versions ---
 req POST /v1/secret/data/app/db '{"data":{"password":"pw-one-Q7","port":5432,"tags":["a"]}}'

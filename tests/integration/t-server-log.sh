@@ -6,7 +6,6 @@
 # the timestamp and the level.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 TOKEN="lg-root-$$-$RANDOM"
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 A="http://127.0.0.1:$PORT"

@@ -7,19 +7,8 @@
 # line. (tests/unit/test_routes_names.c walks every route of the table.)
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# req METHOD PATH [BODY [HEADER-FILE]]: answer in ./resp.json, status in $STATUS.
-req() {
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method" --path-as-is)
-    [ -n "$hdr" ] && args+=(-H @"$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
 expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "$2: expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d = json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 
 SERVER_PID=
 trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT

@@ -7,30 +7,10 @@
 # finish before exit 0, and the store is consistent afterwards. Tokens travel in header files.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ROOT="it-root-$$-$RANDOM$RANDOM"
 printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
 dir=$PWD
 
-# req METHOD PATH [BODY [HEADER-FILE]]: answer in ./resp.json, status in $STATUS.
-req() {
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method")
-    [ -n "$hdr" ] && args+=(-H @"$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d = json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
-wait_up() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$A/v1/sys/health" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-        sleep 0.1
-    done
-    fail "the server did not come up"
-}
 # wait_log TEXT SECONDS: waits until server.log holds TEXT.
 wait_log() {
     local i

@@ -9,7 +9,6 @@
 # stops the server at start with file:line:col.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
 TOKEN="th-root-$$-$RANDOM"
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 A="http://127.0.0.1:$PORT"

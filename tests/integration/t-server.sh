@@ -7,39 +7,14 @@
 # a command line.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ROOT="it-root-$$-$RANDOM$RANDOM"
 printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
 
-# req METHOD PATH [BODY [HEADER-FILE]]: answer in ./resp.json, status in $STATUS.
-req() {
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method")
-    [ -n "$hdr" ] && args+=(-H @"$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
 # j EXPR: a Python expression over the answer `d`; a tuple prints as (a, b) with bare strings.
 j() {
     $PY -c 'import json,sys
 d = json.load(open("resp.json")); v = eval(sys.argv[1])
 print("(" + ", ".join(str(x) for x in v) + ")" if isinstance(v, tuple) else v)' "$1"
-}
-jis() {
-    local got
-    got=$(j "$1") || { cat resp.json; fail "answer is not JSON"; }
-    [ "$got" = "$2" ] || { cat resp.json; echo; fail "$1: expected '$2', got '$got'"; }
-}
-hdr_for() { printf 'X-Vault-Token: %s\n' "$1" >"$2"; }
-wait_up() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$A/v1/sys/health" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-        sleep 0.1
-    done
-    fail "the server did not come up"
 }
 stop_server() {
     kill -TERM "$SERVER_PID"

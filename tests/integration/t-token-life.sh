@@ -9,39 +9,14 @@
 # the server's environment; the server runs with NoNewPrivs. Tokens travel in header files.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ROOT="it-root-$$-$RANDOM$RANDOM"
 printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
 
-req() { # req METHOD PATH [BODY [HEADER-FILE]]: answer in ./resp.json, status in $STATUS
-    local method=$1 path=$2 body=${3-} hdr=${4-root.hdr.secret}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method")
-    [ -n "$hdr" ] && args+=(-H @"$hdr")
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d = json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
-jis() {
-    local got
-    got=$(j "$1") || { cat resp.json; fail "answer is not JSON"; }
-    [ "$got" = "$2" ] || { cat resp.json; echo; fail "$1: expected '$2', got '$got'"; }
-}
-hdr_for() { printf 'X-Vault-Token: %s\n' "$1" >"$2"; }
 # token BODY HEADER-FILE OUT-HEADER-FILE: creates a token, its header in OUT-HEADER-FILE.
 token() {
     req POST /v1/auth/token/create "$1" "$2"
     expect 200
     hdr_for "$(j 'd["auth"]["client_token"]')" "$3"
-}
-wait_up() {
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$A/v1/sys/health" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-        sleep 0.1
-    done
-    fail "the server did not come up"
 }
 stop_server() {
     kill -TERM "$SERVER_PID"
@@ -111,16 +86,25 @@ req POST /v1/auth/token/renew-self '{"increment":9223372036}' t10.hdr.secret
 expect 200
 kill -0 "$SERVER_PID" || fail "the server died"
 
-# --- Finding 2: the child of a 3-second parent, renewed to an hour, stops with the parent. ---
-token '{"policies":["p"],"ttl":"3s"}' root.hdr.secret par.hdr.secret
+# sleep_until T0 SECONDS: sleeps until SECONDS after T0 (a `date +%s.%N`), if that is still ahead
+# (a loaded machine may already have spent part of a short ttl on the requests in between).
+sleep_until() {
+    local left
+    left=$(echo "$2 - ($(date +%s.%N) - $1)" | bc)
+    case $left in -* | 0) ;; *) sleep "$left" ;; esac
+}
+
+# --- Finding 2: the child of an 8-second parent, renewed to an hour, stops with the parent. ---
+t0=$(date +%s.%N)
+token '{"policies":["p"],"ttl":"8s"}' root.hdr.secret par.hdr.secret
 token '{"policies":["p"],"ttl":"1h"}' par.hdr.secret kid.hdr.secret
-jis 'd["auth"]["lease_duration"] <= 3' True
+jis 'd["auth"]["lease_duration"] <= 8' True
 req POST /v1/auth/token/renew-self '{"increment":"1h"}' kid.hdr.secret
 expect 200
-jis 'd["auth"]["lease_duration"] <= 3' True
+jis 'd["auth"]["lease_duration"] <= 8' True
 req GET /v1/secret/data/app "" kid.hdr.secret
 expect 200
-sleep 3.3
+sleep_until "$t0" 8.3
 # The parent is NOT presented again: the child must fail on its own.
 req GET /v1/secret/data/app "" kid.hdr.secret
 expect 403
@@ -133,10 +117,11 @@ KID2_ACC=$(j 'd["auth"]["accessor"]')
 req GET /v1/secret/data/app "" kid2.hdr.secret
 expect 200
 sweeps=$(grep -c "token sweeper: revoked" server.log || true)
+t0=$(date +%s.%N)
 req POST /v1/auth/token/renew-self '{"increment":"2s"}' par2.hdr.secret
 expect 200
 jis 'd["auth"]["lease_duration"] <= 2' True
-sleep 3.3
+sleep_until "$t0" 3.3
 [ "$(grep -c "token sweeper: revoked" server.log)" -gt "$sweeps" ] ||
     { cat server.log; fail "the sweeper revoked nothing at the parent's expiry"; }
 # The child's own expiry is an hour away: its accessor is gone only because it was revoked.

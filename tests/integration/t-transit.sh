@@ -9,8 +9,6 @@
 # which the restarted server leaves a consistent keyring.
 . "$REKEY_TOP/tests/integration/lib.sh"
 
-PY=/usr/bin/python3
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dir=$PWD
 
 # ---- the example's entry: rsa-4096, through the engine, from the CLI ----
@@ -30,14 +28,6 @@ expect_in last.err "cannot be rolled back"
 expect_exit 0 "$REKEY" -c "$EX" lint
 
 # ---- a server ----
-req() {
-    local method=$1 path=$2 body=${3-}
-    local args=(-s -o resp.json -w '%{http_code}' -X "$method" -H @root.hdr.secret)
-    [ -n "$body" ] && args+=(--data-binary "$body")
-    STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.json; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d = json.load(open("resp.json")); print(eval(sys.argv[1]))' "$1"; }
 wait_log() {
     local i
     for ((i = 0; i < $2 * 10; i++)); do
