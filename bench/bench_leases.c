@@ -52,6 +52,14 @@ now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double
+cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static long
 rss_kb(void)
 {
@@ -124,7 +132,7 @@ main(int argc, char **argv)
     struct lease_ops ops = {noop_revoke, noop_renew, NULL};
     long n = argc > 2 ? strtol(argv[2], NULL, 10) : 1000000, nexp, nprefix = 0;
     long rss0, rss1;
-    double t0, t_load, t_exp, t_prefix;
+    double t0, c0, t_load, c_load, t_exp, t_prefix;
     size_t total, irr, ok = 0, bad = 0;
     time_t now = time(NULL);
 
@@ -178,11 +186,13 @@ main(int argc, char **argv)
     malloc_trim(0);
     rss0 = rss_kb();
     t0 = now_s();
+    c0 = cpu_s();
     if (leases_open(br, &ops, &m, &err) != 0 || leases_load(m, &err) != 0) {
         fprintf(stderr, "bench_leases: load: %s\n", err.msg);
         return 1;
     }
     t_load = now_s() - t0;
+    c_load = cpu_s() - c0;
     malloc_trim(0);
     rss1 = rss_kb();
     /* 3. expiry */
@@ -212,9 +222,9 @@ main(int argc, char **argv)
         t_prefix = now_s() - t0;
         rd.stop = 1;
         pthread_join(th, NULL);
-        printf("| %s | %ld | %.0f | %.2f | %.0f | %.2f (%zu leases, %.0f/s) | %.1f |\n",
+        printf("| %s | %ld | %.0f | %.2f (cpu %.2f) | %.0f | %.2f (%zu leases, %.0f/s) | %.1f |\n",
                strncmp(argv[1], "log:", 4) == 0 ? "log" : "sqlite", n,
-               (double)(rss1 - rss0) * 1024.0 / (double)n, t_load, (double)nexp / t_exp, t_prefix,
+               (double)(rss1 - rss0) * 1024.0 / (double)n, t_load, c_load, (double)nexp / t_exp, t_prefix,
                ok, (double)ok / t_prefix, rd.worst * 1000.0);
     }
     if ((long)ok != nprefix)
