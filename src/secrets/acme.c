@@ -632,13 +632,28 @@ dns_hook(const char *prog, const char *action, const char *domain, const char *t
                             strerror(r));
     }
     {
-        struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+        /* A hook that exits without reading stdin must not kill us with SIGPIPE: blocked in
+         * this thread only (the daemon has others), a pending one taken back (hook-exec.c). */
+        sigset_t pipeset, oldmask, pending;
+        int was_pending, blocked;
 
-        sigaction(SIGPIPE, &ign, &old); /* a hook that ignores stdin must not kill us */
+        sigemptyset(&pipeset);
+        sigaddset(&pipeset, SIGPIPE);
+        sigpending(&pending);
+        was_pending = sigismember(&pending, SIGPIPE);
+        blocked = pthread_sigmask(SIG_BLOCK, &pipeset, &oldmask) == 0;
         if (write(fds[1], txt, tl) != (ssize_t)tl || write(fds[1], "\n", 1) != 1) {
-            /* the hook may take it from REKEY_ACME_TXT instead */
+            /* the hook may take the value from REKEY_ACME_TXT instead */
         }
-        sigaction(SIGPIPE, &old, NULL);
+        if (blocked) {
+            struct timespec zero = {0, 0};
+
+            sigpending(&pending);
+            if (!was_pending && sigismember(&pending, SIGPIPE))
+                while (sigtimedwait(&pipeset, NULL, &zero) < 0 && errno == EINTR)
+                    ;
+            pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+        }
     }
     close(fds[1]);
     while ((w = waitpid(pid, &status, WNOHANG)) == 0 && time_mono_ms() < until)
