@@ -192,9 +192,10 @@ audit_done(void *arg, int result, const char *msg)
 {
     struct http_request *req = arg;
 
-    req->aw_result = result;
-    if (result != 0)
+    if (result != 0) { /* never clears a failure found when the lines were queued */
+        req->aw_result = result;
         snprintf(req->aw_msg, sizeof(req->aw_msg), "%s", msg);
+    }
     atomic_store(&req->aw_done, 1);
     MHD_resume_connection(req->mc);
 }
@@ -204,7 +205,7 @@ http_audit_request_defer(struct http_request *req, struct rk_error *err)
 {
     int r;
 
-    if (!req->can_defer || req->audit_req)
+    if (!req->can_defer || req->audit_req || !audit_async_wanted())
         return http_audit_request(req, err);
     atomic_store(&req->aw_done, 0);
     req->aw_result = 0;
@@ -235,7 +236,7 @@ http_audit_window_open(struct http_request *req)
      * login). */
     if (!req->can_defer || req->audit_req ||
         !(req->method == HTTP_GET || req->method == HTTP_HEAD || req->method == HTTP_LIST) ||
-        p == NULL || strncmp(p, "/v1/secret/", 11) != 0 || !events_wanted(EV_API_REQUEST))
+        p == NULL || strncmp(p, "/v1/secret/", 11) != 0 || !audit_async_wanted())
         return 0;
     atomic_store(&req->aw_done, 0);
     req->aw_result = 0;
@@ -249,6 +250,8 @@ http_audit_response_defer(struct http_request *req, unsigned status, struct MHD_
                           const char **ctype, int *pending)
 {
     *pending = 0;
+    if (!req->aw_window && !audit_async_wanted())
+        return http_audit_response(req, status, resp, ctype);
     if (!req->aw_window) {
         atomic_store(&req->aw_done, 0);
         req->aw_result = 0;

@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,6 +363,13 @@ struct async_ev {
 };
 
 static _Thread_local struct async_ctx *tl_async;
+static atomic_int n_subscribed; /* audit logs subscribed to the event stream */
+
+int
+audit_async_wanted(void)
+{
+    return atomic_load_explicit(&n_subscribed, memory_order_relaxed) > 0;
+}
 
 /* Drops one of ctx's references (ctx->mu held, released here); the last calls fn. */
 static void
@@ -570,10 +578,13 @@ sync_sub(struct audit *a, struct rk_error *err)
         if (a->sub < 0) {
             a->sub = -1;
             r = rk_error_set(err, RK_ELIMIT, "audit: no event subscription left");
+        } else {
+            atomic_fetch_add(&n_subscribed, 1);
         }
     } else if (n == 0 && a->sub >= 0) {
         events_unsubscribe(a->sub);
         a->sub = -1;
+        atomic_fetch_sub(&n_subscribed, 1);
     }
     pthread_mutex_unlock(&a->submu);
     if (r != 0 && err == NULL)
@@ -635,6 +646,8 @@ audit_free(struct audit *a)
 {
     if (a == NULL)
         return;
+    if (a->sub >= 0)
+        atomic_fetch_sub(&n_subscribed, 1);
     events_unsubscribe(a->sub);
     pthread_mutex_destroy(&a->submu);
     audit_sink_free(a->file);

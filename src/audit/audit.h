@@ -110,6 +110,9 @@ int audit_hash(struct barrier *br, const void *data, size_t len, char out[AUDIT_
  * in a sink's flusher thread, or in audit_async_end's caller. */
 typedef void (*audit_done_fn)(void *arg, int result, const char *msg);
 
+/* 1 while some audit log of this process records API events (a window is worth opening). */
+int audit_async_wanted(void);
+
 /* Opens a window on this thread: until audit_async_end, the API request and response events
  * this thread publishes are queued to the sinks without waiting for their fsync (the
  * subscriber returns 0 once every sink has queued the line; failures found before that are

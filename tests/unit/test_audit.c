@@ -593,6 +593,7 @@ test_async_window(void **state)
     o.file_path = f->path;
     o.br = st.br;
     assert_int_equal(audit_open(&o, &a, &err), 0);
+    assert_int_equal(audit_async_wanted(), 1);
 
     /* The request and the response of one window: one completion, once both are written, in
      * their order. */
@@ -636,6 +637,7 @@ test_async_window(void **state)
     /* No sink: nothing is queued and the completion is never called. */
     o.file_path = NULL;
     assert_int_equal(audit_open(&o, &a, &err), 0);
+    assert_int_equal(audit_async_wanted(), 0);
     d.calls = 0;
     audit_async_begin(on_done, &d);
     assert_int_equal(events_publish(&ev, &err), 0);
