@@ -80,8 +80,8 @@ base_port=$(head -n1 "$tmp/baseline.port")
 token="bench-$$-$RANDOM$RANDOM"
 printf 'version: 1\nsecrets: []\n' >"$tmp/empty.yaml"
 dev_port=$(free_port)
-(cd "$tmp" && TMPDIR="$tmp" exec "$REKEY" server -dev -dev-listen-address "127.0.0.1:$dev_port" \
-    -dev-root-token-id "$token" -config "$tmp/empty.yaml" >"$tmp/dev.banner" 2>"$tmp/dev.log") &
+(cd "$tmp" && TMPDIR="$tmp" REKEY_DEV_ROOT_TOKEN_ID=$token exec "$REKEY" server -dev -dev-listen-address "127.0.0.1:$dev_port" \
+    -config "$tmp/empty.yaml" >"$tmp/dev.banner" 2>"$tmp/dev.log") &
 dev_pid=$!
 pids="$pids $dev_pid"
 wait_up "http://127.0.0.1:$dev_port/v1/sys/health"

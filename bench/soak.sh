@@ -43,8 +43,8 @@ export REKEY_LOG=${REKEY_LOG:-warn}
 port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 token="soak-$$-$RANDOM$RANDOM"
 printf 'version: 1\nsecrets: []\n' >"$tmp/empty.yaml"
-(cd "$tmp" && TMPDIR="$tmp" exec "$REKEY" server -dev -dev-listen-address "127.0.0.1:$port" \
-    -dev-root-token-id "$token" -config "$tmp/empty.yaml" >"$tmp/banner" 2>"$tmp/server.log") &
+(cd "$tmp" && TMPDIR="$tmp" REKEY_DEV_ROOT_TOKEN_ID=$token exec "$REKEY" server -dev -dev-listen-address "127.0.0.1:$port" \
+    -config "$tmp/empty.yaml" >"$tmp/banner" 2>"$tmp/server.log") &
 pid=$!
 up=
 for _ in $(seq 1 200); do

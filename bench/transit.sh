@@ -47,8 +47,8 @@ ossl_rsa_verify=$(echo "$rsa_line" | awk -F: '{printf "%.0f", $5}')
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 token="bench-$$"
 printf 'version: 1\nsecrets: []\n' >empty.yaml
-REKEY_LOG=warn TMPDIR="$dir" "$rekey" server -dev -dev-listen-address "127.0.0.1:$port" \
-    -dev-root-token-id "$token" -config "$dir/empty.yaml" >server.log 2>&1 &
+REKEY_LOG=warn TMPDIR="$dir" REKEY_DEV_ROOT_TOKEN_ID=$token "$rekey" server -dev -dev-listen-address "127.0.0.1:$port" \
+    -config "$dir/empty.yaml" >server.log 2>&1 &
 pid=$!
 A="http://127.0.0.1:$port"
 up=0

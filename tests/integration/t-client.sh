@@ -127,8 +127,8 @@ unset REKEY_STORE REKEY_KEY_FILE
 # (a dev server's store is SQLite whatever the backend under test: the comparison still holds)
 PORT=$(free_port)
 A="http://127.0.0.1:$PORT"
-"$REKEY" server -dev -config "$PWD/rekey.yaml" -dev-listen-address "127.0.0.1:$PORT" \
-    -dev-root-token-id "$TOK" >server.log 2>&1 &
+REKEY_DEV_ROOT_TOKEN_ID=$TOK "$REKEY" server -dev -config "$PWD/rekey.yaml" -dev-listen-address "127.0.0.1:$PORT" \
+    >server.log 2>&1 &
 SERVER_PID=$!
 wait_up "$A"
 export REKEY_ADDR="$A" REKEY_TOKEN="$TOK"

@@ -38,7 +38,7 @@ secrets:
 EOF
 export REKEY_CONFIG="$PWD/rekey.yaml"
 
-"$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" -dev-root-token-id "$TOKEN" \
+REKEY_DEV_ROOT_TOKEN_ID=$TOKEN "$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" \
     >banner.secret 2>server.log &
 SERVER_PID=$!
 trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT

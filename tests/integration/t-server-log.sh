@@ -12,7 +12,7 @@ A="http://127.0.0.1:$PORT"
 printf 'X-Vault-Token: %s\n' "$TOKEN" >root.hdr.secret
 printf 'version: 1\nsecrets: []\n' >empty.yaml
 
-"$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" -dev-root-token-id "$TOKEN" \
+REKEY_DEV_ROOT_TOKEN_ID=$TOKEN "$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" \
     -config "$PWD/empty.yaml" >banner.secret 2>server.log &
 SERVER_PID=$!
 cleanup() {

@@ -114,7 +114,7 @@ EOF
 write_config ""
 PORT=$(free_port)
 A="http://127.0.0.1:$PORT"
-"$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" -dev-root-token-id "$ROOT" \
+REKEY_DEV_ROOT_TOKEN_ID=$ROOT "$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" \
     -config "$dir/rekey.yaml" >server.log 2>&1 &
 SERVER_PID=$!
 wait_up

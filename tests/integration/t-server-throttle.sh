@@ -23,7 +23,7 @@ expect_in last.err "bad.yaml:5:"
 expect_in last.err "server.trusted_proxies"
 expect_in last.err "10.0.0.0/33"
 
-"$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" -dev-root-token-id "$TOKEN" \
+REKEY_DEV_ROOT_TOKEN_ID=$TOKEN "$REKEY" server -dev -dev-listen-address "127.0.0.1:$PORT" \
     -config "$PWD/proxy.yaml" >banner.secret 2>server.log &
 SERVER_PID=$!
 cleanup() {
