@@ -59,6 +59,15 @@ open_local(struct cli_ctx *ctx, struct leases **m)
     return r;
 }
 
+/* Closes what open_local opened: the manager, the admin pools, the role source. */
+static void
+close_local(struct leases *m)
+{
+    leases_close(m);
+    db_pools_close();
+    db_role_source_set(NULL, NULL, NULL);
+}
+
 static void
 print_lease(const struct lease_info *l, int64_t now)
 {
@@ -120,7 +129,7 @@ exec_list(struct cli_ctx *ctx, int argc, char **argv)
     if ((r = open_local(ctx, &m)) != 0)
         return cli_fail(ctx, r);
     leases_each(m, prefix, list_cb, &now);
-    leases_close(m);
+    close_local(m);
     return CLI_OK;
 }
 
@@ -146,7 +155,7 @@ exec_lookup(struct cli_ctx *ctx, int argc, char **argv)
     if ((r = open_local(ctx, &m)) != 0)
         return cli_fail(ctx, r);
     r = leases_lookup(m, argv[0], &l, &ctx->err);
-    leases_close(m);
+    close_local(m);
     if (r != 0)
         return cli_fail(ctx, r);
     print_lease(&l, time_now());
@@ -181,7 +190,7 @@ exec_renew(struct cli_ctx *ctx, int argc, char **argv)
     if ((r = leases_lookup(m, argv[0], &l, &ctx->err)) == 0)
         r = leases_renew(m, argv[0], increment, db_role_default_ttl(ctx->br, l.role), 0, now, &l,
                          &ctx->err);
-    leases_close(m);
+    close_local(m);
     if (r != 0)
         return cli_fail(ctx, r);
     printf("renewed %s: %lld s left\n", cli_esc(l.id), (long long)(l.expires - now));
@@ -217,7 +226,7 @@ exec_revoke(struct cli_ctx *ctx, int argc, char **argv)
         r = leases_revoke_prefix(m, argv[0], force, &ok, &bad, &ctx->err);
     else if ((r = leases_revoke(m, argv[0], 0, &ctx->err)) == 0)
         ok = 1;
-    leases_close(m);
+    close_local(m);
     db_pools_close();
     if (prefix)
         printf("%zu revoked, %zu failed\n", ok, bad);

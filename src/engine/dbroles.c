@@ -127,8 +127,7 @@ pool_drop(const char *name)
         if (name == NULL || strcmp(p->name, name) == 0) {
             *pp = p->next;
             p->dead = 1;
-            p->refs++;
-            pool_unref_locked(p);
+            pool_unref_locked(p); /* the cache's reference: freed now, or by its last user */
         } else {
             pp = &p->next;
         }
