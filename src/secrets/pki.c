@@ -7,13 +7,16 @@
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -310,6 +313,41 @@ pki_issue_check(const struct pki_issue_req *req, struct rk_error *err)
 
 /* ---- the CA records ---- */
 
+/* The CA's key, decoded: OpenSSL's PEM decoder costs about a millisecond, more than the
+ * signature, so the last key decoded is kept, named by the SHA-256 of its PEM (the record is
+ * still read from the barrier every time, so a new or imported CA key is seen at once). */
+static pthread_mutex_t ca_key_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned char ca_key_digest[SHA256_DIGEST_LENGTH];
+static EVP_PKEY *ca_key_cached;
+
+/* The key in pem (a new reference), from the cache when it holds this PEM's key. */
+static EVP_PKEY *
+ca_key_decode(const struct secret *pem)
+{
+    unsigned char d[SHA256_DIGEST_LENGTH];
+    EVP_PKEY *k = NULL;
+
+    SHA256(pem->data, pem->len, d);
+    pthread_mutex_lock(&ca_key_mu);
+    if (ca_key_cached != NULL && CRYPTO_memcmp(d, ca_key_digest, sizeof(d)) == 0 &&
+        EVP_PKEY_up_ref(ca_key_cached) == 1)
+        k = ca_key_cached;
+    pthread_mutex_unlock(&ca_key_mu);
+    if (k != NULL)
+        return k;
+    if ((k = key_from_pem(pem)) == NULL)
+        return NULL;
+    pthread_mutex_lock(&ca_key_mu);
+    if (EVP_PKEY_up_ref(k) == 1) {
+        EVP_PKEY_free(ca_key_cached);
+        ca_key_cached = k;
+        memcpy(ca_key_digest, d, sizeof(d));
+    }
+    pthread_mutex_unlock(&ca_key_mu);
+    OPENSSL_cleanse(d, sizeof(d));
+    return k;
+}
+
 /* Reads the CA: certificate (and its PEM) and, when key is not NULL, its key. */
 static int
 ca_load(struct barrier *br, X509 **cert, char **pem, EVP_PKEY **key, struct rk_error *err)
@@ -338,7 +376,7 @@ ca_load(struct barrier *br, X509 **cert, char **pem, EVP_PKEY **key, struct rk_e
                 r = rk_error_set(err, RK_ECORRUPT, "the CA's key record is missing");
             goto out;
         }
-        if ((*key = key_from_pem(k)) == NULL) {
+        if ((*key = ca_key_decode(k)) == NULL) {
             r = rk_error_set(err, RK_ECORRUPT, "the stored CA key does not parse");
             goto out;
         }
