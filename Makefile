@@ -3,7 +3,7 @@
 BUILD ?= build
 CONFIG ?= examples/ai-gateway.yaml
 
-.PHONY: all deps build run test bench fuzz clean format
+.PHONY: all deps build run run-ha test test-ha bench fuzz clean format
 
 all: build
 
@@ -19,6 +19,16 @@ build: deps $(BUILD)/build.ninja
 # Starts rekey on its embedded store with the example inventory (see README).
 run: build
 	scripts/run-example $(BUILD)/src/cli/rekey $(CONFIG)
+
+# The HA demo: 3 etcd members, 2 servers on them (scripts/run-ha prints how to watch a failover).
+run-ha: build
+	scripts/run-ha $(BUILD)/src/cli/rekey
+
+# The HA tests (tests/ha: real etcd clusters, servers killed): a test build of their own.
+test-ha: deps
+	test -f build-test/build.ninja || meson setup build-test -Dtest_switches=true >/dev/null
+	ninja -C build-test
+	REKEY=build-test/src/cli/rekey tests/ha/run.sh
 
 # The whole suite: normal build, then ASan+UBSan build, the store under TSan, fuzz smoke,
 # banned-function check.
