@@ -1084,13 +1084,24 @@ leases_add(struct leases *m, const struct lease_info *i, struct rk_error *err)
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_EINVAL, "lease id %s does not fit (or out of memory)", i->id);
     }
-    if ((r = record_put(m, &c, err)) != 0) {
+    if (insert(m, k) != 0) {
         drop_slot(m, k);
-    } else if ((r = insert(m, k)) != 0) {
-        drop_slot(m, k);
-        rk_error_set(err, RK_ENOMEM, "out of memory");
-    } else if ((r = schedule(m, k, c.expires)) != 0) {
+        pthread_mutex_unlock(&m->mu);
+        return rk_error_set(err, RK_ENOMEM, "out of memory");
+    }
+    /* The record is written without the lock (busy meanwhile: nobody revokes or renews it), so
+     * concurrent issues share the store's group commit instead of taking turns at an fsync. */
+    m->v[k].flags |= F_BUSY;
+    pthread_mutex_unlock(&m->mu);
+    r = record_put(m, &c, err);
+    pthread_mutex_lock(&m->mu);
+    m->v[k].flags &= (uint8_t)~F_BUSY;
+    if (r != 0) {
         remove_slot(m, k);
+    } else if ((r = schedule(m, k, c.expires)) != 0) {
+        struct rk_error e2 = {0};
+        remove_slot(m, k);
+        (void)record_del(m, c.id, &e2);
         rk_error_set(err, RK_ENOMEM, "out of memory");
     }
     pthread_mutex_unlock(&m->mu);
