@@ -183,6 +183,9 @@ main(int argc, char **argv)
         barrier_txn_free(t);
     }
     /* 2. restore */
+    fprintf(stderr, "bench_leases: loading\n");
+    if (getenv("BENCH_LEASES_PAUSE") != NULL)
+        sleep(2); /* time to attach a profiler */
     malloc_trim(0);
     rss0 = rss_kb();
     t0 = now_s();
@@ -224,8 +227,8 @@ main(int argc, char **argv)
         pthread_join(th, NULL);
         printf("| %s | %ld | %.0f | %.2f (cpu %.2f) | %.0f | %.2f (%zu leases, %.0f/s) | %.1f |\n",
                strncmp(argv[1], "log:", 4) == 0 ? "log" : "sqlite", n,
-               (double)(rss1 - rss0) * 1024.0 / (double)n, t_load, c_load, (double)nexp / t_exp, t_prefix,
-               ok, (double)ok / t_prefix, rd.worst * 1000.0);
+               (double)(rss1 - rss0) * 1024.0 / (double)n, t_load, c_load, (double)nexp / t_exp,
+               t_prefix, ok, (double)ok / t_prefix, rd.worst * 1000.0);
     }
     if ((long)ok != nprefix)
         fprintf(stderr, "bench_leases: revoke-prefix revoked %zu of %ld\n", ok, nprefix);

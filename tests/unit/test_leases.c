@@ -2,7 +2,8 @@
  * that do not fit refused), revoke-prefix (a whole class, part of a class's tails, nothing of
  * a sibling role whose name starts the same), the revocation of a token's leases, the pending
  * intent revoked at the next load, renew capped at max, a failing revocation counted and kept
- * (and irrevocable after LEASE_MAX_FAILURES), and the workers (expiry of many leases). The
+ * (and irrevocable after LEASE_MAX_FAILURES), records read back after a restart by the fast
+ * path and (with an escape) by jansson, and the workers (expiry of many leases). The
  * credential is a fake: ops count the revocations and fail on demand. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +37,8 @@ fake_revoke(void *ctx, const struct lease_info *l, struct rk_error *err)
 
     pthread_mutex_lock(&f->mu);
     if (f->fail)
-        r = rk_error_set(err, RK_EUNAVAILABLE, "the database is down");
+        r = rk_error_set(err, RK_EUNAVAILABLE,
+                         "the \"database\" is down"); /* an escape in the record */
     else
         f->revoked++;
     snprintf(f->last_user, sizeof(f->last_user), "%s", l->username);
@@ -272,9 +274,11 @@ test_failures_kept(void **state)
     assert_int_equal(l.irrevocable, 1);
     assert_int_equal(l.failures, LEASE_MAX_FAILURES);
     assert_non_null(strstr(l.last_error, "down"));
-    restart(f);
+    restart(f); /* the record holds an escape: read by jansson, not the fast path */
     assert_int_equal(leases_lookup(f->m, "database/creds/app/f1", &l, &err), 0);
     assert_int_equal(l.irrevocable, 1);
+    assert_int_equal(l.failures, LEASE_MAX_FAILURES);
+    assert_string_equal(l.last_error, "the \"database\" is down");
     f->fake.fail = 0;
     assert_int_equal(leases_revoke(f->m, "database/creds/app/f1", 0, &err), 0);
     assert_int_equal(count(f), 0);
