@@ -62,6 +62,9 @@
 #include "util/strmap.h"
 #include "util/timeutil.h"
 
+/* The longest wait a Retry-After may ask for before the next attempt (seconds). */
+#define RETRY_AFTER_MAX 86400
+
 #define DAEMON_AUTHOR "rekey-daemon"
 #define DAEMON_REASON "scheduled"
 /* A schedule timer is skipped (re-planned) when the secret's next due time, re-read just before
@@ -170,6 +173,10 @@ plan_retry(struct daemon *d, size_t i, const struct inv_secret *s, int r,
     if (have && (rs.state == ROT_FAILED || rs.state == ROT_PENDING) && rs.failures > en->failures)
         en->failures = rs.failures;
     delay = backoff_retry_delay(s->every, en->failures);
+    /* A target that said when to come back (Retry-After) is not asked sooner; a day at most,
+     * so a wrong answer cannot park the secret past its expiry. */
+    if (pending && err->retry_after_s > delay)
+        delay = err->retry_after_s < RETRY_AFTER_MAX ? err->retry_after_s : RETRY_AFTER_MAX;
     daemon_fmt_duration(delay, dur, sizeof(dur));
     if (pending) {
         d->stats->unavailable++;

@@ -186,9 +186,12 @@ outcome(const char *what, const char *method, const char *url, int rc,
     if ((o = httpc_outcome(0, resp->status)) == 0)
         return 0;
     resp_code(resp, code, sizeof(code));
-    return rk_error_set(err, -o, "%s%s%s %s answered HTTP %ld%s%s%s", what != NULL ? what : "",
-                        what != NULL ? ": " : "", method, url, resp->status, code[0] ? " (" : "",
-                        code, code[0] ? ")" : "");
+    rk_error_set(err, -o, "%s%s%s %s answered HTTP %ld%s%s%s", what != NULL ? what : "",
+                 what != NULL ? ": " : "", method, url, resp->status, code[0] ? " (" : "", code,
+                 code[0] ? ")" : "");
+    if (o == -RK_EUNAVAILABLE && resp->retry_after_s > 0)
+        err->retry_after_s = resp->retry_after_s; /* a 429's or 503's Retry-After */
+    return o;
 }
 
 /* ---- the check ---- */

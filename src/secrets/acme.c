@@ -312,9 +312,11 @@ ca_refused(struct acme *a, const char *what, const struct httpc_resp *resp, stru
 
     if (resp->retry_after_s >= 0)
         snprintf(after, sizeof(after), ", retry after %lld s", (long long)resp->retry_after_s);
-    return rk_error_set(err, RK_EUNAVAILABLE, "ACME %s: the CA answered %ld%s%s%s%s", what,
-                        resp->status, a->problem[0] ? " (" : "", a->problem,
-                        a->problem[0] ? ")" : "", after);
+    rk_error_set(err, RK_EUNAVAILABLE, "ACME %s: the CA answered %ld%s%s%s%s", what, resp->status,
+                 a->problem[0] ? " (" : "", a->problem, a->problem[0] ? ")" : "", after);
+    if (err != NULL && resp->retry_after_s > 0)
+        err->retry_after_s = resp->retry_after_s;
+    return -RK_EUNAVAILABLE;
 }
 
 static int

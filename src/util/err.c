@@ -77,5 +77,6 @@ rk_error_clear(struct rk_error *err)
     if (err != NULL) {
         err->code = 0;
         err->msg[0] = '\0';
+        err->retry_after_s = 0;
     }
 }

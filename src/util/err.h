@@ -3,6 +3,7 @@
 #define REKEY_ERR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Functions return 0 or a negative RK_E* code; the human message goes into struct rk_error. */
 enum rk_code {
@@ -39,6 +40,8 @@ enum rk_code {
 struct rk_error {
     int code;                /* positive rk_code, or 0 */
     char msg[RK_ERRMSG_MAX]; /* never contains a secret value */
+    int64_t retry_after_s;   /* > 0: the target asked not to be tried again before this many
+                              * seconds (HTTP Retry-After with RK_EUNAVAILABLE); 0: no word */
 };
 
 /* Records code and a formatted message in err (err may be NULL). Returns -code, so callers can

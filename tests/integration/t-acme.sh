@@ -183,10 +183,24 @@ PY
 limited_pid=$!
 for i in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:$((BASE + 12))/dir && break; sleep 0.1; done
 run_to limited.out 3 "$REKEY" rotate pki/limited
-kill $limited_pid
-limited_pid=
 expect_in limited.out "ACME CA unavailable, the current certificate stays"
 expect_in limited.out "429 (rateLimited: too many new orders), retry after 60 s"
+# The daemon waits as long as the CA asked (Retry-After: 60 s), not its own first backoff (1 s).
+{ sed -n '1,/^secrets:/p' rekey.yaml; cat <<YAML
+  - path: pki/limited
+    kind: certificate
+    common_name: limited.test
+    issuer: acme
+    acme_directory: http://127.0.0.1:$((BASE + 12))/dir
+    acme_http01_listen: 127.0.0.1:$((BASE + 13))
+    grace: 0s
+    auto: true
+YAML
+} >limited.yaml
+set +e; REKEY_CONFIG=$PWD/limited.yaml "$REKEY" run -once >limited-run.out 2>&1; set -e
+expect_in limited-run.out "pki/limited: the candidate stays pending, retry in 1m"
+kill $limited_pid
+limited_pid=
 
 # The CA down: unavailable, the current certificate stays (store and file).
 "$SVC" stop pebble pb
