@@ -11,7 +11,10 @@
  * operation runs; when no enabled sink can write it, the subscriber fails the event, so the
  * publisher refuses the operation (the API answers 500). A response line that cannot be
  * written fails the response event too (the API answers 500, as Vault does). One sink out of
- * several failing is logged, not fatal.
+ * several failing is logged, not fatal. One exception, in the server (api/http.c): a KV read,
+ * whose handler changes nothing, runs before its request line is fsynced, and its answer waits
+ * until that line and its response line (written together) are; when they cannot be, the
+ * answer is a 500 instead, so no value read goes out unrecorded.
  *
  * Secrets: events never carry a secret value or a token (events.h); the token accessor, which
  * can look a token up or revoke it, is written as "hmac-sha256:<hex>", HMAC-SHA256 keyed by the
