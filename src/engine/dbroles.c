@@ -739,8 +739,11 @@ out:
         /* the record holds passwords: wipe the JSON strings before freeing */
         const char *k;
         json_t *v;
-        json_object_foreach(c, k, v) if (json_is_string(v) && strstr(k, "password") != NULL)
-            OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+        json_object_foreach(c, k, v)
+        {
+            if (json_is_string(v) && strstr(k, "password") != NULL)
+                OPENSSL_cleanse((void *)json_string_value(v), json_string_length(v));
+        }
     }
     json_decref(c);
     return r;
