@@ -4,7 +4,8 @@
 # a file, never shown back), database/roles, database/creds → a login that works; sys/leases
 # lookup, renew (up to max_ttl and no further), revoke (login dropped, its session ended),
 # revoke-prefix (every login of the role); a 3 s lease expires by itself; the server restarted
-# keeps its leases and still expires them; PostgreSQL down during issue answers 503; a role named
+# keeps its leases and still expires them; PostgreSQL down during issue answers 503, during renew
+# and revoke the lease stays as it was (the failure counted); a role named
 # by the configuration is refused (409, source inventory); `rekey lease` lists and looks up
 # locally; hvac reads creds and renews. No password in the server's log, the store or
 # PostgreSQL's own log.
@@ -222,11 +223,28 @@ expect_in last.out "$Ur"
 unset REKEY_KEY_FILE REKEY_CONFIG
 start_server
 
-# ---- PostgreSQL down during issue: 503, no lease ----
+# ---- PostgreSQL down during issue (503, no lease), renew (refused, the lease unchanged) and
+# revoke (refused, the failure counted, the lease kept; revoked once PostgreSQL is back) ----
+creds app; Ud=$U Ld=$L
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Ld\"}"
+expect 200
+exp0=$(j 'd["data"]["expire_time"]')
 "$SVC" stop postgres "$dir/pg" >/dev/null
 req GET /v1/database/creds/app
 expect 503
+req PUT /v1/sys/leases/renew "{\"lease_id\":\"$Ld\",\"increment\":5400}"
+[ "$STATUS" -ge 500 ] || fail "a renew with PostgreSQL down answered $STATUS"
+req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$Ld\"}"
+[ "$STATUS" -ge 500 ] || fail "a revoke with PostgreSQL down answered $STATUS"
+req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Ld\"}"
+expect 200
+[ "$(j 'd["data"]["expire_time"]')" = "$exp0" ] || fail "a failed renew moved the lease"
+[ "$(j 'd["data"]["failures"]')" = 1 ] || fail "the failed revocation was not counted"
 "$SVC" start postgres pg "$PGPORT" >/dev/null
+[ "$(exists "$Ud")" = 1 ] || fail "the login went while PostgreSQL was down"
+req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$Ld\"}"
+expect 204
+[ "$(exists "$Ud")" = 0 ] || fail "the revoke after PostgreSQL came back left the login"
 
 # ---- hvac reads creds and renews ----
 VAULT_ADDR=$A ROOT_TOKEN=$ROOT $PY - >hvac.out.secret 2>hvac.err <<'EOF' || { cat hvac.err; fail "hvac"; }
