@@ -191,6 +191,7 @@ static void
 audit_done(void *arg, int result, const char *msg)
 {
     struct http_request *req = arg;
+    struct inst *in = req->inst; /* req may be gone once its connection is resumed */
 
     if (result != 0) { /* never clears a failure found when the lines were queued */
         req->aw_result = result;
@@ -198,6 +199,7 @@ audit_done(void *arg, int result, const char *msg)
     }
     atomic_store(&req->aw_done, 1);
     MHD_resume_connection(req->mc);
+    atomic_fetch_sub(&in->suspended, 1); /* last: the drain may stop the daemon now */
 }
 
 int
@@ -221,6 +223,7 @@ http_audit_request_defer(struct http_request *req, struct rk_error *err)
         snprintf(req->aw_msg, sizeof(req->aw_msg), "%s", err->msg);
     }
     req->aw = AW_REQUEST;
+    atomic_fetch_add(&req->inst->suspended, 1);
     MHD_suspend_connection(req->mc);
     audit_async_end(); /* may resume it already */
     return 1;
@@ -265,6 +268,7 @@ http_audit_response_defer(struct http_request *req, unsigned status, struct MHD_
     }
     *pending = 1;
     req->aw = AW_RESPONSE;
+    atomic_fetch_add(&req->inst->suspended, 1);
     MHD_suspend_connection(req->mc);
     audit_async_end(); /* may resume it already */
     return status;

@@ -98,6 +98,7 @@ struct inst {
     char *key;
     size_t key_len;
     atomic_int inflight;
+    atomic_int suspended; /* requests whose connection waits for the audit log (http-events.c) */
     atomic_int draining;
     int suspendable; /* started with MHD_ALLOW_SUSPEND_RESUME */
 };

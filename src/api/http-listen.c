@@ -173,6 +173,17 @@ http_inst_drain(struct http_server *s, struct inst *in)
     if (atomic_load(&in->inflight) > 0)
         log_warn("http: %d request(s) still running after %ums; closing them",
                  atomic_load(&in->inflight), s->drain_ms);
+    /* A connection suspended while its audit lines are fsynced is resumed by the audit log's
+     * writer when the disk answers: libmicrohttpd cannot stop with one suspended (it aborts),
+     * and the writer would then resume a freed connection. So those are waited for. */
+    for (int64_t next = time_mono_ms() + 10000; atomic_load(&in->suspended) > 0;) {
+        if (time_mono_ms() >= next) {
+            log_warn("http: waiting for the audit log to write the lines of %d request(s)",
+                     atomic_load(&in->suspended));
+            next = time_mono_ms() + 10000;
+        }
+        nanosleep(&ts, NULL);
+    }
     MHD_stop_daemon(in->d);
     inst_free(in);
 }
