@@ -35,6 +35,7 @@
 #include "engine/dbroles.h"
 #include "engine/dbstatic.h"
 #include "engine/leases.h"
+#include "metrics/metrics.h"
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -69,6 +70,7 @@ static struct leases *mgr;
 static int mgr_users;
 
 static void token_revoked(const char *accessor);
+static void lease_gauges(size_t *total, size_t *irrevocable);
 
 /* The static roles' timer: every STATIC_TICK seconds, the due ones rotate (dbstatic.h). */
 #define STATIC_TICK 5
@@ -116,6 +118,7 @@ api_leases_start(struct api_app *app)
         }
         mgr = m;
         token_revoke_hook_set(m != NULL ? token_revoked : NULL);
+        metrics_leases_source(m != NULL ? lease_gauges : NULL);
         static_stop = 0;
         if (m != NULL && !static_running)
             static_running = pthread_create(&static_th, NULL, static_main, app) == 0;
@@ -129,6 +132,7 @@ api_leases_stop(void)
     struct leases *m;
 
     token_revoke_hook_set(NULL);
+    metrics_leases_source(NULL);
     pthread_mutex_lock(&mgr_mu);
     static_stop = 1;
     pthread_cond_broadcast(&static_cv);
@@ -168,6 +172,17 @@ mgr_give(struct leases *m)
     if (--mgr_users == 0)
         pthread_cond_broadcast(&mgr_cv);
     pthread_mutex_unlock(&mgr_mu);
+}
+
+/* The lease gauges of sys/metrics (metrics.h). */
+static void
+lease_gauges(size_t *total, size_t *irrevocable)
+{
+    struct leases *m = mgr_take();
+
+    if (m != NULL)
+        leases_count(m, total, irrevocable);
+    mgr_give(m);
 }
 
 /* A token was revoked (token.h's hook): so are the leases issued to it (in the workers). */

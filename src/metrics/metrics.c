@@ -489,6 +489,31 @@ render_rotations_locked(const struct metrics *m, struct prom_buf *b)
     }
 }
 
+static void (*_Atomic leases_fn)(size_t *total, size_t *irrevocable);
+
+void
+metrics_leases_source(void (*fn)(size_t *total, size_t *irrevocable))
+{
+    leases_fn = fn;
+}
+
+/* The lease gauges, when a lease manager runs. */
+static void
+render_leases(struct prom_buf *b)
+{
+    void (*fn)(size_t *, size_t *) = leases_fn;
+    size_t total = 0, irrevocable = 0;
+
+    if (fn == NULL)
+        return;
+    fn(&total, &irrevocable);
+    prom_family(b, "rekey_leases", "gauge", "Leases held by the lease manager (database creds).");
+    prom_sample_i64(b, "rekey_leases", NULL, (int64_t)total);
+    prom_family(b, "rekey_leases_irrevocable", "gauge",
+                "Leases whose revocation failed too often: retried only on command.");
+    prom_sample_i64(b, "rekey_leases_irrevocable", NULL, (int64_t)irrevocable);
+}
+
 void
 metrics_render_server(struct metrics *m, const struct metrics_seal *seal, struct prom_buf *b)
 {
@@ -518,6 +543,7 @@ metrics_render_server(struct metrics *m, const struct metrics_seal *seal, struct
                 "Duration of the rotations this process ran, from start to result.");
     prom_hist_write(b, "rekey_rotation_duration_seconds", NULL, m != NULL ? &m->rot_lat : &empty,
                     &rot_spec);
+    render_leases(b);
     prom_family(b, "rekey_audit_failures_total", "counter",
                 "Times an audit sink failed to record an entry (a request that no sink could "
                 "record was refused with 500).");

@@ -51,6 +51,10 @@ void metrics_audit_failure(void);
 /* The process-wide count metrics_audit_failure has made. */
 uint64_t metrics_audit_failures(void);
 
+/* Where the lease gauges (rekey_leases, rekey_leases_irrevocable) come from: fn fills both
+ * counts at each scrape (the server's lease manager sets it; NULL: not rendered). */
+void metrics_leases_source(void (*fn)(size_t *total, size_t *irrevocable));
+
 /* --- the server's instance --- */
 
 /* Creates and subscribes the process's instance (once; later calls do nothing). Call it before

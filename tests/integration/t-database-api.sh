@@ -240,6 +240,9 @@ req PUT /v1/sys/leases/lookup "{\"lease_id\":\"$Ld\"}"
 expect 200
 [ "$(j 'd["data"]["expire_time"]')" = "$exp0" ] || fail "a failed renew moved the lease"
 [ "$(j 'd["data"]["failures"]')" = 1 ] || fail "the failed revocation was not counted"
+curl -s -o metrics.txt -H @root.hdr.secret "$A/v1/sys/metrics?format=prometheus"
+grep -Eq '^rekey_leases [1-9]' metrics.txt && grep -q '^rekey_leases_irrevocable 0' metrics.txt ||
+  { grep rekey_leases metrics.txt; fail "the lease gauges are missing"; }
 "$SVC" start postgres pg "$PGPORT" >/dev/null
 [ "$(exists "$Ud")" = 1 ] || fail "the login went while PostgreSQL was down"
 req PUT /v1/sys/leases/revoke "{\"lease_id\":\"$Ld\"}"
