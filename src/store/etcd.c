@@ -45,6 +45,9 @@
 #define ETCD_RESP_MAX (256u << 20)
 #define ETCD_CONNECT_TIMEOUT_MS 1000L
 #define ETCD_TIMEOUT_MS 8000L
+/* Leader election's requests: a member that is alive but silent (stopped, partitioned) must not
+ * hold a renewal past the lease's TTL, so they move on to the next member after this. */
+#define ETCD_LEASE_TIMEOUT_MS 900L
 
 struct etcd {
     struct backend base;
@@ -139,7 +142,7 @@ enum outcome {
  * etcd's message. */
 static enum outcome
 post_once(struct etcd *e, size_t ep, const char *path, const char *body, const char *token,
-          json_t **resp, struct rk_error *err)
+          long timeout_ms, json_t **resp, struct rk_error *err)
 {
     char url[512], auth[1024];
     struct curl_slist *hdrs = NULL;
@@ -173,7 +176,7 @@ post_once(struct etcd *e, size_t ep, const char *path, const char *body, const c
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ETCD_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     if (e->ca_file != NULL)
         curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
@@ -269,7 +272,8 @@ authenticate(struct etcd *e, unsigned gen, struct rk_error *err)
     }
     for (size_t i = 0; i < n; i++) {
         size_t ep = (start + i) % n;
-        enum outcome o = post_once(e, ep, "/v3/auth/authenticate", body, NULL, &resp, err);
+        enum outcome o =
+            post_once(e, ep, "/v3/auth/authenticate", body, NULL, ETCD_TIMEOUT_MS, &resp, err);
         const char *tok;
 
         atomic_fetch_add(&e->auths, 1);
@@ -307,8 +311,8 @@ out:
 /* POSTs req (consumed) to path, with failover and auth. idempotent: the request may be retried
  * on another endpoint after it was sent. Returns 0 with *resp, or -RK_E*. */
 static int
-call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **resp,
-     struct rk_error *err)
+call_t(struct etcd *e, const char *path, json_t *req, int idempotent, long timeout_ms,
+       json_t **resp, struct rk_error *err)
 {
     char *body = req != NULL ? json_dumps(req, JSON_COMPACT) : NULL;
     size_t n = e->nendpoints;
@@ -340,7 +344,7 @@ call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **res
             gen = e->token_gen;
             pthread_mutex_unlock(&e->lock);
         }
-        o = post_once(e, ep, path, body, token, resp, err);
+        o = post_once(e, ep, path, body, token, timeout_ms, resp, err);
         if (token != NULL)
             freezero(token, strlen(token));
         switch (o) {
@@ -360,8 +364,13 @@ call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **res
             continue;
         case OUT_UNKNOWN:
             if (!idempotent) {
-                r = rk_error_set(err, RK_EUNAVAILABLE, "%s (the write's outcome is unknown)",
-                                 err->msg);
+                /* the next request tries another member: this one may be stopped or cut off */
+                atomic_store(&e->cur, (ep + 1) % n);
+                char last[RK_ERRMSG_MAX];
+
+                /* (copied: err->msg cannot be both the format's argument and its output) */
+                snprintf(last, sizeof(last), "%s", err->msg);
+                r = rk_error_set(err, RK_EUNAVAILABLE, "%s (the write's outcome is unknown)", last);
                 goto out;
             }
             /* fall through */
@@ -374,14 +383,24 @@ call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **res
         case OUT_ERROR: r = -err->code; goto out;
         }
     }
-    if (n > 1)
+    if (n > 1) {
+        char last[RK_ERRMSG_MAX];
+
+        snprintf(last, sizeof(last), "%s", err->msg); /* not an argument into itself */
         rk_error_set(err, RK_EUNAVAILABLE,
-                     "etcd is unreachable: none of its %zu endpoints "
-                     "answered (last: %s)",
-                     n, err->msg);
+                     "etcd is unreachable: none of its %zu endpoints answered (last: %s)", n, last);
+    }
 out:
     freezero(body, strlen(body));
     return r;
+}
+
+/* call_t with the default timeout. */
+static int
+call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **resp,
+     struct rk_error *err)
+{
+    return call_t(e, path, req, idempotent, ETCD_TIMEOUT_MS, resp, err);
 }
 
 /* ---- JSON helpers --------------------------------------------------------------------------- */
@@ -777,8 +796,12 @@ load_password(struct etcd *e, struct rk_error *err)
     int r;
 
     if (file != NULL && file[0] != '\0') {
-        if ((r = fs_read_all(file, 4096, &buf, &len, err)) != 0)
-            return rk_error_set(err, -r, "REKEY_ETCD_PASSWORD_FILE: %s", err->msg);
+        if ((r = fs_read_all(file, 4096, &buf, &len, err)) != 0) {
+            char why[RK_ERRMSG_MAX];
+
+            snprintf(why, sizeof(why), "%s", err->msg);
+            return rk_error_set(err, -r, "REKEY_ETCD_PASSWORD_FILE: %s", why);
+        }
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
             len--;
         e->password = secret_from(buf, len);
@@ -871,8 +894,8 @@ etcd_lease_grant(struct backend *b, int ttl_s, int64_t *lease, struct rk_error *
 
     *lease = 0;
     /* A grant retried after a lost answer makes a second lease, which simply expires. */
-    if ((r = call(as_etcd(b), "/v3/lease/grant", json_pack("{s:i}", "TTL", ttl_s), 1, &resp,
-                  err)) != 0)
+    if ((r = call_t(as_etcd(b), "/v3/lease/grant", json_pack("{s:i}", "TTL", ttl_s), 1,
+                    ETCD_LEASE_TIMEOUT_MS, &resp, err)) != 0)
         return r;
     *lease = j_i64(resp, "ID");
     json_decref(resp);
@@ -891,8 +914,8 @@ etcd_lease_keepalive(struct backend *b, int64_t lease, int64_t *ttl_left, struct
     *ttl_left = 0;
     snprintf(id, sizeof(id), "%lld", (long long)lease);
     /* A streaming call in gRPC; through the gateway one request in, one result out. */
-    if ((r = call(as_etcd(b), "/v3/lease/keepalive", json_pack("{s:s}", "ID", id), 1, &resp,
-                  err)) != 0)
+    if ((r = call_t(as_etcd(b), "/v3/lease/keepalive", json_pack("{s:s}", "ID", id), 1,
+                    ETCD_LEASE_TIMEOUT_MS, &resp, err)) != 0)
         return r;
     *ttl_left = j_i64(json_object_get(resp, "result"), "TTL"); /* absent: the lease is gone */
     json_decref(resp);
@@ -907,7 +930,8 @@ etcd_lease_revoke(struct backend *b, int64_t lease, struct rk_error *err)
     int r;
 
     snprintf(id, sizeof(id), "%lld", (long long)lease);
-    r = call(as_etcd(b), "/v3/lease/revoke", json_pack("{s:s}", "ID", id), 1, &resp, err);
+    r = call_t(as_etcd(b), "/v3/lease/revoke", json_pack("{s:s}", "ID", id), 1,
+               ETCD_LEASE_TIMEOUT_MS, &resp, err);
     json_decref(resp);
     if (r != 0 && strstr(err->msg, "lease not found") != NULL)
         r = 0; /* expired already, or revoked by a try whose answer was lost */
@@ -938,7 +962,7 @@ etcd_claim(struct backend *b, const char *key, const char *val, int64_t lease, i
                         j_b64(key, strlen(key)), "value", j_b64(val, strlen(val)), "lease", id);
     /* Retried after a lost answer, a claim that had been written finds itself the holder: the
      * caller compares the holder with its own value. */
-    if ((r = call(as_etcd(b), "/v3/kv/txn", req, 1, &resp, err)) != 0)
+    if ((r = call_t(as_etcd(b), "/v3/kv/txn", req, 1, ETCD_LEASE_TIMEOUT_MS, &resp, err)) != 0)
         return r;
     if (!only_if_absent || json_is_true(json_object_get(resp, "succeeded"))) {
         r = 1;
