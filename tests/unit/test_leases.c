@@ -239,6 +239,40 @@ test_pending_revoked_at_load(void **state)
     assert_int_equal(l.pending, 0);
 }
 
+/* With the workers running, a confirmation is stored by them (batched): after a clean stop
+ * the confirmed lease survives a restart, an unconfirmed one does not, and a lease revoked
+ * before its confirmation was stored does not come back. */
+static void
+test_confirm_by_workers(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct lease_info l;
+    char tail[32];
+
+    assert_int_equal(leases_start(f->m, &err), 0);
+    for (int i = 0; i < 50; i++) {
+        snprintf(tail, sizeof(tail), "c%03d", i);
+        add(f, "app", tail, "", time_now() + 3600, 1);
+        snprintf(l.id, sizeof(l.id), "database/creds/app/%s", tail);
+        assert_int_equal(leases_lookup(f->m, l.id, &l, &err), 0);
+        assert_int_equal(leases_confirm(f->m, &l, &err), 0);
+        if (i == 7) /* revoked right after its confirmation was queued */
+            assert_int_equal(leases_revoke(f->m, l.id, 0, &err), 0);
+    }
+    add(f, "app", "never", "", time_now() + 3600, 1);
+    leases_stop(f->m); /* the workers store what is queued first */
+    restart(f);
+    assert_int_equal(leases_start(f->m, &err), 0);
+    for (int i = 0; i < 200 && count(f) > 49; i++)
+        usleep(10000);
+    assert_int_equal(count(f), 49);
+    assert_int_equal(leases_lookup(f->m, "database/creds/app/c007", &l, &err), -RK_ENOTFOUND);
+    assert_int_equal(leases_lookup(f->m, "database/creds/app/never", &l, &err), -RK_ENOTFOUND);
+    assert_int_equal(leases_lookup(f->m, "database/creds/app/c049", &l, &err), 0);
+    assert_int_equal(l.pending, 0);
+}
+
 static void
 test_renew_cap(void **state)
 {
@@ -314,6 +348,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_revoke_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_revoked_at_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_confirm_by_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workers_expire, setup, teardown),
