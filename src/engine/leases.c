@@ -46,6 +46,7 @@
 #define EXPIRY_BATCH 64
 #define PREFIX_BATCH 1000 /* leases per job of revoke-prefix: one store transaction */
 #define SEP '\x1f'        /* between the parts of an interned class */
+#define BUSY_WAIT 5       /* seconds a revoke or renew waits for a busy lease */
 
 enum { F_IRREVOCABLE = 1, F_BUSY = 2, F_PENDING = 4 };
 
@@ -947,8 +948,8 @@ outcomes:
             j->batch->err = last;
         }
         j->batch->jobs--;
-        pthread_cond_broadcast(&m->done_cv);
     }
+    pthread_cond_broadcast(&m->done_cv); /* batches and find_idle wait on it */
     pthread_mutex_unlock(&m->mu);
     free(inf);
     free(res);
@@ -1052,6 +1053,8 @@ flush_confirms(struct leases *m)
     pthread_mutex_lock(&m->mu);
     for (size_t x = 0; x < n; x++)
         m->v[idx[x]].flags &= (uint8_t)~F_BUSY;
+    if (n > 0)
+        pthread_cond_broadcast(&m->done_cv);
 out:
     if (r != 0)
         log_warn("leases: %zu confirmation%s not stored (%s): those leases are revoked at the "
@@ -1241,6 +1244,26 @@ leases_close(struct leases *m)
 
 /* ---- requests ---- */
 
+/* Finds id and waits (m->mu held) while it is busy for a short while: its record being
+ * written (an issue, a confirmation) or a renewal. Returns its slot, NONE when it is gone (a
+ * revocation ended it), or NONE with *busy set after BUSY_WAIT seconds. */
+static uint32_t
+find_idle(struct leases *m, const char *id, int *busy)
+{
+    struct timespec ts;
+    uint32_t k;
+
+    *busy = 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += BUSY_WAIT;
+    while ((k = find(m, id)) != NONE && (m->v[k].flags & F_BUSY))
+        if (pthread_cond_timedwait(&m->done_cv, &m->mu, &ts) != 0) {
+            *busy = (k = find(m, id)) != NONE && (m->v[k].flags & F_BUSY);
+            return *busy ? NONE : k;
+        }
+    return k;
+}
+
 int
 leases_add(struct leases *m, const struct lease_info *i, struct rk_error *err)
 {
@@ -1274,6 +1297,7 @@ leases_add(struct leases *m, const struct lease_info *i, struct rk_error *err)
     r = record_put(m, &c, err);
     pthread_mutex_lock(&m->mu);
     m->v[k].flags &= (uint8_t)~F_BUSY;
+    pthread_cond_broadcast(&m->done_cv);
     if (r != 0) {
         remove_slot(m, k);
     } else if ((r = schedule(m, k, c.expires)) != 0) {
@@ -1367,16 +1391,17 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
     struct lease_info cur, rec;
     int64_t exp, cap;
     uint32_t k;
-    int r;
+    int r, busy;
 
     if ((r = ready(m, err)) != 0)
         return r;
     if (sys_max <= 0)
         sys_max = LEASE_SYS_MAX_TTL;
     pthread_mutex_lock(&m->mu);
-    if ((k = find(m, id)) == NONE) {
+    if ((k = find_idle(m, id, &busy)) == NONE) {
         pthread_mutex_unlock(&m->mu);
-        return rk_error_set(err, RK_ENOTFOUND, "lease not found");
+        return busy ? rk_error_set(err, RK_EINVAL, "lease %s is being revoked", id)
+                    : rk_error_set(err, RK_ENOTFOUND, "lease not found");
     }
     if (m->v[k].flags & (F_BUSY | F_IRREVOCABLE)) {
         pthread_mutex_unlock(&m->mu);
@@ -1410,6 +1435,7 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
     }
     pthread_mutex_lock(&m->mu);
     m->v[k].flags &= (uint8_t)~F_BUSY;
+    pthread_cond_broadcast(&m->done_cv);
     if (r == 0) {
         m->v[k].expires = rel(exp);
         m->v[k].renewed = rel(now);
@@ -1428,18 +1454,15 @@ leases_revoke(struct leases *m, const char *id, int force, struct rk_error *err)
     struct batch b = {0};
     uint32_t k, *idx;
     struct job *j;
-    int r;
+    int r, busy;
 
     if ((r = ready(m, err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    if ((k = find(m, id)) == NONE) {
+    if ((k = find_idle(m, id, &busy)) == NONE) {
         pthread_mutex_unlock(&m->mu);
-        return rk_error_set(err, RK_ENOTFOUND, "lease not found");
-    }
-    if (m->v[k].flags & F_BUSY) {
-        pthread_mutex_unlock(&m->mu);
-        return rk_error_set(err, RK_EBUSY, "lease %s is being revoked or renewed", id);
+        return busy ? rk_error_set(err, RK_EBUSY, "lease %s is being revoked or renewed", id)
+                    : rk_error_set(err, RK_ENOTFOUND, "lease not found");
     }
     if ((idx = malloc(sizeof(*idx))) == NULL) {
         pthread_mutex_unlock(&m->mu);
