@@ -41,7 +41,12 @@ expect_exit 0 "$REKEY" rotate $M --dry-run
 $PY "$REKEY_TOP/scripts/dev/litellm" "$REKEY_RUN_DIR/etc/litellm/master-key.env" "$REKEY_RUN_GATEWAY_PORT" 2>/dev/null &
 gw=$!
 trap 'kill $gw 2>/dev/null || true' EXIT
-sleep 0.5
+for _ in $(seq 1 100); do # until it listens (a loaded machine starts Python slowly)
+  $PY -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+    "$REKEY_RUN_GATEWAY_PORT" 2>/dev/null && break
+  kill -0 $gw 2>/dev/null || fail "the stand-in gateway exited"
+  sleep 0.1
+done
 expect_exit 0 "$REKEY" rotate $M
 expect_exit 0 "$REKEY" history $M
 expect_in last.out rotate
