@@ -549,10 +549,6 @@ exec_server(struct cli_ctx *ctx, int argc, char **argv)
     }
     /* Honoured in dev mode too: it is a limit, not a place to listen (tests shorten it). */
     hc.conn_timeout_s = (unsigned)app->inv->request_timeout;
-    /* A worker waits for the audit log's fsyncs (twice a request): more of them keep the
-     * batches full (docs/audit.md). */
-    if (audit_sink_count(app->audit) > 0)
-        hc.threads = 64;
     hc.trusted_proxies = app->inv->trusted_proxies; /* likewise: whose X-Forwarded-For counts */
     if ((r = api_routes(&routes, &nroutes, &ctx->err)) != 0 ||
         (r = metrics_server_start(&ctx->err)) != 0) /* counts from the first request */
