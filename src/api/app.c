@@ -78,6 +78,27 @@ seal_config_load_locked(struct api_app *app)
     free(cfg);
 }
 
+/* The cluster's id and name (sys/health, sys/leader), the same for every server of one store
+ * and across restarts: made from the store's keyed fingerprints of fixed texts (so they say
+ * nothing about any secret). Until the first unseal, the per-process id made at open stands. */
+static void
+cluster_id_from_store(struct api_app *app)
+{
+    char fp[3][FINGERPRINT_LEN + 1], hex[3 * FINGERPRINT_HEX + 1];
+    static const char *const texts[3] = {"rekey cluster id 1", "rekey cluster id 2",
+                                         "rekey cluster id 3"};
+
+    for (int i = 0; i < 3; i++) {
+        if (barrier_fingerprint(app->br, texts[i], strlen(texts[i]), fp[i], NULL) != 0)
+            return;
+        memcpy(hex + i * FINGERPRINT_HEX, fp[i] + FINGERPRINT_PREFIX_LEN, FINGERPRINT_HEX);
+    }
+    hex[3 * FINGERPRINT_HEX] = '\0';
+    snprintf(app->cluster_id, sizeof(app->cluster_id), "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8,
+             hex + 12, hex + 16, hex + 20);
+    snprintf(app->cluster_name, sizeof(app->cluster_name), "rekey-cluster-%.8s", app->cluster_id);
+}
+
 /* Starts the engine after an unseal; called with the write lock held. */
 static int
 after_unseal_locked(struct api_app *app, struct rk_error *err)
@@ -85,6 +106,8 @@ after_unseal_locked(struct api_app *app, struct rk_error *err)
     struct rk_error fe = {0};
     size_t nfp = 0;
     int r;
+
+    cluster_id_from_store(app);
 
     /* After the unseal that made the fingerprint key, stored ones are recomputed (kv.h). */
     if (kv_fingerprints_migrate(app->kv, &nfp, &fe) != 0)

@@ -25,6 +25,12 @@ curl -s "$B/v1/sys/leader" >resp.json
   { cat resp.json; fail "sys/leader on the standby"; }
 curl -s "$A/v1/sys/leader" >resp.json
 [ "$(j 'd["is_self"]')" = True ] || { cat resp.json; fail "sys/leader on the leader"; }
+# One cluster: both servers give the same cluster_id and cluster_name (made from the store).
+curl -s "$A/v1/sys/health" >resp.json
+ida=$(j 'd["cluster_id"], d["cluster_name"]')
+curl -s "$B/v1/sys/health?standbyok=true" >resp.json
+idb=$(j 'd["cluster_id"], d["cluster_name"]')
+[ "$ida" = "$idb" ] || fail "the two servers report different clusters: $ida / $idb"
 req "$B" GET /v1/sys/ha-status
 expect 200
 [ "$(j 'sorted((n["api_address"], n["active_node"]) for n in d["nodes"])')" = \
