@@ -11,16 +11,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 REKEY=$(cd "$(dirname "$REKEY")" && pwd)/$(basename "$REKEY")
 export REKEY REKEY_TOP=$(cd "$here/../.." && pwd)
 tests=("$@")
-if [ ${#tests[@]} -eq 0 ]; then
-  # All of them, the longest first (measured: each takes 20 s or more), so that none of those
-  # starts last and leaves the other jobs idle.
-  for t in t-crash t-daemon-idle t-runbook t-provider-keys t-redis t-server-sched t-soak t-daemon; do
-    [ -f "$here/$t.sh" ] && tests+=("$here/$t.sh")
+[ ${#tests[@]} -gt 0 ] || tests=("$here"/t-*.sh)
+# The longest first (measured: each takes 20 s or more), so that none of those starts last and
+# leaves the other jobs idle.
+ordered=()
+for t in t-crash t-daemon-idle t-runbook t-provider-keys t-redis t-server-sched t-soak t-daemon \
+  t-acme t-database-api; do
+  for u in "${tests[@]}"; do
+    [ "$(basename "$u" .sh)" = "$t" ] && ordered+=("$u")
   done
-  for t in "$here"/t-*.sh; do
-    case " ${tests[*]} " in *" $t "*) ;; *) tests+=("$t") ;; esac
-  done
-fi
+done
+for u in "${tests[@]}"; do
+  case " ${ordered[*]} " in *" $u "*) ;; *) ordered+=("$u") ;; esac
+done
+tests=("${ordered[@]}")
 export REKEY_TEST_BACKEND=${REKEY_TEST_BACKEND:-sqlite}
 case $REKEY_TEST_BACKEND in
   sqlite | log) ;;
