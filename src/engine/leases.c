@@ -18,6 +18,7 @@
  *
  * Lock order: m->mu only; ops calls and store reads and the batched deletes run without it. */
 #include "engine/leases.h"
+#include "engine/leases-int.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -32,676 +33,6 @@
 #include "util/backoff.h"
 #include "util/log.h"
 #include "util/timeutil.h"
-
-#define KEY_PREFIX "lease/"
-#define KEY_MAX (sizeof(KEY_PREFIX) + LEASE_ID_MAX + 1)
-#define NBUCKETS_MIN 1024
-#define RETRY_BASE 5       /* seconds before the first retry of a failed revocation */
-#define RETRY_CAP 3600     /* the longest wait between two */
-#define TAIL_MAX 32        /* bytes of an id's tail (after its last '/') with its NUL */
-#define EPOCH 1577836800LL /* 2020-01-01: times are uint32 seconds after it (until 2156) */
-#define NONE UINT32_MAX
-#define WORKERS 4
-#define QUEUE_MAX (2 * WORKERS)
-#define EXPIRY_BATCH 64
-#define PREFIX_BATCH 1000 /* leases per job of revoke-prefix: one store transaction */
-#define SEP '\x1f'        /* between the parts of an interned class */
-#define BUSY_WAIT 5       /* seconds a revoke or renew waits for a busy lease */
-
-enum { F_IRREVOCABLE = 1, F_BUSY = 2, F_PENDING = 4 };
-
-struct lease {
-    char tail[TAIL_MAX];
-    uint32_t cls, acc;                              /* interned; acc NONE: no token */
-    uint32_t issued, expires, max_expires, renewed; /* seconds after EPOCH; renewed 0: never */
-    uint32_t due;                                   /* when the heap fires it */
-    uint32_t hpos;                                  /* place in the heap, NONE: not in it */
-    uint32_t next;                                  /* hash chain, or the free list */
-    uint8_t failures, flags;
-};
-
-/* Interned strings with reference counts. */
-struct istr {
-    char *s;
-    uint32_t refs, next;
-};
-
-struct itab {
-    struct istr *v;
-    uint32_t n, cap, nfree, *freev;
-    uint32_t *buckets, nb;
-};
-
-struct job {
-    uint32_t *idx;
-    size_t n;
-    int force;
-    struct batch *batch; /* NULL: nobody waits (expiry, a token's leases) */
-    struct job *next;
-};
-
-struct batch {
-    size_t jobs, ok, bad;
-    int last;
-    struct rk_error err;
-};
-
-/* A confirmation waiting for a worker: the record's text without the pending mark. */
-struct cfm {
-    char *id, *text;
-    struct cfm *next;
-};
-
-struct leases {
-    struct barrier *br;
-    struct lease_ops ops;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;      /* the expiry thread waits on it; loaders too */
-    pthread_cond_t work_cv; /* workers wait for jobs */
-    pthread_cond_t done_cv; /* a job ended */
-    struct lease *v;
-    uint32_t nv, capv, freehead; /* slots used (high-water mark), free list */
-    uint32_t *buckets, nbuckets;
-    uint32_t *heap, nheap, capheap;
-    struct itab cls, acc;
-    size_t n, nirrevocable;
-    struct job *qhead, *qtail;
-    struct cfm *cfm; /* confirmations to store (leases_confirm), newest first */
-    size_t nqueued, nexpiryjobs;
-    int loaded, loading, stop, running;
-    pthread_t th, workers[WORKERS];
-};
-
-static size_t
-hash(const char *s)
-{
-    size_t h = 1469598103934665603ull;
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
-static uint32_t
-rel(int64_t t)
-{
-    if (t <= EPOCH)
-        return t <= 0 ? 0 : 1;
-    if (t - EPOCH >= (int64_t)UINT32_MAX)
-        return UINT32_MAX - 1;
-    return (uint32_t)(t - EPOCH);
-}
-
-static int64_t
-absol(uint32_t t)
-{
-    return t == 0 ? 0 : (int64_t)t + EPOCH;
-}
-
-/* ---- interned strings ---- */
-
-static uint32_t
-itab_find(const struct itab *t, const char *s)
-{
-    if (t->nb == 0)
-        return NONE;
-    for (uint32_t k = t->buckets[hash(s) & (t->nb - 1)]; k != NONE; k = t->v[k].next)
-        if (strcmp(t->v[k].s, s) == 0)
-            return k;
-    return NONE;
-}
-
-/* Interns s (a reference taken). Returns its index or NONE (out of memory). */
-static uint32_t
-itab_ref(struct itab *t, const char *s)
-{
-    uint32_t k = itab_find(t, s), b;
-
-    if (k != NONE) {
-        t->v[k].refs++;
-        return k;
-    }
-    if (t->nb == 0 || t->n - t->nfree >= t->nb) {
-        uint32_t nb = t->nb ? t->nb * 2 : 64, *nbk = malloc(nb * sizeof(*nbk));
-        if (nbk == NULL)
-            return NONE;
-        memset(nbk, 0xff, nb * sizeof(*nbk));
-        for (uint32_t i = 0; i < t->n; i++)
-            if (t->v[i].s != NULL) {
-                b = hash(t->v[i].s) & (nb - 1);
-                t->v[i].next = nbk[b];
-                nbk[b] = i;
-            }
-        free(t->buckets);
-        t->buckets = nbk;
-        t->nb = nb;
-    }
-    if (t->nfree > 0) {
-        k = t->freev[--t->nfree];
-    } else {
-        if (t->n == t->cap) {
-            uint32_t cap = t->cap ? t->cap * 2 : 64;
-            struct istr *nv = realloc(t->v, cap * sizeof(*nv));
-            uint32_t *nf;
-            if (nv == NULL)
-                return NONE;
-            t->v = nv;
-            if ((nf = realloc(t->freev, cap * sizeof(*nf))) == NULL)
-                return NONE;
-            t->freev = nf;
-            t->cap = cap;
-        }
-        k = t->n++;
-    }
-    if ((t->v[k].s = strdup(s)) == NULL) {
-        t->freev[t->nfree++] = k;
-        return NONE;
-    }
-    t->v[k].refs = 1;
-    b = hash(s) & (t->nb - 1);
-    t->v[k].next = t->buckets[b];
-    t->buckets[b] = k;
-    return k;
-}
-
-static void
-itab_unref(struct itab *t, uint32_t k)
-{
-    uint32_t *pp;
-
-    if (k == NONE || --t->v[k].refs > 0)
-        return;
-    for (pp = &t->buckets[hash(t->v[k].s) & (t->nb - 1)]; *pp != NONE; pp = &t->v[*pp].next)
-        if (*pp == k) {
-            *pp = t->v[k].next;
-            break;
-        }
-    free(t->v[k].s);
-    t->v[k].s = NULL;
-    t->freev[t->nfree++] = k;
-}
-
-static void
-itab_free(struct itab *t)
-{
-    for (uint32_t i = 0; i < t->n; i++)
-        free(t->v[i].s);
-    free(t->v);
-    free(t->freev);
-    free(t->buckets);
-}
-
-/* The class of id (its prefix before the last '/'), db and role: "prefix<SEP>db<SEP>role". */
-static int
-cls_key(const char *id, const char *db, const char *role, char *out, size_t len)
-{
-    const char *slash = strrchr(id, '/');
-    int n;
-
-    if (slash == NULL || strchr(id, SEP) != NULL || strchr(db, SEP) != NULL ||
-        strchr(role, SEP) != NULL || strlen(slash + 1) == 0 || strlen(slash + 1) >= TAIL_MAX)
-        return -RK_EINVAL;
-    n = snprintf(out, len, "%.*s%c%s%c%s", (int)(slash - id), id, SEP, db, SEP, role);
-    return n > 0 && (size_t)n < len ? 0 : -RK_EINVAL;
-}
-
-/* The id of slot k into out (LEASE_ID_MAX + 1 bytes). */
-static void
-lease_id(const struct leases *m, uint32_t k, char *out)
-{
-    const char *c = m->cls.v[m->v[k].cls].s, *sep = strchr(c, SEP);
-
-    snprintf(out, LEASE_ID_MAX + 1, "%.*s/%s", (int)(sep - c), c, m->v[k].tail);
-}
-
-/* What memory holds of slot k (no username, no last_error). */
-static void
-lease_fill(const struct leases *m, uint32_t k, struct lease_info *i)
-{
-    const struct lease *l = &m->v[k];
-    const char *c = m->cls.v[l->cls].s, *s1 = strchr(c, SEP), *s2 = strchr(s1 + 1, SEP);
-
-    memset(i, 0, sizeof(*i));
-    lease_id(m, k, i->id);
-    snprintf(i->db, sizeof(i->db), "%.*s", (int)(s2 - s1 - 1), s1 + 1);
-    snprintf(i->role, sizeof(i->role), "%s", s2 + 1);
-    if (l->acc != NONE)
-        snprintf(i->accessor, sizeof(i->accessor), "%s", m->acc.v[l->acc].s);
-    i->issued = absol(l->issued);
-    i->expires = absol(l->expires);
-    i->max_expires = absol(l->max_expires);
-    i->last_renewal = absol(l->renewed);
-    i->failures = l->failures;
-    i->irrevocable = (l->flags & F_IRREVOCABLE) != 0;
-    i->pending = (l->flags & F_PENDING) != 0;
-}
-
-/* ---- the table ---- */
-
-static uint32_t
-find(const struct leases *m, const char *id)
-{
-    const char *slash = strrchr(id, '/');
-    size_t plen;
-
-    if (slash == NULL || strlen(slash + 1) >= TAIL_MAX)
-        return NONE;
-    plen = (size_t)(slash - id);
-    for (uint32_t k = m->buckets[hash(slash + 1) & (m->nbuckets - 1)]; k != NONE;
-         k = m->v[k].next) {
-        const char *c = m->cls.v[m->v[k].cls].s;
-        if (strcmp(m->v[k].tail, slash + 1) == 0 && strncmp(c, id, plen) == 0 && c[plen] == SEP)
-            return k;
-    }
-    return NONE;
-}
-
-static int
-grow_buckets(struct leases *m)
-{
-    uint32_t nb = m->nbuckets * 2, *b = malloc(nb * sizeof(*b));
-
-    if (b == NULL)
-        return -RK_ENOMEM;
-    memset(b, 0xff, nb * sizeof(*b));
-    for (uint32_t i = 0; i < m->nbuckets; i++)
-        for (uint32_t k = m->buckets[i], nx; k != NONE; k = nx) {
-            size_t h = hash(m->v[k].tail) & (nb - 1);
-            nx = m->v[k].next;
-            m->v[k].next = b[h];
-            b[h] = k;
-        }
-    free(m->buckets);
-    m->buckets = b;
-    m->nbuckets = nb;
-    return 0;
-}
-
-/* ---- the heap (of slot indexes, by due) ---- */
-
-static void
-heap_set(struct leases *m, uint32_t pos, uint32_t k)
-{
-    m->heap[pos] = k;
-    m->v[k].hpos = pos;
-}
-
-static void
-heap_up(struct leases *m, uint32_t pos)
-{
-    uint32_t k = m->heap[pos];
-
-    while (pos > 0) {
-        uint32_t parent = (pos - 1) / 2;
-        if (m->v[m->heap[parent]].due <= m->v[k].due)
-            break;
-        heap_set(m, pos, m->heap[parent]);
-        pos = parent;
-    }
-    heap_set(m, pos, k);
-}
-
-static void
-heap_down(struct leases *m, uint32_t pos)
-{
-    uint32_t k = m->heap[pos];
-
-    for (;;) {
-        uint32_t c = 2 * pos + 1;
-        if (c >= m->nheap)
-            break;
-        if (c + 1 < m->nheap && m->v[m->heap[c + 1]].due < m->v[m->heap[c]].due)
-            c++;
-        if (m->v[m->heap[c]].due >= m->v[k].due)
-            break;
-        heap_set(m, pos, m->heap[c]);
-        pos = c;
-    }
-    heap_set(m, pos, k);
-}
-
-static void
-unschedule(struct leases *m, uint32_t k)
-{
-    uint32_t pos = m->v[k].hpos, last;
-
-    if (pos == NONE)
-        return;
-    m->v[k].hpos = NONE;
-    last = m->heap[--m->nheap];
-    if (pos < m->nheap) {
-        heap_set(m, pos, last);
-        heap_up(m, pos);
-        heap_down(m, m->v[last].hpos);
-    }
-}
-
-/* Puts slot k in the heap at due (unix seconds). */
-static int
-schedule(struct leases *m, uint32_t k, int64_t due)
-{
-    m->v[k].due = rel(due);
-    if (m->v[k].hpos != NONE) {
-        heap_up(m, m->v[k].hpos);
-        heap_down(m, m->v[k].hpos);
-    } else {
-        if (m->nheap == m->capheap) {
-            uint32_t cap = m->capheap ? m->capheap * 2 : 1024, *h;
-            if ((h = realloc(m->heap, cap * sizeof(*h))) == NULL)
-                return -RK_ENOMEM;
-            m->heap = h;
-            m->capheap = cap;
-        }
-        m->heap[m->nheap] = k;
-        m->v[k].hpos = m->nheap++;
-        heap_up(m, m->nheap - 1);
-    }
-    if (m->v[k].hpos == 0)
-        pthread_cond_signal(&m->cv);
-    return 0;
-}
-
-/* A new slot holding i (not yet in the table). Returns the index or NONE (ENOMEM/EINVAL). */
-static uint32_t
-slot_new(struct leases *m, const struct lease_info *i)
-{
-    char ck[LEASE_ID_MAX + 2 * LEASE_NAME_MAX + 4];
-    const char *slash = strrchr(i->id, '/');
-    struct lease *l;
-    uint32_t k;
-
-    if (cls_key(i->id, i->db, i->role, ck, sizeof(ck)) != 0)
-        return NONE;
-    if (m->freehead != NONE) {
-        k = m->freehead;
-        m->freehead = m->v[k].next;
-    } else {
-        if (m->nv == m->capv) {
-            uint32_t cap = m->capv ? m->capv * 2 : 1024;
-            struct lease *nv = realloc(m->v, (size_t)cap * sizeof(*nv));
-            if (nv == NULL)
-                return NONE;
-            m->v = nv;
-            m->capv = cap;
-        }
-        k = m->nv++;
-    }
-    l = &m->v[k];
-    memset(l, 0, sizeof(*l));
-    l->hpos = NONE;
-    l->next = NONE;
-    snprintf(l->tail, sizeof(l->tail), "%s", slash + 1);
-    l->acc = NONE;
-    if ((l->cls = itab_ref(&m->cls, ck)) == NONE ||
-        (i->accessor[0] != '\0' && (l->acc = itab_ref(&m->acc, i->accessor)) == NONE)) {
-        itab_unref(&m->cls, l->cls);
-        l->cls = NONE;
-        l->next = m->freehead;
-        m->freehead = k;
-        return NONE;
-    }
-    l->issued = rel(i->issued);
-    l->expires = rel(i->expires);
-    l->max_expires = rel(i->max_expires);
-    l->renewed = rel(i->last_renewal);
-    l->failures = (uint8_t)(i->failures > 255 ? 255 : i->failures);
-    l->flags = (uint8_t)((i->irrevocable ? F_IRREVOCABLE : 0) | (i->pending ? F_PENDING : 0));
-    return k;
-}
-
-static int
-insert(struct leases *m, uint32_t k)
-{
-    size_t b;
-
-    if (m->n + 1 > m->nbuckets && grow_buckets(m) != 0)
-        return -RK_ENOMEM;
-    b = hash(m->v[k].tail) & (m->nbuckets - 1);
-    m->v[k].next = m->buckets[b];
-    m->buckets[b] = k;
-    m->n++;
-    if (m->v[k].flags & F_IRREVOCABLE)
-        m->nirrevocable++;
-    return 0;
-}
-
-/* Takes slot k out of the table and the heap and frees it. */
-static void
-remove_slot(struct leases *m, uint32_t k)
-{
-    uint32_t *pp = &m->buckets[hash(m->v[k].tail) & (m->nbuckets - 1)];
-
-    unschedule(m, k);
-    for (; *pp != NONE; pp = &m->v[*pp].next)
-        if (*pp == k) {
-            *pp = m->v[k].next;
-            break;
-        }
-    m->n--;
-    if (m->v[k].flags & F_IRREVOCABLE)
-        m->nirrevocable--;
-    itab_unref(&m->cls, m->v[k].cls);
-    itab_unref(&m->acc, m->v[k].acc);
-    m->v[k].cls = NONE;
-    m->v[k].flags = 0;
-    m->v[k].next = m->freehead;
-    m->freehead = k;
-}
-
-/* Frees a slot never inserted. */
-static void
-drop_slot(struct leases *m, uint32_t k)
-{
-    itab_unref(&m->cls, m->v[k].cls);
-    itab_unref(&m->acc, m->v[k].acc);
-    m->v[k].cls = NONE;
-    m->v[k].next = m->freehead;
-    m->freehead = k;
-}
-
-/* ---- records ---- */
-
-static json_t *
-record_json(const struct lease_info *i)
-{
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:b,s:s,s:b}", "id", i->id, "db",
-                     i->db, "role", i->role, "username", i->username, "accessor", i->accessor,
-                     "issued", (json_int_t)i->issued, "expires", (json_int_t)i->expires,
-                     "max_expires", (json_int_t)i->max_expires, "last_renewal",
-                     (json_int_t)i->last_renewal, "failures", i->failures, "irrevocable",
-                     i->irrevocable, "last_error", i->last_error, "pending", i->pending);
-}
-
-int
-leases_record_encode(const struct lease_info *i, char **out)
-{
-    json_t *j = record_json(i);
-
-    *out = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    return *out != NULL ? 0 : -RK_ENOMEM;
-}
-
-static int
-record_put(struct leases *m, const struct lease_info *i, struct rk_error *err)
-{
-    char key[KEY_MAX];
-    char *text;
-    int r;
-
-    if (leases_record_encode(i, &text) != 0)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    snprintf(key, sizeof(key), KEY_PREFIX "%s", i->id);
-    r = barrier_put(m->br, key, text, strlen(text), err);
-    free(text);
-    return r;
-}
-
-static int
-record_del(struct leases *m, const char *id, struct rk_error *err)
-{
-    char key[KEY_MAX];
-
-    snprintf(key, sizeof(key), KEY_PREFIX "%s", id);
-    return barrier_del(m->br, key, err);
-}
-
-static void
-copy_str(char *dst, size_t len, const json_t *v)
-{
-    snprintf(dst, len, "%s", json_is_string(v) ? json_string_value(v) : "");
-}
-
-/* Copies the string value at *p (just past its opening quote) into dst (truncated to len - 1)
- * and moves *p past its closing quote. Returns 0, or 1 when it holds an escape (the caller
- * falls back to jansson) or does not end. */
-static int
-fast_str(const char **p, const char *end, char *dst, size_t len)
-{
-    const char *s = *p, *q = s;
-
-    while (q < end && *q != '"') {
-        if (*q == '\\' || (unsigned char)*q < 0x20)
-            return 1;
-        q++;
-    }
-    if (q >= end)
-        return 1;
-    if (dst != NULL) {
-        size_t n = (size_t)(q - s) < len - 1 ? (size_t)(q - s) : len - 1;
-        memcpy(dst, s, n);
-        dst[n] = '\0';
-    }
-    *p = q + 1;
-    return 0;
-}
-
-/* The record as record_json writes it (a flat object of strings without escapes, integers and
- * booleans), read without building a JSON tree: the restart reads a million of them. Returns 0,
- * or 1 for anything else (record_parse then uses jansson). */
-static int
-record_parse_fast(const char *p, size_t len, struct lease_info *i)
-{
-    const char *end = p + len;
-    int have_id = 0;
-
-    memset(i, 0, sizeof(i[0]));
-    if (len < 2 || *p++ != '{')
-        return 1;
-    while (p < end && *p != '}') {
-        char key[16];
-        struct {
-            const char *name;
-            char *dst;
-            size_t len;
-        } strs[] = {{"id", i->id, sizeof(i->id)},
-                    {"db", i->db, sizeof(i->db)},
-                    {"role", i->role, sizeof(i->role)},
-                    {"username", i->username, sizeof(i->username)},
-                    {"accessor", i->accessor, sizeof(i->accessor)},
-                    {"last_error", i->last_error, sizeof(i->last_error)}};
-        if (*p++ != '"' || fast_str(&p, end, key, sizeof(key)) != 0 || p >= end || *p++ != ':' ||
-            p >= end)
-            return 1;
-        if (*p == '"') {
-            char *dst = NULL;
-            size_t dlen = 0;
-            p++;
-            for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
-                if (strcmp(key, strs[k].name) == 0) {
-                    dst = strs[k].dst;
-                    dlen = strs[k].len;
-                    have_id |= k == 0;
-                }
-            if (fast_str(&p, end, dst, dlen) != 0)
-                return 1;
-        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
-            int neg = *p == '-';
-            int64_t v = 0;
-            if (neg)
-                p++;
-            if (p >= end || *p < '0' || *p > '9')
-                return 1;
-            for (; p < end && *p >= '0' && *p <= '9'; p++) {
-                if (v > (INT64_MAX - 9) / 10)
-                    return 1;
-                v = v * 10 + (*p - '0');
-            }
-            v = neg ? -v : v;
-            if (strcmp(key, "issued") == 0)
-                i->issued = v;
-            else if (strcmp(key, "expires") == 0)
-                i->expires = v;
-            else if (strcmp(key, "max_expires") == 0)
-                i->max_expires = v;
-            else if (strcmp(key, "last_renewal") == 0)
-                i->last_renewal = v;
-            else if (strcmp(key, "failures") == 0)
-                i->failures = v > 1000 ? 1000 : v < 0 ? 0 : (int)v;
-        } else if ((size_t)(end - p) >= 4 && memcmp(p, "true", 4) == 0) {
-            p += 4;
-            if (strcmp(key, "irrevocable") == 0)
-                i->irrevocable = 1;
-            else if (strcmp(key, "pending") == 0)
-                i->pending = 1;
-        } else if ((size_t)(end - p) >= 5 && memcmp(p, "false", 5) == 0) {
-            p += 5;
-        } else {
-            return 1;
-        }
-        if (p < end && *p == ',')
-            p++;
-        else if (p >= end || *p != '}')
-            return 1;
-    }
-    return p < end && *p == '}' && have_id ? 0 : 1;
-}
-
-static int
-record_parse(const unsigned char *val, size_t len, struct lease_info *i)
-{
-    json_t *j;
-
-    if (record_parse_fast((const char *)val, len, i) == 0)
-        return 0;
-    j = json_loadb((const char *)val, len, 0, NULL);
-
-    if (j == NULL || !json_is_string(json_object_get(j, "id"))) {
-        json_decref(j);
-        return -RK_ECORRUPT;
-    }
-    memset(i, 0, sizeof(*i));
-    copy_str(i->id, sizeof(i->id), json_object_get(j, "id"));
-    copy_str(i->db, sizeof(i->db), json_object_get(j, "db"));
-    copy_str(i->role, sizeof(i->role), json_object_get(j, "role"));
-    copy_str(i->username, sizeof(i->username), json_object_get(j, "username"));
-    copy_str(i->accessor, sizeof(i->accessor), json_object_get(j, "accessor"));
-    copy_str(i->last_error, sizeof(i->last_error), json_object_get(j, "last_error"));
-    i->issued = json_integer_value(json_object_get(j, "issued"));
-    i->expires = json_integer_value(json_object_get(j, "expires"));
-    i->max_expires = json_integer_value(json_object_get(j, "max_expires"));
-    i->last_renewal = json_integer_value(json_object_get(j, "last_renewal"));
-    i->failures = (int)json_integer_value(json_object_get(j, "failures"));
-    i->irrevocable = json_is_true(json_object_get(j, "irrevocable"));
-    i->pending = json_is_true(json_object_get(j, "pending"));
-    json_decref(j);
-    return 0;
-}
-
-/* Reads the record of id into *i. Returns 0, -RK_ENOTFOUND, -RK_ECORRUPT or the store's. */
-static int
-record_get(struct leases *m, const char *id, struct lease_info *i, struct rk_error *err)
-{
-    char key[KEY_MAX];
-    struct secret *v = NULL;
-    int r;
-
-    snprintf(key, sizeof(key), KEY_PREFIX "%s", id);
-    if ((r = barrier_get(m->br, key, &v, NULL, err)) != 0)
-        return r;
-    r = record_parse(v->data, v->len, i);
-    secret_free(v);
-    return r != 0 ? rk_error_set(err, RK_ECORRUPT, "the record of lease %s does not parse", id) : 0;
-}
 
 /* ---- open, load ---- */
 
@@ -745,23 +76,23 @@ load_one(void *arg, const char *key, const struct secret *v, int64_t rev)
     int r;
 
     (void)rev;
-    r = record_parse(v->data, v->len, &i);
+    r = lr_parse(v->data, v->len, &i);
     pthread_mutex_lock(&c->m->mu);
-    if (r != 0 || find(c->m, i.id) != NONE || (k = slot_new(c->m, &i)) == NONE) {
+    if (r != 0 || lt_find(c->m, i.id) != NONE || (k = lt_slot_new(c->m, &i)) == NONE) {
         pthread_mutex_unlock(&c->m->mu);
         log_warn("leases: the record %s does not parse; it is left in the store", key);
         c->bad++;
         return 0;
     }
-    if ((r = insert(c->m, k)) != 0)
-        drop_slot(c->m, k);
+    if ((r = lt_insert(c->m, k)) != 0)
+        lt_drop(c->m, k);
     else if (i.pending) {
         /* Written before its login was made, never confirmed: whether the login exists is
          * unknown and nobody holds its password, so it is revoked now. */
         c->pending++;
-        r = schedule(c->m, k, c->now);
+        r = lt_schedule(c->m, k, c->now);
     } else if (!i.irrevocable)
-        r = schedule(c->m, k, i.expires);
+        r = lt_schedule(c->m, k, i.expires);
     pthread_mutex_unlock(&c->m->mu);
     if (r != 0)
         return rk_error_set(c->err, RK_ENOMEM, "out of memory");
@@ -825,18 +156,18 @@ failed(struct leases *m, uint32_t k, struct lease_info *i, const char *msg)
             m->nirrevocable++;
         l->flags |= F_IRREVOCABLE;
         i->irrevocable = 1;
-        unschedule(m, k);
+        lt_unschedule(m, k);
         log_error("leases: %s (login %s) is irrevocable after %d failed revocations: %s; "
                   "retry with `rekey lease revoke %s` or sys/leases/revoke-force",
                   i->id, i->username, l->failures, msg, i->id);
     } else {
         struct backoff_policy p = {RETRY_BASE, 2, RETRY_CAP, 10};
         int64_t d = backoff_delay(&p, l->failures);
-        (void)schedule(m, k, now + d);
+        (void)lt_schedule(m, k, now + d);
         log_warn("leases: revoking %s failed (%s); try %d of %d in %llds", i->id, msg,
                  l->failures + 1, LEASE_MAX_FAILURES, (long long)d);
     }
-    if (i->username[0] != '\0' && record_put(m, i, &e2) != 0)
+    if (i->username[0] != '\0' && lr_put(m, i, &e2) != 0)
         log_warn("leases: %s: the failure count was not stored: %s", i->id, e2.msg);
 }
 
@@ -863,14 +194,14 @@ run_job(struct leases *m, struct job *j)
     }
     pthread_mutex_lock(&m->mu);
     for (size_t x = 0; inf != NULL && x < j->n; x++)
-        lease_fill(m, j->idx[x], &inf[x]);
+        lt_fill(m, j->idx[x], &inf[x]);
     pthread_mutex_unlock(&m->mu);
     if (inf == NULL)
         goto outcomes;
     for (size_t x = 0; x < j->n; x++) {
         struct lease_info rec;
         rk_error_clear(&e);
-        if ((res[x] = record_get(m, inf[x].id, &rec, &e)) == 0) {
+        if ((res[x] = lr_get(m, inf[x].id, &rec, &e)) == 0) {
             snprintf(inf[x].username, sizeof(inf[x].username), "%s", rec.username);
             res[x] = m->ops.revoke(m->ops.ctx, &inf[x], &e);
         } else if (res[x] == -RK_ENOTFOUND) {
@@ -896,7 +227,7 @@ run_job(struct leases *m, struct job *j)
             for (size_t x = 0; x < j->n; x++)
                 if (res[x] == 0 || j->force) {
                     struct rk_error e2 = {0};
-                    int r = record_del(m, inf[x].id, &e2);
+                    int r = lr_del(m, inf[x].id, &e2);
                     if (r != 0 && r != -RK_ENOTFOUND) {
                         res[x] = r;
                         snprintf(msg[x], sizeof(msg[x]), "revoked, but the record stays: %s",
@@ -915,7 +246,7 @@ outcomes:
         uint32_t k = j->idx[x];
         m->v[k].flags &= (uint8_t)~F_BUSY;
         if (inf == NULL) {
-            (void)schedule(m, k, time_now() + RETRY_BASE);
+            (void)lt_schedule(m, k, time_now() + RETRY_BASE);
             bad++;
             lastr = -RK_ENOMEM;
             continue;
@@ -925,10 +256,10 @@ outcomes:
                 log_warn("leases: %s: revoke-force drops the record although the revocation "
                          "failed (%s); drop login %s by hand",
                          inf[x].id, msg[x], inf[x].username);
-            remove_slot(m, k);
+            lt_remove(m, k);
             ok++;
         } else if (commit == 2 && (res[x] == 0 || res[x] == 1)) {
-            remove_slot(m, k);
+            lt_remove(m, k);
             ok++;
         } else if (commit == 0 && (res[x] == 0 || j->force)) {
             failed(m, k, &inf[x], "revoked, but its record was not deleted (out of memory)");
@@ -966,7 +297,7 @@ job_new(struct leases *m, uint32_t *idx, size_t n, int force, struct batch *b)
     if (j == NULL) {
         for (size_t x = 0; x < n; x++) {
             m->v[idx[x]].flags &= (uint8_t)~F_BUSY;
-            (void)schedule(m, idx[x], time_now() + RETRY_BASE);
+            (void)lt_schedule(m, idx[x], time_now() + RETRY_BASE);
         }
         free(idx);
         return NULL;
@@ -1039,7 +370,7 @@ flush_confirms(struct leases *m)
         goto out;
     for (c = list; c != NULL; c = c->next) {
         char key[KEY_MAX];
-        uint32_t k = find(m, c->id);
+        uint32_t k = lt_find(m, c->id);
         if (k == NONE || (m->v[k].flags & F_BUSY))
             continue;
         snprintf(key, sizeof(key), KEY_PREFIX "%s", c->id);
@@ -1152,7 +483,7 @@ expiry_main(void *arg)
         }
         while (n < EXPIRY_BATCH && m->nheap > 0 && m->v[m->heap[0]].due <= now) {
             uint32_t k = m->heap[0];
-            unschedule(m, k);
+            lt_unschedule(m, k);
             m->v[k].flags |= F_BUSY;
             idx[n++] = k;
         }
@@ -1233,8 +564,8 @@ leases_close(struct leases *m)
     free(m->v);
     free(m->buckets);
     free(m->heap);
-    itab_free(&m->cls);
-    itab_free(&m->acc);
+    lt_itab_free(&m->cls);
+    lt_itab_free(&m->acc);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
     pthread_cond_destroy(&m->work_cv);
@@ -1256,9 +587,9 @@ find_idle(struct leases *m, const char *id, int *busy)
     *busy = 0;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += BUSY_WAIT;
-    while ((k = find(m, id)) != NONE && (m->v[k].flags & F_BUSY))
+    while ((k = lt_find(m, id)) != NONE && (m->v[k].flags & F_BUSY))
         if (pthread_cond_timedwait(&m->done_cv, &m->mu, &ts) != 0) {
-            *busy = (k = find(m, id)) != NONE && (m->v[k].flags & F_BUSY);
+            *busy = (k = lt_find(m, id)) != NONE && (m->v[k].flags & F_BUSY);
             return *busy ? NONE : k;
         }
     return k;
@@ -1277,16 +608,16 @@ leases_add(struct leases *m, const struct lease_info *i, struct rk_error *err)
     c.irrevocable = 0;
     c.last_error[0] = '\0';
     pthread_mutex_lock(&m->mu);
-    if (find(m, i->id) != NONE) {
+    if (lt_find(m, i->id) != NONE) {
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_EEXISTS, "lease %s exists", i->id);
     }
-    if ((k = slot_new(m, &c)) == NONE) {
+    if ((k = lt_slot_new(m, &c)) == NONE) {
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_EINVAL, "lease id %s does not fit (or out of memory)", i->id);
     }
-    if (insert(m, k) != 0) {
-        drop_slot(m, k);
+    if (lt_insert(m, k) != 0) {
+        lt_drop(m, k);
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
@@ -1294,16 +625,16 @@ leases_add(struct leases *m, const struct lease_info *i, struct rk_error *err)
      * concurrent issues share the store's group commit instead of taking turns at an fsync. */
     m->v[k].flags |= F_BUSY;
     pthread_mutex_unlock(&m->mu);
-    r = record_put(m, &c, err);
+    r = lr_put(m, &c, err);
     pthread_mutex_lock(&m->mu);
     m->v[k].flags &= (uint8_t)~F_BUSY;
     pthread_cond_broadcast(&m->done_cv);
     if (r != 0) {
-        remove_slot(m, k);
-    } else if ((r = schedule(m, k, c.expires)) != 0) {
+        lt_remove(m, k);
+    } else if ((r = lt_schedule(m, k, c.expires)) != 0) {
         struct rk_error e2 = {0};
-        remove_slot(m, k);
-        (void)record_del(m, c.id, &e2);
+        lt_remove(m, k);
+        (void)lr_del(m, c.id, &e2);
         rk_error_set(err, RK_ENOMEM, "out of memory");
     }
     pthread_mutex_unlock(&m->mu);
@@ -1318,7 +649,7 @@ leases_confirm(struct leases *m, const struct lease_info *i, struct rk_error *er
 
     c.pending = 0;
     pthread_mutex_lock(&m->mu);
-    if ((k = find(m, i->id)) != NONE)
+    if ((k = lt_find(m, i->id)) != NONE)
         m->v[k].flags &= (uint8_t)~F_PENDING;
     if (m->running && k != NONE) {
         /* The workers store it, with the other confirmations of the moment, in one
@@ -1339,7 +670,7 @@ leases_confirm(struct leases *m, const struct lease_info *i, struct rk_error *er
     pthread_mutex_unlock(&m->mu);
     if (k == NONE)
         return 0; /* revoked meanwhile: its record must not come back */
-    return record_put(m, &c, err);
+    return lr_put(m, &c, err);
 }
 
 int
@@ -1351,12 +682,12 @@ leases_forget(struct leases *m, const char *id, struct rk_error *err)
     if ((r = ready(m, err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    if ((k = find(m, id)) == NONE)
+    if ((k = lt_find(m, id)) == NONE)
         r = rk_error_set(err, RK_ENOTFOUND, "no lease %s", id);
     else if (m->v[k].flags & F_BUSY)
         r = rk_error_set(err, RK_EBUSY, "lease %s is being revoked", id);
-    else if ((r = record_del(m, id, err)) == 0)
-        remove_slot(m, k);
+    else if ((r = lr_del(m, id, err)) == 0)
+        lt_remove(m, k);
     pthread_mutex_unlock(&m->mu);
     return r;
 }
@@ -1371,13 +702,13 @@ leases_lookup(struct leases *m, const char *id, struct lease_info *out, struct r
     if ((r = ready(m, err)) != 0)
         return r;
     pthread_mutex_lock(&m->mu);
-    if ((k = find(m, id)) != NONE)
-        lease_fill(m, k, out);
+    if ((k = lt_find(m, id)) != NONE)
+        lt_fill(m, k, out);
     pthread_mutex_unlock(&m->mu);
     if (k == NONE)
         return rk_error_set(err, RK_ENOTFOUND, "lease not found");
     /* The login's name and the last error are only in the record. */
-    if ((r = record_get(m, id, &rec, err)) != 0)
+    if ((r = lr_get(m, id, &rec, err)) != 0)
         return r == -RK_ENOTFOUND ? rk_error_set(err, RK_ENOTFOUND, "lease not found") : r;
     memcpy(out->username, rec.username, sizeof(out->username));
     memcpy(out->last_error, rec.last_error, sizeof(out->last_error));
@@ -1408,7 +739,7 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
         return rk_error_set(err, RK_EINVAL, "lease %s is %s and cannot be renewed", id,
                             (m->v[k].flags & F_BUSY) ? "being revoked" : "irrevocable");
     }
-    lease_fill(m, k, &cur);
+    lt_fill(m, k, &cur);
     if (cur.expires <= now) {
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_EINVAL, "lease expired");
@@ -1423,7 +754,7 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
         exp = cap;
     m->v[k].flags |= F_BUSY;
     pthread_mutex_unlock(&m->mu);
-    if ((r = record_get(m, id, &rec, err)) == 0) {
+    if ((r = lr_get(m, id, &rec, err)) == 0) {
         memcpy(cur.username, rec.username, sizeof(cur.username));
         r = exp == cur.expires ? 0 : m->ops.renew(m->ops.ctx, &cur, exp, err);
     }
@@ -1431,7 +762,7 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
         rec.expires = exp;
         rec.last_renewal = now;
         rec.pending = cur.pending; /* memory knows of a confirmation not stored yet */
-        r = record_put(m, &rec, err);
+        r = lr_put(m, &rec, err);
     }
     pthread_mutex_lock(&m->mu);
     m->v[k].flags &= (uint8_t)~F_BUSY;
@@ -1439,7 +770,7 @@ leases_renew(struct leases *m, const char *id, int64_t increment, int64_t defaul
     if (r == 0) {
         m->v[k].expires = rel(exp);
         m->v[k].renewed = rel(now);
-        (void)schedule(m, k, exp);
+        (void)lt_schedule(m, k, exp);
         cur.expires = exp;
         cur.last_renewal = now;
         *out = cur;
@@ -1468,7 +799,7 @@ leases_revoke(struct leases *m, const char *id, int force, struct rk_error *err)
         pthread_mutex_unlock(&m->mu);
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
-    unschedule(m, k);
+    lt_unschedule(m, k);
     m->v[k].flags |= F_BUSY;
     idx[0] = k;
     if ((j = job_new(m, idx, 1, force, &b)) == NULL) {
@@ -1541,7 +872,7 @@ take_matching(struct leases *m, const char *prefix, uint32_t acc, int force, str
         }
         if (idx == NULL && (idx = malloc(PREFIX_BATCH * sizeof(*idx))) == NULL)
             break;
-        unschedule(m, k);
+        lt_unschedule(m, k);
         l->flags |= F_BUSY;
         idx[n++] = k;
         (*ntaken)++;
@@ -1616,7 +947,7 @@ leases_revoke_accessor(struct leases *m, const char *accessor)
     if (accessor == NULL || accessor[0] == '\0' || ready(m, &err) != 0)
         return 0;
     pthread_mutex_lock(&m->mu);
-    if ((acc = itab_find(&m->acc, accessor)) == NONE) {
+    if ((acc = lt_itab_find(&m->acc, accessor)) == NONE) {
         pthread_mutex_unlock(&m->mu);
         return 0;
     }
@@ -1644,7 +975,7 @@ leases_each(struct leases *m, const char *prefix, int (*cb)(void *, const struct
             continue;
         if ((how = cls_match(m->cls.v[m->v[k].cls].s, prefix, plen)) == 0)
             continue;
-        lease_fill(m, k, &i);
+        lt_fill(m, k, &i);
         if (how == 2 || strncmp(i.id, prefix, plen) == 0)
             stop = cb(arg, &i);
     }
