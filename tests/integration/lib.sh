@@ -101,6 +101,31 @@ PY
 PY=/usr/bin/python3
 # free_port: a TCP port free on 127.0.0.1 now.
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_ports N: the first of N consecutive TCP ports free on 127.0.0.1 now, below the kernel's
+# ephemeral range (20000-31999), so that outgoing connections do not take them meanwhile.
+free_ports() {
+  $PY - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randrange(20000, 32000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+else:
+    sys.exit("no %d free consecutive ports" % n)
+PY
+}
 # hdr_for TOKEN FILE: the token's header into FILE (name it *.secret).
 hdr_for() { printf 'X-Vault-Token: %s\n' "$1" >"$2"; }
 # req METHOD PATH [BODY [HEADER-FILE [CURL-ARG…]]]: answer in ./resp.json, its headers in

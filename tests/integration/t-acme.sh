@@ -10,7 +10,7 @@
 command -v pebble >/dev/null || fail "pebble is not installed (run scripts/deps)"
 command -v pebble-challtestsrv >/dev/null || fail "pebble-challtestsrv is not installed (scripts/deps)"
 SVC="$REKEY_TOP/scripts/services"
-BASE=$((20000 + RANDOM % 12000))
+BASE=$(free_ports 14)
 H01=$((BASE + 10))
 W=$PWD
 run_to() { # run_to FILE WANT CMD…

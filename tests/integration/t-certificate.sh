@@ -5,7 +5,7 @@
 # files rendered back), kill -9 at every step, and the private key in no output, log or argv.
 . "$REKEY_TOP/tests/integration/lib.sh"
 P=pki/web
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(free_ports 1)
 W=$PWD
 # run_to FILE WANT CMD…: runs CMD with stdout and stderr into FILE; fails unless it exits WANT.
 run_to() {
