@@ -9,61 +9,7 @@
 # able to log in (the next pool open completes it), and a rotate-root that ends refuses the old
 # admin password. No password in the server's log, the store or PostgreSQL's log.
 . "$REKEY_TOP/tests/integration/lib.sh"
-PGBIN=/usr/lib/postgresql/15/bin
-[ -x $PGBIN/postgres ] || fail "PostgreSQL 15 is not installed (scripts/deps)"
-SVC=$REKEY_TOP/scripts/services
-PY=/usr/bin/python3
-dir=$PWD
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PGPORT=$(free_port)
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; "$SVC" stop postgres "$dir/pg" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-export PG_ADMIN_PASSWORD_FILE=$dir/admin.secret
-"$SVC" start postgres pg "$PGPORT" >/dev/null
-
-sql() { $PGBIN/psql -X -q -At -h "$dir/pg/pg/run" -p "$PGPORT" -U rekey_admin -d postgres -c "$1"; }
-# login_as USER PWFILE [SQL]: a fresh TCP login through a 0600 pgpass file; OK / REFUSED / DOWN.
-login_as() {
-  local out
-  (umask 077 && printf '127.0.0.1:%s:*:%s:%s\n' "$PGPORT" "$1" "$(cat "$2")" >pgpass.secret)
-  if out=$(PGPASSFILE=$dir/pgpass.secret $PGBIN/psql -X -At -w \
-    "host=127.0.0.1 port=$PGPORT dbname=postgres user=$1 connect_timeout=5" -c "${3:-SELECT 1}" 2>&1); then
-    echo OK
-  elif grep -q "authentication failed\|not permitted to log in\|does not exist\|expired" <<<"$out"; then
-    echo REFUSED
-  else
-    echo "DOWN: $out" | head -1
-  fi
-  rm -f pgpass.secret
-}
-req() {
-  local method=$1 path=$2 body=${3-}
-  local args=(-s -o resp.secret -w '%{http_code}' -X "$method" -H @root.hdr.secret)
-  [ -n "$body" ] && args+=(--data-binary "$body")
-  STATUS=$(curl "${args[@]}" "$A$path")
-}
-expect() { [ "$STATUS" = "$1" ] || { cat resp.secret; echo; fail "expected HTTP $1, got $STATUS"; }; }
-j() { $PY -c 'import json,sys; d = json.load(open("resp.secret")); print(eval(sys.argv[1]))' "$1"; }
-wait_up() {
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$A/v1/sys/health" && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-    sleep 0.1
-  done
-  fail "the server did not come up"
-}
-start_server() {
-  REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
-  SERVER_PID=$!
-  wait_up
-}
-stop_server() {
-  kill -TERM "$SERVER_PID"
-  for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=
-}
+. "$REKEY_TOP/tests/integration/pg-lib.sh"
 PWS=()
 # screds NAME: static-creds into SU (user) and SU.pw.secret
 screds() {
