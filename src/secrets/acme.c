@@ -113,44 +113,6 @@ sleep_ms(int64_t ms)
 
 /* ---- keys ---- */
 
-static EVP_PKEY *
-keygen(enum pki_key_type t)
-{
-    switch (t) {
-    case PKI_KEY_ECDSA_P256: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    case PKI_KEY_RSA_2048: return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    case PKI_KEY_RSA_3072: return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
-    case PKI_KEY_ED25519: return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    }
-    return NULL;
-}
-
-/* k as PKCS#8 PEM in the secure heap. */
-static int
-key_to_pem(EVP_PKEY *k, struct secret **out, struct rk_error *err)
-{
-    BIO *b = BIO_new(BIO_s_secmem());
-    BUF_MEM *bm = NULL;
-    int r = -RK_EINTERNAL;
-
-    if (b == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    if (PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) != 1 ||
-        BIO_get_mem_ptr(b, &bm) != 1 || bm == NULL) {
-        rk_error_set(err, RK_EINTERNAL, "cannot encode a private key");
-        goto out;
-    }
-    if ((*out = secret_from(bm->data, bm->length)) == NULL) {
-        r = rk_error_set(err, RK_ENOMEM, "out of memory");
-        goto out;
-    }
-    r = 0;
-out:
-    BIO_free(b);
-    ERR_clear_error();
-    return r;
-}
-
 /* The account key's public JWK (members in RFC 7638's order, so the same text is the
  * thumbprint's input) and thumbprint. */
 static int
@@ -203,11 +165,11 @@ account_load(struct acme *a, struct rk_error *err)
     r = barrier_get(a->br, a->rec_key, &pem, NULL, err);
     if (r == -RK_ENOTFOUND) {
         rk_error_clear(err);
-        if ((a->akey = keygen(PKI_KEY_ECDSA_P256)) == NULL) {
+        if ((a->akey = pki_keygen(PKI_KEY_ECDSA_P256)) == NULL) {
             r = rk_error_set(err, RK_EINTERNAL, "cannot make the ACME account key");
             goto out;
         }
-        if ((r = key_to_pem(a->akey, &pem, err)) != 0 ||
+        if ((r = pki_key_to_pem(a->akey, &pem, err)) != 0 ||
             (r = barrier_put(a->br, a->rec_key, pem->data, pem->len, err)) != 0)
             goto out;
         log_info("acme: made an account key for %s", a->o->directory);
@@ -995,7 +957,7 @@ acme_issue(struct barrier *br, const struct acme_opts *o, struct pki_issued *out
     crash_point("acme-validated");
     if ((r = order_wait(&a, order_url, "ready", &ord, err)) != 0)
         goto out;
-    if ((leaf = keygen(o->key_type)) == NULL) {
+    if ((leaf = pki_keygen(o->key_type)) == NULL) {
         r = rk_error_set(err, RK_EINTERNAL, "cannot make the key (%s)",
                          pki_key_type_name(o->key_type));
         goto out;
@@ -1034,7 +996,7 @@ acme_issue(struct barrier *br, const struct acme_opts *o, struct pki_issued *out
         r = rk_error_set(err, RK_EUNAVAILABLE, "ACME certificate: the CA sent no issuer");
         goto out;
     }
-    if ((r = key_to_pem(leaf, &out->private_key, err)) != 0)
+    if ((r = pki_key_to_pem(leaf, &out->private_key, err)) != 0)
         goto out;
     out->chain = strndup((const char *)resp.body->data, resp.len);
     out->certificate = leaf_pem;

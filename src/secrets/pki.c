@@ -66,8 +66,8 @@ pki_key_type_name(enum pki_key_type t)
     return (size_t)t < NKEY_ROWS ? key_rows[t].name : "unknown";
 }
 
-static EVP_PKEY *
-keygen(enum pki_key_type t)
+struct evp_pkey_st *
+pki_keygen(enum pki_key_type t)
 {
     const struct key_row *k;
 
@@ -88,9 +88,8 @@ sign_md(EVP_PKEY *k)
     return EVP_PKEY_get_id(k) == EVP_PKEY_ED25519 ? NULL : EVP_sha256();
 }
 
-/* k as PKCS#8 PEM in the secure heap. */
-static int
-key_to_pem(EVP_PKEY *k, struct secret **out, struct rk_error *err)
+int
+pki_key_to_pem(struct evp_pkey_st *k, struct secret **out, struct rk_error *err)
 {
     BIO *b = BIO_new(BIO_s_secmem());
     BUF_MEM *bm = NULL;
@@ -110,6 +109,7 @@ key_to_pem(EVP_PKEY *k, struct secret **out, struct rk_error *err)
     r = 0;
 out:
     BIO_free(b);
+    ERR_clear_error();
     return r;
 }
 
@@ -460,13 +460,13 @@ pki_ca_init(struct barrier *br, const struct pki_ca_opts *o, struct rk_error *er
         const char *cn = o->common_name != NULL ? o->common_name : "rekey internal CA";
         int64_t ttl = o->ttl > 0 ? o->ttl : CA_TTL_DEFAULT;
 
-        if ((key = keygen(o->key_type)) == NULL || (x = ca_make(key, cn, now, ttl)) == NULL) {
+        if ((key = pki_keygen(o->key_type)) == NULL || (x = ca_make(key, cn, now, ttl)) == NULL) {
             r = rk_error_set(err, RK_EINTERNAL, "cannot make the CA (%s)",
                              pki_key_type_name(o->key_type));
             goto out;
         }
     }
-    if ((r = key_to_pem(key, &kpem, err)) != 0)
+    if ((r = pki_key_to_pem(key, &kpem, err)) != 0)
         goto out;
     if ((pem = cert_to_pem(x)) == NULL || (t = barrier_txn_new(br)) == NULL) {
         r = rk_error_set(err, RK_ENOMEM, "out of memory");
@@ -580,7 +580,7 @@ pki_issue(struct barrier *br, const struct pki_issue_req *req, struct pki_issued
         r = rk_error_set(err, RK_EINVAL, "the internal CA has expired");
         goto out;
     }
-    if ((key = keygen(req->key_type)) == NULL) {
+    if ((key = pki_keygen(req->key_type)) == NULL) {
         rk_error_set(err, RK_EINTERNAL, "cannot make a %s key", pki_key_type_name(req->key_type));
         goto out;
     }
@@ -588,7 +588,7 @@ pki_issue(struct barrier *br, const struct pki_issue_req *req, struct pki_issued
         rk_error_set(err, RK_EINTERNAL, "cannot sign the certificate");
         goto out;
     }
-    if ((r = key_to_pem(key, &out->private_key, err)) != 0)
+    if ((r = pki_key_to_pem(key, &out->private_key, err)) != 0)
         goto out;
     r = -RK_ENOMEM;
     if ((out->certificate = cert_to_pem(x)) == NULL) {

@@ -100,6 +100,13 @@ int pki_issue(struct barrier *br, const struct pki_issue_req *req, struct pki_is
 int pki_cert_info(const char *pem, size_t len, int64_t *not_after, char *serial, size_t serial_len,
                   struct rk_error *err);
 
+/* A new key of type t (OpenSSL's EVP_PKEY; free with EVP_PKEY_free), or NULL. */
+struct evp_pkey_st;
+struct evp_pkey_st *pki_keygen(enum pki_key_type t);
+
+/* k as PKCS#8 PEM into *out (the secure heap). Returns 0, -RK_ENOMEM or -RK_EINTERNAL. */
+int pki_key_to_pem(struct evp_pkey_st *k, struct secret **out, struct rk_error *err);
+
 /* The serial of a DER/X509 in the same form as pki_cert_info (for the TLS check). */
 struct x509_st;
 void pki_serial_of(const struct x509_st *x, char *out, size_t len);
