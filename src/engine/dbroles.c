@@ -15,6 +15,7 @@
 #include "inventory/inventory.h"
 #include "secrets/database.h"
 #include "secrets/kv.h"
+#include "store/barrier-json.h"
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -33,23 +34,12 @@ rec_get(struct barrier *br, const char *prefix, const char *name, json_t **out,
         struct rk_error *err)
 {
     char key[KEY_MAX];
-    struct secret *v = NULL;
-    int r;
 
     *out = NULL;
     if (strlen(name) == 0 || strlen(name) > LEASE_NAME_MAX)
         return rk_error_set(err, RK_EINVAL, "bad name");
     snprintf(key, sizeof(key), "%s%s", prefix, name);
-    if ((r = barrier_get(br, key, &v, NULL, err)) != 0)
-        return r;
-    *out = json_loadb((const char *)v->data, v->len, 0, NULL);
-    secret_free(v);
-    if (*out == NULL || !json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return rk_error_set(err, RK_ECORRUPT, "the record %s does not parse", key);
-    }
-    return 0;
+    return barrier_get_json(br, key, out, err);
 }
 
 static int
@@ -57,16 +47,9 @@ rec_put(struct barrier *br, const char *prefix, const char *name, const json_t *
         struct rk_error *err)
 {
     char key[KEY_MAX];
-    char *text = json_dumps(j, JSON_COMPACT);
-    int r;
 
-    if (text == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
     snprintf(key, sizeof(key), "%s%s", prefix, name);
-    r = barrier_put(br, key, text, strlen(text), err);
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    return r;
+    return barrier_put_json(br, key, j, err);
 }
 
 static int

@@ -11,6 +11,7 @@
 
 #include "engine/dbroles.h"
 #include "secrets/database.h"
+#include "store/barrier-json.h"
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -61,39 +62,24 @@ static int
 rec_get(struct barrier *br, const char *name, json_t **out, struct rk_error *err)
 {
     char key[KEY_MAX];
-    struct secret *v = NULL;
     int r;
 
     *out = NULL;
     if (strlen(name) == 0 || strlen(name) > LEASE_NAME_MAX || strchr(name, '/') != NULL)
         return rk_error_set(err, RK_EINVAL, "bad name");
     snprintf(key, sizeof(key), PREFIX "%s", name);
-    if ((r = barrier_get(br, key, &v, NULL, err)) != 0)
-        return r == -RK_ENOTFOUND ? rk_error_set(err, RK_ENOTFOUND, "no static role %s", name) : r;
-    *out = json_loadb((const char *)v->data, v->len, 0, NULL);
-    secret_free(v);
-    if (*out == NULL || !json_is_object(*out)) {
-        json_decref(*out);
-        *out = NULL;
-        return rk_error_set(err, RK_ECORRUPT, "the record %s does not parse", key);
-    }
-    return 0;
+    if ((r = barrier_get_json(br, key, out, err)) == -RK_ENOTFOUND)
+        return rk_error_set(err, RK_ENOTFOUND, "no static role %s", name);
+    return r;
 }
 
 static int
 rec_put(struct barrier *br, const char *name, const json_t *j, struct rk_error *err)
 {
     char key[KEY_MAX];
-    char *text = json_dumps(j, JSON_COMPACT);
-    int r;
 
-    if (text == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
     snprintf(key, sizeof(key), PREFIX "%s", name);
-    r = barrier_put(br, key, text, strlen(text), err);
-    OPENSSL_cleanse(text, strlen(text));
-    free(text);
-    return r;
+    return barrier_put_json(br, key, j, err);
 }
 
 static struct secret *
