@@ -25,21 +25,26 @@
 #include "util/events.h"
 #include "util/testsw.h"
 #include "engine/rotstate.h"
+#include "store/leader.h"
 #include "util/backoff.h"
 
 /* ---- the lock ---- */
 
-/* 1 when the lock record belongs to a holder that is gone: expired, or on this host with a
- * process id that no longer runs. */
+/* 1 when the lock record belongs to a holder that is gone: expired, a server of several on one
+ * store whose election lease has ended (its "node"; another host's process cannot be looked
+ * at), or on this host with a process id that no longer runs. */
 static int
 lock_is_stale(struct engine *e, json_t *lock, int64_t now)
 {
     const char *owner = json_string_value(json_object_get(lock, "owner"));
+    const char *node = json_string_value(json_object_get(lock, "node"));
     json_int_t expires = json_integer_value(json_object_get(lock, "expires"));
     char host[64];
     long pid = 0;
 
     if (owner == NULL || expires <= now)
+        return 1;
+    if (node != NULL && leader_node_gone(node))
         return 1;
     if (sscanf(owner, "%63[^:]:%ld:", host, &pid) == 2 && strcmp(host, e->host) == 0 && pid > 0 &&
         pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH)
@@ -50,8 +55,16 @@ lock_is_stale(struct engine *e, json_t *lock, int64_t now)
 static json_t *
 lock_record(struct engine *e)
 {
-    return json_pack("{s:s, s:I}", "owner", e->owner, "expires",
-                     (json_int_t)(time_now() + LOCK_TTL));
+    char node[40];
+    json_t *j =
+        json_pack("{s:s, s:I}", "owner", e->owner, "expires", (json_int_t)(time_now() + LOCK_TTL));
+
+    leader_self_id(node, sizeof(node));
+    if (j != NULL && node[0] != '\0' && json_object_set_new(j, "node", json_string(node)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* Takes path's lock, waiting up to wait_ms. *rev gets the lock's revision. */

@@ -386,3 +386,37 @@ out:
     *n = c.n;
     return r;
 }
+
+void
+leader_self_id(char *out, size_t len)
+{
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    pthread_mutex_lock(&g_mu);
+    if (the_leader != NULL && the_leader->ha != NULL)
+        snprintf(out, len, "%s", the_leader->id);
+    pthread_mutex_unlock(&g_mu);
+}
+
+int
+leader_node_gone(const char *id)
+{
+    char key[sizeof(LEADER_NODES) + 40];
+    unsigned char *val = NULL;
+    size_t vlen = 0;
+    struct rk_error err = {0};
+    int r, gone = 0;
+
+    if (id == NULL || id[0] == '\0' || strlen(id) >= 40)
+        return 0;
+    pthread_mutex_lock(&g_mu);
+    if (the_leader != NULL && the_leader->ha != NULL && strcmp(id, the_leader->id) != 0) {
+        snprintf(key, sizeof(key), "%s%s", LEADER_NODES, id);
+        r = the_leader->b->ops->get(the_leader->b, key, &val, &vlen, NULL, &err);
+        gone = r == -RK_ENOTFOUND;
+        free(val);
+    }
+    pthread_mutex_unlock(&g_mu);
+    return gone;
+}

@@ -11,6 +11,7 @@
 #ifndef REKEY_STORE_LEADER_H
 #define REKEY_STORE_LEADER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store/backend.h"
@@ -56,6 +57,16 @@ struct leader_status {
 
 /* The process's election as of now (all zero when there is none). Never holds a secret. */
 void leader_status(struct leader_status *st);
+
+/* This server's id in the process's election into out (at least 33 bytes): "" when there is no
+ * election or the store has no leases (one server: nothing to tell apart). */
+void leader_self_id(char *out, size_t len);
+
+/* 1 when the server id is known to be gone: the process's election runs on a store with leases
+ * and id's record under LEADER_NODES (bound to its lease) no longer exists, so its lease ended.
+ * 0 when it is registered, when that cannot be told (no election, no leases, a store error), or
+ * for this server itself. A rotation lock held by a gone server is taken over at once. */
+int leader_node_gone(const char *id);
 
 /* One server's record under LEADER_NODES. */
 struct leader_node {

@@ -57,7 +57,12 @@ server_start() {
   local name=$1 port i
   shift
   port=$(sed -n 's/^  listen: "127.0.0.1:\([0-9]*\)"/\1/p' "$name.yaml")
-  env "$@" "$REKEY" server -config "$dir/$name.yaml" >>"$name.log" 2>&1 &
+  if [ -n "${SERVER_HOST:-}" ]; then # as if on another machine: a UTS namespace of its own
+    unshare --uts sh -c 'hostname "$0" && exec "$@"' "$SERVER_HOST" \
+      env "$@" "$REKEY" server -config "$dir/$name.yaml" >>"$name.log" 2>&1 &
+  else
+    env "$@" "$REKEY" server -config "$dir/$name.yaml" >>"$name.log" 2>&1 &
+  fi
   eval "PID_$name=$!"
   SERVERS+=($!)
   for ((i = 0; i < 100; i++)); do
