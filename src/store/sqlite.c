@@ -108,6 +108,7 @@ struct sq_backend {
      * vlock serialises validation (cache_validate) with the publication of a commit. */
     struct sqcache *cache;
     const void *shm;
+    int shm_fd; /* the WAL index's descriptor behind shm, -1 when none (kept open: cache_setup) */
     pthread_mutex_t vlock;
     _Atomic uint64_t known;
     int64_t own_rev; /* under vlock */
@@ -438,9 +439,16 @@ cache_setup(struct sq_backend *sb)
         return;
     }
     m = mmap(NULL, SQ_SHM_MAP, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (m == MAP_FAILED)
+    if (m == MAP_FAILED) {
+        close(fd);
         return;
+    }
+    /* The descriptor stays open until SQLite has closed the store (sq_close): closing any
+     * descriptor of a file drops every POSIX lock the process holds on it, SQLite's own on the
+     * WAL index included. Without its shared lock there, the next process to open the store
+     * believes it is the first, truncates the WAL index and rebuilds it under this process's
+     * readers (whose mapping then faults with SIGBUS, or reads a rebuilt index). */
+    sb->shm_fd = fd;
     sb->shm = m;
     {
         const volatile uint32_t *h = sb->shm;
@@ -600,6 +608,8 @@ sq_close(struct backend *b)
         sqlite3_finalize(sb->w[i]);
     /* The writer closes last so that its close checkpoints the WAL into the main file. */
     sqlite3_close_v2(sb->wdb);
+    if (sb->shm_fd >= 0)
+        close(sb->shm_fd); /* after SQLite: it may drop this process's locks (cache_setup) */
     faulty_vfs_free(sb->fvfs);
     gcommit_destroy(&sb->gc);
     pthread_mutex_destroy(&sb->rlock);
@@ -641,6 +651,7 @@ sqlite_backend_open_ex(const char *path, uint64_t fail_fsync_nth, struct backend
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     }
     sb->base.ops = &sqlite_backend_ops;
+    sb->shm_fd = -1;
     gcommit_init(&sb->gc, run_batch, sb);
     pthread_mutex_init(&sb->rlock, NULL);
     pthread_mutex_init(&sb->vlock, NULL);

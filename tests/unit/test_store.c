@@ -10,6 +10,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +134,42 @@ test_cache_two_handles(void **state)
     expect(b, "k", NULL);
     backend_close(a);
     backend_close(b);
+}
+
+/* The read cache maps the WAL index (the -shm file) through a descriptor of its own. Closing it
+ * would drop every POSIX lock this process holds on that file, SQLite's shared "DMS" lock (byte
+ * 128, which tells a newcomer the index is in use) included: the next process to open the store
+ * would then truncate and rebuild the index under this one (a daemon died of SIGBUS so). Another
+ * process must still see that lock held while the store is open with its cache. */
+static void
+test_cache_keeps_sqlite_locks(void **state)
+{
+    struct fixture *fx = *state;
+    struct backend *a = must_open(fx->path);
+    char shm[200];
+    struct flock fl;
+    pid_t pid;
+    int st = 0, fd;
+
+    assert_true(cache_stats(a).budget > 0);
+    put_ok(a, "k", "v1", NULL);
+    expect(a, "k", "v1");
+    snprintf(shm, sizeof(shm), "%s-shm", fx->path);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* another process: is a read lock held on the DMS byte? */
+        fd = open(shm, O_RDWR | O_CLOEXEC);
+        memset(&fl, 0, sizeof(fl));
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        fl.l_start = 128;
+        fl.l_len = 1;
+        _exit(fd < 0 || fcntl(fd, F_GETLK, &fl) != 0 ? 2 : fl.l_type == F_UNLCK ? 1 : 0);
+    }
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0); /* 1: the lock was gone */
+    backend_close(a);
 }
 
 /* A compare that fails inside a batch leaves the cache with the value that stayed. */
@@ -591,6 +628,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         STORE_CONTRACT_TESTS(setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_two_handles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_keeps_sqlite_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_failed_compare, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_nested_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache_off, setup, teardown),
