@@ -6,7 +6,7 @@
  *
  * etcd must be installed (scripts/deps: etcd-server): without it the test fails rather than
  * skips, so CI cannot pass it without running it. REKEY_TEST_ETCD_PORT picks the base port
- * (default from the pid). */
+ * (default from the pid, 20000-32585). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,6 +227,200 @@ test_bad_location(void **state)
     unsetenv("REKEY_ETCD_USER");
 }
 
+/* ---- the watched read cache ----------------------------------------------------------------- */
+
+/* fx->loc with its endpoints in the opposite order: a second handle that talks to (and watches)
+ * another member than the first. */
+static void
+reversed_loc(const struct fixture *fx, char *out, size_t n)
+{
+    (void)fx;
+    snprintf(out, n, "etcd:http://127.0.0.1:%d,http://127.0.0.1:%d,http://127.0.0.1:%d",
+             base_port + 4, base_port + 2, base_port);
+}
+
+/* A put that waits out an etcd election (a killed leader): up to 10 s. */
+static void
+put_retry(struct backend *b, const char *key, const char *val)
+{
+    struct rk_error err = {0};
+    int r = -RK_EUNAVAILABLE;
+
+    for (int i = 0; i < 100 && r == -RK_EUNAVAILABLE; i++) {
+        if ((r = b->ops->put(b, key, val, strlen(val), NULL, &err)) == -RK_EUNAVAILABLE)
+            usleep(100 * 1000);
+    }
+    if (r != 0)
+        fail_msg("put %s: %d %s", key, r, err.msg);
+}
+
+static int
+count_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
+{
+    (void)key, (void)val, (void)vlen, (void)mod_rev;
+    (*(int *)arg)++;
+    return 0;
+}
+
+/* Two handles on one cluster, as two servers: a write acknowledged through one is read through
+ * the other at once, round after round (puts, deletes, lists), and the reads come from the
+ * cache (else this would prove nothing about it). */
+static void
+test_cache_no_stale_read(void **state)
+{
+    struct fixture *fx = *state;
+    char loc2[160], key[32], val[32];
+    struct backend *b1 = must_open(fx->loc), *b2;
+    struct etcd_stats st;
+    struct rk_error err = {0};
+
+    int present[7] = {0};
+
+    reversed_loc(fx, loc2, sizeof(loc2));
+    b2 = must_open(loc2);
+    for (int i = 0; i < 300; i++) {
+        struct backend *w = i % 2 ? b1 : b2, *rd = i % 2 ? b2 : b1;
+        int n = 0;
+
+        snprintf(key, sizeof(key), "stale/%d", i % 7);
+        snprintf(val, sizeof(val), "v%d", i);
+        put_ok(w, key, val, NULL);
+        present[i % 7] = 1;
+        expect(rd, key, val);
+        if (i % 5 == 4) {
+            int want = 0;
+
+            assert_int_equal(w->ops->del(w, key, NULL, &err), 0);
+            present[i % 7] = 0;
+            expect(rd, key, NULL);
+            for (int k = 0; k < 7; k++)
+                want += present[k];
+            assert_int_equal(rd->ops->list(rd, "stale/", NULL, 0, 1, count_cb, &n, &err), 0);
+            assert_int_equal(n, want);
+        }
+    }
+    etcd_backend_stats(b1, &st);
+    assert_true(st.cache_hits > 100);
+    etcd_backend_stats(b2, &st);
+    assert_true(st.cache_hits > 100);
+    assert_int_equal(st.cache_loads, 1);
+    backend_close(b2);
+    backend_close(b1);
+}
+
+struct race {
+    struct backend *w, *rd;
+    atomic_int acked; /* the highest value a put was acknowledged for */
+    atomic_int done;
+    atomic_int stale;
+};
+
+static void *
+race_reader(void *arg)
+{
+    struct race *rc = arg;
+
+    while (!atomic_load(&rc->done)) {
+        int before = atomic_load(&rc->acked), got;
+        struct rk_error err = {0};
+        unsigned char *v = NULL;
+        size_t vl;
+
+        if (rc->rd->ops->get(rc->rd, "race", &v, &vl, NULL, &err) != 0) {
+            if (before > 0)
+                atomic_fetch_add(&rc->stale, 1);
+            continue;
+        }
+        got = (int)strtol((const char *)v, NULL, 10);
+        free(v);
+        if (got < before)
+            atomic_fetch_add(&rc->stale, 1);
+    }
+    return NULL;
+}
+
+/* Concurrent readers on the second handle never see a value older than one acknowledged before
+ * their read began (the shared revision request serves only reads begun before it was sent). */
+static void
+test_cache_concurrent_readers(void **state)
+{
+    struct fixture *fx = *state;
+    char loc2[160], val[16];
+    struct race rc = {0};
+    pthread_t th[3];
+    struct etcd_stats st;
+
+    reversed_loc(fx, loc2, sizeof(loc2));
+    rc.w = must_open(fx->loc);
+    rc.rd = must_open(loc2);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, race_reader, &rc), 0);
+    for (int i = 1; i <= 200; i++) {
+        snprintf(val, sizeof(val), "%d", i);
+        put_ok(rc.w, "race", val, NULL);
+        atomic_store(&rc.acked, i);
+    }
+    atomic_store(&rc.done, 1);
+    for (int i = 0; i < 3; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(atomic_load(&rc.stale), 0);
+    etcd_backend_stats(rc.rd, &st);
+    assert_true(st.cache_hits > 50);
+    backend_close(rc.rd);
+    backend_close(rc.w);
+}
+
+/* The member the watch streams from is killed: the watch moves to another member, the cache is
+ * loaded again and answers again, and no read is stale meanwhile. */
+static void
+test_cache_watch_recovers(void **state)
+{
+    struct fixture *fx = *state;
+    char loc2[160], key[32], val[32], pidfile[192], buf[32] = {0};
+    struct backend *b1 = must_open(fx->loc), *b2;
+    struct etcd_stats st;
+    uint64_t hits;
+    int fd, member;
+
+    reversed_loc(fx, loc2, sizeof(loc2));
+    b2 = must_open(loc2);
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "w/%d", i);
+        put_ok(b1, key, "before", NULL);
+        expect(b2, key, "before");
+    }
+    etcd_backend_stats(b2, &st);
+    assert_true(st.cache_hits > 0);
+    assert_int_equal(st.cache_loads, 1);
+    member = 2 - (int)st.watch_endpoint; /* b2's endpoints are m2, m1, m0 */
+    snprintf(pidfile, sizeof(pidfile), "%s/etcd/m%d/etcd.pid", fx->dir, member);
+    fd = open(pidfile, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_true(read(fd, buf, sizeof(buf) - 1) > 0);
+    close(fd);
+    assert_int_equal(kill((pid_t)strtol(buf, NULL, 10), SIGKILL), 0);
+
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof(key), "w/%d", i % 20);
+        snprintf(val, sizeof(val), "after%d", i);
+        put_retry(b1, key, val);
+        expect(b2, key, val);
+    }
+    etcd_backend_stats(b2, &st);
+    assert_true(st.cache_loads >= 2);
+    assert_int_not_equal(2 - (int)st.watch_endpoint, member);
+    hits = st.cache_hits;
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "w/%d", i);
+        put_retry(b1, key, "last");
+        expect(b2, key, "last");
+    }
+    etcd_backend_stats(b2, &st);
+    assert_true(st.cache_hits >= hits + 15); /* the cache answers again */
+    backend_close(b2);
+    backend_close(b1);
+}
+
 /* store_test.h's file helpers are for file backends. */
 static void
 unused_file_helpers(void)
@@ -241,6 +436,9 @@ main(void)
         STORE_CONTRACT_TESTS(setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_no_stale_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_concurrent_readers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_watch_recovers, setup, teardown),
         cmocka_unit_test(test_bad_location),
     };
 
@@ -248,7 +446,9 @@ main(void)
         fprintf(stderr, "test_etcdstore: etcd is not installed (scripts/deps: etcd-server)\n");
         return 1;
     }
-    base_port = p != NULL ? (int)strtol(p, NULL, 10) : 31000 + (int)(getpid() % 1000) * 20;
+    /* below the kernel's ephemeral ports (32768 on): a client connection's port cannot take a
+     * member's before it binds */
+    base_port = p != NULL ? (int)strtol(p, NULL, 10) : 20000 + (int)(getpid() % 630) * 20;
     unsetenv("REKEY_ETCD_USER");
     unused_file_helpers();
     return cmocka_run_group_tests(tests, NULL, NULL);
