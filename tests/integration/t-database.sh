@@ -8,35 +8,8 @@
 # refused by `rekey rotate`; lint refuses every >= ttl. No password (nor the admin's) appears in
 # any output of the test, in the store or in PostgreSQL's own log (log_statement=all).
 . "$(dirname "$0")/lib.sh"
-PGBIN=/usr/lib/postgresql/15/bin
-[ -x $PGBIN/postgres ] || fail "PostgreSQL 15 is not installed (scripts/deps)"
-SVC=$REKEY_TOP/scripts/services
-PY=/usr/bin/python3
-dir=$PWD
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-trap '"$SVC" stop postgres "$dir/pg" 2>/dev/null || true' EXIT
-# The admin's password: made by scripts/services in a 0600 file, the store gets it on stdin.
-export PG_ADMIN_PASSWORD_FILE=$dir/admin.secret
-"$SVC" start postgres pg "$PORT"
-
-# sql SQL: a statement as the superuser over the socket (trust; no password needed).
-sql() { $PGBIN/psql -X -q -At -h "$dir/pg/pg/run" -p "$PORT" -U rekey_admin -d postgres -c "$1"; }
-# login_as USER PWFILE [SQL]: a fresh TCP login (SCRAM) with the password in PWFILE (through a
-# 0600 pgpass file, never argv); prints OK, or REFUSED / DOWN.
-login_as() {
-  local out
-  (umask 077 && printf '127.0.0.1:%s:*:%s:%s\n' "$PORT" "$1" "$(cat "$2")" >pgpass.secret)
-  if out=$(PGPASSFILE=$dir/pgpass.secret $PGBIN/psql -X -At -w \
-    "host=127.0.0.1 port=$PORT dbname=postgres user=$1 connect_timeout=5" -c "${3:-SELECT 1}" 2>&1); then
-    echo OK
-  elif grep -q "authentication failed\|not permitted to log in\|does not exist\|expired" <<<"$out"; then
-    echo REFUSED
-  else
-    echo "DOWN: $out" | head -1
-  fi
-  rm -f pgpass.secret
-}
+. "$REKEY_TOP/tests/integration/pg-lib.sh" # PostgreSQL on PGPORT; sql, login_as
+PORT=$PGPORT
 run() {
   expect_exit "$@"
   { echo "\$ ${*:2}"; cat last.out last.err; } >>outputs.log
