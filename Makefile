@@ -24,14 +24,14 @@ run: build
 run-ha: build
 	scripts/run-ha $(BUILD)/src/cli/rekey
 
-# The HA tests (tests/ha: real etcd clusters, servers killed): a test build of their own.
+# The HA tests alone (tests/ha: real etcd clusters, servers killed; make test runs them too).
 test-ha: deps
 	test -f build-test/build.ninja || meson setup build-test -Dtest_switches=true >/dev/null
 	ninja -C build-test
 	REKEY=build-test/src/cli/rekey tests/ha/run.sh
 
-# The whole suite: normal build, then ASan+UBSan build, the store under TSan, fuzz smoke,
-# banned-function check.
+# The whole suite: normal build (unit, integration on both stores, HA), then ASan+UBSan build,
+# the store under TSan, fuzz smoke, banned-function check.
 test: deps
 	scripts/test-all
 
