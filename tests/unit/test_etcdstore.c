@@ -66,12 +66,43 @@ cluster_dir(const struct fixture *fx, char *out, size_t n)
     snprintf(out, n, "%s/etcd", fx->dir);
 }
 
+/* The pid files of the running cluster's members, for on_alarm. */
+static char member_pid_files[3][160];
+
+/* SIGALRM (a test stuck past its alarm): the members are killed before the test dies of the
+ * alarm, else they outlive it (they run in a session of their own). Async-signal-safe calls only.
+ */
+static void
+on_alarm(int sig)
+{
+    for (int i = 0; i < 3; i++) {
+        char buf[24];
+        ssize_t n;
+        long pid = 0;
+        int fd = member_pid_files[i][0] != '\0' ? open(member_pid_files[i], O_RDONLY) : -1;
+
+        if (fd < 0)
+            continue;
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        for (ssize_t k = 0; k < n && buf[k] >= '0' && buf[k] <= '9'; k++)
+            pid = pid * 10 + (buf[k] - '0');
+        if (pid > 1)
+            kill((pid_t)pid, SIGKILL);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static int
 cluster_start(struct fixture *fx)
 {
     char dir[128], port[16];
 
     cluster_dir(fx, dir, sizeof(dir));
+    for (int i = 0; i < 3; i++)
+        snprintf(member_pid_files[i], sizeof(member_pid_files[i]), "%s/m%d/etcd.pid", dir, i);
+    signal(SIGALRM, on_alarm);
     snprintf(port, sizeof(port), "%d", base_port);
     if (services("start", "etcd-cluster", dir, port) != 0)
         return -1;
@@ -126,6 +157,7 @@ setup(void **state)
     if (cluster_start(*state) != 0) {
         fprintf(stderr, "could not start an etcd cluster on ports %d-%d\n", base_port,
                 base_port + 5);
+        cluster_stop(*state); /* cmocka runs no teardown after a failed setup */
         return -1;
     }
     return 0;
