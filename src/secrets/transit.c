@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/enc.h"
 #include "util/parse.h"
@@ -34,6 +35,11 @@ struct transit {
     int refs; /* under engines_mu */
     struct transit *next;
     pthread_mutex_t mu;
+    /* Serialises this process's keyring writes: they would otherwise only retry each other's
+     * conflicts (the revision check still guards against other servers sharing the store). */
+    pthread_mutex_t write_mu;
+    uint64_t
+        gen; /* under mu: bumped by every cache_drop, so a read begun before it is not cached */
     struct tk_ring *slots[CACHE_SLOTS];
 };
 
@@ -87,6 +93,7 @@ transit_open(struct barrier *br, struct transit **out, struct rk_error *err)
     if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL) {
         t->br = br;
         pthread_mutex_init(&t->mu, NULL);
+        pthread_mutex_init(&t->write_mu, NULL);
         t->next = engines;
         engines = t;
     }
@@ -118,6 +125,7 @@ transit_close(struct transit *t)
     for (size_t i = 0; i < CACHE_SLOTS; i++)
         ring_unref(t->slots[i]);
     pthread_mutex_destroy(&t->mu);
+    pthread_mutex_destroy(&t->write_mu);
     free(t);
 }
 
@@ -137,6 +145,7 @@ cache_drop(struct transit *t, const char *name)
     struct tk_ring *old = NULL;
 
     pthread_mutex_lock(&t->mu);
+    t->gen++;
     if (t->slots[s] != NULL && strcmp(t->slots[s]->name, name) == 0) {
         old = t->slots[s];
         t->slots[s] = NULL;
@@ -152,6 +161,7 @@ cache_flush(struct transit *t)
     struct tk_ring *old[CACHE_SLOTS];
 
     pthread_mutex_lock(&t->mu);
+    t->gen++;
     memcpy(old, t->slots, sizeof(old));
     memset(t->slots, 0, sizeof(t->slots));
     pthread_mutex_unlock(&t->mu);
@@ -189,6 +199,7 @@ ring_get(struct transit *t, const char *name, struct tk_ring **out, struct rk_er
     size_t s = slot_of(name);
     int64_t now = time_mono_ms();
     struct tk_ring *r, *old = NULL;
+    uint64_t gen;
     int rc;
 
     /* A sealed store keeps no loaded key in memory: the first call after a seal drops them. */
@@ -204,14 +215,18 @@ ring_get(struct transit *t, const char *name, struct tk_ring **out, struct rk_er
         *out = r;
         return 0;
     }
+    gen = t->gen;
     pthread_mutex_unlock(&t->mu);
     if ((rc = ring_read(t, name, &r, NULL, err)) != 0)
         return rc;
     r->loaded_ms = now;
-    atomic_fetch_add(&r->refs, 1); /* one for the cache, one for the caller */
     pthread_mutex_lock(&t->mu);
-    old = t->slots[s];
-    t->slots[s] = r;
+    /* A write that dropped the cache while this read ran may be newer than it: not cached. */
+    if (t->gen == gen) {
+        atomic_fetch_add(&r->refs, 1); /* one for the cache, one for the caller */
+        old = t->slots[s];
+        t->slots[s] = r;
+    }
     pthread_mutex_unlock(&t->mu);
     ring_unref(old);
     *out = r;
@@ -280,8 +295,8 @@ struct add_arg {
 };
 
 static int
-ring_write(struct transit *t, const char *name, ring_change_fn fn, void *arg,
-           const struct add_arg *add, struct rk_error *err)
+ring_write_locked(struct transit *t, const char *name, ring_change_fn fn, void *arg,
+                  const struct add_arg *add, struct rk_error *err)
 {
     char pk[KEYBUF], mk[KEYBUF];
     int rc = 0;
@@ -321,8 +336,24 @@ ring_write(struct transit *t, const char *name, ring_change_fn fn, void *arg,
             return rc;
         }
         rk_error_clear(err);
+        /* Another server changed it meanwhile: back off a little longer each time. */
+        nanosleep(&(struct timespec){0, (long)(attempt + 1) * 1000000L}, NULL);
     }
     return rk_error_set(err, RK_EBUSY, "transit key %s: too many concurrent changes", name);
+}
+
+/* Reads name's keyring, lets fn change it and writes it back (with add's key material) if its
+ * revision is unchanged, retrying on a conflict with another server. */
+static int
+ring_write(struct transit *t, const char *name, ring_change_fn fn, void *arg,
+           const struct add_arg *add, struct rk_error *err)
+{
+    int rc;
+
+    pthread_mutex_lock(&t->write_mu);
+    rc = ring_write_locked(t, name, fn, arg, add, err);
+    pthread_mutex_unlock(&t->write_mu);
+    return rc;
 }
 
 int

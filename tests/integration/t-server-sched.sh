@@ -271,7 +271,8 @@ echo "SIGTERM during a 2 s hook: stopped after ${took} s"
 # The store on disk agrees: one current version, nothing pending, the file holds it.
 export REKEY_KEY_FILE="$dir/kf.key" REKEY_CONFIG="$dir/kf.yaml"
 check_rotation_invariants secret/app/token key kf.secret ""
-"$REKEY" status --json >status.json
+# Exit 1 means overdue: on a slow (sanitizer) build the 4 s period may have passed meanwhile.
+"$REKEY" status --json >status.json || [ $? -eq 1 ] || fail "rekey status failed"
 $PY -c 'import json; s=[x for x in json.load(open("status.json")) if x["path"]=="secret/app/token"][0]; assert s["version"] == 1, s' ||
     fail "expected version 1 after the interrupted server"
 echo ok

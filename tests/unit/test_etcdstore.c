@@ -69,11 +69,10 @@ cluster_dir(const struct fixture *fx, char *out, size_t n)
 /* The pid files of the running cluster's members, for on_alarm. */
 static char member_pid_files[3][160];
 
-/* SIGALRM (a test stuck past its alarm): the members are killed before the test dies of the
- * alarm, else they outlive it (they run in a session of their own). Async-signal-safe calls only.
- */
+/* SIGKILLs the members of the running cluster and puts their pids in pids[3] (0: none).
+ * Async-signal-safe calls only (on_alarm uses it). */
 static void
-on_alarm(int sig)
+kill_members(pid_t pids[3])
 {
     for (int i = 0; i < 3; i++) {
         char buf[24];
@@ -81,15 +80,45 @@ on_alarm(int sig)
         long pid = 0;
         int fd = member_pid_files[i][0] != '\0' ? open(member_pid_files[i], O_RDONLY) : -1;
 
+        pids[i] = 0;
         if (fd < 0)
             continue;
         n = read(fd, buf, sizeof(buf) - 1);
         close(fd);
         for (ssize_t k = 0; k < n && buf[k] >= '0' && buf[k] <= '9'; k++)
             pid = pid * 10 + (buf[k] - '0');
-        if (pid > 1)
-            kill((pid_t)pid, SIGKILL);
+        if (pid > 1 && kill((pid_t)pid, SIGKILL) == 0)
+            pids[i] = (pid_t)pid;
     }
+}
+
+/* pid has exited: no such process, or a zombie its new parent has not reaped yet. */
+static int
+gone(pid_t pid)
+{
+    char path[64], buf[256], *p;
+    FILE *f;
+
+    if (kill(pid, 0) != 0)
+        return 1;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    if ((f = fopen(path, "r")) == NULL)
+        return 1;
+    p = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+        return 1;
+    return p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* SIGALRM (a test stuck past its alarm): the members are killed before the test dies of the
+ * alarm, else they outlive it (they run in a session of their own). */
+static void
+on_alarm(int sig)
+{
+    pid_t pids[3];
+
+    kill_members(pids);
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -112,13 +141,20 @@ cluster_start(struct fixture *fx)
     return 0;
 }
 
+/* Throws the cluster away: its members are killed (a graceful stop takes seconds, its data is
+ * deleted anyway) and its folder removed once they are gone. */
 static void
 cluster_stop(const struct fixture *fx)
 {
     char dir[128];
+    pid_t pids[3];
 
     cluster_dir(fx, dir, sizeof(dir));
-    services("stop", "etcd-cluster", dir, NULL);
+    kill_members(pids);
+    for (int i = 0; i < 3; i++)
+        for (int t = 0; pids[i] > 0 && !gone(pids[i]) && t < 500; t++)
+            usleep(10 * 1000);
+    services("stop", "etcd-cluster", dir, NULL); /* any the pid files did not name */
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
