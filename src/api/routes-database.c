@@ -36,6 +36,7 @@
 #include "engine/dbstatic.h"
 #include "engine/leases.h"
 #include "metrics/metrics.h"
+#include "rotators/rotator.h"
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
@@ -54,8 +55,8 @@ inv_role_lookup(void *arg, const char *name, struct db_role_def *out, struct rk_
     api_app_rdlock(app);
     for (size_t i = 0; app->inv != NULL && i < app->inv->nsecrets; i++) {
         const struct inv_secret *s = &app->inv->secrets[i];
-        const char *role = inv_param(s, "role");
-        if (strcmp(s->kind, "database") == 0 && role != NULL && strcmp(role, name) == 0) {
+        const char *role = rotator_db_role(s);
+        if (role != NULL && strcmp(role, name) == 0) {
             r = db_role_from_entry(s, out, err);
             break;
         }
@@ -226,8 +227,8 @@ inventory_role(struct api_app *app, const char *name, char *where, size_t len, i
     api_app_rdlock(app);
     for (size_t i = 0; app->inv != NULL && i < app->inv->nsecrets && !found; i++) {
         const struct inv_secret *s = &app->inv->secrets[i];
-        const char *role = inv_param(s, "role");
-        if (strcmp(s->kind, "database") != 0 || role == NULL || strcmp(role, name) != 0)
+        const char *role = rotator_db_role(s);
+        if (role == NULL || strcmp(role, name) != 0)
             continue;
         found = 1;
         snprintf(where, len, "%s (%s:%d)", s->path, app->inv->file ? app->inv->file : "config",

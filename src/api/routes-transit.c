@@ -45,6 +45,7 @@
 #include "api/token.h"
 #include "engine/entries.h"
 #include "engine/inventory.h"
+#include "rotators/transit.h"
 #include "secrets/transit.h"
 #include "util/enc.h"
 #include "util/parse.h"
@@ -333,7 +334,7 @@ sync_entry(struct http_request *req, struct api_app *app, struct transit *t, con
            int64_t period, struct rk_error *err)
 {
     struct transit_info *i = NULL;
-    char path[ACL_MAX], every[32];
+    char path[ACL_MAX];
     json_t *def = NULL;
     int r;
 
@@ -361,11 +362,7 @@ sync_entry(struct http_request *req, struct api_app *app, struct transit *t, con
         return r;
     }
     if ((r = transit_info_get(t, name, &i, err)) == 0) {
-        snprintf(every, sizeof(every), "%" PRId64 "s", period);
-        def = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:s}", "kind", "transit", "key_type",
-                        transit_type_name(i->type), "every", every, "auto", 1, "exportable",
-                        i->exportable ? "true" : "false", "retire_previous", "false", "description",
-                        "auto_rotate_period of the transit key");
+        def = transit_schedule_entry(transit_type_name(i->type), i->exportable, period);
         r = def != NULL ? engine_entry_put(app->kv, app->inv, path, def, NULL, err)
                         : rk_error_set(err, RK_ENOMEM, "out of memory");
     }

@@ -326,6 +326,13 @@ database_status(const struct inv_secret *s, const struct rot_status_in *in, stru
     return 0;
 }
 
+/* Every entry of this kind defines a role: a template (no every) or a static role. */
+static const char *
+database_db_role(const struct inv_secret *s)
+{
+    return inv_param(s, "role");
+}
+
 const struct rotator_ops rotator_database = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "database",
@@ -343,4 +350,5 @@ const struct rotator_ops rotator_database = {
     .fixed_field = 1,
     .defaults = database_defaults,
     .lint = database_lint,
+    .db_role = database_db_role,
 };

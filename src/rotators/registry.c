@@ -46,6 +46,14 @@ rotator_find(const char *kind)
     return ops != NULL && ops->create != NULL ? ops : NULL;
 }
 
+const char *
+rotator_db_role(const struct inv_secret *s)
+{
+    const struct rotator_ops *ops = rotator_kind(s->kind);
+
+    return ops != NULL && ops->db_role != NULL ? ops->db_role(s) : NULL;
+}
+
 const struct rotator_ops *
 rotator_at(size_t i)
 {

@@ -160,7 +160,13 @@ struct rotator_ops {
      * gives the server settings (check_interval). May be NULL. */
     void (*lint)(const struct inv_secret *s, const struct inventory *inv, inv_lint_report_fn report,
                  void *arg);
+    /* The name of the database secrets engine's role the entry defines (database/creds/NAME,
+     * database/static-creds/NAME), or NULL when it defines none. May be NULL: none. */
+    const char *(*db_role)(const struct inv_secret *s);
 };
+
+/* The database role the entry defines (rotator_ops.db_role), or NULL. */
+const char *rotator_db_role(const struct inv_secret *s);
 
 /* The entry's ROT_F_* flags (0 for ops NULL). The one place flags are read: the daemon,
  * rotate --due/--all, revoke, the dry run and the API's needs_input all ask here. */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "rotators/rotator.h"
+#include "rotators/transit.h"
 #include "secrets/kv.h"
 #include "secrets/transit.h"
 #include "util/parse.h"
@@ -355,3 +356,15 @@ const struct rotator_ops rotator_transit = {
     .defaults = rt_defaults,
     .lint = rt_lint,
 };
+
+json_t *
+transit_schedule_entry(const char *key_type, int exportable, int64_t period)
+{
+    char every[32];
+
+    snprintf(every, sizeof(every), "%" PRId64 "s", period);
+    return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s, s:s}", "kind", rotator_transit.kind,
+                     "key_type", key_type, "every", every, "auto", 1, "exportable",
+                     exportable ? "true" : "false", "retire_previous", "false", "description",
+                     "auto_rotate_period of the transit key");
+}
