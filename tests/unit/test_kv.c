@@ -752,6 +752,16 @@ add_meta_only(struct kv *kv, struct barrier_txn *t, const char *path)
     return r;
 }
 
+/* This process's CPU time in ms. */
+static int64_t
+cpu_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void
 test_list(void **state)
 {
@@ -792,13 +802,13 @@ test_list(void **state)
         barrier_txn_free(t);
     }
 
-    t0 = time_mono_ms();
+    t0 = cpu_ms(); /* CPU time: the suite runs tests side by side */
     for (int i = 0; i < 10; i++) {
         assert_int_equal(kv_list_names(f->kv, "secret/ai-gateway/", &names, &n, &err), 0);
         if (i < 9)
             kv_names_free(names);
     }
-    dt = time_mono_ms() - t0;
+    dt = cpu_ms() - t0;
     print_message("10 listings of a 6-child folder above 20,000 keys: %lld ms\n", (long long)dt);
     assert_true(dt < 50); /* < 5 ms each */
     assert_int_equal(n, 5);
