@@ -7,7 +7,11 @@
  *
  * The expiry index entry of a record ("auth/token/expiry/<time>/<hash>", value "1") is written
  * and deleted in the same transaction as the record whenever its expire_time changes, so the
- * index and the records agree after any crash. */
+ * index and the records agree after any crash.
+ *
+ * This file holds the records: creation, lookup, revocation, uses and renewal. The expiry index
+ * (its key format, the sweep, the backfill, the watcher) is in token-expiry.c, the validated-token
+ * cache in token-cache.c; what they share with this file is declared in token-int.h. */
 #include "api/token.h"
 
 #include <ctype.h>
@@ -17,23 +21,17 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/router.h"
+#include "api/token-int.h"
 #include "util/enc.h"
 #include "util/timeutil.h"
 
-#define ID_PREFIX "auth/token/id/"
 #define ACC_PREFIX "auth/token/accessor/"
 #define PARENT_PREFIX "auth/token/parent/"
-#define EXP_PREFIX "auth/token/expiry/"
-#define EXP_DONE_KEY "auth/token/expiry-indexed"
-#define EXP_DIGITS 20 /* INT64_MAX has 19 digits: zero-padded, key order is time order */
-#define EXP_KEY_LEN (sizeof(EXP_PREFIX) + EXP_DIGITS + 1 + TOKEN_HASH_HEX)
-#define SWEEP_BATCH 256
 #define USE_RETRIES 64
 #define REVOKE_DEPTH_MAX 256
 
@@ -69,38 +67,6 @@ max_lease(int64_t configured)
     return configured > 0 ? configured : TOKEN_MAX_LEASE_TTL_DEFAULT;
 }
 
-static void
-exp_key(char out[EXP_KEY_LEN], int64_t t, const char *hash)
-{
-    snprintf(out, EXP_KEY_LEN, EXP_PREFIX "%0*" PRId64 "/%s", EXP_DIGITS, t > 0 ? t : 0, hash);
-}
-
-/* --- new expiries are told to a watcher (the server's sweeper) --- */
-
-static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
-static void (*watch_fn)(void *, int64_t);
-static void *watch_arg;
-
-void
-token_expiry_watch(void (*fn)(void *arg, int64_t expire_time), void *arg)
-{
-    pthread_mutex_lock(&watch_mu);
-    watch_fn = fn;
-    watch_arg = arg;
-    pthread_mutex_unlock(&watch_mu);
-}
-
-static void
-watch_tell(int64_t expire_time)
-{
-    if (expire_time == 0)
-        return;
-    pthread_mutex_lock(&watch_mu);
-    if (watch_fn != NULL)
-        watch_fn(watch_arg, expire_time);
-    pthread_mutex_unlock(&watch_mu);
-}
-
 void
 token_info_clear(struct token_info *ti)
 {
@@ -124,7 +90,7 @@ sha256_fetch(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-static void
+void
 token_digest(const char *token, size_t len, unsigned char md[32])
 {
     unsigned int mdlen = 0;
@@ -143,8 +109,8 @@ token_hash_hex(const char *token, size_t len, char out[TOKEN_HASH_HEX])
     secure_wipe(md, sizeof(md));
 }
 
-static int
-hash_ok(const char *h)
+int
+token_hash_ok(const char *h)
 {
     if (h == NULL || strlen(h) != 64)
         return 0;
@@ -208,8 +174,8 @@ record_encode(const struct token_info *ti)
     return o;
 }
 
-static int
-record_decode(const struct secret *val, struct token_info *ti, struct rk_error *err)
+int
+token_record_decode(const struct secret *val, struct token_info *ti, struct rk_error *err)
 {
     json_t *root = json_loadb((const char *)val->data, val->len, 0, NULL), *pol = NULL,
            *meta = NULL;
@@ -286,10 +252,10 @@ record_put(struct barrier_txn *t, const struct token_info *ti, struct rk_error *
     return r;
 }
 
-/* Reads the record for hash; an expired record reads as absent. */
-static int
-read_hash(struct barrier *br, const char *hash, struct token_info *ti, int *expired,
-          struct rk_error *err)
+/* Reads the record for hash (token-int.h); an expired record reads as absent. */
+int
+token_read_hash(struct barrier *br, const char *hash, struct token_info *ti, int *expired,
+                struct rk_error *err)
 {
     char key[sizeof(ID_PREFIX) + TOKEN_HASH_HEX];
     struct secret *val = NULL;
@@ -297,7 +263,7 @@ read_hash(struct barrier *br, const char *hash, struct token_info *ti, int *expi
     int r;
 
     *expired = 0;
-    if (!hash_ok(hash))
+    if (!token_hash_ok(hash))
         return rk_error_set(err, RK_ENOTFOUND, "no such token");
     snprintf(key, sizeof(key), ID_PREFIX "%s", hash);
     r = barrier_get(br, key, &val, &rev, err);
@@ -305,7 +271,7 @@ read_hash(struct barrier *br, const char *hash, struct token_info *ti, int *expi
         return rk_error_set(err, RK_ENOTFOUND, "no such token");
     if (r != 0)
         return r;
-    r = record_decode(val, ti, err);
+    r = token_record_decode(val, ti, err);
     secret_free(val);
     if (r != 0)
         return r;
@@ -331,7 +297,7 @@ read_hash(struct barrier *br, const char *hash, struct token_info *ti, int *expi
 int
 token_lookup_hash(struct barrier *br, const char *hash, struct token_info *ti, struct rk_error *err)
 {
-    int expired = 0, r = read_hash(br, hash, ti, &expired, err);
+    int expired = 0, r = token_read_hash(br, hash, ti, &expired, err);
 
     if (expired) {
         struct rk_error e2;
@@ -560,7 +526,7 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
         goto nomem;
     if (ti.expire_time != 0) {
         char ek[EXP_KEY_LEN];
-        exp_key(ek, ti.expire_time, ti.hash);
+        token_exp_key(ek, ti.expire_time, ti.hash);
         if (barrier_txn_put(t, ek, "1", 1) != 0)
             goto nomem;
     }
@@ -573,7 +539,7 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
     }
     if (r != 0)
         goto out;
-    watch_tell(ti.expire_time);
+    token_expiry_tell(ti.expire_time);
     *token = tok;
     tok = NULL;
     if (out != NULL) {
@@ -627,7 +593,7 @@ child_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int6
     if (strlen(key) < cl->plen)
         return 0;
     h = key + cl->plen;
-    if (!hash_ok(h))
+    if (!token_hash_ok(h))
         return 0;
     if (cl->n == cl->cap) {
         size_t nc = cl->cap ? cl->cap * 2 : 8;
@@ -689,7 +655,7 @@ revoke_rec(struct barrier *br, const char *hash, size_t *count, int depth, struc
     }
     if (r != 0)
         goto out;
-    have = record_decode(val, &ti, err) == 0;
+    have = token_record_decode(val, &ti, err) == 0;
     if ((t = barrier_txn_new(br)) == NULL || barrier_txn_del(t, key) != 0)
         goto nomem;
     if (have) {
@@ -701,7 +667,7 @@ revoke_rec(struct barrier *br, const char *hash, size_t *count, int depth, struc
             goto nomem;
         if (ti.expire_time != 0) {
             char ek[EXP_KEY_LEN];
-            exp_key(ek, ti.expire_time, hash);
+            token_exp_key(ek, ti.expire_time, hash);
             if (barrier_txn_del(t, ek) != 0)
                 goto nomem;
         }
@@ -731,7 +697,7 @@ token_revoke_hash(struct barrier *br, const char *hash, size_t *count, struct rk
 {
     if (count != NULL)
         *count = 0;
-    if (!hash_ok(hash))
+    if (!token_hash_ok(hash))
         return rk_error_set(err, RK_ENOTFOUND, "no such token");
     return revoke_rec(br, hash, count, 0, err);
 }
@@ -872,9 +838,9 @@ token_renew(struct barrier *br, const char *hash, int64_t increment, int64_t max
         }
         r = barrier_txn_cmp(t, key, ti.mod_rev);
         if (r == 0 && old != exp) {
-            exp_key(ek, old, ti.hash);
+            token_exp_key(ek, old, ti.hash);
             r = old != 0 ? barrier_txn_del(t, ek) : 0;
-            exp_key(ek, exp, ti.hash);
+            token_exp_key(ek, exp, ti.hash);
             if (r == 0)
                 r = barrier_txn_put(t, ek, "1", 1);
         }
@@ -890,7 +856,7 @@ token_renew(struct barrier *br, const char *hash, int64_t increment, int64_t max
             continue;
         }
         if (r == 0)
-            watch_tell(exp);
+            token_expiry_tell(exp);
         if (r == 0 && out != NULL) {
             *out = ti;
             memset(&ti, 0, sizeof(ti));
@@ -917,507 +883,4 @@ token_count(struct barrier *br, size_t *count, struct rk_error *err)
 {
     *count = 0;
     return barrier_list(br, ID_PREFIX, NULL, 0, count_cb, count, err);
-}
-
-/* --- expiry: the sweeper's half (see token.h) --- */
-
-struct due {
-    int64_t t;
-    char key[EXP_KEY_LEN];
-    char hash[TOKEN_HASH_HEX]; /* "" for a malformed key (dropped) */
-};
-
-struct due_list {
-    int64_t now;
-    size_t max, n;
-    struct due *v;
-    int64_t next; /* the first entry not taken (0 = none seen) */
-};
-
-/* Parses "<20 digits>/<hash>" after the prefix. Returns 0 or -1. */
-static int
-exp_parse(const char *rest, int64_t *t, char hash[TOKEN_HASH_HEX])
-{
-    int64_t v = 0;
-
-    for (int i = 0; i < EXP_DIGITS; i++) {
-        if (rest[i] < '0' || rest[i] > '9' || v > (INT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (rest[i] - '0');
-    }
-    if (rest[EXP_DIGITS] != '/' || !hash_ok(rest + EXP_DIGITS + 1))
-        return -1;
-    *t = v;
-    memcpy(hash, rest + EXP_DIGITS + 1, TOKEN_HASH_HEX);
-    return 0;
-}
-
-static int
-due_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
-{
-    struct due_list *dl = arg;
-    struct due d = {0};
-    size_t plen = strlen(EXP_PREFIX);
-
-    (void)val;
-    (void)vlen;
-    (void)mod_rev;
-    if (strlen(key) >= sizeof(d.key))
-        return 0; /* not one of ours (too long): left alone */
-    snprintf(d.key, sizeof(d.key), "%s", key);
-    if (strncmp(key, EXP_PREFIX, plen) != 0 || exp_parse(key + plen, &d.t, d.hash) != 0)
-        d.hash[0] = '\0'; /* malformed: taken, to be dropped */
-    else if (d.t > dl->now) {
-        dl->next = d.t; /* the index is in time order: nothing after this is due */
-        return 1;
-    }
-    if (dl->n == dl->max) {
-        dl->next = dl->now; /* more are due than one call takes: the caller comes back */
-        return 1;
-    }
-    dl->v[dl->n++] = d;
-    return 0;
-}
-
-int
-token_sweep(struct barrier *br, int64_t now, size_t max, size_t *revoked, int64_t *next_due,
-            struct rk_error *err)
-{
-    struct due_list dl = {.now = now, .max = max > 0 ? max : SWEEP_BATCH};
-    struct secret *val = NULL;
-    size_t count = 0;
-    int r;
-
-    if (revoked != NULL)
-        *revoked = 0;
-    if (next_due != NULL)
-        *next_due = 0;
-    if ((dl.v = calloc(dl.max, sizeof(*dl.v))) == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    /* One more than max is listed so that a full batch knows whether more follow. */
-    if ((r = barrier_list(br, EXP_PREFIX, NULL, dl.max + 1, due_cb, &dl, err)) != 0)
-        goto out;
-    for (size_t i = 0; i < dl.n; i++) {
-        struct due *d = &dl.v[i];
-        char key[sizeof(ID_PREFIX) + TOKEN_HASH_HEX];
-        struct token_info ti = {0};
-        size_t n = 0;
-        int stale = d->hash[0] == '\0';
-
-        if (!stale) {
-            /* The record decides: revoke only what has really expired at exactly this entry's
-             * time (a record's expiry and its entry change in one transaction). */
-            snprintf(key, sizeof(key), ID_PREFIX "%s", d->hash);
-            r = barrier_get(br, key, &val, NULL, err);
-            if (r == -RK_ENOTFOUND) {
-                stale = 1;
-            } else if (r != 0) {
-                goto out;
-            } else {
-                stale = record_decode(val, &ti, err) != 0 || ti.expire_time != d->t;
-                token_info_clear(&ti);
-                secret_free(val);
-                val = NULL;
-            }
-        }
-        if (!stale) {
-            r = token_revoke_hash(br, d->hash, &n, err);
-            count += n;
-            if (r == -RK_ENOTFOUND) /* revoked meanwhile, e.g. with its parent just now */
-                r = 0;
-            if (r != 0)
-                goto out;
-            continue;
-        }
-        if ((r = barrier_del(br, d->key, err)) != 0 && r != -RK_ENOTFOUND)
-            goto out;
-    }
-    r = 0;
-out:
-    if (r == 0 && next_due != NULL)
-        *next_due = dl.next;
-    if (revoked != NULL)
-        *revoked = count;
-    secret_free(val);
-    free(dl.v);
-    return r;
-}
-
-struct id_page {
-    char (*h)[TOKEN_HASH_HEX];
-    size_t n, listed, max;
-    char last[512]; /* the last key listed: the next page starts after it */
-};
-
-static int
-id_page_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
-{
-    struct id_page *pg = arg;
-    size_t plen = strlen(ID_PREFIX);
-
-    (void)val;
-    (void)vlen;
-    (void)mod_rev;
-    pg->listed++;
-    snprintf(pg->last, sizeof(pg->last), "%s", key);
-    if (strlen(key) > plen && hash_ok(key + plen) && pg->n < pg->max)
-        memcpy(pg->h[pg->n++], key + plen, TOKEN_HASH_HEX);
-    return 0;
-}
-
-int
-token_expiry_backfill(struct barrier *br, size_t *added, struct rk_error *err)
-{
-    struct id_page pg = {.max = SWEEP_BATCH};
-    struct secret *val = NULL;
-    int r;
-
-    if (added != NULL)
-        *added = 0;
-    r = barrier_get(br, EXP_DONE_KEY, &val, NULL, err);
-    secret_free(val);
-    val = NULL;
-    if (r != -RK_ENOTFOUND)
-        return r; /* 0: done already */
-    if ((pg.h = calloc(pg.max, sizeof(*pg.h))) == NULL)
-        return rk_error_set(err, RK_ENOMEM, "out of memory");
-    for (;;) {
-        size_t got;
-        pg.n = pg.listed = 0;
-        r = barrier_list(br, ID_PREFIX, pg.last[0] != '\0' ? pg.last : NULL, pg.max, id_page_cb,
-                         &pg, err);
-        if (r != 0)
-            goto out;
-        got = pg.n;
-        for (size_t i = 0; i < got; i++) {
-            struct token_info ti = {0};
-            struct barrier_txn *t;
-            char ek[EXP_KEY_LEN];
-            int expired = 0;
-
-            r = read_hash(br, pg.h[i], &ti, &expired, err);
-            if (r == -RK_ENOTFOUND && expired) {
-                /* Expired before the index existed: revoke it (and its subtree) now. */
-                struct rk_error e2;
-                token_revoke_hash(br, pg.h[i], NULL, &e2);
-                continue;
-            }
-            if (r == -RK_ENOTFOUND || r == -RK_ECORRUPT)
-                continue;
-            if (r != 0)
-                goto out;
-            if (ti.expire_time == 0) {
-                token_info_clear(&ti);
-                continue;
-            }
-            /* The record's revision is compared: a concurrent renewal writes its own entry. */
-            snprintf(ek, sizeof(ek), ID_PREFIX "%s", ti.hash);
-            if ((t = barrier_txn_new(br)) == NULL || barrier_txn_cmp(t, ek, ti.mod_rev) != 0) {
-                barrier_txn_free(t);
-                token_info_clear(&ti);
-                r = rk_error_set(err, RK_ENOMEM, "out of memory");
-                goto out;
-            }
-            exp_key(ek, ti.expire_time, ti.hash);
-            if (barrier_txn_put(t, ek, "1", 1) != 0) {
-                barrier_txn_free(t);
-                token_info_clear(&ti);
-                r = rk_error_set(err, RK_ENOMEM, "out of memory");
-                goto out;
-            }
-            r = barrier_txn_commit(t, NULL, err);
-            barrier_txn_free(t);
-            token_info_clear(&ti);
-            if (r == -RK_ECONFLICT)
-                r = 0;
-            else if (r != 0)
-                goto out;
-            else if (added != NULL)
-                (*added)++;
-        }
-        if (pg.listed < pg.max)
-            break;
-    }
-    r = barrier_put(br, EXP_DONE_KEY, "1", 1, err);
-out:
-    free(pg.h);
-    return r;
-}
-
-/* --- the validated-token cache (see token.h) --- */
-
-#define TC_STRIPES 16 /* power of two */
-#define TC_BUCKETS 64 /* per stripe, power of two */
-
-struct tc_entry {
-    unsigned char key[32]; /* SHA-256 of the token */
-    struct tc_entry *hnext;
-    struct tc_entry *older, *newer; /* the stripe's insertion order, for eviction */
-    int64_t cached_ms;
-    struct token_info ti;
-};
-
-struct tc_stripe {
-    pthread_mutex_t mu;
-    struct tc_entry *b[TC_BUCKETS];
-    struct tc_entry *oldest, *newest;
-    size_t n;
-};
-
-struct token_cache {
-    size_t max_per_stripe;
-    int64_t ttl_ms;
-    atomic_uint_fast64_t gen; /* bumped by every flush */
-    atomic_uint_fast64_t hits, misses;
-    struct tc_stripe s[TC_STRIPES];
-};
-
-/* Deep copy of a record; 0 or -RK_ENOMEM (dst is then cleared). */
-static int
-ti_copy(struct token_info *dst, const struct token_info *src)
-{
-    *dst = *src;
-    dst->policies = NULL;
-    dst->meta_json = NULL;
-    dst->npolicies = 0;
-    if (src->npolicies > 0) {
-        if ((dst->policies = calloc(src->npolicies, sizeof(char *))) == NULL)
-            goto nomem;
-        for (size_t i = 0; i < src->npolicies; i++) {
-            if ((dst->policies[i] = strdup(src->policies[i])) == NULL)
-                goto nomem;
-            dst->npolicies = i + 1;
-        }
-    }
-    if (src->meta_json != NULL && (dst->meta_json = strdup(src->meta_json)) == NULL)
-        goto nomem;
-    return 0;
-nomem:
-    token_info_clear(dst);
-    return -RK_ENOMEM;
-}
-
-/* Clears a record, wiping its strings first (accessor, metadata: not secrets, but not
- * anybody's business after a seal either). */
-static void
-ti_wipe(struct token_info *ti)
-{
-    for (size_t i = 0; i < ti->npolicies && ti->policies != NULL; i++)
-        secure_wipe(ti->policies[i], strlen(ti->policies[i]));
-    if (ti->meta_json != NULL)
-        secure_wipe(ti->meta_json, strlen(ti->meta_json));
-    token_info_clear(ti);
-    secure_wipe(ti, sizeof(*ti));
-}
-
-static void
-tc_entry_free(struct tc_entry *e)
-{
-    ti_wipe(&e->ti);
-    freezero(e, sizeof(*e));
-}
-
-static unsigned
-tc_bucket(const unsigned char key[32])
-{
-    return (unsigned)(key[1] | key[2] << 8) & (TC_BUCKETS - 1);
-}
-
-/* Unlinks e from its stripe (caller holds the lock). */
-static void
-tc_unlink(struct tc_stripe *st, struct tc_entry *e)
-{
-    struct tc_entry **pp = &st->b[tc_bucket(e->key)];
-
-    while (*pp != NULL && *pp != e)
-        pp = &(*pp)->hnext;
-    if (*pp == e)
-        *pp = e->hnext;
-    if (e->older != NULL)
-        e->older->newer = e->newer;
-    else
-        st->oldest = e->newer;
-    if (e->newer != NULL)
-        e->newer->older = e->older;
-    else
-        st->newest = e->older;
-    st->n--;
-}
-
-static struct tc_entry *
-tc_find(struct tc_stripe *st, const unsigned char key[32])
-{
-    for (struct tc_entry *e = st->b[tc_bucket(key)]; e != NULL; e = e->hnext)
-        if (CRYPTO_memcmp(e->key, key, 32) == 0)
-            return e;
-    return NULL;
-}
-
-int
-token_cache_new(size_t max, int64_t ttl_ms, struct token_cache **out)
-{
-    struct token_cache *c = calloc(1, sizeof(*c));
-
-    *out = NULL;
-    if (c == NULL)
-        return -RK_ENOMEM;
-    if (max == 0)
-        max = TOKEN_CACHE_MAX;
-    c->max_per_stripe = (max + TC_STRIPES - 1) / TC_STRIPES;
-    c->ttl_ms = ttl_ms > 0 ? ttl_ms : TOKEN_CACHE_TTL_MS;
-    atomic_init(&c->gen, 0);
-    atomic_init(&c->hits, 0);
-    atomic_init(&c->misses, 0);
-    for (size_t i = 0; i < TC_STRIPES; i++)
-        pthread_mutex_init(&c->s[i].mu, NULL);
-    *out = c;
-    return 0;
-}
-
-static void
-tc_stripe_clear(struct tc_stripe *st)
-{
-    struct tc_entry *e = st->oldest, *next;
-
-    for (; e != NULL; e = next) {
-        next = e->newer;
-        tc_entry_free(e);
-    }
-    memset(st->b, 0, sizeof(st->b));
-    st->oldest = st->newest = NULL;
-    st->n = 0;
-}
-
-void
-token_cache_flush(struct token_cache *c)
-{
-    if (c == NULL)
-        return;
-    /* Bump first: a lookup that read the store before this point compares the generation
-     * under its stripe's lock, so it either inserted before we clear that stripe or sees the
-     * new generation and does not insert. */
-    atomic_fetch_add(&c->gen, 1);
-    for (size_t i = 0; i < TC_STRIPES; i++) {
-        pthread_mutex_lock(&c->s[i].mu);
-        tc_stripe_clear(&c->s[i]);
-        pthread_mutex_unlock(&c->s[i].mu);
-    }
-}
-
-void
-token_cache_free(struct token_cache *c)
-{
-    if (c == NULL)
-        return;
-    for (size_t i = 0; i < TC_STRIPES; i++) {
-        tc_stripe_clear(&c->s[i]);
-        pthread_mutex_destroy(&c->s[i].mu);
-    }
-    free(c);
-}
-
-void
-token_cache_stats(struct token_cache *c, uint64_t *hits, uint64_t *misses)
-{
-    *hits = c != NULL ? atomic_load(&c->hits) : 0;
-    *misses = c != NULL ? atomic_load(&c->misses) : 0;
-}
-
-/* Inserts a copy of ti under key unless the cache was flushed since gen was read. */
-static void
-tc_insert(struct token_cache *c, const unsigned char key[32], const struct token_info *ti,
-          uint_fast64_t gen)
-{
-    struct tc_stripe *st = &c->s[key[0] & (TC_STRIPES - 1)];
-    struct tc_entry *e = calloc(1, sizeof(*e)), *old;
-    unsigned b;
-
-    if (e == NULL)
-        return;
-    if (ti_copy(&e->ti, ti) != 0) {
-        freezero(e, sizeof(*e));
-        return;
-    }
-    memcpy(e->key, key, 32);
-    e->cached_ms = time_mono_ms();
-    pthread_mutex_lock(&st->mu);
-    if (atomic_load(&c->gen) != gen) {
-        pthread_mutex_unlock(&st->mu);
-        tc_entry_free(e);
-        return;
-    }
-    if ((old = tc_find(st, key)) != NULL) {
-        tc_unlink(st, old);
-        tc_entry_free(old);
-    }
-    while (st->n >= c->max_per_stripe && st->oldest != NULL) {
-        old = st->oldest;
-        tc_unlink(st, old);
-        tc_entry_free(old);
-    }
-    b = tc_bucket(key);
-    e->hnext = st->b[b];
-    st->b[b] = e;
-    e->older = st->newest;
-    if (st->newest != NULL)
-        st->newest->newer = e;
-    else
-        st->oldest = e;
-    st->newest = e;
-    st->n++;
-    pthread_mutex_unlock(&st->mu);
-}
-
-int
-token_lookup_cached(struct token_cache *c, struct barrier *br, const char *token,
-                    struct token_info *ti, struct rk_error *err)
-{
-    unsigned char key[32];
-    char hash[TOKEN_HASH_HEX];
-    size_t len = token != NULL ? strnlen(token, TOKEN_MAX_LEN + 1) : 0;
-    struct tc_stripe *st;
-    struct tc_entry *e;
-    uint_fast64_t gen;
-    int r, expired = 0;
-
-    if (c == NULL)
-        return token_lookup(br, token, ti, err);
-    memset(ti, 0, sizeof(*ti));
-    if (len == 0 || len > TOKEN_MAX_LEN)
-        return rk_error_set(err, RK_EINVAL, "missing or malformed token");
-    token_digest(token, len, key);
-    st = &c->s[key[0] & (TC_STRIPES - 1)];
-    pthread_mutex_lock(&st->mu);
-    if ((e = tc_find(st, key)) != NULL) {
-        int64_t now_ms = time_mono_ms();
-        if (now_ms - e->cached_ms < c->ttl_ms &&
-            (e->ti.expire_time == 0 || e->ti.expire_time > time_now())) {
-            r = ti_copy(ti, &e->ti);
-            pthread_mutex_unlock(&st->mu);
-            secure_wipe(key, sizeof(key));
-            if (r != 0)
-                return rk_error_set(err, RK_ENOMEM, "out of memory");
-            atomic_fetch_add_explicit(&c->hits, 1, memory_order_relaxed);
-            return 0;
-        }
-        tc_unlink(st, e); /* stale: read the store again */
-        tc_entry_free(e);
-    }
-    pthread_mutex_unlock(&st->mu);
-    atomic_fetch_add_explicit(&c->misses, 1, memory_order_relaxed);
-    gen = atomic_load(&c->gen);
-    hex_encode(key, sizeof(key), hash);
-    r = read_hash(br, hash, ti, &expired, err);
-    if (expired) {
-        /* As token_lookup_hash: revoke it lazily, with its children, which may be cached. */
-        struct rk_error e2;
-        token_revoke_hash(br, hash, NULL, &e2);
-        token_cache_flush(c);
-        rk_error_set(err, RK_ENOTFOUND, "no such token");
-    } else if (r == 0 && ti->num_uses == 0) {
-        tc_insert(c, key, ti, gen);
-    }
-    secure_wipe(key, sizeof(key));
-    secure_wipe(hash, sizeof(hash));
-    return r;
 }

@@ -25,7 +25,11 @@
  * record is revoked when it reaches 0. The decrement is a compare-and-set on the record's
  * revision, retried on conflict, so concurrent requests never spend a use twice.
  *
- * Threads: every function may be called from several threads at once (state is in the store). */
+ * Threads: every function may be called from several threads at once (state is in the store).
+ *
+ * Code: token.c (the records: creation, lookup, revocation, uses, renewal), token-expiry.c (the
+ * expiry index, below), token-cache.c (the validated-token cache, below); token-int.h holds what
+ * they share; token_create_body_decode is in routes-token.c. */
 #ifndef REKEY_API_TOKEN_H
 #define REKEY_API_TOKEN_H
 
@@ -152,6 +156,7 @@ void token_revoke_hook_set(void (*fn)(const char *accessor));
 int token_count(struct barrier *br, size_t *count, struct rk_error *err);
 
 /* --- Expiry: revoking expired tokens with their children without waiting for a lookup ---
+ * (token-expiry.c)
  *
  * token_sweep reads the expiry index in time order from its start: every token whose expiry
  * is <= now is revoked with its subtree (token_revoke_hash), at most max (0 = 256) per call;
@@ -174,7 +179,7 @@ int token_expiry_backfill(struct barrier *br, size_t *added, struct rk_error *er
  * runs on the caller's thread and must not call back into this module. */
 void token_expiry_watch(void (*fn)(void *arg, int64_t expire_time), void *arg);
 
-/* --- The validated-token cache of a server ---
+/* --- The validated-token cache of a server (token-cache.c) ---
  *
  * Every request presents a token; looking it up costs a store read (a SQLite transaction, an
  * AES-GCM decryption) and a JSON decode. The server keeps the records it has validated in a
