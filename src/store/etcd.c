@@ -24,9 +24,8 @@
  * applied twice or reporting a false conflict. When no endpoint answers: -RK_EUNAVAILABLE.
  *
  * Reads are linearizable: a read after a write acknowledged by any member sees it. They are
- * answered from a read cache kept by a watch once it has caught up with etcd's revision at the
- * read's start ("the read cache" below, docs/etcd.md). */
-#include "store/etcd.h"
+ * answered from a read cache kept by a watch: etcd-cache.c. */
+#include "store/etcd-int.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -34,17 +33,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "util/enc.h"
 #include "util/fsutil.h"
 #include "util/httpc.h"
 #include "util/secret.h"
 
-#define ETCD_MAX_ENDPOINTS 16
-#define ETCD_POOL_MAX 16
 #define ETCD_LIST_CHUNK 256
 #define ETCD_RESP_MAX (256u << 20)
 #define ETCD_CONNECT_TIMEOUT_MS 1000L
@@ -53,58 +47,8 @@
  * hold a renewal past the lease's TTL, so they move on to the next member after this. */
 #define ETCD_LEASE_TIMEOUT_MS 900L
 
-struct etcd {
-    struct backend base;
-    char *endpoints[ETCD_MAX_ENDPOINTS];
-    size_t nendpoints;
-    atomic_size_t cur; /* the endpoint that answered last */
-
-    pthread_mutex_t lock; /* pool and token */
-    CURL *pool[ETCD_POOL_MAX];
-    size_t npool;
-    char *token;        /* auth token, or NULL */
-    unsigned token_gen; /* bumped at each new token */
-
-    char *user;              /* REKEY_ETCD_USER, or NULL */
-    struct secret *password; /* with user */
-    char *ca_file, *cert_file, *key_file;
-
-    atomic_uint_fast64_t requests, failovers, auths;
-
-    /* The read cache (see "the read cache" below), under cmu. */
-    pthread_mutex_t cmu;
-    pthread_cond_t ccv;  /* applied moved, or the watcher's state changed */
-    struct centry *ents; /* sorted by key */
-    size_t nents, cap, bytes;
-    size_t max_bytes; /* over it the cache turns itself off; 0: no cache */
-    int64_t applied;  /* etcd's revision the cache holds every change through; 0: invalid */
-    int cstarted, cstop, coff, wsock;
-    pthread_t watcher;
-    /* Read index: one revision request serves every read that began before it was sent. */
-    pthread_mutex_t rmu;
-    pthread_cond_t rcv;
-    uint64_t arrived, covered;
-    int inflight;
-    int64_t known; /* the highest cluster revision a revision request saw */
-    atomic_uint_fast64_t hits, misses, reloads;
-    atomic_size_t watch_ep;
-};
-
-/* One cached key: its value (barrier ciphertext, as etcd holds it) and etcd's mod_revision. */
-struct centry {
-    char *key;
-    unsigned char *val;
-    size_t vlen;
-    int64_t mod_rev;
-};
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static size_t
-on_body(char *data, size_t size, size_t nmemb, void *arg)
+size_t
+etcd_on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct buf *b = arg;
     size_t n = size * nmemb;
@@ -157,6 +101,27 @@ pool_put(struct etcd *e, CURL *h)
         curl_easy_cleanup(h);
 }
 
+/* Sets h up to POST body (NUL-terminated) with the headers hdrs to url, as every request to
+ * etcd is sent: http or https only, no signals, the connect timeout and the TLS files. */
+void
+etcd_curl_post(struct etcd *e, CURL *h, const char *url, const char *body, struct curl_slist *hdrs)
+{
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    if (e->ca_file != NULL)
+        curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
+    if (e->cert_file != NULL)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
+    if (e->key_file != NULL)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
+}
+
 /* ---- one request ---------------------------------------------------------------------------- */
 
 enum outcome {
@@ -196,24 +161,11 @@ post_once(struct etcd *e, size_t ep, const char *path, const char *body, const c
         secure_wipe(auth, sizeof(auth));
     }
     curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    etcd_curl_post(e, h, url, body, hdrs);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    if (e->ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
-    if (e->cert_file != NULL)
-        curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
-    if (e->key_file != NULL)
-        curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
     atomic_fetch_add(&e->requests, 1);
     rc = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -426,9 +378,9 @@ out:
 }
 
 /* call_t with the default timeout. */
-static int
-call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **resp,
-     struct rk_error *err)
+int
+etcd_call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **resp,
+          struct rk_error *err)
 {
     return call_t(e, path, req, idempotent, ETCD_TIMEOUT_MS, resp, err);
 }
@@ -436,8 +388,8 @@ call(struct etcd *e, const char *path, json_t *req, int idempotent, json_t **res
 /* ---- JSON helpers --------------------------------------------------------------------------- */
 
 /* A 64-bit number etcd sent as a JSON string (or, to be lenient, a number); 0 when absent. */
-static int64_t
-j_i64(json_t *o, const char *name)
+int64_t
+etcd_j_i64(json_t *o, const char *name)
 {
     json_t *v = json_object_get(o, name);
     const char *s;
@@ -462,7 +414,7 @@ rk_rev(int64_t etcd_rev)
 static int64_t
 header_rev(json_t *resp)
 {
-    return rk_rev(j_i64(json_object_get(resp, "header"), "revision"));
+    return rk_rev(etcd_j_i64(json_object_get(resp, "header"), "revision"));
 }
 
 /* A base64 JSON string of len bytes at p; NULL when out of memory. */
@@ -481,8 +433,8 @@ j_b64(const void *p, size_t len)
 
 /* Decodes the base64 field name of o: 0 with *out malloc'd (NUL after it) and *len, or -1. An
  * absent field is an empty value (proto3 JSON leaves empty fields out). */
-static int
-j_unb64(json_t *o, const char *name, unsigned char **out, size_t *len)
+int
+etcd_j_unb64(json_t *o, const char *name, unsigned char **out, size_t *len)
 {
     const char *s = json_string_value(json_object_get(o, name));
 
@@ -527,20 +479,20 @@ get_direct(struct backend *b, const char *key, unsigned char **val, size_t *vlen
     *val = NULL;
     if ((r = check_key(key, err)) != 0)
         return r;
-    if ((r = call(e, "/v3/kv/range", json_pack("{s:o}", "key", j_b64(key, strlen(key))), 1, &resp,
-                  err)) != 0)
+    if ((r = etcd_call(e, "/v3/kv/range", json_pack("{s:o}", "key", j_b64(key, strlen(key))), 1,
+                       &resp, err)) != 0)
         return r;
     kv = json_array_get(json_object_get(resp, "kvs"), 0); /* no "kvs" at all: not found */
     if (kv == NULL) {
         r = rk_error_set(err, RK_ENOTFOUND, "no key %s", key);
         goto out;
     }
-    if (j_unb64(kv, "value", val, vlen) != 0) {
+    if (etcd_j_unb64(kv, "value", val, vlen) != 0) {
         r = rk_error_set(err, RK_EIO, "etcd sent a value for %s that is not base64", key);
         goto out;
     }
     if (mod_rev != NULL)
-        *mod_rev = rk_rev(j_i64(kv, "mod_revision"));
+        *mod_rev = rk_rev(etcd_j_i64(kv, "mod_revision"));
 out:
     json_decref(resp);
     return r;
@@ -555,7 +507,7 @@ etcd_put(struct backend *b, const char *key, const void *val, size_t vlen, int64
 
     if ((r = check_key(key, err)) != 0)
         return r;
-    if ((r = call(
+    if ((r = etcd_call(
              as_etcd(b), "/v3/kv/put",
              json_pack("{s:o, s:o}", "key", j_b64(key, strlen(key)), "value", j_b64(val, vlen)), 1,
              &resp, err)) != 0)
@@ -574,10 +526,10 @@ etcd_del(struct backend *b, const char *key, int64_t *rev, struct rk_error *err)
 
     if ((r = check_key(key, err)) != 0)
         return r;
-    if ((r = call(as_etcd(b), "/v3/kv/deleterange",
-                  json_pack("{s:o}", "key", j_b64(key, strlen(key))), 0, &resp, err)) != 0)
+    if ((r = etcd_call(as_etcd(b), "/v3/kv/deleterange",
+                       json_pack("{s:o}", "key", j_b64(key, strlen(key))), 0, &resp, err)) != 0)
         return r;
-    if (j_i64(resp, "deleted") == 0)
+    if (etcd_j_i64(resp, "deleted") == 0)
         r = rk_error_set(err, RK_ENOTFOUND, "no key %s", key);
     else if (rev != NULL)
         *rev = header_rev(resp);
@@ -605,9 +557,9 @@ prefix_end(const char *prefix, unsigned char *out)
 
 /* A list straight from etcd (etcd_list without the cache). *rev_out (may be NULL) gets etcd's
  * revision the list read at (that of its first chunk). */
-static int
-list_direct(struct etcd *e, const char *prefix, const char *start_after, size_t limit,
-            int keys_only, store_list_cb cb, void *arg, int64_t *rev_out, struct rk_error *err)
+int
+etcd_list_direct(struct etcd *e, const char *prefix, const char *start_after, size_t limit,
+                 int keys_only, store_list_cb cb, void *arg, int64_t *rev_out, struct rk_error *err)
 {
     unsigned char end[STORE_KEY_MAX + 1], *start = NULL;
     size_t endlen, startlen, seen = 0;
@@ -649,10 +601,10 @@ list_direct(struct etcd *e, const char *prefix, const char *start_after, size_t 
                         j_b64(end, endlen), "limit", (json_int_t)want, "keys_only", keys_only);
         if (req != NULL && at_rev > 0)
             json_object_set_new(req, "revision", json_integer(at_rev));
-        if ((r = call(e, "/v3/kv/range", req, 1, &resp, err)) != 0)
+        if ((r = etcd_call(e, "/v3/kv/range", req, 1, &resp, err)) != 0)
             break;
         if (at_rev == 0) {
-            at_rev = j_i64(json_object_get(resp, "header"), "revision");
+            at_rev = etcd_j_i64(json_object_get(resp, "header"), "revision");
             if (rev_out != NULL)
                 *rev_out = at_rev;
         }
@@ -667,15 +619,15 @@ list_direct(struct etcd *e, const char *prefix, const char *start_after, size_t 
             size_t kl = 0, vl = 0;
             int cr;
 
-            if (j_unb64(kv, "key", &k, &kl) != 0 || kl == 0 || memchr(k, '\0', kl) != NULL ||
-                (!keys_only && j_unb64(kv, "value", &v, &vl) != 0)) {
+            if (etcd_j_unb64(kv, "key", &k, &kl) != 0 || kl == 0 || memchr(k, '\0', kl) != NULL ||
+                (!keys_only && etcd_j_unb64(kv, "value", &v, &vl) != 0)) {
                 free(k);
                 free(v);
                 r = rk_error_set(err, RK_EIO, "etcd sent a key or value that does not decode");
                 break;
             }
             cr = cb(arg, (const char *)k, keys_only ? NULL : v, vl,
-                    rk_rev(j_i64(kv, "mod_revision")));
+                    rk_rev(etcd_j_i64(kv, "mod_revision")));
             if (i + 1 == nkv) { /* the next chunk starts just after this key */
                 unsigned char *ns = realloc(start, kl + 1);
 
@@ -705,508 +657,6 @@ list_direct(struct etcd *e, const char *prefix, const char *start_after, size_t 
     return r;
 }
 
-/* ---- the read cache ------------------------------------------------------------------------- *
- *
- * A copy of the whole keyspace (key -> value, mod_revision), loaded by one range at revision L
- * and kept up to date by one watch stream from L + 1 (a background thread, "the watcher"; on a
- * compaction, a cancelled or broken stream: the cache is dropped, loaded again, watched again).
- * applied is the revision the cache holds every change through: the load's, then the
- * mod_revision of each event applied (the watch covers every key, so every revision etcd makes
- * comes as events; one revision's events come in one message).
- *
- * No stale read: a get or list first asks etcd its revision R with a small linearizable request
- * begun after the read began (read_index: one request serves every read waiting when it is sent),
- * then waits until applied >= R (at most ETCD_CACHE_WAIT_MS) and answers from the cache: every
- * write acknowledged by any member before the read began has a revision <= R. On a timeout (the
- * stream is stuck: the watcher is told to reconnect) or while the cache is loading, the read goes
- * to etcd directly. A read is thus one tiny round trip shared by concurrent readers instead of a
- * range per key.
- *
- * Memory: keys and values as etcd holds them (values are barrier ciphertext), plus ~48 bytes a
- * key; REKEY_ETCD_CACHE_MB (default 512) caps it: past it the cache turns itself off and every
- * read goes to etcd; REKEY_ETCD_CACHE_MB=0 never starts it. The watcher starts at the first read,
- * so a short-lived CLI command that only writes never loads the keyspace. */
-
-#define ETCD_CACHE_WAIT_MS 1000
-#define ETCD_CACHE_MB_DEFAULT 512
-
-/* The index of key in the cache, or where it would go (*found 0). Under cmu. */
-static size_t
-c_find(struct etcd *e, const char *key, int *found)
-{
-    size_t lo = 0, hi = e->nents;
-
-    *found = 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(e->ents[mid].key, key);
-
-        if (c == 0) {
-            *found = 1;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Sets key to (val, vlen, mod_rev) in the cache, taking val (malloc'd). Under cmu. */
-static int
-c_put(struct etcd *e, const char *key, unsigned char *val, size_t vlen, int64_t mod_rev)
-{
-    int found;
-    size_t i = c_find(e, key, &found);
-
-    if (found) {
-        e->bytes = e->bytes - e->ents[i].vlen + vlen;
-        free(e->ents[i].val);
-        e->ents[i].val = val;
-        e->ents[i].vlen = vlen;
-        e->ents[i].mod_rev = mod_rev;
-        return 0;
-    }
-    if (e->nents == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 256;
-        struct centry *n = realloc(e->ents, cap * sizeof(*n));
-
-        if (n == NULL)
-            return -1;
-        e->ents = n;
-        e->cap = cap;
-    }
-    char *k = strdup(key);
-
-    if (k == NULL)
-        return -1;
-    memmove(e->ents + i + 1, e->ents + i, (e->nents - i) * sizeof(*e->ents));
-    e->ents[i] = (struct centry){k, val, vlen, mod_rev};
-    e->nents++;
-    e->bytes += strlen(key) + vlen + sizeof(struct centry) + 16;
-    return 0;
-}
-
-/* Removes key from the cache. Under cmu. */
-static void
-c_del(struct etcd *e, const char *key)
-{
-    int found;
-    size_t i = c_find(e, key, &found);
-
-    if (!found)
-        return;
-    e->bytes -= strlen(key) + e->ents[i].vlen + sizeof(struct centry) + 16;
-    free(e->ents[i].key);
-    free(e->ents[i].val);
-    memmove(e->ents + i, e->ents + i + 1, (e->nents - i - 1) * sizeof(*e->ents));
-    e->nents--;
-}
-
-/* Empties the cache and marks it invalid. Under cmu. */
-static void
-c_clear(struct etcd *e)
-{
-    for (size_t i = 0; i < e->nents; i++) {
-        free(e->ents[i].key);
-        free(e->ents[i].val);
-    }
-    free(e->ents);
-    e->ents = NULL;
-    e->nents = e->cap = e->bytes = 0;
-    e->applied = 0;
-}
-
-/* Waits on ccv for at most ms milliseconds. Under cmu. */
-static void
-c_wait_ms(struct etcd *e, long ms)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&e->ccv, &e->cmu, &ts);
-}
-
-/* Makes the watcher's stream end now (it then reloads, or stops when cstop). Under cmu. */
-static void
-c_break_stream(struct etcd *e)
-{
-    if (e->wsock >= 0)
-        shutdown(e->wsock, SHUT_RDWR);
-}
-
-static int
-load_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64_t mod_rev)
-{
-    struct etcd *e = arg;
-    unsigned char *v = malloc(vlen + 1);
-    int r = 0;
-
-    if (v == NULL)
-        return -RK_ENOMEM;
-    memcpy(v, val, vlen);
-    pthread_mutex_lock(&e->cmu);
-    /* list_direct gives rekey's revision: back to etcd's */
-    if (c_put(e, key, v, vlen, mod_rev + 1) != 0) {
-        free(v);
-        r = -RK_ENOMEM;
-    } else if (e->bytes > e->max_bytes) {
-        r = -RK_ELIMIT;
-    }
-    if (e->cstop)
-        r = -RK_EUNAVAILABLE;
-    pthread_mutex_unlock(&e->cmu);
-    return r;
-}
-
-/* The watch stream's state. */
-struct wstream {
-    struct etcd *e;
-    struct buf line; /* what came after the last newline */
-    int failed;      /* an error, cancellation or compaction came: reload */
-};
-
-/* Applies one message of the watch stream. Returns 0, or -1 when the stream must end. */
-static int
-w_apply(struct wstream *ws, json_t *msg)
-{
-    struct etcd *e = ws->e;
-    json_t *res = json_object_get(msg, "result"), *evs;
-    int64_t top = 0;
-    int r = 0;
-
-    if (res == NULL || json_object_get(msg, "error") != NULL)
-        return -1;
-    if (json_is_true(json_object_get(res, "canceled")) || j_i64(res, "compact_revision") != 0)
-        return -1;
-    evs = json_object_get(res, "events");
-    pthread_mutex_lock(&e->cmu);
-    for (size_t i = 0; i < json_array_size(evs) && r == 0; i++) {
-        json_t *ev = json_array_get(evs, i), *kv = json_object_get(ev, "kv");
-        const char *type = json_string_value(json_object_get(ev, "type"));
-        unsigned char *k = NULL, *v = NULL;
-        size_t kl = 0, vl = 0;
-        int64_t mr = j_i64(kv, "mod_revision");
-
-        if (j_unb64(kv, "key", &k, &kl) != 0) {
-            r = -1;
-        } else if (kl == 0 || memchr(k, '\0', kl) != NULL) {
-            /* not a key rekey can name: not cached */
-        } else if (type != NULL && strcmp(type, "DELETE") == 0) {
-            c_del(e, (const char *)k);
-        } else if (j_unb64(kv, "value", &v, &vl) != 0 ||
-                   c_put(e, (const char *)k, v, vl, mr) != 0) {
-            free(v);
-            r = -1;
-        }
-        free(k);
-        if (mr > top)
-            top = mr;
-    }
-    if (r == 0 && e->bytes > e->max_bytes) {
-        e->coff = 1; /* too large: reads go to etcd from now on */
-        r = -1;
-    }
-    if (r == 0 && top > e->applied)
-        e->applied = top;
-    if (r != 0)
-        e->applied = 0;
-    pthread_cond_broadcast(&e->ccv);
-    pthread_mutex_unlock(&e->cmu);
-    return r;
-}
-
-static size_t
-w_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-    struct wstream *ws = arg;
-    size_t n = size * nmemb;
-    char *nl;
-
-    if (on_body(data, size, nmemb, &ws->line) != n)
-        return 0;
-    while ((nl = memchr(ws->line.p, '\n', ws->line.len)) != NULL) {
-        size_t ll = (size_t)(nl - ws->line.p);
-        json_t *msg = json_loadb(ws->line.p, ll, 0, NULL);
-        int r = msg != NULL ? w_apply(ws, msg) : (ll == 0 ? 0 : -1);
-
-        json_decref(msg);
-        memmove(ws->line.p, nl + 1, ws->line.len - ll - 1);
-        ws->line.len -= ll + 1;
-        ws->line.p[ws->line.len] = '\0';
-        if (r != 0) {
-            ws->failed = 1;
-            return 0;
-        }
-    }
-    return n;
-}
-
-static curl_socket_t
-w_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
-{
-    struct etcd *e = arg;
-    curl_socket_t s;
-
-    (void)purpose;
-    s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    pthread_mutex_lock(&e->cmu);
-    e->wsock = s;
-    if (e->cstop && s >= 0)
-        shutdown(s, SHUT_RDWR);
-    pthread_mutex_unlock(&e->cmu);
-    return s;
-}
-
-static int
-w_close_socket(void *arg, curl_socket_t s)
-{
-    struct etcd *e = arg;
-
-    pthread_mutex_lock(&e->cmu);
-    if (e->wsock == s)
-        e->wsock = -1;
-    pthread_mutex_unlock(&e->cmu);
-    return close(s);
-}
-
-static int
-w_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
-{
-    struct etcd *e = arg;
-    int stop;
-
-    (void)a, (void)b, (void)c, (void)d;
-    pthread_mutex_lock(&e->cmu);
-    stop = e->cstop;
-    pthread_mutex_unlock(&e->cmu);
-    return stop;
-}
-
-/* Streams the watch of every key from etcd's revision from, on endpoint ep, applying events
- * until the stream ends (error, cancellation, c_break_stream). */
-static void
-w_stream(struct etcd *e, size_t ep, int64_t from)
-{
-    char url[512], auth[1024], body[160];
-    struct curl_slist *hdrs = NULL;
-    struct wstream ws = {.e = e};
-    CURL *h = curl_easy_init();
-
-    if (h == NULL)
-        return;
-    snprintf(url, sizeof(url), "%s/v3/watch", e->endpoints[ep]);
-    /* key "\0" with range_end "\0": every key */
-    snprintf(body, sizeof(body),
-             "{\"create_request\":{\"key\":\"AA==\",\"range_end\":\"AA==\",\"start_revision\":"
-             "\"%lld\"}}",
-             (long long)from);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    if (e->user != NULL) {
-        pthread_mutex_lock(&e->lock);
-        if (e->token != NULL) {
-            snprintf(auth, sizeof(auth), "Authorization: %s", e->token);
-            hdrs = curl_slist_append(hdrs, auth);
-            secure_wipe(auth, sizeof(auth));
-        }
-        pthread_mutex_unlock(&e->lock);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, w_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &ws);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, w_open_socket);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, e);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, w_close_socket);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, e);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, w_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, e);
-    if (e->ca_file != NULL)
-        curl_easy_setopt(h, CURLOPT_CAINFO, e->ca_file);
-    if (e->cert_file != NULL)
-        curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_file);
-    if (e->key_file != NULL)
-        curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_file);
-    atomic_store(&e->watch_ep, ep);
-    curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
-    free(ws.line.p);
-}
-
-static void *
-watcher(void *arg)
-{
-    struct etcd *e = arg;
-    size_t ep = atomic_load(&e->cur) % e->nendpoints;
-    long pause_ms = 50; /* doubles while streams keep ending at once (up to 5 s) */
-
-    pthread_mutex_lock(&e->cmu);
-    while (!e->cstop && !e->coff) {
-        struct rk_error err = {0};
-        int64_t at = 0;
-        int r;
-
-        c_clear(e);
-        pthread_mutex_unlock(&e->cmu);
-        atomic_fetch_add(&e->reloads, 1);
-        r = list_direct(e, "", NULL, 0, 0, load_cb, e, &at, &err);
-        pthread_mutex_lock(&e->cmu);
-        if (r == -RK_ELIMIT) {
-            e->coff = 1;
-            break;
-        }
-        if (r == 0 && at > 0 && !e->cstop) {
-            e->applied = at;
-            pthread_cond_broadcast(&e->ccv);
-            struct timespec t0, t1;
-
-            pthread_mutex_unlock(&e->cmu);
-            /* the member that answered the load, then the next one after each broken stream */
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            w_stream(e, ep, at + 1);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            ep = (ep + 1) % e->nendpoints;
-            pause_ms = t1.tv_sec - t0.tv_sec >= 2 ? 50 : (pause_ms < 2500 ? pause_ms * 2 : 5000);
-            pthread_mutex_lock(&e->cmu);
-        } else {
-            pause_ms = 500; /* not a busy loop when etcd is down */
-        }
-        if (!e->cstop)
-            c_wait_ms(e, pause_ms);
-    }
-    c_clear(e);
-    pthread_cond_broadcast(&e->ccv);
-    pthread_mutex_unlock(&e->cmu);
-    return NULL;
-}
-
-/* Starts the watcher once. Returns 1 when the cache may answer reads. */
-static int
-cache_on(struct etcd *e)
-{
-    int on;
-
-    if (e->max_bytes == 0)
-        return 0;
-    pthread_mutex_lock(&e->cmu);
-    if (!e->cstarted && !e->cstop) {
-        e->cstarted = pthread_create(&e->watcher, NULL, watcher, e) == 0 ? 1 : -1;
-        if (e->cstarted < 0)
-            e->coff = 1;
-    }
-    on = !e->coff && e->cstarted == 1;
-    pthread_mutex_unlock(&e->cmu);
-    return on;
-}
-
-/* etcd's current revision by a small linearizable request sent after this call began (shared
- * with the other reads waiting for one). Returns 0 with *rev, or -RK_E*. */
-static int
-read_index(struct etcd *e, int64_t *rev, struct rk_error *err)
-{
-    uint64_t ticket;
-    int r = 0;
-
-    pthread_mutex_lock(&e->rmu);
-    ticket = ++e->arrived;
-    while (e->covered < ticket && r == 0) {
-        if (!e->inflight) {
-            uint64_t upto = e->arrived; /* every read that began before the request is sent */
-            json_t *resp = NULL;
-            int64_t got = 0;
-
-            e->inflight = 1;
-            pthread_mutex_unlock(&e->rmu);
-            r = call(e, "/v3/kv/range", json_pack("{s:s, s:b}", "key", "AA==", "count_only", 1), 1,
-                     &resp, err);
-            if (r == 0)
-                got = j_i64(json_object_get(resp, "header"), "revision");
-            json_decref(resp);
-            pthread_mutex_lock(&e->rmu);
-            e->inflight = 0;
-            if (r == 0 && got > 0) {
-                if (got > e->known)
-                    e->known = got;
-                if (upto > e->covered)
-                    e->covered = upto;
-            } else if (r == 0) {
-                r = rk_error_set(err, RK_EIO, "etcd sent no revision");
-            }
-            pthread_cond_broadcast(&e->rcv);
-        } else {
-            pthread_cond_wait(&e->rcv, &e->rmu);
-        }
-    }
-    *rev = e->known;
-    pthread_mutex_unlock(&e->rmu);
-    return r;
-}
-
-/* Waits until the cache holds every change through etcd's revision rev. Returns 1 with cmu held,
- * or 0 (cmu not held) when it does not within ETCD_CACHE_WAIT_MS. */
-static int
-cache_catch_up(struct etcd *e, int64_t rev)
-{
-    struct timespec t0, now;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    pthread_mutex_lock(&e->cmu);
-    for (;;) {
-        long ms;
-
-        if (e->coff || e->cstop)
-            break;
-        if (e->applied > 0 && e->applied >= rev)
-            return 1;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        ms = (now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L;
-        if (ms >= ETCD_CACHE_WAIT_MS) {
-            if (e->applied > 0)
-                c_break_stream(e); /* a stream that stalls (a stopped member): go elsewhere */
-            break;
-        }
-        c_wait_ms(e, ETCD_CACHE_WAIT_MS - ms);
-    }
-    pthread_mutex_unlock(&e->cmu);
-    return 0;
-}
-
-/* Makes the cache ready to answer a read that begins now: 1 with cmu held, or 0 (read etcd). */
-static int
-cache_ready(struct etcd *e)
-{
-    struct rk_error err = {0};
-    int64_t rev;
-
-    if (!cache_on(e))
-        return 0;
-    pthread_mutex_lock(&e->cmu);
-    int loading = e->applied == 0;
-    pthread_mutex_unlock(&e->cmu);
-    if (loading || read_index(e, &rev, &err) != 0 || !cache_catch_up(e, rev)) {
-        atomic_fetch_add(&e->misses, 1);
-        return 0;
-    }
-    atomic_fetch_add(&e->hits, 1);
-    return 1;
-}
-
 static int
 etcd_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, int64_t *mod_rev,
          struct rk_error *err)
@@ -1218,9 +668,9 @@ etcd_get(struct backend *b, const char *key, unsigned char **val, size_t *vlen, 
     *val = NULL;
     if ((r = check_key(key, err)) != 0)
         return r;
-    if (!cache_ready(e))
+    if (!etcd_cache_ready(e))
         return get_direct(b, key, val, vlen, mod_rev, err);
-    i = c_find(e, key, &found);
+    i = etcd_cache_find(e, key, &found);
     if (!found) {
         pthread_mutex_unlock(&e->cmu);
         return rk_error_set(err, RK_ENOTFOUND, "no key %s", key);
@@ -1258,8 +708,8 @@ etcd_list(struct backend *b, const char *prefix, const char *start_after, size_t
         prefix = "";
     if ((plen = strlen(prefix)) > STORE_KEY_MAX)
         return rk_error_set(err, RK_EINVAL, "list prefix is longer than %d bytes", STORE_KEY_MAX);
-    if (!cache_ready(e))
-        return list_direct(e, prefix, start_after, limit, keys_only, cb, arg, NULL, err);
+    if (!etcd_cache_ready(e))
+        return etcd_list_direct(e, prefix, start_after, limit, keys_only, cb, arg, NULL, err);
     /* cmu held: the first chunk comes from a cache that has caught up; later chunks from the
      * same cache later (a list is not a snapshot, backend.h) */
     if ((ch = calloc(1, sizeof(*ch))) == NULL ||
@@ -1276,11 +726,11 @@ etcd_list(struct backend *b, const char *prefix, const char *start_after, size_t
             pthread_mutex_lock(&e->cmu);
         locked = 0; /* (unlocked below) */
         if (after != NULL && strcmp(after, prefix) >= 0) {
-            i = c_find(e, after, &found);
+            i = etcd_cache_find(e, after, &found);
             if (found)
                 i++;
         } else {
-            i = c_find(e, prefix, &found);
+            i = etcd_cache_find(e, prefix, &found);
         }
         ch->n = 0;
         for (; i < e->nents && ch->n < ETCD_LIST_CHUNK; i++) {
@@ -1397,7 +847,7 @@ etcd_txn(struct backend *b, const struct store_cmp *cmps, size_t ncmps, const st
     compare = success = NULL;
     if (req == NULL)
         goto nomem;
-    if ((r = call(as_etcd(b), "/v3/kv/txn", req, 0, &resp, err)) != 0)
+    if ((r = etcd_call(as_etcd(b), "/v3/kv/txn", req, 0, &resp, err)) != 0)
         return r;
     if (ncmps > 0 && !json_is_true(json_object_get(resp, "succeeded"))) {
         r = rk_error_set(err, RK_ECONFLICT, "revision compare failed on %s%s", cmps[0].key,
@@ -1420,18 +870,7 @@ etcd_close(struct backend *b)
 
     if (e == NULL)
         return;
-    pthread_mutex_lock(&e->cmu);
-    e->cstop = 1;
-    c_break_stream(e);
-    pthread_cond_broadcast(&e->ccv);
-    pthread_mutex_unlock(&e->cmu);
-    if (e->cstarted == 1)
-        pthread_join(e->watcher, NULL);
-    c_clear(e);
-    pthread_mutex_destroy(&e->cmu);
-    pthread_cond_destroy(&e->ccv);
-    pthread_mutex_destroy(&e->rmu);
-    pthread_cond_destroy(&e->rcv);
+    etcd_cache_stop(e);
     for (size_t i = 0; i < e->npool; i++)
         curl_easy_cleanup(e->pool[i]);
     for (size_t i = 0; i < e->nendpoints; i++)
@@ -1505,27 +944,8 @@ etcd_open(const char *location, struct backend **out, struct rk_error *err)
         return rk_error_set(err, RK_ENOMEM, "out of memory");
     e->base.ops = &etcd_backend_ops;
     pthread_mutex_init(&e->lock, NULL);
-    {
-        pthread_condattr_t ca;
-        const char *mb = getenv("REKEY_ETCD_CACHE_MB");
-        char *end = NULL;
-        long long n = mb != NULL && mb[0] != '\0' ? strtoll(mb, &end, 10) : ETCD_CACHE_MB_DEFAULT;
-
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&e->ccv, &ca);
-        pthread_condattr_destroy(&ca);
-        pthread_mutex_init(&e->cmu, NULL);
-        pthread_mutex_init(&e->rmu, NULL);
-        pthread_cond_init(&e->rcv, NULL);
-        e->wsock = -1;
-        if ((end != NULL && *end != '\0') || n < 0 || n > (1LL << 20)) {
-            r = rk_error_set(err, RK_EINVAL, "REKEY_ETCD_CACHE_MB is not a number of MiB");
-            e->nendpoints = 0;
-            goto fail;
-        }
-        e->max_bytes = (size_t)n << 20;
-    }
+    if ((r = etcd_cache_init(e, err)) != 0)
+        goto fail;
     while (*p != '\0') {
         size_t n = strcspn(p, ",");
 
@@ -1593,7 +1013,7 @@ etcd_lease_grant(struct backend *b, int ttl_s, int64_t *lease, struct rk_error *
     if ((r = call_t(as_etcd(b), "/v3/lease/grant", json_pack("{s:i}", "TTL", ttl_s), 1,
                     ETCD_LEASE_TIMEOUT_MS, &resp, err)) != 0)
         return r;
-    *lease = j_i64(resp, "ID");
+    *lease = etcd_j_i64(resp, "ID");
     json_decref(resp);
     if (*lease == 0)
         return rk_error_set(err, RK_EIO, "etcd granted no lease");
@@ -1613,7 +1033,7 @@ etcd_lease_keepalive(struct backend *b, int64_t lease, int64_t *ttl_left, struct
     if ((r = call_t(as_etcd(b), "/v3/lease/keepalive", json_pack("{s:s}", "ID", id), 1,
                     ETCD_LEASE_TIMEOUT_MS, &resp, err)) != 0)
         return r;
-    *ttl_left = j_i64(json_object_get(resp, "result"), "TTL"); /* absent: the lease is gone */
+    *ttl_left = etcd_j_i64(json_object_get(resp, "result"), "TTL"); /* absent: the lease is gone */
     json_decref(resp);
     return 0;
 }
@@ -1674,12 +1094,12 @@ etcd_claim(struct backend *b, const char *key, const char *val, int64_t lease, i
         unsigned char *v = NULL;
         size_t vl = 0;
 
-        if (j_unb64(kv, "value", &v, &vl) != 0 || memchr(v, '\0', vl) != NULL) {
+        if (etcd_j_unb64(kv, "value", &v, &vl) != 0 || memchr(v, '\0', vl) != NULL) {
             free(v);
             r = rk_error_set(err, RK_EIO, "etcd sent a holder of %s that does not decode", key);
             goto out;
         }
-        *holder = (char *)v; /* j_unb64 puts a NUL after it */
+        *holder = (char *)v; /* etcd_j_unb64 puts a NUL after it */
     }
 out:
     json_decref(resp);
