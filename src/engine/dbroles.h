@@ -3,6 +3,9 @@
  * ("dbengine/config/<name>", "dbengine/role/<name>"), one admin pool per config kept open
  * between requests, and the issue of a login with a lease (database/creds/:role) through the
  * lease manager (engine/leases.h), whose revoke and renew come back here (db_lease_ops).
+ * dbconf.c holds the configs (dbconf_*), their pools (db_pool_*, db_pools_close), rotate-root
+ * and db_crash_at; dbroles.c the records, the roles (dbrole_*, db_role_*, dbengine_list) and the
+ * leased logins (db_creds_issue, db_lease_ops); dbroles-int.h what the two share.
  *
  * A config's connection_url is a libpq conninfo or a postgresql:// URL, with Vault's
  * {{username}} and {{password}} placeholders: {{username}} becomes `username`, the password

@@ -1,5 +1,5 @@
 /* dbstatic.c: static database roles (dbstatic.h). Lock order: rot_mu (one rotation at a time),
- * then the pool's (engine/dbroles.c). */
+ * then the pool's (engine/dbconf.c). */
 #include "engine/dbstatic.h"
 
 #include <pthread.h>
