@@ -503,13 +503,13 @@ out:
 static json_t *
 conf_view(const json_t *c)
 {
-    return json_pack("{s:O,s:{s:O,s:O,s:O},s:O,s:O,s:b,s:[]}", "plugin_name",
+    return json_pack("{s:O,s:{s:O,s:O,s:O},s:O,s:s,s:b,s:[]}", "plugin_name",
                      json_object_get(c, "plugin_name"), "connection_details", "connection_url",
                      json_object_get(c, "connection_url"), "username",
                      json_object_get(c, "username") ? json_object_get(c, "username") : json_null(),
                      "password_authentication", json_object_get(c, "password_authentication"),
-                     "allowed_roles", json_object_get(c, "allowed_roles"), "plugin_version",
-                     json_string(""), "verify_connection", 1, "root_credentials_rotate_statements");
+                     "allowed_roles", json_object_get(c, "allowed_roles"), "plugin_version", "",
+                     "verify_connection", 1, "root_credentials_rotate_statements");
 }
 
 int
@@ -525,18 +525,6 @@ dbconf_delete(struct barrier *br, const char *name, struct rk_error *err)
 
     pool_drop(name);
     return r;
-}
-
-/* REKEY_CRASH_AT=<name> (a test switch, util/testsw.h) kills the process there. */
-void
-db_crash_at(const char *name)
-{
-    const char *at = test_switch("REKEY_CRASH_AT");
-
-    if (at != NULL && strcmp(at, name) == 0) {
-        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
-        raise(SIGKILL);
-    }
 }
 
 int
@@ -564,13 +552,13 @@ dbconf_rotate_root(struct barrier *br, const char *name, struct rk_error *err)
     json_object_set_new(c, "pending_password", json_stringn((const char *)pw->data, pw->len));
     if ((r = db_rec_put(br, CONF_PREFIX, name, c, err)) != 0)
         goto out;
-    db_crash_at("root-intent");
+    test_crash_at("root-intent");
     /* 2. apply: through the pool, still logged in with the old one. */
     if ((r = pgdb_login_set_password(p->db, NULL, user, pw, err)) != 0) {
         rk_error_prefix(err, "rotate-root of %s (the old password stays)", name);
         goto undo;
     }
-    db_crash_at("root-applied");
+    test_crash_at("root-applied");
     /* 3. test: a fresh login with the new one. Refused: put the old one back. */
     if ((r = pgdb_login_test(json_string_value(json_object_get(c, "conninfo")), user, pw, err)) !=
         0) {

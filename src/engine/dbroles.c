@@ -20,6 +20,7 @@
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/testsw.h"
 #include "util/timeutil.h"
 
 #define KEY_MAX (sizeof(CONF_PREFIX) + LEASE_NAME_MAX + 1)
@@ -525,7 +526,7 @@ db_creds_issue(struct barrier *br, struct leases *m, const char *role, const cha
         goto out;
     r = pgdb_login_create(db_pool_pgdb(p), d.creation, lease->username, pw, lease->expires, err);
     if (r == 0) {
-        db_crash_at("db-created");
+        test_crash_at("db-created");
         if ((r = leases_confirm(m, lease, err)) != 0)
             r = -RK_EUNAVAILABLE; /* the login exists and its record says pending: drop it */
         lease->pending = 0;

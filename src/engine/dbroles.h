@@ -3,8 +3,8 @@
  * ("dbengine/config/<name>", "dbengine/role/<name>"), one admin pool per config kept open
  * between requests, and the issue of a login with a lease (database/creds/:role) through the
  * lease manager (engine/leases.h), whose revoke and renew come back here (db_lease_ops).
- * dbconf.c holds the configs (dbconf_*), their pools (db_pool_*, db_pools_close), rotate-root
- * and db_crash_at; dbroles.c the records, the roles (dbrole_*, db_role_*, dbengine_list) and the
+ * dbconf.c holds the configs (dbconf_*), their pools (db_pool_*, db_pools_close) and
+ * rotate-root; dbroles.c the records, the roles (dbrole_*, db_role_*, dbengine_list) and the
  * leased logins (db_creds_issue, db_lease_ops); dbroles-int.h what the two share.
  *
  * A config's connection_url is a libpq conninfo or a postgresql:// URL, with Vault's
@@ -116,9 +116,6 @@ struct pool;
 int db_pool_get(struct barrier *br, const char *name, struct pool **out, struct rk_error *err);
 struct pgdb *db_pool_pgdb(struct pool *p);
 void db_pool_put(struct pool *p);
-
-/* REKEY_CRASH_AT=name (a test build's switch) kills the process here (the crash tests). */
-void db_crash_at(const char *name);
 
 /* Closes every cached pool (at seal). */
 void db_pools_close(void);

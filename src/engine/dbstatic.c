@@ -15,6 +15,7 @@
 #include "store/barrier.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/testsw.h"
 #include "util/timeutil.h"
 
 #define PREFIX "dbengine/static/"
@@ -195,7 +196,7 @@ rotate_locked(struct ctx *c, struct rk_error *err)
                                   (const char *)pw->data, pw->len));
     if ((r = rec_put(c->br, c->name, c->rec, err)) != 0)
         goto out;
-    db_crash_at("static-intent");
+    test_crash_at("static-intent");
     /* 2. apply */
     if ((r = pgdb_login_set_password(db_pool_pgdb(c->pool), stmts, user_of(c->rec, slot), pw,
                                      err)) != 0) {
@@ -205,7 +206,7 @@ rotate_locked(struct ctx *c, struct rk_error *err)
         rk_error_prefix(err, "static role %s", c->name);
         goto out;
     }
-    db_crash_at("static-applied");
+    test_crash_at("static-applied");
     /* 3. test: a fresh login. Refused: the pending record stays, resolve decides later. */
     if ((r = pgdb_login_test(c->conninfo, user_of(c->rec, slot), pw, err)) != 0) {
         rk_error_prefix(err, "static role %s: the new password does not log in", c->name);
@@ -214,7 +215,7 @@ rotate_locked(struct ctx *c, struct rk_error *err)
     /* 4. promote */
     promote(c->rec, time_now());
     r = rec_put(c->br, c->name, c->rec, err);
-    db_crash_at("static-promoted");
+    test_crash_at("static-promoted");
     if (r == 0)
         log_info("database: static role %s: login %s rotated", c->name, user_of(c->rec, slot));
 out:

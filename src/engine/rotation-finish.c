@@ -155,7 +155,7 @@ rotation_finish_locked(struct engine *e, const struct inv_secret *s, int64_t loc
         log_info(current_again ? "finished %s: v%llu is current again, not retired"
                                : "finished %s: retired v%llu",
                  s->path, (unsigned long long)r.old);
-        rotation_crash_point("finish");
+        test_crash_at("finish");
     }
 out:
     barrier_txn_free(t);

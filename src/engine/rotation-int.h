@@ -81,10 +81,6 @@ void rotation_key_of(char *buf, size_t len, const char *kind, const char *path);
 void rotation_progress(struct rot *r, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* REKEY_CRASH_AT=<step> (a test switch, util/testsw.h: test builds only) kills the process right
- * after that step's commit, to prove recovery. */
-void rotation_crash_point(const char *name);
-
 /* Reads the JSON object stored at key through the barrier (*rev its revision). */
 int rotation_json_get_record(struct barrier *br, const char *key, json_t **out, int64_t *rev,
                              struct rk_error *err);

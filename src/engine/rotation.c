@@ -81,19 +81,6 @@ rotation_progress(struct rot *r, const char *step, const char *fmt, ...)
     }
 }
 
-/* REKEY_CRASH_AT=<step> (a test switch, util/testsw.h: test builds only) kills the process right
- * after that step's commit, to prove recovery. */
-void
-rotation_crash_point(const char *name)
-{
-    const char *at = test_switch("REKEY_CRASH_AT");
-
-    if (at != NULL && strcmp(at, name) == 0) {
-        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
-        raise(SIGKILL);
-    }
-}
-
 int
 rotation_json_get_record(struct barrier *br, const char *key, json_t **out, int64_t *rev,
                          struct rk_error *err)
@@ -439,7 +426,7 @@ rotation_do_undo(struct rot *r, struct rk_error *err)
     if (r->step != STEP_UNDOING) {
         if ((rc = commit_journal_only(r, STEP_UNDOING, err)) != 0)
             return rc;
-        rotation_crash_point("undo");
+        test_crash_at("undo");
     }
     rotation_set_ctx(r);
     rotation_progress(r, "undo", "%s; returning to v%llu", r->undo_msg, (unsigned long long)r->old);
@@ -575,7 +562,7 @@ rotation_run_from(struct rot *r, struct rk_error *err)
             return rc == -RK_EBUSY || rc == -RK_EIO ? rc : step_failed(r, "apply", rc, err);
         if ((rc = commit_journal_only(r, STEP_APPLIED, err)) != 0)
             return rc;
-        rotation_crash_point("apply");
+        test_crash_at("apply");
         /* fall through */
     case STEP_APPLIED:
         rotation_progress(r, "test", "proving v%llu works", (unsigned long long)r->candidate);
@@ -583,7 +570,7 @@ rotation_run_from(struct rot *r, struct rk_error *err)
             return step_failed(r, "test", rc, err);
         if ((rc = commit_journal_only(r, STEP_TESTED, err)) != 0)
             return rc;
-        rotation_crash_point("test");
+        test_crash_at("test");
         /* fall through */
     case STEP_TESTED:
         rotation_progress(r, "promote", "v%llu becomes current%s", (unsigned long long)r->candidate,
@@ -596,7 +583,7 @@ rotation_run_from(struct rot *r, struct rk_error *err)
         }
         if ((rc = do_promote(r, err)) != 0)
             return rc;
-        rotation_crash_point("promote");
+        test_crash_at("promote");
         /* fall through */
     case STEP_PROMOTED:
         rotation_progress(r, "reload", "telling the consumers");
@@ -604,7 +591,7 @@ rotation_run_from(struct rot *r, struct rk_error *err)
             return step_failed(r, "reload", rc, err);
         if ((rc = do_complete(r, err)) != 0)
             return rc;
-        rotation_crash_point("reload");
+        test_crash_at("reload");
         break;
     case STEP_UNDOING: return rotation_do_undo(r, err);
     }
@@ -1061,7 +1048,7 @@ rotation_rotate_found(struct engine *e, const struct inv_secret *s, const char *
         rotation_clear(&r);
         return rc;
     }
-    rotation_crash_point("create");
+    test_crash_at("create");
     rc = rotation_run_from(&r, err);
     if (rc != 0)
         /* A store error stopped the rotation halfway: the journal keeps it, and the next attempt

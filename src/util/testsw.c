@@ -2,7 +2,11 @@
  */
 #include "util/testsw.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
 
 const char *
 test_switch(const char *name)
@@ -13,6 +17,17 @@ test_switch(const char *name)
     (void)name;
     return NULL;
 #endif
+}
+
+void
+test_crash_at(const char *name)
+{
+    const char *at = test_switch("REKEY_CRASH_AT");
+
+    if (at != NULL && strcmp(at, name) == 0) {
+        log_warn("REKEY_CRASH_AT=%s: killing the process (fault injection)", name);
+        raise(SIGKILL);
+    }
 }
 
 int

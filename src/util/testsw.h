@@ -12,6 +12,10 @@
  * or in a plain build. Borrowed from the environment. */
 const char *test_switch(const char *name);
 
+/* REKEY_CRASH_AT=name (a test build only): kills the process with SIGKILL here, after a log
+ * line, to prove that what was committed before this point is recovered. A no-op otherwise. */
+void test_crash_at(const char *name);
+
 /* 1 in a build with the test switches, else 0. */
 int test_switches_built(void);
 
