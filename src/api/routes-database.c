@@ -26,6 +26,7 @@
 
 #include "api/app.h"
 #include "api/envelope.h"
+#include "api/forward.h"
 #include "api/http.h"
 #include "api/policy.h"
 #include "api/router.h"
@@ -374,6 +375,8 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
 
     if (api_require_unsealed(req, app) != 0)
         return 0;
+    if (api_forward_to_leader(req) != 0) /* a standby: the leader's lease manager issues it */
+        return 0;
     snprintf(acl, sizeof(acl), "database/creds/%s", http_request_param(req));
     if (api_authorize(req, app, acl, CAP_READ, &ti) != 0)
         return 0;
@@ -513,8 +516,9 @@ lease_json(const struct lease_info *l, int64_t now)
                      l->irrevocable, "failures", l->failures, "last_error", l->last_error);
 }
 
-/* Starts a sys/leases handler: unsealed, authorised on acl with cap, the manager taken, the
- * body's lease_id (when want_id). Returns the manager or NULL (answered). */
+/* Starts a sys/leases handler: unsealed, forwarded when this server is a standby (forward.h),
+ * authorised on acl with cap, the manager taken, the body's lease_id (when want_id). Returns the
+ * manager or NULL (answered). */
 static struct leases *
 lease_begin(struct http_request *req, struct api_app *app, const char *acl, unsigned cap,
             json_t **body)
@@ -523,6 +527,8 @@ lease_begin(struct http_request *req, struct api_app *app, const char *acl, unsi
 
     *body = NULL;
     if (api_require_unsealed(req, app) != 0)
+        return NULL;
+    if (api_forward_to_leader(req) != 0) /* the leader's lease manager answers */
         return NULL;
     if (api_authorize(req, app, acl, cap, NULL) != 0)
         return NULL;
