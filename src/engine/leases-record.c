@@ -88,6 +88,13 @@ fast_str(const char **p, const char *end, char *dst, size_t len)
     return 0;
 }
 
+/* A stored failure count as the lease keeps it: 0..1000 whatever the record says. */
+static int
+failures_clamp(int64_t v)
+{
+    return v > 1000 ? 1000 : v < 0 ? 0 : (int)v;
+}
+
 /* The record as record_json writes it (a flat object of strings without escapes, integers and
  * booleans), read without building a JSON tree: the restart reads a million of them. Returns 0,
  * or 1 for anything else (record_parse then uses jansson). */
@@ -149,7 +156,7 @@ record_parse_fast(const char *p, size_t len, struct lease_info *i)
             else if (strcmp(key, "last_renewal") == 0)
                 i->last_renewal = v;
             else if (strcmp(key, "failures") == 0)
-                i->failures = v > 1000 ? 1000 : v < 0 ? 0 : (int)v;
+                i->failures = failures_clamp(v);
         } else if ((size_t)(end - p) >= 4 && memcmp(p, "true", 4) == 0) {
             p += 4;
             if (strcmp(key, "irrevocable") == 0)
@@ -193,7 +200,7 @@ lr_parse(const unsigned char *val, size_t len, struct lease_info *i)
     i->expires = json_integer_value(json_object_get(j, "expires"));
     i->max_expires = json_integer_value(json_object_get(j, "max_expires"));
     i->last_renewal = json_integer_value(json_object_get(j, "last_renewal"));
-    i->failures = (int)json_integer_value(json_object_get(j, "failures"));
+    i->failures = failures_clamp(json_integer_value(json_object_get(j, "failures")));
     i->irrevocable = json_is_true(json_object_get(j, "irrevocable"));
     i->pending = json_is_true(json_object_get(j, "pending"));
     json_decref(j);
