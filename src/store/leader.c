@@ -346,8 +346,12 @@ node_cb(void *arg, const char *key, const unsigned char *val, size_t vlen, int64
     memset(nd, 0, sizeof(*nd));
     h = json_string_value(json_object_get(j, "hostname"));
     snprintf(nd->hostname, sizeof(nd->hostname), "%s", h != NULL ? h : "");
+    /* From j, not record_parse(val): val[0..vlen) is not NUL-terminated. */
+    h = json_string_value(json_object_get(j, "id"));
+    snprintf(nd->id, sizeof(nd->id), "%s", h != NULL ? h : "");
+    h = json_string_value(json_object_get(j, "api_address"));
+    snprintf(nd->api_addr, sizeof(nd->api_addr), "%s", h != NULL ? h : "");
     json_decref(j);
-    record_parse((const char *)val, nd->id, sizeof(nd->id), nd->api_addr, sizeof(nd->api_addr));
     nd->active = nd->id[0] != '\0' && strcmp(nd->id, c->leader_id) == 0;
     return 0;
 }
