@@ -272,12 +272,13 @@ api_forward_to_leader(struct http_request *req)
     }
     if (cc != CURLE_OK) {
         const char *why = errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc);
-        curl_off_t connected_us = 0;
+        curl_off_t sent_us = 0;
 
-        /* Connected, then no (whole) answer: the leader may have carried the request out. */
-        (void)curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &connected_us);
-        log_warn("ha: %s %s forwarded to the leader at %s: %s", method, path, ls.leader_addr, why);
-        if (connected_us > 0)
+        /* Sent (connected, TLS done), then no whole answer: the leader may have carried it out. */
+        (void)curl_easy_getinfo(c, CURLINFO_PRETRANSFER_TIME_T, &sent_us);
+        log_warn("ha: %s %s: no answer from the leader at %s: %s", method, path, ls.leader_addr,
+                 why);
+        if (sent_us > 0)
             http_respond_error(req, 503,
                                "this server is a standby and the leader at %s did not answer "
                                "(%s); the request may or may not have been carried out there: "

@@ -2,7 +2,8 @@
 # etcd with user/password auth and TLS: the store is initialised, written and read, and a server
 # leads, as user root with the password from REKEY_ETCD_PASSWORD_FILE, over https with
 # REKEY_ETCD_CA_FILE; a missing or wrong password and a missing CA fail clearly; the password
-# appears in no output or log.
+# appears in no output or log. Servers on https: a standby forwards the lease routes to the leader
+# after verifying its certificate (REKEY_CACERT); one without the CA answers 503, sends nothing.
 . "$REKEY_TOP/tests/integration/lib.sh"
 . "$REKEY_TOP/tests/ha/lib-ha.sh"
 
@@ -65,8 +66,56 @@ server_start a
 wait_log a.log "is the leader now" 10
 req "http://127.0.0.1:$PA" GET /v1/secret/data/app/db
 expect 200
+
+# ---- servers on https: a standby forwards the lease routes to the leader, verifying it ----
+# t1 leads over https (etcd's certificate: 127.0.0.1, this CA); t2 trusts the CA (REKEY_CACERT),
+# t3 has only the system's store: its forward is refused, never sent unverified.
+tls_start() { # NAME PORT [ENV=VAL…]
+  local name=$1 port=$2 i
+  shift 2
+  printf 'version: 1\nstore: { backend: etcd, endpoints: "%s" }\nserver:\n  listen: "127.0.0.1:%s"\n  tls_cert: %s\n  tls_key: %s\n' \
+    "$EP" "$port" "$dir/etcd.pem" "$dir/etcd.key" >"$name.yaml"
+  env "$@" "$REKEY" server -config "$dir/$name.yaml" >>"$name.log" 2>&1 &
+  SERVERS+=($!)
+  for ((i = 0; i < 100; i++)); do
+    curl -s --cacert ca.pem -o /dev/null "https://127.0.0.1:$port/v1/sys/health" && return 0
+    sleep 0.1
+  done
+  cat "$name.log"; fail "server $name did not come up"
+}
+kill -TERM "$PID_a"
+wait "$PID_a" || fail "server a did not exit 0 on SIGTERM"
+P1=$(free_port); P2=$(free_port); P3=$(free_port)
+T1="https://127.0.0.1:$P1"
+tls_start t1 "$P1"
+wait_log t1.log "is the leader now" 10
+tls_start t2 "$P2" REKEY_CACERT="$dir/ca.pem"
+tls_start t3 "$P3" REKEY_CACERT= VAULT_CACERT=
+for p in "$P2" "$P3"; do
+  for ((i = 0; i < 50; i++)); do
+    curl -s --cacert ca.pem "https://127.0.0.1:$p/v1/sys/leader" >resp.json
+    [ "$(j 'd["is_self"], d["leader_address"]')" = "(False, '$T1')" ] && break
+    sleep 0.1
+  done
+  [ "$(j 'd["is_self"], d["leader_address"]')" = "(False, '$T1')" ] || { cat resp.json; fail "127.0.0.1:$p does not see t1 lead"; }
+done
+# t2: the leader's own answer comes back (an unknown lease: 400 "invalid lease").
+code=$(curl -s --cacert ca.pem -o resp.json -w '%{http_code}' -X PUT -H @root.hdr.secret \
+  --data-binary '{"lease_id":"database/creds/none/x"}' "https://127.0.0.1:$P2/v1/sys/leases/lookup")
+[ "$code" = 400 ] || { cat resp.json; fail "lookup through the standby trusting the CA: $code, not 400"; }
+expect_in resp.json "invalid lease"
+grep -qF "sys/leases/lookup forwarded to the leader at $T1: 400" t2.log || { cat t2.log; fail "t2 did not forward"; }
+# t3: the leader's certificate is not trusted: 503 naming it, nothing forwarded.
+code=$(curl -s --cacert ca.pem -o resp.json -w '%{http_code}' -X PUT -H @root.hdr.secret \
+  --data-binary '{"lease_id":"database/creds/none/x"}' "https://127.0.0.1:$P3/v1/sys/leases/lookup")
+[ "$code" = 503 ] || { cat resp.json; fail "lookup through the standby without the CA: $code, not 503"; }
+expect_in resp.json "$T1"
+grep -qi "certificate" resp.json || { cat resp.json; fail "the 503 does not say the certificate was refused"; }
+grep -qF "no answer from the leader at $T1" t3.log && ! grep -q "forwarded to the leader" t3.log ||
+  { cat t3.log; fail "t3 did not log the refused forward, or forwarded"; }
+
 # the password is in no output, log or etcd's log
-for f in last.out last.err a.log etcd.log; do
+for f in last.out last.err a.log t1.log t2.log t3.log etcd.log; do
   ! grep -qF -- "$PW" "$f" || fail "the etcd password appears in $f"
 done
 echo ok
