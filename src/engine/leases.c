@@ -77,8 +77,12 @@ load_one(void *arg, const char *key, const struct secret *v, int64_t rev)
 
     (void)rev;
     r = lr_parse(v->data, v->len, &i);
+    /* A record is stored under its own id, and the listing gives each key once: a record whose
+     * id is its key's cannot be in the table already (no lookup needed). */
+    if (r == 0 && strcmp(key + strlen(KEY_PREFIX), i.id) != 0)
+        r = -RK_ECORRUPT;
     pthread_mutex_lock(&c->m->mu);
-    if (r != 0 || lt_find(c->m, i.id) != NONE || (k = lt_slot_new(c->m, &i)) == NONE) {
+    if (r != 0 || (k = lt_slot_new(c->m, &i)) == NONE) {
         pthread_mutex_unlock(&c->m->mu);
         log_warn("leases: the record %s does not parse; it is left in the store", key);
         c->bad++;

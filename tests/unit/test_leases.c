@@ -3,7 +3,8 @@
  * a sibling role whose name starts the same), the revocation of a token's leases, the pending
  * intent revoked at the next load, renew capped at max, a failing revocation counted and kept
  * (and irrevocable after LEASE_MAX_FAILURES), records read back after a restart by the fast
- * path and (with an escape) by jansson, and the workers (expiry of many leases). The
+ * path and (with an escape) by jansson, a record under another key than its id's not loaded,
+ * and the workers (expiry of many leases). The
  * credential is a fake: ops count the revocations and fail on demand. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -239,6 +240,40 @@ test_pending_revoked_at_load(void **state)
     assert_int_equal(l.pending, 0);
 }
 
+/* The load takes a record only under its own key ("lease/" + its id): a copy of one under
+ * another key (a bad restore, a hand edit) is left in the store and not loaded twice, and a
+ * record whose id names no key is not loaded either. */
+static void
+test_record_under_other_key(void **state)
+{
+    struct fx *f = *state;
+    struct rk_error err = {0};
+    struct lease_info l;
+    struct secret *v = NULL;
+    struct barrier_txn *t;
+
+    add(f, "app", "one", "", time_now() + 3600, 0);
+    assert_int_equal(barrier_get(f->s.br, "lease/database/creds/app/one", &v, NULL, &err), 0);
+    t = barrier_txn_new(f->s.br);
+    assert_non_null(t);
+    assert_int_equal(barrier_txn_put(t, "lease/database/creds/app/two", v->data, v->len), 0);
+    assert_int_equal(barrier_txn_commit(t, NULL, &err), 0);
+    barrier_txn_free(t);
+    secret_free(v);
+    restart(f);
+    assert_int_equal(count(f), 1);
+    assert_int_equal(leases_lookup(f->m, "database/creds/app/one", &l, &err), 0);
+    assert_int_equal(leases_lookup(f->m, "database/creds/app/two", &l, &err), -RK_ENOTFOUND);
+    /* the copy alone: its id names a key that is gone (its revocation would delete nothing) */
+    t = barrier_txn_new(f->s.br);
+    assert_non_null(t);
+    assert_int_equal(barrier_txn_del(t, "lease/database/creds/app/one"), 0);
+    assert_int_equal(barrier_txn_commit(t, NULL, &err), 0);
+    barrier_txn_free(t);
+    restart(f);
+    assert_int_equal(count(f), 0);
+}
+
 /* With the workers running, a confirmation is stored by them (batched): after a clean stop
  * the confirmed lease survives a restart, an unconfirmed one does not, and a lease revoked
  * before its confirmation was stored does not come back. */
@@ -348,6 +383,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_revoke_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pending_revoked_at_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_under_other_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_confirm_by_workers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_renew_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures_kept, setup, teardown),
