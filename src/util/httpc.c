@@ -195,17 +195,7 @@ httpc_do(const struct httpc_req *req, struct httpc_resp *resp, struct rk_error *
         r = rk_error_set(err, RK_ENOMEM, "curl_easy_init failed");
         goto out;
     }
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never send a secret through an env-set proxy */
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    httpc_curl_base(c, req->url, errbuf);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)total_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, req->tls_insecure ? 0L : 1L);
@@ -251,6 +241,22 @@ out:
     free(lines);
     free(nodes);
     return r;
+}
+
+void
+httpc_curl_base(void *c, const char *url, char *errbuf)
+{
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROXY, "");
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 }
 
 void
