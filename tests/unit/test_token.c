@@ -10,8 +10,6 @@
 #include <cmocka.h>
 #include <ftw.h>
 #include <inttypes.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,55 +23,18 @@
 #include "util/secret.h"
 #include "util/testsw.h"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct backend *b;
-    struct barrier *br;
-};
-
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
+#include "token_fixture.h"
 
 static int
 setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof(*fx));
-    struct rk_error err = {0};
-    struct secret *root = secret_new(ROOT_KEY_LEN);
-
-    assert_non_null(fx);
-    assert_non_null(root);
-    assert_int_equal(RAND_bytes(root->data, ROOT_KEY_LEN), 1);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/rekey-test-token-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->path, sizeof(fx->path), "%s/store.db", fx->dir);
-    if (backend_open(fx->path, &fx->b, &err) != 0 || barrier_open(fx->b, &fx->br, &err) != 0 ||
-        barrier_init(fx->br, root, "{\"type\":\"keyfile\"}", &err) != 0)
-        fail_msg("store: %s", err.msg);
-    secret_free(root);
-    *state = fx;
+    *state = token_fx_open("token");
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    struct fixture *fx = *state;
-
-    barrier_free(fx->br);
-    backend_close(fx->b);
-    nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
-
+/* Makes a token with one policy (none if pol is NULL), ttl, use limit and parent. */
 static struct secret *
-mk(struct fixture *fx, const char *pol, int64_t ttl, int64_t uses, const char *parent,
+mk(struct token_fx *fx, const char *pol, int64_t ttl, int64_t uses, const char *parent,
    struct token_info *ti)
 {
     const char *pols[1] = {pol};
@@ -85,19 +46,14 @@ mk(struct fixture *fx, const char *pol, int64_t ttl, int64_t uses, const char *p
         .renewable = 1,
         .parent_hash = parent,
     };
-    struct secret *tok = NULL;
-    struct rk_error err = {0};
-    int r = token_create(fx->br, &o, &tok, ti, &err);
 
-    if (r != 0)
-        fail_msg("token_create: %d %s", r, err.msg);
-    return tok;
+    return token_fx_create(fx, &o, ti);
 }
 
 static void
 test_create_lookup(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0}, lk = {0}, acc = {0};
     struct rk_error err = {0};
     struct secret *tok = mk(fx, "Team-A", 3600, 0, NULL, &ti);
@@ -147,7 +103,7 @@ test_create_lookup(void **state)
 static void
 test_root_and_chosen_id(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0};
     struct rk_error err = {0};
     struct secret *tok = NULL, *tok2 = NULL;
@@ -170,7 +126,7 @@ test_root_and_chosen_id(void **state)
 static void
 test_expiry(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0};
     struct rk_error err = {0};
     struct secret *tok = mk(fx, "p", 1, 0, NULL, NULL);
@@ -189,7 +145,7 @@ test_expiry(void **state)
 static void
 test_num_uses(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0};
     struct rk_error err = {0};
     struct secret *tok = mk(fx, "p", 0, 3, NULL, NULL);
@@ -212,22 +168,17 @@ test_num_uses(void **state)
     secret_free(tok);
 }
 
-struct race {
-    struct barrier *br;
-    const char *tok;
-    int ok;
-};
-
+/* Spends the token ten times; counts the uses let through. */
 static void *
 race_run(void *arg)
 {
-    struct race *r = arg;
+    struct token_fx_worker *w = arg;
     struct token_info ti = {0};
     struct rk_error err = {0};
 
     for (int i = 0; i < 10; i++) {
-        if (token_use(r->br, r->tok, &ti, &err) == 0)
-            r->ok++;
+        if (token_use(w->fx->br, w->tok, &ti, &err) == 0)
+            w->count++;
         token_info_clear(&ti);
     }
     return NULL;
@@ -236,20 +187,14 @@ race_run(void *arg)
 static void
 test_num_uses_concurrent(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct secret *tok = mk(fx, "p", 0, 7, NULL, NULL);
-    struct race rc[4];
-    pthread_t th[4];
+    struct token_fx_worker w[4];
     int total = 0;
 
-    for (int i = 0; i < 4; i++) {
-        rc[i] = (struct race){fx->br, (char *)tok->data, 0};
-        assert_int_equal(pthread_create(&th[i], NULL, race_run, &rc[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        total += rc[i].ok;
-    }
+    token_fx_threads(fx, tok, 4, race_run, w);
+    for (int i = 0; i < 4; i++)
+        total += w[i].count;
     /* Exactly num_uses requests were let through: no use spent twice, none lost. */
     assert_int_equal(total, 7);
     secret_free(tok);
@@ -258,7 +203,7 @@ test_num_uses_concurrent(void **state)
 static void
 test_revoke_children(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info p = {0}, c1 = {0}, c2 = {0}, x = {0};
     struct rk_error err = {0};
     struct secret *tp = mk(fx, "p", 0, 0, NULL, &p);
@@ -299,7 +244,7 @@ test_revoke_children(void **state)
 static void
 test_renew(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0}, up = {0};
     struct rk_error err = {0};
     const char *pols[] = {"p"};
@@ -335,7 +280,7 @@ test_renew(void **state)
 static void
 test_bad_options(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct rk_error err = {0};
     struct secret *tok = NULL;
     const char *bad[] = {"no spaces"};
@@ -357,7 +302,7 @@ test_bad_options(void **state)
 
 /* Makes a token with the given ttl, system maximum and parent; fails the test on error. */
 static struct secret *
-mk_life(struct fixture *fx, int64_t ttl, int64_t maxl, const char *parent, struct token_info *ti)
+mk_life(struct token_fx *fx, int64_t ttl, int64_t maxl, const char *parent, struct token_info *ti)
 {
     const char *pols[1] = {"p"};
     struct token_create_opts o = {.policies = pols,
@@ -366,13 +311,8 @@ mk_life(struct fixture *fx, int64_t ttl, int64_t maxl, const char *parent, struc
                                   .max_lease_ttl = maxl,
                                   .renewable = 1,
                                   .parent_hash = parent};
-    struct secret *tok = NULL;
-    struct rk_error err = {0};
-    int r = token_create(fx->br, &o, &tok, ti, &err);
 
-    if (r != 0)
-        fail_msg("token_create: %d %s", r, err.msg);
-    return tok;
+    return token_fx_create(fx, &o, ti);
 }
 
 /* A 100-year increment is capped by the system maximum, from now and from creation; a ttl
@@ -380,7 +320,7 @@ mk_life(struct fixture *fx, int64_t ttl, int64_t maxl, const char *parent, struc
 static void
 test_renew_capped_by_max_lease(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0}, up = {0};
     struct rk_error err = {0};
     const int64_t century = (int64_t)876000 * 3600;
@@ -419,7 +359,7 @@ test_renew_capped_by_max_lease(void **state)
 static void
 test_huge_durations(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0}, up = {0};
     struct rk_error err = {0};
     struct secret *tok = NULL;
@@ -462,7 +402,7 @@ test_huge_durations(void **state)
 static void
 test_child_capped_by_parent(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info p = {0}, c = {0}, up = {0};
     struct rk_error err = {0};
     struct secret *tp = mk_life(fx, 100, 0, NULL, &p);
@@ -519,7 +459,7 @@ set_now(int64_t t)
 static void
 test_sweep_revokes_subtree(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info p = {0}, c = {0}, g = {0}, o = {0}, up = {0}, x = {0};
     struct rk_error err = {0};
     const int64_t t0 = 2000000000;
@@ -580,7 +520,7 @@ test_sweep_revokes_subtree(void **state)
 static void
 test_expiry_backfill(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info p = {0}, c = {0}, x = {0};
     struct rk_error err = {0};
     const int64_t t0 = 2000000000;
@@ -626,7 +566,7 @@ watch_cb(void *arg, int64_t t)
 static void
 test_expiry_watch(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0}, up = {0};
     struct rk_error err = {0};
 
@@ -671,7 +611,7 @@ scan_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
 static void
 test_only_hashes_on_disk(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct secret *toks[5];
     struct token_info ti = {0};
     struct rk_error err = {0};
@@ -711,21 +651,21 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_create_lookup, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_root_and_chosen_id, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_num_uses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_num_uses_concurrent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revoke_children, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_renew, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_renew_capped_by_max_lease, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_huge_durations, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_child_capped_by_parent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_revokes_subtree, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_backfill, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expiry_watch, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_only_hashes_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_lookup, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_root_and_chosen_id, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_num_uses, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_num_uses_concurrent, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_children, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_renew, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_options, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_renew_capped_by_max_lease, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_huge_durations, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_child_capped_by_parent, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_revokes_subtree, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_backfill, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_watch, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_only_hashes_on_disk, setup, token_fx_teardown),
     };
     secure_heap_init();
     return cmocka_run_group_tests(tests, NULL, NULL);

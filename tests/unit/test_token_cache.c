@@ -7,13 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <ftw.h>
-#include <openssl/rand.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,59 +21,21 @@
 #include "util/err.h"
 #include "util/secret.h"
 
-struct fixture {
-    char dir[64];
-    char path[128];
-    struct backend *b;
-    struct barrier *br;
-    struct token_cache *c;
-};
-
-static int
-rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(p);
-}
+#include "token_fixture.h"
 
 static int
 setup(void **state)
 {
-    struct fixture *fx = calloc(1, sizeof(*fx));
-    struct rk_error err = {0};
-    struct secret *root = secret_new(ROOT_KEY_LEN);
+    struct token_fx *fx = token_fx_open("tcache");
 
-    assert_non_null(fx);
-    assert_non_null(root);
-    assert_int_equal(RAND_bytes(root->data, ROOT_KEY_LEN), 1);
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/rekey-test-tcache-XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
-    snprintf(fx->path, sizeof(fx->path), "%s/store.db", fx->dir);
-    if (backend_open(fx->path, &fx->b, &err) != 0 || barrier_open(fx->b, &fx->br, &err) != 0 ||
-        barrier_init(fx->br, root, "{\"type\":\"keyfile\"}", &err) != 0)
-        fail_msg("store: %s", err.msg);
-    secret_free(root);
     /* A long TTL unless a test says otherwise: hits must not depend on timing. */
     assert_int_equal(token_cache_new(64, 60000, &fx->c), 0);
     *state = fx;
     return 0;
 }
 
-static int
-teardown(void **state)
-{
-    struct fixture *fx = *state;
-
-    token_cache_free(fx->c);
-    barrier_free(fx->br);
-    backend_close(fx->b);
-    nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    free(fx);
-    return 0;
-}
-
 static struct secret *
-mk(struct fixture *fx, int64_t ttl, int64_t uses, const char *parent, struct token_info *ti)
+mk(struct token_fx *fx, int64_t ttl, int64_t uses, const char *parent, struct token_info *ti)
 {
     const char *pols[2] = {"team-a", "team-b"};
     struct token_create_opts o = {
@@ -89,17 +47,12 @@ mk(struct fixture *fx, int64_t ttl, int64_t uses, const char *parent, struct tok
         .parent_hash = parent,
         .meta_json = "{\"team\":\"a\"}",
     };
-    struct secret *tok = NULL;
-    struct rk_error err = {0};
-    int r = token_create(fx->br, &o, &tok, ti, &err);
 
-    if (r != 0)
-        fail_msg("token_create: %d %s", r, err.msg);
-    return tok;
+    return token_fx_create(fx, &o, ti);
 }
 
 static void
-lookup_ok(struct fixture *fx, const struct secret *tok, struct token_info *ti)
+lookup_ok(struct token_fx *fx, const struct secret *tok, struct token_info *ti)
 {
     struct rk_error err = {0};
     int r = token_lookup_cached(fx->c, fx->br, (const char *)tok->data, ti, &err);
@@ -111,7 +64,7 @@ lookup_ok(struct fixture *fx, const struct secret *tok, struct token_info *ti)
 static void
 test_hit_copies_record(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info made = {0}, a = {0}, b = {0};
     uint64_t hits, misses;
     struct secret *tok = mk(fx, 3600, 0, NULL, &made);
@@ -142,7 +95,7 @@ test_hit_copies_record(void **state)
 static void
 test_unknown_and_malformed(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0};
     struct rk_error err = {0};
     char big[TOKEN_MAX_LEN + 2];
@@ -162,7 +115,7 @@ test_unknown_and_malformed(void **state)
 static void
 test_revoke_then_flush(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info p = {0}, c = {0}, ti = {0};
     struct rk_error err = {0};
     struct secret *tp = mk(fx, 0, 0, NULL, &p);
@@ -191,7 +144,7 @@ test_revoke_then_flush(void **state)
 static void
 test_limited_tokens_not_cached(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0};
     struct rk_error err = {0};
     uint64_t hits, misses;
@@ -228,7 +181,7 @@ sleep_ms(long ms)
 static void
 test_ttl_bounds_staleness(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info made = {0}, ti = {0};
     struct rk_error err = {0};
     struct token_cache *c = NULL;
@@ -251,7 +204,7 @@ test_ttl_bounds_staleness(void **state)
 static void
 test_token_expiry_not_served(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct token_info ti = {0};
     struct rk_error err = {0};
     size_t n = 0;
@@ -271,7 +224,7 @@ test_token_expiry_not_served(void **state)
 static void
 test_bounded(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct secret *toks[200];
     struct token_info ti = {0};
     uint64_t hits, misses;
@@ -291,22 +244,17 @@ test_bounded(void **state)
     assert_true(misses >= 200 + 200 - 64 - 16); /* evictions happened (per-stripe bound) */
 }
 
-struct worker {
-    struct fixture *fx;
-    const char *tok;
-    int fails;
-};
-
+/* Looks the token up 2000 times, flushing the cache now and then; counts wrong answers. */
 static void *
 worker_run(void *arg)
 {
-    struct worker *w = arg;
+    struct token_fx_worker *w = arg;
     struct token_info ti = {0};
     struct rk_error err = {0};
 
     for (int i = 0; i < 2000; i++) {
         if (token_lookup_cached(w->fx->c, w->fx->br, w->tok, &ti, &err) != 0 || ti.root != 0)
-            w->fails++;
+            w->count++;
         token_info_clear(&ti);
         if (i % 500 == 0)
             token_cache_flush(w->fx->c);
@@ -317,19 +265,13 @@ worker_run(void *arg)
 static void
 test_threads(void **state)
 {
-    struct fixture *fx = *state;
+    struct token_fx *fx = *state;
     struct secret *tok = mk(fx, 0, 0, NULL, NULL);
-    struct worker w[4];
-    pthread_t th[4];
+    struct token_fx_worker w[4];
 
-    for (int i = 0; i < 4; i++) {
-        w[i] = (struct worker){fx, (char *)tok->data, 0};
-        assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
-    }
-    for (int i = 0; i < 4; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(w[i].fails, 0);
-    }
+    token_fx_threads(fx, tok, 4, worker_run, w);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(w[i].count, 0);
     secret_free(tok);
 }
 
@@ -426,14 +368,14 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hit_copies_record, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_and_malformed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revoke_then_flush, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_limited_tokens_not_cached, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ttl_bounds_staleness, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_token_expiry_not_served, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hit_copies_record, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_and_malformed, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_then_flush, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_limited_tokens_not_cached, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_ttl_bounds_staleness, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_token_expiry_not_served, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bounded, setup, token_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, token_fx_teardown),
         cmocka_unit_test(test_read_response),
         cmocka_unit_test(test_request_id),
     };
