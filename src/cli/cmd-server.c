@@ -362,16 +362,27 @@ sched_replan(struct sched *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Makes the election once the API listens (its address is the leader's in sys/leader) and
- * takes part if the store is unsealed already. */
+/* Makes the election once the API listens (its address, server.api_addr or made from the
+ * listen address, is the leader's in sys/leader) and takes part if the store is unsealed
+ * already. */
 static int
 server_lead(struct sched *s, struct api_app *app, const char *listen, int tls, struct rk_error *err)
 {
     char addr[300];
     struct leader *l = NULL;
-    int r, unsealed;
+    int r, unsealed, named;
 
-    snprintf(addr, sizeof(addr), "%s://%s", tls ? "https" : "http", listen);
+    api_app_rdlock(app);
+    if ((named = app->inv != NULL && app->inv->api_addr != NULL))
+        snprintf(addr, sizeof(addr), "%s", app->inv->api_addr);
+    else
+        snprintf(addr, sizeof(addr), "%s://%s", tls ? "https" : "http", listen);
+    api_app_unlock(app);
+    if (!named && barrier_backend(app->br)->ops->ha != NULL &&
+        (strncmp(listen, "0.0.0.0:", 8) == 0 || strncmp(listen, "[::]:", 5) == 0))
+        log_warn("server.listen %s is no address another server can reach: set server.api_addr "
+                 "to this server's URL, or standbys cannot forward to it when it leads",
+                 listen);
     if ((r = leader_new(barrier_backend(app->br), addr, sched_on_lead, app, &l, err)) != 0)
         return r;
     pthread_mutex_lock(&s->mu);
@@ -391,7 +402,10 @@ print_banner(const struct api_app *app, const char *listen, int tls, const char 
 {
     char addr[300];
 
-    snprintf(addr, sizeof(addr), "%s://%s", tls ? "https" : "http", listen);
+    if (app->inv != NULL && app->inv->api_addr != NULL)
+        snprintf(addr, sizeof(addr), "%s", app->inv->api_addr);
+    else
+        snprintf(addr, sizeof(addr), "%s://%s", tls ? "https" : "http", listen);
     printf("==> rekey server started%s. Log data will stream in below:\n\n",
            app->dev ? " in dev mode" : "");
     printf("             Api Address: %s\n", addr);

@@ -152,13 +152,49 @@ fail:
     return r;
 }
 
+/* server.api_addr: "http://HOST[:PORT]" or "https://…", at most API_ADDR_MAX bytes, no user
+ * info, path, query or white space (a trailing '/' is dropped); HOST a name, an IPv4 address or
+ * a bracketed IPv6 one. */
+#define API_ADDR_MAX 255
+static int
+get_api_addr(struct loader *L, struct ynode *v, struct pos kpos, char **out)
+{
+    const char *hint = "expected a URL such as https://rekey-1.internal:8200 (scheme, host and "
+                       "port only)";
+    const char *rest;
+    char *s = NULL;
+    size_t len;
+    int r;
+
+    if ((r = get_str_ne(L, v, kpos, "server.api_addr", &s)) != 0) {
+        free(s);
+        return r;
+    }
+    len = strlen(s);
+    if (len > 0 && s[len - 1] == '/')
+        s[--len] = '\0';
+    rest = strncmp(s, "http://", 7) == 0 ? s + 7 : strncmp(s, "https://", 8) == 0 ? s + 8 : NULL;
+    r = rest == NULL || rest[0] == '\0' || rest[0] == ':' || len > API_ADDR_MAX;
+    for (const char *p = rest; !r && *p != '\0'; p++)
+        r = !((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              strchr(".-_:[]", *p) != NULL);
+    if (r) {
+        free(s);
+        return lerr(L, val_pos(v, kpos), "server.api_addr", "%s", hint);
+    }
+    free(*out);
+    *out = s;
+    return 0;
+}
+
 static int
 load_server(struct loader *L, struct ynode *v, struct pos kpos)
 {
     static const char *const keys[] = {
         "listen",        "tls_cert",        "tls_key",
         "tls_disable",   "check_interval",  "request_timeout",
-        "max_lease_ttl", "trusted_proxies", "unauthenticated_metrics_access"};
+        "max_lease_ttl", "trusted_proxies", "unauthenticated_metrics_access",
+        "api_addr"};
     enum {
         K_LISTEN,
         K_CERT,
@@ -169,6 +205,7 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
         K_MAXLEASE,
         K_PROXIES,
         K_UNAUTHMETRICS,
+        K_APIADDR,
         K_N
     };
     struct ment e[K_N];
@@ -228,6 +265,9 @@ load_server(struct loader *L, struct ynode *v, struct pos kpos)
         (r = get_bool(L, e[K_UNAUTHMETRICS].val, e[K_UNAUTHMETRICS].kpos,
                       "server.unauthenticated_metrics_access",
                       &inv->unauthenticated_metrics_access)) != 0)
+        return r;
+    if (has(&e[K_APIADDR]) &&
+        (r = get_api_addr(L, e[K_APIADDR].val, e[K_APIADDR].kpos, &inv->api_addr)) != 0)
         return r;
     if ((inv->tls_cert == NULL) != (inv->tls_key == NULL))
         return lerr(L, kpos, inv->tls_cert ? "server.tls_key" : "server.tls_cert",

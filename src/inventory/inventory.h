@@ -86,6 +86,9 @@ struct inventory {
     char *store_location;  /* "sqlite:<store_path>" or "etcd:<endpoints>"; see below */
     char *key_file;        /* optional: root key file for unattended unseal */
     char *listen;          /* server: "127.0.0.1:8200" */
+    char *api_addr;        /* server: `api_addr`, the URL other servers of one store reach this
+                            * one at ("https://rekey-1.internal:8200", no trailing '/'): what
+                            * sys/leader shows and where a standby forwards; NULL = from listen */
     char *tls_cert, *tls_key;
     int tls_disable;
     int64_t check_interval;  /* server: `check_interval`, seconds between scheduler checks (60) */

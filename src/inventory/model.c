@@ -69,6 +69,7 @@ inventory_free(struct inventory *inv)
     free(inv->key_file);
     free(inv->listen);
     free(inv->tls_cert);
+    free(inv->api_addr);
     free(inv->tls_key);
     free(inv->trusted_proxies);
     free(inv->audit_path);

@@ -14,7 +14,10 @@ etcd_up
 PA=$(free_port); PB=$(free_port)
 A="http://127.0.0.1:$PA"; B="http://127.0.0.1:$PB"
 server_conf a "$PA"
-server_conf b "$PB"
+# B announces a name of its own (server.api_addr), not its listen address: what sys/leader shows
+# and where a standby forwards when B leads.
+server_conf b "$PB" '  api_addr: "http://localhost:'"$PB"'/"'
+BN="http://localhost:$PB"
 server_start a
 wait_log a.log "is the leader now" 10
 server_start b
@@ -38,7 +41,7 @@ idb=$(j 'd["cluster_id"], d["cluster_name"]')
 req "$B" GET /v1/sys/ha-status
 expect 200
 [ "$(j 'sorted((n["api_address"], n["active_node"]) for n in d["nodes"])')" = \
-  "$(/usr/bin/python3 -c "print(sorted([('$A', True), ('$B', False)]))")" ] ||
+  "$(/usr/bin/python3 -c "print(sorted([('$A', True), ('$BN', False)]))")" ] ||
   { cat resp.json; fail "sys/ha-status does not list both servers with A active"; }
 grep -q "scheduler started" b.log && fail "the standby runs a scheduler"
 
@@ -157,11 +160,16 @@ req "$B" GET /v1/secret/data/app/rw
 server_start a
 for ((i = 0; i < 50; i++)); do
   curl -s "$A/v1/sys/leader" >resp.json
-  [ "$(j 'd["is_self"], d["leader_address"]')" = "(False, '$B')" ] && break
+  [ "$(j 'd["is_self"], d["leader_address"]')" = "(False, '$BN')" ] && break
   sleep 0.1
 done
-[ "$(j 'd["is_self"], d["leader_address"]')" = "(False, '$B')" ] ||
-  { cat resp.json; fail "the restarted server does not see B lead"; }
+[ "$(j 'd["is_self"], d["leader_address"]')" = "(False, '$BN')" ] ||
+  { cat resp.json; fail "the restarted server does not see B lead at its api_addr"; }
+# A forwards to B's api_addr.
+code=$(curl -s -o resp.secret -w '%{http_code}' -X LIST -H @root.hdr.secret "$A/v1/sys/leases/lookup/database/creds/app/")
+[ "$code" = 404 ] || [ "$code" = 200 ] || { cat resp.secret; fail "a forward to B's api_addr: $code"; }
+grep -qF "forwarded to the leader at $BN: $code" a.log ||
+  { cat a.log; fail "A did not forward to B's api_addr $BN"; }
 kill -KILL "$PID_b"
 wait "$PID_b" 2>/dev/null || true
 # B's lease lives up to 3 s more: A still takes B for the leader and forwards to a dead address.
@@ -170,6 +178,6 @@ code=$(curl -s -o resp.secret -w '%{http_code}' -H @root.hdr.secret "$A/v1/datab
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$code" = 503 ] || { cat resp.secret; fail "creds through a standby whose leader is dead: $code, not 503"; }
 [ "$ms" -lt 2000 ] || fail "the 503 took $ms ms"
-expect_in resp.secret "$B"
+expect_in resp.secret "$BN"
 expect_in resp.secret "retry"
 echo ok

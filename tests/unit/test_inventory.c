@@ -490,6 +490,49 @@ test_request_timeout(void **state)
                "duplicate key 'request_timeout'");
 }
 
+/* server.api_addr: the URL other servers reach this one at (several servers on etcd): scheme,
+ * host and port only, a trailing '/' dropped; anything else refused at the value's position. */
+static void
+test_api_addr(void **state)
+{
+    static const struct {
+        const char *yaml, *want;
+    } ok[] = {
+        {HDR "secrets: []\n", NULL},
+        {HDR "server:\n  api_addr: \"https://rekey-1.internal:8200\"\n",
+         "https://rekey-1.internal:8200"},
+        {HDR "server:\n  api_addr: http://10.0.0.7:8200/\n", "http://10.0.0.7:8200"},
+        {HDR "server: {api_addr: \"http://[fd00::7]:8200\"}\n", "http://[fd00::7]:8200"},
+    };
+    struct inventory *inv = NULL;
+    struct rk_error err;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (load(ok[i].yaml, &inv, &err) != 0) {
+            print_error("case %zu: unexpected load error: %s\n", i, err.msg);
+            fail();
+        }
+        if (ok[i].want == NULL)
+            assert_null(inv->api_addr);
+        else
+            assert_string_equal(inv->api_addr, ok[i].want);
+        inventory_free(inv);
+        inv = NULL;
+    }
+    expect_err(HDR "server:\n  api_addr: ftp://h:21\n", "3:13", "server.api_addr",
+               "expected a URL such as https://");
+    expect_err(HDR "server:\n  api_addr: rekey-1:8200\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: http://user@h:8200\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: http://h:8200/v1\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: \"http://h:8200?x=1\"\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: \"http:// h\"\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: http://:8200\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: http://\n", "3:13", "server.api_addr");
+    expect_err(HDR "server:\n  api_addr: \"\"\n", "3:13", "server.api_addr", "a non-empty string");
+    expect_err(HDR "server:\n  api_addr: [http://h]\n", "3:13", "server.api_addr");
+}
+
 /* Found by fuzz/config-fuzzer: a huge hook wait.timeout overflowed its milliseconds (UBSan);
  * it is now bounded like a hook's timeout. */
 static void
@@ -1092,6 +1135,7 @@ main(void)
         cmocka_unit_test(test_err_unknown_keys),
         cmocka_unit_test(test_err_durations),
         cmocka_unit_test(test_request_timeout),
+        cmocka_unit_test(test_api_addr),
         cmocka_unit_test(test_wait_timeout_bounded),
         cmocka_unit_test(test_err_paths),
         cmocka_unit_test(test_err_required_and_kinds),
