@@ -19,7 +19,7 @@
 # audit log on in the same rounds, as the baseline).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
+. bench/lib.sh
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
@@ -28,40 +28,13 @@ SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-3}
 BASE_REKEY=${BASE_REKEY:-}
 PY=/usr/bin/python3
-command -v wrk >/dev/null || { echo "bench/audit: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+bench_need wrk
+bench_rekey
 
-if [ -z "${REKEY:-}" ]; then
-    build=${BUILD_DIR:-build-bench}
-    if [ ! -f "$build/build.ninja" ]; then
-        meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
-    fi
-    ninja -C "$build" src/cli/rekey >/dev/null
-    REKEY=$top/$build/src/cli/rekey
-fi
-
-tmp=$(mktemp -d /tmp/rekey-bench-audit.XXXXXX)
-chmod 700 "$tmp"
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-unset REKEY_ADDR REKEY_TOKEN VAULT_ADDR VAULT_TOKEN REKEY_CONFIG REKEY_STORE REKEY_KEY_FILE
+bench_tmpdir /tmp/rekey-bench-audit.XXXXXX
+tmp=$bench_dir
+bench_unset_client_env
 export REKEY_LOG=warn
-
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_up() {
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    echo "bench/audit: the server at $1 did not start" >&2
-    cat "$tmp"/*.log >&2 2>/dev/null || true
-    exit 1
-}
 
 token="bench-$$-$RANDOM$RANDOM"
 printf 'version: 1\nsecrets: []\n' >"$tmp/off.yaml"
@@ -69,68 +42,23 @@ printf 'version: 1\naudit:\n  path: %s/audit.log\nsecrets: []\n' "$tmp" >"$tmp/o
 printf 'version: 1\naudit:\n  path: %s/base-audit.log\nsecrets: []\n' "$tmp" >"$tmp/base.yaml"
 servers="off on"
 [ -n "$BASE_REKEY" ] && servers="off on base"
-# start NAME: a dev server on NAME.yaml; sets PORT_<NAME>
+# a dev server per NAME, on NAME.yaml in its own directory; PORT[NAME] is its port
 declare -A PORT
 for name in $servers; do
-    port=$(free_port)
-    mkdir -p "$tmp/$name"
+    port=$(bench_free_port)
     bin=$REKEY
     [ "$name" = base ] && bin=$BASE_REKEY
-    (cd "$tmp/$name" && TMPDIR="$tmp/$name" exec "$bin" server -dev -dev-listen-address \
-        "127.0.0.1:$port" -dev-root-token-id "$token" -config "$tmp/$name.yaml" \
-        >"$tmp/$name.banner" 2>"$tmp/$name.log") &
-    pids="$pids $!"
+    bench_dev_server "$bin" "$port" "$tmp/$name.yaml" "$token" "$tmp/$name"
     PORT[$name]=$port
-    wait_up "http://127.0.0.1:$port/v1/sys/health"
 done
 
-printf '%s' "$token" >"$tmp/token"
-chmod 600 "$tmp/token"
+(umask 077 && printf '%s' "$token" >"$tmp/token")
 for name in $servers; do
-    $PY - "http://127.0.0.1:${PORT[$name]}" "$tmp/token" "$PATHS" <<'PY'
-import http.client, json, sys, urllib.parse
-url, tok, n = urllib.parse.urlsplit(sys.argv[1]), open(sys.argv[2]).read().strip(), int(sys.argv[3])
-c = http.client.HTTPConnection(url.hostname, url.port)
-for i in range(n):
-    body = json.dumps({"data": {"api_key": "sk-bench-%06d-%s" % (i, "x" * 40), "port": i}})
-    c.request("POST", "/v1/secret/data/bench/p%d" % i, body, {"X-Vault-Token": tok})
-    r = c.getresponse()
-    r.read()
-    if r.status != 200:
-        sys.exit("populate: HTTP %d on bench/p%d" % (r.status, i))
-PY
+    bench_populate "http://127.0.0.1:${PORT[$name]}" "$tmp/token" "$PATHS"
 done
 
-common_lua() {
-    cat <<EOF
-local token = "$token"
-local n = $PATHS
-function done(summary, latency, requests)
-    io.write(string.format("lua: non2xx %d\\n", summary.errors.status))
-end
-EOF
-}
-{ common_lua; cat <<'EOF'
-math.randomseed(os.time())
-request = function()
-    return wrk.format("GET", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
-                      {["X-Vault-Token"] = token})
-end
-EOF
-} >"$tmp/read.lua"
-{ common_lua; cat <<'EOF'
-local seq = 0
-math.randomseed(os.time() + 2)
-request = function()
-    seq = seq + 1
-    local body = '{"data":{"api_key":"sk-bench-w' .. seq .. '-' .. math.random(1, 1000000000) ..
-                 '","port":' .. seq .. '}}'
-    return wrk.format("POST", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
-                      {["X-Vault-Token"] = token, ["Content-Type"] = "application/json"}, body)
-end
-EOF
-} >"$tmp/write.lua"
-chmod 600 "$tmp"/*.lua
+bench_lua_kv "$tmp/read.lua" read "$token" "$PATHS" 0
+bench_lua_kv "$tmp/write.lua" write "$token" "$PATHS" 2
 
 rows=()
 fails=0
@@ -140,11 +68,8 @@ measure() {
     local name=$1 url=$2 script=$3 out="$tmp/wrk.out" rps p50 p99 non2xx
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$script" "$url" >"$out" 2>&1 ||
         { cat "$out" >&2; fails=$((fails + 1)); }
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p50=$(awk '$1 == "50%" {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {print $2}' "$out")
-    non2xx=$(awk '/^lua: non2xx/ {print $3}' "$out" | tail -1)
-    non2xx=${non2xx:-0}
+    bench_wrk_parse "$out"
+    rps=$wrk_rps p50=$wrk_p50 p99=$wrk_p99 non2xx=${wrk_non2xx:-0}
     rows+=("| $name | ${rps:-?} | ${p50:-?} | ${p99:-?} | $non2xx |")
     if [ "$non2xx" != 0 ]; then
         echo "bench/audit: $name had $non2xx non-2xx answers" >&2
@@ -152,7 +77,6 @@ measure() {
     fi
     RPS[$name]="${RPS[$name]:-} ${rps:-0}"
 }
-median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
 # The ceiling: one writer, a 300-byte append + fdatasync per line, beside the audit log.
 fsync_loop() {
@@ -256,7 +180,7 @@ fi
 
 echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, keep-alive, $PATHS paths, $(nproc) CPUs;" \
     "dev servers started alike ($servers; base = BASE_REKEY with its audit log on), measured in" \
-    "turn for $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "turn for $ROUNDS rounds; load average at the end: $(bench_loadavg)"
 echo
 echo "| run | req/s | p50 | p99 | non-2xx |"
 echo "|---|---:|---:|---:|---:|"
@@ -275,7 +199,7 @@ echo
 for k in "GET kv, audit off" "GET kv, audit on" "GET kv, audit on (baseline)" \
     "POST kv (durable), audit on" "POST kv (durable), audit off" \
     "POST kv (durable), audit on (baseline)"; do
-    [ -n "${RPS[$k]:-}" ] && echo "- $k: $(echo "${RPS[$k]}" | median) (runs:${RPS[$k]})"
+    [ -n "${RPS[$k]:-}" ] && echo "- $k: $(echo "${RPS[$k]}" | bench_median) (runs:${RPS[$k]})"
 done
 echo
 if [ "$SIZE_MB" -gt 0 ]; then
@@ -287,9 +211,9 @@ if [ "$SIZE_MB" -gt 0 ]; then
     echo "| \`rekey audit verify\` (SHA-256 of every line) | $verify_mbs | |"
     echo
 fi
-awk -v on="$(echo "${RPS[GET kv, audit on]}" | median)" \
-    -v off="$(echo "${RPS[GET kv, audit off]}" | median)" \
-    -v w="$(echo "${RPS[POST kv (durable), audit on]}" | median)" -v q="${qmin:-}" 'BEGIN {
+awk -v on="$(echo "${RPS[GET kv, audit on]}" | bench_median)" \
+    -v off="$(echo "${RPS[GET kv, audit off]}" | bench_median)" \
+    -v w="$(echo "${RPS[POST kv (durable), audit on]}" | bench_median)" -v q="${qmin:-}" 'BEGIN {
     ratio = (off > 0) ? on / off : 0
     printf "GET kv audit on / off = %.2f (medians; target >= 0.70): %s\n", ratio, (ratio >= 0.7) ? "PASS" : "FAIL"
     printf "durable writes with audit = %.0f/s (median; target >= 5000/s): %s\n", w, (w >= 5000) ? "PASS" : "FAIL"

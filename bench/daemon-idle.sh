@@ -4,35 +4,22 @@
 # Prints the wake-ups (voluntary context switches), CPU time used while idle, and memory.
 # Usage: bench/daemon-idle.sh [N] [IDLE]
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-build=${BUILD_DIR:-$top/build-bench}
-if [ -z "${REKEY:-}" ]; then
-  [ -f "$build/build.ninja" ] || meson setup "$build" "$top" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
-  ninja -C "$build" src/cli/rekey >/dev/null
-fi
-rekey=${REKEY:-$build/src/cli/rekey}
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+bench_rekey
+rekey=$REKEY
 n=${1:-10000}
 idle=${2:-10}
-dir=$(mktemp -d /tmp/rekey-bench-idle.XXXXXX)
-pid=
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
+bench_tmpdir /tmp/rekey-bench-idle.XXXXXX
+dir=$bench_dir
 cd "$dir"
-{
-  echo "version: 1"
-  echo "store: { path: store.db }"
-  echo "hooks:"
-  echo "  noop: { type: exec, command: [/bin/true] }"
-  echo "secrets:"
-  for i in $(seq 1 "$n"); do
-    printf '  - { path: secret/idle/s%06d, kind: generated, every: 30d, auto: true, field: key, format: "{hex:32}" }\n' "$i"
-  done
-} > rekey.yaml
+bench_hook_inventory "$n" secret/idle/s >rekey.yaml
 export REKEY_STORE="sqlite:$dir/store.db" REKEY_KEY_FILE="$dir/root.key" REKEY_LOG=warn
 "$rekey" -c rekey.yaml operator init -key-file="$REKEY_KEY_FILE" >/dev/null
 "$rekey" -c rekey.yaml rotate --all --yes >/dev/null
 "$rekey" -c rekey.yaml run > run.log 2>&1 &
 pid=$!
+bench_track "$pid"
 sleep 3
 field() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/status"; }
 cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }

@@ -14,52 +14,39 @@
 # BUILD_DIR (build-bench: a release build made on first use), SKIP_HTTP=1 / SKIP_LEASES=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
+. bench/lib.sh
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-4}
 THREADS=${THREADS:-4}
 LEASES=${LEASES:-1000000}
 PY=/usr/bin/python3
 PGBIN=/usr/lib/postgresql/15/bin
-build=${BUILD_DIR:-build-bench}
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
-fi
-ninja -C "$build" src/cli/rekey bench/bench_pgcreate bench/bench_leases >/dev/null
-REKEY=$top/$build/src/cli/rekey
+bench_build src/cli/rekey bench/bench_pgcreate bench/bench_leases
+REKEY=$build/src/cli/rekey
 
-tmp=$(mktemp -d /tmp/rekey-bench-db.XXXXXX)
-chmod 700 "$tmp"
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    "$top/scripts/services" stop postgres "$tmp/pg" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-echo "machine: $(nproc) cores, $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
+bench_tmpdir /tmp/rekey-bench-db.XXXXXX
+tmp=$bench_dir
+bench_on_exit() { "$top/scripts/services" stop postgres "$tmp/pg" >/dev/null 2>&1; }
+echo "machine: $(nproc) cores, $(uname -sr), load $(bench_loadavg); $(date -u +%Y-%m-%dT%H:%MZ)"
 
 if [ "${SKIP_HTTP:-0}" != 1 ]; then
-    command -v wrk >/dev/null || { echo "bench/database: wrk is not installed" >&2; exit 1; }
+    bench_need wrk
     [ -x $PGBIN/postgres ] || { echo "bench/database: PostgreSQL 15 is not installed" >&2; exit 1; }
-    pgport=$(free_port)
+    pgport=$(bench_free_port)
     export PG_ADMIN_PASSWORD_FILE=$tmp/admin.secret
     (cd "$tmp" && "$top/scripts/services" start postgres pg "$pgport" >/dev/null)
     (umask 077 && printf '127.0.0.1:%s:*:rekey_admin:%s\n' "$pgport" "$(cat "$tmp/admin.secret")" >"$tmp/pgpass")
-    port=$(free_port)
+    port=$(bench_free_port)
     cat >"$tmp/rekey.yaml" <<EOF
 version: 1
 store: { backend: sqlite, path: $tmp/rk.db }
 server:
   listen: "127.0.0.1:$port"
 EOF
-    REKEY_STORE="sqlite:$tmp/rk.db" "$REKEY" operator init -key-file="$tmp/root.key" >"$tmp/init.out" 2>&1
-    token=$(sed -n 's/^Initial Root Token: //p' "$tmp/init.out")
-    rm -f "$tmp/init.out"
+    token=$(bench_operator_init "$REKEY" "sqlite:$tmp/rk.db" "$tmp/root.key")
     REKEY_KEY_FILE=$tmp/root.key REKEY_LOG=warn "$REKEY" server -config "$tmp/rekey.yaml" >"$tmp/server.log" 2>&1 &
-    pids="$pids $!"
-    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/v1/sys/health" && break; sleep 0.1; done
+    bench_track $!
+    bench_wait_up $! "$tmp/server.log" "http://127.0.0.1:$port/v1/sys/health"
     printf 'X-Vault-Token: %s\n' "$token" >"$tmp/hdr"
     $PY - "$pgport" "$tmp/admin.secret" >"$tmp/config.json" <<'EOF'
 import json, sys
@@ -79,12 +66,10 @@ end
 EOF
     )
     wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s "$tmp/creds.lua" "http://127.0.0.1:$port/v1/database/creds/bench" >"$tmp/wrk.out" 2>&1
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.out")
-    p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")
-    p50=$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")
-    non2xx=$(awk '/^lua: non2xx/ {print $3}' "$tmp/wrk.out")
+    bench_wrk_parse "$tmp/wrk.out"
+    rps=$wrk_rps p50=$wrk_p50 p99=$wrk_p99 non2xx=$wrk_non2xx
     secs=${DURATION%s}
-    read -r raw_rps raw_p50 raw_p99 < <(PGPASSFILE=$tmp/pgpass "$top/$build/bench/bench_pgcreate" \
+    read -r raw_rps raw_p50 raw_p99 < <(PGPASSFILE=$tmp/pgpass "$build/bench/bench_pgcreate" \
         "host=127.0.0.1 port=$pgport dbname=postgres user=rekey_admin" "$THREADS" "$secs")
     echo
     echo "| logins issued | per second | p50 | p99 | errors |"
@@ -98,6 +83,6 @@ if [ "${SKIP_LEASES:-0}" != 1 ]; then
     echo
     echo "| store | leases | memory / lease (B) | restore (s) | expiry (leases/s) | revoke-prefix (s) | worst lookup meanwhile (ms) |"
     echo "|---|---|---|---|---|---|---|"
-    "$top/$build/bench/bench_leases" "sqlite:$tmp/leases.db" "$LEASES" 2>/dev/null
-    "$top/$build/bench/bench_leases" "log:$tmp/leases.log" "$LEASES" 2>/dev/null
+    "$build/bench/bench_leases" "sqlite:$tmp/leases.db" "$LEASES" 2>/dev/null
+    "$build/bench/bench_leases" "log:$tmp/leases.log" "$LEASES" 2>/dev/null
 fi

@@ -13,34 +13,21 @@
 # a release build made on first use), REKEY (use this binary instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
+. bench/lib.sh
 DURATION=${DURATION:-3s}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-16}
 THREADS=${THREADS:-2}
 PATHS=${PATHS:-200}
 PY=/usr/bin/python3
-command -v wrk >/dev/null || { echo "bench/etcd: wrk is not installed" >&2; exit 1; }
-if [ -z "${REKEY:-}" ]; then
-    build=${BUILD_DIR:-build-bench}
-    if [ ! -f "$build/build.ninja" ]; then
-        meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
-    fi
-    ninja -C "$build" src/cli/rekey >/dev/null
-    REKEY=$top/$build/src/cli/rekey
-fi
-tmp=$(mktemp -d /tmp/rekey-bench-etcd.XXXXXX)
-chmod 700 "$tmp"
-pids=""
-cleanup() {
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    "$top/scripts/services" stop etcd-cluster "$tmp/etcd" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-unset REKEY_ADDR REKEY_TOKEN VAULT_ADDR VAULT_TOKEN REKEY_CONFIG
+bench_need wrk
+bench_rekey
+bench_tmpdir /tmp/rekey-bench-etcd.XXXXXX
+tmp=$bench_dir
+bench_sig=KILL # the servers left at exit
+bench_on_exit() { "$top/scripts/services" stop etcd-cluster "$tmp/etcd" >/dev/null 2>&1; }
+bench_unset_client_env
 export REKEY_LOG=info
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 base=$($PY -c '
 import random, socket
 for _ in range(200):
@@ -56,22 +43,16 @@ for _ in range(200):
 "$top/scripts/services" start etcd-cluster "$tmp/etcd" "$base" >/dev/null
 ep=$(cat "$tmp/etcd/endpoints")
 export REKEY_STORE="etcd:$ep" REKEY_KEY_FILE="$tmp/root.key"
-"$REKEY" operator init -key-file="$REKEY_KEY_FILE" >"$tmp/init.out"
-token=$(sed -n 's/^Initial Root Token: //p' "$tmp/init.out")
-rm -f "$tmp/init.out"
+token=$(bench_operator_init "$REKEY" "$REKEY_STORE" "$REKEY_KEY_FILE")
 
-# server NAME PORT [SECRETS]: a server on the cluster, log NAME.log; sets SPID.
+# server NAME PORT [SECRETS]: a server on the cluster, log NAME.log; waits until it answers; sets SPID.
 server() {
     printf 'version: 1\nstore: { backend: etcd, endpoints: "%s" }\nserver:\n  listen: "127.0.0.1:%s"\n%s\n' \
         "$ep" "$2" "${3-}" >"$tmp/$1.yaml"
     "$REKEY" server -config "$tmp/$1.yaml" >>"$tmp/$1.log" 2>&1 &
     SPID=$!
-    pids="$pids $SPID"
-}
-wait_up() {
-    for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
-    echo "bench/etcd: $1 does not answer" >&2
-    exit 1
+    bench_track "$SPID"
+    bench_wait_up "$SPID" "$tmp/$1.log" "http://127.0.0.1:$2/v1/sys/health"
 }
 
 # wrk_median LUA URL: the median requests/s of RUNS runs (fails on non-2xx answers).
@@ -86,7 +67,7 @@ wrk_median() {
         fi
         rates+=("$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')")
     done
-    printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR] = $1} END {printf "%.0f", a[int((NR + 1) / 2)]}'
+    printf '%.0f' "$(printf '%s\n' "${rates[@]}" | bench_median)"
 }
 
 # 1. raw etcd puts
@@ -108,10 +89,9 @@ EOF
 raw_put=$(wrk_median "$tmp/put.lua" "${ep%%,*}")
 
 # 2. rekey writes
-PA=$(free_port)
+PA=$(bench_free_port)
 server a "$PA"
 pa=$SPID
-wait_up "http://127.0.0.1:$PA/v1/sys/health"
 cat >"$tmp/write.lua" <<EOF
 local seq = 0
 request = function()
@@ -140,7 +120,7 @@ cc -std=c17 -O2 -D_GNU_SOURCE -o "$tmp/mhd-baseline" bench/mhd-baseline.c \
     $(pkg-config --cflags --libs libmicrohttpd)
 "$tmp/mhd-baseline" 0 >"$tmp/baseline.port" 2>/dev/null &
 mhd_pid=$!
-pids="$pids $mhd_pid"
+bench_track "$mhd_pid"
 for _ in $(seq 1 100); do [ -s "$tmp/baseline.port" ] && break; sleep 0.05; done
 echo 'request = function() return wrk.format("GET", "/") end' >"$tmp/base.lua"
 mhd=$(wrk_median "$tmp/base.lua" "http://127.0.0.1:$(head -n1 "$tmp/baseline.port")")
@@ -158,15 +138,13 @@ fo=()
 for ((i = 0; i < RUNS; i++)); do
     : >"$tmp/f1.log"
     : >"$tmp/f2.log"
-    P1=$(free_port)
-    P2=$(free_port)
+    P1=$(bench_free_port)
+    P2=$(bench_free_port)
     server f1 "$P1" "$sec"
     p1=$SPID
-    wait_up "http://127.0.0.1:$P1/v1/sys/health"
     for _ in $(seq 1 100); do grep -q "rotated" "$tmp/f1.log" && break; sleep 0.05; done
     server f2 "$P2" "$sec"
     p2=$SPID
-    wait_up "http://127.0.0.1:$P2/v1/sys/health"
     sleep 0.5
     t0=$(date +%s.%N)
     kill -KILL "$p1"
@@ -176,7 +154,7 @@ for ((i = 0; i < RUNS; i++)); do
     kill -TERM "$p2"
     wait "$p2" 2>/dev/null || true
 done
-fo_med=$(printf '%s\n' "${fo[@]}" | sort -n | awk '{a[NR] = $1} END {printf "%.1f", a[int((NR + 1) / 2)]}')
+fo_med=$(printf '%.1f' "$(printf '%s\n' "${fo[@]}" | bench_median)")
 
 ratio() { $PY -c "print('%.2f' % ($1 / $2))"; }
 echo "| figure | value | ratio | target |"

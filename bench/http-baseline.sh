@@ -6,18 +6,14 @@
 # The target is rekey >= 80% of the baseline. Env: DURATION (default 5s), CONNS (64).
 set -eu
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
 CC=${CC:-cc}
-command -v wrk >/dev/null || { echo "http-baseline: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+bench_need wrk
 
-tmp=$(mktemp -d /tmp/rekey-bench-http.XXXXXX)
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+bench_tmpdir /tmp/rekey-bench-http.XXXXXX
+tmp=$bench_dir
 
 CFLAGS="-std=c17 -O2 -D_GNU_SOURCE -Isrc"
 # shellcheck disable=SC2046
@@ -31,7 +27,7 @@ $CC $CFLAGS -o "$tmp/http-route" bench/http-route.c src/api/http.c src/api/route
 # start NAME BINARY: runs it, waits for the port it prints, sets $port.
 start() {
     "$2" 0 >"$tmp/$1.port" 2>"$tmp/$1.log" &
-    pids="$pids $!"
+    bench_track $!
     i=0
     while [ ! -s "$tmp/$1.port" ]; do
         i=$((i + 1))
@@ -45,9 +41,8 @@ start() {
 measure() {
     curl -fsS "$2" >/dev/null 2>&1 || true   # warm up one connection
     wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$2" >"$tmp/$1.wrk"
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/$1.wrk")
-    p50=$(awk '$1 == "50%" {print $2}' "$tmp/$1.wrk")
-    p99=$(awk '$1 == "99%" {print $2}' "$tmp/$1.wrk")
+    bench_wrk_parse "$tmp/$1.wrk"
+    rps=$wrk_rps p50=$wrk_p50 p99=$wrk_p99
     errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' "$tmp/$1.wrk")
     printf '%-14s %12s req/s   p50 %-9s p99 %-9s %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
 }

@@ -16,52 +16,20 @@
 # build made on first use), REKEY (use this binary instead of building).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
+. bench/lib.sh
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 PATHS=${PATHS:-1000}
 CC=${CC:-cc}
-PY=/usr/bin/python3
-command -v wrk >/dev/null || { echo "bench/http: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-command -v openssl >/dev/null || { echo "bench/http: openssl is not installed" >&2; exit 1; }
+bench_need wrk openssl
+bench_rekey
 
-if [ -z "${REKEY:-}" ]; then
-    build=${BUILD_DIR:-build-bench}
-    if [ ! -f "$build/build.ninja" ]; then
-        # werror off: GCC's -O3 maybe-uninitialized false positives must not stop a benchmark.
-        meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
-    fi
-    ninja -C "$build" src/cli/rekey >/dev/null
-    REKEY=$top/$build/src/cli/rekey
-fi
-
-tmp=$(mktemp -d /tmp/rekey-bench-http.XXXXXX)
-chmod 700 "$tmp"
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-unset REKEY_ADDR REKEY_TOKEN VAULT_ADDR VAULT_TOKEN REKEY_CONFIG REKEY_STORE REKEY_KEY_FILE
+bench_tmpdir /tmp/rekey-bench-http.XXXXXX
+tmp=$bench_dir
+bench_unset_client_env
 export REKEY_LOG=warn
 
-free_port() {
-    $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-# wait_up URL [CURL ARGS…]: polls until the server answers (10 s at most).
-wait_up() {
-    local url=$1
-    shift
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "$@" "$url" && return 0
-        sleep 0.05
-    done
-    echo "bench/http: the server at $url did not start" >&2
-    cat "$tmp"/*.log >&2 2>/dev/null || true
-    exit 1
-}
 rss() { # PID: "VmRSS VmHWM" in MiB
     awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {printf "%.1f %.1f", r / 1024, h / 1024}' \
         "/proc/$1/status"
@@ -72,28 +40,23 @@ rss() { # PID: "VmRSS VmHWM" in MiB
 $CC -std=c17 -O2 -D_GNU_SOURCE -o "$tmp/mhd-baseline" bench/mhd-baseline.c \
     $(pkg-config --cflags --libs libmicrohttpd)
 "$tmp/mhd-baseline" 0 >"$tmp/baseline.port" 2>"$tmp/baseline.log" &
-pids="$pids $!"
+bench_track $!
 for _ in $(seq 1 100); do [ -s "$tmp/baseline.port" ] && break; sleep 0.05; done
 base_port=$(head -n1 "$tmp/baseline.port")
 
 # ---- a dev server, and a TLS server on a store with a key file ----
 token="bench-$$-$RANDOM$RANDOM"
 printf 'version: 1\nsecrets: []\n' >"$tmp/empty.yaml"
-dev_port=$(free_port)
-(cd "$tmp" && TMPDIR="$tmp" REKEY_DEV_ROOT_TOKEN_ID=$token exec "$REKEY" server -dev -dev-listen-address "127.0.0.1:$dev_port" \
-    -config "$tmp/empty.yaml" >"$tmp/dev.banner" 2>"$tmp/dev.log") &
-dev_pid=$!
-pids="$pids $dev_pid"
-wait_up "http://127.0.0.1:$dev_port/v1/sys/health"
+dev_port=$(bench_free_port)
+bench_dev_server "$REKEY" "$dev_port" "$tmp/empty.yaml" "$token" "$tmp/dev"
+dev_pid=$bench_pid
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
     -subj "/CN=rekey-bench" -addext "subjectAltName=IP:127.0.0.1" \
     -keyout "$tmp/tls.key" -out "$tmp/tls.pem" 2>/dev/null
 chmod 600 "$tmp/tls.key"
-REKEY_STORE="sqlite:$tmp/tls.db" "$REKEY" operator init -key-file="$tmp/root.key" >"$tmp/init.out" 2>&1
-tls_token=$(sed -n 's/^Initial Root Token: //p' "$tmp/init.out")
-rm -f "$tmp/init.out"
-tls_port=$(free_port)
+tls_token=$(bench_operator_init "$REKEY" "sqlite:$tmp/tls.db" "$tmp/root.key")
+tls_port=$(bench_free_port)
 cat >"$tmp/tls.yaml" <<EOF
 version: 1
 store:
@@ -107,79 +70,18 @@ secrets: []
 EOF
 "$REKEY" server -config "$tmp/tls.yaml" >"$tmp/tls.banner" 2>"$tmp/tls.log" &
 tls_pid=$!
-pids="$pids $tls_pid"
-wait_up "https://127.0.0.1:$tls_port/v1/sys/health" --cacert "$tmp/tls.pem"
+bench_track "$tls_pid"
+bench_wait_up "$tls_pid" "$tmp/tls.log" "https://127.0.0.1:$tls_port/v1/sys/health" --cacert "$tmp/tls.pem"
 
-# populate URL TOKEN_FILE: writes PATHS paths bench/p0… over one keep-alive connection.
-populate() {
-    $PY - "$1" "$2" "$PATHS" "$tmp/tls.pem" <<'PY'
-import http.client, json, ssl, sys, urllib.parse
-url, tokfile, n, ca = urllib.parse.urlsplit(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
-tok = open(tokfile).read().strip()
-if url.scheme == "https":
-    c = http.client.HTTPSConnection(url.hostname, url.port, context=ssl.create_default_context(cafile=ca))
-else:
-    c = http.client.HTTPConnection(url.hostname, url.port)
-for i in range(n):
-    body = json.dumps({"data": {"api_key": "sk-bench-%06d-%s" % (i, "x" * 40), "port": i}})
-    c.request("POST", "/v1/secret/data/bench/p%d" % i, body, {"X-Vault-Token": tok})
-    r = c.getresponse()
-    r.read()
-    if r.status != 200:
-        sys.exit("populate: HTTP %d on bench/p%d" % (r.status, i))
-PY
-}
-printf '%s' "$token" >"$tmp/dev.token"
-printf '%s' "$tls_token" >"$tmp/tls.token"
-populate "http://127.0.0.1:$dev_port" "$tmp/dev.token"
-populate "https://127.0.0.1:$tls_port" "$tmp/tls.token"
+(umask 077 && printf '%s' "$token" >"$tmp/dev.token" && printf '%s' "$tls_token" >"$tmp/tls.token")
+bench_populate "http://127.0.0.1:$dev_port" "$tmp/dev.token" "$PATHS"
+bench_populate "https://127.0.0.1:$tls_port" "$tmp/tls.token" "$PATHS" "$tmp/tls.pem"
 
 # Lua scripts for wrk (the token is written into them, mode 0600, not passed in argv or env).
-lua_common() { # TOKEN
-    cat <<EOF
-local token = "$1"
-local n = $PATHS
-local errors = 0
-function done(summary, latency, requests)
-    io.write(string.format("lua: non2xx %d\\n", summary.errors.status))
-end
-EOF
-}
-{ lua_common "$token"; cat <<'EOF'
-math.randomseed(os.time())
-request = function()
-    return wrk.format("GET", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
-                      {["X-Vault-Token"] = token})
-end
-EOF
-} >"$tmp/read.lua"
-{ lua_common "$tls_token"; cat <<'EOF'
-math.randomseed(os.time() + 1)
-request = function()
-    return wrk.format("GET", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
-                      {["X-Vault-Token"] = token})
-end
-EOF
-} >"$tmp/read-tls.lua"
-{ lua_common "$token"; cat <<'EOF'
-request = function()
-    return wrk.format("GET", "/v1/auth/token/lookup-self", {["X-Vault-Token"] = token})
-end
-EOF
-} >"$tmp/lookup.lua"
-{ lua_common "$token"; cat <<'EOF'
-local seq = 0
-math.randomseed(os.time() + 2)
-request = function()
-    seq = seq + 1
-    local body = '{"data":{"api_key":"sk-bench-w' .. seq .. '-' .. math.random(1, 1000000000) ..
-                 '","port":' .. seq .. '}}'
-    return wrk.format("POST", "/v1/secret/data/bench/p" .. math.random(0, n - 1),
-                      {["X-Vault-Token"] = token, ["Content-Type"] = "application/json"}, body)
-end
-EOF
-} >"$tmp/write.lua"
-chmod 600 "$tmp"/*.lua "$tmp"/*.token
+bench_lua_kv "$tmp/read.lua" read "$token" "$PATHS" 0
+bench_lua_kv "$tmp/read-tls.lua" read "$tls_token" "$PATHS" 1
+bench_lua_kv "$tmp/lookup.lua" lookup "$token" "$PATHS" 0
+bench_lua_kv "$tmp/write.lua" write "$token" "$PATHS" 2
 
 # measure NAME PID URL [SCRIPT]: runs wrk (sampling the server's RSS halfway), adds a row.
 rows=()
@@ -197,12 +99,8 @@ measure() {
     [ "$pid" != "-" ] && load_rss=$(rss "$pid")
     wait "$wpid" || { cat "$out" >&2; echo "bench/http: wrk failed for $name" >&2; fails=$((fails + 1)); }
     local rps p50 p99 non2xx sock
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
-    p50=$(awk '$1 == "50%" {print $2}' "$out")
-    p99=$(awk '$1 == "99%" {print $2}' "$out")
-    non2xx=$(awk '/^lua: non2xx/ {print $3} /Non-2xx or 3xx responses:/ {print $NF}' "$out" | tail -1)
-    sock=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); print}' "$out")
-    non2xx=${non2xx:-0}
+    bench_wrk_parse "$out"
+    rps=$wrk_rps p50=$wrk_p50 p99=$wrk_p99 non2xx=${wrk_non2xx:-0} sock=$wrk_sock
     RPS[$name]=${rps:-0}
     local after_rss=-
     [ "$pid" != "-" ] && after_rss=$(rss "$pid")

@@ -9,14 +9,11 @@
 # (about 20 s per backend at 1)
 set -eu
 cd "$(dirname "$0")/.."
-build=${BUILD_DIR:-build-bench}
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
-fi
-ninja -C "$build" bench/bench_kv >/dev/null
-dir=$(mktemp -d /tmp/rekey-bench-kv-XXXXXX)
-trap 'rm -rf "$dir"' EXIT INT TERM
-echo "store directory: $dir ($(df -T "$dir" | awk 'NR == 2 { print $2 " on " $1 }'))"
+. bench/lib.sh
+bench_build bench/bench_kv
+bench_tmpdir /tmp/rekey-bench-kv-XXXXXX
+dir=$bench_dir
+bench_store_dir_line "$dir"
 echo
 case "${2:-both}" in
   both) backends="sqlite log" ;;

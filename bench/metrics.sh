@@ -9,52 +9,24 @@
 # Usage: bench/metrics.sh [N entries, default 10000]
 set -eu
 cd "$(dirname "$0")/.."
-top=$PWD
-build=${BUILD_DIR:-build-bench}
+. bench/lib.sh
 n=${1:-10000}
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
-fi
-ninja -C "$build" bench/bench_kv src/cli/rekey >/dev/null
-rekey=$top/$build/src/cli/rekey
-dir=$(mktemp -d /tmp/rekey-bench-metrics-XXXXXX)
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+bench_build bench/bench_kv src/cli/rekey
+rekey=$build/src/cli/rekey
+bench_tmpdir /tmp/rekey-bench-metrics-XXXXXX
+dir=$bench_dir
 cd "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-{
-    echo "version: 1"
-    echo "store:"
-    echo "  path: store.db"
-    echo "server:"
-    echo "  listen: 127.0.0.1:$port"
-    echo "  unauthenticated_metrics_access: true"
-    echo "secrets:"
-    i=0
-    while [ "$i" -lt "$n" ]; do
-        printf '  - path: secret/bench/g%03d/s%06d\n    kind: generated\n    format: "tok-{hex:32}"\n    field: api_key\n    every: 30d\n    auto: true\n' \
-            $((i / 1000)) "$i"
-        i=$((i + 1))
-    done
-} >rekey.yaml
-"$top/$build/bench/bench_kv" --populate "$dir/store.db" "$n" "$dir/root.key"
+port=$(bench_free_port)
+bench_inventory "$n" "server:
+  listen: 127.0.0.1:$port
+  unauthenticated_metrics_access: true" >rekey.yaml
+"$build/bench/bench_kv" --populate "$dir/store.db" "$n" "$dir/root.key"
 export REKEY_KEY_FILE="$dir/root.key"
 REKEY_LOG=warn "$rekey" -c rekey.yaml server >server.log 2>&1 &
 pid=$!
+bench_track "$pid"
 url="http://127.0.0.1:$port/v1/sys/metrics?format=prometheus"
-up=0
-for _ in $(seq 1 200); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$port/v1/sys/health"; then up=1; break; fi
-    sleep 0.1
-done
-[ "$up" = 1 ] || { echo "the server did not come up:"; cat server.log; exit 1; }
+bench_wait_up "$pid" server.log "http://127.0.0.1:$port/v1/sys/health"
 for _ in 1 2 3; do curl -sf -o scrape.txt "$url"; done
 lines=$(grep -c '^rekey_secret_version{' scrape.txt)
 [ "$lines" -eq "$n" ] || { echo "the scrape has $lines entries, expected $n"; exit 1; }

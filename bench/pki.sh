@@ -12,28 +12,18 @@
 # Usage: bench/pki.sh [seconds per issuance run, default 2]   (BUILD_DIR: a release build dir)
 set -eu
 cd "$(dirname "$0")/.."
-top=$PWD
-build=${BUILD_DIR:-build-bench}
+. bench/lib.sh
 secs=${1:-2}
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
-fi
-ninja -C "$build" src/cli/rekey bench/bench_pki >/tmp/rekey-bench-pki-build.log 2>&1 ||
-    { tail -20 /tmp/rekey-bench-pki-build.log; echo "bench/pki.sh: the build failed"; exit 1; }
-rekey=$top/$build/src/cli/rekey
-command -v pebble >/dev/null || { echo "bench/pki.sh: pebble is needed (scripts/deps)"; exit 1; }
-dir=$(mktemp -d /tmp/rekey-bench-pki-XXXXXX)
-cleanup() {
-    "$top/scripts/services" stop pebble "$dir/pb" >/dev/null 2>&1 || true
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+bench_build src/cli/rekey bench/bench_pki
+rekey=$build/src/cli/rekey
+bench_need pebble
+bench_tmpdir /tmp/rekey-bench-pki-XXXXXX
+dir=$bench_dir
+bench_on_exit() { "$top/scripts/services" stop pebble "$dir/pb" >/dev/null 2>&1; }
 
 # ---- issuance ----
 for i in 1 2 3; do
-    "$top/$build/bench/bench_pki" "$dir" "$secs" | sed 's/.* = \([0-9]*\) certificates.*/\1/'
+    "$build/bench/bench_pki" "$dir" "$secs" | sed 's/.* = \([0-9]*\) certificates.*/\1/'
 done >"$dir/rekey.txt"
 for i in 1 2 3; do
     openssl speed -seconds "$secs" ecdsap256 2>/dev/null |
@@ -55,9 +45,9 @@ for i in 1 2 3; do
     done
     echo "$tool_n / ($(date +%s.%N) - $start)" | bc -l | cut -d. -f1
 done >"$dir/tool.txt"
-r=$(median <"$dir/rekey.txt")
-s=$(median <"$dir/speed.txt")
-t=$(median <"$dir/tool.txt")
+r=$(bench_median <"$dir/rekey.txt")
+s=$(bench_median <"$dir/speed.txt")
+t=$(bench_median <"$dir/tool.txt")
 echo "internal CA issuance, ecdsa-p256 (median of 3 x ${secs} s, 1 thread):"
 printf '  rekey pki_issue:                    %8d certificates/s\n' "$r"
 printf '  openssl req | openssl x509 -req:    %8d certificates/s  (rekey = %.1fx; %d pairs of processes)\n' "$t" \
@@ -96,5 +86,5 @@ for i in 1 2 3 4 5; do
 done >acme.txt
 echo "ACME renewal against pebble (http-01, 2 names, rekey rotate end to end):"
 printf '  first issuance (account registered): %d ms\n' "$first"
-printf '  renewal, median of 5:                %d ms (min %d, max %d)\n' "$(median <acme.txt)" \
+printf '  renewal, median of 5:                %d ms (min %d, max %d)\n' "$(bench_median <acme.txt)" \
     "$(sort -n acme.txt | head -1)" "$(sort -n acme.txt | tail -1)"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# bench/run-all.sh: runs every bench/*.sh (except itself) in turn and appends a dated section to
+# bench/run-all.sh: runs every bench/*.sh (except itself and lib.sh, which they source) in turn and appends a dated section to
 # bench/RESULTS.md with the machine (nproc, CPU model, RAM, kernel, load) and each script's output.
 # Usage: bench/run-all.sh [--no-record]   (--no-record: print only, leave RESULTS.md alone)
 # Environment: BUILD_DIR (default build-bench, a release build made on first use).
@@ -23,7 +23,7 @@ dirty=$(git status --porcelain 2>/dev/null | grep -q . && echo " + uncommitted c
 } >"$out"
 status=0
 for s in bench/*.sh; do
-    [ "$(basename "$s")" = run-all.sh ] && continue
+    case $(basename "$s") in run-all.sh | lib.sh) continue ;; esac
     name=$(basename "$s" .sh)
     echo "== $s" >&2
     start=$(date +%s)

@@ -10,49 +10,29 @@
 # Default duration 600 s; tests/integration/t-soak.sh runs 20 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-top=$PWD
+. bench/lib.sh
 SECS=${1:-600}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 PATHS=${PATHS:-1000}
 INTERVAL=${INTERVAL:-10}
 PY=/usr/bin/python3
-command -v wrk >/dev/null || { echo "bench/soak: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+bench_need wrk
+bench_rekey
 
-if [ -z "${REKEY:-}" ]; then
-    build=${BUILD_DIR:-build-bench}
-    if [ ! -f "$build/build.ninja" ]; then
-        # werror off: GCC's -O3 maybe-uninitialized false positives must not stop a benchmark.
-        meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false -Dwerror=false >/dev/null
-    fi
-    ninja -C "$build" src/cli/rekey >/dev/null
-    REKEY=$top/$build/src/cli/rekey
-fi
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/rekey-soak.XXXXXX")
-chmod 700 "$tmp"
-pid='' wpid='' spid=''
-cleanup() {
-    for p in $wpid $spid $pid; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-unset REKEY_ADDR REKEY_TOKEN VAULT_ADDR VAULT_TOKEN REKEY_CONFIG REKEY_STORE REKEY_KEY_FILE
+bench_tmpdir "${TMPDIR:-/tmp}/rekey-soak.XXXXXX"
+tmp=$bench_dir
+wpid='' spid=''
+# (the server is stopped by the script itself; wrk and the sampler only on an early exit)
+bench_on_exit() { bench_stop "$wpid" "$spid"; }
+bench_unset_client_env
 export REKEY_LOG=${REKEY_LOG:-warn}
 
-port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 token="soak-$$-$RANDOM$RANDOM"
 printf 'version: 1\nsecrets: []\n' >"$tmp/empty.yaml"
-(cd "$tmp" && TMPDIR="$tmp" REKEY_DEV_ROOT_TOKEN_ID=$token exec "$REKEY" server -dev -dev-listen-address "127.0.0.1:$port" \
-    -config "$tmp/empty.yaml" >"$tmp/banner" 2>"$tmp/server.log") &
-pid=$!
-up=
-for _ in $(seq 1 200); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/v1/sys/health" && { up=1; break; }
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-done
-[ -n "$up" ] || { cat "$tmp/server.log" >&2; echo "bench/soak: the server did not start" >&2; exit 1; }
+bench_dev_server "$REKEY" "$port" "$tmp/empty.yaml" "$token" "$tmp/dev"
+pid=$bench_pid
 
 printf '%s' "$token" >"$tmp/token"
 chmod 600 "$tmp/token"
@@ -147,13 +127,12 @@ kill -TERM "$pid"
 src=0
 wait "$pid" || src=$?
 pid=
+bench_pids= # reaped: nothing for the exit trap to stop
 
-rps=$(awk '/^Requests\/sec:/ {print $2}' "$tmp/wrk.out")
-p50=$(awk '$1 == "50%" {print $2}' "$tmp/wrk.out")
-p99=$(awk '$1 == "99%" {print $2}' "$tmp/wrk.out")
+bench_wrk_parse "$tmp/wrk.out"
+rps=$wrk_rps p50=$wrk_p50 p99=$wrk_p99 sock=$wrk_sock
 read -r _ _ non2xx _ reads _ writes < <(grep "^lua: non2xx" "$tmp/wrk.out" || echo "lua: non2xx ? reads ? writes ?")
 errs=$(sed -n 's/^lua: errors //p' "$tmp/wrk.out")
-sock=$(awk '/Socket errors:/ {sub(/.*Socket errors: /, ""); print}' "$tmp/wrk.out")
 read -r first last max n < <(awk '{ if (NR == 1) f = $2; l = $2; if ($2 > m) m = $2 }
     END { printf "%.1f %.1f %.1f %d\n", f / 1024, l / 1024, m / 1024, NR }' "$tmp/rss")
 growth=$(awk -v a="$first" -v b="$last" 'BEGIN { printf "%.1f", b - a }')
@@ -169,16 +148,16 @@ status=0
 [ "$wrc" -eq 0 ] || { echo "soak: FAIL: wrk exited $wrc"; cat "$tmp/wrk.err"; status=1; }
 [ "$non2xx" = 0 ] || { echo "soak: FAIL: $non2xx non-2xx answers"; head -5 "$tmp/wrk.err"; status=1; }
 [ -z "$sock" ] || { echo "soak: FAIL: socket errors: $sock ($errs)"; status=1; }
-[ "$src" -eq 0 ] || { echo "soak: FAIL: the server exited $src on SIGTERM"; tail -20 "$tmp/server.log"; status=1; }
+[ "$src" -eq 0 ] || { echo "soak: FAIL: the server exited $src on SIGTERM"; tail -20 "$tmp/dev/server.log"; status=1; }
 if [ -n "${MAX_RSS_GROWTH_MB:-}" ]; then
     if awk -v g="$growth" -v m="$MAX_RSS_GROWTH_MB" 'BEGIN { exit !(g > m) }'; then
         echo "soak: FAIL: RSS grew by $growth MiB (limit $MAX_RSS_GROWTH_MB MiB)"
         status=1
     fi
 fi
-if grep -qiE ' (error|crit)' "$tmp/server.log"; then
+if grep -qiE ' (error|crit)' "$tmp/dev/server.log"; then
     echo "soak: server log errors:"
-    grep -iE ' (error|crit)' "$tmp/server.log" | head -5
+    grep -iE ' (error|crit)' "$tmp/dev/server.log" | head -5
     status=1
 fi
 [ "$status" -eq 0 ] && echo "soak: PASS"

@@ -6,31 +6,15 @@
 # Usage: bench/status.sh [N secrets, default 10000]
 set -eu
 cd "$(dirname "$0")/.."
-top=$PWD
-build=${BUILD_DIR:-build-bench}
+. bench/lib.sh
 n=${1:-10000}
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
-fi
-ninja -C "$build" bench/bench_kv src/cli/rekey >/dev/null
-rekey=$top/$build/src/cli/rekey
-dir=$(mktemp -d /tmp/rekey-bench-status-XXXXXX)
-trap 'rm -rf "$dir"' EXIT INT TERM
+bench_build bench/bench_kv src/cli/rekey
+rekey=$build/src/cli/rekey
+bench_tmpdir /tmp/rekey-bench-status-XXXXXX
+dir=$bench_dir
 cd "$dir"
-# Paths as bench_kv --populate writes them: secret/bench/gGGG/sNNNNNN.
-{
-    echo "version: 1"
-    echo "store:"
-    echo "  path: store.db"
-    echo "secrets:"
-    i=0
-    while [ "$i" -lt "$n" ]; do
-        printf '  - path: secret/bench/g%03d/s%06d\n    kind: generated\n    format: "tok-{hex:32}"\n    field: api_key\n    every: 30d\n    auto: true\n' \
-            $((i / 1000)) "$i"
-        i=$((i + 1))
-    done
-} >rekey.yaml
-"$top/$build/bench/bench_kv" --populate "$dir/store.db" "$n" "$dir/root.key"
+bench_inventory "$n" >rekey.yaml
+"$build/bench/bench_kv" --populate "$dir/store.db" "$n" "$dir/root.key"
 export REKEY_KEY_FILE="$dir/root.key"
 "$rekey" -c rekey.yaml status >status.out || [ $? -eq 1 ] ||
     { echo "rekey status failed:"; tail -5 status.out; exit 1; }

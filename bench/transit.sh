@@ -9,26 +9,14 @@
 # Usage: bench/transit.sh [seconds per run, default 5]   (BUILD_DIR: a release build dir)
 set -eu
 cd "$(dirname "$0")/.."
-top=$PWD
-build=${BUILD_DIR:-build-bench-transit}
+. bench/lib.sh
+BUILD_DIR=${BUILD_DIR:-build-bench-transit}
 secs=${1:-5}
-if [ ! -f "$build/build.ninja" ]; then
-    meson setup "$build" -Dbuildtype=release -Dtests=false -Dtest_switches=false >/dev/null
-fi
-ninja -C "$build" src/cli/rekey >"/tmp/rekey-bench-transit-build.log" 2>&1 ||
-    { tail -20 /tmp/rekey-bench-transit-build.log; echo "bench/transit.sh: the build failed"; exit 1; }
-rekey=$top/$build/src/cli/rekey
-command -v wrk >/dev/null || { echo "bench/transit.sh: wrk is needed (scripts/deps)"; exit 1; }
-dir=$(mktemp -d /tmp/rekey-bench-transit-XXXXXX)
-pid=
-cleanup() {
-    if [ -n "$pid" ]; then
-        kill -TERM "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
+bench_build src/cli/rekey
+rekey=$build/src/cli/rekey
+bench_need wrk
+bench_tmpdir /tmp/rekey-bench-transit-XXXXXX
+dir=$bench_dir
 cd "$dir"
 
 # ---- OpenSSL alone, both cores ----
@@ -44,19 +32,11 @@ ossl_rsa_sign=$(echo "$rsa_line" | awk -F: '{printf "%.0f", $4}')
 ossl_rsa_verify=$(echo "$rsa_line" | awk -F: '{printf "%.0f", $5}')
 
 # ---- the server ----
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(bench_free_port)
 token="bench-$$"
 printf 'version: 1\nsecrets: []\n' >empty.yaml
-REKEY_LOG=warn TMPDIR="$dir" REKEY_DEV_ROOT_TOKEN_ID=$token "$rekey" server -dev -dev-listen-address "127.0.0.1:$port" \
-    -config "$dir/empty.yaml" >server.log 2>&1 &
-pid=$!
+REKEY_LOG=warn bench_dev_server "$rekey" "$port" "$dir/empty.yaml" "$token" "$dir/dev"
 A="http://127.0.0.1:$port"
-up=0
-for _ in $(seq 1 100); do
-    if curl -sf -o /dev/null "$A/v1/sys/health"; then up=1; break; fi
-    sleep 0.1
-done
-[ "$up" = 1 ] || { echo "the server did not come up:"; cat server.log; exit 1; }
 post() { curl -sf -H "X-Vault-Token: $token" -X POST --data-binary "$2" "$A$1"; }
 post /v1/transit/keys/ed '{"type":"ed25519"}' >/dev/null
 post /v1/transit/keys/rsa '{"type":"rsa-4096"}' >/dev/null
@@ -82,7 +62,7 @@ EOF
     if awk '$4 != 0 {bad=1} END {exit bad ? 0 : 1}' rates.txt; then
         echo "bench/transit.sh: errors answering $1:" >&2; cat rates.txt >&2; exit 1
     fi
-    awk '{print $2}' rates.txt | sort -n | sed -n 2p
+    awk '{print $2}' rates.txt | bench_median
     rm -f rates.txt
 }
 http_ed_sign=$(wrk_rate /v1/transit/sign/ed "{\"input\":\"$msg\"}")
