@@ -20,33 +20,13 @@
 #include "util/err.h"
 #include "util/secret.h"
 
+#include "bench_common.h"
+
 #define NKEYS 10000
 #define VAL_LEN 100
 #define BATCH 500 /* puts per transaction while loading: the plaintexts sit in the secure heap */
 
 static double run_seconds = 1.0;
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* xorshift64*: a benchmark's key picker, not a source of anything secret. */
-static uint64_t
-xs_next(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
 
 enum mode { RAW_GET, BARRIER_GET, BARRIER_PUT };
 

@@ -41,6 +41,8 @@
 #include "util/parse.h"
 #include "util/secret.h"
 
+#include "bench_common.h"
+
 #define MAX_THREADS 8
 #define MAX_SAMPLES (1u << 21) /* latency samples kept per thread */
 #define LOAD_BATCH 2000        /* secrets per loading transaction */
@@ -48,28 +50,6 @@
 
 static double run_seconds = 1.0;
 static const char *only; /* NULL, "get" or "put": run only those measurements (profiling) */
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64*: picks benchmark keys; not a source of anything secret. */
-static uint64_t
-xs_next(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
 
 static void
 bench_path(char *buf, size_t len, size_t i)

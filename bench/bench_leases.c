@@ -26,6 +26,8 @@
 #include "util/err.h"
 #include "util/secret.h"
 
+#include "bench_common.h"
+
 #define ROOT_KEY_LEN 32
 #define ROLES 10
 #define TXN 5000
@@ -42,14 +44,6 @@ noop_renew(void *ctx, const struct lease_info *l, int64_t expires, struct rk_err
 {
     (void)ctx, (void)l, (void)expires, (void)err;
     return 0;
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double

@@ -14,6 +14,8 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "bench_common.h"
+
 #define MAXOPS 200000
 
 struct worker {
@@ -24,14 +26,6 @@ struct worker {
     long n;
     int failed;
 };
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void *
 worker_main(void *arg)

@@ -19,14 +19,7 @@
 #include "util/err.h"
 #include "util/secret.h"
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_common.h"
 
 int
 main(int argc, char **argv)

@@ -21,33 +21,13 @@
 #include "store/sqlite.h"
 #include "util/err.h"
 
+#include "bench_common.h"
+
 #define VAL_LEN 256
 #define MAX_SAMPLES (1u << 20) /* latency samples kept per thread */
 #define MAX_THREADS 8
 
 static double run_seconds = 1.0;
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* xorshift64*: a benchmark's key picker, not a source of anything secret. */
-static uint64_t
-xs_next(uint64_t *s)
-{
-    uint64_t x = *s;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 2685821657736338717ull;
-}
 
 struct worker {
     struct backend *b;
