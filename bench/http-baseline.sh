@@ -1,7 +1,7 @@
 #!/bin/sh
 # http-baseline.sh: rekey's HTTP core against the bare libmicrohttpd ceiling, in one run.
-# Builds bench/mhd-baseline.c and bench/http-route.c with cc + pkg-config into a temporary
-# directory, starts each on an ephemeral loopback port, runs `wrk -t2 -c64 -d5s` (keep-alive)
+# Builds bench/mhd-baseline.c and bench/http-route.c (meson targets of the release build dir,
+# BUILD_DIR), starts each on an ephemeral loopback port, runs `wrk -t2 -c64 -d5s` (keep-alive)
 # against a fixed-JSON route, prints requests/s and latency, stops them, and prints the ratio.
 # The target is rekey >= 80% of the baseline. Env: DURATION (default 5s), CONNS (64).
 set -eu
@@ -9,20 +9,12 @@ cd "$(dirname "$0")/.."
 . bench/lib.sh
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-64}
-CC=${CC:-cc}
 bench_need wrk
 
 bench_tmpdir /tmp/rekey-bench-http.XXXXXX
 tmp=$bench_dir
 
-CFLAGS="-std=c17 -O2 -D_GNU_SOURCE -Isrc"
-# shellcheck disable=SC2046
-$CC $CFLAGS -o "$tmp/mhd-baseline" bench/mhd-baseline.c $(pkg-config --cflags --libs libmicrohttpd)
-# shellcheck disable=SC2046
-$CC $CFLAGS -o "$tmp/http-route" bench/http-route.c src/api/http.c src/api/router.c \
-    src/util/err.c src/util/secret.c src/util/enc.c src/util/parse.c src/util/log.c \
-    src/util/fsutil.c src/util/timeutil.c \
-    $(pkg-config --cflags --libs libmicrohttpd jansson openssl) -lpthread
+bench_build bench/mhd-baseline bench/http-route
 
 # start NAME BINARY: runs it, waits for the port it prints, sets $port.
 start() {
@@ -47,10 +39,10 @@ measure() {
     printf '%-14s %12s req/s   p50 %-9s p99 %-9s %s\n' "$1" "$rps" "$p50" "$p99" "$errs"
 }
 
-start mhd-baseline "$tmp/mhd-baseline"
+start mhd-baseline "$build/bench/mhd-baseline"
 measure mhd-baseline "http://127.0.0.1:$port/v1/sys/health"
 base=$rps
-start rekey-http "$tmp/http-route"
+start rekey-http "$build/bench/http-route"
 measure rekey-http "http://127.0.0.1:$port/v1/sys/health"
 ours=$rps
 awk -v a="$ours" -v b="$base" 'BEGIN {
