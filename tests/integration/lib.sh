@@ -175,3 +175,94 @@ dev_server() {
   trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
   wait_up
 }
+
+# wait_log FILE TEXT SECONDS [PID]: waits until FILE (made if missing) holds TEXT; fails after
+# SECONDS, or as soon as PID (if given) has exited without TEXT in FILE.
+wait_log() {
+  local i
+  touch "$1"
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -qF -- "$2" "$1" && return 0
+    [ -z "${4-}" ] || kill -0 "$4" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -qF -- "$2" "$1" && return 0
+  cat "$1"; fail "'$2' did not appear in $1 within $3 s"
+}
+
+# ---- `rekey run`: the test's daemon is $pid ----
+# kill_run_at_exit: no daemon yet (pid=); never leave one behind when a check fails.
+kill_run_at_exit() { pid=; trap '[ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null; true' EXIT; }
+# start_run LOG: starts `rekey run` in the background, its output in LOG, its pid in $pid.
+start_run() { "$REKEY" run >"$1" 2>&1 & pid=$!; }
+# stop_run: SIGTERM to $pid; fails unless the daemon exits 0.
+stop_run() { kill -TERM "$pid"; wait "$pid" || fail "rekey run did not exit 0"; pid=; }
+# checked_secret_config PATH FORMAT SH: ./rekey.yaml (REKEY_CONFIG) on init_store's store: one
+# generated secret PATH (FORMAT), auto every 3 s, tested by hook "check" running `sh -c SH`.
+checked_secret_config() {
+  cat >rekey.yaml <<YAML
+version: 1
+$(store_yaml store.db)
+hooks:
+  check:
+    type: exec
+    command: [sh, -c, "$3"]
+    timeout: 5s
+secrets:
+  - path: $1
+    kind: generated
+    format: "$2"
+    every: 3s
+    auto: true
+    test: [check]
+YAML
+  export REKEY_CONFIG=$PWD/rekey.yaml
+}
+
+# ---- `rekey server -config rekey.yaml` on a key-file store (./kf.db, ./kf.key) ----
+# kf_init: initialises the store (REKEY_STORE exported); root token in $ROOT and root.hdr.secret,
+# a free PORT and A.
+kf_init() {
+  KF_DIR=$PWD
+  REKEY_STORE=$(store_loc "$KF_DIR/kf.db")
+  export REKEY_STORE
+  expect_exit 0 "$REKEY" operator init -key-file="$KF_DIR/kf.key"
+  ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
+  hdr_for "$ROOT" root.hdr.secret
+  PORT=$(free_port)
+  A="http://127.0.0.1:$PORT"
+}
+# kf_yaml: rekey.yaml's first lines after kf_init: version, the store, the server on $PORT.
+kf_yaml() { printf 'version: 1\n%s\nserver:\n  listen: "127.0.0.1:%s"\n' "$(store_yaml kf.db)" "$PORT"; }
+# kill_server_at_exit: no server yet (SERVER_PID=); kill the one running when the test exits.
+kill_server_at_exit() {
+  SERVER_PID=
+  trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+}
+# start_server [VAR=VALUE…]: the server of kf_init on rekey.yaml, the key file and VARs in its
+# environment, log appended to server.log; sets SERVER_PID, returns once it answers.
+start_server() {
+  env "$@" REKEY_KEY_FILE="$KF_DIR/kf.key" "$REKEY" server -config "$KF_DIR/rekey.yaml" >>server.log 2>&1 &
+  SERVER_PID=$!
+  wait_up
+}
+# stop_server: SIGTERM to SERVER_PID and wait for it, whatever its exit status.
+stop_server() {
+  kill -TERM "$SERVER_PID"
+  set +e; wait "$SERVER_PID"; set -e
+  SERVER_PID=
+}
+# stop_server_clean [SECONDS]: SIGTERM; the server must exit 0 within SECONDS (5).
+stop_server_clean() {
+  local i limit=$((${1:-5} * 10))
+  kill -TERM "$SERVER_PID"
+  for ((i = 0; i < limit; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -KILL "$SERVER_PID"; cat server.log; fail "the server did not stop within ${1:-5} s"
+  fi
+  set +e; wait "$SERVER_PID"; local rc=$?; set -e
+  SERVER_PID=
+  [ "$rc" -eq 0 ] || { cat server.log; fail "server exit code $rc after SIGTERM, want 0"; }
+}
+# wait_server_log TEXT SECONDS: wait_log on server.log, giving up once the server has exited.
+wait_server_log() { wait_log server.log "$1" "$2" "$SERVER_PID"; }

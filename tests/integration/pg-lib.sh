@@ -48,3 +48,29 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
 }
+# PG_CONN: a config's `connection:` to this cluster as its admin.
+PG_CONN="host=127.0.0.1 port=$PGPORT dbname=postgres user=rekey_admin"
+# creds ROLE: issues a login; sets U (user) and L (lease id), writes the password to $U.pw.secret
+# and adds it to PWS (the passwords assert_no_password looks for).
+PWS=()
+creds() {
+  req GET "/v1/database/creds/$1"
+  expect 200
+  U=$(j 'd["data"]["username"]'); L=$(j 'd["lease_id"]')
+  j 'd["data"]["password"]' >"$U.pw.secret"
+  PWS+=("$(cat "$U.pw.secret")")
+}
+# exists USER: 1 if PostgreSQL has the role USER, else 0.
+exists() { sql "SELECT count(*) FROM pg_roles WHERE rolname = '$1'"; }
+# assert_no_password: no password of PWS, nor the admin's, in server.log, PostgreSQL's log or any
+# file here (assert_no_plaintext).
+assert_no_password() {
+  local p
+  PWS+=("$(cat admin.secret)")
+  for p in "${PWS[@]}"; do
+    [ -n "$p" ] || continue
+    expect_not_in server.log "$p"
+    ! grep -qaF -- "$p" pg/pg/postgres.log || fail "a password is in PostgreSQL's log"
+  done
+  assert_no_plaintext "${PWS[@]}"
+}

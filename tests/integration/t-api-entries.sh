@@ -9,49 +9,16 @@
 
 dir=$PWD
 
-wait_log() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        grep -qF -- "$1" server.log && return 0
-        sleep 0.1
-    done
-    cat server.log; fail "'$1' did not appear in the server's log within $2 s"
-}
-stop_server() {
-    local i
-    kill -TERM "$SERVER_PID"
-    for ((i = 0; i < 50; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -KILL "$SERVER_PID"; cat server.log; fail "the server did not stop within 5 s"
-    fi
-    set +e; wait "$SERVER_PID"; local rc=$?; set -e
-    SERVER_PID=
-    [ "$rc" -eq 0 ] || { cat server.log; fail "server exit code $rc after SIGTERM, want 0"; }
-}
-start_server() {
-    REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
-    SERVER_PID=$!
-    wait_up
-}
 rotations() {
     req GET "/v1/rekey/history/$1"
     expect 200
     j 'sum(1 for e in d["data"]["events"] if e["op"] == "rotate" and e["result"] == "ok")'
 }
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+kill_server_at_exit
 
-export REKEY_STORE=$(store_loc "$dir/kf.db")
-expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
-ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
-printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
-PORT=$(free_port)
-A="http://127.0.0.1:$PORT"
+kf_init
 cat >rekey.yaml <<EOF
-version: 1
-$(store_yaml kf.db)
-server:
-  listen: "127.0.0.1:$PORT"
+$(kf_yaml)
 hooks:
   render:
     type: file
@@ -66,7 +33,7 @@ secrets:
 EOF
 : >server.log
 start_server
-wait_log "scheduler started" 5
+wait_server_log "scheduler started" 5
 
 # ---- refused definitions: the loader's rules, with the key and the reason ----
 req PUT /v1/rekey/entries/secret/api/token '{"kind":"generated","format":"tk-{hex:32}","every":"soon"}'
@@ -90,8 +57,8 @@ expect 404
 req PUT /v1/rekey/entries/secret/api/token '{"kind":"generated","format":"tk-{hex:32}","field":"key","every":"2s","auto":true,"reload":["render"],"description":"made through the API"}'
 expect 200
 [ "$(j 'd["data"]["created"]')" = True ] || { cat resp.json; fail "not reported as created"; }
-wait_log "secret/api/token: defined in the store; planned" 5
-wait_log "rotated secret/api/token v0 -> v1" 5
+wait_server_log "secret/api/token: defined in the store; planned" 5
+wait_server_log "rotated secret/api/token v0 -> v1" 5
 req GET /v1/rekey/entries/secret/api/token
 expect 200
 [ "$(j 'd["data"]["every"]')" = 2s ] && [ "$(j 'd["data"]["path"]')" = secret/api/token ] ||
@@ -148,10 +115,10 @@ req DELETE /v1/rekey/entries/secret/api/token "" reader.hdr.secret
 expect 403
 
 # ---- restart: the entry is still there and still rotated ----
-stop_server
+stop_server_clean
 before=$(grep -c "rotated secret/api/token v" server.log)
 start_server
-wait_log "(1 defined in the store)" 5
+wait_server_log "(1 defined in the store)" 5
 for _ in $(seq 1 50); do
     [ "$(grep -c "rotated secret/api/token v" server.log)" -gt "$before" ] && break
     sleep 0.1
@@ -166,14 +133,14 @@ expect 200
 req PUT /v1/rekey/entries/secret/api/token '{"kind":"generated","format":"tk-{hex:32}","field":"key","every":"1h","auto":true,"reload":["render"]}'
 expect 200
 [ "$(j 'd["data"]["created"]')" = False ] || { cat resp.json; fail "a replacement reported as created"; }
-wait_log "secret/api/token: changed in the store; planned" 5
+wait_server_log "secret/api/token: changed in the store; planned" 5
 sleep 0.5
 n1=$(rotations secret/api/token)
 sleep 3
 [ "$(rotations secret/api/token)" = "$n1" ] || { cat server.log; fail "still rotated every 2s after the change to 1h"; }
 
 # ---- the local CLI sees it too ----
-stop_server
+stop_server_clean
 export REKEY_KEY_FILE="$dir/kf.key" REKEY_CONFIG="$dir/rekey.yaml"
 expect_exit 0 "$REKEY" status
 expect_in last.out "secret/api/token"
@@ -195,15 +162,15 @@ PY
 # ---- deleted: the scheduler drops it at once; its versions stay ----
 : >server.log
 start_server
-wait_log "(1 defined in the store)" 5
+wait_server_log "(1 defined in the store)" 5
 req DELETE /v1/rekey/entries/secret/api/token
 expect 204
-wait_log "secret/api/token: deleted from the store; not scheduled any more" 5
+wait_server_log "secret/api/token: deleted from the store; not scheduled any more" 5
 req GET /v1/rekey/status/secret/api/token
 expect 404
 req GET /v1/secret/data/api/token
 expect 200
 req DELETE /v1/rekey/entries/secret/app/human
 expect 400
-stop_server
+stop_server_clean
 echo ok

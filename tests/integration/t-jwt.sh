@@ -16,29 +16,6 @@ req() {
     [ -n "$body" ] && args+=(--data-binary "$body")
     STATUS=$(curl "${args[@]}" "$A$path")
 }
-wait_log() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        grep -qF -- "$1" server.log && return 0
-        sleep 0.1
-    done
-    cat server.log; fail "'$1' did not appear in the server's log within $2 s"
-}
-start_server() {
-    env "$@" REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$A/v1/sys/health" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-        sleep 0.1
-    done
-    fail "the server did not come up"
-}
-stop_server() {
-    kill -TERM "$SERVER_PID"
-    set +e; wait "$SERVER_PID"; set -e
-    SERVER_PID=
-}
 # pyjwt PATH TOKEN ALG: verifies TOKEN with the JWKS at PATH (no token sent); prints the claims'
 # sub, or "refused: <why>".
 pyjwt() {
@@ -52,20 +29,12 @@ except Exception as e:
     print("refused: %s: %s" % (type(e).__name__, e))
 PY
 }
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+kill_server_at_exit
 
-export REKEY_STORE=$(store_loc "$dir/kf.db") REKEY_KEY_FILE="$dir/kf.key"
-expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
-ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
-printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
-PORT=$(free_port)
-A="http://127.0.0.1:$PORT"
+export REKEY_KEY_FILE="$dir/kf.key"
+kf_init
 cat >rekey.yaml <<EOF
-version: 1
-$(store_yaml kf.db)
-server:
-  listen: "127.0.0.1:$PORT"
+$(kf_yaml)
 secrets:
   - path: transit/keys/tok
     kind: transit
@@ -76,7 +45,7 @@ secrets:
 EOF
 : >server.log
 start_server
-wait_log "rotated transit/keys/tok v0 -> v1" 10
+wait_server_log "rotated transit/keys/tok v0 -> v1" 10
 
 # ---- version 1 signs; the public JWKS verifies it ----
 req POST /v1/rekey/jwt/tok '{"claims":{"sub":"gateway","scope":"api"},"ttl":"24h"}'
@@ -108,7 +77,7 @@ expect 200
 # ---- grace passes (the clock two hours on): the finish step raises the minimum past v1 ----
 stop_server
 start_server REKEY_NOW=$(($(date +%s) + 7200))
-wait_log "finished transit/keys/tok: retired v1" 10
+wait_server_log "finished transit/keys/tok: retired v1" 10
 req GET /v1/transit/keys/tok
 [ "$(j 'd["data"]["min_decryption_version"]')" = 2 ] || { cat resp.json; fail "minimum not raised"; }
 req GET /.well-known/jwks.json '' ''

@@ -12,30 +12,11 @@ req() {
     STATUS=$(curl -s -o resp.json -w '%{http_code}' -X "$1" -H @root.hdr.secret \
         ${3:+--data-binary "$3"} "$A$2")
 }
-stop_server() {
-    kill -TERM "$SERVER_PID"
-    set +e; wait "$SERVER_PID"; set -e
-    SERVER_PID=
-}
-start_server() {
-    REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
-    SERVER_PID=$!
-    wait_up
-}
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+kill_server_at_exit
 
-export REKEY_STORE=$(store_loc "$dir/kf.db")
-expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
-ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
-printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
-PORT=$(free_port)
-A="http://127.0.0.1:$PORT"
+kf_init
 cat >rekey.yaml <<EOF
-version: 1
-$(store_yaml kf.db)
-server:
-  listen: "127.0.0.1:$PORT"
+$(kf_yaml)
 hooks:
   render:
     type: file

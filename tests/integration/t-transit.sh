@@ -28,44 +28,12 @@ expect_in last.err "cannot be rolled back"
 expect_exit 0 "$REKEY" -c "$EX" lint
 
 # ---- a server ----
-wait_log() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        grep -qF -- "$1" server.log && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    cat server.log; fail "'$1' did not appear in the server's log within $2 s"
-}
-start_server() {
-    env "$@" REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/rekey.yaml" >>server.log 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        curl -s -o /dev/null "$A/v1/sys/health" && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log; fail "the server exited"; }
-        sleep 0.1
-    done
-    fail "the server did not come up"
-}
-stop_server() {
-    kill -TERM "$SERVER_PID"
-    set +e; wait "$SERVER_PID"; set -e
-    SERVER_PID=
-}
-SERVER_PID=
-trap '[ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null; wait 2>/dev/null || true' EXIT
+kill_server_at_exit
 
-export REKEY_STORE=$(store_loc "$dir/kf.db") REKEY_KEY_FILE="$dir/kf.key"
-expect_exit 0 "$REKEY" operator init -key-file="$dir/kf.key"
-ROOT=$(sed -n 's/^Initial Root Token: //p' last.out)
-printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
-PORT=$(free_port)
-A="http://127.0.0.1:$PORT"
+export REKEY_KEY_FILE="$dir/kf.key"
+kf_init
 cat >rekey.yaml <<EOF
-version: 1
-$(store_yaml kf.db)
-server:
-  listen: "127.0.0.1:$PORT"
+$(kf_yaml)
 secrets:
   - path: transit/keys/gw
     kind: transit
@@ -76,7 +44,7 @@ secrets:
 EOF
 : >server.log
 start_server
-wait_log "rotated transit/keys/gw v0 -> v1" 10
+wait_server_log "rotated transit/keys/gw v0 -> v1" 10
 req GET /v1/transit/keys/gw
 expect 200
 [ "$(j 'd["data"]["latest_version"], d["data"]["type"], list(d["data"]["keys"])')" = "(1, 'ed25519', ['1'])" ] ||
@@ -101,7 +69,7 @@ req GET /v1/rekey/entries/transit/keys/api-key
 expect 200
 [ "$(j 'd["data"]["kind"], d["data"]["every"], d["data"]["auto"], d["data"]["retire_previous"]')" = \
   "('transit', '604800s', True, 'false')" ] || { cat resp.json; fail "the store entry"; }
-wait_log "transit/keys/api-key: defined in the store" 5
+wait_server_log "transit/keys/api-key: defined in the store" 5
 req GET /v1/rekey/status/transit/keys/api-key
 expect 200
 expect_in resp.json "latest v1, min decryption v1"
@@ -255,7 +223,7 @@ for step in transit-pending create apply test promote reload; do
     [ "$rc" -eq 137 ] || { cat crash.log; fail "the server was not killed at $step (exit $rc)"; }
     later=$((later + 8 * 86400))
     start_server REKEY_NOW=$later
-    wait_log "scheduler started" 5
+    wait_server_log "scheduler started" 5
     for _ in $(seq 1 50); do
         req GET /v1/rekey/status/transit/keys/gw
         [ "$(j 'd["data"]["state"]')" = ok ] && break
