@@ -11,27 +11,6 @@ ROOT="it-root-$$-$RANDOM$RANDOM"
 printf 'X-Vault-Token: %s\n' "$ROOT" >root.hdr.secret
 dir=$PWD
 
-# wait_log TEXT SECONDS: waits until server.log holds TEXT.
-wait_log() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        grep -qF -- "$1" server.log && return 0
-        sleep 0.1
-    done
-    cat server.log; fail "'$1' did not appear in the server's log within $2 s"
-}
-# stop_server [SECONDS]: SIGTERM, then it must exit 0 within SECONDS (5).
-stop_server() {
-    local i limit=$((${1:-5} * 10))
-    kill -TERM "$SERVER_PID"
-    for ((i = 0; i < limit; i++)); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -KILL "$SERVER_PID"; cat server.log; fail "the server did not stop within ${1:-5} s"
-    fi
-    set +e; wait "$SERVER_PID"; local rc=$?; set -e
-    SERVER_PID=
-    [ "$rc" -eq 0 ] || { cat server.log; fail "server exit code $rc after SIGTERM, want 0"; }
-}
 # rotations PATH: the number of successful scheduled rotations in PATH's history.
 rotations() {
     req GET "/v1/rekey/history/$1"
@@ -118,7 +97,7 @@ REKEY_DEV_ROOT_TOKEN_ID=$ROOT "$REKEY" server -dev -dev-listen-address "127.0.0.
     -config "$dir/rekey.yaml" >server.log 2>&1 &
 SERVER_PID=$!
 wait_up
-wait_log "scheduler started" 5
+wait_server_log "scheduler started" 5
 sleep 8
 n=$(rotations secret/app/token)
 [ "$n" -ge 2 ] || { cat server.log; fail "expected at least 2 rotations in 8 s, got $n"; }
@@ -134,7 +113,7 @@ cp rekey.yaml good.yaml
 printf 'secrets:\n  - path: [oops\n' >>rekey.yaml
 before=$(rotations secret/app/token)
 kill -HUP "$SERVER_PID"
-wait_log "reload failed, keeping the old configuration" 5
+wait_server_log "reload failed, keeping the old configuration" 5
 grep -E "reload failed.*rekey\.yaml:[0-9]+:[0-9]+" server.log >/dev/null ||
     { cat server.log; fail "the reload error does not name file:line:col"; }
 sleep 3.5
@@ -150,7 +129,7 @@ write_config "  - path: secret/app/other
     auto: true
     reload: [render-other]"
 kill -HUP "$SERVER_PID"
-wait_log "scheduler: re-planning" 5
+wait_server_log "scheduler: re-planning" 5
 for _ in $(seq 1 50); do
     req GET /v1/secret/data/app/other
     [ "$STATUS" = 200 ] && break
@@ -164,7 +143,7 @@ consistent secret/app/token key token.secret ""
 req GET /v1/secret/data/app/token
 expect_not_in server.log "$(j 'd["data"]["data"]["key"]')"
 
-stop_server
+stop_server_clean
 expect_in server.log "SIGTERM: stopping"
 expect_in server.log "scheduler stopped:"
 
@@ -205,12 +184,12 @@ printf 'X-Vault-Token: %s\n' "$R2" >root.hdr.secret
 expect_not_in server.log "scheduler started"
 req PUT /v1/sys/unseal "{\"key\":\"$K1\"}" ""
 expect 200
-wait_log "scheduler started" 5
+wait_server_log "scheduler started" 5
 sleep 3
 [ "$(rotations secret/app/token)" -ge 2 ] || { cat server.log; fail "no rotations after unseal"; }
 req PUT /v1/sys/seal
 expect 204
-wait_log "scheduler stopped:" 5
+wait_server_log "scheduler stopped:" 5
 req PUT /v1/sys/unseal "{\"key\":\"$K1\"}" ""
 expect 200
 req GET /v1/rekey/history/secret/app/token
@@ -220,7 +199,7 @@ sealed_count=$(rotations secret/app/token)
 sleep 2.5
 [ "$(rotations secret/app/token)" -gt "$sealed_count" ] || { cat server.log; fail "no rotation after the second unseal"; }
 consistent secret/app/token key shares.secret ""
-stop_server
+stop_server_clean
 expect_not_in server.log "$K1"
 
 # ======================= key file: SIGTERM during a rotation =======================
@@ -258,12 +237,12 @@ EOF
 REKEY_KEY_FILE="$dir/kf.key" "$REKEY" server -config "$dir/kf.yaml" >server.log 2>&1 &
 SERVER_PID=$!
 wait_up
-wait_log "scheduler started" 5
+wait_server_log "scheduler started" 5
 # The first rotation is due at once; SIGTERM while its slow hook runs.
 for _ in $(seq 1 50); do [ -e slow.started ] && break; sleep 0.1; done
 [ -e slow.started ] || { cat server.log; fail "the slow hook did not start"; }
 t0=$(date +%s.%N)
-stop_server 8
+stop_server_clean 8
 took=$(echo "$(date +%s.%N) - $t0" | bc)
 expect_in server.log "rotated secret/app/token v0 -> v1"
 expect_in server.log "scheduler stopped: 1 rotated"
