@@ -56,7 +56,7 @@ inv_role_lookup(void *arg, const char *name, struct db_role_def *out, struct rk_
     api_app_rdlock(app);
     for (size_t i = 0; app->inv != NULL && i < app->inv->nsecrets; i++) {
         const struct inv_secret *s = &app->inv->secrets[i];
-        const char *role = rotator_db_role(s);
+        const char *role = rotator_role(s, "database");
         if (role != NULL && strcmp(role, name) == 0) {
             r = db_role_from_entry(s, out, err);
             break;
@@ -228,7 +228,7 @@ inventory_role(struct api_app *app, const char *name, char *where, size_t len, i
     api_app_rdlock(app);
     for (size_t i = 0; app->inv != NULL && i < app->inv->nsecrets && !found; i++) {
         const struct inv_secret *s = &app->inv->secrets[i];
-        const char *role = rotator_db_role(s);
+        const char *role = rotator_role(s, "database");
         if (role == NULL || strcmp(role, name) != 0)
             continue;
         found = 1;

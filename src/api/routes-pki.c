@@ -26,6 +26,7 @@
 #include "api/server.h"
 #include "api/token.h"
 #include "inventory/inventory.h"
+#include "rotators/rotator.h"
 #include "secrets/pki.h"
 #include "util/parse.h"
 
@@ -143,11 +144,10 @@ role_from_inventory(struct api_app *app, const char *name, struct pki_role *out,
     api_app_rdlock(app);
     for (size_t i = 0; app->inv != NULL && i < app->inv->nsecrets; i++) {
         const struct inv_secret *s = &app->inv->secrets[i];
-        const char *slash = strrchr(s->path, '/'), *cn, *alt, *kt;
+        const char *role = rotator_role(s, "pki"), *cn, *alt, *kt;
         char *copy = NULL;
 
-        if (s->kind == NULL || strcmp(s->kind, "certificate") != 0 || slash == NULL ||
-            strcmp(slash + 1, name) != 0)
+        if (role == NULL || strcmp(role, name) != 0)
             continue;
         /* the entry's names exactly: its common name and alt_names */
         out->allow_ip_sans = 0;

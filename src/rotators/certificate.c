@@ -339,6 +339,16 @@ certificate_lint(const struct inv_secret *s, const struct inventory *inv, inv_li
     }
 }
 
+/* Every certificate entry is a pki role, named by its path's last segment (pki/issue/NAME
+ * issues the entry's names exactly: api/routes-pki.c). */
+static const char *
+certificate_role(const struct inv_secret *s, const char *engine)
+{
+    const char *slash = strrchr(s->path, '/');
+
+    return strcmp(engine, "pki") == 0 && slash != NULL ? slash + 1 : NULL;
+}
+
 const struct rotator_ops rotator_certificate = {
     .version = ROTATOR_OPS_VERSION,
     .kind = "certificate",
@@ -351,4 +361,5 @@ const struct rotator_ops rotator_certificate = {
     .defaults = certificate_defaults,
     .check = certificate_check,
     .lint = certificate_lint,
+    .role = certificate_role,
 };

@@ -326,11 +326,11 @@ database_status(const struct inv_secret *s, const struct rot_status_in *in, stru
     return 0;
 }
 
-/* Every entry of this kind defines a role: a template (no every) or a static role. */
+/* Every entry of this kind defines a database role: a template (no every) or a static role. */
 static const char *
-database_db_role(const struct inv_secret *s)
+database_role(const struct inv_secret *s, const char *engine)
 {
-    return inv_param(s, "role");
+    return strcmp(engine, "database") == 0 ? inv_param(s, "role") : NULL;
 }
 
 const struct rotator_ops rotator_database = {
@@ -350,5 +350,5 @@ const struct rotator_ops rotator_database = {
     .fixed_field = 1,
     .defaults = database_defaults,
     .lint = database_lint,
-    .db_role = database_db_role,
+    .role = database_role,
 };

@@ -47,11 +47,11 @@ rotator_find(const char *kind)
 }
 
 const char *
-rotator_db_role(const struct inv_secret *s)
+rotator_role(const struct inv_secret *s, const char *engine)
 {
     const struct rotator_ops *ops = rotator_kind(s->kind);
 
-    return ops != NULL && ops->db_role != NULL ? ops->db_role(s) : NULL;
+    return ops != NULL && ops->role != NULL ? ops->role(s, engine) : NULL;
 }
 
 const struct rotator_ops *

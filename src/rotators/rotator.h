@@ -160,13 +160,14 @@ struct rotator_ops {
      * gives the server settings (check_interval). May be NULL. */
     void (*lint)(const struct inv_secret *s, const struct inventory *inv, inv_lint_report_fn report,
                  void *arg);
-    /* The name of the database secrets engine's role the entry defines (database/creds/NAME,
-     * database/static-creds/NAME), or NULL when it defines none. May be NULL: none. */
-    const char *(*db_role)(const struct inv_secret *s);
+    /* The name of the role of secrets engine `engine` ("database": database/creds/NAME and
+     * database/static-creds/NAME; "pki": pki/issue/NAME) that the entry defines, or NULL when
+     * it defines none. May be NULL: none. */
+    const char *(*role)(const struct inv_secret *s, const char *engine);
 };
 
-/* The database role the entry defines (rotator_ops.db_role), or NULL. */
-const char *rotator_db_role(const struct inv_secret *s);
+/* The role of secrets engine `engine` the entry defines (rotator_ops.role), or NULL. */
+const char *rotator_role(const struct inv_secret *s, const char *engine);
 
 /* The entry's ROT_F_* flags (0 for ops NULL). The one place flags are read: the daemon,
  * rotate --due/--all, revoke, the dry run and the API's needs_input all ask here. */
