@@ -45,9 +45,10 @@ struct backend_ha_ops {
     int (*revoke)(struct backend *b, int64_t lease, struct rk_error *err);
     /* Puts key = val bound to lease (deleted when it ends). only_if_absent: only when key does
      * not exist; then 1 means written, 0 that it exists (*holder, when not NULL, gets its value,
-     * malloc'd and NUL-terminated). Returns 1, 0 or -RK_E*. */
+     * malloc'd and NUL-terminated; *holder_lease, when not NULL, the lease it is bound to, 0 for
+     * none). Returns 1, 0 or -RK_E*. */
     int (*claim)(struct backend *b, const char *key, const char *val, int64_t lease,
-                 int only_if_absent, char **holder, struct rk_error *err);
+                 int only_if_absent, char **holder, int64_t *holder_lease, struct rk_error *err);
 };
 
 /* Called once per key in ascending key order. val is NULL when keys_only was asked. Return 0 to

@@ -1056,7 +1056,7 @@ etcd_lease_revoke(struct backend *b, int64_t lease, struct rk_error *err)
 
 static int
 etcd_claim(struct backend *b, const char *key, const char *val, int64_t lease, int only_if_absent,
-           char **holder, struct rk_error *err)
+           char **holder, int64_t *holder_lease, struct rk_error *err)
 {
     json_t *req, *resp = NULL, *kv;
     char id[24];
@@ -1064,6 +1064,8 @@ etcd_claim(struct backend *b, const char *key, const char *val, int64_t lease, i
 
     if (holder != NULL)
         *holder = NULL;
+    if (holder_lease != NULL)
+        *holder_lease = 0;
     if ((r = check_key(key, err)) != 0)
         return r;
     snprintf(id, sizeof(id), "%lld", (long long)lease);
@@ -1090,6 +1092,8 @@ etcd_claim(struct backend *b, const char *key, const char *val, int64_t lease, i
                                         "response_range"),
                         "kvs"),
         0);
+    if (holder_lease != NULL && kv != NULL)
+        *holder_lease = etcd_j_i64(kv, "lease");
     if (holder != NULL && kv != NULL) {
         unsigned char *v = NULL;
         size_t vl = 0;

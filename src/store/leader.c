@@ -36,8 +36,9 @@ struct leader {
     pthread_cond_t cv;
     pthread_t th;
     int running, stop;
-    int leading;   /* the thread's view, told to cb */
-    int64_t since; /* unix seconds */
+    int leading;     /* the thread's view, told to cb */
+    int64_t since;   /* unix seconds */
+    int64_t renewed; /* time_mono_ms() of the last renewal the store answered, while leading */
     char leader_id[40];
     char leader_addr[LEADER_ADDR_MAX];
     char api_addr[LEADER_ADDR_MAX];
@@ -116,13 +117,14 @@ fail:
 
 /* Sets the status (under l->mu) and tells cb when leading changed (without it). */
 static void
-set_leading(struct leader *l, int leading)
+set_leading(struct leader *l, int leading, int64_t renewed)
 {
     int changed;
 
     pthread_mutex_lock(&l->mu);
     changed = l->leading != leading;
     l->leading = leading;
+    l->renewed = renewed;
     if (leading) {
         l->since = (int64_t)time(NULL);
         snprintf(l->leader_id, sizeof(l->leader_id), "%s", l->id);
@@ -166,7 +168,7 @@ elect_main(void *arg)
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
         int64_t now, ttl = 0;
-        int r = 0;
+        int r = 0, fresh;
 
         pthread_mutex_unlock(&l->mu);
         now = time_mono_ms();
@@ -174,7 +176,7 @@ elect_main(void *arg)
             if ((r = l->ha->grant(l->b, LEADER_TTL_S, &lease, &err)) == 0) {
                 last_ok = now;
                 next_keep = now + KEEPALIVE_MS;
-                if ((r = l->ha->claim(l->b, nodekey, l->record, lease, 0, NULL, &err)) > 0)
+                if ((r = l->ha->claim(l->b, nodekey, l->record, lease, 0, NULL, NULL, &err)) > 0)
                     r = 0;
             }
         } else if (now >= next_keep) {
@@ -200,17 +202,37 @@ elect_main(void *arg)
          * the store saw the last renewal, which left here no earlier than last_ok. */
         if (lease != 0 && time_mono_ms() - last_ok > (int64_t)LEADER_TTL_S * 1000)
             lease = 0; /* surely gone; a new one is granted */
-        if (leading && (lease == 0 || time_mono_ms() - last_ok > (LEADER_TTL_S - 1) * 1000)) {
+        /* Lead only by a lease renewed within LEADER_TTL_S - 1 seconds: a stale one is neither
+         * kept nor claimed with (else the server would step down and claim again each round). */
+        fresh = lease != 0 && time_mono_ms() - last_ok <= (int64_t)(LEADER_TTL_S - 1) * 1000;
+        if (leading && !fresh) {
             leading = 0;
-            set_leading(l, 0);
+            set_leading(l, 0, 0);
+        } else if (leading) {
+            pthread_mutex_lock(&l->mu);
+            l->renewed = last_ok;
+            pthread_mutex_unlock(&l->mu);
         }
-        if (!leading && lease != 0) {
+        if (!leading && fresh) {
             char *holder = NULL;
+            int64_t held_by = 0;
 
-            r = l->ha->claim(l->b, LEADER_KEY, l->record, lease, 1, &holder, &err);
-            if (r == 1 || (r == 0 && holder != NULL && strcmp(holder, l->record) == 0)) {
-                leading = 1;
-                set_leading(l, 1);
+            r = l->ha->claim(l->b, LEADER_KEY, l->record, lease, 1, &holder, &held_by, &err);
+            if (r == 0 && holder != NULL && strcmp(holder, l->record) == 0 && held_by != lease) {
+                /* Our own record under a lease we gave up (a stall outlasted it): it is not
+                 * ours to lead by, since nobody renews it. Ending it frees the key for the
+                 * next claim; a lost answer only means the lease ends by itself soon. */
+                log_info("ha: the leader key still holds this server's earlier lease; ending it");
+                if (held_by != 0)
+                    (void)l->ha->revoke(l->b, held_by, &err);
+                set_known_leader(l, NULL);
+            } else if (r == 1 || (r == 0 && holder != NULL && strcmp(holder, l->record) == 0)) {
+                /* (written now, or by a try of this lease whose answer was lost; a claim that
+                 * took so long that the lease went stale leads from the next round) */
+                if (time_mono_ms() - last_ok <= (int64_t)(LEADER_TTL_S - 1) * 1000) {
+                    leading = 1;
+                    set_leading(l, 1, last_ok);
+                }
             } else if (r == 0) {
                 set_known_leader(l, holder);
             } else {
@@ -235,7 +257,7 @@ elect_main(void *arg)
     }
     pthread_mutex_unlock(&l->mu);
     if (leading)
-        set_leading(l, 0);
+        set_leading(l, 0, 0);
     if (lease != 0 && l->ha->revoke(l->b, lease, &err) != 0)
         log_warn("ha: revoking this server's lease: %s (a standby takes over when it ends)",
                  err.msg);
@@ -249,7 +271,7 @@ leader_campaign(struct leader *l, struct rk_error *err)
     int e;
 
     if (l->ha == NULL) {
-        set_leading(l, 1);
+        set_leading(l, 1, 0);
         return 0;
     }
     pthread_mutex_lock(&l->mu);
@@ -275,7 +297,7 @@ leader_resign(struct leader *l)
     if (l == NULL)
         return;
     if (l->ha == NULL) {
-        set_leading(l, 0);
+        set_leading(l, 0, 0);
         return;
     }
     pthread_mutex_lock(&l->mu);
@@ -315,8 +337,15 @@ leader_status(struct leader_status *st)
         pthread_mutex_lock(&l->mu);
         st->ha_enabled = l->ha != NULL;
         st->is_self = l->leading;
-        st->active_since = l->leading ? l->since : 0;
-        snprintf(st->leader_addr, sizeof(st->leader_addr), "%s", l->leader_addr);
+        /* The election's thread may be blocked in a store call past the time it would step
+         * down: a lease not renewed for LEADER_TTL_S - 1 seconds is not led by, whatever the
+         * thread will find. */
+        if (l->ha != NULL && l->leading &&
+            time_mono_ms() - l->renewed > (int64_t)(LEADER_TTL_S - 1) * 1000)
+            st->is_self = 0;
+        st->active_since = st->is_self ? l->since : 0;
+        snprintf(st->leader_addr, sizeof(st->leader_addr), "%s",
+                 st->is_self || !l->leading ? l->leader_addr : "");
         pthread_mutex_unlock(&l->mu);
     }
     pthread_mutex_unlock(&g_mu);
