@@ -102,16 +102,16 @@ pool_put(struct etcd *e, CURL *h)
 }
 
 /* Sets h up to POST body (NUL-terminated) with the headers hdrs to url, as every request to
- * etcd is sent: http or https only, no signals, the connect timeout and the TLS files. */
+ * etcd is sent: what every outgoing request of rekey's gets (http or https only, no signals, no
+ * redirect, no proxy from the environment: an http_proxy variable would otherwise see etcd's
+ * auth password), the connect timeout and the TLS files. */
 void
 etcd_curl_post(struct etcd *e, CURL *h, const char *url, const char *body, struct curl_slist *hdrs)
 {
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    httpc_curl_base(h, url, NULL);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, ETCD_CONNECT_TIMEOUT_MS);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     if (e->ca_file != NULL)

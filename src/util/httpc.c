@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "util/parse.h"
+#include "util/secret.h"
 
 static int
 token_char(unsigned char c)
@@ -104,7 +105,10 @@ static int init_ok;
 static void
 init_curl(void)
 {
-    init_ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+    /* libcurl's receive and send buffers hold what it relays (a forwarded login's password, an
+     * etcd auth token, a provider's new key): it wipes every block it frees. */
+    init_ok = curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, free_wiped, realloc_wiped, strdup,
+                                   calloc) == CURLE_OK;
 }
 
 int

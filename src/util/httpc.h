@@ -71,8 +71,8 @@ int httpc_do(const struct httpc_req *req, struct httpc_resp *resp, struct rk_err
 void httpc_resp_free(struct httpc_resp *resp);
 
 /* Sets what every request of rekey's own through libcurl wants on the easy handle c (a CURL *):
- * the url, the error buffer errbuf (CURL_ERROR_SIZE bytes), no signals, http and https only,
- * no redirects and no proxy (never a secret through a proxy set in the environment).
+ * the url, the error buffer errbuf (CURL_ERROR_SIZE bytes, or NULL for none), no signals, http and
+ * https only, no redirects and no proxy (never a secret through a proxy set in the environment).
  * Timeouts, TLS and headers are the caller's. */
 void httpc_curl_base(void *c, const char *url, char *errbuf);
 

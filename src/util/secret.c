@@ -99,8 +99,8 @@ freezero(void *p, size_t len)
     free(p);
 }
 
-static void
-wiping_free(void *p)
+void
+free_wiped(void *p)
 {
     if (p != NULL) {
         OPENSSL_cleanse(p, malloc_usable_size(p));
@@ -108,8 +108,24 @@ wiping_free(void *p)
     }
 }
 
+void *
+realloc_wiped(void *p, size_t n)
+{
+    size_t old;
+    void *q;
+
+    if (p == NULL)
+        return malloc(n);
+    old = malloc_usable_size(p);
+    if ((q = malloc(n > 0 ? n : 1)) == NULL)
+        return NULL; /* p is left as it was, as realloc does */
+    memcpy(q, p, old < n ? old : n);
+    free_wiped(p);
+    return q;
+}
+
 void
 json_wipe_on_free(void)
 {
-    json_set_alloc_funcs(malloc, wiping_free);
+    json_set_alloc_funcs(malloc, free_wiped);
 }

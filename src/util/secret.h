@@ -37,6 +37,13 @@ void secure_wipe(void *p, size_t len);
 /* free() after wiping len bytes; accepts NULL. */
 void freezero(void *p, size_t len);
 
+/* free() after wiping the whole malloc block at p (malloc_usable_size); accepts NULL. For
+ * allocators handed to libraries whose blocks may hold secrets. */
+void free_wiped(void *p);
+
+/* realloc() that wipes the block it leaves behind. */
+void *realloc_wiped(void *p, size_t n);
+
 /* Makes jansson wipe every block it frees (its values may hold secrets). Blocks stay ordinary
  * malloc blocks, so a string from json_dumps may still be released with free or freezero. */
 void json_wipe_on_free(void);

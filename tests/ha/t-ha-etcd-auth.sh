@@ -58,11 +58,14 @@ printf 'X-Vault-Token: %s\n' "$(sed -n 's/^Initial Root Token: //p' last.out)" >
 expect_exit 0 "$REKEY" kv put secret/app/db password=hunter-"$RANDOM"
 expect_exit 0 "$REKEY" kv get -field=password secret/app/db
 grep -q '^hunter-' last.out || fail "the value does not read back through etcd with auth and TLS"
-# a server on it leads and serves
+# a server on it leads and serves, with proxies set in its environment that nothing may use
+# (one would see etcd's auth password and every value): they point at a closed port
+NOPROXY=(http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9
+  ALL_PROXY=http://127.0.0.1:9 all_proxy=http://127.0.0.1:9 no_proxy= NO_PROXY=)
 EP=$E
 PA=$(free_port)
 server_conf a "$PA"
-server_start a
+server_start a "${NOPROXY[@]}"
 wait_log a.log "is the leader now" 10
 req "http://127.0.0.1:$PA" GET /v1/secret/data/app/db
 expect 200
@@ -89,7 +92,7 @@ P1=$(free_port); P2=$(free_port); P3=$(free_port)
 T1="https://127.0.0.1:$P1"
 tls_start t1 "$P1"
 wait_log t1.log "is the leader now" 10
-tls_start t2 "$P2" REKEY_CACERT="$dir/ca.pem"
+tls_start t2 "$P2" REKEY_CACERT="$dir/ca.pem" "${NOPROXY[@]}"
 tls_start t3 "$P3" REKEY_CACERT= VAULT_CACERT=
 for p in "$P2" "$P3"; do
   for ((i = 0; i < 50; i++)); do

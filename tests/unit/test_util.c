@@ -418,6 +418,26 @@ test_log_escape(void **state)
     assert_ptr_equal(strchr(line, '\n'), line + strlen(line) - 1);
 }
 
+/* The allocator handed to libcurl: realloc_wiped keeps the contents as realloc does, growing and
+ * shrinking (the wipe of the block left behind is for ASan to watch, not for a test to read). */
+static void
+test_wiping_alloc(void **state)
+{
+    char *p = realloc_wiped(NULL, 8), *q;
+
+    (void)state;
+    assert_non_null(p);
+    memcpy(p, "abcdefg", 8);
+    assert_non_null(q = realloc_wiped(p, 4096));
+    assert_string_equal(q, "abcdefg");
+    memset(q + 8, 'x', 4088);
+    assert_non_null(p = realloc_wiped(q, 3));
+    assert_memory_equal(p, "abc", 3);
+    assert_non_null(q = realloc_wiped(p, 0));
+    free_wiped(q);
+    free_wiped(NULL);
+}
+
 int
 main(void)
 {
@@ -429,6 +449,7 @@ main(void)
         cmocka_unit_test(test_error),           cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_str_hash),        cmocka_unit_test(test_log_escape),
         cmocka_unit_test(test_netaddr),         cmocka_unit_test(test_fingerprint_keyed),
+        cmocka_unit_test(test_wiping_alloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
