@@ -111,7 +111,11 @@ meta_json(const struct token_info *ti)
 static json_t *
 auth_json(const struct token_info *ti, const char *token)
 {
-    int64_t left = ti->expire_time == 0 ? 0 : ti->expire_time - time_now();
+    /* What was granted, not what is left by now: a second that ticks between the grant and
+     * this answer must not turn a 2h renewal into 7199 s (Vault answers 7200). */
+    int64_t left = ti->expire_time == 0 ? 0
+                   : ti->granted > 0    ? ti->granted
+                                        : ti->expire_time - time_now();
 
     return json_pack("{s:s, s:s, s:o, s:o, s:o, s:I, s:b, s:s, s:s, s:b, s:n, s:I}", "client_token",
                      token != NULL ? token : "", "accessor", ti->accessor, "policies",
@@ -135,7 +139,11 @@ static json_t *
 lookup_json(const struct token_info *ti, const char *id)
 {
     char ct[40], et[40];
-    int64_t left = ti->expire_time == 0 ? 0 : ti->expire_time - time_now();
+    /* What was granted, not what is left by now: a second that ticks between the grant and
+     * this answer must not turn a 2h renewal into 7199 s (Vault answers 7200). */
+    int64_t left = ti->expire_time == 0 ? 0
+                   : ti->granted > 0    ? ti->granted
+                                        : ti->expire_time - time_now();
     json_t *exp, *o;
 
     time_format_rfc3339(clamp_time(ti->creation_time) * 1000000, ct, sizeof(ct));

@@ -515,6 +515,7 @@ token_create(struct barrier *br, const struct token_create_opts *o, struct secre
             goto nomem;
     }
     ti.ttl = ttl;
+    ti.granted = ttl;
     ti.renewable = o->renewable && ti.ttl > 0;
     snprintf(key, sizeof(key), ID_PREFIX "%s", ti.hash);
     if (barrier_txn_cmp(t, key, 0) != 0)
@@ -831,6 +832,7 @@ token_renew(struct barrier *br, const char *hash, int64_t increment, int64_t max
         }
         old = ti.expire_time;
         ti.expire_time = exp;
+        ti.granted = exp - now;
         snprintf(key, sizeof(key), ID_PREFIX "%s", ti.hash);
         if ((t = barrier_txn_new(br)) == NULL) {
             token_info_clear(&ti);

@@ -74,6 +74,8 @@ struct token_info {
     int orphan;
     int root;        /* 1 when "root" is among the policies */
     int64_t mod_rev; /* the record's revision when read */
+    int64_t granted; /* seconds the create or renew that returned this record granted, counted
+                      * from its own clock reading (0 otherwise; not stored) */
 };
 
 /* Frees the policies and meta of ti and zeroes it. Accepts NULL and a zeroed struct. */

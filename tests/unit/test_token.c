@@ -253,13 +253,17 @@ test_renew(void **state)
     struct secret *tok = NULL, *root = NULL;
 
     assert_int_equal(token_create(fx->br, &o, &tok, &ti, &err), 0);
+    assert_int_equal(ti.granted, 60); /* what the answer's lease_duration says */
     assert_int_equal(token_renew(fx->br, ti.hash, 30, 0, &up, &err), 0);
     assert_true(up.expire_time <= ti.creation_time + 31 + 1);
     assert_true(up.expire_time >= ti.creation_time + 30);
+    /* exactly the increment, whatever second the answer is made in (hvac checks 7200 for 2h) */
+    assert_int_equal(up.granted, 30);
     token_info_clear(&up);
     /* Capped by explicit_max_ttl from creation. */
     assert_int_equal(token_renew(fx->br, ti.hash, 10000, 0, &up, &err), 0);
     assert_int_equal(up.expire_time, ti.creation_time + 100);
+    assert_true(up.granted > 0 && up.granted <= 100);
     token_info_clear(&up);
     token_info_clear(&ti);
     secret_free(tok);
