@@ -400,7 +400,9 @@ h_creds(struct http_request *req, void *vapp, struct rk_error *err)
                      pw->len);
     secret_free(pw);
     log_info("database: issued %s (login %s)", l.id, l.username);
-    return http_respond_json(req, 200, lease_envelope(data, &l, time_now()));
+    /* (the ttl granted, from the issue's own clock reading: a second that ticked since must
+     * not make 3600 read 3599) */
+    return http_respond_json(req, 200, lease_envelope(data, &l, l.issued));
 }
 
 /* ---- static roles, rotate-role, rotate-root ---- */
