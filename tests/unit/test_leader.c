@@ -300,6 +300,20 @@ finish(struct fake *f, struct leader *l)
     free(f);
 }
 
+/* Starts the election, waits until it leads, then blocks its renewals for LEADER_TTL_S + 2 s
+ * (an etcd member stopped mid-request). */
+static struct leader *
+lead_then_stall(struct fake *f)
+{
+    struct leader *l = start(f);
+
+    assert_true(wait_leads(f, 1, 3000));
+    pthread_mutex_lock(&f->mu);
+    f->stall_until = time_mono_ms() + (LEADER_TTL_S + 2) * 1000;
+    pthread_mutex_unlock(&f->mu);
+    return l;
+}
+
 /* The leader key holds this server's own record under a lease it no longer renews: it must not
  * lead by it (the CI failure), and it takes the key back under its live lease. */
 static void
@@ -329,11 +343,7 @@ test_blocked_renewal(void **state)
     int64_t t0;
 
     (void)state;
-    l = start(f);
-    assert_true(wait_leads(f, 1, 3000));
-    pthread_mutex_lock(&f->mu);
-    f->stall_until = time_mono_ms() + (LEADER_TTL_S + 2) * 1000;
-    pthread_mutex_unlock(&f->mu);
+    l = lead_then_stall(f);
     t0 = time_mono_ms();
     assert_true(wait_leads(f, 0, LEADER_TTL_S * 1000));
     assert_true(time_mono_ms() - t0 <= (int64_t)LEADER_TTL_S * 1000);
@@ -354,11 +364,7 @@ test_other_takes_over(void **state)
     int64_t other = 0, end;
 
     (void)state;
-    l = start(f);
-    assert_true(wait_leads(f, 1, 3000));
-    pthread_mutex_lock(&f->mu);
-    f->stall_until = time_mono_ms() + (LEADER_TTL_S + 2) * 1000;
-    pthread_mutex_unlock(&f->mu);
+    l = lead_then_stall(f);
     for (end = time_mono_ms() + (LEADER_TTL_S + 1) * 1000; time_mono_ms() < end && other == 0;) {
         leads_checked(f);
         usleep(10000);
